@@ -1,0 +1,1 @@
+"""Back ends: lowered IR -> OutputPlan {relative path: bytes}."""

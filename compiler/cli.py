@@ -1,0 +1,148 @@
+"""amsc command line. Argument parsing only; errors become one line and an exit code:
+0 ok, 1 verification failed, 2 bad input or usage."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+
+from . import __version__
+from .errors import AmscError
+
+_TILE = re.compile(r"^\s*(\d+)\s*(?:[xX]\s*(\d+))?\s*$")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2 (argparse prints usage + two lines by default)
+        sys.stderr.write(f"error: {self.prog}: {message} (see '{self.prog} --help')\n")
+        sys.exit(2)
+
+
+def _tile(text: str) -> tuple[int, int]:
+    m = _TILE.match(text)
+    if not m:
+        raise argparse.ArgumentTypeError(f"'{text}' is not ROWSxCOLS (e.g. 64x64)")
+    rows = int(m.group(1))
+    cols = int(m.group(2) or m.group(1))
+    if not (1 <= rows <= 4096 and 2 <= cols <= 4096 and cols % 2 == 0):
+        raise argparse.ArgumentTypeError(
+            f"'{text}': rows must be 1..4096 and cols an even number 2..4096 (two bit lines per signed output)")
+    return rows, cols
+
+
+def _positive(kind):
+    def parse(text: str):
+        try:
+            v = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{text}' is not a {kind.__name__}") from None
+        if v <= 0:
+            raise argparse.ArgumentTypeError(f"'{text}' must be positive")
+        return v
+    return parse
+
+
+def _nonneg_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not an integer") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"'{text}' must be >= 0")
+    return v
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .passes.pipeline import PASS_NAMES
+
+    p = _Parser(prog="amsc", description="Compile neural-network models onto analog resistive crossbars: "
+                "SPICE netlists (ngspice), Verilog glue, and verification in ngspice against numpy.")
+    p.add_argument("--version", action="version", version=f"amsc {__version__}")
+    sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser, metavar="COMMAND")
+
+    c = sub.add_parser("compile", help="compile an ONNX or YAML model into OUT/",
+                       description="Compile MODEL (.onnx, or a .yaml graph, see docs/yaml-graph.md) into OUT: "
+                       "spice/ (tile subckts, per-tile testbenches, chip.sp), rtl/ (Verilog), tiles/ "
+                       "(quantized conductances as .npy), ir.json and manifest.json. OUT is written atomically "
+                       "and replaced only if it holds an earlier amsc output.")
+    c.add_argument("model", help="model file: .onnx, or .yaml/.yml graph")
+    c.add_argument("-o", "--out", required=True, help="output folder")
+    c.add_argument("--pdk", default="generic", help="PDK name under pdk_templates/ or a folder with pdk.yaml "
+                   "(default: generic)")
+    c.add_argument("--tile", type=_tile, metavar="ROWSxCOLS",
+                   help="crossbar size: word lines x bit lines, two bit lines per signed output "
+                   "(default: the PDK's)")
+    c.add_argument("--seed", type=_nonneg_int, default=0, help="seed for every random choice (default 0)")
+    c.add_argument("--max-tiles", type=_positive(int), default=4096,
+                   help="refuse designs needing more tiles than this (default 4096)")
+    c.add_argument("--dump-ir-after", choices=PASS_NAMES, metavar="PASS",
+                   help=f"print the IR (canonical JSON) after PASS to stdout; one of: {', '.join(PASS_NAMES)}")
+
+    v = sub.add_parser("verify", help="simulate every tile of OUT in ngspice against the numpy golden model",
+                       description="Simulate each tile testbench of a compiled OUT folder in ngspice (through "
+                       "PySpice) with seeded random DAC input vectors, compare the TIA outputs with the "
+                       "currents computed from the quantized conductances, and write OUT/verify.json. "
+                       "Exit 0 if every block passes, 1 if any fails, 2 on bad input.")
+    v.add_argument("out", help="output folder of 'amsc compile'")
+    v.add_argument("--jobs", type=_positive(int), default=os.cpu_count() or 1,
+                   help="blocks simulated in parallel, one ngspice process each (default: CPU count)")
+    v.add_argument("--vectors", type=_positive(int), default=16, help="random input vectors per tile (default 16)")
+    v.add_argument("--seed", type=_nonneg_int, default=0, help="seed of the input vectors (default 0)")
+    v.add_argument("--timeout", type=_positive(float), default=600.0,
+                   help="seconds before a block's simulation is stopped and reported as an error (default 600)")
+    return p
+
+
+def _cmd_compile(args) -> int:
+    from .driver import compile_model
+    from .ir.serialize import ir_to_json
+    from .options import CompileOptions
+
+    rows, cols = args.tile if args.tile else (None, None)
+    opts = CompileOptions(pdk=args.pdk, tile_rows=rows, tile_cols=cols, seed=args.seed,
+                          max_tiles=args.max_tiles, dump_ir_after=args.dump_ir_after)
+
+    def dump(name, ir):
+        sys.stdout.write(ir_to_json(ir))
+
+    m = compile_model(args.model, args.out, opts, dump=dump)
+    print(f"amsc: compiled {args.model} -> {args.out}: {len(m['tiles'])} tile(s) in {len(m['layers'])} "
+          f"layer(s), {len(m['files'])} files", file=sys.stderr)
+    return 0
+
+
+def _cmd_verify(args) -> int:
+    from .verify.run import verify_dir
+
+    def progress(block, k, n):
+        if block["error"]:
+            status = f"ERROR {block['error']}"
+        else:
+            status = (f"{'pass' if block['passed'] else 'FAIL'}  max err {block['max_abs_err']:.3e} A  "
+                      f"tol {block['tolerance']:.3e} A  {block['seconds']:.2f} s")
+        print(f"[{k}/{n}] {block['name']}: {status}", file=sys.stderr, flush=True)
+
+    rep = verify_dir(args.out, jobs=args.jobs, vectors=args.vectors, seed=args.seed, timeout=args.timeout,
+                     on_block=progress)
+    n_ok = sum(b["passed"] for b in rep["blocks"])
+    print(f"amsc: verify {args.out}: {n_ok}/{len(rep['blocks'])} blocks passed in {rep['seconds']:.1f} s "
+          f"-> {args.out}/verify.json", file=sys.stderr)
+    return 0 if rep["passed"] else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return {"compile": _cmd_compile, "verify": _cmd_verify}[args.cmd](args)
+    except AmscError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

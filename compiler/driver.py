@@ -1,0 +1,80 @@
+"""compile: model file -> IR -> passes -> back ends -> OutputPlan -> atomic write."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from . import __version__
+from .backend.plan import OutputPlan, check_output_dir, npy_bytes, sha256, write_plan
+from .backend.render import environment
+from .backend.spice import emit_spice
+from .backend.verilog import emit_verilog
+from .frontend import load_model
+from .ir import IR
+from .ir.serialize import ir_to_json
+from .options import CompileOptions
+from .passes.pipeline import run_pipeline
+from .pdk import Pdk, load_pdk
+
+
+def pdk_summary(pdk: Pdk) -> dict:
+    return {
+        "name": pdk.name, "g_min": pdk.g_min, "g_max": pdk.g_max, "levels": pdk.levels,
+        "v_read": pdk.v_read, "adc_bits": pdk.adc_bits, "dac_bits": pdk.dac_bits,
+        "tia_v_out_fs": pdk.tia_v_out_fs, "reltol": pdk.reltol, "abstol": pdk.abstol,
+    }
+
+
+def build_plan(ir: IR, pdk: Pdk, options: CompileOptions, source_name: str, source_sha: str):
+    env = environment(pdk)
+    plan = OutputPlan()
+    for rel, text in sorted({**emit_spice(ir, pdk, env, source_sha), **emit_verilog(ir, pdk, env, source_sha)}.items()):
+        plan.add(rel, text)
+    plan.add("ir.json", ir_to_json(ir))
+    tiles = []
+    for t in ir.nodes_of("xbar_tile"):
+        d = ir.g.nodes[t]
+        a, p = d["attrs"], d["params"]
+        arrays = {}
+        for key in ("gpos", "gneg", "lpos", "lneg"):
+            rel = f"tiles/{t}_{key}.npy"
+            plan.add(rel, npy_bytes(p[key]))
+            arrays[key] = rel
+        tiles.append({
+            "name": t, "layer": a["layer"], "rows": [a["row0"], a["row1"]], "cols": [a["col0"], a["col1"]],
+            "split": a["split"], "grid": a["grid"], "step": a["step"], "tile_size": [a["tile_rows"], a["tile_cols"]],
+            "subckt": f"xbar_{t}", "subckt_file": f"spice/tiles/{t}.sp", "testbench": f"spice/tb/{t}_tb.sp",
+            "conductances": arrays, "adc_full_scale_a": a["adc_full_scale_a"],
+            "adc_lsb_a": 2.0 * a["adc_full_scale_a"] / 2 ** pdk.adc_bits, "rf_ohm": a["rf_ohm"],
+            "v_read": pdk.v_read, "dac_bits": pdk.dac_bits, "adc_bits": pdk.adc_bits,
+        })
+    layers = []
+    for n in ir.nodes_of("accum"):
+        a = ir.g.nodes[n]["attrs"]
+        layers.append({"name": n, "activation": a["activation"], "w_per_siemens": a["w_per_siemens"],
+                       "row_splits": a["row_splits"], "col_splits": a["col_splits"], "acc_bits": a["acc_bits"],
+                       "tiles": ir.inputs(n)})
+    manifest = {
+        "amsc_version": __version__,
+        "design": ir.name,
+        "source": {"name": source_name, "sha256": source_sha},
+        "options": options.to_json(),
+        "pdk": pdk_summary(pdk),
+        "files": [{"path": k, "sha256": v} for k, v in plan.digests().items()],
+        "tiles": tiles,
+        "layers": layers,
+    }
+    return plan, manifest
+
+
+def compile_model(model: str | Path, out: str | Path, options: CompileOptions,
+                  dump: Callable[[str, IR], None] | None = None) -> dict:
+    out = Path(out)
+    check_output_dir(out)  # fail early, before any work
+    pdk = load_pdk(options.pdk)
+    ir, data = load_model(model)
+    lowered = run_pipeline(ir, options, pdk, dump=dump)
+    plan, manifest = build_plan(lowered, pdk, options, Path(model).name, sha256(data))
+    write_plan(plan, manifest, out)
+    return manifest

@@ -1,0 +1,135 @@
+"""IR graph: a networkx DiGraph whose nodes carry typed attributes.
+
+Every node produces one tensor. Shapes are *per sample* (the batch axis is not part of the IR).
+Node data, all required:
+
+``op``      one of :data:`OPS`
+``shape``   tuple of ints, the per-sample output shape
+``dtype``   ``"float32"``
+``attrs``   dict of JSON-able scalars/lists (op-specific, see :data:`OPS`)
+``params``  dict name -> read-only numpy array (weights, conductances)
+``origin``  the name the node had in the source model (never emitted into SPICE/Verilog)
+
+Edges carry ``slot``: the operand position at the consumer.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import networkx as nx
+import numpy as np
+
+# op -> (number of operands or None for "one or more", required attrs, required params)
+OPS: dict[str, tuple[int | None, tuple[str, ...], tuple[str, ...]]] = {
+    "input": (0, ("batch_axis",), ()),
+    "output": (1, ("batch_axis",), ()),
+    "identity": (1, (), ()),
+    "relu": (1, (), ()),
+    "reshape": (1, (), ()),
+    "add_const": (1, (), ("c",)),
+    # y = W x + b, W: [out, in]; after `quantize` also gpos/gneg [in, out] in siemens.
+    "dense": (1, ("activation",), ("W", "b")),
+    # One crossbar tile: rows [row0,row1) of the layer's inputs, outputs [col0,col1).
+    "xbar_tile": (1, ("layer", "row0", "row1", "col0", "col1", "tile_rows", "tile_cols",
+                      "adc_full_scale_a", "rf_ohm"), ("gpos", "gneg")),
+    # Digital accumulator: sums row-split partial sums, concatenates column splits,
+    # rescales to weight units, adds the bias, applies the activation.
+    "accum": (None, ("layer", "activation", "w_per_siemens", "row_splits", "col_splits"), ("b",)),
+}
+
+ACTIVATIONS = ("none", "relu")
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    op: str
+    shape: tuple[int, ...]
+    attrs: dict
+    params: dict
+    origin: str
+
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    a = np.array(a, copy=True)
+    a.setflags(write=False)
+    return a
+
+
+class IR:
+    """A model as a graph. Passes take an IR and return a new one (see :meth:`copy`)."""
+
+    def __init__(self, name: str, source: str = ""):
+        self.name = name
+        self.source = source
+        self.g = nx.DiGraph()
+
+    # -- construction ---------------------------------------------------------------------------
+    def add(self, name: str, op: str, shape, inputs=(), attrs=None, params=None, origin=None) -> str:
+        if name in self.g:
+            raise ValueError(f"duplicate IR node {name!r}")
+        self.g.add_node(
+            name,
+            op=op,
+            shape=tuple(int(s) for s in shape),
+            dtype="float32",
+            attrs=dict(attrs or {}),
+            params={k: _frozen(v) for k, v in (params or {}).items()},
+            origin=name if origin is None else str(origin),
+        )
+        for slot, src in enumerate(inputs):
+            self.g.add_edge(src, name, slot=slot)
+        return name
+
+    def copy(self) -> "IR":
+        new = IR(self.name, self.source)
+        new.g = nx.DiGraph()
+        for n, d in self.g.nodes(data=True):
+            # arrays are read-only, so sharing them is safe; attrs are deep-copied
+            new.g.add_node(n, **{**d, "attrs": copy.deepcopy(d["attrs"]), "params": dict(d["params"])})
+        for u, v, d in self.g.edges(data=True):
+            new.g.add_edge(u, v, **d)
+        return new
+
+    # -- queries --------------------------------------------------------------------------------
+    def node(self, name: str) -> Node:
+        d = self.g.nodes[name]
+        return Node(name, d["op"], d["shape"], d["attrs"], d["params"], d["origin"])
+
+    def inputs(self, name: str) -> list[str]:
+        preds = sorted(self.g.in_edges(name, data="slot"), key=lambda e: e[2])
+        return [u for u, _, _ in preds]
+
+    def consumers(self, name: str) -> list[str]:
+        return sorted(self.g.successors(name))
+
+    def topo(self) -> list[str]:
+        """Deterministic topological order (lexicographic among ready nodes)."""
+        return list(nx.lexicographical_topological_sort(self.g))
+
+    def nodes_of(self, op: str) -> list[str]:
+        return [n for n in self.topo() if self.g.nodes[n]["op"] == op]
+
+    # -- rewriting ------------------------------------------------------------------------------
+    def replace_uses(self, old: str, new: str) -> None:
+        """Make every consumer of ``old`` read ``new`` instead (same slot)."""
+        for _, dst, slot in list(self.g.out_edges(old, data="slot")):
+            self.g.remove_edge(old, dst)
+            self.g.add_edge(new, dst, slot=slot)
+
+    def bypass(self, name: str) -> None:
+        """Remove a single-operand node, wiring its operand to its consumers."""
+        (src,) = self.inputs(name)
+        self.replace_uses(name, src)
+        self.g.remove_node(name)
+
+    def set(self, name: str, **fields) -> None:
+        d = self.g.nodes[name]
+        for k, v in fields.items():
+            if k == "params":
+                v = {pk: _frozen(pv) for pk, pv in v.items()}
+            elif k == "shape":
+                v = tuple(int(s) for s in v)
+            d[k] = v

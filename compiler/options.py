@@ -1,0 +1,28 @@
+"""Compile options: one frozen dataclass passed explicitly through the pipeline (no globals)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class CompileOptions:
+    pdk: str = "generic"
+    #: Physical tile size (word lines x bit lines). ``None`` takes the PDK's default.
+    tile_rows: int | None = None
+    tile_cols: int | None = None
+    #: Range of the model input values that the first layer's DACs map onto [0, Vread].
+    input_range: tuple[float, float] = (0.0, 1.0)
+    seed: int = 0
+    #: Refuse designs needing more tiles than this, before anything is written.
+    max_tiles: int = 4096
+    #: Run the IR verifier after every pass (always on in tests).
+    verify_each: bool = True
+    #: Pass name after which the IR is printed (``--dump-ir-after``), or ``None``.
+    dump_ir_after: str | None = None
+
+    def to_json(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["input_range"] = list(self.input_range)
+        return d

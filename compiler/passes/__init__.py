@@ -1,0 +1,1 @@
+"""Passes: pure functions (IR, options, PDK) -> new IR. The order lives in ``pipeline.PASSES``."""

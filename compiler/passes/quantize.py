@@ -1,0 +1,43 @@
+"""quantize: signed weights -> differential conductance pairs on the PDK's level grid.
+
+Per layer, ``w_max = max|W|`` maps to the full conductance swing ``G_max - G_min``. A weight ``w``
+becomes ``G+ - G- = w (G_max - G_min) / w_max`` with the unused side of the pair at ``G_min``, and
+each conductance is rounded to one of ``levels`` evenly spaced values in ``[G_min, G_max]``.
+The rounding error per weight is at most half a level step, ``w_max / (2 (levels - 1))``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..ir import IR
+
+
+def quantize_matrix(W: np.ndarray, pdk) -> dict:
+    """Quantize a ``[out, in]`` weight matrix; returns arrays in crossbar orientation ``[in, out]``."""
+    w_max = float(np.max(np.abs(W))) if W.size else 0.0
+    if w_max == 0.0:
+        w_max = 1.0
+    swing = pdk.g_max - pdk.g_min
+    dg = W.T / w_max * swing
+    lpos = np.rint(np.maximum(dg, 0.0) / pdk.g_step).astype(np.int64)
+    lneg = np.rint(np.maximum(-dg, 0.0) / pdk.g_step).astype(np.int64)
+    lpos = np.clip(lpos, 0, pdk.levels - 1).astype(np.uint16)
+    lneg = np.clip(lneg, 0, pdk.levels - 1).astype(np.uint16)
+    return {
+        "lpos": lpos,
+        "lneg": lneg,
+        "gpos": pdk.g_min + lpos.astype(np.float64) * pdk.g_step,
+        "gneg": pdk.g_min + lneg.astype(np.float64) * pdk.g_step,
+        "w_per_siemens": w_max / swing,
+    }
+
+
+def quantize(ir: IR, options, pdk) -> IR:
+    ir = ir.copy()
+    for n in ir.nodes_of("dense"):
+        d = ir.g.nodes[n]
+        q = quantize_matrix(d["params"]["W"], pdk)
+        ir.set(n, params={**d["params"], **{k: q[k] for k in ("gpos", "gneg", "lpos", "lneg")}},
+               attrs={**d["attrs"], "w_per_siemens": q["w_per_siemens"], "levels": pdk.levels})
+    return ir

@@ -1,0 +1,74 @@
+"""tile: split each quantized dense layer onto fixed-size crossbar tiles.
+
+A tile has ``tile_rows`` word lines (one per input) and ``tile_cols`` bit lines (two per signed
+output: G+ and G-). A layer with K inputs and M outputs needs ``ceil(K / tile_rows)`` row splits,
+whose partial sums a digital accumulator adds after the ADCs, times ``ceil(M / (tile_cols / 2))``
+independent column splits. The dense node becomes an ``accum`` node of the same name fed by its
+tiles, so consumers are untouched.
+
+Each tile also gets its ADC full scale: the largest column current any input in ``[0, V_read]``
+can draw, ``V_read * max_j sum_i |G+_ij - G-_ij|``. This is the range a calibrated ADC is set to,
+and the feedback resistor maps it to the TIA's full-scale output voltage.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..errors import InputError
+from ..ir import IR
+from ..ir.names import Namer
+
+
+def tile_shape(options, pdk) -> tuple[int, int]:
+    return (options.tile_rows or pdk.tile_rows, options.tile_cols or pdk.tile_cols)
+
+
+def adc_full_scale(gpos: np.ndarray, gneg: np.ndarray, pdk) -> float:
+    fs = pdk.v_read * float(np.max(np.sum(np.abs(gpos - gneg), axis=0))) if gpos.size else 0.0
+    return fs if fs > 0 else pdk.v_read * (pdk.g_max - pdk.g_min)
+
+
+def tile(ir: IR, options, pdk) -> IR:
+    ir = ir.copy()
+    tr, tc = tile_shape(options, pdk)
+    outs_per_tile = tc // 2
+    dense = ir.nodes_of("dense")
+    total = sum(math.ceil(ir.g.nodes[n]["params"]["W"].shape[1] / tr)
+                * math.ceil(ir.g.nodes[n]["params"]["W"].shape[0] / outs_per_tile) for n in dense)
+    if total > options.max_tiles:
+        raise InputError(ir.source or ir.name, f"the design needs {total} tiles of {tr}x{tc}; the limit "
+                                               f"is --max-tiles {options.max_tiles}")
+    namer = Namer(list(ir.g.nodes))
+    for n in dense:
+        d = ir.g.nodes[n]
+        p, a = d["params"], d["attrs"]
+        K, M = p["W"].shape[1], p["W"].shape[0]
+        rs, cs = math.ceil(K / tr), math.ceil(M / outs_per_tile)
+        (src,) = ir.inputs(n)
+        tiles = []
+        for r in range(rs):
+            for c in range(cs):
+                r0, r1 = r * tr, min(K, (r + 1) * tr)
+                c0, c1 = c * outs_per_tile, min(M, (c + 1) * outs_per_tile)
+                gpos, gneg = p["gpos"][r0:r1, c0:c1], p["gneg"][r0:r1, c0:c1]
+                ifs = adc_full_scale(gpos, gneg, pdk)
+                t = namer.fresh(f"{n}_r{r}c{c}")
+                ir.add(t, "xbar_tile", (c1 - c0,), inputs=[src], origin=f"{d['origin']}[{r0}:{r1},{c0}:{c1}]",
+                       attrs={"layer": n, "row0": r0, "row1": r1, "col0": c0, "col1": c1,
+                              "split": [r, c], "tile_rows": tr, "tile_cols": tc,
+                              "adc_full_scale_a": ifs, "rf_ohm": pdk.tia_v_out_fs / ifs},
+                       params={"gpos": gpos, "gneg": gneg,
+                               "lpos": p["lpos"][r0:r1, c0:c1], "lneg": p["lneg"][r0:r1, c0:c1]})
+                tiles.append(t)
+        ir.g.remove_edge(src, n)
+        ir.set(n, op="accum", params={"b": p["b"]},
+               attrs={"layer": n, "activation": a["activation"], "w_per_siemens": a["w_per_siemens"],
+                      "row_splits": rs, "col_splits": cs,
+                      # a partial sum of up to rs ADC codes needs ceil(log2(rs)) extra bits
+                      "acc_bits": pdk.adc_bits + max(0, math.ceil(math.log2(rs)))})
+        for slot, t in enumerate(tiles):
+            ir.g.add_edge(t, n, slot=slot)
+    return ir

@@ -1,0 +1,1 @@
+"""Simulators. ``ngspice.py`` is the only module that touches PySpice."""

@@ -1,0 +1,1 @@
+"""Verification of emitted blocks against numpy golden models."""
