@@ -19,7 +19,8 @@ from ..ir import IR
 from ..ir.names import Namer
 from .common import check_weights
 
-SUPPORTED_OPS = ("Add", "Constant", "Flatten", "Gemm", "Identity", "MatMul", "Relu", "Reshape")
+SUPPORTED_OPS = ("Add", "Constant", "Flatten", "Gemm", "Identity", "MatMul", "Relu", "Reshape",
+                 "Transpose (of constants)")
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ class _Lowering:
         self.ir = IR(graph.name or path.stem, source=str(path))
         self.namer = Namer()
         self.env: dict[str, object] = {}
+        self.index = 0
         for init in graph.initializer:
             self.env[init.name] = self._tensor(init, f"initializer '{init.name}'")
 
@@ -59,8 +61,12 @@ class _Lowering:
         except Exception as e:  # noqa: BLE001 - onnx raises many types for broken tensors
             raise InputError(self.where, f"{what}: unreadable tensor data ({type(e).__name__}: {e})") from None
 
+    def label(self, node) -> str:
+        out = node.output[0] if node.output else "?"
+        return node.name or f"#{self.index} (unnamed, output '{out}')"
+
     def err(self, node, what: str, cls=InputError):
-        return cls(self.where, f"node '{node.name}' ({node.op_type}): {what}")
+        return cls(self.where, f"node '{self.label(node)}' ({node.op_type}): {what}")
 
     def get(self, node, name: str):
         if name not in self.env:
@@ -146,7 +152,7 @@ class _Lowering:
             raise self.err(node, f"operator domain '{node.domain}' is not supported", UnsupportedOpError)
         handler = getattr(self, f"_op_{node.op_type}", None)
         if handler is None:
-            raise UnsupportedOpError(self.where, f"node '{node.name}': unsupported op '{node.op_type}'; "
+            raise UnsupportedOpError(self.where, f"node '{self.label(node)}': unsupported op '{node.op_type}'; "
                                                  f"supported: {', '.join(SUPPORTED_OPS)}")
         attrs = {a.name: a for a in node.attribute}
         out = handler(node, attrs)
@@ -167,11 +173,20 @@ class _Lowering:
     # -- operators ------------------------------------------------------------------------------
     def _op_Constant(self, node, attrs):
         if "value" in attrs:
-            return self._tensor(attrs["value"].t, f"node '{node.name}' value")
+            return self._tensor(attrs["value"].t, f"node '{self.label(node)}' value")
         for key in ("value_float", "value_floats", "value_int", "value_ints"):
             if key in attrs:
                 return np.asarray(self._attr(attrs, key, None))
         raise self.err(node, "needs a 'value' attribute (sparse/string constants are not supported)")
+
+    def _op_Transpose(self, node, attrs):
+        self._nin(node, 1, 1)
+        x = self.const(node, node.input[0], "operand")
+        perm = self._attr(attrs, "perm", None)
+        try:
+            return np.transpose(x, None if perm is None else [int(p) for p in perm])
+        except ValueError as e:
+            raise self.err(node, f"attribute perm={list(perm)} does not fit rank {x.ndim}: {e}") from None
 
     def _op_Identity(self, node, attrs):
         self._nin(node, 1, 1)
@@ -196,16 +211,18 @@ class _Lowering:
             raise self.err(node, "adding two runtime tensors (a residual connection) is not supported yet",
                            UnsupportedOpError)
         x, c = (a, b) if isinstance(a, Val) else (b, a)
-        c = check_weights(self.where, node.name, "constant operand", c)
+        c = check_weights(self.where, self.label(node), "constant operand", c)
         c = self.per_sample(node, c, x, "constant operand")
         return Val(self.emit(node, "add_const", x.shape, [x.node], params={"c": c}), x.shape, x.batch_axis)
 
+    def _weight(self, node, k: int, v) -> np.ndarray:
+        """The constant operand ``k`` of a Gemm/MatMul, checked before any transposition."""
+        return check_weights(self.where, self.label(node), f"weight '{node.input[k]}'", v)
+
     def _dense(self, node, x: Val, W: np.ndarray, bias, out_axis: int | None) -> Val:
-        W = check_weights(self.where, node.name, "weight", W)
         m = W.shape[0]
         out = Val("", (m,), out_axis)
-        b = np.zeros(m) if bias is None else self.per_sample(
-            node, check_weights(self.where, node.name, "bias", bias), out, "bias C")
+        b = np.zeros(m) if bias is None else self.per_sample(node, bias, out, "bias C")
         name = self.emit(node, "dense", (m,), [x.node], attrs={"activation": "none"}, params={"W": W, "b": b})
         return Val(name, (m,), out_axis)
 
@@ -223,7 +240,7 @@ class _Lowering:
         ta, tb = int(self._attr(attrs, "transA", 0)), int(self._attr(attrs, "transB", 0))
         A, B = self.get(node, node.input[0]), self.get(node, node.input[1])
         C = self.const(node, node.input[2], "bias C") if len(node.input) > 2 and node.input[2] else None
-        bias = None if C is None else beta * np.asarray(C, dtype=np.float64)
+        bias = None if C is None else beta * check_weights(self.where, self.label(node), f"bias '{node.input[2]}'", C)
         if not isinstance(A, Val) and not isinstance(B, Val):
             A2, B2 = (A.T if ta else A), (B.T if tb else B)
             return alpha * (A2 @ B2) + (0 if bias is None else bias)
@@ -233,14 +250,16 @@ class _Lowering:
         if isinstance(A, Val):
             # Y[N,M] = A'[N,K] B'[K,M]: per sample y = (alpha B')^T x
             self._need_vector(node, A, 1 if ta else 0, "operand A")
-            Bp = np.asarray(B.T if tb else B, dtype=np.float64)
+            B = self._weight(node, 1, B)
+            Bp = B.T if tb else B
             if Bp.ndim != 2 or Bp.shape[0] != A.shape[0]:
                 raise self.err(node, f"weight B{'^T' if tb else ''} has shape {list(Bp.shape)}, "
                                      f"expected [{A.shape[0]}, M] to match {A.shape[0]} input features")
             return self._dense(node, A, alpha * Bp.T, bias, 0)
         # Y[M,N] = A'[M,K] B'[K,N]: per sample (a column) y = alpha A' x
         self._need_vector(node, B, 0 if tb else 1, "operand B")
-        Ap = np.asarray(A.T if ta else A, dtype=np.float64)
+        A = self._weight(node, 0, A)
+        Ap = A.T if ta else A
         if Ap.ndim != 2 or Ap.shape[1] != B.shape[0]:
             raise self.err(node, f"weight A{'^T' if ta else ''} has shape {list(Ap.shape)}, "
                                  f"expected [M, {B.shape[0]}] to match {B.shape[0]} input features")
@@ -256,12 +275,12 @@ class _Lowering:
                            UnsupportedOpError)
         if isinstance(A, Val):
             self._need_vector(node, A, A.batch_axis if A.batch_axis in (0, None) else 0, "operand A")
-            Bm = np.asarray(B, dtype=np.float64)
+            Bm = self._weight(node, 1, B)
             if Bm.ndim != 2 or Bm.shape[0] != A.shape[0]:
                 raise self.err(node, f"weight B has shape {list(Bm.shape)}, expected [{A.shape[0]}, M]")
             return self._dense(node, A, Bm.T, None, A.batch_axis)
         self._need_vector(node, B, 1, "operand B")
-        Am = np.asarray(A, dtype=np.float64)
+        Am = self._weight(node, 0, A)
         if Am.ndim != 2 or Am.shape[1] != B.shape[0]:
             raise self.err(node, f"weight A has shape {list(Am.shape)}, expected [M, {B.shape[0]}]")
         return self._dense(node, B, Am, None, 1)

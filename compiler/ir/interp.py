@@ -36,7 +36,9 @@ def run_ir(ir: IR, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         elif op == "add_const":
             y = xs[0] + p["c"]
         elif op == "dense":
-            y = _act(xs[0] @ p["W"].T + p["b"], a["activation"])
+            # after `quantize`, a dense layer computes with its quantized conductances
+            W = (p["gpos"] - p["gneg"]).T * a["w_per_siemens"] if "gpos" in p else p["W"]
+            y = _act(xs[0] @ W.T + p["b"], a["activation"])
         elif op == "xbar_tile":
             y = xs[0][:, a["row0"]:a["row1"]] @ (p["gpos"] - p["gneg"])
         elif op == "accum":

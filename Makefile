@@ -1,0 +1,45 @@
+# amsc: analog / mixed-signal AI compiler.  'make help' lists the targets.
+SHELL      := /bin/bash
+PYTHON     ?= python3
+VENV       ?= .venv
+VPY        := $(VENV)/bin/python
+AMSC       := $(VENV)/bin/amsc
+BUILD      ?= build
+JOBS       ?= 2
+DESIGNS    := $(sort $(patsubst designs/%/model.onnx,%,$(wildcard designs/*/model.onnx)))
+STAMP      := $(VENV)/.amsc-installed
+
+.PHONY: help setup demo netlists verify test bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+setup: $(STAMP) ## install ngspice 46 (KLU), iverilog, verilator, yosys (apt, as root) and amsc into .venv
+	@bash scripts/setup-system.sh
+
+$(STAMP): pyproject.toml
+	@bash scripts/setup-system.sh
+	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+demo: setup ## compile designs/mlp_digits (ONNX) and verify every tile in ngspice
+	$(AMSC) compile designs/mlp_digits/model.onnx -o $(BUILD)/mlp_digits
+	$(AMSC) verify $(BUILD)/mlp_digits --jobs $(JOBS)
+	cd $(BUILD)/mlp_digits/rtl && verilator --lint-only -Wall --top-module mlp_digits_top $$(cat files.f)
+	@echo "demo: RTL lint clean; results in $(BUILD)/mlp_digits (verify.json, spice/, rtl/)"
+
+netlists: setup ## compile every design under designs/ into build/<design>
+	@set -e; for d in $(DESIGNS); do $(AMSC) compile designs/$$d/model.onnx -o $(BUILD)/$$d; done
+
+verify: netlists ## verify every compiled design in ngspice
+	@set -e; for d in $(DESIGNS); do $(AMSC) verify $(BUILD)/$$d --jobs $(JOBS); done
+
+test: setup ## run the whole test suite (simulation tests run ngspice, verilator, iverilog)
+	$(VPY) -m pytest -q
+
+bench: setup ## run the benchmarks in bench/ (ratios against baselines measured in the same run)
+	@set -e; for b in bench/bench_*.py; do $(VPY) $$b; done
+
+clean: ## remove build outputs (keeps .venv)
+	rm -rf $(BUILD) bench/results .pytest_cache
