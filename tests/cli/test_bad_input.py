@@ -1,0 +1,154 @@
+"""Bad input: one line 'error: <file>: <what>' on stderr, exit code 2, no traceback, nothing written."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from onnx import helper
+
+from conftest import MLP, amsc
+from helpers import save_model
+
+
+def assert_clean_error(r, *needles, out=None):
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith("error: "), lines[0]
+    assert "Traceback" not in r.stderr
+    for n in needles:
+        assert str(n) in lines[0], (n, lines[0])
+    if out is not None:
+        assert not out.exists()
+        assert not [p for p in out.parent.iterdir() if p.name.startswith(f".{out.name}.")], "temp dir left behind"
+
+
+def compile_err(tmp_path, model, *extra):
+    out = tmp_path / "out"
+    return amsc("compile", model, "-o", out, *extra), out
+
+
+def test_missing_file(tmp_path):
+    r, out = compile_err(tmp_path, tmp_path / "nope.onnx")
+    assert_clean_error(r, "nope.onnx", "no such file", out=out)
+
+
+def test_non_onnx_bytes(tmp_path):
+    p = tmp_path / "junk.onnx"
+    p.write_bytes(b"\x00\xffthis is not a protobuf\x13\x37" * 10)
+    r, out = compile_err(tmp_path, p)
+    assert_clean_error(r, "junk.onnx", "not an ONNX model", out=out)
+
+
+def test_text_file_as_onnx(tmp_path):
+    p = tmp_path / "readme.onnx"
+    p.write_text("hello world\n")
+    r, out = compile_err(tmp_path, p)
+    assert_clean_error(r, "readme.onnx", out=out)
+
+
+@pytest.mark.parametrize("frac", [0.05, 0.3, 0.6, 0.95, 0.999])
+def test_truncated_onnx(tmp_path, frac):
+    data = (MLP / "model.onnx").read_bytes()
+    p = tmp_path / "cut.onnx"
+    p.write_bytes(data[: int(len(data) * frac)])
+    r, out = compile_err(tmp_path, p)
+    assert_clean_error(r, "cut.onnx", out=out)
+
+
+def test_yaml_not_a_mapping(tmp_path):
+    p = tmp_path / "m.yaml"
+    p.write_text("- 1\n- 2\n")
+    r, out = compile_err(tmp_path, p)
+    assert_clean_error(r, "m.yaml", "mapping", out=out)
+
+
+def test_yaml_python_object_tag(tmp_path):
+    marker = tmp_path / "pwned"
+    p = tmp_path / "m.yaml"
+    p.write_text(f"amsc_graph: 1\ninputs: !!python/object/apply:os.system ['touch {marker}']\n")
+    r, out = compile_err(tmp_path, p)
+    assert_clean_error(r, "m.yaml", "invalid YAML", out=out)
+    assert not marker.exists()
+
+
+def test_weight_shape_mismatch(tmp_path):
+    node = helper.make_node("Gemm", ["x", "W"], ["y"], name="fc", transB=1)
+    p = save_model(tmp_path / "m.onnx", [node], [("x", ["N", 5])], [("y", ["N", 3])], [("W", np.ones((3, 4)))])
+    r, out = compile_err(tmp_path, p)
+    assert_clean_error(r, "m.onnx", "node 'fc'", "shape", out=out)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_nan_inf_weights(tmp_path, bad):
+    W = np.ones((3, 5))
+    W[1, 2] = bad
+    node = helper.make_node("Gemm", ["x", "W"], ["y"], name="fc", transB=1)
+    p = save_model(tmp_path / "m.onnx", [node], [("x", ["N", 5])], [("y", ["N", 3])], [("W", W)])
+    r, out = compile_err(tmp_path, p)
+    assert_clean_error(r, "m.onnx", "node 'fc'", "NaN/Inf", "'W'", out=out)
+
+
+def test_unknown_op(tmp_path):
+    node = helper.make_node("Softplus", ["x"], ["y"], name="sp1")
+    p = save_model(tmp_path / "m.onnx", [node], [("x", ["N", 5])], [("y", ["N", 5])])
+    r, out = compile_err(tmp_path, p)
+    assert_clean_error(r, "m.onnx", "sp1", "Softplus", "supported:", out=out)
+
+
+def test_unknown_pdk(tmp_path):
+    r, out = compile_err(tmp_path, MLP / "model.onnx", "--pdk", "tsmc_n1")
+    assert_clean_error(r, "tsmc_n1", "unknown PDK", "generic", out=out)
+
+
+def test_invalid_pdk_field(tmp_path):
+    pdk = tmp_path / "mypdk"
+    src = (MLP.parents[1] / "pdk_templates" / "generic")
+    pdk.mkdir()
+    for f in src.iterdir():
+        (pdk / f.name).write_text(f.read_text())
+    (pdk / "pdk.yaml").write_text((src / "pdk.yaml").read_text().replace("levels: 16", "levels: 1"))
+    r, out = compile_err(tmp_path, MLP / "model.onnx", "--pdk", pdk)
+    assert_clean_error(r, "pdk.yaml", "device.levels", out=out)
+
+
+@pytest.mark.parametrize("tile", ["0", "0x64", "64x0", "abc", "64x63", "64x", "-4x4"])
+def test_bad_tile_size(tmp_path, tile):
+    r, out = compile_err(tmp_path, MLP / "model.onnx", f"--tile={tile}")
+    assert_clean_error(r, "--tile", out=out)
+
+
+def test_output_path_is_a_file(tmp_path):
+    f = tmp_path / "taken"
+    f.write_text("keep me")
+    r = amsc("compile", MLP / "model.onnx", "-o", f)
+    assert_clean_error(r, "taken", "not a directory")
+    assert f.read_text() == "keep me"
+
+
+def test_output_dir_not_from_amsc_is_not_replaced(tmp_path):
+    d = tmp_path / "mine"
+    d.mkdir()
+    (d / "thesis.tex").write_text("precious")
+    r = amsc("compile", MLP / "model.onnx", "-o", d)
+    assert_clean_error(r, "mine", "refusing")
+    assert (d / "thesis.tex").read_text() == "precious"
+
+
+def test_too_many_tiles_refused_before_writing(tmp_path):
+    r, out = compile_err(tmp_path, MLP / "model.onnx", "--tile", "8x8", "--max-tiles", "10")
+    assert_clean_error(r, "--max-tiles 10", out=out)
+
+
+def test_verify_bad_inputs(tmp_path):
+    assert_clean_error(amsc("verify", tmp_path / "none"), "not a directory")
+    (tmp_path / "empty").mkdir()
+    assert_clean_error(amsc("verify", tmp_path / "empty"), "manifest.json", "missing")
+    (tmp_path / "empty" / "manifest.json").write_text("{not json")
+    assert_clean_error(amsc("verify", tmp_path / "empty"), "manifest.json", "unreadable")
+    assert_clean_error(amsc("verify", tmp_path / "empty", "--jobs", "0"), "--jobs")
+
+
+def test_usage_errors_are_one_line():
+    assert_clean_error(amsc("compile"), "model")
+    assert_clean_error(amsc("frobnicate"), "frobnicate")
