@@ -74,24 +74,37 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--tile", type=_tile, metavar="ROWSxCOLS",
                    help="crossbar size: word lines x bit lines, two bit lines per signed output "
                    "(default: the PDK's)")
+    c.add_argument("--parasitics", action="store_true",
+                   help="model word-line and bit-line wire resistance as a distributed resistor mesh "
+                   "(per-segment values from the PDK's wire section)")
     c.add_argument("--seed", type=_nonneg_int, default=0, help="seed for every random choice (default 0)")
     c.add_argument("--max-tiles", type=_positive(int), default=4096,
                    help="refuse designs needing more tiles than this (default 4096)")
     c.add_argument("--dump-ir-after", choices=PASS_NAMES, metavar="PASS",
                    help=f"print the IR (canonical JSON) after PASS to stdout; one of: {', '.join(PASS_NAMES)}")
 
-    v = sub.add_parser("verify", help="simulate every tile of OUT in ngspice against the numpy golden model",
-                       description="Simulate each tile testbench of a compiled OUT folder in ngspice (through "
-                       "PySpice) with seeded random DAC input vectors, compare the TIA outputs with the "
-                       "currents computed from the quantized conductances, and write OUT/verify.json. "
-                       "Exit 0 if every block passes, 1 if any fails, 2 on bad input.")
+    v = sub.add_parser("verify", help="simulate every tile of OUT and compare it with the numpy golden model",
+                       description="Simulate each tile testbench of a compiled OUT folder with seeded random DAC "
+                       "input vectors (one DC sweep per tile, one vector per point), compare the TIA outputs with "
+                       "the currents computed from the quantized conductances, and write OUT/verify.json and "
+                       "OUT/verify.html. Results are cached in OUT/.verify-cache/, so an unchanged second run "
+                       "simulates nothing. Exit 0 if every block passes, 1 if any fails, 2 on bad input.")
     v.add_argument("out", help="output folder of 'amsc compile'")
     v.add_argument("--jobs", type=_positive(int), default=os.cpu_count() or 1,
-                   help="blocks simulated in parallel, one ngspice process each (default: CPU count)")
+                   help="worker processes, one ngspice each (default: CPU count)")
+    v.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                   help="run the blocks on this Dask distributed scheduler instead of local processes")
+    v.add_argument("--engine", choices=("ngspice", "mna"), default="ngspice",
+                   help="ngspice (sign-off, default) or mna: a scipy.sparse solve of the same netlist, for "
+                   "linear resistive tiles")
     v.add_argument("--vectors", type=_positive(int), default=16, help="random input vectors per tile (default 16)")
     v.add_argument("--seed", type=_nonneg_int, default=0, help="seed of the input vectors (default 0)")
+    v.add_argument("--tolerance-lsb", type=_positive(float), default=1.0, metavar="N",
+                   help="pass if every output is within N ADC LSBs of the ideal-wire golden model (default 1; "
+                   "with --parasitics designs the IR drop counts as error, so choose N for your design)")
     v.add_argument("--timeout", type=_positive(float), default=600.0,
                    help="seconds before a block's simulation is stopped and reported as an error (default 600)")
+    v.add_argument("--no-cache", action="store_true", help="ignore and do not write OUT/.verify-cache/")
     return p
 
 
@@ -101,7 +114,7 @@ def _cmd_compile(args) -> int:
     from .options import CompileOptions
 
     rows, cols = args.tile if args.tile else (None, None)
-    opts = CompileOptions(pdk=args.pdk, tile_rows=rows, tile_cols=cols, seed=args.seed,
+    opts = CompileOptions(pdk=args.pdk, tile_rows=rows, tile_cols=cols, seed=args.seed, parasitics=args.parasitics,
                           max_tiles=args.max_tiles, dump_ir_after=args.dump_ir_after)
 
     def dump(name, ir):
@@ -114,21 +127,44 @@ def _cmd_compile(args) -> int:
 
 
 def _cmd_verify(args) -> int:
+    from rich.console import Console
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                               TimeRemainingColumn)
+
+    from .verify.report import summary_table
     from .verify.run import verify_dir
 
-    def progress(block, k, n):
-        if block["error"]:
-            status = f"ERROR {block['error']}"
-        else:
-            status = (f"{'pass' if block['passed'] else 'FAIL'}  max err {block['max_abs_err']:.3e} A  "
-                      f"tol {block['tolerance']:.3e} A  {block['seconds']:.2f} s")
-        print(f"[{k}/{n}] {block['name']}: {status}", file=sys.stderr, flush=True)
+    console = Console(stderr=True, width=None if sys.stderr.isatty() else 110)
+    progress = Progress(TextColumn("verify"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("[red]{task.fields[failed]} failed"), TimeElapsedColumn(),
+                        TextColumn("ETA"), TimeRemainingColumn(), console=console)
+    state = {}
 
-    rep = verify_dir(args.out, jobs=args.jobs, vectors=args.vectors, seed=args.seed, timeout=args.timeout,
-                     on_block=progress)
+    def start(total, cached):
+        state["task"] = progress.add_task("verify", total=total, completed=cached, failed=0)
+        progress.start()
+
+    def block_done(block, k, n):
+        if not block["passed"]:
+            state["failed"] = state.get("failed", 0) + 1
+            progress.console.print(f"[red]{block['name']}[/]: "
+                                   + (f"ERROR {block['error']}" if block["error"] else
+                                      f"FAIL max err {block['max_abs_err']:.3e} A > tol {block['tolerance']:.3e} A"))
+        progress.update(state["task"], advance=1, failed=state.get("failed", 0))
+
+    try:
+        rep = verify_dir(args.out, jobs=args.jobs, vectors=args.vectors, seed=args.seed, timeout=args.timeout,
+                         engine_name=args.engine, scheduler=args.scheduler, tolerance_lsb=args.tolerance_lsb,
+                         use_cache=not args.no_cache, on_block=block_done, on_start=start)
+    finally:
+        progress.stop()
+    console.print(summary_table(rep))
     n_ok = sum(b["passed"] for b in rep["blocks"])
-    print(f"amsc: verify {args.out}: {n_ok}/{len(rep['blocks'])} blocks passed in {rep['seconds']:.1f} s "
-          f"-> {args.out}/verify.json", file=sys.stderr)
+    n = len(rep["blocks"])
+    how = ("no simulation: every block came from the cache" if rep["simulated"] == 0
+           else f"{rep['simulated']} simulated, {n - rep['simulated']} from the cache")
+    console.print(f"amsc: verify {args.out}: {n_ok}/{n} blocks passed ({how}) in {rep['seconds']:.1f} s "
+                  f"-> {args.out}/verify.json, {args.out}/verify.html", highlight=False, soft_wrap=True)
     return 0 if rep["passed"] else 1
 
 

@@ -22,7 +22,8 @@ def pdk_summary(pdk: Pdk) -> dict:
     return {
         "name": pdk.name, "g_min": pdk.g_min, "g_max": pdk.g_max, "levels": pdk.levels,
         "v_read": pdk.v_read, "adc_bits": pdk.adc_bits, "dac_bits": pdk.dac_bits,
-        "tia_v_out_fs": pdk.tia_v_out_fs, "reltol": pdk.reltol, "abstol": pdk.abstol,
+        "tia_v_out_fs": pdk.tia_v_out_fs,
+        "r_wl_segment": pdk.r_wl_segment, "r_bl_segment": pdk.r_bl_segment, "reltol": pdk.reltol, "abstol": pdk.abstol,
     }
 
 
@@ -48,6 +49,7 @@ def build_plan(ir: IR, pdk: Pdk, options: CompileOptions, source_name: str, sour
             "conductances": arrays, "adc_full_scale_a": a["adc_full_scale_a"],
             "adc_lsb_a": 2.0 * a["adc_full_scale_a"] / 2 ** pdk.adc_bits, "rf_ohm": a["rf_ohm"],
             "v_read": pdk.v_read, "dac_bits": pdk.dac_bits, "adc_bits": pdk.adc_bits,
+            "parasitics": a["parasitics"],
         })
     layers = []
     for n in ir.nodes_of("accum"):

@@ -14,6 +14,8 @@ class CompileOptions:
     tile_cols: int | None = None
     #: Range of the model input values that the first layer's DACs map onto [0, Vread].
     input_range: tuple[float, float] = (0.0, 1.0)
+    #: Emit word-line and bit-line wire resistance as a distributed resistor mesh.
+    parasitics: bool = False
     seed: int = 0
     #: Refuse designs needing more tiles than this, before anything is written.
     max_tiles: int = 4096

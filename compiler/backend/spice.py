@@ -3,6 +3,14 @@
 Net names inside a tile subckt: word lines ``wl_<i>``, bit lines ``blp_<j>``/``bln_<j>`` (G+/G-),
 TIA outputs ``outp_<j>``/``outn_<j>``, and the differential outputs ``out_<j>`` (ports).
 Resistors are emitted word line by word line (row-major), the order the matrix is stored in.
+
+With wire parasitics the array is a distributed resistor mesh. Physical bit lines interleave the
+pair of each output (column ``2j`` is G+, ``2j+1`` is G-). Word line ``i`` runs from its driver
+``wl_i`` through one segment to the tap ``w_i_0`` of the first cell, then one segment per cell
+pitch. Bit line ``k`` has a tap ``b_k_i`` at every row, one segment per pitch, and one last segment
+from the bottom row to the TIA's virtual-ground node ``blp_j``/``bln_j``. Each row is emitted as
+its driver segment, then per cell the device, the next word-line segment and the bit-line segment
+below it, so node numbers grow along the mesh.
 """
 
 from __future__ import annotations
@@ -15,15 +23,43 @@ from .render import chunks, render, spice_num
 PORTS_PER_LINE = 8
 
 
+def _res(name: str, a: str, b: str, ohm: float) -> dict:
+    return {"name": name, "a": a, "b": b, "value": spice_num(ohm)}
+
+
+def _ideal(gpos, gneg) -> list[dict]:
+    rows, cols = gpos.shape
+    out = []
+    for i in range(rows):
+        for j in range(cols):
+            out.append(_res(f"RP_{i}_{j}", f"wl_{i}", f"blp_{j}", 1.0 / gpos[i, j]))
+            out.append(_res(f"RN_{i}_{j}", f"wl_{i}", f"bln_{j}", 1.0 / gneg[i, j]))
+    return out
+
+
+def _mesh(gpos, gneg, par: dict) -> list[dict]:
+    rows, cols = gpos.shape
+    rw, rb = par["r_wl_segment"], par["r_bl_segment"]
+    out = []
+    for i in range(rows):
+        out.append(_res(f"RW_{i}_0", f"wl_{i}", f"w_{i}_0", rw))
+        for k in range(2 * cols):
+            j, side = divmod(k, 2)
+            g = gneg[i, j] if side else gpos[i, j]
+            out.append(_res(f"R{'N' if side else 'P'}_{i}_{j}", f"w_{i}_{k}", f"b_{k}_{i}", 1.0 / g))
+            if k + 1 < 2 * cols:
+                out.append(_res(f"RW_{i}_{k + 1}", f"w_{i}_{k}", f"w_{i}_{k + 1}", rw))
+            below = f"b_{k}_{i + 1}" if i + 1 < rows else f"bl{'n' if side else 'p'}_{j}"
+            out.append(_res(f"RB_{k}_{i}", f"b_{k}_{i}", below, rb))
+    return out
+
+
 def tile_context(ir: IR, t: str) -> dict:
     d = ir.g.nodes[t]
     a, p = d["attrs"], d["params"]
     rows, cols = p["gpos"].shape
-    res = []
-    for i in range(rows):
-        for j in range(cols):
-            res.append({"name": f"RP_{i}_{j}", "a": f"wl_{i}", "b": f"blp_{j}", "value": spice_num(1.0 / p["gpos"][i, j])})
-            res.append({"name": f"RN_{i}_{j}", "a": f"wl_{i}", "b": f"bln_{j}", "value": spice_num(1.0 / p["gneg"][i, j])})
+    par = a["parasitics"]
+    res = _mesh(p["gpos"], p["gneg"], par) if par else _ideal(p["gpos"], p["gneg"])
     columns = [{"j": j, "gain": spice_num(-a["rf_ohm"])} for j in range(cols)]
     ports = [f"wl_{i}" for i in range(rows)] + [f"out_{j}" for j in range(cols)]
     return {
@@ -35,6 +71,7 @@ def tile_context(ir: IR, t: str) -> dict:
         "resistors": res,
         "columns": columns,
         "rf": spice_num(a["rf_ohm"]),
+        "parasitics": None if not par else {k: spice_num(v) for k, v in par.items()},
         "adc_full_scale": spice_num(a["adc_full_scale_a"]),
         "layer": a["layer"],
         "row0": a["row0"],

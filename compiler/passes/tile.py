@@ -59,7 +59,9 @@ def tile(ir: IR, options, pdk) -> IR:
                 ir.add(t, "xbar_tile", (c1 - c0,), inputs=[src], origin=f"{d['origin']}[{r0}:{r1},{c0}:{c1}]",
                        attrs={"layer": n, "row0": r0, "row1": r1, "col0": c0, "col1": c1,
                               "split": [r, c], "tile_rows": tr, "tile_cols": tc,
-                              "adc_full_scale_a": ifs, "rf_ohm": pdk.tia_v_out_fs / ifs},
+                              "adc_full_scale_a": ifs, "rf_ohm": pdk.tia_v_out_fs / ifs,
+                              "parasitics": ({"r_wl_segment": pdk.r_wl_segment, "r_bl_segment": pdk.r_bl_segment}
+                                             if options.parasitics else None)},
                        params={"gpos": gpos, "gneg": gneg,
                                "lpos": p["lpos"][r0:r1, c0:c1], "lneg": p["lneg"][r0:r1, c0:c1]})
                 tiles.append(t)

@@ -32,6 +32,8 @@ class Pdk:
     adc_bits: int
     dac_bits: int
     tia_v_out_fs: float   # V, TIA output at ADC full scale
+    r_wl_segment: float   # ohm of word-line wire per cell pitch (used with --parasitics)
+    r_bl_segment: float   # ohm of bit-line wire per cell pitch (used with --parasitics)
     reltol: float         # simulator relative tolerance
     abstol: float         # simulator absolute current tolerance, A
     templates: dict       # role -> template file name
@@ -56,6 +58,8 @@ _FIELDS = {
     "adc.bits": (int, lambda x: 1 <= x <= 24, "an integer in 1..24"),
     "dac.bits": (int, lambda x: 1 <= x <= 24, "an integer in 1..24"),
     "tia.v_out_fs": (float, _pos, "a positive voltage"),
+    "wire.r_wl_segment": (float, _pos, "a positive resistance in ohms per cell pitch"),
+    "wire.r_bl_segment": (float, _pos, "a positive resistance in ohms per cell pitch"),
     "sim.reltol": (float, lambda x: 0 < x < 0.1, "a relative tolerance in (0, 0.1)"),
     "sim.abstol": (float, _pos, "a positive current in amperes"),
 }
@@ -137,6 +141,7 @@ def load_pdk(name_or_path: str) -> Pdk:
         g_min=vals["device.g_min"], g_max=vals["device.g_max"], levels=vals["device.levels"],
         v_read=vals["read.v_read"], tile_rows=vals["tile.rows"], tile_cols=vals["tile.cols"],
         adc_bits=vals["adc.bits"], dac_bits=vals["dac.bits"], tia_v_out_fs=vals["tia.v_out_fs"],
+        r_wl_segment=vals["wire.r_wl_segment"], r_bl_segment=vals["wire.r_bl_segment"],
         reltol=vals["sim.reltol"], abstol=vals["sim.abstol"],
         templates={r: templates[r] for r in _TEMPLATE_ROLES},
     )

@@ -1,7 +1,13 @@
-"""amsc verify: simulate every tile testbench in ngspice and compare with the numpy golden model."""
+"""amsc verify: simulate every tile testbench and compare it with the numpy golden model.
+
+Each block is self-contained (deck text, conductances, settings), so it runs the same in a local
+worker process or on a Dask worker. Results are cached in ``OUT/.verify-cache/`` under a key made of
+everything that decides them, so an unchanged second run simulates nothing.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -11,6 +17,7 @@ from typing import Callable
 
 import numpy as np
 
+from .. import __version__
 from ..backend.plan import MANIFEST, json_text, sha256
 from ..errors import InputError
 from .checks import lsb, tolerance
@@ -18,18 +25,20 @@ from .golden import dac_vectors, tile_currents
 
 #: Refuse more vectors than this per block (each is one operating point per tile).
 MAX_VECTORS = 100_000
+ENGINES = ("ngspice", "mna")
+CACHE_DIR = ".verify-cache"
 
-_SESSION = None
 
+def engine(name: str):
+    if name == "ngspice":
+        from ..sim.ngspice import session
 
-def _session():
-    """One ngspice per worker process (shared-mode ngspice is not re-entrant)."""
-    global _SESSION
-    if _SESSION is None:
-        from ..sim.ngspice import NgspiceSession
+        return session()
+    if name == "mna":
+        from ..sim.mna import MnaEngine
 
-        _SESSION = NgspiceSession()
-    return _SESSION
+        return MnaEngine()
+    raise InputError("--engine", f"unknown engine '{name}'; expected one of {', '.join(ENGINES)}")
 
 
 def load_compiled(out: str | Path) -> dict:
@@ -63,74 +72,128 @@ def load_compiled(out: str | Path) -> dict:
 
 
 def verify_block(spec: dict) -> dict:
-    """Simulate one tile; runs in a worker process."""
+    """Simulate one tile (runs in a worker) and compare it with the golden currents."""
     t0 = time.perf_counter()
-    out = Path(spec["out"])
-    tile = spec["tile"]
-    gpos = np.load(out / tile["conductances"]["gpos"], allow_pickle=False)
-    gneg = np.load(out / tile["conductances"]["gneg"], allow_pickle=False)
+    gpos, gneg = spec["gpos"], spec["gneg"]
     rows, cols = gpos.shape
-    v = dac_vectors(spec["vectors"], rows, tile["dac_bits"], tile["v_read"], spec["seed"], spec["index"])
-    deck = (out / tile["testbench"]).read_text()
-    sess = _session()
-    volts = sess.op_sweep(deck, tile["testbench"], [f"VIN_{i}" for i in range(rows)], v,
-                          [f"out_{j}" for j in range(cols)])
-    measured = -volts / tile["rf_ohm"]  # TIA: out = -Rf * I
+    v = dac_vectors(spec["vectors"], rows, spec["dac_bits"], spec["v_read"], spec["seed"], spec["index"])
+    eng = engine(spec["engine"])
+    volts = eng.sweep(spec["deck"], spec["where"], [f"VIN_{i}" for i in range(rows)], v,
+                      [f"out_{j}" for j in range(cols)])
+    measured = -volts / spec["rf_ohm"]  # TIA: out = -Rf * I
     golden = tile_currents(v, gpos, gneg)
-    err = np.abs(measured - golden)
-    tol = tolerance(tile["adc_full_scale_a"], tile["adc_bits"], golden, spec["reltol"], spec["abstol"])
-    max_err = float(err.max()) if err.size else 0.0
+    err = measured - golden
+    one = lsb(spec["adc_full_scale_a"], spec["adc_bits"])
+    tol = tolerance(spec["adc_full_scale_a"], spec["adc_bits"], golden, spec["reltol"], spec["abstol"],
+                    spec["tolerance_lsb"])
+    max_err = float(np.max(np.abs(err))) if err.size else 0.0
     return {
-        "name": tile["name"], "passed": bool(max_err <= tol), "vectors": int(spec["vectors"]),
-        "max_abs_err": max_err, "tolerance": tol, "lsb": lsb(tile["adc_full_scale_a"], tile["adc_bits"]),
-        "max_abs_current": float(np.max(np.abs(golden))) if golden.size else 0.0,
-        "seconds": time.perf_counter() - t0, "error": None, "simulator": f"ngspice-{sess.version}",
+        "name": spec["name"], "passed": bool(max_err <= tol), "vectors": int(spec["vectors"]),
+        "max_abs_err": max_err, "rms_err": float(np.sqrt(np.mean(err ** 2))) if err.size else 0.0,
+        "within_lsb": float(np.mean(np.abs(err) <= one)) if err.size else 1.0,
+        "tolerance": tol, "lsb": one, "max_abs_current": float(np.max(np.abs(golden))) if golden.size else 0.0,
+        "seconds": time.perf_counter() - t0, "error": None, "simulator": eng.version,
+        "err_lsb": (err / one).ravel().tolist(),
     }
 
 
 def _write_json_atomic(path: Path, obj) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".verify-", suffix=".json", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=path.parent)
     with os.fdopen(fd, "w") as fh:
         fh.write(json_text(obj))
     os.replace(tmp, path)
 
 
+def _cache_key(spec: dict, simulator: str) -> str:
+    h = hashlib.sha256()
+    for k in ("gpos", "gneg"):
+        h.update(np.ascontiguousarray(spec[k]).tobytes())
+    h.update(spec["deck"].encode())
+    rest = {k: v for k, v in spec.items() if k not in ("gpos", "gneg", "deck", "where")}
+    h.update(json.dumps({"spec": rest, "simulator": simulator, "amsc": __version__}, sort_keys=True).encode())
+    return h.hexdigest()
+
+
 def verify_dir(out: str | Path, jobs: int = 1, vectors: int = 16, seed: int = 0, timeout: float = 600.0,
-               on_block: Callable[[dict, int, int], None] | None = None) -> dict:
-    from ..sim.executor import run_isolated
+               engine_name: str = "ngspice", scheduler: str | None = None, tolerance_lsb: float = 1.0,
+               use_cache: bool = True, on_block: Callable[[dict, int, int], None] | None = None,
+               on_start: Callable[[int, int], None] | None = None) -> dict:
+    from ..sim.executor import run_dask, run_local
 
     if not 1 <= vectors <= MAX_VECTORS:
         raise InputError("--vectors", f"{vectors} is out of range 1..{MAX_VECTORS}")
+    if not tolerance_lsb > 0:
+        raise InputError("--tolerance-lsb", f"{tolerance_lsb} must be positive")
     out = Path(out)
     manifest = load_compiled(out)
-    tiles = sorted(manifest["tiles"], key=lambda t: t["name"])
+    simulator = engine(engine_name).version  # also fails early, with the install hint, if ngspice is missing
     pdk = manifest["pdk"]
-    specs = [{"out": str(out.resolve()), "tile": t, "index": k, "vectors": vectors, "seed": seed,
-              "reltol": pdk["reltol"], "abstol": pdk["abstol"]} for k, t in enumerate(tiles)]
-    done = [0]
+    tiles = sorted(manifest["tiles"], key=lambda t: t["name"])
+    specs = []
+    for k, t in enumerate(tiles):
+        specs.append({
+            "name": t["name"], "index": k, "where": t["testbench"], "deck": (out / t["testbench"]).read_text(),
+            "gpos": np.load(out / t["conductances"]["gpos"], allow_pickle=False),
+            "gneg": np.load(out / t["conductances"]["gneg"], allow_pickle=False),
+            "rf_ohm": t["rf_ohm"], "adc_full_scale_a": t["adc_full_scale_a"], "adc_bits": t["adc_bits"],
+            "dac_bits": t["dac_bits"], "v_read": t["v_read"], "vectors": vectors, "seed": seed,
+            "reltol": pdk["reltol"], "abstol": pdk["abstol"], "tolerance_lsb": tolerance_lsb,
+            "engine": engine_name,
+        })
+    cache = out / CACHE_DIR
     blocks: list[dict | None] = [None] * len(specs)
+    keys = [_cache_key(s, simulator) for s in specs]
+    todo = []
+    for k, key in enumerate(keys):
+        hit = cache / f"{key}.json"
+        if use_cache and hit.is_file():
+            try:
+                blocks[k] = {**json.loads(hit.read_text()), "cached": True}
+                continue
+            except (OSError, ValueError):
+                pass  # a damaged entry is recomputed
+        todo.append(k)
+    done = [len(specs) - len(todo)]
+    if on_start is not None:
+        on_start(len(specs), done[0])
 
-    def finished(k: int, res: tuple) -> None:
+    def finished(j: int, res: tuple) -> None:
+        k = todo[j]
         status, val = res
         if status == "ok":
-            blocks[k] = val
+            blocks[k] = {**val, "cached": False}
+            if use_cache:
+                cache.mkdir(exist_ok=True)
+                _write_json_atomic(cache / f"{keys[k]}.json", val)
         else:
-            blocks[k] = {"name": tiles[k]["name"], "passed": False, "vectors": vectors, "max_abs_err": None,
-                         "tolerance": None, "seconds": None, "error": val}
+            blocks[k] = {"name": specs[k]["name"], "passed": False, "vectors": vectors, "max_abs_err": None,
+                         "rms_err": None, "within_lsb": None, "tolerance": None, "seconds": None,
+                         "error": val, "cached": False, "err_lsb": []}
         done[0] += 1
         if on_block is not None:
             on_block(blocks[k], done[0], len(specs))
 
     t0 = time.perf_counter()
-    run_isolated(verify_block, specs, jobs=jobs, timeout=timeout, on_done=finished)
+    args = [specs[k] for k in todo]
+    if args and scheduler:
+        run_dask(verify_block, args, scheduler, timeout, on_done=finished)
+    elif args:
+        run_local(verify_block, args, jobs, timeout, on_done=finished)
     report = {
-        "passed": all(b["passed"] for b in blocks) and bool(blocks),
+        "passed": bool(blocks) and all(b["passed"] for b in blocks),
         "design": manifest.get("design"),
+        "engine": engine_name,
+        "simulator": simulator,
         "seed": seed,
         "vectors": vectors,
-        "tolerance_rule": "one ADC LSB (2*I_fs/2^adc_bits) + reltol*max|I| + abstol",
-        "blocks": blocks,
+        "tolerance_lsb": tolerance_lsb,
+        "tolerance_rule": "tolerance_lsb * ADC LSB (2*I_fs/2^adc_bits) + reltol*max|I| + abstol",
+        "simulated": len(todo),
+        "blocks": [{k: v for k, v in b.items() if k != "err_lsb"} for b in blocks],
     }
     _write_json_atomic(out / "verify.json", report)
+    from .report import write_html
+
+    write_html(out, report, {b["name"]: b.get("err_lsb", []) for b in blocks})
     report["seconds"] = time.perf_counter() - t0
     return report

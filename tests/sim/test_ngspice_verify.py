@@ -121,7 +121,7 @@ def test_chip_deck_simulates_all_tiles(mlp_out, monkeypatch):
     values = rng.uniform(0, man["pdk"]["v_read"], size=(3, len(sources)))
     probes = [f"{t['name']}_out_{j}" for t in man["tiles"] for j in range(t["cols"][1] - t["cols"][0])]
     monkeypatch.chdir(mlp_out / "spice")  # .include paths are relative to the deck
-    volts = NgspiceSession().op_sweep(deck, "chip.sp", [s for s, _ in sources], values, probes)
+    volts = NgspiceSession().sweep(deck, "chip.sp", [s for s, _ in sources], values, probes)
     net_value = {net: values[:, k] for k, (_, net) in enumerate(sources)}
     col = 0
     for t in man["tiles"]:

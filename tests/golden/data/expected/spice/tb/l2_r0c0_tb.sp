@@ -7,6 +7,7 @@
 * (2 bit lines). I_j = sum_i V(wl_i) * (1/RP_i_j - 1/RN_i_j).
 * Each bit line is held at virtual ground by an ideal TIA (0 V sense source + CCVS, gain -Rf),
 * out_j = outp_j - outn_j = -Rf * I_j with Rf = 32938.07642 ohm (ADC full scale 3.036e-05 A).
+* Ideal wires.
 .subckt xbar_l2_r0c0
 + wl_0 wl_1 out_0
 RP_0_0 wl_0 blp_0 18587.36059

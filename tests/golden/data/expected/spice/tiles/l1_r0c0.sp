@@ -3,6 +3,7 @@
 * (4 bit lines). I_j = sum_i V(wl_i) * (1/RP_i_j - 1/RN_i_j).
 * Each bit line is held at virtual ground by an ideal TIA (0 V sense source + CCVS, gain -Rf),
 * out_j = outp_j - outn_j = -Rf * I_j with Rf = 28058.36139 ohm (ADC full scale 3.564e-05 A).
+* Ideal wires.
 .subckt xbar_l1_r0c0
 + wl_0 wl_1 wl_2 out_0 out_1
 RP_0_0 wl_0 blp_0 10000

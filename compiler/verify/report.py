@@ -1,0 +1,90 @@
+"""Verification reports: OUT/verify.html with one error histogram per block, and the terminal
+summary table."""
+
+from __future__ import annotations
+
+import html
+import os
+import shutil
+from pathlib import Path
+
+REPORT_DIR = "verify-report"
+
+
+def _histogram(path: Path, name: str, err_lsb: list[float], tol_lsb: float) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.0, 2.8), dpi=100)
+    ax.hist(err_lsb, bins=40, color="#4477aa")
+    for x in (-tol_lsb, tol_lsb):
+        ax.axvline(x, color="#cc3311", linestyle="--", linewidth=1)
+    ax.set_xlabel("output error [ADC LSB]  (dashed: pass/fail threshold)")
+    ax.set_ylabel("outputs")
+    ax.set_title(name, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, metadata={"Software": None})
+    plt.close(fig)
+
+
+def _fmt(x, spec=".3e") -> str:
+    return "—" if x is None else format(x, spec)
+
+
+def write_html(out: Path, report: dict, err_lsb: dict[str, list[float]]) -> Path:
+    d = out / REPORT_DIR
+    tmp = out / f".{REPORT_DIR}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    rows = []
+    for b in report["blocks"]:
+        img = ""
+        errs = err_lsb.get(b["name"]) or []
+        if errs and b["tolerance"]:
+            png = f"{b['name']}.png"
+            _histogram(tmp / png, b["name"], errs, b["tolerance"] / b["lsb"])
+            img = f'<img src="{REPORT_DIR}/{html.escape(png)}" alt="error histogram of {html.escape(b["name"])}">'
+        status = "ERROR" if b["error"] else ("pass" if b["passed"] else "FAIL")
+        within = "—" if b.get("within_lsb") is None else f"{100 * b['within_lsb']:.1f} %"
+        rows.append(
+            f"<tr class='{status.lower()}'><td>{html.escape(b['name'])}</td><td>{status}</td>"
+            f"<td>{_fmt(b['max_abs_err'])}</td><td>{_fmt(b.get('rms_err'))}</td><td>{_fmt(b['tolerance'])}</td>"
+            f"<td>{within}</td><td>{_fmt(b['seconds'], '.2f')}</td><td>{'yes' if b.get('cached') else 'no'}</td>"
+            f"<td>{html.escape(b['error'] or '')}</td></tr><tr><td colspan='9'>{img}</td></tr>")
+    verdict = "PASSED" if report["passed"] else "FAILED"
+    page = f"""<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>amsc verify: {html.escape(str(report['design']))}</title>
+<style>body{{font-family:sans-serif;margin:2em}} td,th{{padding:2px 8px;text-align:left}}
+tr.fail td,tr.error td{{color:#b00}}</style></head><body>
+<h1>amsc verify: {html.escape(str(report['design']))} &mdash; {verdict}</h1>
+<p>Engine {html.escape(report['engine'])} ({html.escape(report['simulator'])}), {report['vectors']} seeded input
+vectors per block (seed {report['seed']}). Pass/fail: {html.escape(report['tolerance_rule'])}, with
+tolerance_lsb = {report['tolerance_lsb']:g}. "Within LSB" is the share of outputs whose error is at most one
+ADC LSB.</p>
+<table><tr><th>block</th><th>status</th><th>max |err| [A]</th><th>RMS err [A]</th><th>tolerance [A]</th>
+<th>within LSB</th><th>seconds</th><th>cached</th><th>error</th></tr>
+{chr(10).join(rows)}
+</table></body></html>
+"""
+    shutil.rmtree(d, ignore_errors=True)
+    os.replace(tmp, d)
+    page_path = out / "verify.html"
+    (out / ".verify.html.tmp").write_text(page)
+    os.replace(out / ".verify.html.tmp", page_path)
+    return page_path
+
+
+def summary_table(report: dict):
+    from rich.table import Table
+
+    t = Table(title=f"amsc verify: {report['design']} ({report['engine']})")
+    for col in ("block", "status", "max err [A]", "RMS err [A]", "tolerance [A]", "<=1 LSB", "seconds", "cached"):
+        t.add_column(col, justify="left" if col in ("block", "status") else "right")
+    for b in report["blocks"]:
+        status = "[red]ERROR[/]" if b["error"] else ("[green]pass[/]" if b["passed"] else "[red]FAIL[/]")
+        within = "—" if b.get("within_lsb") is None else f"{100 * b['within_lsb']:.1f} %"
+        t.add_row(b["name"], status, _fmt(b["max_abs_err"]), _fmt(b.get("rms_err")), _fmt(b["tolerance"]),
+                  within, _fmt(b["seconds"], ".2f"), "yes" if b.get("cached") else "no")
+    return t
