@@ -1,17 +1,19 @@
 #!/usr/bin/env python3
-"""Benchmark: ngspice's KLU solver against its default Sparse 1.3 solver on amsc tile testbenches.
+"""Benchmark: ngspice solvers and netlist element order on amsc tile testbenches.
 
-For each tile size a random layer is compiled onto one tile. The testbench deck is run with
-`ngspice -b` as emitted (`.options klu`) and again with the KLU option removed. Both runs are
-measured in this run on this machine, and the output is the ratio. Writes bench/results/solver.json.
-
-With ideal wires the circuit matrix is nearly diagonal (every bit line is pinned by its sense
-source), so both solvers are fast. The gap opens with a wire-resistance mesh.
+For each tile size a random layer is compiled onto one tile, with ideal wires and with the wire
+mesh. Each testbench deck runs with `ngspice -b` three ways:
+  - as emitted: KLU, resistors in amsc's row-major mesh order,
+  - default Sparse 1.3 solver, same order,
+  - default Sparse 1.3 solver, resistor cards shuffled (seeded).
+Everything is measured in this run, and ratios are printed. KLU orders the matrix itself, so
+element order hardly matters to it. Sparse 1.3 works in card order, which is why amsc emits the
+mesh row by row. Writes bench/results/solver.json.
 """
 
 from __future__ import annotations
 
-import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -20,20 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-SIZES = (32, 64, 128)
+from common import compile_tile, save
+
+SIZES = (32, 64)
 REPEAT = 3
-
-
-def compile_tile(n: int, work: Path) -> Path:
-    rng = np.random.default_rng(n)
-    np.save(work / "w.npy", rng.normal(size=(n // 2, n)))
-    (work / "m.yaml").write_text("amsc_graph: 1\ninputs: [{name: x, shape: [%d]}]\n"
-                                 "nodes: [{name: fc, op: dense, weight: {file: w.npy}}]\noutputs: [fc]\n" % n)
-    out = work / "out"
-    subprocess.run([sys.executable, "-m", "compiler.cli", "compile", str(work / "m.yaml"), "-o", str(out),
-                    "--tile", f"{n}x{n}"], check=True, cwd=ROOT, capture_output=True)
-    return out / "spice" / "tb" / "fc_r0c0_tb.sp"
+_RES = re.compile(r"^R[PNWB]_")
 
 
 def best_of(deck: Path) -> float:
@@ -47,21 +40,36 @@ def best_of(deck: Path) -> float:
     return min(times)
 
 
+def variants(deck: Path) -> dict[str, Path]:
+    text = deck.read_text()
+    lines = text.splitlines(keepends=True)
+    res = [ln for ln in lines if _RES.match(ln)]
+    first = lines.index(res[0])
+    rest = [ln for ln in lines[first:] if not _RES.match(ln)]
+    shuffled = list(res)
+    np.random.default_rng(5).shuffle(shuffled)
+    sparse = deck.with_name("sparse.sp")
+    sparse.write_text(text.replace(".options klu ", ".options "))
+    shuf = deck.with_name("sparse_shuffled.sp")
+    shuf.write_text("".join(lines[:first] + shuffled + rest).replace(".options klu ", ".options "))
+    return {"klu": deck, "sparse": sparse, "sparse_shuffled": shuf}
+
+
 def main() -> int:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for n in SIZES:
-            work = Path(tmp) / str(n)
-            work.mkdir()
-            deck = compile_tile(n, work)
-            sparse = deck.with_name("sparse_tb.sp")
-            sparse.write_text(deck.read_text().replace(".options klu ", ".options "))
-            t_klu, t_sparse = best_of(deck), best_of(sparse)
-            rows.append({"tile": n, "klu_s": t_klu, "sparse_s": t_sparse, "speedup": t_sparse / t_klu})
-            print(f"tile {n:4d}x{n:<4d} KLU {t_klu:7.3f} s   Sparse {t_sparse:7.3f} s   KLU speed-up x{t_sparse / t_klu:6.2f}")
-    res = ROOT / "bench" / "results"
-    res.mkdir(parents=True, exist_ok=True)
-    (res / "solver.json").write_text(json.dumps({"benchmark": "solver", "repeat": REPEAT, "rows": rows}, indent=1) + "\n")
+        for par in (False, True):
+            for n in SIZES:
+                out = compile_tile(n, Path(tmp) / f"{n}{par}", parasitics=par)
+                t = {k: best_of(p) for k, p in variants(out / "spice" / "tb" / "fc_r0c0_tb.sp").items()}
+                rows.append({"tile": n, "parasitics": par, **{f"{k}_s": v for k, v in t.items()},
+                             "klu_speedup": t["sparse"] / t["klu"],
+                             "shuffle_penalty_sparse": t["sparse_shuffled"] / t["sparse"]})
+                print(f"tile {n:3d}x{n:<3d} {'mesh ' if par else 'ideal'}  KLU {t['klu']:6.3f} s  "
+                      f"Sparse {t['sparse']:6.3f} s  (x{t['sparse'] / t['klu']:5.2f} slower)  "
+                      f"Sparse shuffled {t['sparse_shuffled']:6.3f} s (x{t['sparse_shuffled'] / t['sparse']:4.2f} "
+                      "vs row-major)")
+    print(f"-> {save('solver', {'benchmark': 'solver', 'repeat': REPEAT, 'rows': rows})}")
     return 0
 
 

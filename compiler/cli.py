@@ -103,7 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="pass if every output is within N ADC LSBs of the ideal-wire golden model (default 1; "
                    "with --parasitics designs the IR drop counts as error, so choose N for your design)")
     v.add_argument("--timeout", type=_positive(float), default=600.0,
-                   help="seconds before a block's simulation is stopped and reported as an error (default 600)")
+                   help="seconds one simulation task (one tile, up to 64 vectors) may take before it is stopped "
+                   "and its block reported as an error (default 600)")
     v.add_argument("--no-cache", action="store_true", help="ignore and do not write OUT/.verify-cache/")
     return p
 
@@ -137,7 +138,8 @@ def _cmd_verify(args) -> int:
     console = Console(stderr=True, width=None if sys.stderr.isatty() else 110)
     progress = Progress(TextColumn("verify"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("[red]{task.fields[failed]} failed"), TimeElapsedColumn(),
-                        TextColumn("ETA"), TimeRemainingColumn(), console=console)
+                        TextColumn("ETA"), TimeRemainingColumn(), console=console,
+                        transient=True)
     state = {}
 
     def start(total, cached):

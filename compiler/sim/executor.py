@@ -11,6 +11,7 @@ everything they need (deck text, conductances), so workers need no shared file s
 from __future__ import annotations
 
 import multiprocessing as mp
+import multiprocessing.connection
 import time
 import traceback
 from typing import Callable
@@ -33,7 +34,12 @@ def _call(fn, arg):
         return ("error", _describe(e))
 
 
-def _worker(fn, conn):
+def _worker(fn, conn, init):
+    if init is not None:
+        try:
+            init()
+        except Exception:  # noqa: BLE001 - the first task reports the same failure with context
+            pass
     while True:
         try:
             msg = conn.recv()
@@ -46,9 +52,9 @@ def _worker(fn, conn):
 
 
 class _Worker:
-    def __init__(self, fn):
+    def __init__(self, fn, init):
         self.conn, child = _CTX.Pipe()
-        self.proc = _CTX.Process(target=_worker, args=(fn, child), daemon=True)
+        self.proc = _CTX.Process(target=_worker, args=(fn, child, init), daemon=True)
         self.proc.start()
         child.close()
         self.task: int | None = None
@@ -70,12 +76,13 @@ class _Worker:
 
 
 def run_local(fn: Callable, args: list, jobs: int, timeout: float,
-              on_done: Callable[[int, tuple], None] | None = None) -> list[tuple]:
+              on_done: Callable[[int, tuple], None] | None = None, init: Callable | None = None) -> list[tuple]:
     """``fn(arg)`` for every arg on a pool of ``jobs`` processes; returns ``("ok", result)`` or
-    ``("error", message)`` per arg, in order."""
+    ``("error", message)`` per arg, in order. ``init()`` runs once in each worker as it starts
+    (imports, simulator start-up), so that work overlaps across workers and is not timed per task."""
     results: list[tuple | None] = [None] * len(args)
     queue = list(range(len(args)))
-    workers = [_Worker(fn) for _ in range(max(1, min(jobs, len(args))))]
+    workers = [_Worker(fn, init) for _ in range(max(1, min(jobs, len(args))))]
 
     def finish(k, res):
         results[k] = res
@@ -89,6 +96,10 @@ def run_local(fn: Callable, args: list, jobs: int, timeout: float,
                     k = queue.pop(0)
                     w.task, w.started = k, time.monotonic()
                     w.conn.send((k, args[k]))
+            busy = [w for w in workers if w.task is not None]
+            # sleep until a worker answers or dies, or the next timeout is due
+            mp.connection.wait([w.conn for w in busy] + [w.proc.sentinel for w in busy],
+                               timeout=max(0.0, min(w.started + timeout for w in busy) - time.monotonic()))
             for i, w in enumerate(workers):
                 if w.task is None:
                     continue
@@ -108,9 +119,8 @@ def run_local(fn: Callable, args: list, jobs: int, timeout: float,
                 w.task = None
                 if res[0] == "error" and ("crashed" in res[1] or "died" in res[1] or "timed out" in res[1]):
                     w.stop(kill=True)
-                    workers[i] = _Worker(fn) if queue else w
+                    workers[i] = _Worker(fn, init) if queue else w
                 finish(k, res)
-            time.sleep(0.005)
     finally:
         for w in workers:
             if w.proc.is_alive():
@@ -118,27 +128,34 @@ def run_local(fn: Callable, args: list, jobs: int, timeout: float,
     return results  # type: ignore[return-value]
 
 
-def run_dask(fn: Callable, args: list, scheduler: str, timeout: float, connect_timeout: float = 10.0,
-             on_done: Callable[[int, tuple], None] | None = None) -> list[tuple]:
-    """The same contract as :func:`run_local`, on a Dask distributed cluster."""
+def dask_connect(scheduler: str, connect_timeout: float = 10.0):
+    """A client of the Dask scheduler at ``scheduler``, or a clear error within ``connect_timeout``."""
     try:
-        from distributed import Client, as_completed
+        from distributed import Client
     except ImportError:
         raise ToolError("dask", "--scheduler needs dask.distributed: pip install 'dask[distributed]'") from None
     try:
-        client = Client(scheduler, timeout=connect_timeout, set_as_default=False)
+        return Client(scheduler, timeout=connect_timeout, set_as_default=False)
     except (OSError, TimeoutError, ValueError) as e:
-        raise InputError(scheduler, f"no Dask scheduler answered within {connect_timeout:g} s ({type(e).__name__})") from None
+        raise InputError(scheduler, f"no Dask scheduler answered within {connect_timeout:g} s "
+                                    f"({type(e).__name__})") from None
+
+
+def run_dask(fn: Callable, args: list, client, timeout: float,
+             on_done: Callable[[int, tuple], None] | None = None) -> list[tuple]:
+    """The same contract as :func:`run_local`, on a connected Dask client (closed afterwards)."""
+    from distributed import as_completed
+
     results: list[tuple | None] = [None] * len(args)
     try:
-        futures = {client.submit(_call, fn, a, pure=False, key=f"amsc-block-{k}-{id(args)}"): k
-                   for k, a in enumerate(args)}
+        futures = {client.submit(_call, fn, a, pure=False): k for k, a in enumerate(args)}
         # Dask gives no per-task start time, so the bound is per wave of tasks: every block gets
         # `timeout` seconds once a thread is free for it.
         threads = max(1, sum(client.nthreads().values()))
         deadline = time.monotonic() + timeout * -(-len(args) // threads)
         try:
-            for fut in as_completed(futures, timeout=max(1.0, deadline - time.monotonic())):
+            for fut in as_completed(list(futures), loop=client.loop,
+                                    timeout=max(1.0, deadline - time.monotonic())):
                 k = futures[fut]
                 try:
                     res = fut.result()

@@ -7,12 +7,81 @@ engine; this one answers the same questions much faster, straight from the same 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import SimulationError
 from .netlist import parse
+
+
+@dataclass
+class Circuit:
+    """The MNA system ``A x = rhs`` of a deck: node voltages first, then source branch currents."""
+
+    A: object                 # scipy.sparse.csc_matrix
+    rhs0: np.ndarray          # right-hand side with every source at its deck value
+    node: dict                # node name -> row
+    branch: dict              # source name -> row of its branch equation (and current)
+
+    def rhs(self, sources: list[str], values: np.ndarray, where: str) -> np.ndarray:
+        """One right-hand side column per row of ``values`` (the DC values of ``sources``)."""
+        rows = []
+        for s in sources:
+            if s.lower() not in self.branch:
+                raise SimulationError(where, f"source '{s}' not in the deck")
+            rows.append(self.branch[s.lower()])
+        rhs = np.repeat(self.rhs0[:, None], values.shape[0], axis=1)
+        rhs[rows, :] = values.T
+        return rhs
+
+    def probe_rows(self, probes: list[str], where: str) -> list[int]:
+        try:
+            return [self.node[p.lower()] for p in probes]
+        except KeyError as err:
+            raise SimulationError(where, f"node {err} not in the deck") from None
+
+
+def assemble(deck: str, where: str, base_dir: Path | None = None) -> Circuit:
+    import scipy.sparse as sp
+
+    elems = parse(deck, where, base_dir)
+    nodes = sorted({n for e in elems for n in e.nodes} - {"0"})
+    idx = {n: k for k, n in enumerate(nodes)}
+    sources = [e for e in elems if e.kind in ("V", "E", "H")]
+    bidx = {e.name: len(nodes) + k for k, e in enumerate(sources)}
+    size = len(nodes) + len(sources)
+    rows, cols, vals = [], [], []
+
+    def stamp(r, c, v):
+        if r is not None and c is not None:
+            rows.append(r)
+            cols.append(c)
+            vals.append(v)
+
+    rhs0 = np.zeros(size)
+    for e in elems:
+        a, b = idx.get(e.nodes[0]), idx.get(e.nodes[1])
+        if e.kind == "R":
+            if e.value <= 0:
+                raise SimulationError(where, f"{e.name}: non-positive resistance {e.value}")
+            g = 1.0 / e.value
+            stamp(a, a, g), stamp(b, b, g), stamp(a, b, -g), stamp(b, a, -g)
+            continue
+        k = bidx[e.name]
+        # branch current k flows into the + terminal, through the source, out of the - terminal
+        stamp(a, k, 1.0), stamp(b, k, -1.0), stamp(k, a, 1.0), stamp(k, b, -1.0)
+        if e.kind == "V":
+            rhs0[k] = e.value
+        elif e.kind == "E":  # V(n+) - V(n-) = gain * (V(nc+) - V(nc-))
+            stamp(k, idx.get(e.nodes[2]), -e.value), stamp(k, idx.get(e.nodes[3]), e.value)
+        else:  # H: V(n+) - V(n-) = gain * I(ctrl)
+            if e.ctrl not in bidx:
+                raise SimulationError(where, f"{e.name}: controlling source '{e.ctrl}' not found")
+            stamp(k, bidx[e.ctrl], -e.value)
+    A = sp.csc_matrix((vals, (rows, cols)), shape=(size, size))
+    return Circuit(A, rhs0, idx, bidx)
 
 
 class MnaEngine:
@@ -25,58 +94,13 @@ class MnaEngine:
 
     def sweep(self, deck: str, where: str, sources: list[str], values: np.ndarray, probes: list[str],
               base_dir: Path | None = None) -> np.ndarray:
-        import scipy.sparse as sp
+        """Same contract as the ngspice engine's ``sweep``: factorize once, solve every vector."""
         import scipy.sparse.linalg as spla
 
-        elems = parse(deck, where, base_dir)
-        nodes = sorted({n for e in elems for n in e.nodes} - {"0"})
-        idx = {n: k for k, n in enumerate(nodes)}
-        branch = [e for e in elems if e.kind in ("V", "E", "H")]
-        bidx = {e.name: len(nodes) + k for k, e in enumerate(branch)}
-        size = len(nodes) + len(branch)
-        rows, cols, vals = [], [], []
-
-        def stamp(r, c, v):
-            if r is not None and c is not None:
-                rows.append(r)
-                cols.append(c)
-                vals.append(v)
-
-        rhs0 = np.zeros(size)
-        for e in elems:
-            a, b = idx.get(e.nodes[0]), idx.get(e.nodes[1])
-            if e.kind == "R":
-                if e.value <= 0:
-                    raise SimulationError(where, f"{e.name}: non-positive resistance {e.value}")
-                g = 1.0 / e.value
-                stamp(a, a, g), stamp(b, b, g), stamp(a, b, -g), stamp(b, a, -g)
-                continue
-            k = bidx[e.name]
-            # branch current k flows into the + terminal, through the source, out of the - terminal
-            stamp(a, k, 1.0), stamp(b, k, -1.0), stamp(k, a, 1.0), stamp(k, b, -1.0)
-            if e.kind == "V":
-                rhs0[k] = e.value
-            elif e.kind == "E":
-                stamp(k, idx.get(e.nodes[2]), -e.value), stamp(k, idx.get(e.nodes[3]), e.value)
-            else:  # H: V(n+) - V(n-) = gain * I(ctrl)
-                if e.ctrl not in bidx:
-                    raise SimulationError(where, f"{e.name}: controlling source '{e.ctrl}' not found")
-                stamp(k, bidx[e.ctrl], -e.value)
-        A = sp.csc_matrix((vals, (rows, cols)), shape=(size, size))
+        c = assemble(deck, where, base_dir)
         try:
-            lu = spla.splu(A)
+            lu = spla.splu(c.A)
         except RuntimeError as err:
             raise SimulationError(where, f"singular circuit matrix ({err})") from None
-        src_rows = []
-        for s in sources:
-            if s.lower() not in bidx:
-                raise SimulationError(where, f"source '{s}' not in the deck")
-            src_rows.append(bidx[s.lower()])
-        rhs = np.repeat(rhs0[:, None], values.shape[0], axis=1)
-        rhs[src_rows, :] = values.T
-        x = lu.solve(rhs)
-        try:
-            pidx = [idx[p.lower()] for p in probes]
-        except KeyError as err:
-            raise SimulationError(where, f"node {err} not in the deck") from None
-        return x[pidx, :].T
+        x = lu.solve(c.rhs(sources, values, where))
+        return x[c.probe_rows(probes, where), :].T

@@ -11,29 +11,34 @@ from pathlib import Path
 REPORT_DIR = "verify-report"
 
 
-def _histogram(path: Path, name: str, err_lsb: list[float], tol_lsb: float) -> None:
-    import matplotlib
+def histogram_png(name: str, err_lsb, tol_lsb: float) -> bytes:
+    """A PNG histogram of one block's output errors in ADC LSBs (rendered in the worker)."""
+    import io
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import numpy as np
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    fig, ax = plt.subplots(figsize=(5.0, 2.8), dpi=100)
-    ax.hist(err_lsb, bins=40, color="#4477aa")
+    counts, edges = np.histogram(np.asarray(err_lsb, dtype=float), bins=40)
+    fig = Figure(figsize=(5.0, 2.8), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_axes((0.12, 0.2, 0.84, 0.68))
+    ax.stairs(counts, edges, fill=True, color="#4477aa")
     for x in (-tol_lsb, tol_lsb):
         ax.axvline(x, color="#cc3311", linestyle="--", linewidth=1)
     ax.set_xlabel("output error [ADC LSB]  (dashed: pass/fail threshold)")
     ax.set_ylabel("outputs")
     ax.set_title(name, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, metadata={"Software": None})
-    plt.close(fig)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": None})
+    return buf.getvalue()
 
 
 def _fmt(x, spec=".3e") -> str:
     return "—" if x is None else format(x, spec)
 
 
-def write_html(out: Path, report: dict, err_lsb: dict[str, list[float]]) -> Path:
+def write_html(out: Path, report: dict, pngs: dict[str, bytes]) -> Path:
     d = out / REPORT_DIR
     tmp = out / f".{REPORT_DIR}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -41,10 +46,9 @@ def write_html(out: Path, report: dict, err_lsb: dict[str, list[float]]) -> Path
     rows = []
     for b in report["blocks"]:
         img = ""
-        errs = err_lsb.get(b["name"]) or []
-        if errs and b["tolerance"]:
+        if pngs.get(b["name"]):
             png = f"{b['name']}.png"
-            _histogram(tmp / png, b["name"], errs, b["tolerance"] / b["lsb"])
+            (tmp / png).write_bytes(pngs[b["name"]])
             img = f'<img src="{REPORT_DIR}/{html.escape(png)}" alt="error histogram of {html.escape(b["name"])}">'
         status = "ERROR" if b["error"] else ("pass" if b["passed"] else "FAIL")
         within = "—" if b.get("within_lsb") is None else f"{100 * b['within_lsb']:.1f} %"

@@ -1,0 +1,37 @@
+"""Shared helpers for the benchmarks: compile a random one-tile layer, run the CLI, save results."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+
+
+def amsc(*args, check=True) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "compiler.cli", *map(str, args)], cwd=ROOT, check=check,
+                          capture_output=True, text=True)
+
+
+def compile_tile(n: int, work: Path, parasitics: bool) -> Path:
+    """A random dense layer with n inputs and n/2 outputs on one n x n tile; returns the output folder."""
+    work.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(n)
+    np.save(work / "w.npy", rng.normal(size=(n // 2, n)))
+    (work / "m.yaml").write_text("amsc_graph: 1\ninputs: [{name: x, shape: [%d]}]\n"
+                                 "nodes: [{name: fc, op: dense, weight: {file: w.npy}}]\noutputs: [fc]\n" % n)
+    out = work / "out"
+    amsc("compile", work / "m.yaml", "-o", out, "--tile", f"{n}x{n}", *(["--parasitics"] if parasitics else []))
+    return out
+
+
+def save(name: str, data: dict) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+    return path

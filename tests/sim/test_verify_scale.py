@@ -1,0 +1,184 @@
+"""Verification at scale: engines agree, Dask matches local, isolation, cache, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from compiler.sim.executor import run_local
+from compiler.sim.mna import MnaEngine
+from conftest import MLP, amsc, require_tool
+
+SKIP_KEYS = {"seconds", "cached"}
+
+
+@pytest.fixture(autouse=True)
+def _ngspice():
+    require_tool("ngspice", "libngspice")
+
+
+@pytest.fixture(scope="module")
+def mlp_par(tmp_path_factory):
+    out = tmp_path_factory.mktemp("par") / "out"
+    r = amsc("compile", MLP / "model.onnx", "-o", out, "--tile", "32x32", "--parasitics")
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+def _blocks(out):
+    rep = json.loads((out / "verify.json").read_text())
+    return rep, {b["name"]: {k: v for k, v in b.items() if k not in SKIP_KEYS} for b in rep["blocks"]}
+
+
+@pytest.mark.parametrize("which", ["mlp_out", "mlp_par"])
+def test_mna_engine_agrees_with_ngspice(which, request):
+    from compiler.sim.ngspice import session
+
+    out = request.getfixturevalue(which)
+    man = json.loads((out / "manifest.json").read_text())
+    rng = np.random.default_rng(11)
+    for t in man["tiles"]:
+        deck = (out / t["testbench"]).read_text()
+        rows, cols = t["rows"][1] - t["rows"][0], t["cols"][1] - t["cols"][0]
+        v = rng.uniform(0, t["v_read"], size=(5, rows))
+        src, probes = [f"VIN_{i}" for i in range(rows)], [f"out_{j}" for j in range(cols)]
+        a = session().sweep(deck, t["name"], src, v, probes)
+        b = MnaEngine().sweep(deck, t["name"], src, v, probes)
+        assert np.max(np.abs(a - b)) <= 1e-6 * np.max(np.abs(b)), t["name"]
+        assert np.max(np.abs(b)) > 0.01  # volts: a real signal, not zeros agreeing with zeros
+
+
+def test_parasitics_report_ir_drop_and_threshold_is_configurable(mlp_par, tmp_path):
+    out = shutil.copytree(mlp_par, tmp_path / "o")
+    r = amsc("verify", out, "--vectors", "16", "--tolerance-lsb", "50", "--no-cache")
+    assert r.returncode == 0, r.stderr
+    rep, blocks = _blocks(out)
+    for b in blocks.values():
+        assert b["max_abs_err"] > 1e-3 * b["lsb"], "IR drop must show up as error"
+        assert 0 < b["rms_err"] <= b["max_abs_err"] and 0 <= b["within_lsb"] <= 1
+        assert b["tolerance"] == pytest.approx(50 * b["lsb"], rel=1e-3)
+    worst = max(b["max_abs_err"] / b["lsb"] for b in blocks.values())
+    r = amsc("verify", out, "--vectors", "16", "--tolerance-lsb", f"{worst * 0.5:.6f}", "--no-cache")
+    assert r.returncode == 1
+
+
+def test_mna_engine_verify_matches_ngspice_verify(mlp_par, tmp_path):
+    res = {}
+    for eng in ("ngspice", "mna"):
+        out = shutil.copytree(mlp_par, tmp_path / eng)
+        r = amsc("verify", out, "--engine", eng, "--vectors", "8", "--tolerance-lsb", "50")
+        assert r.returncode == 0, r.stderr
+        res[eng] = _blocks(out)[1]
+    for name, b in res["ngspice"].items():
+        assert res["mna"][name]["max_abs_err"] == pytest.approx(b["max_abs_err"], rel=1e-5)
+
+
+def test_dask_cluster_gives_identical_results(mlp_out, tmp_path):
+    import distributed
+
+    local = shutil.copytree(mlp_out, tmp_path / "local")
+    remote = shutil.copytree(mlp_out, tmp_path / "remote")
+    assert amsc("verify", local, "--jobs", "2", "--vectors", "6").returncode == 0
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=None) as cluster:
+        r = amsc("verify", remote, "--scheduler", cluster.scheduler_address, "--vectors", "6")
+    assert r.returncode == 0, r.stderr
+    _, a = _blocks(local)
+    _, b = _blocks(remote)
+    assert a == b and len(a) == 5
+
+
+def test_unreachable_scheduler_fails_fast(mlp_out, tmp_path):
+    out = shutil.copytree(mlp_out, tmp_path / "o")
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    t0 = time.monotonic()
+    r = amsc("verify", out, "--scheduler", f"tcp://127.0.0.1:{port}", "--no-cache")
+    assert r.returncode == 2, r.stderr
+    assert "no Dask scheduler answered" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert time.monotonic() - t0 < 60
+
+
+def _crashy(x):
+    if x == 2:
+        os._exit(3)
+    if x == 4:
+        time.sleep(60)
+    if x == 5:
+        raise ValueError("bad block")
+    return x * 10
+
+
+def test_pool_isolates_crash_hang_and_exception():
+    res = run_local(_crashy, list(range(8)), jobs=2, timeout=3)
+    assert [r[1] for r in res if r[0] == "ok"] == [0, 10, 30, 60, 70]
+    assert res[2][0] == "error" and ("crashed" in res[2][1] or "died" in res[2][1])
+    assert res[4] == ("error", "timed out after 3 s")
+    assert res[5][0] == "error" and "bad block" in res[5][1]
+
+
+def test_slow_block_times_out_and_others_finish(tmp_path):
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "w1.npy", rng.normal(size=(128, 256)))
+    np.save(tmp_path / "w2.npy", rng.normal(size=(4, 128)))
+    (tmp_path / "m.yaml").write_text(
+        "amsc_graph: 1\ninputs: [{name: x, shape: [256]}]\nnodes:\n"
+        "  - {name: big, op: dense, weight: {file: w1.npy}, activation: relu}\n"
+        "  - {name: small, op: dense, weight: {file: w2.npy}}\noutputs: [small]\n")
+    out = tmp_path / "o"
+    assert amsc("compile", tmp_path / "m.yaml", "-o", out, "--tile", "256x256", "--parasitics").returncode == 0
+    r = amsc("verify", out, "--jobs", "2", "--timeout", "1", "--vectors", "4", "--tolerance-lsb", "1000")
+    assert r.returncode == 1
+    _, blocks = _blocks(out)
+    assert blocks["big_r0c0"]["error"] == "timed out after 1 s"
+    assert blocks["small_r0c0"]["passed"] and blocks["small_r0c0"]["error"] is None
+
+
+def test_cache_second_run_simulates_nothing(mlp_out, tmp_path):
+    out = shutil.copytree(mlp_out, tmp_path / "o")
+    r1 = amsc("verify", out, "--vectors", "5")
+    rep1, b1 = _blocks(out)
+    r2 = amsc("verify", out, "--vectors", "5")
+    rep2, b2 = _blocks(out)
+    assert r1.returncode == r2.returncode == 0
+    assert rep1["simulated"] == 5 and rep2["simulated"] == 0 and "no simulation" in r2.stderr
+    assert b1 == b2 and all(b["cached"] for b in rep2["blocks"])
+    r3 = amsc("verify", out, "--vectors", "6")  # a different question is not answered from the cache
+    assert _blocks(out)[0]["simulated"] == 5 and r3.returncode == 0
+
+
+def test_control_blocks_are_refused(mlp_out, tmp_path):
+    from compiler.errors import SimulationError
+    from compiler.sim.ngspice import session
+
+    with pytest.raises(SimulationError, match=r"\.control"):
+        session().sweep("* t\nV1 a 0 DC 0\nR1 a 0 1k\n.control\nshell touch x\n.endc\n.op\n.end\n", "t",
+                        ["V1"], np.ones((2, 1)), ["a"])
+
+
+def test_missing_ngspice_library_says_how_to_install(mlp_out, tmp_path):
+    import subprocess
+
+    out = shutil.copytree(mlp_out, tmp_path / "o")
+    env = {**os.environ, "NGSPICE_LIBRARY_PATH": str(tmp_path / "libngspice-missing.so")}
+    r = subprocess.run([sys.executable, "-m", "compiler.cli", "verify", str(out)], capture_output=True,
+                       text=True, env=env)
+    assert r.returncode == 2
+    assert "make setup" in r.stderr and "libngspice" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_html_report_has_a_histogram_per_block(mlp_out, tmp_path):
+    out = shutil.copytree(mlp_out, tmp_path / "o")
+    assert amsc("verify", out, "--vectors", "4").returncode == 0
+    page = (out / "verify.html").read_text()
+    for t in json.loads((out / "manifest.json").read_text())["tiles"]:
+        png = out / "verify-report" / f"{t['name']}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"verify-report/{t['name']}.png" in page
