@@ -16,11 +16,14 @@ import numpy as np
 
 from ..errors import InputError, UnsupportedOpError
 from ..ir import IR
+from ..ir import kernels as K
 from ..ir.names import Namer
 from .common import check_weights
 
-SUPPORTED_OPS = ("Add", "Constant", "Flatten", "Gemm", "Identity", "MatMul", "Relu", "Reshape",
-                 "Transpose (of constants)")
+SUPPORTED_OPS = ("Add", "AveragePool", "BatchNormalization", "Clip", "Concat", "Constant", "Conv", "Flatten",
+                 "Gemm", "GlobalAveragePool", "Identity", "LeakyRelu", "MatMul", "MaxPool", "Relu", "Reshape",
+                 "Sigmoid", "Softmax", "Squeeze", "Tanh", "Transpose", "Unsqueeze")
+_AUTO_PAD = ("NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER")
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,7 @@ class _Lowering:
         self.namer = Namer()
         self.env: dict[str, object] = {}
         self.index = 0
+        self.opset = max([o.version for o in model.opset_import if o.domain in ("", "ai.onnx")] or [1])
         for init in graph.initializer:
             self.env[init.name] = self._tensor(init, f"initializer '{init.name}'")
 
@@ -181,12 +185,21 @@ class _Lowering:
 
     def _op_Transpose(self, node, attrs):
         self._nin(node, 1, 1)
-        x = self.const(node, node.input[0], "operand")
+        x = self.get(node, node.input[0])
         perm = self._attr(attrs, "perm", None)
-        try:
-            return np.transpose(x, None if perm is None else [int(p) for p in perm])
-        except ValueError as e:
-            raise self.err(node, f"attribute perm={list(perm)} does not fit rank {x.ndim}: {e}") from None
+        if not isinstance(x, Val):
+            try:
+                return np.transpose(x, None if perm is None else [int(p) for p in perm])
+            except ValueError as e:
+                raise self.err(node, f"attribute perm={list(perm)} does not fit rank {x.ndim}: {e}") from None
+        x = self._batch0(node, x)
+        rank = len(x.shape) + 1
+        perm = list(range(rank))[::-1] if perm is None else [int(p) for p in perm]
+        if sorted(perm) != list(range(rank)) or perm[0] != 0:
+            raise self.err(node, f"attribute perm={perm} must keep the batch axis first", UnsupportedOpError)
+        sp = [p - 1 for p in perm[1:]]
+        shape = tuple(x.shape[p] for p in sp)
+        return Val(self.emit(node, "transpose", shape, [x.node], attrs={"perm": sp}), shape, 0)
 
     def _op_Identity(self, node, attrs):
         self._nin(node, 1, 1)
@@ -195,12 +208,225 @@ class _Lowering:
             return x
         return Val(self.emit(node, "identity", x.shape, [x.node]), x.shape, x.batch_axis)
 
-    def _op_Relu(self, node, attrs):
-        self._nin(node, 1, 1)
+    # -- activations ----------------------------------------------------------------------------
+    def _act(self, node, act: dict):
         x = self.get(node, node.input[0])
         if not isinstance(x, Val):
-            return np.maximum(x, 0)
-        return Val(self.emit(node, "relu", x.shape, [x.node]), x.shape, x.batch_axis)
+            return K.activation(np.asarray(x, dtype=np.float64), act)
+        return Val(self.emit(node, "act", x.shape, [x.node], attrs={"activation": act}), x.shape, x.batch_axis)
+
+    def _op_Relu(self, node, attrs):
+        self._nin(node, 1, 1)
+        return self._act(node, {"kind": "relu"})
+
+    def _op_LeakyRelu(self, node, attrs):
+        self._nin(node, 1, 1)
+        return self._act(node, {"kind": "leaky_relu", "alpha": float(self._attr(attrs, "alpha", 0.01))})
+
+    def _op_Sigmoid(self, node, attrs):
+        self._nin(node, 1, 1)
+        return self._act(node, {"kind": "sigmoid"})
+
+    def _op_Tanh(self, node, attrs):
+        self._nin(node, 1, 1)
+        return self._act(node, {"kind": "tanh"})
+
+    def _op_Clip(self, node, attrs):
+        self._nin(node, 1, 3)
+        if self.opset < 11:
+            lo, hi = float(self._attr(attrs, "min", -np.inf)), float(self._attr(attrs, "max", np.inf))
+        else:
+            def bound(k, default):
+                if len(node.input) > k and node.input[k]:
+                    return float(np.asarray(self.const(node, node.input[k], "bound")).reshape(()))
+                return default
+            lo, hi = bound(1, -np.inf), bound(2, np.inf)
+        if lo > hi:
+            raise self.err(node, f"min {lo} exceeds max {hi}")
+        return self._act(node, {"kind": "clip", "lo": lo, "hi": hi})
+
+    # -- image ops ------------------------------------------------------------------------------
+    def _image(self, node, k: int = 0) -> Val:
+        x = self.get(node, node.input[k])
+        if not isinstance(x, Val) or x.batch_axis != 0 or len(x.shape) != 3:
+            shape = list(x.full_shape(1)) if isinstance(x, Val) else "constant"
+            raise self.err(node, f"expects a runtime [N, C, H, W] tensor, got {shape}", UnsupportedOpError)
+        return x
+
+    def _window(self, node, attrs, x: Val, kernel) -> dict:
+        """Kernel, stride, pads [t, l, b, r] and dilation of a 2-D window op, auto_pad resolved."""
+        kernel = [int(k) for k in kernel]
+        if len(kernel) != 2:
+            raise self.err(node, f"attribute kernel_shape={kernel}: only 2-D windows are supported", UnsupportedOpError)
+        stride = [int(v) for v in self._attr(attrs, "strides", [1, 1])]
+        dil = [int(v) for v in self._attr(attrs, "dilations", [1, 1])]
+        pads = [int(v) for v in self._attr(attrs, "pads", [0, 0, 0, 0])]
+        auto = self._attr(attrs, "auto_pad", b"NOTSET")
+        auto = auto.decode() if isinstance(auto, bytes) else str(auto)
+        for name, v, n in (("strides", stride, 2), ("dilations", dil, 2), ("pads", pads, 4)):
+            if len(v) != n or (min(v) < (0 if name == "pads" else 1)):
+                raise self.err(node, f"attribute {name}={v} is invalid for a 2-D window")
+        if auto not in _AUTO_PAD:
+            raise self.err(node, f"attribute auto_pad={auto!r} is not supported; expected one of {_AUTO_PAD}",
+                           UnsupportedOpError)
+        _, H, W = x.shape
+        if auto == "VALID":
+            pads = [0, 0, 0, 0]
+        elif auto.startswith("SAME"):
+            pads = [0, 0, 0, 0]
+            for ax, size in enumerate((H, W)):
+                out = -(-size // stride[ax])
+                total = max((out - 1) * stride[ax] + (kernel[ax] - 1) * dil[ax] + 1 - size, 0)
+                small, big = total // 2, total - total // 2
+                pads[ax], pads[ax + 2] = (small, big) if auto == "SAME_UPPER" else (big, small)
+        if int(self._attr(attrs, "ceil_mode", 0)):
+            raise self.err(node, "attribute ceil_mode=1 is not supported", UnsupportedOpError)
+        for ax, size in enumerate((H, W)):
+            span = (kernel[ax] - 1) * dil[ax] + 1
+            if span > size + pads[ax] + pads[ax + 2]:
+                raise self.err(node, f"attribute kernel_shape={kernel} (dilated span {span}) is larger than the "
+                                     f"padded input {size + pads[ax] + pads[ax + 2]} on axis {ax + 2}")
+        return {"kernel": kernel, "stride": stride, "pads": pads, "dilation": dil}
+
+    def _op_Conv(self, node, attrs):
+        self._nin(node, 2, 3)
+        x = self._image(node)
+        W = self._weight(node, 1, self.const(node, node.input[1], "weight"))
+        if int(self._attr(attrs, "group", 1)) != 1:
+            raise self.err(node, f"attribute group={self._attr(attrs, 'group', 1)}: only group=1 is supported",
+                           UnsupportedOpError)
+        if W.ndim != 4:
+            raise self.err(node, f"weight '{node.input[1]}' has shape {list(W.shape)}; only 2-D convolution "
+                                 "([C_out, C_in, kh, kw]) is supported", UnsupportedOpError)
+        if W.shape[1] != x.shape[0]:
+            raise self.err(node, f"weight '{node.input[1]}' expects {W.shape[1]} input channels, the input has "
+                                 f"{x.shape[0]}")
+        ks = self._attr(attrs, "kernel_shape", list(W.shape[2:]))
+        if list(ks) != list(W.shape[2:]):
+            raise self.err(node, f"attribute kernel_shape={list(ks)} differs from the weight's {list(W.shape[2:])}")
+        geo = self._window(node, attrs, x, ks)
+        b = np.zeros(W.shape[0])
+        if len(node.input) > 2 and node.input[2]:
+            b = check_weights(self.where, self.label(node), f"bias '{node.input[2]}'",
+                              self.const(node, node.input[2], "bias"))
+            if b.shape != (W.shape[0],):
+                raise self.err(node, f"bias '{node.input[2]}' has shape {list(b.shape)}, expected [{W.shape[0]}]")
+        ho, wo = K.window_geometry(x.shape, geo["kernel"], geo["stride"], geo["pads"], geo["dilation"])
+        shape = (W.shape[0], ho, wo)
+        name = self.emit(node, "conv", shape, [x.node], attrs={"activation": dict(K.NO_ACT), **geo},
+                         params={"W": W, "b": b})
+        return Val(name, shape, 0)
+
+    def _pool(self, node, attrs, kind: str):
+        self._nin(node, 1, 1)
+        x = self._image(node)
+        if "kernel_shape" not in attrs:
+            raise self.err(node, "attribute kernel_shape is required")
+        geo = self._window(node, attrs, x, self._attr(attrs, "kernel_shape", None))
+        if kind == "avg" and geo["dilation"] != [1, 1]:
+            raise self.err(node, "dilated average pooling is not supported", UnsupportedOpError)
+        ho, wo = K.window_geometry(x.shape, geo["kernel"], geo["stride"], geo["pads"], geo["dilation"])
+        shape = (x.shape[0], ho, wo)
+        a = {"kind": kind, **geo, "count_include_pad": bool(self._attr(attrs, "count_include_pad", 0))}
+        return Val(self.emit(node, "pool", shape, [x.node], attrs=a), shape, 0)
+
+    def _op_MaxPool(self, node, attrs):
+        if len([o for o in node.output if o]) > 1:
+            raise self.err(node, "the Indices output is not supported", UnsupportedOpError)
+        if int(self._attr(attrs, "storage_order", 0)):
+            raise self.err(node, "attribute storage_order=1 is not supported", UnsupportedOpError)
+        return self._pool(node, attrs, "max")
+
+    def _op_AveragePool(self, node, attrs):
+        return self._pool(node, attrs, "avg")
+
+    def _op_GlobalAveragePool(self, node, attrs):
+        self._nin(node, 1, 1)
+        x = self._image(node)
+        shape = (x.shape[0], 1, 1)
+        return Val(self.emit(node, "global_avgpool", shape, [x.node]), shape, 0)
+
+    def _op_BatchNormalization(self, node, attrs):
+        self._nin(node, 5, 5)
+        if int(self._attr(attrs, "training_mode", 0)) or len([o for o in node.output if o]) > 1:
+            raise self.err(node, "training mode is not supported (inference only)", UnsupportedOpError)
+        x = self.get(node, node.input[0])
+        if not isinstance(x, Val) or x.batch_axis != 0:
+            raise self.err(node, "expects a runtime [N, C, ...] tensor", UnsupportedOpError)
+        params = {}
+        for k, key in enumerate(("scale", "bias", "mean", "var"), start=1):
+            v = check_weights(self.where, self.label(node), f"{key} '{node.input[k]}'",
+                              self.const(node, node.input[k], key)).reshape(-1)
+            if v.shape != (x.shape[0],):
+                raise self.err(node, f"{key} '{node.input[k]}' has {v.size} values for {x.shape[0]} channels")
+            params[key] = v
+        if np.any(params["var"] < 0):
+            raise self.err(node, "variance has negative values")
+        eps = float(self._attr(attrs, "epsilon", 1e-5))
+        return Val(self.emit(node, "batchnorm", x.shape, [x.node], attrs={"eps": eps}, params=params), x.shape, 0)
+
+    # -- layout ops -----------------------------------------------------------------------------
+    def _batch0(self, node, x, what="operand"):
+        if not isinstance(x, Val) or x.batch_axis != 0:
+            raise self.err(node, f"{what} must be a runtime tensor with the batch on axis 0", UnsupportedOpError)
+        return x
+
+    def _axes(self, node, attrs, rank: int) -> list[int]:
+        if self.opset >= 13 and len(node.input) > 1 and node.input[1]:
+            axes = [int(a) for a in self.const(node, node.input[1], "axes").reshape(-1)]
+        else:
+            axes = [int(a) for a in self._attr(attrs, "axes", [])]
+        axes = sorted(a + rank if a < 0 else a for a in axes)
+        if 0 in axes or any(not 0 <= a < rank for a in axes):
+            raise self.err(node, f"axes {axes} must be feature axes in 1..{rank - 1} (axis 0 is the batch)",
+                           UnsupportedOpError)
+        return axes
+
+    def _op_Squeeze(self, node, attrs):
+        x = self._batch0(node, self.get(node, node.input[0]))
+        full = list(x.full_shape(1))
+        axes = self._axes(node, attrs, len(full)) or [k for k in range(1, len(full)) if full[k] == 1]
+        if any(full[a] != 1 for a in axes):
+            raise self.err(node, f"cannot squeeze axes {axes} of shape {full}: not of size 1")
+        shape = tuple(d for k, d in enumerate(full) if k not in axes)[1:]
+        return self._shape_op(node, x, (1, *shape), True)
+
+    def _op_Unsqueeze(self, node, attrs):
+        x = self._batch0(node, self.get(node, node.input[0]))
+        rank = len(x.shape) + 1
+        n_new = len(self._attr(attrs, "axes", [])) if self.opset < 13 else \
+            int(self.const(node, node.input[1], "axes").size)
+        axes = self._axes(node, attrs, rank + n_new)
+        shape = list(x.shape)
+        for a in axes:
+            shape.insert(a - 1, 1)
+        return self._shape_op(node, x, (1, *shape), True)
+
+    def _op_Concat(self, node, attrs):
+        xs = [self._batch0(node, self.get(node, i)) for i in node.input if i]
+        rank = len(xs[0].shape) + 1
+        axis = int(self._attr(attrs, "axis", 1))
+        axis = axis + rank if axis < 0 else axis
+        if not 1 <= axis < rank:
+            raise self.err(node, f"attribute axis={axis} must be a feature axis in 1..{rank - 1}", UnsupportedOpError)
+        ax = axis - 1
+        if any(len(x.shape) != len(xs[0].shape) or x.shape[:ax] + x.shape[ax + 1:] != xs[0].shape[:ax] + xs[0].shape[ax + 1:]
+               for x in xs):
+            raise self.err(node, f"operand shapes {[list(x.shape) for x in xs]} do not concatenate on axis {axis}")
+        shape = list(xs[0].shape)
+        shape[ax] = sum(x.shape[ax] for x in xs)
+        return Val(self.emit(node, "concat", shape, [x.node for x in xs], attrs={"axis": ax}), tuple(shape), 0)
+
+    def _op_Softmax(self, node, attrs):
+        self._nin(node, 1, 1)
+        x = self._batch0(node, self.get(node, node.input[0]))
+        rank = len(x.shape) + 1
+        axis = int(self._attr(attrs, "axis", -1 if self.opset >= 13 else 1))
+        axis = axis + rank if axis < 0 else axis
+        if not 1 <= axis < rank or (self.opset < 13 and axis != rank - 1):
+            raise self.err(node, f"attribute axis={axis}: only a feature axis (and, before opset 13, the last "
+                                 "axis) is supported", UnsupportedOpError)
+        return Val(self.emit(node, "softmax", x.shape, [x.node], attrs={"axis": axis - 1}), x.shape, 0)
 
     def _op_Add(self, node, attrs):
         self._nin(node, 2, 2)
@@ -208,8 +434,11 @@ class _Lowering:
         if not isinstance(a, Val) and not isinstance(b, Val):
             return a + b
         if isinstance(a, Val) and isinstance(b, Val):
-            raise self.err(node, "adding two runtime tensors (a residual connection) is not supported yet",
-                           UnsupportedOpError)
+            if a.shape != b.shape or a.batch_axis != b.batch_axis:
+                raise self.err(node, f"runtime operands of shapes {list(a.full_shape(1))} and "
+                                     f"{list(b.full_shape(1))} differ; only same-shape residual adds are supported",
+                               UnsupportedOpError)
+            return Val(self.emit(node, "add", a.shape, [a.node, b.node]), a.shape, a.batch_axis)
         x, c = (a, b) if isinstance(a, Val) else (b, a)
         c = check_weights(self.where, self.label(node), "constant operand", c)
         c = self.per_sample(node, c, x, "constant operand")
@@ -223,7 +452,7 @@ class _Lowering:
         m = W.shape[0]
         out = Val("", (m,), out_axis)
         b = np.zeros(m) if bias is None else self.per_sample(node, bias, out, "bias C")
-        name = self.emit(node, "dense", (m,), [x.node], attrs={"activation": "none"}, params={"W": W, "b": b})
+        name = self.emit(node, "dense", (m,), [x.node], attrs={"activation": dict(K.NO_ACT)}, params={"W": W, "b": b})
         return Val(name, (m,), out_axis)
 
     def _need_vector(self, node, x: Val, batch_axis, role: str):

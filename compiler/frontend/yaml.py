@@ -18,12 +18,15 @@ from ..ir.names import Namer
 from .common import check_weights
 
 SCHEMA_VERSION = 1
-YAML_OPS = ("dense", "flatten", "identity", "relu", "reshape")
+YAML_OPS = ("dense", "flatten", "identity", "relu", "reshape", "sigmoid", "tanh")
+_ACTS = ("none", "relu", "sigmoid", "tanh")
 _NODE_KEYS = {
     "dense": {"name", "op", "inputs", "weight", "bias", "activation"},
     "flatten": {"name", "op", "inputs"},
     "identity": {"name", "op", "inputs"},
     "relu": {"name", "op", "inputs"},
+    "sigmoid": {"name", "op", "inputs"},
+    "tanh": {"name", "op", "inputs"},
     "reshape": {"name", "op", "inputs", "shape"},
 }
 _TOP_KEYS = {"amsc_graph", "name", "inputs", "nodes", "outputs"}
@@ -166,12 +169,14 @@ def yaml_to_ir(data: bytes, path: Path) -> IR:
             if b.shape != (W.shape[0],):
                 raise r.fail(f"{f}.bias", f"shape {list(b.shape)}, expected [{W.shape[0]}]")
             act = spec.get("activation", "none")
-            if act not in ("none", "relu"):
-                raise r.fail(f"{f}.activation", f"{act!r}; expected 'none' or 'relu'")
-            ir.add(node, "dense", (W.shape[0],), [src], attrs={"activation": act},
+            if act not in _ACTS:
+                raise r.fail(f"{f}.activation", f"{act!r}; expected one of {', '.join(_ACTS)}")
+            ir.add(node, "dense", (W.shape[0],), [src], attrs={"activation": {"kind": act}},
                    params={"W": W, "b": b}, origin=nm)
-        elif op in ("relu", "identity"):
+        elif op == "identity":
             ir.add(node, op, in_shape, [src], origin=nm)
+        elif op in _ACTS:
+            ir.add(node, "act", in_shape, [src], attrs={"activation": {"kind": op}}, origin=nm)
         elif op == "flatten":
             ir.add(node, "reshape", (int(np.prod(in_shape)),), [src], origin=nm)
         elif op == "reshape":

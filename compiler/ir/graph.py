@@ -22,24 +22,40 @@ import networkx as nx
 import numpy as np
 
 # op -> (number of operands or None for "one or more", required attrs, required params)
+# Window attrs: kernel [kh, kw], stride [sh, sw], pads [top, left, bottom, right], dilation [dh, dw].
+# An activation is a dict: {"kind": one of kernels.ACT_KINDS, plus "alpha" (leaky_relu) or
+# "lo"/"hi" (clip)}.
 OPS: dict[str, tuple[int | None, tuple[str, ...], tuple[str, ...]]] = {
     "input": (0, ("batch_axis",), ()),
     "output": (1, ("batch_axis",), ()),
     "identity": (1, (), ()),
-    "relu": (1, (), ()),
+    "act": (1, ("activation",), ()),
     "reshape": (1, (), ()),
+    "transpose": (1, ("perm",), ()),
+    "concat": (None, ("axis",), ()),
+    "add": (2, (), ()),
     "add_const": (1, (), ("c",)),
-    # y = W x + b, W: [out, in]; after `quantize` also gpos/gneg [in, out] in siemens.
+    "batchnorm": (1, ("eps",), ("scale", "bias", "mean", "var")),
+    "pool": (1, ("kind", "kernel", "stride", "pads", "dilation", "count_include_pad"), ()),
+    "global_avgpool": (1, (), ()),
+    "softmax": (1, ("axis",), ()),
+    # y = act(W x + b), W: [out, in]; after `quantize` also gpos/gneg [in, out] in siemens.
     "dense": (1, ("activation",), ("W", "b")),
-    # One crossbar tile: rows [row0,row1) of the layer's inputs, outputs [col0,col1).
+    # 2-D convolution, group 1: W [C_out, C_in, kh, kw]; after `quantize` gpos/gneg of W.reshape(C_out, -1).T
+    "conv": (1, ("activation", "kernel", "stride", "pads", "dilation"), ("W", "b")),
+    # (C, H, W) -> (Ho*Wo, C*kh*kw): the patches a convolution's crossbar sees, one per output position
+    "im2col": (1, ("kernel", "stride", "pads", "dilation"), ()),
+    # One crossbar tile: rows [row0,row1) of the layer's inputs (last axis), outputs [col0,col1).
     "xbar_tile": (1, ("layer", "row0", "row1", "col0", "col1", "tile_rows", "tile_cols",
                       "adc_full_scale_a", "rf_ohm"), ("gpos", "gneg")),
     # Digital accumulator: sums row-split partial sums, concatenates column splits,
-    # rescales to weight units, adds the bias, applies the activation.
-    "accum": (None, ("layer", "activation", "w_per_siemens", "row_splits", "col_splits"), ("b",)),
+    # rescales to weight units, adds the bias, applies the activation; for a convolution it
+    # lays the (Ho*Wo, C_out) results out as (C_out, Ho, Wo) (attr "spatial" = [Ho, Wo]).
+    "accum": (None, ("layer", "activation", "w_per_siemens", "row_splits", "col_splits", "spatial"), ("b",)),
 }
 
-ACTIVATIONS = ("none", "relu")
+#: Ops that run on crossbars; everything else in the lowered IR is digital (or host, for softmax).
+MATMUL_OPS = ("dense", "conv")
 
 
 @dataclass(frozen=True)

@@ -1,18 +1,23 @@
 """Reference interpreter of the IR in numpy (float64), batch-first.
 
-Used as the golden model of the *network* (front ends are checked against onnxruntime with it, and
-the lowered IR against the float IR); the golden model of a *tile* is in ``compiler.verify.golden``.
+Used as the golden model of the *network* (front ends and every pass are checked against
+onnxruntime with it); the golden model of a *tile* is in ``compiler.verify.golden``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from . import kernels as K
 from .graph import IR
 
 
-def _act(y: np.ndarray, activation: str) -> np.ndarray:
-    return np.maximum(y, 0.0) if activation == "relu" else y
+def layer_matrix(p: dict, a: dict) -> np.ndarray:
+    """The ``[out, in]`` matrix a dense/conv layer computes with: quantized once it has conductances."""
+    if "gpos" in p:
+        return (p["gpos"] - p["gneg"]).T * a["w_per_siemens"]
+    W = p["W"]
+    return W.reshape(W.shape[0], -1)
 
 
 def run_ir(ir: IR, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -23,28 +28,50 @@ def run_ir(ir: IR, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         d = ir.g.nodes[n]
         op, a, p = d["op"], d["attrs"], d["params"]
         xs = [vals[i] for i in ir.inputs(n)]
-        batch = xs[0].shape[0] if xs else None
         if op == "input":
             y = np.asarray(feeds[n], dtype=np.float64)
-            batch = y.shape[0]
         elif op in ("identity", "output"):
             y = xs[0]
-        elif op == "relu":
-            y = np.maximum(xs[0], 0.0)
+        elif op == "act":
+            y = K.activation(xs[0], a["activation"])
         elif op == "reshape":
-            y = xs[0].reshape((batch,) + d["shape"])
+            y = xs[0].reshape((xs[0].shape[0],) + d["shape"])
+        elif op == "transpose":
+            y = xs[0].transpose([0] + [q + 1 for q in a["perm"]])
+        elif op == "concat":
+            y = np.concatenate(xs, axis=a["axis"] + 1)
+        elif op == "add":
+            y = xs[0] + xs[1]
         elif op == "add_const":
             y = xs[0] + p["c"]
+        elif op == "batchnorm":
+            shp = (1, -1) + (1,) * (len(d["shape"]) - 1)
+            s = p["scale"] / np.sqrt(p["var"] + a["eps"])
+            y = (xs[0] - p["mean"].reshape(shp)) * s.reshape(shp) + p["bias"].reshape(shp)
+        elif op == "pool":
+            y = K.pool(xs[0], a["kind"], a["kernel"], a["stride"], a["pads"], a["dilation"],
+                       a["count_include_pad"])
+        elif op == "global_avgpool":
+            y = xs[0].mean(axis=(2, 3), keepdims=True)
+        elif op == "softmax":
+            y = K.softmax(xs[0], a["axis"] + 1 if a["axis"] >= 0 else a["axis"])
         elif op == "dense":
-            # after `quantize`, a dense layer computes with its quantized conductances
-            W = (p["gpos"] - p["gneg"]).T * a["w_per_siemens"] if "gpos" in p else p["W"]
-            y = _act(xs[0] @ W.T + p["b"], a["activation"])
+            y = K.activation(xs[0] @ layer_matrix(p, a).T + p["b"], a["activation"])
+        elif op == "conv":
+            cols = K.im2col(xs[0], a["kernel"], a["stride"], a["pads"], a["dilation"])
+            z = cols @ layer_matrix(p, a).T + p["b"]                       # [N, P, C_out]
+            y = K.activation(z.transpose(0, 2, 1).reshape((-1,) + d["shape"]), a["activation"])
+        elif op == "im2col":
+            y = K.im2col(xs[0], a["kernel"], a["stride"], a["pads"], a["dilation"])
         elif op == "xbar_tile":
-            y = xs[0][:, a["row0"]:a["row1"]] @ (p["gpos"] - p["gneg"])
+            y = xs[0][..., a["row0"]:a["row1"]] @ (p["gpos"] - p["gneg"])
         elif op == "accum":
             rs, cs = a["row_splits"], a["col_splits"]
             cols = [sum(xs[r * cs + c] for r in range(rs)) for c in range(cs)]
-            y = _act(np.concatenate(cols, axis=1) * a["w_per_siemens"] + p["b"], a["activation"])
+            z = np.concatenate(cols, axis=-1) * a["w_per_siemens"] + p["b"]   # [N, (P,) C_out]
+            if a["spatial"] is not None:
+                z = z.transpose(0, 2, 1).reshape((-1,) + d["shape"])
+            y = K.activation(z, a["activation"])
         else:  # pragma: no cover - the verifier rejects unknown ops first
             raise ValueError(f"interpreter has no rule for op {op!r}")
         vals[n] = y

@@ -8,9 +8,12 @@ from typing import Callable
 from ..errors import IRVerifyError
 from ..ir import IR
 from ..ir.verify import verify_ir
-from .canonicalize import canonicalize
+from .fold_batchnorm import fold_batchnorm
+from .fuse_activation import fuse_activation
+from .fuse_bias import fuse_bias
 from .place import place
 from .quantize import quantize
+from .remove_identity import remove_identity
 from .schedule import schedule
 from .tile import tile
 
@@ -22,7 +25,12 @@ class Pass:
 
 
 PASSES: tuple[Pass, ...] = (
-    Pass("canonicalize", canonicalize),
+    Pass("remove_identity", remove_identity),
+    Pass("fuse_bias", fuse_bias),
+    Pass("fold_batchnorm", fold_batchnorm),
+    # again: folding a BatchNormalization can expose a constant add that now follows the layer
+    Pass("fuse_bias_after_bn", fuse_bias),
+    Pass("fuse_activation", fuse_activation),
     Pass("quantize", quantize),
     Pass("tile", tile),
     # schedule before place: the placer orders tiles by their step
@@ -33,7 +41,11 @@ PASSES: tuple[Pass, ...] = (
 PASS_NAMES = tuple(p.name for p in PASSES)
 
 
-def run_pipeline(ir: IR, options, pdk, dump: Callable[[str, IR], None] | None = None) -> IR:
+def run_pipeline(ir: IR, options, pdk, dump: Callable[[str, IR], None] | None = None,
+                 upto: str | None = None) -> IR:
+    """Run the passes in order (through ``upto``, if given), verifying the IR after each."""
+    if upto is not None and upto not in PASS_NAMES:
+        raise ValueError(f"no pass named {upto!r}")
     verify_ir(ir)
     for p in PASSES:
         ir = p.run(ir, options, pdk)
@@ -44,4 +56,6 @@ def run_pipeline(ir: IR, options, pdk, dump: Callable[[str, IR], None] | None = 
                 raise IRVerifyError(e.where, f"after pass '{p.name}': {e.what}") from None
         if dump is not None and options.dump_ir_after == p.name:
             dump(p.name, ir)
+        if p.name == upto:
+            break
     return ir

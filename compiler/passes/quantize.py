@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir import IR
+from ..ir.graph import MATMUL_OPS
 
 
 def quantize_matrix(W: np.ndarray, pdk) -> dict:
@@ -35,9 +36,10 @@ def quantize_matrix(W: np.ndarray, pdk) -> dict:
 
 def quantize(ir: IR, options, pdk) -> IR:
     ir = ir.copy()
-    for n in ir.nodes_of("dense"):
+    for n in [n for n in ir.topo() if ir.g.nodes[n]["op"] in MATMUL_OPS]:
         d = ir.g.nodes[n]
-        q = quantize_matrix(d["params"]["W"], pdk)
+        W = d["params"]["W"]
+        q = quantize_matrix(W.reshape(W.shape[0], -1), pdk)  # a convolution as its im2col matrix
         ir.set(n, params={**d["params"], **{k: q[k] for k in ("gpos", "gneg", "lpos", "lneg")}},
                attrs={**d["attrs"], "w_per_siemens": q["w_per_siemens"], "levels": pdk.levels})
     return ir

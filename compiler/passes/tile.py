@@ -6,6 +6,12 @@ whose partial sums a digital accumulator adds after the ADCs, times ``ceil(M / (
 independent column splits. The dense node becomes an ``accum`` node of the same name fed by its
 tiles, so consumers are untouched.
 
+A convolution is lowered im2col-style: its kernel unrolls onto crossbar rows, in the order
+(input channel, kernel row, kernel column), i.e. the rows of ``W.reshape(C_out, -1).T``, and its
+output channels onto bit-line pairs. An ``im2col`` node in front of the tiles gathers, for each of
+the Ho*Wo output positions, the input patch (zero where the window covers padding). The tiles are
+evaluated once per position, and the accumulator lays the results out as (C_out, Ho, Wo).
+
 Each tile also gets its ADC full scale: the largest column current any input in ``[0, V_read]``
 can draw, ``V_read * max_j sum_i |G+_ij - G-_ij|``. This is the range a calibrated ADC is set to,
 and the feedback resistor maps it to the TIA's full-scale output voltage.
@@ -19,6 +25,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..ir import IR
+from ..ir.graph import MATMUL_OPS
 from ..ir.names import Namer
 
 
@@ -35,19 +42,28 @@ def tile(ir: IR, options, pdk) -> IR:
     ir = ir.copy()
     tr, tc = tile_shape(options, pdk)
     outs_per_tile = tc // 2
-    dense = ir.nodes_of("dense")
-    total = sum(math.ceil(ir.g.nodes[n]["params"]["W"].shape[1] / tr)
-                * math.ceil(ir.g.nodes[n]["params"]["W"].shape[0] / outs_per_tile) for n in dense)
+    layers = [n for n in ir.topo() if ir.g.nodes[n]["op"] in MATMUL_OPS]
+    total = sum(math.ceil(ir.g.nodes[n]["params"]["gpos"].shape[0] / tr)
+                * math.ceil(ir.g.nodes[n]["params"]["gpos"].shape[1] / outs_per_tile) for n in layers)
     if total > options.max_tiles:
         raise InputError(ir.source or ir.name, f"the design needs {total} tiles of {tr}x{tc}; the limit "
                                                f"is --max-tiles {options.max_tiles}")
     namer = Namer(list(ir.g.nodes))
-    for n in dense:
+    for n in layers:
         d = ir.g.nodes[n]
         p, a = d["params"], d["attrs"]
-        K, M = p["W"].shape[1], p["W"].shape[0]
+        K, M = p["gpos"].shape
         rs, cs = math.ceil(K / tr), math.ceil(M / outs_per_tile)
         (src,) = ir.inputs(n)
+        ir.g.remove_edge(src, n)
+        spatial = None
+        if d["op"] == "conv":
+            geo = {k: a[k] for k in ("kernel", "stride", "pads", "dilation")}
+            spatial = list(d["shape"][1:])
+            patches = namer.fresh(f"{n}_im2col")
+            ir.add(patches, "im2col", (spatial[0] * spatial[1], K), inputs=[src], attrs=geo,
+                   origin=f"{d['origin']}.im2col")
+            src = patches
         tiles = []
         for r in range(rs):
             for c in range(cs):
@@ -56,7 +72,7 @@ def tile(ir: IR, options, pdk) -> IR:
                 gpos, gneg = p["gpos"][r0:r1, c0:c1], p["gneg"][r0:r1, c0:c1]
                 ifs = adc_full_scale(gpos, gneg, pdk)
                 t = namer.fresh(f"{n}_r{r}c{c}")
-                ir.add(t, "xbar_tile", (c1 - c0,), inputs=[src], origin=f"{d['origin']}[{r0}:{r1},{c0}:{c1}]",
+                ir.add(t, "xbar_tile", ir.g.nodes[src]["shape"][:-1] + (c1 - c0,), inputs=[src], origin=f"{d['origin']}[{r0}:{r1},{c0}:{c1}]",
                        attrs={"layer": n, "row0": r0, "row1": r1, "col0": c0, "col1": c1,
                               "split": [r, c], "tile_rows": tr, "tile_cols": tc,
                               "adc_full_scale_a": ifs, "rf_ohm": pdk.tia_v_out_fs / ifs,
@@ -65,10 +81,9 @@ def tile(ir: IR, options, pdk) -> IR:
                        params={"gpos": gpos, "gneg": gneg,
                                "lpos": p["lpos"][r0:r1, c0:c1], "lneg": p["lneg"][r0:r1, c0:c1]})
                 tiles.append(t)
-        ir.g.remove_edge(src, n)
         ir.set(n, op="accum", params={"b": p["b"]},
-               attrs={"layer": n, "activation": a["activation"], "w_per_siemens": a["w_per_siemens"],
-                      "row_splits": rs, "col_splits": cs,
+               attrs={"layer": n, "kind": d["op"], "activation": a["activation"],
+                      "w_per_siemens": a["w_per_siemens"], "row_splits": rs, "col_splits": cs, "spatial": spatial,
                       # a partial sum of up to rs ADC codes needs ceil(log2(rs)) extra bits
                       "acc_bits": pdk.adc_bits + max(0, math.ceil(math.log2(rs)))})
         for slot, t in enumerate(tiles):

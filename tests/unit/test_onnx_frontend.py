@@ -59,12 +59,12 @@ def test_mlp_with_matmul_add_relu_flatten_reshape_identity(tmp_path):
 
 
 def test_unsupported_op_names_node_and_lists_supported(tmp_path):
-    node = helper.make_node("Sigmoid", ["x"], ["y"], name="my_sigmoid")
+    node = helper.make_node("Elu", ["x"], ["y"], name="my_elu")
     p = save_model(tmp_path / "m.onnx", [node], [("x", ["N", 4])], [("y", ["N", 4])])
     with pytest.raises(UnsupportedOpError) as e:
         load_model(p)
     msg = str(e.value)
-    assert "my_sigmoid" in msg and "Sigmoid" in msg and "Gemm" in msg and str(p) in msg
+    assert "my_elu" in msg and "Elu" in msg and "Gemm" in msg and str(p) in msg
 
 
 def test_weight_shape_mismatch_names_node(tmp_path):
@@ -84,9 +84,10 @@ def test_nan_inf_weights_rejected(tmp_path, bad):
         load_model(p)
 
 
-def test_two_runtime_operands_refused(tmp_path):
-    node = helper.make_node("Add", ["x", "x"], ["y"], name="res")
-    p = save_model(tmp_path / "m.onnx", [node], [("x", ["N", 4])], [("y", ["N", 4])])
+def test_two_runtime_operands_of_different_shapes_refused(tmp_path):
+    nodes = [helper.make_node("MatMul", ["x", "W"], ["h"], name="mm"),
+             helper.make_node("Add", ["x", "h"], ["y"], name="res")]
+    p = save_model(tmp_path / "m.onnx", nodes, [("x", ["N", 4])], [("y", ["N", 4])], [("W", np.ones((4, 2)))])
     with pytest.raises(UnsupportedOpError, match="res"):
         load_model(p)
 

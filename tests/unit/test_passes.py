@@ -9,7 +9,6 @@ from compiler.ir import IR
 from compiler.ir.interp import run_ir
 from compiler.ir.verify import verify_ir
 from compiler.options import CompileOptions
-from compiler.passes.canonicalize import canonicalize
 from compiler.passes.pipeline import PASSES, run_pipeline
 from compiler.passes.quantize import quantize
 from compiler.pdk import load_pdk
@@ -23,11 +22,11 @@ def chain_ir():
     ir = IR("t")
     ir.add("x", "input", (5,), attrs={"batch_axis": 0})
     ir.add("c", "add_const", (5,), ["x"], params={"c": RNG.normal(size=5)})
-    ir.add("d", "dense", (4,), ["c"], attrs={"activation": "none"},
+    ir.add("d", "dense", (4,), ["c"], attrs={"activation": {"kind": "none"}},
            params={"W": RNG.normal(size=(4, 5)), "b": RNG.normal(size=4)})
     ir.add("i", "identity", (4,), ["d"])
     ir.add("a", "add_const", (4,), ["i"], params={"c": RNG.normal(size=4)})
-    ir.add("r", "relu", (4,), ["a"])
+    ir.add("r", "act", (4,), ["a"], attrs={"activation": {"kind": "relu"}})
     ir.add("s", "reshape", (4,), ["r"])
     ir.add("y", "output", (4,), ["s"], attrs={"batch_axis": 0})
     verify_ir(ir)
@@ -36,10 +35,9 @@ def chain_ir():
 
 def test_canonicalize_folds_and_fuses_and_is_equivalent():
     ir = chain_ir()
-    out = canonicalize(ir, CompileOptions(), PDK)
-    verify_ir(out)
+    out = run_pipeline(ir, CompileOptions(), PDK, upto="fuse_activation")
     assert [out.g.nodes[n]["op"] for n in out.topo()] == ["input", "dense", "output"]
-    assert out.g.nodes["d"]["attrs"]["activation"] == "relu"
+    assert out.g.nodes["d"]["attrs"]["activation"] == {"kind": "relu"}
     x = RNG.normal(size=(9, 5))
     np.testing.assert_allclose(run_ir(out, {"x": x})["y"], run_ir(ir, {"x": x})["y"], rtol=1e-12)
     assert [ir.g.nodes[n]["op"] for n in ir.topo()][1] == "add_const", "pass must not mutate its input"
@@ -49,7 +47,7 @@ def test_quantize_levels_bounds_and_error():
     W = RNG.normal(size=(7, 11))
     ir = IR("q")
     ir.add("x", "input", (11,), attrs={"batch_axis": 0})
-    ir.add("d", "dense", (7,), ["x"], attrs={"activation": "none"}, params={"W": W, "b": np.zeros(7)})
+    ir.add("d", "dense", (7,), ["x"], attrs={"activation": {"kind": "none"}}, params={"W": W, "b": np.zeros(7)})
     ir.add("y", "output", (7,), ["d"], attrs={"batch_axis": 0})
     q = quantize(ir, CompileOptions(), PDK)
     verify_ir(q)
@@ -72,7 +70,7 @@ def test_tiling_preserves_the_quantized_network(tile):
     opts = CompileOptions(tile_rows=tile[0], tile_cols=tile[1])
     low = run_pipeline(ir, opts, PDK)
     # reference: the same network with quantized weights and no tiling
-    q = quantize(canonicalize(ir, opts, PDK), opts, PDK)
+    q = run_pipeline(ir, opts, PDK, upto="quantize")
     x = RNG.uniform(0, 1, size=(20, 64))
     inp = q.nodes_of("input")[0]
     want = list(run_ir(q, {inp: x}).values())[0]
@@ -120,7 +118,7 @@ def test_verifier_catches_defects():
     with pytest.raises(IRVerifyError, match="operand"):
         verify_ir(bad)
     bad = ir.copy()
-    bad.add("dangling", "relu", (5,), ["x"])
+    bad.add("dangling", "act", (5,), ["x"], attrs={"activation": {"kind": "relu"}})
     with pytest.raises(IRVerifyError, match="dangling"):
         verify_ir(bad)
     bad = ir.copy()

@@ -1,0 +1,39 @@
+"""Small pattern helpers shared by the canonicalize passes."""
+
+from __future__ import annotations
+
+from ..ir import IR
+from ..ir.graph import MATMUL_OPS
+
+
+def single_consumer(ir: IR, n: str) -> str | None:
+    cons = ir.consumers(n)
+    return cons[0] if len(cons) == 1 and not ir.g.nodes[n]["op"] == "output" else None
+
+
+def plain_layer_before(ir: IR, n: str) -> str | None:
+    """The dense/conv node feeding ``n`` if ``n`` is its only consumer and it has no activation yet."""
+    (src,) = ir.inputs(n)
+    d = ir.g.nodes[src]
+    if d["op"] in MATMUL_OPS and d["attrs"]["activation"]["kind"] == "none" and single_consumer(ir, src) == n:
+        return src
+    return None
+
+
+def remove(ir: IR, n: str, keep: str) -> None:
+    """Drop node ``n``; its consumers read ``keep`` instead."""
+    ir.replace_uses(n, keep)
+    ir.g.remove_node(n)
+
+
+def rewrite_all(ir: IR, rule) -> IR:
+    """Apply ``rule(ir, node) -> bool`` in topological order until no rule fires."""
+    ir = ir.copy()
+    changed = True
+    while changed:
+        changed = False
+        for n in ir.topo():
+            if n in ir.g and rule(ir, n):
+                changed = True
+                break
+    return ir

@@ -1,0 +1,112 @@
+"""One test per canonicalize rewrite: the rewrite fires, and the IR after it computes what
+onnxruntime computes for the original model on random inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from onnx import helper
+
+from compiler.frontend import load_model
+from compiler.ir.verify import verify_ir
+from compiler.options import CompileOptions
+from compiler.passes.fold_batchnorm import fold_batchnorm
+from compiler.passes.fuse_activation import fuse_activation
+from compiler.passes.fuse_bias import fuse_bias
+from compiler.passes.remove_identity import remove_identity
+from compiler.pdk import load_pdk
+from helpers import ir_run_onnx_layout, ort_run, save_model
+
+RNG = np.random.default_rng(5)
+PDK = load_pdk("generic")
+X = ("x", ["N", 3, 6, 6])
+
+
+def conv(name, inp, out, cout=4, cin=3, bias=True, **kw):
+    inits = [(f"{name}_W", RNG.normal(size=(cout, cin, 3, 3)))]
+    ins = [inp, f"{name}_W"]
+    if bias:
+        inits.append((f"{name}_b", RNG.normal(size=cout)))
+        ins.append(f"{name}_b")
+    return helper.make_node("Conv", ins, [out], name=name, pads=[1, 1, 1, 1], **kw), inits
+
+
+def ops(ir):
+    return [ir.g.nodes[n]["op"] for n in ir.topo()]
+
+
+def check(tmp_path, pass_fn, nodes, inits, out_dims, gone: str, x=X):
+    p = save_model(tmp_path / "m.onnx", nodes, [x], [("y", out_dims)], inits)
+    ir, _ = load_model(p)
+    after = pass_fn(ir, CompileOptions(), PDK)
+    verify_ir(after)
+    assert gone in ops(ir) and gone not in ops(after), ops(after)
+    feeds = {"x": RNG.normal(size=[4 if d == "N" else d for d in x[1]])}
+    (want,), (got,) = ort_run(p, feeds), ir_run_onnx_layout(after, feeds)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    return after
+
+
+def test_remove_identity(tmp_path):
+    c, inits = conv("c1", "x", "h")
+    shp = helper.make_node("Constant", [], ["s"], value=helper.make_tensor("v", 7, [4], [0, 4, 6, 6]))
+    nodes = [c, helper.make_node("Identity", ["h"], ["i"], name="id"), shp,
+             helper.make_node("Reshape", ["i", "s"], ["r"], name="noop_reshape"),
+             helper.make_node("Transpose", ["r"], ["t"], name="noop_t", perm=[0, 1, 2, 3]),
+             helper.make_node("Relu", ["t"], ["y"], name="act")]
+    after = check(tmp_path, remove_identity, nodes, inits, ["N", 4, 6, 6], "identity")
+    assert ops(after) == ["input", "conv", "act", "output"]
+
+
+@pytest.mark.parametrize("layer", ["conv", "gemm", "input_offset"])
+def test_fuse_bias(tmp_path, layer):
+    if layer == "conv":
+        c, inits = conv("c1", "x", "h", bias=False)
+        nodes = [c, helper.make_node("Add", ["h", "cb"], ["y"], name="bias_add")]
+        inits.append(("cb", RNG.normal(size=(1, 4, 1, 1))))
+        check(tmp_path, fuse_bias, nodes, inits, ["N", 4, 6, 6], "add_const")
+    else:
+        x = ("x", ["N", 5])
+        mm = helper.make_node("MatMul", ["xo" if layer == "input_offset" else "x", "W"], ["h"], name="mm")
+        inits = [("W", RNG.normal(size=(5, 3))), ("c", RNG.normal(size=(5,) if layer == "input_offset" else (3,)))]
+        nodes = ([helper.make_node("Add", ["x", "c"], ["xo"], name="offset"), mm,
+                  helper.make_node("Relu", ["h"], ["y"], name="r")] if layer == "input_offset"
+                 else [mm, helper.make_node("Add", ["h", "c"], ["y"], name="bias_add")])
+        check(tmp_path, fuse_bias, nodes, inits, ["N", 3], "add_const", x=x)
+
+
+@pytest.mark.parametrize("layer", ["conv", "gemm"])
+def test_fold_batchnorm(tmp_path, layer):
+    C = 4 if layer == "conv" else 3
+    bn_inits = [("g", RNG.uniform(0.5, 2, C)), ("be", RNG.normal(size=C)), ("mu", RNG.normal(size=C)),
+                ("var", RNG.uniform(0.1, 2, C))]
+    bn = helper.make_node("BatchNormalization", ["h", "g", "be", "mu", "var"], ["y"], name="bn", epsilon=1e-3)
+    if layer == "conv":
+        c, inits = conv("c1", "x", "h")
+        check(tmp_path, fold_batchnorm, [c, bn], inits + bn_inits, ["N", 4, 6, 6], "batchnorm")
+    else:
+        g = helper.make_node("Gemm", ["x", "W", "b"], ["h"], name="fc", transB=1)
+        check(tmp_path, fold_batchnorm, [g, bn], [("W", RNG.normal(size=(3, 5))), ("b", RNG.normal(size=3))]
+              + bn_inits, ["N", 3], "batchnorm", x=("x", ["N", 5]))
+
+
+def test_batchnorm_without_layer_stays_digital(tmp_path):
+    bn = helper.make_node("BatchNormalization", ["x", "g", "be", "mu", "var"], ["y"], name="bn")
+    p = save_model(tmp_path / "m.onnx", [bn], [X], [("y", ["N", 3, 6, 6])],
+                   [("g", np.ones(3)), ("be", np.zeros(3)), ("mu", np.zeros(3)), ("var", np.ones(3))])
+    ir, _ = load_model(p)
+    assert "batchnorm" in ops(fold_batchnorm(ir, CompileOptions(), PDK))
+
+
+@pytest.mark.parametrize("act", [("Relu", {}), ("LeakyRelu", {"alpha": 0.2}), ("Sigmoid", {}), ("Tanh", {}),
+                                 ("Clip", {})])
+def test_fuse_activation(tmp_path, act):
+    op, kw = act
+    c, inits = conv("c1", "x", "h")
+    ins = ["h"]
+    if op == "Clip":
+        inits += [("lo", np.array(-0.5)), ("hi", np.array(0.8))]
+        ins += ["lo", "hi"]
+    nodes = [c, helper.make_node(op, ins, ["y"], name="a", **kw)]
+    after = check(tmp_path, fuse_activation, nodes, inits, ["N", 4, 6, 6], "act")
+    assert ops(after) == ["input", "conv", "output"]
