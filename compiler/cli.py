@@ -20,6 +20,23 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
+class _ListOps(argparse.Action):
+    def __init__(self, option_strings, dest, **kw):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kw)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from .frontend.onnx import SUPPORTED_OPS
+        from .frontend.yaml import YAML_OPS
+
+        print("ONNX operators (default domain):")
+        for op in SUPPORTED_OPS:
+            print(f"  {op}")
+        print("YAML graph ops (docs/yaml-graph.md):")
+        for op in YAML_OPS:
+            print(f"  {op}")
+        parser.exit(0)
+
+
 def _tile(text: str) -> tuple[int, int]:
     m = _TILE.match(text)
     if not m:
@@ -44,6 +61,18 @@ def _positive(kind):
     return parse
 
 
+def _bits(lo: int, hi: int):
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{text}' is not an integer") from None
+        if not lo <= v <= hi:
+            raise argparse.ArgumentTypeError(f"'{text}' must be in {lo}..{hi}")
+        return v
+    return parse
+
+
 def _nonneg_int(text: str) -> int:
     try:
         v = int(text)
@@ -60,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="amsc", description="Compile neural-network models onto analog resistive crossbars: "
                 "SPICE netlists (ngspice), Verilog glue, and verification in ngspice against numpy.")
     p.add_argument("--version", action="version", version=f"amsc {__version__}")
+    p.add_argument("--list-ops", action=_ListOps, help="print the supported ONNX and YAML operators and exit")
     sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser, metavar="COMMAND")
 
     c = sub.add_parser("compile", help="compile an ONNX or YAML model into OUT/",
@@ -77,6 +107,12 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--parasitics", action="store_true",
                    help="model word-line and bit-line wire resistance as a distributed resistor mesh "
                    "(per-segment values from the PDK's wire section)")
+    c.add_argument("--weight-scale", choices=("layer", "column"), default="layer",
+                   help="map |w|max to the full conductance swing per layer (default) or per output column")
+    c.add_argument("--weight-bits", type=_bits(1, 16), metavar="N",
+                   help="conductance levels per device = 2**N (default: the PDK's levels)")
+    c.add_argument("--adc-bits", type=_bits(1, 24), metavar="N", help="ADC resolution (default: the PDK's)")
+    c.add_argument("--dac-bits", type=_bits(1, 24), metavar="N", help="DAC resolution (default: the PDK's)")
     c.add_argument("--seed", type=_nonneg_int, default=0, help="seed for every random choice (default 0)")
     c.add_argument("--max-tiles", type=_positive(int), default=4096,
                    help="refuse designs needing more tiles than this (default 4096)")
@@ -116,14 +152,23 @@ def _cmd_compile(args) -> int:
 
     rows, cols = args.tile if args.tile else (None, None)
     opts = CompileOptions(pdk=args.pdk, tile_rows=rows, tile_cols=cols, seed=args.seed, parasitics=args.parasitics,
+                          weight_scale=args.weight_scale, weight_bits=args.weight_bits, adc_bits=args.adc_bits,
+                          dac_bits=args.dac_bits,
                           max_tiles=args.max_tiles, dump_ir_after=args.dump_ir_after)
 
     def dump(name, ir):
         sys.stdout.write(ir_to_json(ir))
 
     m = compile_model(args.model, args.out, opts, dump=dump)
+    u = m["utilization"]
     print(f"amsc: compiled {args.model} -> {args.out}: {len(m['tiles'])} tile(s) in {len(m['layers'])} "
-          f"layer(s), {len(m['files'])} files", file=sys.stderr)
+          f"layer(s), {len(m['files'])} files; cells used {u['used_cells']}/{u['available_cells']} "
+          f"({100 * u['ratio']:.1f} %)", file=sys.stderr)
+    for layer in m["layers"]:
+        lu = layer["utilization"]
+        print(f"  {layer['name']}: {len(layer['tiles'])} tile(s) ({layer['row_splits']} row x "
+              f"{layer['col_splits']} column splits), utilization {100 * lu['ratio']:.1f} %, "
+              f"accumulator {layer['acc_bits']} bits", file=sys.stderr)
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Callable
 
@@ -25,6 +26,25 @@ def pdk_summary(pdk: Pdk) -> dict:
         "tia_v_out_fs": pdk.tia_v_out_fs,
         "r_wl_segment": pdk.r_wl_segment, "r_bl_segment": pdk.r_bl_segment, "reltol": pdk.reltol, "abstol": pdk.abstol,
     }
+
+
+def utilization(tiles: list[dict]) -> dict:
+    """Programmed cells over available cells (a signed weight uses two cells)."""
+    used = sum((t["rows"][1] - t["rows"][0]) * 2 * (t["cols"][1] - t["cols"][0]) for t in tiles)
+    avail = sum(t["tile_size"][0] * t["tile_size"][1] for t in tiles)
+    return {"used_cells": used, "available_cells": avail, "ratio": used / avail if avail else 0.0}
+
+
+def apply_overrides(pdk: Pdk, options: CompileOptions) -> Pdk:
+    """The PDK with the CLI's resolution overrides (weight, ADC and DAC bits) applied."""
+    changes = {}
+    if options.weight_bits is not None:
+        changes["levels"] = 2 ** options.weight_bits
+    if options.adc_bits is not None:
+        changes["adc_bits"] = options.adc_bits
+    if options.dac_bits is not None:
+        changes["dac_bits"] = options.dac_bits
+    return dataclasses.replace(pdk, **changes) if changes else pdk
 
 
 def build_plan(ir: IR, pdk: Pdk, options: CompileOptions, source_name: str, source_sha: str):
@@ -52,11 +72,20 @@ def build_plan(ir: IR, pdk: Pdk, options: CompileOptions, source_name: str, sour
             "parasitics": a["parasitics"],
         })
     layers = []
+    by_layer = {}
+    for t in tiles:
+        by_layer.setdefault(t["layer"], []).append(t)
     for n in ir.nodes_of("accum"):
-        a = ir.g.nodes[n]["attrs"]
-        layers.append({"name": n, "activation": a["activation"], "w_per_siemens": a["w_per_siemens"],
-                       "row_splits": a["row_splits"], "col_splits": a["col_splits"], "acc_bits": a["acc_bits"],
-                       "tiles": ir.inputs(n)})
+        d = ir.g.nodes[n]
+        a = d["attrs"]
+        arrays = {}
+        for key, arr in (("w_scale", d["params"]["w_scale"]), ("bias", d["params"]["b"])):
+            arrays[key] = f"layers/{n}_{key}.npy"
+            plan.add(arrays[key], npy_bytes(arr))
+        layers.append({"name": n, "kind": a["kind"], "activation": a["activation"], "spatial": a["spatial"],
+                       "weight_scale": a["weight_scale"], "arrays": arrays, "row_splits": a["row_splits"],
+                       "col_splits": a["col_splits"], "acc_bits": a["acc_bits"], "tiles": ir.inputs(n),
+                       "utilization": utilization(by_layer[n])})
     manifest = {
         "amsc_version": __version__,
         "design": ir.name,
@@ -66,6 +95,7 @@ def build_plan(ir: IR, pdk: Pdk, options: CompileOptions, source_name: str, sour
         "files": [{"path": k, "sha256": v} for k, v in plan.digests().items()],
         "tiles": tiles,
         "layers": layers,
+        "utilization": utilization(tiles),
     }
     return plan, manifest
 
@@ -74,7 +104,7 @@ def compile_model(model: str | Path, out: str | Path, options: CompileOptions,
                   dump: Callable[[str, IR], None] | None = None) -> dict:
     out = Path(out)
     check_output_dir(out)  # fail early, before any work
-    pdk = load_pdk(options.pdk)
+    pdk = apply_overrides(load_pdk(options.pdk), options)
     ir, data = load_model(model)
     lowered = run_pipeline(ir, options, pdk, dump=dump)
     plan, manifest = build_plan(lowered, pdk, options, Path(model).name, sha256(data))

@@ -16,6 +16,12 @@ class CompileOptions:
     input_range: tuple[float, float] = (0.0, 1.0)
     #: Emit word-line and bit-line wire resistance as a distributed resistor mesh.
     parasitics: bool = False
+    #: "layer": one weight scale per layer; "column": one per output column (finer levels for small columns).
+    weight_scale: str = "layer"
+    #: Overrides of the PDK's resolution (None keeps the PDK's): conductance levels = 2**weight_bits.
+    weight_bits: int | None = None
+    adc_bits: int | None = None
+    dac_bits: int | None = None
     seed: int = 0
     #: Refuse designs needing more tiles than this, before anything is written.
     max_tiles: int = 4096

@@ -51,7 +51,8 @@ OPS: dict[str, tuple[int | None, tuple[str, ...], tuple[str, ...]]] = {
     # Digital accumulator: sums row-split partial sums, concatenates column splits,
     # rescales to weight units, adds the bias, applies the activation; for a convolution it
     # lays the (Ho*Wo, C_out) results out as (C_out, Ho, Wo) (attr "spatial" = [Ho, Wo]).
-    "accum": (None, ("layer", "activation", "w_per_siemens", "row_splits", "col_splits", "spatial"), ("b",)),
+    # w_scale [C_out]: weight units per siemens of each output column (see passes/quantize.py).
+    "accum": (None, ("layer", "activation", "row_splits", "col_splits", "spatial"), ("b", "w_scale")),
 }
 
 #: Ops that run on crossbars; everything else in the lowered IR is digital (or host, for softmax).

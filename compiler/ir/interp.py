@@ -15,7 +15,7 @@ from .graph import IR
 def layer_matrix(p: dict, a: dict) -> np.ndarray:
     """The ``[out, in]`` matrix a dense/conv layer computes with: quantized once it has conductances."""
     if "gpos" in p:
-        return (p["gpos"] - p["gneg"]).T * a["w_per_siemens"]
+        return (p["gpos"] - p["gneg"]).T * p["w_scale"][:, None]
     W = p["W"]
     return W.reshape(W.shape[0], -1)
 
@@ -68,7 +68,7 @@ def run_ir(ir: IR, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         elif op == "accum":
             rs, cs = a["row_splits"], a["col_splits"]
             cols = [sum(xs[r * cs + c] for r in range(rs)) for c in range(cs)]
-            z = np.concatenate(cols, axis=-1) * a["w_per_siemens"] + p["b"]   # [N, (P,) C_out]
+            z = np.concatenate(cols, axis=-1) * p["w_scale"] + p["b"]   # [N, (P,) C_out]
             if a["spatial"] is not None:
                 z = z.transpose(0, 2, 1).reshape((-1,) + d["shape"])
             y = K.activation(z, a["activation"])

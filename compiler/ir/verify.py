@@ -155,6 +155,8 @@ def _check_op(ir: IR, n: str, d: dict) -> None:
         if b.shape != (W.shape[0],):
             _fail(ir, n, f"bias shape {b.shape} does not fit weight {W.shape}")
         if "gpos" in params:
+            if params.get("w_scale") is None or params["w_scale"].shape != (W.shape[0],):
+                _fail(ir, n, f"quantized layer needs 'w_scale' with one value per output ({W.shape[0]})")
             k = int(np.prod(W.shape[1:]))
             for p in ("gpos", "gneg"):
                 if params[p].shape != (k, W.shape[0]) or np.any(params[p] <= 0):
@@ -182,5 +184,5 @@ def _check_op(ir: IR, n: str, d: dict) -> None:
         _check_act(ir, n, attrs["activation"])
         width = sum(ir.g.nodes[t]["shape"][-1] for t in tiles[: attrs["col_splits"]])
         want = (width,) if attrs["spatial"] is None else (width, *attrs["spatial"])
-        if shape != want or params["b"].shape != (width,):
+        if shape != want or params["b"].shape != (width,) or params["w_scale"].shape != (width,):
             _fail(ir, n, f"output shape {shape} / bias do not match the tiles' width {width}")

@@ -81,9 +81,9 @@ def tile(ir: IR, options, pdk) -> IR:
                        params={"gpos": gpos, "gneg": gneg,
                                "lpos": p["lpos"][r0:r1, c0:c1], "lneg": p["lneg"][r0:r1, c0:c1]})
                 tiles.append(t)
-        ir.set(n, op="accum", params={"b": p["b"]},
+        ir.set(n, op="accum", params={"b": p["b"], "w_scale": p["w_scale"]},
                attrs={"layer": n, "kind": d["op"], "activation": a["activation"],
-                      "w_per_siemens": a["w_per_siemens"], "row_splits": rs, "col_splits": cs, "spatial": spatial,
+                      "weight_scale": a["weight_scale"], "row_splits": rs, "col_splits": cs, "spatial": spatial,
                       # a partial sum of up to rs ADC codes needs ceil(log2(rs)) extra bits
                       "acc_bits": pdk.adc_bits + max(0, math.ceil(math.log2(rs)))})
         for slot, t in enumerate(tiles):

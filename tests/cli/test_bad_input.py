@@ -152,3 +152,35 @@ def test_verify_bad_inputs(tmp_path):
 def test_usage_errors_are_one_line():
     assert_clean_error(amsc("compile"), "model")
     assert_clean_error(amsc("frobnicate"), "frobnicate")
+
+
+def test_list_ops():
+    r = amsc("--list-ops")
+    assert r.returncode == 0
+    for op in ("Conv", "Gemm", "MaxPool", "BatchNormalization", "Softmax", "dense"):
+        assert f"  {op}\n" in r.stdout
+
+
+def _conv_model(tmp_path, x_dims, w_shape, **attrs):
+    node = helper.make_node("Conv", ["x", "W"], ["y"], name="convA", **attrs)
+    return save_model(tmp_path / "c.onnx", [node], [("x", x_dims)], [("y", ["N", w_shape[0], "H", "W"])],
+                      [("W", np.ones(w_shape))])
+
+
+@pytest.mark.parametrize("case,needles", [
+    (dict(x_dims=["N", 2, 8, 8], w_shape=(4, 2, 3, 3), auto_pad="SAME_MIDDLE"), ["auto_pad", "SAME_MIDDLE"]),
+    (dict(x_dims=["N", 4, 8, 8], w_shape=(4, 2, 3, 3), group=2), ["group=2"]),
+    (dict(x_dims=["N", 2, 4, 4], w_shape=(4, 2, 7, 7)), ["kernel_shape", "larger than"]),
+    (dict(x_dims=["N", 3, 8, 8], w_shape=(4, 2, 3, 3)), ["2 input channels", "has 3"]),
+    (dict(x_dims=["N", 2, 8, 8], w_shape=(4, 2, 3, 3), strides=[0, 1]), ["strides"]),
+])
+def test_bad_conv_attributes(tmp_path, case, needles):
+    r, out = compile_err(tmp_path, _conv_model(tmp_path, **case))
+    assert_clean_error(r, "c.onnx", "node 'convA' (Conv)", *needles, out=out)
+
+
+def test_bad_pool_attributes(tmp_path):
+    node = helper.make_node("MaxPool", ["x"], ["y"], name="mp", kernel_shape=[2, 2], ceil_mode=1)
+    p = save_model(tmp_path / "p.onnx", [node], [("x", ["N", 2, 8, 8])], [("y", ["N", 2, 4, 4])])
+    r, out = compile_err(tmp_path, p)
+    assert_clean_error(r, "node 'mp' (MaxPool)", "ceil_mode", out=out)

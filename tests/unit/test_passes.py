@@ -58,10 +58,27 @@ def test_quantize_levels_bounds_and_error():
         np.testing.assert_allclose(lv, np.rint(lv), atol=1e-9)
     # one side of every pair sits at G_min
     assert np.all(np.minimum(p["lpos"], p["lneg"]) == 0)
-    Wq = (p["gpos"] - p["gneg"]).T * a["w_per_siemens"]
+    Wq = (p["gpos"] - p["gneg"]).T * p["w_scale"][:, None]
     step_w = np.abs(W).max() / (PDK.levels - 1)
     assert np.abs(Wq - W).max() <= step_w / 2 + 1e-12
     assert np.abs(Wq).max() == pytest.approx(np.abs(W).max())
+
+
+def test_per_column_scaling_uses_each_columns_range():
+    W = RNG.normal(size=(6, 9)) * np.array([100.0, 1, 1, 0.01, 1, 1])[:, None]
+    ir = IR("q")
+    ir.add("x", "input", (9,), attrs={"batch_axis": 0})
+    ir.add("d", "dense", (6,), ["x"], attrs={"activation": {"kind": "none"}}, params={"W": W, "b": np.zeros(6)})
+    ir.add("y", "output", (6,), ["d"], attrs={"batch_axis": 0})
+    err = {}
+    for mode in ("layer", "column"):
+        p = quantize(ir, CompileOptions(weight_scale=mode), PDK).g.nodes["d"]["params"]
+        Wq = (p["gpos"] - p["gneg"]).T * p["w_scale"][:, None]
+        err[mode] = np.abs(Wq - W).max(axis=1) / np.abs(W).max(axis=1)
+        # every column's largest weight lands on a full-swing pair in column mode
+        if mode == "column":
+            assert np.all(np.max(np.abs(p["lpos"].astype(int) - p["lneg"]), axis=0) == PDK.levels - 1)
+    assert err["column"][3] < 0.05 < err["layer"][3]  # the small column keeps its resolution
 
 
 @pytest.mark.parametrize("tile", [(64, 64), (32, 32), (16, 8), (7, 6)])
@@ -131,3 +148,38 @@ def test_verifier_catches_defects():
     bad.g.add_edge("y", "x", slot=0)
     with pytest.raises(IRVerifyError, match="cycle"):
         verify_ir(bad)
+
+
+CNN = MLP.parent / "cnn_digits"
+
+
+@pytest.mark.parametrize("tile", [(64, 64), (16, 8), (5, 6)])
+def test_conv_tiling_preserves_the_quantized_network(tile):
+    ir, _ = load_model(CNN / "model.onnx")
+    opts = CompileOptions(tile_rows=tile[0], tile_cols=tile[1])
+    low = run_pipeline(ir, opts, PDK)
+    q = run_pipeline(ir, opts, PDK, upto="quantize")
+    inp = q.nodes_of("input")[0]
+    x = RNG.uniform(0, 1, size=(6, 1, 8, 8))
+    want = list(run_ir(q, {inp: x}).values())[0]
+    got = list(run_ir(low, {inp: x}).values())[0]
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
+    assert len(low.nodes_of("im2col")) == 2
+    rows = {"conv1": 9, "conv2": 72, "fc": 256}
+    outs = {"conv1": 8, "conv2": 16, "fc": 10}
+    tiles = low.nodes_of("xbar_tile")
+    assert len(tiles) == sum(math.ceil(rows[k] / tile[0]) * math.ceil(outs[k] / (tile[1] // 2)) for k in rows)
+
+
+def test_quantized_cnn_keeps_its_accuracy():
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = (d.data / 16.0).reshape(-1, 1, 8, 8)[-300:]
+    y = d.target[-300:]
+    ir, _ = load_model(CNN / "model.onnx")
+    low = run_pipeline(ir, CompileOptions(), PDK)
+    inp = low.nodes_of("input")[0]
+    acc_float = np.mean(list(run_ir(ir, {inp: x}).values())[0].argmax(1) == y)
+    acc_q = np.mean(list(run_ir(low, {inp: x}).values())[0].argmax(1) == y)
+    assert acc_float > 0.9 and acc_q > acc_float - 0.03, (acc_float, acc_q)
