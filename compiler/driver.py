@@ -8,6 +8,7 @@ from typing import Callable
 
 from . import __version__
 from .backend.plan import OutputPlan, check_output_dir, npy_bytes, sha256, write_plan
+from .backend.floorplan import placement_json, placement_png
 from .backend.render import environment
 from .backend.spice import emit_spice
 from .backend.verilog import emit_verilog
@@ -53,6 +54,8 @@ def build_plan(ir: IR, pdk: Pdk, options: CompileOptions, source_name: str, sour
     for rel, text in sorted({**emit_spice(ir, pdk, env, source_sha), **emit_verilog(ir, pdk, env, source_sha)}.items()):
         plan.add(rel, text)
     plan.add("ir.json", ir_to_json(ir))
+    plan.add("placement.json", placement_json(ir))
+    plan.add("placement.png", placement_png(ir))
     tiles = []
     for t in ir.nodes_of("xbar_tile"):
         d = ir.g.nodes[t]
@@ -96,6 +99,7 @@ def build_plan(ir: IR, pdk: Pdk, options: CompileOptions, source_name: str, sour
         "tiles": tiles,
         "layers": layers,
         "utilization": utilization(tiles),
+        "placement": {k: ir.g.graph["floorplan"][k] for k in ("grid", "wirelength", "baseline_wirelength", "seed")},
     }
     return plan, manifest
 

@@ -103,6 +103,7 @@ class IR:
     def copy(self) -> "IR":
         new = IR(self.name, self.source)
         new.g = nx.DiGraph()
+        new.g.graph.update(copy.deepcopy(self.g.graph))  # graph-level results of passes (e.g. floorplan)
         for n, d in self.g.nodes(data=True):
             # arrays are read-only, so sharing them is safe; attrs are deep-copied
             new.g.add_node(n, **{**d, "attrs": copy.deepcopy(d["attrs"]), "params": dict(d["params"])})

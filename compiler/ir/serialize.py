@@ -38,7 +38,7 @@ def ir_to_dict(ir: IR) -> dict:
             "attrs": d["attrs"],
             "params": {k: array_digest(v) for k, v in sorted(d["params"].items())},
         })
-    return {"amsc_ir": 1, "amsc_version": __version__, "name": ir.name, "nodes": nodes}
+    return {"amsc_ir": 1, "amsc_version": __version__, "name": ir.name, "nodes": nodes, "graph": dict(ir.g.graph)}
 
 
 def ir_to_json(ir: IR) -> str:

@@ -1,0 +1,66 @@
+"""Floorplan back end: placement.json and a placement.png drawing of the tile grid."""
+
+from __future__ import annotations
+
+import io
+
+from ..ir import IR
+from .plan import json_text
+
+
+def placement_json(ir: IR) -> str:
+    fp = ir.g.graph["floorplan"]
+    cells = []
+    for n in ir.topo():
+        d = ir.g.nodes[n]
+        if "grid" in d["attrs"]:
+            cells.append({"name": n, "kind": "tile" if d["op"] == "xbar_tile" else "digital",
+                          "layer": d["attrs"]["layer"], "slot": d["attrs"]["grid"]})
+    return json_text({**fp, "cells": cells})
+
+
+def placement_png(ir: IR) -> bytes:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Rectangle
+
+    fp = ir.g.graph["floorplan"]
+    rows, cols = fp["grid"]
+    pos, layer_of, kind = {}, {}, {}
+    for n in ir.topo():
+        a = ir.g.nodes[n]["attrs"]
+        if "grid" in a:
+            pos[n] = (a["grid"][1], rows - 1 - a["grid"][0])  # x = column, y up
+            layer_of[n] = a["layer"]
+            kind[n] = ir.g.nodes[n]["op"]
+    for pad, (r, c) in fp["pads"].items():
+        pos[pad] = (c, rows - 1 - r)
+    layers = sorted(set(layer_of.values()), key=lambda lay: min(ir.topo().index(lay), 10 ** 9))
+    colors = {lay: f"C{k % 10}" for k, lay in enumerate(layers)}
+    fig = Figure(figsize=(max(4.0, 0.9 * cols + 2.5), max(3.0, 0.9 * rows + 1.0)), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_axes((0.05, 0.08, 0.7, 0.84))
+    for a, b in fp["edges"]:
+        (x0, y0), (x1, y1) = pos[a], pos[b]
+        ax.plot([x0, x1], [y0, y1], color="0.55", linewidth=0.8, zorder=1)
+    for n, (x, y) in pos.items():
+        if n.startswith("@"):
+            ax.add_patch(Rectangle((x - 0.2, y - 0.2), 0.4, 0.4, color="black", zorder=2))
+            ax.text(x, y - 0.38, "in" if n == "@in" else "out", ha="center", va="top", fontsize=7)
+            continue
+        tile = kind[n] == "xbar_tile"
+        ax.add_patch(Rectangle((x - 0.4, y - 0.4), 0.8, 0.8, facecolor=colors[layer_of[n]], alpha=0.85 if tile else 0.35,
+                               edgecolor="black", hatch=None if tile else "//", zorder=2))
+        ax.text(x, y, n if len(n) <= 12 else n[:11] + "…", ha="center", va="center", fontsize=6, zorder=3)
+    ax.set_xlim(-1.6, cols + 0.6)
+    ax.set_ylim(-0.8, rows - 0.2)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    ax.set_title(f"{ir.name}: wirelength {fp['wirelength']} (row-major {fp['baseline_wirelength']}), seed {fp['seed']}",
+                 fontsize=9)
+    handles = [Rectangle((0, 0), 1, 1, color=colors[lay]) for lay in layers]
+    fig.legend(handles, [f"{lay}" for lay in layers], loc="center right", fontsize=7, title="layer (hatched: digital)",
+               title_fontsize=7)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": None})
+    return buf.getvalue()
