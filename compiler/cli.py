@@ -113,7 +113,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="conductance levels per device = 2**N (default: the PDK's levels)")
     c.add_argument("--adc-bits", type=_bits(1, 24), metavar="N", help="ADC resolution (default: the PDK's)")
     c.add_argument("--dac-bits", type=_bits(1, 24), metavar="N", help="DAC resolution (default: the PDK's)")
-    c.add_argument("--seed", type=_nonneg_int, default=0, help="seed for every random choice (default 0)")
+    c.add_argument("--corner", default="tt", metavar="CORNER",
+                   help="process corner of a device-level PDK's models: tt (default), ss, ff, sf, fs")
+    c.add_argument("--seed", type=_nonneg_int, default=0,
+                   help="seed for every random choice: placement, device programming error (default 0)")
     c.add_argument("--max-tiles", type=_positive(int), default=4096,
                    help="refuse designs needing more tiles than this (default 4096)")
     c.add_argument("--dump-ir-after", choices=PASS_NAMES, metavar="PASS",
@@ -153,7 +156,7 @@ def _cmd_compile(args) -> int:
     rows, cols = args.tile if args.tile else (None, None)
     opts = CompileOptions(pdk=args.pdk, tile_rows=rows, tile_cols=cols, seed=args.seed, parasitics=args.parasitics,
                           weight_scale=args.weight_scale, weight_bits=args.weight_bits, adc_bits=args.adc_bits,
-                          dac_bits=args.dac_bits,
+                          dac_bits=args.dac_bits, corner=args.corner,
                           max_tiles=args.max_tiles, dump_ir_after=args.dump_ir_after)
 
     def dump(name, ir):

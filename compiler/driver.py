@@ -10,21 +10,23 @@ from . import __version__
 from .backend.plan import OutputPlan, check_output_dir, npy_bytes, sha256, write_plan
 from .backend.floorplan import placement_json, placement_png
 from .backend.render import environment
-from .backend.spice import emit_spice
+from .backend.spice import emit_spice, tia_context
 from .backend.verilog import emit_verilog
 from .frontend import load_model
 from .ir import IR
 from .ir.serialize import ir_to_json
 from .options import CompileOptions
 from .passes.pipeline import run_pipeline
+from .errors import PdkError
 from .pdk import Pdk, load_pdk
+from .pdk.devices import transistor_table
 
 
 def pdk_summary(pdk: Pdk) -> dict:
     return {
         "name": pdk.name, "g_min": pdk.g_min, "g_max": pdk.g_max, "levels": pdk.levels,
         "v_read": pdk.v_read, "adc_bits": pdk.adc_bits, "dac_bits": pdk.dac_bits,
-        "tia_v_out_fs": pdk.tia_v_out_fs,
+        "tia_v_out_fs": pdk.tia_v_out_fs, "cell": pdk.cell["type"], "tia": pdk.tia["type"],
         "r_wl_segment": pdk.r_wl_segment, "r_bl_segment": pdk.r_bl_segment, "reltol": pdk.reltol, "abstol": pdk.abstol,
     }
 
@@ -51,8 +53,18 @@ def apply_overrides(pdk: Pdk, options: CompileOptions) -> Pdk:
 def build_plan(ir: IR, pdk: Pdk, options: CompileOptions, source_name: str, source_sha: str):
     env = environment(pdk)
     plan = OutputPlan()
-    for rel, text in sorted({**emit_spice(ir, pdk, env, source_sha), **emit_verilog(ir, pdk, env, source_sha)}.items()):
+    spice = emit_spice(ir, pdk, env, source_sha, options.corner)
+    for rel, text in sorted({**spice, **emit_verilog(ir, pdk, env, source_sha)}.items()):
         plan.add(rel, text)
+    cell = {"type": "1r"}
+    if pdk.cell["type"] == "1t1r":
+        # the access transistor, calibrated once: the golden model of every cell solves against it
+        table = transistor_table(pdk, options.corner)
+        cell = {"type": "1t1r", "rram": pdk.cell["rram"], "v_gate": pdk.cell["v_gate"], "corner": options.corner,
+                "transistor": pdk.cell["transistor"], "table": {}}
+        for key in ("vds", "vgs", "ids"):
+            cell["table"][key] = f"pdk/transistor_{key}.npy"
+            plan.add(cell["table"][key], npy_bytes(table[key]))
     plan.add("ir.json", ir_to_json(ir))
     plan.add("placement.json", placement_json(ir))
     plan.add("placement.png", placement_png(ir))
@@ -72,7 +84,8 @@ def build_plan(ir: IR, pdk: Pdk, options: CompileOptions, source_name: str, sour
             "conductances": arrays, "adc_full_scale_a": a["adc_full_scale_a"],
             "adc_lsb_a": 2.0 * a["adc_full_scale_a"] / 2 ** pdk.adc_bits, "rf_ohm": a["rf_ohm"],
             "v_read": pdk.v_read, "dac_bits": pdk.dac_bits, "adc_bits": pdk.adc_bits,
-            "parasitics": a["parasitics"],
+            "parasitics": a["parasitics"], "cell": cell,
+            "tia": {**pdk.tia, "transimpedance_ohm": tia_context(a["rf_ohm"], pdk)["transimpedance"]},
         })
     layers = []
     by_layer = {}
@@ -109,6 +122,8 @@ def compile_model(model: str | Path, out: str | Path, options: CompileOptions,
     out = Path(out)
     check_output_dir(out)  # fail early, before any work
     pdk = apply_overrides(load_pdk(options.pdk), options)
+    if pdk.models is None and options.corner != "tt":
+        raise PdkError("--corner", f"PDK '{pdk.name}' has no device models, so corner '{options.corner}' does not apply")
     ir, data = load_model(model)
     lowered = run_pipeline(ir, options, pdk, dump=dump)
     plan, manifest = build_plan(lowered, pdk, options, Path(model).name, sha256(data))

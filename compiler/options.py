@@ -22,6 +22,8 @@ class CompileOptions:
     weight_bits: int | None = None
     adc_bits: int | None = None
     dac_bits: int | None = None
+    #: Process corner of the PDK's device models (tt, ss, ff, sf, fs).
+    corner: str = "tt"
     seed: int = 0
     #: Refuse designs needing more tiles than this, before anything is written.
     max_tiles: int = 4096

@@ -8,7 +8,7 @@ import jinja2
 
 def environment(pdk) -> jinja2.Environment:
     return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(pdk.path)),
+        loader=jinja2.FileSystemLoader([str(d) for d in pdk.template_dirs]),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,

@@ -12,6 +12,7 @@ from .fold_batchnorm import fold_batchnorm
 from .fuse_activation import fuse_activation
 from .fuse_bias import fuse_bias
 from .place import place
+from .program import program
 from .quantize import quantize
 from .remove_identity import remove_identity
 from .schedule import schedule
@@ -33,6 +34,7 @@ PASSES: tuple[Pass, ...] = (
     Pass("fuse_activation", fuse_activation),
     Pass("quantize", quantize),
     Pass("tile", tile),
+    Pass("program", program),
     # schedule before place: the placer orders tiles by their step
     Pass("schedule", schedule),
     Pass("place", place),

@@ -6,9 +6,12 @@ them from the :class:`Pdk` object.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+import re
 
 import yaml
 
@@ -37,6 +40,15 @@ class Pdk:
     reltol: float         # simulator relative tolerance
     abstol: float         # simulator absolute current tolerance, A
     templates: dict       # role -> template file name
+    #: {"type": "1r"}, or for a 1T1R cell {"type": "1t1r", "transistor": {...}, "v_gate": V, "rram": {...}}
+    cell: dict = dataclasses.field(default_factory=lambda: {"type": "1r"})
+    #: {"type": "ideal"} or {"type": "opamp", "gain": A0, "gbw_hz": GBW}
+    tia: dict = dataclasses.field(default_factory=lambda: {"type": "ideal"})
+    #: foundry device models to include, or None: {"package", "root", "corners": {name: file}, "common": [...],
+    #: "params": {...}}
+    models: dict | None = None
+    #: template folders searched in order: this PDK's, then the PDKs it inherits from
+    template_dirs: tuple = ()
 
     @property
     def g_step(self) -> float:
@@ -65,6 +77,84 @@ _FIELDS = {
 }
 _TEMPLATE_ROLES = ("crossbar", "testbench", "chip", "verilog_top", "verilog_tile", "verilog_macro",
                    "verilog_ctrl")
+
+
+def _typed(file: Path, doc: dict, dotted: str, typ, ok, expl: str):
+    v = _get(doc, dotted)
+    if typ is str:
+        if not isinstance(v, str) or not ok(v):
+            raise PdkError(file, f"field '{dotted}' = {v!r}; expected {expl}")
+        return v
+    if isinstance(v, bool) or v is None or (typ is int and not isinstance(v, int)):
+        raise PdkError(file, f"field '{dotted}' = {v!r}; expected {expl}")
+    try:
+        v = typ(v)
+    except (TypeError, ValueError):
+        raise PdkError(file, f"field '{dotted}' = {v!r}; expected {expl}") from None
+    if not ok(v):
+        raise PdkError(file, f"field '{dotted}' = {v!r}; expected {expl}")
+    return v
+
+
+_NAME_OK = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$").match
+
+
+def _cell(file: Path, doc: dict) -> dict:
+    kind = _get(doc, "cell.type") or "1r"
+    if kind == "1r":
+        return {"type": "1r"}
+    if kind != "1t1r":
+        raise PdkError(file, f"field 'cell.type' = {kind!r}; expected '1r' or '1t1r'")
+    t = lambda d, ty, ok, ex: _typed(file, doc, d, ty, ok, ex)  # noqa: E731
+    return {
+        "type": "1t1r",
+        "transistor": {
+            "subckt": t("cell.transistor.subckt", str, _NAME_OK, "a device subckt name"),
+            "w_um": t("cell.transistor.w_um", float, _pos, "a positive width in um"),
+            "l_um": t("cell.transistor.l_um", float, _pos, "a positive length in um"),
+        },
+        "v_gate": t("cell.v_gate", float, lambda x: 0 < x <= 5, "a gate (select-line) voltage in (0, 5] V"),
+        "rram": {
+            "i0": t("cell.rram.i0", float, _pos, "a positive current in A"),
+            "g0_nm": t("cell.rram.g0_nm", float, _pos, "a positive length in nm"),
+            "v0": t("cell.rram.v0", float, _pos, "a positive voltage"),
+            "sigma_gap_nm": t("cell.rram.sigma_gap_nm", float, lambda x: 0 <= x < 1, "a gap sigma in [0, 1) nm"),
+        },
+    }
+
+
+def _tia(file: Path, doc: dict) -> dict:
+    kind = _get(doc, "tia.type") or "ideal"
+    if kind == "ideal":
+        return {"type": "ideal"}
+    if kind != "opamp":
+        raise PdkError(file, f"field 'tia.type' = {kind!r}; expected 'ideal' or 'opamp'")
+    return {"type": "opamp",
+            "gain": _typed(file, doc, "tia.gain", float, lambda x: x >= 10, "an open-loop gain >= 10"),
+            "gbw_hz": _typed(file, doc, "tia.gbw_hz", float, _pos, "a positive gain-bandwidth in Hz")}
+
+
+def _models(file: Path, doc: dict) -> dict | None:
+    m = doc.get("models")
+    if m is None:
+        return None
+    if not isinstance(m, dict):
+        raise PdkError(file, "field 'models' must be a mapping")
+    for key in ("package", "root"):
+        _typed(file, doc, f"models.{key}", str, lambda v: ".." not in v, "a string")
+    corners = m.get("corners")
+    if not isinstance(corners, dict) or not corners or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in corners.items()):
+        raise PdkError(file, "field 'models.corners' must map corner names to parameter files")
+    common = m.get("common")
+    if not isinstance(common, list) or not all(isinstance(f, str) and ".." not in f for f in common):
+        raise PdkError(file, "field 'models.common' must be a list of model file names")
+    params = m.get("params", {})
+    if not isinstance(params, dict) or not all(_NAME_OK(str(k)) and isinstance(v, (int, float))
+                                               for k, v in params.items()):
+        raise PdkError(file, "field 'models.params' must map parameter names to numbers")
+    return {"package": m["package"], "root": m["root"], "corners": dict(corners), "common": list(common),
+            "params": dict(params)}
 
 
 def search_path() -> list[Path]:
@@ -110,28 +200,24 @@ def load_pdk(name_or_path: str) -> Pdk:
         raise PdkError(file, f"cannot read: {e}") from None
     if not isinstance(doc, dict):
         raise PdkError(file, "expected a mapping at the top level")
-    vals = {}
-    for dotted, (typ, ok, expl) in _FIELDS.items():
-        v = _get(doc, dotted)
-        if isinstance(v, bool) or v is None:
-            raise PdkError(file, f"field '{dotted}' is missing or not a number; expected {expl}")
-        if typ is int and not isinstance(v, int):
-            raise PdkError(file, f"field '{dotted}' = {v!r}; expected {expl}")
-        try:
-            v = typ(v)
-        except (TypeError, ValueError):
-            raise PdkError(file, f"field '{dotted}' = {v!r}; expected {expl}") from None
-        if not ok(v):
-            raise PdkError(file, f"field '{dotted}' = {v!r}; expected {expl}")
-        vals[dotted] = v
+    vals = {dotted: _typed(file, doc, dotted, typ, ok, expl) for dotted, (typ, ok, expl) in _FIELDS.items()}
     if vals["device.g_max"] <= vals["device.g_min"]:
         raise PdkError(file, "field 'device.g_max' must exceed 'device.g_min'")
-    templates = doc.get("templates")
+    templates = doc.get("templates", {})
     if not isinstance(templates, dict):
-        raise PdkError(file, "field 'templates' is missing; expected a mapping of role -> template file")
+        raise PdkError(file, "field 'templates' must be a mapping of role -> template file")
+    dirs = [folder.resolve()]
+    parent = doc.get("inherit")
+    if parent is not None:
+        # roles this PDK does not template itself come from the PDK it inherits from
+        if not isinstance(parent, str) or "/" in parent or parent == folder.name:
+            raise PdkError(file, f"field 'inherit' = {parent!r}; expected the name of another bundled PDK")
+        base = load_pdk(parent)
+        templates = {**base.templates, **templates}
+        dirs += list(base.template_dirs)
     for role in _TEMPLATE_ROLES:
         t = templates.get(role)
-        if not isinstance(t, str) or not (folder / t).is_file() or "/" in t:
+        if not isinstance(t, str) or "/" in t or not any((d / t).is_file() for d in dirs):
             raise PdkError(file, f"field 'templates.{role}' = {t!r}; expected a template file in {folder}")
     pdk_name = doc.get("name")
     if not isinstance(pdk_name, str) or not pdk_name:
@@ -144,4 +230,5 @@ def load_pdk(name_or_path: str) -> Pdk:
         r_wl_segment=vals["wire.r_wl_segment"], r_bl_segment=vals["wire.r_bl_segment"],
         reltol=vals["sim.reltol"], abstol=vals["sim.abstol"],
         templates={r: templates[r] for r in _TEMPLATE_ROLES},
+        cell=_cell(file, doc), tia=_tia(file, doc), models=_models(file, doc), template_dirs=tuple(dirs),
     )

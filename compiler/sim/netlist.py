@@ -32,25 +32,27 @@ class Element:
     ctrl: str = ""       # H: the controlling voltage source
 
 
-def _cards(text: str) -> list[str]:
-    cards: list[str] = []
+def cards(text: str, title: bool = True) -> list[str]:
+    """The cards of SPICE text: continuation lines joined, comments dropped (a comment between a
+    card and its continuation does not end the card). A deck's first line is its title."""
+    out: list[str] = []
     for k, raw in enumerate(text.splitlines()):
         line = raw.split(";", 1)[0].strip()
-        if k == 0 or not line or line.startswith("*"):
-            continue  # the first line of a deck is its title
+        if (k == 0 and title) or not line or line.startswith("*"):
+            continue
         if line.startswith("+"):
-            if not cards:
+            if not out:
                 raise SimulationError("netlist", "continuation line before any card")
-            cards[-1] += " " + line[1:].strip()
+            out[-1] += " " + line[1:].strip()
         else:
-            cards.append(line)
-    return cards
+            out.append(line)
+    return out
 
 
 def _include(text: str, base: Path | None, where: str, depth: int = 0) -> list[str]:
     """Cards of ``text``; a deck's first line is its title, an included file has none."""
     out: list[str] = []
-    for card in _cards(text if depth == 0 else "*\n" + text):
+    for card in cards(text, title=depth == 0):
         if card.lower().startswith(".include"):
             if depth > 8 or base is None:
                 raise SimulationError(where, f"cannot resolve '{card}'")

@@ -80,7 +80,8 @@ class NgspiceSession:
     def sweep(self, deck: str, where: str, sources: list[str], values: np.ndarray, probes: list[str],
               base_dir: Path | None = None) -> np.ndarray:
         """Solve the operating point of ``deck`` once per row of ``values`` (the DC values of
-        ``sources``) and return the voltages of ``probes``, shape ``[len(values), len(probes)]``."""
+        ``sources``) and return ``probes`` (node voltages, or ``I(Vname)``), shape
+        ``[len(values), len(probes)]``."""
         n = values.shape[0]
         lines = deck.splitlines()
         by_name: dict[str, list[int]] = {}
@@ -121,10 +122,15 @@ class NgspiceSession:
         if bad:
             raise SimulationError(where, f"ngspice failed: {bad[0]}")
         plot = self.ng.plot(None, self.ng.last_plot)
-        missing = [p for p in probes if p.lower() not in plot]
+        # a probe is a node name, or I(source) for the current into the source's + terminal
+        # (a swept source was replaced by the B source B<name>)
+        swept = {x.lower() for x in sources}
+        keys = [p.lower() if not p.lower().startswith("i(") else
+                f"{'b' if p[2:-1].lower() in swept else ''}{p[2:-1]}#branch".lower() for p in probes]
+        missing = [p for p, k in zip(probes, keys) if k not in plot]
         if missing:
-            raise SimulationError(where, f"ngspice result lacks node(s) {missing[:3]}")
-        out = np.stack([np.asarray(plot[p.lower()]._data, dtype=np.float64) for p in probes], axis=1)
+            raise SimulationError(where, f"ngspice result lacks {missing[:3]}")
+        out = np.stack([np.asarray(plot[k]._data, dtype=np.float64) for k in keys], axis=1)
         if out.shape[0] != n:
             raise SimulationError(where, f"ngspice returned {out.shape[0]} sweep points, expected {n}")
         self.ng.destroy()

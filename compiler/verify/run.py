@@ -23,7 +23,7 @@ from .. import __version__
 from ..backend.plan import MANIFEST, json_text, sha256
 from ..errors import InputError
 from .checks import lsb, tolerance
-from .golden import dac_vectors, tile_currents
+from .golden import dac_vectors, tile_currents, tile_currents_1t1r
 
 #: Refuse more vectors than this per block (each is one operating point per tile).
 MAX_VECTORS = 100_000
@@ -109,8 +109,13 @@ def evaluate_block(spec: dict, volts: np.ndarray, seconds: float, simulator: str
     """Compare the simulated TIA outputs of a block with the golden currents."""
     from .report import histogram_png
 
-    measured = -volts / spec["rf_ohm"]  # TIA: out = -Rf * I
-    golden = tile_currents(block_vectors(spec), spec["gpos"], spec["gneg"])
+    measured = -volts / spec["tia"]["transimpedance_ohm"]  # TIA: out = -Z * I
+    v = block_vectors(spec)
+    if spec["cell"]["type"] == "1t1r":
+        golden = tile_currents_1t1r(v, spec["gpos"], spec["gneg"], spec["cell"], spec["table"], spec["tia"],
+                                    spec["rf_ohm"])
+    else:
+        golden = tile_currents(v, spec["gpos"], spec["gneg"])
     err = measured - golden
     one = lsb(spec["adc_full_scale_a"], spec["adc_bits"])
     tol = tolerance(spec["adc_full_scale_a"], spec["adc_bits"], golden, spec["reltol"], spec["abstol"],
@@ -150,7 +155,10 @@ def _cache_key(spec: dict, simulator: str) -> str:
     for k in ("gpos", "gneg"):
         h.update(np.ascontiguousarray(spec[k]).tobytes())
     h.update(spec["deck"].encode())
-    rest = {k: v for k, v in spec.items() if k not in ("gpos", "gneg", "deck", "where")}
+    if spec.get("table"):
+        for k in sorted(spec["table"]):
+            h.update(np.ascontiguousarray(spec["table"][k]).tobytes())
+    rest = {k: v for k, v in spec.items() if k not in ("gpos", "gneg", "deck", "where", "table")}
     h.update(json.dumps({"spec": rest, "simulator": simulator, "amsc": __version__}, sort_keys=True).encode())
     return h.hexdigest()
 
@@ -179,7 +187,10 @@ def verify_dir(out: str | Path, jobs: int = 1, vectors: int = 16, seed: int = 0,
             "rf_ohm": t["rf_ohm"], "adc_full_scale_a": t["adc_full_scale_a"], "adc_bits": t["adc_bits"],
             "dac_bits": t["dac_bits"], "v_read": t["v_read"], "vectors": vectors, "seed": seed,
             "reltol": pdk["reltol"], "abstol": pdk["abstol"], "tolerance_lsb": tolerance_lsb,
-            "engine": engine_name,
+            "engine": engine_name, "cell": t.get("cell", {"type": "1r"}),
+            "tia": t.get("tia", {"type": "ideal", "transimpedance_ohm": t["rf_ohm"]}),
+            "table": ({k: np.load(out / rel, allow_pickle=False) for k, rel in t["cell"]["table"].items()}
+                      if t.get("cell", {}).get("type") == "1t1r" else None),
         })
     cache = out / CACHE_DIR
     blocks: list[dict | None] = [None] * len(specs)
