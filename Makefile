@@ -6,10 +6,11 @@ VPY        := $(VENV)/bin/python
 AMSC       := $(VENV)/bin/amsc
 BUILD      ?= build
 JOBS       ?= 2
+RTL_IMAGES ?= 100
 DESIGNS    := $(sort $(patsubst designs/%/model.onnx,%,$(wildcard designs/*/model.onnx)))
 STAMP      := $(VENV)/.amsc-installed
 
-.PHONY: help setup demo netlists verify test bench clean
+.PHONY: help setup demo netlists verify rtl-sim test bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -36,6 +37,11 @@ netlists: setup ## compile every design under designs/ into build/<design>
 
 verify: netlists ## verify every compiled design in ngspice
 	@set -e; for d in $(DESIGNS); do $(AMSC) verify $(BUILD)/$$d --jobs $(JOBS); done
+
+rtl-sim: netlists ## stream held-out digits through each design's chip RTL (iverilog), bit-exact vs numpy
+	$(VPY) designs/digits_testset.py $(BUILD)/digits
+	@set -e; for d in $(DESIGNS); do $(AMSC) rtl-sim $(BUILD)/$$d --inputs $(BUILD)/digits/x.npy \
+		--labels $(BUILD)/digits/y.npy --limit $(RTL_IMAGES); done
 
 test: setup ## run the whole test suite (simulation tests run ngspice, verilator, iverilog)
 	$(VPY) -m pytest -q

@@ -113,6 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="conductance levels per device = 2**N (default: the PDK's levels)")
     c.add_argument("--adc-bits", type=_bits(1, 24), metavar="N", help="ADC resolution (default: the PDK's)")
     c.add_argument("--dac-bits", type=_bits(1, 24), metavar="N", help="DAC resolution (default: the PDK's)")
+    c.add_argument("--calibration", metavar="FILE.npy",
+                   help="inputs [N, *input shape] that set the datapath's activation ranges (default: calib.npy "
+                   "next to the model, else 64 uniform samples of the input range)")
     c.add_argument("--corner", default="tt", metavar="CORNER",
                    help="process corner of a device-level PDK's models: tt (default), ss, ff, sf, fs")
     c.add_argument("--seed", type=_nonneg_int, default=0,
@@ -145,6 +148,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds one simulation task (one tile, up to 64 vectors) may take before it is stopped "
                    "and its block reported as an error (default 600)")
     v.add_argument("--no-cache", action="store_true", help="ignore and do not write OUT/.verify-cache/")
+    s = sub.add_parser("rtl-sim", help="simulate the generated chip RTL in Icarus Verilog, bit-exact against numpy",
+                       description="Program the weights through the scan chain, stream every image of INPUTS through "
+                       "OUT's chip RTL (with behavioural models of the analog macros) in Icarus Verilog, and compare "
+                       "every output bit-exactly with the numpy model of the quantized network. Writes "
+                       "OUT/rtl_sim.json. Exit 0 if bit-exact, 1 if not, 2 on bad input.")
+    s.add_argument("out", help="output folder of 'amsc compile'")
+    s.add_argument("--inputs", required=True, metavar="X.npy",
+                   help="images [N, *input shape] (or flattened [N, size]) as model inputs (floats)")
+    s.add_argument("--labels", metavar="Y.npy", help="labels [N] to report accuracy")
+    s.add_argument("--limit", type=_positive(int), help="use only the first N images")
     return p
 
 
@@ -156,7 +169,7 @@ def _cmd_compile(args) -> int:
     rows, cols = args.tile if args.tile else (None, None)
     opts = CompileOptions(pdk=args.pdk, tile_rows=rows, tile_cols=cols, seed=args.seed, parasitics=args.parasitics,
                           weight_scale=args.weight_scale, weight_bits=args.weight_bits, adc_bits=args.adc_bits,
-                          dac_bits=args.dac_bits, corner=args.corner,
+                          dac_bits=args.dac_bits, corner=args.corner, calibration=args.calibration,
                           max_tiles=args.max_tiles, dump_ir_after=args.dump_ir_after)
 
     def dump(name, ir):
@@ -218,10 +231,22 @@ def _cmd_verify(args) -> int:
     return 0 if rep["passed"] else 1
 
 
+def _cmd_rtl_sim(args) -> int:
+    from .verify.rtlsim import rtl_sim
+
+    rep = rtl_sim(args.out, args.inputs, args.labels, args.limit)
+    acc = (f", accuracy {100 * rep['accuracy_rtl']:.1f} % (numpy model {100 * rep['accuracy_model']:.1f} %)"
+           if "accuracy_rtl" in rep else "")
+    verdict = "bit-exact" if rep["bit_exact"] else f"{rep['mismatches']} MISMATCHES, first {rep['first_mismatch']}"
+    print(f"amsc: rtl-sim {args.out}: {rep['images']} images x {rep['outputs_per_image']} outputs {verdict}{acc} "
+          f"in {rep['seconds']:.1f} s -> {args.out}/rtl_sim.json", file=sys.stderr)
+    return 0 if rep["bit_exact"] else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return {"compile": _cmd_compile, "verify": _cmd_verify}[args.cmd](args)
+        return {"compile": _cmd_compile, "verify": _cmd_verify, "rtl-sim": _cmd_rtl_sim}[args.cmd](args)
     except AmscError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code

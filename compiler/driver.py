@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+
+import numpy as np
 from typing import Callable
 
 from . import __version__
 from .backend.plan import OutputPlan, check_output_dir, npy_bytes, sha256, write_plan
+from .backend.qmodel import RtlUnsupported, build_program, program_json
 from .backend.floorplan import placement_json, placement_png
 from .backend.render import environment
 from .backend.spice import emit_spice, tia_context
-from .backend.verilog import emit_verilog
+from .backend.verilog import chain_order, emit_verilog, scan_bits
 from .frontend import load_model
 from .ir import IR
 from .ir.serialize import ir_to_json
 from .options import CompileOptions
 from .passes.pipeline import run_pipeline
-from .errors import PdkError
+from .errors import InputError, PdkError
 from .pdk import Pdk, load_pdk
 from .pdk.devices import transistor_table
 
@@ -50,12 +53,43 @@ def apply_overrides(pdk: Pdk, options: CompileOptions) -> Pdk:
     return dataclasses.replace(pdk, **changes) if changes else pdk
 
 
-def build_plan(ir: IR, pdk: Pdk, options: CompileOptions, source_name: str, source_sha: str):
+def calibration_inputs(ir: IR, options: CompileOptions, model: Path) -> tuple[np.ndarray, str]:
+    """Inputs that set the activation ranges of the datapath: --calibration, else calib.npy next to
+    the model, else 64 seeded uniform samples of the input range."""
+    inp = ir.nodes_of("input")[0]
+    shape = tuple(ir.g.nodes[inp]["shape"])
+    path = Path(options.calibration) if options.calibration else model.parent / "calib.npy"
+    if options.calibration or path.is_file():
+        try:
+            x = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as e:
+            raise InputError(path, f"cannot read calibration inputs: {e}") from None
+        if x.ndim != len(shape) + 1 or tuple(x.shape[1:]) != shape or not np.all(np.isfinite(x)):
+            raise InputError(path, f"calibration inputs have shape {list(x.shape)}; expected [N, {', '.join(map(str, shape))}] "
+                                   "with finite values")
+        return x.astype(np.float64), path.name
+    rng = np.random.default_rng(options.seed)
+    lo, hi = options.input_range
+    return rng.uniform(lo, hi, size=(64, *shape)), "uniform random (64 samples)"
+
+
+def build_plan(ir: IR, pdk: Pdk, options: CompileOptions, source_name: str, source_sha: str,
+               calib: tuple[np.ndarray, str]):
     env = environment(pdk)
     plan = OutputPlan()
     spice = emit_spice(ir, pdk, env, source_sha, options.corner)
-    for rel, text in sorted({**spice, **emit_verilog(ir, pdk, env, source_sha)}.items()):
+    try:
+        prog = build_program(ir, pdk, options, calib[0])
+        datapath = {"generated": True, "calibration": calib[1], "output_scale": prog["output_scale"]}
+    except RtlUnsupported as e:
+        prog, datapath = None, {"generated": False, "reason": str(e)}
+    for rel, text in sorted({**spice, **emit_verilog(ir, pdk, env, source_sha, prog)}.items()):
         plan.add(rel, text)
+    if prog is not None:
+        plan.add("rtl/program.json", program_json(prog))
+        order = chain_order(ir)
+        datapath["scan_order"] = order
+        plan.add("rtl/sim/scan.mem", "".join(f"{b}\n" for b in scan_bits(prog, order)))
     cell = {"type": "1r"}
     if pdk.cell["type"] == "1t1r":
         # the access transistor, calibrated once: the golden model of every cell solves against it
@@ -113,6 +147,7 @@ def build_plan(ir: IR, pdk: Pdk, options: CompileOptions, source_name: str, sour
         "layers": layers,
         "utilization": utilization(tiles),
         "placement": {k: ir.g.graph["floorplan"][k] for k in ("grid", "wirelength", "baseline_wirelength", "seed")},
+        "rtl_datapath": datapath,
     }
     return plan, manifest
 
@@ -126,6 +161,7 @@ def compile_model(model: str | Path, out: str | Path, options: CompileOptions,
         raise PdkError("--corner", f"PDK '{pdk.name}' has no device models, so corner '{options.corner}' does not apply")
     ir, data = load_model(model)
     lowered = run_pipeline(ir, options, pdk, dump=dump)
-    plan, manifest = build_plan(lowered, pdk, options, Path(model).name, sha256(data))
+    calib = calibration_inputs(ir, options, Path(model))
+    plan, manifest = build_plan(lowered, pdk, options, Path(model).name, sha256(data), calib)
     write_plan(plan, manifest, out)
     return manifest

@@ -24,6 +24,8 @@ class CompileOptions:
     dac_bits: int | None = None
     #: Process corner of the PDK's device models (tt, ss, ff, sf, fs).
     corner: str = "tt"
+    #: .npy of calibration inputs [N, *input shape] for the datapath's activation ranges (None: see driver).
+    calibration: str | None = None
     seed: int = 0
     #: Refuse designs needing more tiles than this, before anything is written.
     max_tiles: int = 4096

@@ -1,48 +1,147 @@
-"""Verilog back end: per-tile analog macro (black box) and wrapper, the sequencing controller and
-the top level. Buses are flat: ``dac_in[(i+1)*DAC_BITS-1 : i*DAC_BITS]`` is word line ``i``."""
+"""Verilog back end: per tile an analog-macro black box and a wrapper, the chip top (memories,
+gather units, accumulators, requantizers, pooling, sequencing FSM, host and scan interfaces), and
+for simulation a behavioural model of every macro plus a testbench.
+
+Buses are flat: ``dac_in[(i+1)*DAC_BITS-1 : i*DAC_BITS]`` is word line ``i``, and
+``adc_out[(j+1)*ADC_BITS-1 : j*ADC_BITS]`` is output column ``j``. The datapath follows the
+integer program of ``qmodel.py``; designs it cannot express yet get the tiles and wrappers only.
+"""
 
 from __future__ import annotations
 
 import math
+
+import numpy as np
 
 from .. import __version__
 from ..ir import IR
 from ..ir.names import sanitize
 from .render import render
 
+MACRO_LATENCY = 2  # cycles from conv_start to conv_done in the behavioural macro model
 
-def verilog_context(ir: IR, pdk) -> dict:
-    prefix = sanitize(ir.name)
+
+def _bits(n: int) -> int:
+    return max(1, math.ceil(math.log2(max(2, n))))
+
+
+def chain_order(ir: IR) -> list[str]:
+    """Tiles in schedule order: the order of the scan chain from scan_in to scan_out."""
+    order = {n: k for k, n in enumerate(ir.topo())}
+    return sorted(ir.nodes_of("xbar_tile"), key=lambda n: (ir.g.nodes[n]["attrs"]["step"], order[n]))
+
+
+def _tile_ctx(ir: IR, prefix: str, pdk, level_bits: int) -> list[dict]:
     tiles = []
-    for k, t in enumerate(sorted(ir.nodes_of("xbar_tile"), key=lambda n: (ir.g.nodes[n]["attrs"]["step"], n))):
+    for k, t in enumerate(chain_order(ir)):
         a = ir.g.nodes[t]["attrs"]
         rows, cols = a["row1"] - a["row0"], a["col1"] - a["col0"]
         tiles.append({
             "index": k, "name": t, "step": a["step"], "rows": rows, "cols": cols,
             "module": f"{prefix}_tile_{t}", "macro": f"{prefix}_xbar_{t}",
             "dac_width": rows * pdk.dac_bits, "adc_width": cols * pdk.adc_bits,
-            "grid": a["grid"], "layer": a["layer"],
+            "grid": a["grid"], "layer": a["layer"], "scan_bits": rows * cols * 2 * level_bits,
         })
-    n_steps = max((t["step"] for t in tiles), default=0) + 1
-    masks = []
-    for s in range(n_steps):
-        bits = "".join("1" if t["step"] == s else "0" for t in reversed(tiles))
-        masks.append({"step": s, "bits": bits})
-    return {
-        "version": __version__, "design": prefix, "prefix": prefix, "pdk": pdk, "tiles": tiles,
-        "n_tiles": len(tiles), "n_steps": n_steps, "step_width": max(1, math.ceil(math.log2(n_steps))),
-        "masks": masks, "dac_bits": pdk.dac_bits, "adc_bits": pdk.adc_bits,
-    }
+    return tiles
 
 
-def emit_verilog(ir: IR, pdk, env, source_sha: str) -> dict[str, str]:
-    ctx = verilog_context(ir, pdk)
-    ctx["source_sha"] = source_sha
+def scan_bits(prog: dict, tile_order: list[str]) -> np.ndarray:
+    """The bit stream to shift into scan_in, first bit first, that programs every tile's levels."""
+    lb = prog["level_bits"]
+    by_name = {t["name"]: t for st in prog["steps"] if st["kind"] == "layer" for t in st["tiles"]}
+    chunks = []
+    for name in reversed(tile_order):  # the last tile's bits travel through all the others
+        t = by_name[name]
+        lv = np.stack([t["lpos"], t["lneg"]], axis=-1).reshape(-1)           # (i, j, side) order
+        chunks.append(((lv[:, None] >> np.arange(lb)) & 1).reshape(-1))       # bit b of each level
+    return np.concatenate(chunks).astype(np.uint8) if chunks else np.zeros(0, np.uint8)
+
+
+def _datapath_ctx(prog: dict, tiles: list[dict]) -> dict:
+    bd, ba, ob = prog["dac_bits"], prog["adc_bits"], prog["out_bits"]
+    tile_ix = {t["name"]: t for t in tiles}
+    maps = {prog["input"]["name"]: prog["input"]}
+    layers, pools, states = [], [], ["S_IN"]
+    for k, st in enumerate(prog["steps"]):
+        maps[st["dst"]["name"]] = st["dst"]
+        if st["kind"] == "maxpool":
+            c, h, w = st["src"]["shape"]
+            _, ho, wo = st["dst"]["shape"]
+            pools.append({"k": k, "state": f"P{k}", "src": st["src"]["name"], "dst": st["dst"]["name"],
+                          "H": h, "W": w, "C": c, "Ho": ho, "Wo": wo, "size": c * ho * wo,
+                          "kernel": st["kernel"], "stride": st["stride"], "pads": st["pads"],
+                          "dilation": st["dilation"], "src_addr_bits": _bits(c * h * w),
+                          "dst_addr_bits": _bits(c * ho * wo)})
+            states.append(f"P{k}")
+            continue
+        K = max(t["row1"] for t in st["tiles"])
+        conv = None
+        if st["conv"]:
+            c, h, w = st["src"]["shape"]
+            conv = {**st["conv"], "H": h, "W": w, "Wo": st["dst"]["shape"][2]}
+        lt = []
+        for t in st["tiles"]:
+            ctx = tile_ix[t["name"]]
+            lt.append({**ctx, "dac_concat": ", ".join(f"dac_{k}[{i}]" for i in reversed(range(t["row0"], t["row1"])))})
+        columns = []
+        for j in range(st["cols"]):
+            terms = []
+            for t in st["tiles"]:
+                if t["col0"] <= j < t["col1"]:  # the ADC code, sign-extended to the accumulator's 64 bits
+                    hi, lo = (j - t["col0"]) * ba + ba - 1, (j - t["col0"]) * ba
+                    code = f"adc_{t['name']}[{hi}:{lo}]"
+                    terms.append("$signed({{" + str(64 - ba) + "{" + f"adc_{t['name']}[{hi}]" + "}}, " + code + "})")
+            columns.append({"j": j, "sum": " + ".join(terms),
+                            "mq": f"64'sd{st['mq'][j]}" if st["mq"][j] >= 0 else f"-64'sd{-st['mq'][j]}",
+                            "bq": f"64'sd{st['bq'][j]}" if st["bq"][j] >= 0 else f"-64'sd{-st['bq'][j]}"})
+        names = [f"L{k}_G", f"L{k}_R", f"L{k}_W", f"L{k}_S"]
+        states += names
+        layers.append({"k": k, "name": st["name"], "src": st["src"]["name"], "dst": st["dst"]["name"], "K": K,
+                       "M": st["cols"], "P": st["positions"], "conv": conv, "tiles": lt,
+                       "done_concat": ", ".join(f"done_{t['name']}" for t in reversed(lt)),
+                       "columns": columns, "s": st["s"], "relu": st["relu"], "final": st["final"],
+                       "sg": names[0], "sr": names[1], "sw": names[2], "ss": names[3],
+                       "k_bits": _bits(K), "col_bits": _bits(st["cols"]),
+                       "src_addr_bits": _bits(int(np.prod(st["src"]["shape"]))),
+                       "dst_addr_bits": _bits(int(np.prod(st["dst"]["shape"])))})
+    states.append("S_OUT")
+    steps = layers + pools
+    firsts = {x["k"]: (x["sg"] if "sg" in x else x["state"]) for x in steps}
+    for x in steps:
+        x["next"] = firsts.get(x["k"] + 1, "S_OUT")
+    mem = [{"name": m["name"], "size": int(np.prod(m["shape"])), "signed": m["signed"],
+            "width": ob if m["signed"] else bd} for _, m in sorted(maps.items())]
+    in_size = int(np.prod(prog["input"]["shape"]))
+    out_size = int(np.prod(prog["output"]["shape"]))
+    return {"maps": mem, "layers": layers, "pools": pools, "states": states, "state_width": _bits(len(states)),
+            "first_state": firsts.get(0, "S_OUT"), "has_conv": any(x["conv"] for x in layers),
+            "has_pool": bool(pools), "in_size": in_size, "out_size": out_size, "out_map": prog["output"]["name"],
+            "in_addr_bits": _bits(in_size), "out_addr_bits": _bits(out_size), "out_bits": ob}
+
+
+def emit_verilog(ir: IR, pdk, env, source_sha: str, prog: dict | None) -> dict[str, str]:
+    prefix = sanitize(ir.name)
+    level_bits = max(1, math.ceil(math.log2(pdk.levels)))
+    tiles = _tile_ctx(ir, prefix, pdk, level_bits)
+    ctx = {"version": __version__, "design": prefix, "prefix": prefix, "pdk": pdk, "tiles": tiles,
+           "dac_bits": pdk.dac_bits, "adc_bits": pdk.adc_bits, "level_bits": level_bits, "source_sha": source_sha,
+           "latency": MACRO_LATENCY}
     files = {}
-    for t in ctx["tiles"]:
+    for t in tiles:
         files[f"rtl/{t['macro']}.v"] = render(env, "verilog_macro", tile=t, **ctx)
         files[f"rtl/{t['module']}.v"] = render(env, "verilog_tile", tile=t, **ctx)
-    files[f"rtl/{ctx['prefix']}_ctrl.v"] = render(env, "verilog_ctrl", **ctx)
-    files[f"rtl/{ctx['prefix']}_top.v"] = render(env, "verilog_top", **ctx)
-    files["rtl/files.f"] = "".join(f"{p[len('rtl/'):]}\n" for p in sorted(files))
+    if prog is not None:
+        kq = {t["name"]: (st["kq"], st["sk"]) for st in prog["steps"] if st["kind"] == "layer" for t in st["tiles"]}
+        files[f"rtl/{prefix}_top.v"] = render(env, "verilog_top", **ctx, **_datapath_ctx(prog, tiles))
+        for t in tiles:
+            files[f"rtl/sim/{t['macro']}_beh.v"] = render(env, "verilog_macro_sim",
+                                                          tile={**t, "kq": kq[t["name"]][0], "sk": kq[t["name"]][1]},
+                                                          **ctx)
+        files["rtl/sim/tb.v"] = render(env, "verilog_tb", **ctx, **_datapath_ctx(prog, tiles),
+                                       scan_len=sum(t["scan_bits"] for t in tiles))
+        sim = sorted(p[len("rtl/"):] for p in files if p.startswith("rtl/sim/") or p.startswith(f"rtl/{prefix}_tile_")
+                     or p == f"rtl/{prefix}_top.v")
+        files["rtl/sim/files.f"] = "".join(f"{p}\n" for p in sim)
+    synth = sorted(p[len("rtl/"):] for p in files if p.startswith("rtl/") and not p.startswith("rtl/sim/"))
+    files["rtl/files.f"] = "".join(f"{p}\n" for p in synth)
     return files

@@ -20,8 +20,9 @@ def layer_matrix(p: dict, a: dict) -> np.ndarray:
     return W.reshape(W.shape[0], -1)
 
 
-def run_ir(ir: IR, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Evaluate ``ir`` on batch-first inputs ``{input node: [N, *shape]}``; returns outputs likewise."""
+def run_ir(ir: IR, feeds: dict[str, np.ndarray], every_node: bool = False) -> dict[str, np.ndarray]:
+    """Evaluate ``ir`` on batch-first inputs ``{input node: [N, *shape]}``; returns the outputs
+    likewise (or, with ``every_node``, the value of every node)."""
     vals: dict[str, np.ndarray] = {}
     outs: dict[str, np.ndarray] = {}
     for n in ir.topo():
@@ -77,4 +78,4 @@ def run_ir(ir: IR, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         vals[n] = y
         if op == "output":
             outs[n] = y
-    return outs
+    return vals if every_node else outs

@@ -12,9 +12,11 @@ output channels onto bit-line pairs. An ``im2col`` node in front of the tiles ga
 the Ho*Wo output positions, the input patch (zero where the window covers padding). The tiles are
 evaluated once per position, and the accumulator lays the results out as (C_out, Ho, Wo).
 
-Each tile also gets its ADC full scale: the largest column current any input in ``[0, V_read]``
-can draw, ``V_read * max_j sum_i |G+_ij - G-_ij|``. This is the range a calibrated ADC is set to,
-and the feedback resistor maps it to the TIA's full-scale output voltage.
+Each layer's ADCs get one full scale: the largest column current any input in ``[0, V_read]`` can
+draw from any of the layer's tiles, ``V_read * max_j sum_i |G+_ij - G-_ij|`` over each tile's rows.
+This is the range a calibrated ADC is set to, and the feedback resistor maps it to the TIA's
+full-scale output voltage. Sharing it across a layer's tiles gives every partial sum the same LSB,
+so the digital accumulators add ADC codes directly.
 """
 
 from __future__ import annotations
@@ -64,13 +66,15 @@ def tile(ir: IR, options, pdk) -> IR:
             ir.add(patches, "im2col", (spatial[0] * spatial[1], K), inputs=[src], attrs=geo,
                    origin=f"{d['origin']}.im2col")
             src = patches
+        slices = [(r * tr, min(K, (r + 1) * tr), c * outs_per_tile, min(M, (c + 1) * outs_per_tile))
+                  for r in range(rs) for c in range(cs)]
+        ifs = max(adc_full_scale(p["gpos"][r0:r1, c0:c1], p["gneg"][r0:r1, c0:c1], pdk) for r0, r1, c0, c1 in slices)
         tiles = []
         for r in range(rs):
             for c in range(cs):
                 r0, r1 = r * tr, min(K, (r + 1) * tr)
                 c0, c1 = c * outs_per_tile, min(M, (c + 1) * outs_per_tile)
                 gpos, gneg = p["gpos"][r0:r1, c0:c1], p["gneg"][r0:r1, c0:c1]
-                ifs = adc_full_scale(gpos, gneg, pdk)
                 t = namer.fresh(f"{n}_r{r}c{c}")
                 ir.add(t, "xbar_tile", ir.g.nodes[src]["shape"][:-1] + (c1 - c0,), inputs=[src], origin=f"{d['origin']}[{r0}:{r1},{c0}:{c1}]",
                        attrs={"layer": n, "row0": r0, "row1": r1, "col0": c0, "col1": c1,

@@ -76,7 +76,7 @@ _FIELDS = {
     "sim.abstol": (float, _pos, "a positive current in amperes"),
 }
 _TEMPLATE_ROLES = ("crossbar", "testbench", "chip", "verilog_top", "verilog_tile", "verilog_macro",
-                   "verilog_ctrl")
+                   "verilog_macro_sim", "verilog_tb")
 
 
 def _typed(file: Path, doc: dict, dotted: str, typ, ok, expl: str):

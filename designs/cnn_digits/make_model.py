@@ -128,6 +128,8 @@ def main() -> int:
     model.ir_version = 8
     onnx.checker.check_model(model)
     onnx.save(model, HERE / "model.onnx")
+    # calibration inputs for the datapath's activation ranges (amsc picks up calib.npy next to the model)
+    np.save(HERE / "calib.npy", xtr[:128].astype(np.float32))
     return 0
 
 

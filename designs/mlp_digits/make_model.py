@@ -54,6 +54,8 @@ def main() -> int:
     onnx.checker.check_model(model)
     onnx.save(model, HERE / "model.onnx")
 
+    # calibration inputs for the datapath's activation ranges (amsc picks up calib.npy next to the model)
+    np.save(HERE / "calib.npy", xtr[:128].astype(np.float32))
     np.savez(HERE / "weights.npz", fc1_weight=W1, fc1_bias=b1, fc2_weight=W2, fc2_bias=b2)
     (HERE / "model.yaml").write_text(f"""\
 # The mlp_digits network as an amsc YAML graph (schema: docs/yaml-graph.md).

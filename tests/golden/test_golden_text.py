@@ -11,7 +11,7 @@ import pytest
 from conftest import amsc
 
 DATA = Path(__file__).parent / "data"
-FILES = ["spice/tiles/l1_r0c0.sp", "spice/tb/l2_r0c0_tb.sp", "spice/chip.sp", "rtl/tiny_ctrl.v", "rtl/tiny_top.v",
+FILES = ["spice/tiles/l1_r0c0.sp", "spice/tb/l2_r0c0_tb.sp", "spice/chip.sp", "rtl/tiny_top.v",
          "rtl/tiny_tile_l1_r0c0.v", "rtl/tiny_xbar_l1_r0c0.v"]
 
 

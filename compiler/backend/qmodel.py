@@ -1,0 +1,206 @@
+"""The chip's integer program: what the digital datapath computes, bit for bit.
+
+The lowered IR is turned into a list of steps over integer feature maps, with every constant the
+RTL needs. ``run_program`` is the numpy model of the quantized network; the Verilog datapath is
+generated from the same program and must match it exactly.
+
+Arithmetic (Bd = DAC bits, Ba = ADC bits):
+- Feature maps feeding crossbars hold unsigned DAC codes 0..2^Bd-1; a code c stands for c * s,
+  with a scale s per map (the input's from --input-range, the others calibrated as the largest
+  activation seen on the calibration inputs over 2^Bd - 1).
+- A tile computes D_j = sum_i code_i * (lpos_ij - lneg_ij), the integer behind its column current
+  I_j = D_j * V_read * G_step / (2^Bd - 1), and its ADC returns
+  clamp((D_j * KQ + 2^(SK-1)) >>> SK, -2^(Ba-1), 2^(Ba-1) - 1), with KQ / 2^SK = I per D over the
+  layer's LSB: the behavioural ADC model.
+- Accumulators add the codes of a layer's row-split tiles (one LSB per layer).
+- The requantizer maps an accumulator to the next map's code: clamp((acc * MQ_j + BQ_j) >>> S,
+  0, 2^Bd - 1), which applies ReLU and the bias; the last layer gives signed 16-bit values
+  (scale in ``output_scale``) to the host, which takes argmax or softmax.
+- Max pooling takes the maximum code of each window (padding never wins).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..ir import IR
+from ..ir.interp import run_ir
+
+OUT_BITS = 16
+MQ_BITS = 24
+
+
+class RtlUnsupported(Exception):
+    """The design uses something the datapath generator cannot build yet (the reason says what)."""
+
+
+def _fixed(x: np.ndarray, bits: int) -> int:
+    """Shift S such that round(x * 2^S) fits in ``bits`` signed bits (at most 40)."""
+    m = float(np.max(np.abs(x))) if np.size(x) else 0.0
+    if m == 0:
+        return 16
+    return max(0, min(40, bits - 1 - math.ceil(math.log2(m)) - 1))
+
+
+def build_program(ir: IR, pdk, options, calib: np.ndarray) -> dict:
+    """The integer program of a lowered IR. ``calib``: batch-first calibration inputs."""
+    bd, ba = pdk.dac_bits, pdk.adc_bits
+    dmax = 2 ** bd - 1
+    inputs, outputs = ir.nodes_of("input"), ir.nodes_of("output")
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise RtlUnsupported("the datapath generator handles one input and one output")
+    lo, hi = options.input_range
+    if lo != 0 or hi <= 0:
+        raise RtlUnsupported(f"input range {options.input_range}: the DACs are unipolar, [0, hi] is needed")
+    vals = run_ir(ir, {inputs[0]: calib}, every_node=True)
+    maps: dict[str, dict] = {}   # IR node -> feature map {"name", "shape", "scale", "signed"}
+    steps: list[dict] = []
+    maps[inputs[0]] = {"name": "in", "shape": list(ir.g.nodes[inputs[0]]["shape"]), "scale": hi / dmax, "signed": False}
+    last_layer = ir.inputs(outputs[0])[0]
+    for n in ir.topo():
+        d = ir.g.nodes[n]
+        op, a = d["op"], d["attrs"]
+        if op in ("input", "output", "xbar_tile", "im2col"):
+            continue
+        if op == "reshape":
+            maps[n] = {**maps[ir.inputs(n)[0]], "shape": list(d["shape"])}  # same memory, another view
+            continue
+        if op == "pool" and a["kind"] == "max":
+            src = maps[ir.inputs(n)[0]]
+            maps[n] = {"name": f"m{len(steps)}", "shape": list(d["shape"]), "scale": src["scale"], "signed": False}
+            steps.append({"kind": "maxpool", "src": src, "dst": maps[n],
+                          **{k: a[k] for k in ("kernel", "stride", "pads", "dilation")}})
+            continue
+        if op != "accum":
+            raise RtlUnsupported(f"node '{d['origin']}' ({op}) has no digital unit in the datapath generator yet")
+        tiles = ir.inputs(n)
+        feed = ir.inputs(tiles[0])[0]
+        geo = None
+        if ir.g.nodes[feed]["op"] == "im2col":
+            geo = {k: ir.g.nodes[feed]["attrs"][k] for k in ("kernel", "stride", "pads", "dilation")}
+            feed = ir.inputs(feed)[0]
+        src = maps[feed]
+        if src["signed"]:
+            raise RtlUnsupported(f"layer '{n}' reads signed values; crossbar inputs must be non-negative")
+        act = a["activation"]["kind"]
+        final = n == last_layer
+        if not final and act != "relu":
+            raise RtlUnsupported(f"layer '{n}' ({act}) feeds another layer; the datapath generator needs ReLU "
+                                 "there (the DACs are unipolar)")
+        if final and act not in ("none", "relu"):
+            raise RtlUnsupported(f"layer '{n}': activation {act} has no digital unit yet")
+        t0 = ir.g.nodes[tiles[0]]["attrs"]
+        lsb = 2.0 * t0["adc_full_scale_a"] / 2 ** ba
+        kappa = pdk.v_read * pdk.g_step / (dmax * lsb)
+        sk = _fixed(np.array([kappa]), 18)
+        w_scale, bias = d["params"]["w_scale"], d["params"]["b"]
+        M = src["scale"] * pdk.g_step * w_scale / kappa
+        z = vals[n]
+        if final:
+            peak = float(np.max(np.abs(z))) or 1.0
+            s_out = peak / (2 ** (OUT_BITS - 1) - 1)
+        else:
+            s_out = (float(np.max(z)) or 1.0) / dmax
+        s = _fixed(np.concatenate([M / s_out, bias / s_out]), MQ_BITS)
+        mq = np.rint(M / s_out * 2 ** s).astype(np.int64)
+        bq = np.rint(bias / s_out * 2 ** s).astype(np.int64) + (1 << s >> 1)
+        shape = list(d["shape"])
+        maps[n] = {"name": f"l{len(steps)}", "shape": shape, "scale": s_out, "signed": final}
+        tl = []
+        for t in tiles:
+            ta = ir.g.nodes[t]["attrs"]
+            tp = ir.g.nodes[t]["params"]
+            tl.append({"name": t, "row0": ta["row0"], "row1": ta["row1"], "col0": ta["col0"], "col1": ta["col1"],
+                       "dl": tp["lpos"].astype(np.int64) - tp["lneg"].astype(np.int64),
+                       "lpos": tp["lpos"].astype(np.int64), "lneg": tp["lneg"].astype(np.int64)})
+        steps.append({"kind": "layer", "name": n, "src": src, "dst": maps[n], "conv": geo, "tiles": tl,
+                      "rows": max(t["row1"] for t in tl), "cols": len(bias),
+                      "positions": int(np.prod(shape[1:])) if geo else 1, "kq": int(round(kappa * 2 ** sk)),
+                      "sk": sk, "mq": mq, "bq": bq, "s": s, "relu": act == "relu", "final": final,
+                      "acc_bits": a["acc_bits"]})
+    out_map = maps[ir.inputs(outputs[0])[0]]
+    if not out_map["signed"]:
+        raise RtlUnsupported("the output must come straight from a crossbar layer")
+    return {"dac_bits": bd, "adc_bits": ba, "level_bits": max(1, math.ceil(math.log2(pdk.levels))),
+            "steps": steps, "input": maps[inputs[0]], "output": out_map, "output_scale": out_map["scale"],
+            "out_bits": OUT_BITS}
+
+
+def input_codes(prog: dict, x: np.ndarray) -> np.ndarray:
+    """Host-side DAC coding of model inputs (batch-first floats) into the input map's codes."""
+    dmax = 2 ** prog["dac_bits"] - 1
+    return np.clip(np.rint(np.asarray(x, float) / prog["input"]["scale"]), 0, dmax).astype(np.int64)
+
+
+def _patches(x: np.ndarray, shape, geo) -> np.ndarray:
+    """[N, P, K] integer patches of an integer (C, H, W) map; zero where the window is padding."""
+    from ..ir.kernels import im2col
+
+    return np.rint(im2col(x.reshape((-1, *shape)).astype(float), geo["kernel"], geo["stride"], geo["pads"],
+                          geo["dilation"])).astype(np.int64)
+
+
+def run_program(prog: dict, codes: np.ndarray) -> np.ndarray:
+    """The bit-exact model: input codes [N, *shape] -> signed output integers [N, outputs]."""
+    ba, bd = prog["adc_bits"], prog["dac_bits"]
+    mem = {"in": codes.reshape(codes.shape[0], -1).astype(np.int64)}
+    n = codes.shape[0]
+    for st in prog["steps"]:
+        src = mem[st["src"]["name"]]
+        if st["kind"] == "maxpool":
+            c, h, w = st["src"]["shape"]
+            x = src.reshape(n, c, h, w).astype(float)
+            from ..ir.kernels import pool
+
+            y = pool(x, "max", st["kernel"], st["stride"], st["pads"], st["dilation"])
+            mem[st["dst"]["name"]] = np.rint(y).astype(np.int64).reshape(n, -1)
+            continue
+        x = _patches(src, st["src"]["shape"], st["conv"]) if st["conv"] else src[:, None, :]
+        acc = np.zeros((n, x.shape[1], st["cols"]), dtype=np.int64)
+        for t in st["tiles"]:
+            D = x[:, :, t["row0"]:t["row1"]] @ t["dl"]
+            code = (D * st["kq"] + (1 << st["sk"] >> 1)) >> st["sk"]
+            acc[:, :, t["col0"]:t["col1"]] += np.clip(code, -(2 ** (ba - 1)), 2 ** (ba - 1) - 1)
+        y = (acc * st["mq"] + st["bq"]) >> st["s"]
+        if st["final"]:
+            y = np.clip(y, -(2 ** (OUT_BITS - 1)), 2 ** (OUT_BITS - 1) - 1)
+            if st["relu"]:
+                y = np.maximum(y, 0)
+        else:
+            y = np.clip(y, 0, 2 ** bd - 1)
+        mem[st["dst"]["name"]] = y.transpose(0, 2, 1).reshape(n, -1)  # (C_out, positions) order
+    return mem[prog["output"]["name"]]
+
+
+def program_json(prog: dict) -> str:
+    """The program as canonical JSON (arrays as lists), for ``amsc rtl-sim``."""
+    from .plan import json_text
+
+    def conv(x):
+        if isinstance(x, np.ndarray):
+            return x.tolist()
+        if isinstance(x, dict):
+            return {k: conv(v) for k, v in x.items()}
+        if isinstance(x, list):
+            return [conv(v) for v in x]
+        if isinstance(x, (np.integer,)):
+            return int(x)
+        return x
+
+    return json_text(conv(prog))
+
+
+def load_program(text: str) -> dict:
+    """Inverse of :func:`program_json`."""
+    import json
+
+    prog = json.loads(text)
+    for st in prog["steps"]:
+        if st["kind"] == "layer":
+            st["mq"], st["bq"] = np.array(st["mq"], np.int64), np.array(st["bq"], np.int64)
+            for t in st["tiles"]:
+                for k in ("dl", "lpos", "lneg"):
+                    t[k] = np.array(t[k], np.int64)
+    return prog

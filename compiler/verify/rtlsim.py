@@ -1,0 +1,93 @@
+"""amsc rtl-sim: stream images through the generated chip in Icarus Verilog and check every output
+bit-exactly against the numpy model of the quantized network (compiler/backend/qmodel.py)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..backend.qmodel import input_codes, load_program, run_program
+from ..errors import InputError, SimulationError, ToolError
+from .run import _write_json_atomic, load_compiled
+
+#: Refuse more images than this in one run (each is a few thousand clock cycles).
+MAX_IMAGES = 100_000
+
+
+def _load_inputs(path: Path, shape: list[int], what: str) -> np.ndarray:
+    try:
+        x = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise InputError(path, f"cannot read {what}: {e}") from None
+    return x
+
+
+def rtl_sim(out: str | Path, inputs: str | Path, labels: str | Path | None = None, limit: int | None = None,
+            timeout: float = 1800.0) -> dict:
+    out = Path(out)
+    manifest = load_compiled(out)
+    dp = manifest.get("rtl_datapath", {})
+    if not dp.get("generated"):
+        raise InputError(out, f"this design has no generated datapath ({dp.get('reason', 'unknown reason')})")
+    for tool in ("iverilog", "vvp"):
+        if shutil.which(tool) is None:
+            raise ToolError(tool, "Icarus Verilog is not installed; run 'make setup' (Debian: apt-get install iverilog)")
+    prog = load_program((out / "rtl" / "program.json").read_text())
+    shape = prog["input"]["shape"]
+    x = _load_inputs(Path(inputs), shape, "inputs")
+    size = int(np.prod(shape))
+    if x.ndim < 1 or int(np.prod(x.shape[1:])) != size or not np.all(np.isfinite(x)):
+        raise InputError(inputs, f"inputs have shape {list(x.shape)}; expected [N, {', '.join(map(str, shape))}] "
+                                 f"or [N, {size}] with finite values")
+    n = x.shape[0] if limit is None else min(limit, x.shape[0])
+    if not 1 <= n <= MAX_IMAGES:
+        raise InputError(inputs, f"{n} images; expected 1..{MAX_IMAGES}")
+    x = x[:n].reshape(n, *shape)
+    y = None
+    if labels is not None:
+        y = _load_inputs(Path(labels), [], "labels").reshape(-1)[:n]
+        if y.shape[0] != n:
+            raise InputError(labels, f"{y.shape[0]} labels for {n} images")
+    codes = input_codes(prog, x)
+    want = run_program(prog, codes)
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="amsc-rtlsim-") as tmp:
+        tmp = Path(tmp)
+        rtl = out / "rtl"
+        srcs = [str(rtl / p) for p in (rtl / "sim" / "files.f").read_text().split()]
+        shutil.copy(rtl / "sim" / "scan.mem", tmp / "scan.mem")
+        width = (prog["dac_bits"] + 3) // 4
+        (tmp / "stimulus.mem").write_text("".join(f"{int(c):0{width}x}\n" for c in codes.reshape(-1)))
+        r = subprocess.run(["iverilog", "-g2005", "-o", str(tmp / "sim"), f"-Ptb.N_IMAGES={n}", *srcs],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            raise SimulationError(out / "rtl", f"iverilog failed: {(r.stderr or r.stdout).strip().splitlines()[0]}")
+        try:
+            r = subprocess.run(["vvp", "-n", str(tmp / "sim")], capture_output=True, text=True, cwd=tmp, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise SimulationError(out / "rtl", f"vvp did not finish within {timeout:g} s") from None
+        if "DONE" not in r.stdout:
+            raise SimulationError(out / "rtl", f"simulation did not finish: {(r.stdout + r.stderr).strip()[-300:]}")
+        got = np.array([int(v) for v in (tmp / "outputs.txt").read_text().split()], dtype=np.int64)
+    seconds = time.perf_counter() - t0
+    if got.size != want.size:
+        raise SimulationError(out / "rtl", f"the testbench wrote {got.size} outputs, expected {want.size}")
+    got = got.reshape(want.shape)
+    bad = np.argwhere(got != want)
+    report = {
+        "images": int(n), "outputs_per_image": int(want.shape[1]), "bit_exact": bool(bad.size == 0),
+        "mismatches": int(bad.shape[0]), "first_mismatch": None if bad.size == 0 else {
+            "image": int(bad[0][0]), "output": int(bad[0][1]), "rtl": int(got[tuple(bad[0])]),
+            "model": int(want[tuple(bad[0])])},
+        "seconds": seconds,
+    }
+    if y is not None:
+        report["accuracy_rtl"] = float(np.mean(got.argmax(1) == y))
+        report["accuracy_model"] = float(np.mean(want.argmax(1) == y))
+    _write_json_atomic(out / "rtl_sim.json", report)
+    return report
