@@ -16,7 +16,12 @@ Arithmetic (Bd = DAC bits, Ba = ADC bits):
 - The requantizer maps an accumulator to the next map's code: clamp((acc * MQ_j + BQ_j) >>> S,
   0, 2^Bd - 1), which applies ReLU and the bias; the last layer gives signed 16-bit values
   (scale in ``output_scale``) to the host, which takes argmax or softmax.
-- Max pooling takes the maximum code of each window (padding never wins).
+- Max pooling takes the maximum code of each window (padding never wins). Average pooling (and
+  global average pooling, a window over the whole map) sums the window and multiplies by the
+  fixed-point reciprocal of its size: (sum * RQ + 2^(S-1)) >>> S.
+- A residual add rescales both maps to the output's scale: clamp((a*AQ + b*BQ + 2^(S-1)) >>> S,
+  0, 2^Bd - 1).
+- A softmax right before the output runs on the host; the chip returns the logits.
 """
 
 from __future__ import annotations
@@ -56,9 +61,12 @@ def build_program(ir: IR, pdk, options, calib: np.ndarray) -> dict:
         raise RtlUnsupported(f"input range {options.input_range}: the DACs are unipolar, [0, hi] is needed")
     vals = run_ir(ir, {inputs[0]: calib}, every_node=True)
     maps: dict[str, dict] = {}   # IR node -> feature map {"name", "shape", "scale", "signed"}
+    host_softmax = False
     steps: list[dict] = []
     maps[inputs[0]] = {"name": "in", "shape": list(ir.g.nodes[inputs[0]]["shape"]), "scale": hi / dmax, "signed": False}
     last_layer = ir.inputs(outputs[0])[0]
+    if ir.g.nodes[last_layer]["op"] == "softmax":
+        last_layer = ir.inputs(last_layer)[0]
     for n in ir.topo():
         d = ir.g.nodes[n]
         op, a = d["op"], d["attrs"]
@@ -67,11 +75,41 @@ def build_program(ir: IR, pdk, options, calib: np.ndarray) -> dict:
         if op == "reshape":
             maps[n] = {**maps[ir.inputs(n)[0]], "shape": list(d["shape"])}  # same memory, another view
             continue
-        if op == "pool" and a["kind"] == "max":
+        if op == "softmax" and ir.consumers(n) == outputs and n == ir.inputs(outputs[0])[0]:
+            maps[n] = maps[ir.inputs(n)[0]]  # host side: the chip returns the logits
+            host_softmax = True
+            continue
+        if op in ("pool", "global_avgpool"):
             src = maps[ir.inputs(n)[0]]
+            if src["signed"]:
+                raise RtlUnsupported(f"pooling '{d['origin']}' of signed values is not supported")
+            if op == "global_avgpool":
+                geo = {"kernel": src["shape"][1:], "stride": [1, 1], "pads": [0, 0, 0, 0], "dilation": [1, 1]}
+                kind = "avg"
+            else:
+                geo = {k: a[k] for k in ("kernel", "stride", "pads", "dilation")}
+                kind = a["kind"]
+                if kind == "avg" and any(geo["pads"]) and not a["count_include_pad"]:
+                    raise RtlUnsupported(f"average pooling '{d['origin']}' with padding excluded from the count "
+                                         "(the divisor would vary by window)")
             maps[n] = {"name": f"m{len(steps)}", "shape": list(d["shape"]), "scale": src["scale"], "signed": False}
-            steps.append({"kind": "maxpool", "src": src, "dst": maps[n],
-                          **{k: a[k] for k in ("kernel", "stride", "pads", "dilation")}})
+            st = {"kind": "pool", "pool": kind, "src": src, "dst": maps[n], **geo}
+            if kind == "avg":
+                cnt = geo["kernel"][0] * geo["kernel"][1]
+                st["s"] = 24
+                st["rq"] = int(round(2 ** 24 / cnt))
+            steps.append(st)
+            continue
+        if op == "add":
+            srcs = [maps[i] for i in ir.inputs(n)]
+            if any(m["signed"] for m in srcs):
+                raise RtlUnsupported(f"residual add '{d['origin']}' of signed values is not supported")
+            s_y = (float(np.max(vals[n])) or 1.0) / dmax
+            s = 16
+            maps[n] = {"name": f"a{len(steps)}", "shape": list(d["shape"]), "scale": s_y, "signed": False}
+            steps.append({"kind": "add", "src": srcs[0], "src2": srcs[1], "dst": maps[n], "s": s,
+                          "aq": int(round(srcs[0]["scale"] / s_y * 2 ** s)),
+                          "bq": int(round(srcs[1]["scale"] / s_y * 2 ** s))})
             continue
         if op != "accum":
             raise RtlUnsupported(f"node '{d['origin']}' ({op}) has no digital unit in the datapath generator yet")
@@ -125,7 +163,7 @@ def build_program(ir: IR, pdk, options, calib: np.ndarray) -> dict:
         raise RtlUnsupported("the output must come straight from a crossbar layer")
     return {"dac_bits": bd, "adc_bits": ba, "level_bits": max(1, math.ceil(math.log2(pdk.levels))),
             "steps": steps, "input": maps[inputs[0]], "output": out_map, "output_scale": out_map["scale"],
-            "out_bits": OUT_BITS}
+            "out_bits": OUT_BITS, "host_softmax": host_softmax}
 
 
 def input_codes(prog: dict, x: np.ndarray) -> np.ndarray:
@@ -149,13 +187,21 @@ def run_program(prog: dict, codes: np.ndarray) -> np.ndarray:
     n = codes.shape[0]
     for st in prog["steps"]:
         src = mem[st["src"]["name"]]
-        if st["kind"] == "maxpool":
+        if st["kind"] == "pool":
             c, h, w = st["src"]["shape"]
             x = src.reshape(n, c, h, w).astype(float)
-            from ..ir.kernels import pool
+            from ..ir.kernels import windows
 
-            y = pool(x, "max", st["kernel"], st["stride"], st["pads"], st["dilation"])
-            mem[st["dst"]["name"]] = np.rint(y).astype(np.int64).reshape(n, -1)
+            win = windows(x, st["kernel"], st["stride"], st["pads"], st["dilation"], 0.0)
+            if st["pool"] == "max":
+                y = np.rint(win.max(axis=(4, 5))).astype(np.int64)   # codes >= 0: padding never wins
+            else:
+                y = (np.rint(win.sum(axis=(4, 5))).astype(np.int64) * st["rq"] + (1 << st["s"] >> 1)) >> st["s"]
+            mem[st["dst"]["name"]] = y.reshape(n, -1)
+            continue
+        if st["kind"] == "add":
+            y = (src * st["aq"] + mem[st["src2"]["name"]] * st["bq"] + (1 << st["s"] >> 1)) >> st["s"]
+            mem[st["dst"]["name"]] = np.clip(y, 0, 2 ** bd - 1)
             continue
         x = _patches(src, st["src"]["shape"], st["conv"]) if st["conv"] else src[:, None, :]
         acc = np.zeros((n, x.shape[1], st["cols"]), dtype=np.int64)

@@ -61,18 +61,26 @@ def _datapath_ctx(prog: dict, tiles: list[dict]) -> dict:
     bd, ba, ob = prog["dac_bits"], prog["adc_bits"], prog["out_bits"]
     tile_ix = {t["name"]: t for t in tiles}
     maps = {prog["input"]["name"]: prog["input"]}
-    layers, pools, states = [], [], ["S_IN"]
+    layers, pools, adds, states = [], [], [], ["S_IN"]
     for k, st in enumerate(prog["steps"]):
         maps[st["dst"]["name"]] = st["dst"]
-        if st["kind"] == "maxpool":
+        if st["kind"] == "pool":
             c, h, w = st["src"]["shape"]
             _, ho, wo = st["dst"]["shape"]
             pools.append({"k": k, "state": f"P{k}", "src": st["src"]["name"], "dst": st["dst"]["name"],
-                          "H": h, "W": w, "C": c, "Ho": ho, "Wo": wo, "size": c * ho * wo,
+                          "H": h, "W": w, "C": c, "Ho": ho, "Wo": wo, "size": c * ho * wo, "avg": st["pool"] == "avg",
+                          "rq": st.get("rq", 0), "s": st.get("s", 0),
                           "kernel": st["kernel"], "stride": st["stride"], "pads": st["pads"],
                           "dilation": st["dilation"], "src_addr_bits": _bits(c * h * w),
                           "dst_addr_bits": _bits(c * ho * wo)})
             states.append(f"P{k}")
+            continue
+        if st["kind"] == "add":
+            size = int(np.prod(st["dst"]["shape"]))
+            adds.append({"k": k, "state": f"A{k}", "a": st["src"]["name"], "b": st["src2"]["name"],
+                         "dst": st["dst"]["name"], "size": size, "addr_bits": _bits(size), "aq": st["aq"],
+                         "bq": st["bq"], "s": st["s"]})
+            states.append(f"A{k}")
             continue
         K = max(t["row1"] for t in st["tiles"])
         conv = None
@@ -105,7 +113,7 @@ def _datapath_ctx(prog: dict, tiles: list[dict]) -> dict:
                        "src_addr_bits": _bits(int(np.prod(st["src"]["shape"]))),
                        "dst_addr_bits": _bits(int(np.prod(st["dst"]["shape"])))})
     states.append("S_OUT")
-    steps = layers + pools
+    steps = layers + pools + adds
     firsts = {x["k"]: (x["sg"] if "sg" in x else x["state"]) for x in steps}
     for x in steps:
         x["next"] = firsts.get(x["k"] + 1, "S_OUT")
@@ -113,7 +121,9 @@ def _datapath_ctx(prog: dict, tiles: list[dict]) -> dict:
             "width": ob if m["signed"] else bd} for _, m in sorted(maps.items())]
     in_size = int(np.prod(prog["input"]["shape"]))
     out_size = int(np.prod(prog["output"]["shape"]))
-    return {"maps": mem, "layers": layers, "pools": pools, "states": states, "state_width": _bits(len(states)),
+    return {"maps": mem, "layers": layers, "pools": pools, "adds": adds, "states": states,
+            "state_width": _bits(len(states)), "has_avg": any(q["avg"] for q in pools),
+            "has_max": any(not q["avg"] for q in pools),
             "first_state": firsts.get(0, "S_OUT"), "has_conv": any(x["conv"] for x in layers),
             "has_pool": bool(pools), "in_size": in_size, "out_size": out_size, "out_map": prog["output"]["name"],
             "in_addr_bits": _bits(in_size), "out_addr_bits": _bits(out_size), "out_bits": ob}

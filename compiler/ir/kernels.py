@@ -36,7 +36,7 @@ def window_geometry(shape, kernel, stride, pads, dilation):
             out_size(W, kernel[1], stride[1], pads[1], pads[3], dilation[1]))
 
 
-def _windows(x: np.ndarray, kernel, stride, pads, dilation, fill: float) -> np.ndarray:
+def windows(x: np.ndarray, kernel, stride, pads, dilation, fill: float) -> np.ndarray:
     """[N, C, Ho, Wo, kh, kw] views of the padded input."""
     n, c, h, w = x.shape
     xp = np.full((n, c, h + pads[0] + pads[2], w + pads[1] + pads[3]), fill, dtype=np.float64)
@@ -51,19 +51,19 @@ def _windows(x: np.ndarray, kernel, stride, pads, dilation, fill: float) -> np.n
 def im2col(x: np.ndarray, kernel, stride, pads, dilation) -> np.ndarray:
     """[N, C, H, W] -> [N, Ho*Wo, C*kh*kw]: one row per output position, patch ordered (c, ky, kx),
     the order of ``W.reshape(C_out, -1)`` for an ONNX weight ``W[C_out, C, kh, kw]``."""
-    win = _windows(x, kernel, stride, pads, dilation, 0.0)
+    win = windows(x, kernel, stride, pads, dilation, 0.0)
     n, c, ho, wo, kh, kw = win.shape
     return win.transpose(0, 2, 3, 1, 4, 5).reshape(n, ho * wo, c * kh * kw)
 
 
 def pool(x: np.ndarray, kind: str, kernel, stride, pads, dilation, count_include_pad: bool = False) -> np.ndarray:
     if kind == "max":
-        return _windows(x, kernel, stride, pads, dilation, -np.inf).max(axis=(4, 5))
-    s = _windows(x, kernel, stride, pads, dilation, 0.0).sum(axis=(4, 5))
+        return windows(x, kernel, stride, pads, dilation, -np.inf).max(axis=(4, 5))
+    s = windows(x, kernel, stride, pads, dilation, 0.0).sum(axis=(4, 5))
     if count_include_pad:
         return s / (kernel[0] * kernel[1])
     ones = np.ones((1, 1) + x.shape[2:])
-    cnt = _windows(ones, kernel, stride, pads, dilation, 0.0).sum(axis=(4, 5))
+    cnt = windows(ones, kernel, stride, pads, dilation, 0.0).sum(axis=(4, 5))
     return s / cnt
 
 
