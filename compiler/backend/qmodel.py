@@ -13,9 +13,10 @@ Arithmetic (Bd = DAC bits, Ba = ADC bits):
   clamp((D_j * KQ + 2^(SK-1)) >>> SK, -2^(Ba-1), 2^(Ba-1) - 1), with KQ / 2^SK = I per D over the
   layer's LSB: the behavioural ADC model.
 - Accumulators add the codes of a layer's row-split tiles (one LSB per layer).
-- The requantizer maps an accumulator to the next map's code: clamp((acc * MQ_j + BQ_j) >>> S,
-  0, 2^Bd - 1), which applies ReLU and the bias; the last layer gives signed 16-bit values
-  (scale in ``output_scale``) to the host, which takes argmax or softmax.
+- The requantizer maps an accumulator to the pre-activation zq = (acc * MQ_j + BQ_j) >>> S (bias
+  included), and the activation unit (``activation_unit``) to the next map's code: saturation for
+  ReLU, Clip or none, a fixed-point slope for LeakyReLU, a 1024-entry table for Sigmoid and Tanh.
+  The last layer gives signed 16-bit values (scale in ``output_scale``) to the host.
 - Max pooling takes the maximum code of each window (padding never wins). Average pooling (and
   global average pooling, a window over the whole map) sums the window and multiplies by the
   fixed-point reciprocal of its size: (sum * RQ + 2^(S-1)) >>> S.
@@ -39,6 +40,59 @@ MQ_BITS = 24
 
 class RtlUnsupported(Exception):
     """The design uses something the datapath generator cannot build yet (the reason says what)."""
+
+
+LUT_BITS = 10      # sigmoid/tanh: pre-activation index of 2^10 entries ...
+LUT_RANGE = 8.0    # ... spanning [-8, 8), where both functions are within 3.4e-4 of saturation
+LEAK_SHIFT = 16
+
+
+def activation_unit(act: dict, final: bool, z: np.ndarray, dmax: int, where: str) -> dict:
+    """The digital activation unit after a layer's accumulators, as integer rules.
+
+    The requantizer first computes the pre-activation in units of ``s_z``; the unit then gives the
+    output code (in units of ``s_out``): ``clamp`` saturates to [lo, hi] (ReLU, Clip, no
+    activation), ``leaky`` multiplies negative values by a fixed-point slope first, ``lut`` reads
+    a table of sigmoid/tanh indexed by the clamped pre-activation. A layer that feeds another
+    crossbar must produce non-negative codes (the DACs are unipolar); the last layer produces
+    signed 16-bit values for the host."""
+    kind = act["kind"]
+    top = 2 ** (OUT_BITS - 1) - 1
+    post = np.asarray(z, dtype=float)
+    if not final and kind in ("none", "leaky_relu", "tanh") or (kind == "clip" and not final and act["lo"] < 0):
+        raise RtlUnsupported(f"{where} ({kind}) feeds another layer but can produce negative values; the DACs "
+                             "are unipolar (use ReLU, Sigmoid or a Clip with lo >= 0 there)")
+    if kind in ("sigmoid", "tanh"):
+        s_out = 1.0 / (dmax if not final else top)
+        s_z = LUT_RANGE / 2 ** (LUT_BITS - 1)
+        fn = (lambda v: 1.0 / (1.0 + np.exp(-v))) if kind == "sigmoid" else np.tanh
+        grid = (np.arange(2 ** LUT_BITS) - 2 ** (LUT_BITS - 1)) * s_z
+        lut = np.rint(fn(grid) / s_out).astype(np.int64)
+        return {"s_z": s_z, "s_out": s_out, "act": {"kind": "lut", "lut": lut, "bits": LUT_BITS}}
+    peak = float(np.max(np.abs(post))) or 1.0
+    if final:
+        s_out = peak / top
+        lo, hi = (0 if kind == "relu" else -top - 1), top
+    else:
+        s_out = (float(np.max(post)) or 1.0) / dmax
+        lo, hi = 0, dmax
+    if kind == "clip":
+        lo = max(lo, int(np.ceil(act["lo"] / s_out - 0.5))) if np.isfinite(act["lo"]) else lo
+        hi = min(hi, int(np.floor(act["hi"] / s_out + 0.5))) if np.isfinite(act["hi"]) else hi
+    unit = {"kind": "clamp", "lo": int(lo), "hi": int(hi)}
+    if kind == "leaky_relu":
+        unit = {**unit, "kind": "leaky", "aq": int(round(act["alpha"] * 2 ** LEAK_SHIFT)), "sa": LEAK_SHIFT}
+    return {"s_z": s_out, "s_out": s_out, "act": unit}
+
+
+def apply_activation_unit(zq: np.ndarray, unit: dict) -> np.ndarray:
+    """The unit's integer rule on pre-activations ``zq`` (see :func:`activation_unit`)."""
+    if unit["kind"] == "lut":
+        half = 2 ** (unit["bits"] - 1)
+        return unit["lut"][np.clip(zq, -half, half - 1) + half]
+    if unit["kind"] == "leaky":
+        zq = np.where(zq < 0, (zq * unit["aq"] + (1 << unit["sa"] >> 1)) >> unit["sa"], zq)
+    return np.clip(zq, unit["lo"], unit["hi"])
 
 
 def _fixed(x: np.ndarray, bits: int) -> int:
@@ -122,28 +176,20 @@ def build_program(ir: IR, pdk, options, calib: np.ndarray) -> dict:
         src = maps[feed]
         if src["signed"]:
             raise RtlUnsupported(f"layer '{n}' reads signed values; crossbar inputs must be non-negative")
-        act = a["activation"]["kind"]
+        act = a["activation"]
         final = n == last_layer
-        if not final and act != "relu":
-            raise RtlUnsupported(f"layer '{n}' ({act}) feeds another layer; the datapath generator needs ReLU "
-                                 "there (the DACs are unipolar)")
-        if final and act not in ("none", "relu"):
-            raise RtlUnsupported(f"layer '{n}': activation {act} has no digital unit yet")
         t0 = ir.g.nodes[tiles[0]]["attrs"]
         lsb = 2.0 * t0["adc_full_scale_a"] / 2 ** ba
         kappa = pdk.v_read * pdk.g_step / (dmax * lsb)
         sk = _fixed(np.array([kappa]), 18)
         w_scale, bias = d["params"]["w_scale"], d["params"]["b"]
         M = src["scale"] * pdk.g_step * w_scale / kappa
-        z = vals[n]
-        if final:
-            peak = float(np.max(np.abs(z))) or 1.0
-            s_out = peak / (2 ** (OUT_BITS - 1) - 1)
-        else:
-            s_out = (float(np.max(z)) or 1.0) / dmax
-        s = _fixed(np.concatenate([M / s_out, bias / s_out]), MQ_BITS)
-        mq = np.rint(M / s_out * 2 ** s).astype(np.int64)
-        bq = np.rint(bias / s_out * 2 ** s).astype(np.int64) + (1 << s >> 1)
+        unit = activation_unit(act, final, vals[n], dmax, f"layer '{n}'")
+        s_z = unit["s_z"]
+        s = _fixed(np.concatenate([M / s_z, bias / s_z]), MQ_BITS)
+        mq = np.rint(M / s_z * 2 ** s).astype(np.int64)
+        bq = np.rint(bias / s_z * 2 ** s).astype(np.int64) + (1 << s >> 1)
+        s_out = unit["s_out"]
         shape = list(d["shape"])
         maps[n] = {"name": f"l{len(steps)}", "shape": shape, "scale": s_out, "signed": final}
         tl = []
@@ -156,7 +202,7 @@ def build_program(ir: IR, pdk, options, calib: np.ndarray) -> dict:
         steps.append({"kind": "layer", "name": n, "src": src, "dst": maps[n], "conv": geo, "tiles": tl,
                       "rows": max(t["row1"] for t in tl), "cols": len(bias),
                       "positions": int(np.prod(shape[1:])) if geo else 1, "kq": int(round(kappa * 2 ** sk)),
-                      "sk": sk, "mq": mq, "bq": bq, "s": s, "relu": act == "relu", "final": final,
+                      "sk": sk, "mq": mq, "bq": bq, "s": s, "act": unit["act"], "final": final,
                       "acc_bits": a["acc_bits"]})
     out_map = maps[ir.inputs(outputs[0])[0]]
     if not out_map["signed"]:
@@ -209,13 +255,7 @@ def run_program(prog: dict, codes: np.ndarray) -> np.ndarray:
             D = x[:, :, t["row0"]:t["row1"]] @ t["dl"]
             code = (D * st["kq"] + (1 << st["sk"] >> 1)) >> st["sk"]
             acc[:, :, t["col0"]:t["col1"]] += np.clip(code, -(2 ** (ba - 1)), 2 ** (ba - 1) - 1)
-        y = (acc * st["mq"] + st["bq"]) >> st["s"]
-        if st["final"]:
-            y = np.clip(y, -(2 ** (OUT_BITS - 1)), 2 ** (OUT_BITS - 1) - 1)
-            if st["relu"]:
-                y = np.maximum(y, 0)
-        else:
-            y = np.clip(y, 0, 2 ** bd - 1)
+        y = apply_activation_unit((acc * st["mq"] + st["bq"]) >> st["s"], st["act"])
         mem[st["dst"]["name"]] = y.transpose(0, 2, 1).reshape(n, -1)  # (C_out, positions) order
     return mem[prog["output"]["name"]]
 
@@ -246,6 +286,8 @@ def load_program(text: str) -> dict:
     for st in prog["steps"]:
         if st["kind"] == "layer":
             st["mq"], st["bq"] = np.array(st["mq"], np.int64), np.array(st["bq"], np.int64)
+            if st["act"]["kind"] == "lut":
+                st["act"]["lut"] = np.array(st["act"]["lut"], np.int64)
             for t in st["tiles"]:
                 for k in ("dl", "lpos", "lneg"):
                     t[k] = np.array(t[k], np.int64)

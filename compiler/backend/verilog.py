@@ -57,6 +57,22 @@ def scan_bits(prog: dict, tile_order: list[str]) -> np.ndarray:
     return np.concatenate(chunks).astype(np.uint8) if chunks else np.zeros(0, np.uint8)
 
 
+def _lit(v: int) -> str:
+    """A 64-bit signed Verilog literal."""
+    return f"64'sd{v}" if v >= 0 else f"-64'sd{-v}"
+
+
+def _act_ctx(unit: dict) -> dict:
+    if unit["kind"] == "lut":
+        half = 2 ** (unit["bits"] - 1)
+        return {"kind": "lut", "bits": unit["bits"], "half": half,
+                "entries": [{"i": i, "v": _lit(int(v))} for i, v in enumerate(unit["lut"])]}
+    out = {"kind": unit["kind"], "lo": _lit(unit["lo"]), "hi": _lit(unit["hi"])}
+    if unit["kind"] == "leaky":
+        out.update(aq=_lit(unit["aq"]), sa=unit["sa"], half=_lit(1 << unit["sa"] >> 1))
+    return out
+
+
 def _datapath_ctx(prog: dict, tiles: list[dict]) -> dict:
     bd, ba, ob = prog["dac_bits"], prog["adc_bits"], prog["out_bits"]
     tile_ix = {t["name"]: t for t in tiles}
@@ -100,14 +116,13 @@ def _datapath_ctx(prog: dict, tiles: list[dict]) -> dict:
                     code = f"adc_{t['name']}[{hi}:{lo}]"
                     terms.append("$signed({{" + str(64 - ba) + "{" + f"adc_{t['name']}[{hi}]" + "}}, " + code + "})")
             columns.append({"j": j, "sum": " + ".join(terms),
-                            "mq": f"64'sd{st['mq'][j]}" if st["mq"][j] >= 0 else f"-64'sd{-st['mq'][j]}",
-                            "bq": f"64'sd{st['bq'][j]}" if st["bq"][j] >= 0 else f"-64'sd{-st['bq'][j]}"})
+                            "mq": _lit(int(st["mq"][j])), "bq": _lit(int(st["bq"][j]))})
         names = [f"L{k}_G", f"L{k}_R", f"L{k}_W", f"L{k}_S"]
         states += names
         layers.append({"k": k, "name": st["name"], "src": st["src"]["name"], "dst": st["dst"]["name"], "K": K,
                        "M": st["cols"], "P": st["positions"], "conv": conv, "tiles": lt,
                        "done_concat": ", ".join(f"done_{t['name']}" for t in reversed(lt)),
-                       "columns": columns, "s": st["s"], "relu": st["relu"], "final": st["final"],
+                       "columns": columns, "s": st["s"], "act": _act_ctx(st["act"]), "final": st["final"],
                        "sg": names[0], "sr": names[1], "sw": names[2], "ss": names[3],
                        "k_bits": _bits(K), "col_bits": _bits(st["cols"]),
                        "src_addr_bits": _bits(int(np.prod(st["src"]["shape"]))),
