@@ -103,6 +103,55 @@ def _fixed(x: np.ndarray, bits: int) -> int:
     return max(0, min(40, bits - 1 - math.ceil(math.log2(m)) - 1))
 
 
+REMAP_MAX = 16384  # elements of a transpose/concat/batchnorm unit (its address tables are ROMs)
+
+
+def _remap_step(ir: IR, n: str, maps: dict, vals: dict, dmax: int, k: int) -> dict:
+    """Transpose, Concat and a BatchNormalization that was not folded, as one table-driven unit:
+    output element e = clamp((src_sel[e][addr[e]] * a[e] + b[e]) >>> S, 0, 2^Bd - 1)."""
+    d = ir.g.nodes[n]
+    op, shape = d["op"], tuple(d["shape"])
+    size = int(np.prod(shape))
+    srcs = [maps[i] for i in ir.inputs(n)]
+    if size > REMAP_MAX:
+        raise RtlUnsupported(f"node '{d['origin']}' ({op}) moves {size} elements; the table-driven unit "
+                             f"handles {REMAP_MAX}")
+    if any(m["signed"] for m in srcs):
+        raise RtlUnsupported(f"node '{d['origin']}' ({op}) of signed values is not supported")
+    post = np.asarray(vals[n], dtype=float)
+    if op == "batchnorm" and float(np.min(post)) < 0:
+        raise RtlUnsupported(f"BatchNormalization '{d['origin']}' produces negative values; the DACs are unipolar")
+    s_y = (float(np.max(post)) or 1.0) / dmax
+    s = 16
+    sel = np.zeros(size, np.int64)
+    if op == "transpose":
+        addr = np.arange(size).reshape(ir.g.nodes[ir.inputs(n)[0]]["shape"]).transpose(d["attrs"]["perm"]).reshape(-1)
+        a = np.full(size, round(srcs[0]["scale"] / s_y * 2 ** s))
+        b = np.zeros(size, np.int64)
+    elif op == "concat":
+        ax = d["attrs"]["axis"]
+        parts_sel, parts_addr = [], []
+        for j, i in enumerate(ir.inputs(n)):
+            sh = ir.g.nodes[i]["shape"]
+            parts_addr.append(np.arange(int(np.prod(sh))).reshape(sh))
+            parts_sel.append(np.full(sh, j))
+        addr = np.concatenate(parts_addr, axis=ax).reshape(-1)
+        sel = np.concatenate(parts_sel, axis=ax).reshape(-1)
+        a = np.array([round(srcs[j]["scale"] / s_y * 2 ** s) for j in sel])
+        b = np.zeros(size, np.int64)
+    else:  # batchnorm: y = (x - mean) * g / sqrt(var + eps) + beta, per channel
+        p = d["params"]
+        g = p["scale"] / np.sqrt(p["var"] + d["attrs"]["eps"])
+        chan = np.arange(size) // max(1, size // shape[0])
+        addr = np.arange(size)
+        a = np.rint(srcs[0]["scale"] * g[chan] / s_y * 2 ** s)
+        b = np.rint((p["bias"] - p["mean"] * g)[chan] / s_y * 2 ** s)
+    dst = {"name": f"r{k}", "shape": list(shape), "scale": s_y, "signed": False}
+    return {"kind": "remap", "op": op, "srcs": srcs, "src": srcs[0], "dst": dst, "s": s,
+            "sel": sel.astype(np.int64), "addr": addr.astype(np.int64), "a": np.asarray(a, np.int64),
+            "b": np.asarray(b, np.int64) + (1 << s >> 1)}
+
+
 def build_program(ir: IR, pdk, options, calib: np.ndarray) -> dict:
     """The integer program of a lowered IR. ``calib``: batch-first calibration inputs."""
     bd, ba = pdk.dac_bits, pdk.adc_bits
@@ -153,6 +202,13 @@ def build_program(ir: IR, pdk, options, calib: np.ndarray) -> dict:
                 st["s"] = 24
                 st["rq"] = int(round(2 ** 24 / cnt))
             steps.append(st)
+            continue
+        if op in ("transpose", "concat", "batchnorm"):
+            steps.append(_remap_step(ir, n, maps, vals, dmax, len(steps)))
+            maps[n] = steps[-1]["dst"]
+            continue
+        if op == "act" and not maps[ir.inputs(n)[0]]["signed"] and d["attrs"]["activation"]["kind"] == "relu":
+            maps[n] = maps[ir.inputs(n)[0]]  # codes are non-negative already: ReLU changes nothing
             continue
         if op == "add":
             srcs = [maps[i] for i in ir.inputs(n)]
@@ -245,6 +301,13 @@ def run_program(prog: dict, codes: np.ndarray) -> np.ndarray:
                 y = (np.rint(win.sum(axis=(4, 5))).astype(np.int64) * st["rq"] + (1 << st["s"] >> 1)) >> st["s"]
             mem[st["dst"]["name"]] = y.reshape(n, -1)
             continue
+        if st["kind"] == "remap":
+            picked = np.empty((n, st["sel"].size), np.int64)
+            for j, m in enumerate(st["srcs"]):
+                mask = st["sel"] == j
+                picked[:, mask] = mem[m["name"]][:, st["addr"][mask]]
+            mem[st["dst"]["name"]] = np.clip((picked * st["a"] + st["b"]) >> st["s"], 0, 2 ** bd - 1)
+            continue
         if st["kind"] == "add":
             y = (src * st["aq"] + mem[st["src2"]["name"]] * st["bq"] + (1 << st["s"] >> 1)) >> st["s"]
             mem[st["dst"]["name"]] = np.clip(y, 0, 2 ** bd - 1)
@@ -284,6 +347,9 @@ def load_program(text: str) -> dict:
 
     prog = json.loads(text)
     for st in prog["steps"]:
+        if st["kind"] == "remap":
+            for k in ("sel", "addr", "a", "b"):
+                st[k] = np.array(st[k], np.int64)
         if st["kind"] == "layer":
             st["mq"], st["bq"] = np.array(st["mq"], np.int64), np.array(st["bq"], np.int64)
             if st["act"]["kind"] == "lut":

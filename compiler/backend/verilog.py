@@ -77,7 +77,7 @@ def _datapath_ctx(prog: dict, tiles: list[dict]) -> dict:
     bd, ba, ob = prog["dac_bits"], prog["adc_bits"], prog["out_bits"]
     tile_ix = {t["name"]: t for t in tiles}
     maps = {prog["input"]["name"]: prog["input"]}
-    layers, pools, adds, states = [], [], [], ["S_IN"]
+    layers, pools, adds, remaps, states = [], [], [], [], ["S_IN"]
     for k, st in enumerate(prog["steps"]):
         maps[st["dst"]["name"]] = st["dst"]
         if st["kind"] == "pool":
@@ -90,6 +90,16 @@ def _datapath_ctx(prog: dict, tiles: list[dict]) -> dict:
                           "dilation": st["dilation"], "src_addr_bits": _bits(c * h * w),
                           "dst_addr_bits": _bits(c * ho * wo)})
             states.append(f"P{k}")
+            continue
+        if st["kind"] == "remap":
+            size = int(np.prod(st["dst"]["shape"]))
+            srcs = [{"j": j, "name": m["name"], "addr_bits": _bits(int(np.prod(m["shape"])))}
+                    for j, m in enumerate(st["srcs"])]
+            remaps.append({"k": k, "state": f"X{k}", "op": st["op"], "dst": st["dst"]["name"], "size": size,
+                           "addr_bits": _bits(size), "srcs": srcs, "s": st["s"],
+                           "rows": [{"i": i, "sel": int(st["sel"][i]), "addr": int(st["addr"][i]),
+                                     "a": _lit(int(st["a"][i])), "b": _lit(int(st["b"][i]))} for i in range(size)]})
+            states.append(f"X{k}")
             continue
         if st["kind"] == "add":
             size = int(np.prod(st["dst"]["shape"]))
@@ -128,7 +138,7 @@ def _datapath_ctx(prog: dict, tiles: list[dict]) -> dict:
                        "src_addr_bits": _bits(int(np.prod(st["src"]["shape"]))),
                        "dst_addr_bits": _bits(int(np.prod(st["dst"]["shape"])))})
     states.append("S_OUT")
-    steps = layers + pools + adds
+    steps = layers + pools + adds + remaps
     firsts = {x["k"]: (x["sg"] if "sg" in x else x["state"]) for x in steps}
     for x in steps:
         x["next"] = firsts.get(x["k"] + 1, "S_OUT")
@@ -136,7 +146,7 @@ def _datapath_ctx(prog: dict, tiles: list[dict]) -> dict:
             "width": ob if m["signed"] else bd} for _, m in sorted(maps.items())]
     in_size = int(np.prod(prog["input"]["shape"]))
     out_size = int(np.prod(prog["output"]["shape"]))
-    return {"maps": mem, "layers": layers, "pools": pools, "adds": adds, "states": states,
+    return {"maps": mem, "layers": layers, "pools": pools, "adds": adds, "remaps": remaps, "states": states,
             "state_width": _bits(len(states)), "has_avg": any(q["avg"] for q in pools),
             "has_max": any(not q["avg"] for q in pools),
             "first_state": firsts.get(0, "S_OUT"), "has_conv": any(x["conv"] for x in layers),
