@@ -88,8 +88,13 @@ module tiny_top (
     /* verilator lint_off UNUSEDSIGNAL */
     wire [31:0] daddr_0 = {16'd0, idx} * 1 + {16'd0, pos};
     /* verilator lint_on UNUSEDSIGNAL */
-    wire [7:0] y_0 = (rq_0 < 64'sd0) ? 8'd0 :
-                                  (rq_0 > 64'sd255) ? 8'd255 : rq_0[7:0];
+    // activation unit: clamp
+    wire signed [63:0] v_0 = rq_0;
+    wire signed [63:0] c_0 = (v_0 < 64'sd0) ? 64'sd0 : (v_0 > 64'sd255) ? 64'sd255 : v_0;
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [63:0] cu_0 = c_0;
+    /* verilator lint_on UNUSEDSIGNAL */
+    wire [7:0] y_0 = cu_0[7:0];
     wire [7:0] gval_0 = mem_in[idx[1:0]];
     reg [7:0] dac_1 [0:1];
     reg start_1;
@@ -128,9 +133,13 @@ module tiny_top (
     /* verilator lint_off UNUSEDSIGNAL */
     wire [31:0] daddr_1 = {16'd0, idx} * 1 + {16'd0, pos};
     /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [15:0] y_1 = (rq_1 > 64'sd32767) ? 16'sd32767 :
-                                       (rq_1 < -64'sd32768) ? -16'sd32768 :
-                                       rq_1[15:0];
+    // activation unit: clamp
+    wire signed [63:0] v_1 = rq_1;
+    wire signed [63:0] c_1 = (v_1 < -64'sd32768) ? -64'sd32768 : (v_1 > 64'sd32767) ? 64'sd32767 : v_1;
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [63:0] cu_1 = c_1;
+    /* verilator lint_on UNUSEDSIGNAL */
+    wire [15:0] y_1 = cu_1[15:0];
     wire [7:0] gval_1 = mem_l0[idx[0:0]];
 
     // ---- sequencing --------------------------------------------------------------------------
