@@ -11,15 +11,15 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from digits import split  # noqa: E402
 
 
 def main() -> int:
     out = Path(sys.argv[1] if len(sys.argv) > 1 else "build/digits")
     out.mkdir(parents=True, exist_ok=True)
-    d = load_digits()
-    _, xte, _, yte = train_test_split(d.data / 16.0, d.target, test_size=0.25, random_state=0, stratify=d.target)
+    _, xte, _, yte = split()
     np.save(out / "x.npy", xte.astype(np.float32))
     np.save(out / "y.npy", yte.astype(np.int64))
     print(f"digits test set: {len(yte)} images -> {out}/x.npy, {out}/y.npy")

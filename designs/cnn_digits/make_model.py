@@ -14,22 +14,15 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import onnx
 from onnx import TensorProto, helper, numpy_helper
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
+sys.path.insert(0, str(HERE.parent))
 from compiler.ir.kernels import im2col  # noqa: E402
+from digits import save, split  # noqa: E402
 
 GEO = ((3, 3), (1, 1), (1, 1, 1, 1), (1, 1))  # kernel, stride, pads, dilation of both convolutions
-
-
-def data():
-    d = load_digits()
-    x = (d.data.astype(np.float64) / 16.0).reshape(-1, 1, 8, 8)
-    return train_test_split(x, d.target, test_size=0.25, random_state=0, stratify=d.target)
 
 
 def conv_fwd(x, W, b):
@@ -104,7 +97,8 @@ def train(xtr, ytr, epochs=40, batch=32, lr=2e-3, seed=0):
 
 
 def main() -> int:
-    xtr, xte, ytr, yte = data()
+    xtr, xte, ytr, yte = split()
+    xtr, xte = xtr.reshape(-1, 1, 8, 8), xte.reshape(-1, 1, 8, 8)
     p = train(xtr, ytr)
     acc = float(np.mean(forward(p, xte)[0].argmax(1) == yte))
     print(f"cnn_digits: test accuracy {acc:.4f} on {len(yte)} held-out digits")
@@ -124,12 +118,7 @@ def main() -> int:
                               [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 1, 8, 8])],
                               [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 10])],
                               initializer=inits)
-    model = helper.make_model(graph, producer_name="amsc-designs", opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    onnx.save(model, HERE / "model.onnx")
-    # calibration inputs for the datapath's activation ranges (amsc picks up calib.npy next to the model)
-    np.save(HERE / "calib.npy", xtr[:128].astype(np.float32))
+    save(graph, HERE, xtr[:128])
     return 0
 
 

@@ -12,23 +12,16 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import onnx
 from onnx import TensorProto, helper, numpy_helper
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier
 
 HERE = Path(__file__).resolve().parent
-
-
-def data():
-    d = load_digits()
-    x = d.data.astype(np.float64) / 16.0
-    return train_test_split(x, d.target, test_size=0.25, random_state=0, stratify=d.target)
+sys.path.insert(0, str(HERE.parent))
+from digits import save, split  # noqa: E402
 
 
 def main() -> int:
-    xtr, xte, ytr, yte = data()
+    xtr, xte, ytr, yte = split()
     clf = MLPClassifier(hidden_layer_sizes=(32,), activation="relu", solver="adam", alpha=1e-4,
                         max_iter=600, random_state=0, tol=1e-6, n_iter_no_change=30)
     clf.fit(xtr, ytr)
@@ -49,13 +42,7 @@ def main() -> int:
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 64])],
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 10])],
         initializer=inits)
-    model = helper.make_model(graph, producer_name="amsc-designs", opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    onnx.save(model, HERE / "model.onnx")
-
-    # calibration inputs for the datapath's activation ranges (amsc picks up calib.npy next to the model)
-    np.save(HERE / "calib.npy", xtr[:128].astype(np.float32))
+    save(graph, HERE, xtr[:128])
     np.savez(HERE / "weights.npz", fc1_weight=W1, fc1_bias=b1, fc2_weight=W2, fc2_bias=b2)
     (HERE / "model.yaml").write_text(f"""\
 # The mlp_digits network as an amsc YAML graph (schema: docs/yaml-graph.md).
