@@ -64,7 +64,7 @@ def bench_tile(tmp: Path, naive_vectors: int) -> dict:
     v = dac_vectors(VECTORS, 128, spec["dac_bits"], spec["v_read"], 0, 0)
     naive = []
     for k in range(naive_vectors):
-        deck = re.sub(r"^(VIN_(\d+) in_\d+ 0 DC) 0$", lambda m: f"{m.group(1)} {float(v[k, int(m.group(2))])!r}",
+        deck = re.sub(r"^(VIN_(\d+) in_\d+ 0 DC) 0$", lambda m, k=k: f"{m.group(1)} {float(v[k, int(m.group(2))])!r}",
                       spec["deck"].replace(".options klu ", ".options "), flags=re.M)
         p = tmp / f"naive{k}.sp"
         p.write_text(deck)

@@ -167,12 +167,13 @@ def emit_verilog(ir: IR, pdk, env, source_sha: str, prog: dict | None) -> dict[s
         files[f"rtl/{t['module']}.v"] = render(env, "verilog_tile", tile=t, **ctx)
     if prog is not None:
         kq = {t["name"]: (st["kq"], st["sk"]) for st in prog["steps"] if st["kind"] == "layer" for t in st["tiles"]}
-        files[f"rtl/{prefix}_top.v"] = render(env, "verilog_top", **ctx, **_datapath_ctx(prog, tiles))
+        dp = _datapath_ctx(prog, tiles)
+        files[f"rtl/{prefix}_top.v"] = render(env, "verilog_top", **ctx, **dp)
         for t in tiles:
             files[f"rtl/sim/{t['macro']}_beh.v"] = render(env, "verilog_macro_sim",
                                                           tile={**t, "kq": kq[t["name"]][0], "sk": kq[t["name"]][1]},
                                                           **ctx)
-        files["rtl/sim/tb.v"] = render(env, "verilog_tb", **ctx, **_datapath_ctx(prog, tiles),
+        files["rtl/sim/tb.v"] = render(env, "verilog_tb", **ctx, **dp,
                                        scan_len=sum(t["scan_bits"] for t in tiles))
         sim = sorted(p[len("rtl/"):] for p in files if p.startswith("rtl/sim/") or p.startswith(f"rtl/{prefix}_tile_")
                      or p == f"rtl/{prefix}_top.v")

@@ -91,7 +91,7 @@ def run_local(fn: Callable, args: list, jobs: int, timeout: float,
 
     try:
         while queue or any(w.task is not None for w in workers):
-            for i, w in enumerate(workers):
+            for w in workers:
                 if w.task is None and queue:
                     k = queue.pop(0)
                     w.task, w.started = k, time.monotonic()
@@ -103,10 +103,11 @@ def run_local(fn: Callable, args: list, jobs: int, timeout: float,
             for i, w in enumerate(workers):
                 if w.task is None:
                     continue
-                res = None
+                res, lost = None, True  # lost: the worker process is gone or hung and must be replaced
                 if w.conn.poll():
                     try:
-                        k, res = w.conn.recv()
+                        _, res = w.conn.recv()
+                        lost = False
                     except (EOFError, OSError):
                         res = ("error", f"worker process died (exit code {w.proc.exitcode})")
                 elif not w.proc.is_alive():
@@ -117,7 +118,7 @@ def run_local(fn: Callable, args: list, jobs: int, timeout: float,
                     continue
                 k = w.task
                 w.task = None
-                if res[0] == "error" and ("crashed" in res[1] or "died" in res[1] or "timed out" in res[1]):
+                if lost:
                     w.stop(kill=True)
                     workers[i] = _Worker(fn, init) if queue else w
                 finish(k, res)

@@ -13,13 +13,13 @@ import numpy as np
 
 from ..backend.qmodel import input_codes, load_program, run_program
 from ..errors import InputError, SimulationError, ToolError
-from .run import _write_json_atomic, load_compiled
+from .run import write_json_atomic, load_compiled
 
 #: Refuse more images than this in one run (each is a few thousand clock cycles).
 MAX_IMAGES = 100_000
 
 
-def _load_inputs(path: Path, shape: list[int], what: str) -> np.ndarray:
+def _load(path: Path, what: str) -> np.ndarray:
     try:
         x = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as e:
@@ -39,7 +39,7 @@ def rtl_sim(out: str | Path, inputs: str | Path, labels: str | Path | None = Non
             raise ToolError(tool, "Icarus Verilog is not installed; run 'make setup' (Debian: apt-get install iverilog)")
     prog = load_program((out / "rtl" / "program.json").read_text())
     shape = prog["input"]["shape"]
-    x = _load_inputs(Path(inputs), shape, "inputs")
+    x = _load(Path(inputs), "inputs")
     size = int(np.prod(shape))
     if x.ndim < 1 or int(np.prod(x.shape[1:])) != size or not np.all(np.isfinite(x)):
         raise InputError(inputs, f"inputs have shape {list(x.shape)}; expected [N, {', '.join(map(str, shape))}] "
@@ -50,7 +50,7 @@ def rtl_sim(out: str | Path, inputs: str | Path, labels: str | Path | None = Non
     x = x[:n].reshape(n, *shape)
     y = None
     if labels is not None:
-        y = _load_inputs(Path(labels), [], "labels").reshape(-1)[:n]
+        y = _load(Path(labels), "labels").reshape(-1)[:n]
         if y.shape[0] != n:
             raise InputError(labels, f"{y.shape[0]} labels for {n} images")
     codes = input_codes(prog, x)
@@ -89,5 +89,5 @@ def rtl_sim(out: str | Path, inputs: str | Path, labels: str | Path | None = Non
     if y is not None:
         report["accuracy_rtl"] = float(np.mean(got.argmax(1) == y))
         report["accuracy_model"] = float(np.mean(want.argmax(1) == y))
-    _write_json_atomic(out / "rtl_sim.json", report)
+    write_json_atomic(out / "rtl_sim.json", report)
     return report

@@ -143,7 +143,7 @@ def chunks(vectors: int, size: int = CHUNK) -> list[tuple[int, int]]:
     return [(lo, min(vectors, lo + size)) for lo in range(0, vectors, size)]
 
 
-def _write_json_atomic(path: Path, obj) -> None:
+def write_json_atomic(path: Path, obj) -> None:
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=path.parent)
     with os.fdopen(fd, "w") as fh:
         fh.write(json_text(obj))
@@ -239,7 +239,7 @@ def verify_dir(out: str | Path, jobs: int = 1, vectors: int = 16, seed: int = 0,
             blocks[k] = {**val, "cached": False}
             if use_cache:
                 cache.mkdir(exist_ok=True)
-                _write_json_atomic(cache / f"{keys[k]}.json", val)
+                write_json_atomic(cache / f"{keys[k]}.json", val)
         done[0] += 1
         if on_block is not None:
             on_block(blocks[k], done[0], len(specs))
@@ -261,7 +261,7 @@ def verify_dir(out: str | Path, jobs: int = 1, vectors: int = 16, seed: int = 0,
         "simulated": len(todo),
         "blocks": [{k: v for k, v in b.items() if k != "histogram_png"} for b in blocks],
     }
-    _write_json_atomic(out / "verify.json", report)
+    write_json_atomic(out / "verify.json", report)
     from .report import write_html
 
     write_html(out, report, {b["name"]: base64.b64decode(b["histogram_png"]) for b in blocks

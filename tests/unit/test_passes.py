@@ -51,7 +51,7 @@ def test_quantize_levels_bounds_and_error():
     ir.add("y", "output", (7,), ["d"], attrs={"batch_axis": 0})
     q = quantize(ir, CompileOptions(), PDK)
     verify_ir(q)
-    p, a = q.g.nodes["d"]["params"], q.g.nodes["d"]["attrs"]
+    p = q.g.nodes["d"]["params"]
     for g in (p["gpos"], p["gneg"]):
         assert g.min() >= PDK.g_min - 1e-18 and g.max() <= PDK.g_max + 1e-18
         lv = (g - PDK.g_min) / PDK.g_step
