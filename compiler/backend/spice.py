@@ -74,6 +74,7 @@ def _render_cells(elements: list[dict], pdk, fet_model: dict | None) -> list[dic
             rram = pdk.cell["rram"]
             mid = f"m{e['side'].lower()}_{e['i']}_{e['j']}"
             out.append({"type": "rram", "name": f"BR{e['side']}_{e['i']}_{e['j']}", "a": e["top"], "b": mid,
+                        "nonlinear": rram["nonlinear"], "g": spice_num(e["g"]),
                         "coef": spice_num(e["g"] * rram["v0"]), "v0": spice_num(rram["v0"])})
             out.append({"type": "fet", "name": f"M{e['side']}_{e['i']}_{e['j']}", "d": mid, "g": "sel",
                         "s": e["bottom"], "model": fet_model["model"], "attrs": fet_model["attrs"]})

@@ -99,6 +99,15 @@ def _typed(file: Path, doc: dict, dotted: str, typ, ok, expl: str):
 _NAME_OK = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$").match
 
 
+def _flag(file: Path, doc: dict, dotted: str, default: bool) -> bool:
+    v = _get(doc, dotted)
+    if v is None:
+        return default
+    if not isinstance(v, bool):
+        raise PdkError(file, f"field '{dotted}' = {v!r}; expected true or false")
+    return v
+
+
 def _cell(file: Path, doc: dict) -> dict:
     kind = _get(doc, "cell.type") or "1r"
     if kind == "1r":
@@ -119,6 +128,7 @@ def _cell(file: Path, doc: dict) -> dict:
             "g0_nm": t("cell.rram.g0_nm", float, _pos, "a positive length in nm"),
             "v0": t("cell.rram.v0", float, _pos, "a positive voltage"),
             "sigma_gap_nm": t("cell.rram.sigma_gap_nm", float, lambda x: 0 <= x < 1, "a gap sigma in [0, 1) nm"),
+            "nonlinear": _flag(file, doc, "cell.rram.nonlinear", True),
         },
     }
 

@@ -37,7 +37,10 @@ def conductance(gap: np.ndarray, rram: dict) -> np.ndarray:
 
 
 def rram_current(v: np.ndarray, G: np.ndarray, rram: dict) -> np.ndarray:
-    """Read current of an RRAM of small-signal conductance ``G`` at voltage ``v``."""
+    """Read current of an RRAM of small-signal conductance ``G`` at voltage ``v`` (ohmic when the
+    PDK turns the read nonlinearity off)."""
+    if not rram.get("nonlinear", True):
+        return G * v
     return G * rram["v0"] * np.sinh(v / rram["v0"])
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from compiler.verify.checks import lsb
 from compiler.verify.golden import tile_currents
-from conftest import amsc, require_tool
+from conftest import MLP, amsc, require_tool
 
 
 @pytest.fixture(autouse=True)
@@ -133,3 +133,13 @@ def test_chip_deck_simulates_all_tiles(mlp_out, monkeypatch):
         measured = -volts[:, col:col + n] / t["rf_ohm"]
         np.testing.assert_allclose(measured, golden, rtol=1e-6, atol=1e-12)
         col += n
+
+
+def test_cnn_tiles_verify(tmp_path):
+    out = tmp_path / "cnn"
+    r = amsc("compile", MLP.parent / "cnn_digits" / "model.onnx", "-o", out, "--tile", "32x32")
+    assert r.returncode == 0, r.stderr
+    r = amsc("verify", out, "--vectors", "6", "--jobs", "2")
+    assert r.returncode == 0, r.stderr
+    rep = json.loads((out / "verify.json").read_text())
+    assert len(rep["blocks"]) == 12 and all(b["passed"] and b["max_abs_err"] < 1e-6 * b["lsb"] for b in rep["blocks"])

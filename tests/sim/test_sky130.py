@@ -128,3 +128,22 @@ def test_invalid_device_pdk_fields(tmp_path, edit, field):
     (dst / "pdk.yaml").write_text((src / "pdk.yaml").read_text().replace(*edit))
     r = amsc("compile", MLP / "model.onnx", "-o", tmp_path / "o", "--pdk", dst)
     assert r.returncode == 2 and f"'{field}'" in r.stderr, r.stderr
+
+
+def test_ohmic_rram_option_and_parasitics(tmp_path):
+    """With the read nonlinearity off the cell is RRAM-ohmic (the transistor still is not), and a
+    1T1R array with the wire mesh verifies with its IR drop reported."""
+    src = MLP.parents[1] / "pdk_templates" / "sky130_1t1r"
+    dst = tmp_path / "ohmic"
+    shutil.copytree(src, dst)
+    (dst / "pdk.yaml").write_text((src / "pdk.yaml").read_text().replace("nonlinear: true", "nonlinear: false")
+                                  .replace("name: sky130_1t1r", "name: sky130_1t1r_ohmic"))
+    out = tmp_path / "o"
+    assert amsc("compile", MLP / "model.onnx", "-o", out, "--pdk", dst, "--tile", "32x32",
+                "--parasitics").returncode == 0
+    deck = (out / "spice" / "tiles" / "fc2_r0c0.sp").read_text()
+    assert "*sinh(V(" not in deck and "RW_0_0" in deck and "I = " in deck
+    r = amsc("verify", out, "--vectors", "4", "--tolerance-lsb", "50")
+    assert r.returncode == 0, r.stderr
+    rep = json.loads((out / "verify.json").read_text())
+    assert all(b["max_abs_err"] > 1e-3 * b["lsb"] for b in rep["blocks"])  # the mesh shows up as error
