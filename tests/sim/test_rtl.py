@@ -34,6 +34,21 @@ def cnn_out(tmp_path_factory):
     return out
 
 
+def _compile_lint_sim(model, inputs, out, *compile_args) -> dict:
+    """Compile ``model``, lint its chip with verilator -Wall, run rtl-sim on ``inputs`` and require
+    a bit-exact result; returns the manifest."""
+    assert amsc("compile", model, "-o", out, *compile_args).returncode == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["rtl_datapath"]["generated"], manifest["rtl_datapath"]
+    top = [p.stem for p in (out / "rtl").glob("*_top.v")][0]
+    r = subprocess.run(["verilator", "--lint-only", "-Wall", "--top-module", top, *_files(out)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    r = amsc("rtl-sim", out, "--inputs", inputs)
+    assert r.returncode == 0 and "bit-exact" in r.stderr, r.stderr
+    return manifest
+
+
 def _files(out, sub=""):
     base = out / "rtl"
     return [str(base / f) for f in (base / sub / "files.f").read_text().split()]
@@ -133,14 +148,8 @@ def test_residual_avgpool_global_pool_and_host_softmax_are_bit_exact(tmp_path):
     x = rng.uniform(0, 1, size=(30, 2, 8, 8))
     np.save(tmp_path / "x.npy", x)
     out = tmp_path / "out"
-    assert amsc("compile", model, "-o", out).returncode == 0
-    m = json.loads((out / "manifest.json").read_text())
-    assert m["rtl_datapath"]["generated"] and m["rtl_datapath"]["calibration"] == "calib.npy"
-    r = subprocess.run(["verilator", "--lint-only", "-Wall", "--top-module", "g_top", *_files(out)],
-                       capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    r = amsc("rtl-sim", out, "--inputs", tmp_path / "x.npy")
-    assert r.returncode == 0 and "bit-exact" in r.stderr, r.stderr
+    m = _compile_lint_sim(model, tmp_path / "x.npy", out)
+    assert m["rtl_datapath"]["calibration"] == "calib.npy"
     # the integer program still computes the network: same argmax as the float model on these inputs
     from compiler.backend.qmodel import input_codes, load_program, run_program
     from compiler.frontend import load_model
@@ -185,13 +194,7 @@ def test_activation_units_are_bit_exact(acts, tmp_path):
     x = rng.uniform(0, 1, size=(40, 16))
     np.save(tmp_path / "x.npy", x)
     out = tmp_path / "out"
-    assert amsc("compile", model, "-o", out, "--tile", "16x16").returncode == 0
-    assert json.loads((out / "manifest.json").read_text())["rtl_datapath"]["generated"]
-    r = subprocess.run(["verilator", "--lint-only", "-Wall", "--top-module", "g_top", *_files(out)],
-                       capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    r = amsc("rtl-sim", out, "--inputs", tmp_path / "x.npy")
-    assert r.returncode == 0 and "bit-exact" in r.stderr, r.stderr
+    _compile_lint_sim(model, tmp_path / "x.npy", out, "--tile", "16x16")
     # against the network with the same 4-bit weights, the integer datapath only adds ADC/DAC and
     # table rounding: three layers of 8-bit ADCs (full scale set by the worst-case column) and
     # 8-bit DACs stay within a few percent of the output range
@@ -254,12 +257,4 @@ def test_transpose_concat_and_unfolded_batchnorm_are_bit_exact(tmp_path):
     model = save_model(tmp_path / "m.onnx", nodes, [("x", ["N", 2, 6, 6])], [("y", ["N", 4])], inits)
     np.save(tmp_path / "calib.npy", rng.uniform(0, 1, size=(64, 2, 6, 6)))
     np.save(tmp_path / "x.npy", rng.uniform(0, 1, size=(20, 2, 6, 6)))
-    out = tmp_path / "out"
-    assert amsc("compile", model, "-o", out).returncode == 0
-    dp = json.loads((out / "manifest.json").read_text())["rtl_datapath"]
-    assert dp["generated"], dp
-    r = subprocess.run(["verilator", "--lint-only", "-Wall", "--top-module", "g_top", *_files(out)],
-                       capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    r = amsc("rtl-sim", out, "--inputs", tmp_path / "x.npy")
-    assert r.returncode == 0 and "bit-exact" in r.stderr, r.stderr
+    _compile_lint_sim(model, tmp_path / "x.npy", tmp_path / "out")
