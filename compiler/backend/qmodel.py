@@ -33,6 +33,7 @@ import numpy as np
 
 from ..ir import IR
 from ..ir.interp import run_ir
+from ..ir.kernels import windows
 
 OUT_BITS = 16
 MQ_BITS = 24
@@ -192,15 +193,20 @@ def build_program(ir: IR, pdk, options, calib: np.ndarray) -> dict:
             else:
                 geo = {k: a[k] for k in ("kernel", "stride", "pads", "dilation")}
                 kind = a["kind"]
-                if kind == "avg" and any(geo["pads"]) and not a["count_include_pad"]:
-                    raise RtlUnsupported(f"average pooling '{d['origin']}' with padding excluded from the count "
-                                         "(the divisor would vary by window)")
             maps[n] = {"name": f"m{len(steps)}", "shape": list(d["shape"]), "scale": src["scale"], "signed": False}
             st = {"kind": "pool", "pool": kind, "src": src, "dst": maps[n], **geo}
             if kind == "avg":
-                cnt = geo["kernel"][0] * geo["kernel"][1]
+                # the divisor of each output: the whole window, or only its in-bounds part when
+                # padding is excluded from the count (then it varies near the borders)
+                c, h, w = src["shape"]
+                ones = np.ones((1, 1, h, w))
+                if op == "pool" and not a["count_include_pad"]:
+                    cnt = windows(ones, geo["kernel"], geo["stride"], geo["pads"], geo["dilation"], 0.0).sum(axis=(4, 5))
+                else:
+                    cnt = np.full(windows(ones, geo["kernel"], geo["stride"], geo["pads"], geo["dilation"],
+                                          0.0).shape[2:4], geo["kernel"][0] * geo["kernel"][1])
                 st["s"] = 24
-                st["rq"] = int(round(2 ** 24 / cnt))
+                st["rq"] = np.tile(np.rint(2 ** 24 / np.asarray(cnt).reshape(-1)).astype(np.int64), c)
             steps.append(st)
             continue
         if op in ("transpose", "concat", "batchnorm"):
@@ -292,13 +298,12 @@ def run_program(prog: dict, codes: np.ndarray) -> np.ndarray:
         if st["kind"] == "pool":
             c, h, w = st["src"]["shape"]
             x = src.reshape(n, c, h, w).astype(float)
-            from ..ir.kernels import windows
-
             win = windows(x, st["kernel"], st["stride"], st["pads"], st["dilation"], 0.0)
             if st["pool"] == "max":
                 y = np.rint(win.max(axis=(4, 5))).astype(np.int64)   # codes >= 0: padding never wins
             else:
-                y = (np.rint(win.sum(axis=(4, 5))).astype(np.int64) * st["rq"] + (1 << st["s"] >> 1)) >> st["s"]
+                sums = np.rint(win.sum(axis=(4, 5))).astype(np.int64).reshape(n, -1)
+                y = (sums * st["rq"] + (1 << st["s"] >> 1)) >> st["s"]
             mem[st["dst"]["name"]] = y.reshape(n, -1)
             continue
         if st["kind"] == "remap":
@@ -350,6 +355,8 @@ def load_program(text: str) -> dict:
         if st["kind"] == "remap":
             for k in ("sel", "addr", "a", "b"):
                 st[k] = np.array(st[k], np.int64)
+        if st["kind"] == "pool" and "rq" in st:
+            st["rq"] = np.array(st["rq"], np.int64)
         if st["kind"] == "layer":
             st["mq"], st["bq"] = np.array(st["mq"], np.int64), np.array(st["bq"], np.int64)
             if st["act"]["kind"] == "lut":

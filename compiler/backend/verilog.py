@@ -85,7 +85,9 @@ def _datapath_ctx(prog: dict, tiles: list[dict]) -> dict:
             _, ho, wo = st["dst"]["shape"]
             pools.append({"k": k, "state": f"P{k}", "src": st["src"]["name"], "dst": st["dst"]["name"],
                           "H": h, "W": w, "C": c, "Ho": ho, "Wo": wo, "size": c * ho * wo, "avg": st["pool"] == "avg",
-                          "rq": st.get("rq", 0), "s": st.get("s", 0),
+                          "rq": [{"i": i, "v": int(v)} for i, v in enumerate(st.get("rq", []))],
+                          "rq_uniform": int(st["rq"][0]) if "rq" in st and len(set(st["rq"].tolist())) == 1 else None,
+                          "s": st.get("s", 0),
                           "kernel": st["kernel"], "stride": st["stride"], "pads": st["pads"],
                           "dilation": st["dilation"], "src_addr_bits": _bits(c * h * w),
                           "dst_addr_bits": _bits(c * ho * wo)})

@@ -275,3 +275,27 @@ def test_resolution_overrides_and_column_scaling_reach_every_back_end(mlp_out, d
     assert "input  wire [5:0]        in_data" in top
     r = amsc("verify", out, "--vectors", "4")
     assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.parametrize("include_pad", [0, 1])
+def test_padded_average_pooling_is_bit_exact(include_pad, tmp_path):
+    """Average pooling over padded windows: a constant divisor when the padding counts, a divisor
+    per output (a table) when it does not; with 6-bit DACs for good measure."""
+    require_tool("iverilog", "vvp", "verilator")
+    from onnx import helper
+
+    from helpers import save_model
+
+    rng = np.random.default_rng(7)
+    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c"], ["r"], name="relu"),
+             helper.make_node("AveragePool", ["r"], ["p"], name="avg", kernel_shape=[3, 3], strides=[2, 2],
+                              pads=[1, 1, 1, 1], count_include_pad=include_pad),
+             helper.make_node("Flatten", ["p"], ["f"], name="fl"),
+             helper.make_node("Gemm", ["f", "w2", "b2"], ["y"], name="fc", transB=1)]
+    inits = [("w1", rng.normal(size=(3, 1, 3, 3))), ("b1", rng.normal(size=3) * 0.1),
+             ("w2", rng.normal(size=(4, 3 * 4 * 4)) * 0.2), ("b2", rng.normal(size=4) * 0.1)]
+    model = save_model(tmp_path / "m.onnx", nodes, [("x", ["N", 1, 8, 8])], [("y", ["N", 4])], inits)
+    np.save(tmp_path / "calib.npy", rng.uniform(0, 1, size=(32, 1, 8, 8)))
+    np.save(tmp_path / "x.npy", rng.uniform(0, 1, size=(16, 1, 8, 8)))
+    _compile_lint_sim(model, tmp_path / "x.npy", tmp_path / "out", "--dac-bits", "6")
