@@ -15,6 +15,11 @@ def _fail(ir: IR, node: str | None, what: str):
     raise IRVerifyError(where, what)
 
 
+#: The largest tensor (per sample) amsc accepts: the reference interpreter and the calibration run
+#: hold every node's value for a batch, so larger maps would exhaust memory.
+MAX_TENSOR_ELEMENTS = 1 << 22
+
+
 def verify_ir(ir: IR) -> None:
     g = ir.g
     if not nx.is_directed_acyclic_graph(g):
@@ -36,6 +41,9 @@ def verify_ir(ir: IR) -> None:
             _fail(ir, n, f"dtype {d['dtype']!r}, expected 'float32'")
         if not all(isinstance(s, int) and s > 0 for s in d["shape"]):
             _fail(ir, n, f"bad shape {d['shape']}")
+        if _size(d["shape"]) > MAX_TENSOR_ELEMENTS:
+            _fail(ir, n, f"tensor of shape {list(d['shape'])} has {_size(d['shape'])} elements per sample; "
+                         f"the limit is {MAX_TENSOR_ELEMENTS}")
         slots = sorted(s for _, _, s in g.in_edges(n, data="slot"))
         if slots != list(range(len(slots))):
             _fail(ir, n, f"operand slots {slots} are not 0..{len(slots) - 1}")

@@ -184,3 +184,11 @@ def test_bad_pool_attributes(tmp_path):
     p = save_model(tmp_path / "p.onnx", [node], [("x", ["N", 2, 8, 8])], [("y", ["N", 2, 4, 4])])
     r, out = compile_err(tmp_path, p)
     assert_clean_error(r, "node 'mp' (MaxPool)", "ceil_mode", out=out)
+
+
+def test_huge_tensor_refused(tmp_path):
+    p = tmp_path / "big.yaml"
+    p.write_text("amsc_graph: 1\ninputs: [{name: x, shape: [5000, 5000]}]\n"
+                 "nodes: [{name: f, op: flatten}]\noutputs: [f]\n")
+    r, out = compile_err(tmp_path, p)
+    assert_clean_error(r, "big.yaml", "elements per sample", out=out)
