@@ -49,38 +49,19 @@ def _tile(text: str) -> tuple[int, int]:
     return rows, cols
 
 
-def _positive(kind):
+def _number(kind=int, lo=None, hi=None, positive=False):
+    """An argparse type: ``kind`` parsed from text, > 0 if ``positive``, else within [lo, hi]."""
     def parse(text: str):
         try:
             v = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"'{text}' is not a {kind.__name__}") from None
-        if v <= 0:
+            raise argparse.ArgumentTypeError(f"'{text}' is not {'an integer' if kind is int else 'a number'}") from None
+        if positive and not v > 0:
             raise argparse.ArgumentTypeError(f"'{text}' must be positive")
+        if (lo is not None and v < lo) or (hi is not None and v > hi):
+            raise argparse.ArgumentTypeError(f"'{text}' must be " + (f"in {lo}..{hi}" if hi is not None else f">= {lo}"))
         return v
     return parse
-
-
-def _bits(lo: int, hi: int):
-    def parse(text: str) -> int:
-        try:
-            v = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"'{text}' is not an integer") from None
-        if not lo <= v <= hi:
-            raise argparse.ArgumentTypeError(f"'{text}' must be in {lo}..{hi}")
-        return v
-    return parse
-
-
-def _nonneg_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not an integer") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"'{text}' must be >= 0")
-    return v
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -109,18 +90,18 @@ def build_parser() -> argparse.ArgumentParser:
                    "(per-segment values from the PDK's wire section)")
     c.add_argument("--weight-scale", choices=("layer", "column"), default="layer",
                    help="map |w|max to the full conductance swing per layer (default) or per output column")
-    c.add_argument("--weight-bits", type=_bits(1, 16), metavar="N",
+    c.add_argument("--weight-bits", type=_number(lo=1, hi=16), metavar="N",
                    help="conductance levels per device = 2**N (default: the PDK's levels)")
-    c.add_argument("--adc-bits", type=_bits(1, 24), metavar="N", help="ADC resolution (default: the PDK's)")
-    c.add_argument("--dac-bits", type=_bits(1, 24), metavar="N", help="DAC resolution (default: the PDK's)")
+    c.add_argument("--adc-bits", type=_number(lo=1, hi=24), metavar="N", help="ADC resolution (default: the PDK's)")
+    c.add_argument("--dac-bits", type=_number(lo=1, hi=24), metavar="N", help="DAC resolution (default: the PDK's)")
     c.add_argument("--calibration", metavar="FILE.npy",
                    help="inputs [N, *input shape] that set the datapath's activation ranges (default: calib.npy "
                    "next to the model, else 64 uniform samples of the input range)")
     c.add_argument("--corner", default="tt", metavar="CORNER",
                    help="process corner of a device-level PDK's models: tt (default), ss, ff, sf, fs")
-    c.add_argument("--seed", type=_nonneg_int, default=0,
+    c.add_argument("--seed", type=_number(lo=0), default=0,
                    help="seed for every random choice: placement, device programming error (default 0)")
-    c.add_argument("--max-tiles", type=_positive(int), default=4096,
+    c.add_argument("--max-tiles", type=_number(positive=True), default=4096,
                    help="refuse designs needing more tiles than this (default 4096)")
     c.add_argument("--dump-ir-after", choices=PASS_NAMES, metavar="PASS",
                    help=f"print the IR (canonical JSON) after PASS to stdout; one of: {', '.join(PASS_NAMES)}")
@@ -132,20 +113,20 @@ def build_parser() -> argparse.ArgumentParser:
                        "OUT/verify.html. Results are cached in OUT/.verify-cache/, so an unchanged second run "
                        "simulates nothing. Exit 0 if every block passes, 1 if any fails, 2 on bad input.")
     v.add_argument("out", help="output folder of 'amsc compile'")
-    v.add_argument("--jobs", type=_positive(int), default=os.cpu_count() or 1,
+    v.add_argument("--jobs", type=_number(positive=True), default=os.cpu_count() or 1,
                    help="worker processes, one ngspice each (default: CPU count)")
     v.add_argument("--scheduler", metavar="tcp://HOST:PORT",
                    help="run the blocks on this Dask distributed scheduler instead of local processes")
     v.add_argument("--engine", choices=("ngspice", "mna"), default="ngspice",
                    help="ngspice (sign-off, default) or mna: a scipy.sparse solve of the same netlist, for "
                    "linear resistive tiles")
-    v.add_argument("--vectors", type=_positive(int), default=16, help="random input vectors per tile (default 16)")
-    v.add_argument("--seed", type=_nonneg_int, default=0, help="seed of the input vectors (default 0)")
-    v.add_argument("--tolerance-lsb", type=_positive(float), default=1.0, metavar="N",
+    v.add_argument("--vectors", type=_number(positive=True), default=16, help="random input vectors per tile (default 16)")
+    v.add_argument("--seed", type=_number(lo=0), default=0, help="seed of the input vectors (default 0)")
+    v.add_argument("--tolerance-lsb", type=_number(float, positive=True), default=1.0, metavar="N",
                    help="pass if every output is within N ADC LSBs of the ideal-wire golden model (default 1; "
                    "with --parasitics designs the IR drop counts as error, so choose N for your design)")
-    v.add_argument("--timeout", type=_positive(float), default=600.0,
-                   help="seconds one simulation task (one tile, up to 64 vectors) may take before it is stopped "
+    v.add_argument("--timeout", type=_number(float, positive=True), default=600.0,
+                   help="seconds one simulation task (one tile, up to 256 vectors) may take before it is stopped "
                    "and its block reported as an error (default 600)")
     v.add_argument("--no-cache", action="store_true", help="ignore and do not write OUT/.verify-cache/")
     s = sub.add_parser("rtl-sim", help="simulate the generated chip RTL in Icarus Verilog, bit-exact against numpy",
@@ -157,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--inputs", required=True, metavar="X.npy",
                    help="images [N, *input shape] (or flattened [N, size]) as model inputs (floats)")
     s.add_argument("--labels", metavar="Y.npy", help="labels [N] to report accuracy")
-    s.add_argument("--limit", type=_positive(int), help="use only the first N images")
+    s.add_argument("--limit", type=_number(positive=True), help="use only the first N images")
     return p
 
 
