@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import os
 import shutil
 import tempfile
@@ -13,6 +12,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from ..errors import InputError
+from ..ir.serialize import canonical_json as json_text
 
 MANIFEST = "manifest.json"
 
@@ -25,10 +25,6 @@ def npy_bytes(a: np.ndarray) -> bytes:
     buf = io.BytesIO()
     np.save(buf, np.ascontiguousarray(a), allow_pickle=False)
     return buf.getvalue()
-
-
-def json_text(obj) -> str:
-    return json.dumps(obj, indent=1, sort_keys=True, allow_nan=False) + "\n"
 
 
 class OutputPlan:

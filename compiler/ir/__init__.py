@@ -1,3 +1,3 @@
 """The amsc IR: a networkx DiGraph with typed node attributes."""
 
-from .graph import IR, OPS, Node  # noqa: F401
+from .graph import IR, OPS  # noqa: F401

@@ -16,7 +16,6 @@ Edges carry ``slot``: the operand position at the consumer.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
 
 import networkx as nx
 import numpy as np
@@ -57,16 +56,6 @@ OPS: dict[str, tuple[int | None, tuple[str, ...], tuple[str, ...]]] = {
 
 #: Ops that run on crossbars; everything else in the lowered IR is digital (or host, for softmax).
 MATMUL_OPS = ("dense", "conv")
-
-
-@dataclass(frozen=True)
-class Node:
-    name: str
-    op: str
-    shape: tuple[int, ...]
-    attrs: dict
-    params: dict
-    origin: str
 
 
 def _frozen(a: np.ndarray) -> np.ndarray:
@@ -112,10 +101,6 @@ class IR:
         return new
 
     # -- queries --------------------------------------------------------------------------------
-    def node(self, name: str) -> Node:
-        d = self.g.nodes[name]
-        return Node(name, d["op"], d["shape"], d["attrs"], d["params"], d["origin"])
-
     def inputs(self, name: str) -> list[str]:
         preds = sorted(self.g.in_edges(name, data="slot"), key=lambda e: e[2])
         return [u for u, _, _ in preds]

@@ -41,5 +41,10 @@ def ir_to_dict(ir: IR) -> dict:
     return {"amsc_ir": 1, "amsc_version": __version__, "name": ir.name, "nodes": nodes, "graph": dict(ir.g.graph)}
 
 
+def canonical_json(obj) -> str:
+    """The one JSON text form of amsc's outputs: sorted keys, no NaN, a trailing newline."""
+    return json.dumps(obj, indent=1, sort_keys=True, allow_nan=False) + "\n"
+
+
 def ir_to_json(ir: IR) -> str:
-    return json.dumps(ir_to_dict(ir), indent=1, sort_keys=True, allow_nan=False) + "\n"
+    return canonical_json(ir_to_dict(ir))
