@@ -16,11 +16,12 @@ from .backend.render import environment
 from .backend.spice import emit_spice, tia_context
 from .backend.verilog import chain_order, emit_verilog, scan_bits
 from .frontend import load_model
+from .frontend.common import load_samples
 from .ir import IR
 from .ir.serialize import ir_to_json
 from .options import CompileOptions
 from .passes.pipeline import run_pipeline
-from .errors import InputError, PdkError
+from .errors import PdkError
 from .pdk import Pdk, load_pdk
 from .pdk.devices import transistor_table
 
@@ -60,14 +61,7 @@ def calibration_inputs(ir: IR, options: CompileOptions, model: Path) -> tuple[np
     shape = tuple(ir.g.nodes[inp]["shape"])
     path = Path(options.calibration) if options.calibration else model.parent / "calib.npy"
     if options.calibration or path.is_file():
-        try:
-            x = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as e:
-            raise InputError(path, f"cannot read calibration inputs: {e}") from None
-        if x.ndim != len(shape) + 1 or tuple(x.shape[1:]) != shape or not np.all(np.isfinite(x)):
-            raise InputError(path, f"calibration inputs have shape {list(x.shape)}; expected [N, {', '.join(map(str, shape))}] "
-                                   "with finite values")
-        return x.astype(np.float64), path.name
+        return load_samples(path, shape, "calibration inputs"), path.name
     rng = np.random.default_rng(options.seed)
     lo, hi = options.input_range
     return rng.uniform(lo, hi, size=(64, *shape)), "uniform random (64 samples)"

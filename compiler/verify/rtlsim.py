@@ -13,18 +13,11 @@ import numpy as np
 
 from ..backend.qmodel import input_codes, load_program, run_program
 from ..errors import InputError, SimulationError, ToolError
+from ..frontend.common import load_npy, load_samples
 from .run import write_json_atomic, load_compiled
 
 #: Refuse more images than this in one run (each is a few thousand clock cycles).
 MAX_IMAGES = 100_000
-
-
-def _load(path: Path, what: str) -> np.ndarray:
-    try:
-        x = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise InputError(path, f"cannot read {what}: {e}") from None
-    return x
 
 
 def rtl_sim(out: str | Path, inputs: str | Path, labels: str | Path | None = None, limit: int | None = None,
@@ -38,19 +31,14 @@ def rtl_sim(out: str | Path, inputs: str | Path, labels: str | Path | None = Non
         if shutil.which(tool) is None:
             raise ToolError(tool, "Icarus Verilog is not installed; run 'make setup' (Debian: apt-get install iverilog)")
     prog = load_program((out / "rtl" / "program.json").read_text())
-    shape = prog["input"]["shape"]
-    x = _load(Path(inputs), "inputs")
-    size = int(np.prod(shape))
-    if x.ndim < 1 or int(np.prod(x.shape[1:])) != size or not np.all(np.isfinite(x)):
-        raise InputError(inputs, f"inputs have shape {list(x.shape)}; expected [N, {', '.join(map(str, shape))}] "
-                                 f"or [N, {size}] with finite values")
+    x = load_samples(inputs, prog["input"]["shape"], "inputs", flat_ok=True)
     n = x.shape[0] if limit is None else min(limit, x.shape[0])
     if not 1 <= n <= MAX_IMAGES:
         raise InputError(inputs, f"{n} images; expected 1..{MAX_IMAGES}")
-    x = x[:n].reshape(n, *shape)
+    x = x[:n]
     y = None
     if labels is not None:
-        y = _load(Path(labels), "labels").reshape(-1)[:n]
+        y = load_npy(labels, "labels").reshape(-1)[:n]
         if y.shape[0] != n:
             raise InputError(labels, f"{y.shape[0]} labels for {n} images")
     codes = input_codes(prog, x)
