@@ -259,10 +259,9 @@ def build_program(ir: IR, pdk, options, calib: np.ndarray) -> dict:
             ta = ir.g.nodes[t]["attrs"]
             tp = ir.g.nodes[t]["params"]
             tl.append({"name": t, "row0": ta["row0"], "row1": ta["row1"], "col0": ta["col0"], "col1": ta["col1"],
-                       "dl": tp["lpos"].astype(np.int64) - tp["lneg"].astype(np.int64),
                        "lpos": tp["lpos"].astype(np.int64), "lneg": tp["lneg"].astype(np.int64)})
         steps.append({"kind": "layer", "name": n, "src": src, "dst": maps[n], "conv": geo, "tiles": tl,
-                      "rows": max(t["row1"] for t in tl), "cols": len(bias),
+                      "rows": max(t["row1"] for t in tl), "cols": len(bias),  # rows: the layer's inputs (K)
                       "positions": int(np.prod(shape[1:])) if geo else 1, "kq": int(round(kappa * 2 ** sk)),
                       "sk": sk, "mq": mq, "bq": bq, "s": s, "act": unit["act"], "final": final,
                       "acc_bits": a["acc_bits"]})
@@ -320,7 +319,7 @@ def run_program(prog: dict, codes: np.ndarray) -> np.ndarray:
         x = _patches(src, st["src"]["shape"], st["conv"]) if st["conv"] else src[:, None, :]
         acc = np.zeros((n, x.shape[1], st["cols"]), dtype=np.int64)
         for t in st["tiles"]:
-            D = x[:, :, t["row0"]:t["row1"]] @ t["dl"]
+            D = x[:, :, t["row0"]:t["row1"]] @ (t["lpos"] - t["lneg"])  # the level difference of each pair
             code = (D * st["kq"] + (1 << st["sk"] >> 1)) >> st["sk"]
             acc[:, :, t["col0"]:t["col1"]] += np.clip(code, -(2 ** (ba - 1)), 2 ** (ba - 1) - 1)
         y = apply_activation_unit((acc * st["mq"] + st["bq"]) >> st["s"], st["act"])
@@ -362,6 +361,6 @@ def load_program(text: str) -> dict:
             if st["act"]["kind"] == "lut":
                 st["act"]["lut"] = np.array(st["act"]["lut"], np.int64)
             for t in st["tiles"]:
-                for k in ("dl", "lpos", "lneg"):
+                for k in ("lpos", "lneg"):
                     t[k] = np.array(t[k], np.int64)
     return prog

@@ -110,7 +110,7 @@ def _datapath_ctx(prog: dict, tiles: list[dict]) -> dict:
                          "bq": st["bq"], "s": st["s"]})
             states.append(f"A{k}")
             continue
-        K = max(t["row1"] for t in st["tiles"])
+        K = st["rows"]
         conv = None
         if st["conv"]:
             c, h, w = st["src"]["shape"]

@@ -134,7 +134,11 @@ def evaluate_block(spec: dict, volts: np.ndarray, seconds: float, simulator: str
 
 def verify_block(spec: dict) -> dict:
     """One block, in this process, chunk after chunk (for benchmarks and library users)."""
-    got = [simulate_chunk({**spec, "lo": lo, "hi": hi}) for lo, hi in chunks(spec["vectors"])]
+    return evaluate_chunks(spec, [simulate_chunk({**spec, "lo": lo, "hi": hi}) for lo, hi in chunks(spec["vectors"])])
+
+
+def evaluate_chunks(spec: dict, got: list[dict]) -> dict:
+    """:func:`evaluate_block` on a block's chunk results, given in vector order."""
     return evaluate_block(spec, np.concatenate([g["volts"] for g in got]), sum(g["seconds"] for g in got),
                           got[0]["simulator"])
 
@@ -187,10 +191,9 @@ def verify_dir(out: str | Path, jobs: int = 1, vectors: int = 16, seed: int = 0,
             "rf_ohm": t["rf_ohm"], "adc_full_scale_a": t["adc_full_scale_a"], "adc_bits": t["adc_bits"],
             "dac_bits": t["dac_bits"], "v_read": t["v_read"], "vectors": vectors, "seed": seed,
             "reltol": pdk["reltol"], "abstol": pdk["abstol"], "tolerance_lsb": tolerance_lsb,
-            "engine": engine_name, "cell": t.get("cell", {"type": "1r"}),
-            "tia": t.get("tia", {"type": "ideal", "transimpedance_ohm": t["rf_ohm"]}),
-            "table": ({k: np.load(out / rel, allow_pickle=False) for k, rel in t["cell"]["table"].items()}
-                      if t.get("cell", {}).get("type") == "1t1r" else None),
+            "engine": engine_name, "cell": t["cell"], "tia": t["tia"],
+            "table": ({key: np.load(out / rel, allow_pickle=False) for key, rel in t["cell"]["table"].items()}
+                      if t["cell"]["type"] == "1t1r" else None),
         })
     cache = out / CACHE_DIR
     blocks: list[dict | None] = [None] * len(specs)
@@ -233,9 +236,7 @@ def verify_dir(out: str | Path, jobs: int = 1, vectors: int = 16, seed: int = 0,
                          "rms_err": None, "within_lsb": None, "tolerance": None, "seconds": None,
                          "error": errors[k], "cached": False}
         else:
-            got = [parts[k][lo] for lo in sorted(parts[k])]
-            val = evaluate_block(specs[k], np.concatenate([g["volts"] for g in got]),
-                                 sum(g["seconds"] for g in got), got[0]["simulator"])
+            val = evaluate_chunks(specs[k], [parts[k][lo] for lo in sorted(parts[k])])
             blocks[k] = {**val, "cached": False}
             if use_cache:
                 cache.mkdir(exist_ok=True)

@@ -111,7 +111,7 @@ def test_tampered_output_is_bad_input(mlp_out, tmp_path):
     assert r.returncode == 2 and "missing" in r.stderr
 
 
-def test_chip_deck_simulates_all_tiles(mlp_out, monkeypatch):
+def test_chip_deck_simulates_all_tiles(mlp_out):
     from compiler.sim.ngspice import NgspiceSession
 
     man = json.loads((mlp_out / "manifest.json").read_text())
@@ -120,8 +120,9 @@ def test_chip_deck_simulates_all_tiles(mlp_out, monkeypatch):
     rng = np.random.default_rng(7)
     values = rng.uniform(0, man["pdk"]["v_read"], size=(3, len(sources)))
     probes = [f"{t['name']}_out_{j}" for t in man["tiles"] for j in range(t["cols"][1] - t["cols"][0])]
-    monkeypatch.chdir(mlp_out / "spice")  # .include paths are relative to the deck
-    volts = NgspiceSession().sweep(deck, "chip.sp", [s for s, _ in sources], values, probes)
+    # .include paths are relative to the deck's folder
+    volts = NgspiceSession().sweep(deck, "chip.sp", [s for s, _ in sources], values, probes,
+                                   base_dir=mlp_out / "spice")
     net_value = {net: values[:, k] for k, (_, net) in enumerate(sources)}
     col = 0
     for t in man["tiles"]:
