@@ -8,8 +8,8 @@ from pathlib import Path
 from ..errors import InputError
 from ..ir import IR
 
-#: Model files larger than this are refused before reading (protobuf's own limit is 2 GiB).
-MAX_MODEL_BYTES = 512 * 1024 * 1024
+#: Model files larger than this are refused before reading: protobuf cannot parse a larger message.
+MAX_MODEL_BYTES = 2 ** 31 - 1
 
 
 def read_model_bytes(path: Path) -> bytes:

@@ -6,8 +6,8 @@ import numpy as np
 
 from ..errors import InputError
 
-#: A weight matrix larger than this is refused (64 Mi elements = 512 MiB of float64).
-MAX_WEIGHT_ELEMENTS = 64 * 1024 * 1024
+#: A weight matrix larger than this is refused (128 Mi elements = 1 GiB of float64; VGG-19's fc6 has 103 M).
+MAX_WEIGHT_ELEMENTS = 128 * 1024 * 1024
 
 
 def check_weights(where: str, node: str, what: str, a: np.ndarray) -> np.ndarray:
