@@ -166,7 +166,28 @@ def _cmd_compile(args) -> int:
         print(f"  {layer['name']}: {len(layer['tiles'])} tile(s) ({layer['row_splits']} row x "
               f"{layer['col_splits']} column splits), utilization {100 * lu['ratio']:.1f} %, "
               f"accumulator {layer['acc_bits']} bits", file=sys.stderr)
+    print(partition_table(m["partition"]), file=sys.stderr)
+    if not m["rtl_datapath"]["generated"]:
+        print(f"  chip RTL datapath not generated: {m['rtl_datapath']['reason']}", file=sys.stderr)
     return 0
+
+
+def partition_table(part: dict) -> str:
+    """The segments of a compiled design as a text table: where each node went, and the MACs."""
+    rows = [("segment", "kind", "nodes", "crossbar", "digital", "host", "MACs crossbar", "MACs host", "file")]
+    for s in part["segments"]:
+        h = s["homes"]
+        rows.append((s["name"], s["kind"], str(s["nodes"]), str(h["crossbar"]), str(h["digital"]), str(h["host"]),
+                     f"{s['macs_crossbar']:,}", f"{s['macs_host']:,}", s.get("file", "-")))
+    tot = [sum(s[k] for s in part["segments"]) for k in ("macs_crossbar", "macs_host")]
+    rows.append(("total", "", str(sum(s["nodes"] for s in part["segments"])), "", "", "", f"{tot[0]:,}",
+                 f"{tot[1]:,}", ""))
+    width = [max(len(r[k]) for r in rows) for k in range(len(rows[0]))]
+    lines = ["  " + "  ".join(c.rjust(w) if 2 <= k <= 7 else c.ljust(w) for k, (c, w) in enumerate(zip(r, width)))
+             for r in rows]
+    share = 100.0 * tot[0] / (tot[0] + tot[1]) if tot[0] + tot[1] else 100.0
+    return "\n".join(["  partition (segments in execution order):", *lines,
+                      f"  {share:.2f} % of the MACs run on crossbars"])
 
 
 def _cmd_verify(args) -> int:

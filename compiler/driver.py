@@ -18,10 +18,12 @@ from .backend.verilog import chain_order, emit_verilog, scan_bits
 from .frontend import load_model
 from .frontend.common import load_samples
 from .ir import IR
+from .ir.graph import MATMUL_OPS
+from .ir.host import segment_model
 from .ir.serialize import ir_to_json
 from .options import CompileOptions
 from .passes.pipeline import run_pipeline
-from .errors import PdkError
+from .errors import InputError, PdkError
 from .pdk import Pdk, load_pdk
 from .pdk.devices import transistor_table
 
@@ -35,9 +37,15 @@ def pdk_summary(pdk: Pdk) -> dict:
     }
 
 
+def _used_cells(t: dict) -> int:
+    blocks = t.get("blocks") or [[t["rows"][0], t["rows"][1], t["cols"][0], t["cols"][1]]]
+    return sum((r1 - r0) * 2 * (c1 - c0) for r0, r1, c0, c1 in blocks)
+
+
 def utilization(tiles: list[dict]) -> dict:
-    """Programmed cells over available cells (a signed weight uses two cells)."""
-    used = sum((t["rows"][1] - t["rows"][0]) * 2 * (t["cols"][1] - t["cols"][0]) for t in tiles)
+    """Programmed cells over available cells (a signed weight uses two cells; the G_min cells between
+    the blocks of a packed grouped tile count as unused)."""
+    used = sum(_used_cells(t) for t in tiles)
     avail = sum(t["tile_size"][0] * t["tile_size"][1] for t in tiles)
     return {"used_cells": used, "available_cells": avail, "ratio": used / avail if avail else 0.0}
 
@@ -67,6 +75,23 @@ def calibration_inputs(ir: IR, options: CompileOptions, model: Path) -> tuple[np
     return rng.uniform(lo, hi, size=(64, *shape)), "uniform random (64 samples)"
 
 
+def partition_manifest(ir: IR) -> dict:
+    """Where every node runs (crossbar | digital | host) and the segments in execution order."""
+    part = ir.g.graph["partition"]
+    seg_of = {n: seg["name"] for seg in part["segments"] for n in seg["nodes"]}
+    nodes = [{"name": n, "origin": ir.g.nodes[n]["origin"], "op": ir.g.nodes[n]["op"], "home": h,
+              "segment": seg_of[n], **({"onnx_op": ir.g.nodes[n]["attrs"]["op_type"],
+                                        "reason": ir.g.nodes[n]["attrs"]["reason"]}
+                                       if ir.g.nodes[n]["op"] == "host" else {})}
+             for n, h in sorted(part["homes"].items())]
+    segments = [{k: seg[k] for k in ("name", "kind", "inputs", "outputs", "macs_crossbar", "macs_host", "file")
+                 if k in seg} | {"nodes": len(seg["nodes"]),
+                                 "homes": {h: sum(part["homes"][n] == h for n in seg["nodes"])
+                                           for h in ("crossbar", "digital", "host")}}
+                for seg in part["segments"]]
+    return {"order": [s["name"] for s in segments], "segments": segments, "nodes": nodes}
+
+
 def build_plan(ir: IR, pdk: Pdk, options: CompileOptions, source_name: str, source_sha: str,
                calib: tuple[np.ndarray, str]):
     env = environment(pdk)
@@ -93,6 +118,11 @@ def build_plan(ir: IR, pdk: Pdk, options: CompileOptions, source_name: str, sour
         for key in ("vds", "vgs", "ids"):
             cell["table"][key] = f"pdk/transistor_{key}.npy"
             plan.add(cell["table"][key], npy_bytes(table[key]))
+    partition = partition_manifest(ir)
+    for seg in ir.g.graph["partition"]["segments"]:
+        if seg["kind"] == "host":
+            model, _ = segment_model(ir, seg)
+            plan.add(seg["file"], model.SerializeToString(deterministic=True))
     plan.add("ir.json", ir_to_json(ir))
     plan.add("placement.json", placement_json(ir))
     plan.add("placement.png", placement_png(ir))
@@ -112,7 +142,7 @@ def build_plan(ir: IR, pdk: Pdk, options: CompileOptions, source_name: str, sour
             "conductances": arrays, "adc_full_scale_a": a["adc_full_scale_a"],
             "adc_lsb_a": 2.0 * a["adc_full_scale_a"] / 2 ** pdk.adc_bits, "rf_ohm": a["rf_ohm"],
             "v_read": pdk.v_read, "dac_bits": pdk.dac_bits, "adc_bits": pdk.adc_bits,
-            "parasitics": a["parasitics"], "cell": cell,
+            "parasitics": a["parasitics"], "cell": cell, **({"blocks": a["blocks"]} if "blocks" in a else {}),
             "tia": {**pdk.tia, "transimpedance_ohm": tia_context(a["rf_ohm"], pdk)["transimpedance"]},
         })
     layers = []
@@ -142,6 +172,7 @@ def build_plan(ir: IR, pdk: Pdk, options: CompileOptions, source_name: str, sour
         "utilization": utilization(tiles),
         "placement": {k: ir.g.graph["floorplan"][k] for k in ("grid", "wirelength", "baseline_wirelength", "seed")},
         "rtl_datapath": datapath,
+        "partition": partition,
     }
     return plan, manifest
 
@@ -155,6 +186,11 @@ def compile_model(model: str | Path, out: str | Path, options: CompileOptions,
         raise PdkError("--corner", f"PDK '{pdk.name}' has no device models, so corner '{options.corner}' does not apply")
     ir, data = load_model(model)
     lowered = run_pipeline(ir, options, pdk, dump=dump)
+    if not any(ir.g.nodes[n]["op"] in MATMUL_OPS for n in ir.g.nodes):
+        host = sorted({d["attrs"]["op_type"] for _, d in ir.g.nodes(data=True) if d["op"] == "host"})
+        raise InputError(model, "no node maps to a crossbar (no Gemm, MatMul or Conv with a constant weight), so "
+                                "there is nothing to put on the chip" + (f"; host-only operators: {', '.join(host)}"
+                                                                         if host else ""))
     calib = calibration_inputs(ir, options, Path(model))
     plan, manifest = build_plan(lowered, pdk, options, Path(model).name, sha256(data), calib)
     write_plan(plan, manifest, out)

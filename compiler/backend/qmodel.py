@@ -22,7 +22,8 @@ Arithmetic (Bd = DAC bits, Ba = ADC bits):
   fixed-point reciprocal of its size: (sum * RQ + 2^(S-1)) >>> S.
 - A residual add rescales both maps to the output's scale: clamp((a*AQ + b*BQ + 2^(S-1)) >>> S,
   0, 2^Bd - 1).
-- A softmax right before the output runs on the host; the chip returns the logits.
+- A softmax (or any chain of host nodes) right before the output runs on the host; the chip returns
+  the value that enters it (the logits).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import math
 import numpy as np
 
 from ..ir import IR
+from ..ir.graph import HOST_OPS
 from ..ir.interp import run_ir
 from ..ir.kernels import windows
 
@@ -165,11 +167,15 @@ def build_program(ir: IR, pdk, options, calib: np.ndarray) -> dict:
         raise RtlUnsupported(f"input range {options.input_range}: the DACs are unipolar, [0, hi] is needed")
     vals = run_ir(ir, {inputs[0]: calib}, every_node=True)
     maps: dict[str, dict] = {}   # IR node -> feature map {"name", "shape", "scale", "signed"}
-    host_softmax = False
     steps: list[dict] = []
     maps[inputs[0]] = {"name": "in", "shape": list(ir.g.nodes[inputs[0]]["shape"]), "scale": hi / dmax, "signed": False}
+    # a host tail (softmax, or any single-operand chain of host nodes right before the output) runs
+    # after the chip: the chip returns the value that enters it
+    host_tail = []
     last_layer = ir.inputs(outputs[0])[0]
-    if ir.g.nodes[last_layer]["op"] == "softmax":
+    while ir.g.nodes[last_layer]["op"] in HOST_OPS and len(ir.inputs(last_layer)) == 1 \
+            and len(ir.consumers(last_layer)) == 1:
+        host_tail.insert(0, last_layer)
         last_layer = ir.inputs(last_layer)[0]
     for n in ir.topo():
         d = ir.g.nodes[n]
@@ -179,9 +185,8 @@ def build_program(ir: IR, pdk, options, calib: np.ndarray) -> dict:
         if op == "reshape":
             maps[n] = {**maps[ir.inputs(n)[0]], "shape": list(d["shape"])}  # same memory, another view
             continue
-        if op == "softmax" and ir.consumers(n) == outputs and n == ir.inputs(outputs[0])[0]:
-            maps[n] = maps[ir.inputs(n)[0]]  # host side: the chip returns the logits
-            host_softmax = True
+        if n in host_tail:
+            maps[n] = maps[ir.inputs(n)[0]]  # host side: the chip returns the value entering the tail
             continue
         if op in ("pool", "global_avgpool"):
             src = maps[ir.inputs(n)[0]]
@@ -227,6 +232,10 @@ def build_program(ir: IR, pdk, options, calib: np.ndarray) -> dict:
                           "aq": int(round(srcs[0]["scale"] / s_y * 2 ** s)),
                           "bq": int(round(srcs[1]["scale"] / s_y * 2 ** s))})
             continue
+        if op in HOST_OPS:
+            what = d["attrs"]["op_type"] if op == "host" else "Softmax"
+            raise RtlUnsupported(f"node '{d['origin']}' ({what}) runs on the host between chip segments; the datapath "
+                                 "generator does not build stream ports at segment boundaries yet")
         if op != "accum":
             raise RtlUnsupported(f"node '{d['origin']}' ({op}) has no digital unit in the datapath generator yet")
         tiles = ir.inputs(n)
@@ -270,7 +279,7 @@ def build_program(ir: IR, pdk, options, calib: np.ndarray) -> dict:
         raise RtlUnsupported("the output must come straight from a crossbar layer")
     return {"dac_bits": bd, "adc_bits": ba, "level_bits": max(1, math.ceil(math.log2(pdk.levels))),
             "steps": steps, "input": maps[inputs[0]], "output": out_map, "output_scale": out_map["scale"],
-            "out_bits": OUT_BITS, "host_softmax": host_softmax}
+            "out_bits": OUT_BITS, "host_softmax": bool(host_tail), "host_tail": host_tail}
 
 
 def input_codes(prog: dict, x: np.ndarray) -> np.ndarray:

@@ -19,10 +19,12 @@ from ..ir import IR
 from ..ir import kernels as K
 from ..ir.names import Namer
 from .common import check_weights
+from .fold import default_opset, fold_constants
 
-SUPPORTED_OPS = ("Add", "AveragePool", "BatchNormalization", "Clip", "Concat", "Constant", "Conv", "Flatten",
-                 "Gemm", "GlobalAveragePool", "Identity", "LeakyRelu", "MatMul", "MaxPool", "Relu", "Reshape",
-                 "Sigmoid", "Softmax", "Squeeze", "Tanh", "Transpose", "Unsqueeze")
+SUPPORTED_OPS = ("Add", "AveragePool", "BatchNormalization", "Clip", "Concat", "Constant", "Conv", "Div", "Dropout",
+                 "Flatten", "Gemm", "GlobalAveragePool", "HardSigmoid", "Identity", "LeakyRelu", "MatMul", "MaxPool",
+                 "Mul", "Relu", "Reshape", "Sigmoid", "Softmax", "Squeeze", "Sub", "Sum", "Tanh", "Transpose",
+                 "Unsqueeze")
 _AUTO_PAD = ("NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER")
 
 
@@ -54,7 +56,7 @@ class _Lowering:
         self.namer = Namer()
         self.env: dict[str, object] = {}
         self.index = 0
-        self.opset = max([o.version for o in model.opset_import if o.domain in ("", "ai.onnx")] or [1])
+        self.opset = default_opset(model)
         for init in graph.initializer:
             self.env[init.name] = self._tensor(init, f"initializer '{init.name}'")
 
@@ -112,6 +114,7 @@ class _Lowering:
             raise InputError(self.where, "graph has no runtime input")
         for vi in real_inputs:
             self._input(vi)
+        self.used = {i for n in graph.node for i in n.input if i} | {o.name for o in graph.output}
         for self.index, node in enumerate(graph.node):
             self._node(node)
         if not graph.output:
@@ -152,17 +155,65 @@ class _Lowering:
         self.env[vi.name] = Val(name, shape, axis)
 
     def _node(self, node) -> None:
-        if node.domain not in ("", "ai.onnx"):
-            raise self.err(node, f"operator domain '{node.domain}' is not supported", UnsupportedOpError)
-        handler = getattr(self, f"_op_{node.op_type}", None)
-        if handler is None:
-            raise UnsupportedOpError(self.where, f"node '{self.label(node)}': unsupported op '{node.op_type}'; "
-                                                 f"supported: {', '.join(SUPPORTED_OPS)}")
-        attrs = {a.name: a for a in node.attribute}
-        out = handler(node, attrs)
         if len(node.output) < 1 or not node.output[0]:
             raise self.err(node, "has no output")
+        handler = getattr(self, f"_op_{node.op_type}", None) if node.domain in ("", "ai.onnx") else None
+        if handler is None:
+            self._host(node, f"no crossbar or digital lowering for {node.domain + '.' if node.domain else ''}"
+                             f"{node.op_type}")
+            return
+        attrs = {a.name: a for a in node.attribute}
+        mark = self.ir.g.number_of_nodes()
+        try:
+            out = handler(node, attrs)
+        except UnsupportedOpError as e:
+            # this form of the operator has no lowering: the host runs it, unless the handler
+            # already emitted part of it (then the message stands)
+            if self.ir.g.number_of_nodes() != mark:
+                raise
+            self._host(node, e.what.split("): ", 1)[-1])
+            return
         self.env[node.output[0]] = out
+
+    def _host(self, node, reason: str) -> None:
+        """Lower ``node`` as host node(s): one per output that something reads."""
+        from ..ir import host as H
+
+        operands, xs, params, in_axes, in_full = [], [], {}, [], []
+        for k, name in enumerate(node.input):
+            if not name:
+                operands.append(["-"])
+                continue
+            v = self.get(node, name)
+            if isinstance(v, Val):
+                if v.batch_axis is None:
+                    raise self.err(node, f"runs on the host ({reason}), but its operand '{name}' has no batch "
+                                         "axis", UnsupportedOpError)
+                operands.append(["x", len(xs)])
+                xs.append(v.node)
+                in_axes.append(v.batch_axis)
+                in_full.append(v.full_shape(1))
+            else:
+                key = f"c{k}"
+                params[key] = np.asarray(v)
+                operands.append(["c", key])
+        if not xs:
+            raise self.err(node, f"has no runtime operand and could not be folded ({reason})", UnsupportedOpError)
+        opset = sorted([o.domain, int(o.version)] for o in self.model.opset_import)
+        for k, out in enumerate(node.output):
+            if not out or out not in self.used:
+                continue
+            attrs = {"op_type": node.op_type, "onnx": node.SerializeToString().hex(), "operands": operands,
+                     "in_axes": in_axes, "output": k, "opset": opset, "reason": reason, "out_axis": None}
+            try:
+                shape, axis = H.infer_output(attrs, params, in_full, in_axes)
+            except Exception as e:  # noqa: BLE001 - onnxruntime raises its own types for bad nodes
+                first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+                raise self.err(node, f"runs on the host ({reason}), but onnxruntime cannot run it: {first}",
+                               UnsupportedOpError) from None
+            attrs["out_axis"] = axis
+            name = self.emit(node, "host", shape, xs, attrs=attrs, params=params)
+            self.env[out] = Val(name, shape, axis)
 
     def _attr(self, attrs, key, default):
         import onnx.helper as oh
@@ -203,10 +254,7 @@ class _Lowering:
 
     def _op_Identity(self, node, attrs):
         self._nin(node, 1, 1)
-        x = self.get(node, node.input[0])
-        if not isinstance(x, Val):
-            return x
-        return Val(self.emit(node, "identity", x.shape, [x.node]), x.shape, x.batch_axis)
+        return self._identity_of(node, node.input[0])
 
     # -- activations ----------------------------------------------------------------------------
     def _act(self, node, act: dict):
@@ -292,15 +340,15 @@ class _Lowering:
         self._nin(node, 2, 3)
         x = self._image(node)
         W = self._weight(node, 1, self.const(node, node.input[1], "weight"))
-        if int(self._attr(attrs, "group", 1)) != 1:
-            raise self.err(node, f"attribute group={self._attr(attrs, 'group', 1)}: only group=1 is supported",
-                           UnsupportedOpError)
+        group = int(self._attr(attrs, "group", 1))
         if W.ndim != 4:
             raise self.err(node, f"weight '{node.input[1]}' has shape {list(W.shape)}; only 2-D convolution "
-                                 "([C_out, C_in, kh, kw]) is supported", UnsupportedOpError)
-        if W.shape[1] != x.shape[0]:
-            raise self.err(node, f"weight '{node.input[1]}' expects {W.shape[1]} input channels, the input has "
-                                 f"{x.shape[0]}")
+                                 "([C_out, C_in/group, kh, kw]) is supported", UnsupportedOpError)
+        if group < 1 or W.shape[0] % group:
+            raise self.err(node, f"attribute group={group} does not divide the {W.shape[0]} output channels")
+        if W.shape[1] * group != x.shape[0]:
+            raise self.err(node, f"weight '{node.input[1]}' expects {W.shape[1] * group} input channels "
+                                 f"({W.shape[1]} per group x group={group}), the input has {x.shape[0]}")
         ks = self._attr(attrs, "kernel_shape", list(W.shape[2:]))
         if list(ks) != list(W.shape[2:]):
             raise self.err(node, f"attribute kernel_shape={list(ks)} differs from the weight's {list(W.shape[2:])}")
@@ -313,7 +361,7 @@ class _Lowering:
                 raise self.err(node, f"bias '{node.input[2]}' has shape {list(b.shape)}, expected [{W.shape[0]}]")
         ho, wo = K.window_geometry(x.shape, geo["kernel"], geo["stride"], geo["pads"], geo["dilation"])
         shape = (W.shape[0], ho, wo)
-        name = self.emit(node, "conv", shape, [x.node], attrs={"activation": dict(K.NO_ACT), **geo},
+        name = self.emit(node, "conv", shape, [x.node], attrs={"activation": dict(K.NO_ACT), **geo, "group": group},
                          params={"W": W, "b": b})
         return Val(name, shape, 0)
 
@@ -431,6 +479,9 @@ class _Lowering:
     def _op_Add(self, node, attrs):
         self._nin(node, 2, 2)
         a, b = (self.get(node, i) for i in node.input)
+        return self._add(node, a, b, "constant operand")
+
+    def _add(self, node, a, b, what: str):
         if not isinstance(a, Val) and not isinstance(b, Val):
             return a + b
         if isinstance(a, Val) and isinstance(b, Val):
@@ -440,9 +491,80 @@ class _Lowering:
                                UnsupportedOpError)
             return Val(self.emit(node, "add", a.shape, [a.node, b.node]), a.shape, a.batch_axis)
         x, c = (a, b) if isinstance(a, Val) else (b, a)
-        c = check_weights(self.where, self.label(node), "constant operand", c)
-        c = self.per_sample(node, c, x, "constant operand")
+        return self._offset(node, x, c, what)
+
+    def _op_Sum(self, node, attrs):
+        vals = [self.get(node, i) for i in node.input if i]
+        if not vals:
+            raise self.err(node, "expected at least one input")
+        acc = vals[0]
+        for k, v in enumerate(vals[1:], start=1):
+            acc = self._add(node, acc, v, f"operand {k}")
+        if len(vals) == 1 and isinstance(acc, Val):
+            return Val(self.emit(node, "identity", acc.shape, [acc.node]), acc.shape, acc.batch_axis)
+        return acc
+
+    def _op_Dropout(self, node, attrs):
+        # inference: the identity (a mask output, if any, runs on the host)
+        if len(node.output) > 1 and node.output[1] in self.used:
+            raise self.err(node, "the mask output is read", UnsupportedOpError)
+        return self._identity_of(node, node.input[0])
+
+    def _identity_of(self, node, name: str):
+        x = self.get(node, name)
+        if not isinstance(x, Val):
+            return x
+        return Val(self.emit(node, "identity", x.shape, [x.node]), x.shape, x.batch_axis)
+
+    def _scale(self, node, x: Val, c, what: str) -> Val:
+        c = self.per_sample(node, check_weights(self.where, self.label(node), what, c), x, what)
+        return Val(self.emit(node, "mul_const", x.shape, [x.node], params={"c": c}), x.shape, x.batch_axis)
+
+    def _offset(self, node, x: Val, c, what: str) -> Val:
+        c = self.per_sample(node, check_weights(self.where, self.label(node), what, c), x, what)
         return Val(self.emit(node, "add_const", x.shape, [x.node], params={"c": c}), x.shape, x.batch_axis)
+
+    def _op_Mul(self, node, attrs):
+        self._nin(node, 2, 2)
+        a, b = (self.get(node, i) for i in node.input)
+        if isinstance(a, Val) and isinstance(b, Val):
+            raise self.err(node, "both operands are runtime tensors (elementwise product)", UnsupportedOpError)
+        x, c = (a, b) if isinstance(a, Val) else (b, a)
+        return self._scale(node, x, c, "constant factor")
+
+    def _op_Div(self, node, attrs):
+        self._nin(node, 2, 2)
+        a, b = (self.get(node, i) for i in node.input)
+        if not isinstance(a, Val) or isinstance(b, Val):
+            raise self.err(node, "only a runtime tensor divided by a constant has a lowering", UnsupportedOpError)
+        c = check_weights(self.where, self.label(node), "constant divisor", b)
+        if np.any(c == 0):
+            raise self.err(node, "constant divisor has zeros")
+        return self._scale(node, a, 1.0 / c, "constant divisor")
+
+    def _op_Sub(self, node, attrs):
+        self._nin(node, 2, 2)
+        a, b = (self.get(node, i) for i in node.input)
+        if isinstance(a, Val) and isinstance(b, Val):
+            raise self.err(node, "both operands are runtime tensors (difference)", UnsupportedOpError)
+        if isinstance(a, Val):
+            return self._offset(node, a, -check_weights(self.where, self.label(node), "constant subtrahend", b),
+                                "constant subtrahend")
+        # c - x = (-1) x + c
+        neg = self._scale(node, b, -np.ones(b.full_shape(1)), "negation")
+        return self._offset(node, neg, a, "constant minuend")
+
+    def _op_HardSigmoid(self, node, attrs):
+        # max(0, min(1, alpha x + beta)): a scale, an offset and a clip, each its own digital step
+        self._nin(node, 1, 1)
+        x = self.get(node, node.input[0])
+        if not isinstance(x, Val):
+            raise self.err(node, "has no runtime operand")
+        alpha, beta = float(self._attr(attrs, "alpha", 0.2)), float(self._attr(attrs, "beta", 0.5))
+        y = self._scale(node, x, np.full(x.full_shape(1), alpha), "alpha")
+        y = self._offset(node, y, np.full(x.full_shape(1), beta), "beta")
+        return Val(self.emit(node, "act", y.shape, [y.node], attrs={"activation": {"kind": "clip", "lo": 0.0, "hi": 1.0}}),
+                   y.shape, y.batch_axis)
 
     def _weight(self, node, k: int, v) -> np.ndarray:
         """The constant operand ``k`` of a Gemm/MatMul, checked before any transposition."""
@@ -594,4 +716,4 @@ def onnx_to_ir(data: bytes, path: Path) -> IR:
     except Exception as e:  # noqa: BLE001 - ValidationError and friends
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise InputError(where, f"invalid ONNX model: {first}") from None
-    return _Lowering(model, path).run()
+    return _Lowering(fold_constants(model, where), path).run()

@@ -34,17 +34,24 @@ OPS: dict[str, tuple[int | None, tuple[str, ...], tuple[str, ...]]] = {
     "concat": (None, ("axis",), ()),
     "add": (2, (), ()),
     "add_const": (1, (), ("c",)),
+    # y = x * c elementwise, c of the per-sample shape (Mul/Div by a constant that no layer absorbed)
+    "mul_const": (1, (), ("c",)),
     "batchnorm": (1, ("eps",), ("scale", "bias", "mean", "var")),
     "pool": (1, ("kind", "kernel", "stride", "pads", "dilation", "count_include_pad"), ()),
     "global_avgpool": (1, (), ()),
     "softmax": (1, ("axis",), ()),
+    # an ONNX node run on the host by onnxruntime (see ir/host.py); params are its constant inputs
+    "host": (None, ("op_type", "onnx", "operands", "in_axes", "out_axis", "output", "opset", "reason"), ()),
     # y = act(W x + b), W: [out, in]; after `quantize` also gpos/gneg [in, out] in siemens.
     "dense": (1, ("activation",), ("W", "b")),
-    # 2-D convolution, group 1: W [C_out, C_in, kh, kw]; after `quantize` gpos/gneg of W.reshape(C_out, -1).T
+    # 2-D convolution: W [C_out, C_in/group, kh, kw] (attr "group", default 1: output channel block k
+    # reads input channel block k); after `quantize` gpos/gneg of W.reshape(C_out, -1).T, [C_in/group*kh*kw, C_out]
     "conv": (1, ("activation", "kernel", "stride", "pads", "dilation"), ("W", "b")),
     # (C, H, W) -> (Ho*Wo, C*kh*kw): the patches a convolution's crossbar sees, one per output position
     "im2col": (1, ("kernel", "stride", "pads", "dilation"), ()),
     # One crossbar tile: rows [row0,row1) of the layer's inputs (last axis), outputs [col0,col1).
+    # A tile of a grouped convolution holds several groups block-diagonally; attr "blocks" then lists
+    # the programmed [r0, r1, c0, c1] blocks (tile-local), and the cells between them sit at G_min.
     "xbar_tile": (1, ("layer", "row0", "row1", "col0", "col1", "tile_rows", "tile_cols",
                       "adc_full_scale_a", "rf_ohm"), ("gpos", "gneg")),
     # Digital accumulator: sums row-split partial sums, concatenates column splits,
@@ -54,8 +61,9 @@ OPS: dict[str, tuple[int | None, tuple[str, ...], tuple[str, ...]]] = {
     "accum": (None, ("layer", "activation", "row_splits", "col_splits", "spatial"), ("b", "w_scale")),
 }
 
-#: Ops that run on crossbars; everything else in the lowered IR is digital (or host, for softmax).
+#: Ops that run on crossbars; everything else in the lowered IR is digital, or host (HOST_OPS).
 MATMUL_OPS = ("dense", "conv")
+HOST_OPS = ("host", "softmax")
 
 
 def _frozen(a: np.ndarray) -> np.ndarray:

@@ -10,6 +10,7 @@ import numpy as np
 
 from . import kernels as K
 from .graph import IR
+from .host import run_host
 
 
 def layer_matrix(p: dict, a: dict) -> np.ndarray:
@@ -45,6 +46,10 @@ def run_ir(ir: IR, feeds: dict[str, np.ndarray], every_node: bool = False) -> di
             y = xs[0] + xs[1]
         elif op == "add_const":
             y = xs[0] + p["c"]
+        elif op == "mul_const":
+            y = xs[0] * p["c"]
+        elif op == "host":
+            y = run_host(a, p, xs)
         elif op == "batchnorm":
             shp = (1, -1) + (1,) * (len(d["shape"]) - 1)
             s = p["scale"] / np.sqrt(p["var"] + a["eps"])
@@ -60,7 +65,7 @@ def run_ir(ir: IR, feeds: dict[str, np.ndarray], every_node: bool = False) -> di
             y = K.activation(xs[0] @ layer_matrix(p, a).T + p["b"], a["activation"])
         elif op == "conv":
             cols = K.im2col(xs[0], a["kernel"], a["stride"], a["pads"], a["dilation"])
-            z = cols @ layer_matrix(p, a).T + p["b"]                       # [N, P, C_out]
+            z = K.grouped_matmul(cols, layer_matrix(p, a), a.get("group", 1)) + p["b"]   # [N, P, C_out]
             y = K.activation(z.transpose(0, 2, 1).reshape((-1,) + d["shape"]), a["activation"])
         elif op == "im2col":
             y = K.im2col(xs[0], a["kernel"], a["stride"], a["pads"], a["dilation"])

@@ -70,3 +70,14 @@ def pool(x: np.ndarray, kind: str, kernel, stride, pads, dilation, count_include
 def softmax(x: np.ndarray, axis: int) -> np.ndarray:
     e = np.exp(x - x.max(axis=axis, keepdims=True))
     return e / e.sum(axis=axis, keepdims=True)
+
+
+def grouped_matmul(cols: np.ndarray, W: np.ndarray, group: int) -> np.ndarray:
+    """``cols [N, P, group*Kg]`` (im2col patches, channel-major) times a grouped layer matrix
+    ``W [C_out, Kg]``: output channel block k reads only patch rows [k*Kg, (k+1)*Kg)."""
+    if group == 1:
+        return cols @ W.T
+    n, p, _ = cols.shape
+    m, kg = W.shape
+    z = np.einsum("npgk,gmk->npgm", cols.reshape(n, p, group, kg), W.reshape(group, m // group, kg))
+    return z.reshape(n, p, m)

@@ -103,12 +103,12 @@ def _check_window(ir: IR, n: str, a: dict, in_shape) -> tuple[int, int]:
 def _check_op(ir: IR, n: str, d: dict) -> None:
     op, shape, attrs, params = d["op"], d["shape"], d["attrs"], d["params"]
     ins = [ir.g.nodes[i]["shape"] for i in ir.inputs(n)]
-    if op in ("output", "identity", "act", "add_const", "batchnorm", "softmax"):
+    if op in ("output", "identity", "act", "add_const", "mul_const", "batchnorm", "softmax"):
         if ins[0] != shape:
             _fail(ir, n, f"shape {shape} differs from operand shape {ins[0]}")
         if op == "act":
             _check_act(ir, n, attrs["activation"])
-        if op == "add_const" and params["c"].shape != shape:
+        if op in ("add_const", "mul_const") and params["c"].shape != shape:
             _fail(ir, n, f"constant shape {params['c'].shape} differs from {shape}")
         if op == "batchnorm":
             for p in ("scale", "bias", "mean", "var"):
@@ -116,6 +116,13 @@ def _check_op(ir: IR, n: str, d: dict) -> None:
                     _fail(ir, n, f"'{p}' must have one value per channel ({shape[0]})")
         if op == "softmax" and not -len(shape) <= attrs["axis"] < len(shape):
             _fail(ir, n, f"axis {attrs['axis']} out of range for shape {shape}")
+    elif op == "host":
+        xs = [o for o in attrs["operands"] if o[0] == "x"]
+        if sorted(o[1] for o in xs) != list(range(len(ins))) or len(attrs["in_axes"]) != len(ins):
+            _fail(ir, n, f"host operands {attrs['operands']} do not match its {len(ins)} IR operand(s)")
+        for o in attrs["operands"]:
+            if o[0] == "c" and o[1] not in params:
+                _fail(ir, n, f"host constant '{o[1]}' is missing from params")
     elif op == "add":
         if ins[0] != shape or ins[1] != shape:
             _fail(ir, n, f"operand shapes {ins} differ from {shape}")
@@ -156,7 +163,10 @@ def _check_op(ir: IR, n: str, d: dict) -> None:
                 _fail(ir, n, f"output shape {shape} does not fit weight {W.shape}")
         else:
             ho, wo = _check_window(ir, n, attrs, ins[0])
-            if W.ndim != 4 or W.shape[1] != ins[0][0] or list(W.shape[2:]) != attrs["kernel"]:
+            group = attrs.get("group", 1)
+            if not isinstance(group, int) or group < 1 or W.shape[0] % group:
+                _fail(ir, n, f"group {group!r} does not divide the {W.shape[0]} output channels")
+            if W.ndim != 4 or W.shape[1] * group != ins[0][0] or list(W.shape[2:]) != attrs["kernel"]:
                 _fail(ir, n, f"weight shape {W.shape} does not fit operand {ins[0]} / kernel {attrs['kernel']}")
             if shape != (W.shape[0], ho, wo):
                 _fail(ir, n, f"output shape {shape} differs from {(W.shape[0], ho, wo)}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..ir import IR
 from ..ir.graph import MATMUL_OPS
 
@@ -18,6 +20,18 @@ def plain_layer_before(ir: IR, n: str) -> str | None:
     if d["op"] in MATMUL_OPS and d["attrs"]["activation"]["kind"] == "none" and single_consumer(ir, src) == n:
         return src
     return None
+
+
+def batchnorm_before(ir: IR, n: str) -> str | None:
+    """The BatchNormalization feeding ``n`` if ``n`` is its only consumer."""
+    (src,) = ir.inputs(n)
+    return src if ir.g.nodes[src]["op"] == "batchnorm" and single_consumer(ir, src) == n else None
+
+
+def per_channel(c: np.ndarray, shape: tuple) -> np.ndarray | None:
+    """``c`` (shaped like ``shape``) as one value per channel (axis 0), if it is one."""
+    flat = np.asarray(c).reshape(shape[0], -1)
+    return flat[:, 0] if np.all(flat == flat[:, :1]) else None
 
 
 def remove(ir: IR, n: str, keep: str) -> None:

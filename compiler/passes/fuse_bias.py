@@ -1,6 +1,7 @@
 """fuse_bias: fold constant additions into the bias of a dense/conv layer.
 
-``(W x + b) + c`` becomes ``W x + (b + c)`` when ``c`` is constant per output channel, and
+``(W x + b) + c`` becomes ``W x + (b + c)`` when ``c`` is constant per output channel (likewise
+into the shift of a BatchNormalization before it), and
 ``W (x + c) + b`` becomes ``W x + (W c + b)`` for a dense layer (not for a padded convolution,
 where the zero padding would not be offset)."""
 
@@ -9,13 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir import IR
-from ._match import plain_layer_before, remove, rewrite_all, single_consumer
-
-
-def _per_channel(c: np.ndarray, shape: tuple) -> np.ndarray | None:
-    """``c`` (shaped like the layer output) as one value per output channel, if it is one."""
-    flat = c.reshape(shape[0], -1)
-    return flat[:, 0] if np.all(flat == flat[:, :1]) else None
+from ._match import batchnorm_before, per_channel, plain_layer_before, remove, rewrite_all, single_consumer
 
 
 def _rule(ir: IR, n: str) -> bool:
@@ -24,11 +19,19 @@ def _rule(ir: IR, n: str) -> bool:
         return False
     src = plain_layer_before(ir, n)
     if src is not None:
-        c = _per_channel(d["params"]["c"], d["shape"])
+        c = per_channel(d["params"]["c"], d["shape"])
         if c is not None:
             p = ir.g.nodes[src]["params"]
             ir.set(src, params={**p, "b": p["b"] + c})
             remove(ir, n, src)
+            return True
+    bn = batchnorm_before(ir, n)
+    if bn is not None:
+        c = per_channel(d["params"]["c"], d["shape"])
+        if c is not None:
+            p = ir.g.nodes[bn]["params"]
+            ir.set(bn, params={**p, "bias": p["bias"] + c})
+            remove(ir, n, bn)
             return True
     dst = single_consumer(ir, n)
     if dst is not None and ir.g.nodes[dst]["op"] == "dense":

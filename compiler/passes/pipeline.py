@@ -9,8 +9,10 @@ from ..errors import IRVerifyError
 from ..ir import IR
 from ..ir.verify import verify_ir
 from .fold_batchnorm import fold_batchnorm
+from .fold_scale import fold_scale
 from .fuse_activation import fuse_activation
 from .fuse_bias import fuse_bias
+from .partition import partition
 from .place import place
 from .program import program
 from .quantize import quantize
@@ -27,6 +29,8 @@ class Pass:
 
 PASSES: tuple[Pass, ...] = (
     Pass("remove_identity", remove_identity),
+    # before fuse_bias and fold_batchnorm: a scale between a layer (or BN) and its bias add goes first
+    Pass("fold_scale", fold_scale),
     Pass("fuse_bias", fuse_bias),
     Pass("fold_batchnorm", fold_batchnorm),
     # again: folding a BatchNormalization can expose a constant add that now follows the layer
@@ -38,6 +42,7 @@ PASSES: tuple[Pass, ...] = (
     # schedule before place: the placer orders tiles by their step
     Pass("schedule", schedule),
     Pass("place", place),
+    Pass("partition", partition),
 )
 
 PASS_NAMES = tuple(p.name for p in PASSES)

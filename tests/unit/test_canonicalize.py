@@ -110,3 +110,54 @@ def test_fuse_activation(tmp_path, act):
     nodes = [c, helper.make_node(op, ins, ["y"], name="a", **kw)]
     after = check(tmp_path, fuse_activation, nodes, inits, ["N", 4, 6, 6], "act")
     assert ops(after) == ["input", "conv", "output"]
+
+
+def const(name, value):
+    return helper.make_node("Constant", [], [name], value=helper.make_tensor(
+        name + "_v", 1, list(np.shape(value)), np.ravel(np.asarray(value, np.float32)).tolist()))
+
+
+def test_fold_scale_after_layer_and_batchnorm(tmp_path):
+    from compiler.passes.fold_scale import fold_scale
+
+    c, inits = conv("c1", "x", "h")
+    nodes = [c, const("k", RNG.uniform(0.5, 2, size=(1, 4, 1, 1))), helper.make_node("Mul", ["h", "k"], ["m"], name="mul"),
+             const("d", RNG.uniform(0.5, 2, size=(4, 1, 1))), helper.make_node("Div", ["m", "d"], ["y"], name="div")]
+    after = check(tmp_path, fold_scale, nodes, inits, ["N", 4, 6, 6], "mul_const")
+    assert ops(after) == ["input", "conv", "output"]
+
+
+def test_fold_scale_before_dense_and_grouped_conv(tmp_path):
+    from compiler.passes.fold_scale import fold_scale
+
+    c, inits = conv("c1", "s2", "h", cout=6, cin=1, group=3)
+    nodes = [helper.make_node("Sub", ["x", "mu"], ["s1"], name="center"),
+             const("k", RNG.uniform(0.5, 2, size=(3, 1, 1))), helper.make_node("Mul", ["k", "s1"], ["s2"], name="mul"),
+             c, helper.make_node("Flatten", ["h"], ["f"], name="fl"),
+             const("k2", RNG.uniform(0.5, 2, size=(216,))), helper.make_node("Mul", ["f", "k2"], ["g"], name="mul2"),
+             helper.make_node("Gemm", ["g", "W"], ["y"], name="fc", transB=1)]
+    inits = inits + [("mu", RNG.normal(size=(3, 1, 1))), ("W", RNG.normal(size=(5, 216)))]
+    after = check(tmp_path, fold_scale, nodes, inits, ["N", 5], "mul_const")
+    # the centring stays an offset (padding would not be offset in the conv), the scales are folded
+    assert ops(after).count("mul_const") == 0 and "add_const" in ops(after)
+
+
+def test_scale_that_fits_nothing_stays_a_digital_unit(tmp_path):
+    from compiler.passes.fold_scale import fold_scale
+
+    c, inits = conv("c1", "x", "h")
+    nodes = [c, helper.make_node("Relu", ["h"], ["r"], name="act"),
+             const("k", RNG.uniform(0.5, 2, size=(4, 6, 6))), helper.make_node("Mul", ["r", "k"], ["y"], name="mul")]
+    p = save_model(tmp_path / "m.onnx", nodes, [X], [("y", ["N", 4, 6, 6])], inits)
+    ir, _ = load_model(p)
+    after = fold_scale(ir, CompileOptions(), PDK)
+    assert "mul_const" in ops(after)
+
+
+def test_add_after_batchnorm_folds_into_its_shift(tmp_path):
+    nodes = [helper.make_node("BatchNormalization", ["x", "g", "b", "m", "v"], ["h"], name="bn"),
+             const("k", RNG.normal(size=(3, 1, 1))), helper.make_node("Add", ["h", "k"], ["y"], name="add")]
+    inits = [("g", RNG.uniform(0.5, 2, 3)), ("b", RNG.normal(size=3)), ("m", RNG.normal(size=3)),
+             ("v", RNG.uniform(0.5, 2, 3))]
+    after = check(tmp_path, fuse_bias, nodes, inits, ["N", 3, 6, 6], "add_const")
+    assert ops(after) == ["input", "batchnorm", "output"]

@@ -1,0 +1,178 @@
+"""Host nodes: ONNX operators that neither a crossbar nor a digital unit computes.
+
+A ``host`` IR node carries its original ONNX node (serialized), its constant operands as params,
+and where each runtime operand sits. It is evaluated by onnxruntime, in the interpreter and in
+``amsc run``, and written into the host segment files ``OUT/host/<segment>.onnx``.
+
+Attributes of a ``host`` node:
+``op_type``   the ONNX operator
+``onnx``      the serialized NodeProto, hex
+``operands``  one entry per ONNX input position: ``["x", slot]`` (the IR operand in that slot),
+              ``["c", name]`` (params[name]) or ``["-"]`` (an omitted optional input)
+``in_axes``   the batch axis of each IR operand in ONNX layout
+``out_axis``  the batch axis of the result in ONNX layout
+``output``    which output of the ONNX node this IR node is
+``opset``     ``[[domain, version], ...]`` of the source model
+``reason``    why the node runs on the host (shown in the partition table)
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+#: ONNX element types of runtime tensors between host nodes and the chip: float32 only.
+_FLOAT = 1
+
+
+def _onnx():
+    import onnx
+
+    return onnx
+
+
+def node_proto(attrs: dict):
+    onnx = _onnx()
+    node = onnx.NodeProto()
+    node.ParseFromString(bytes.fromhex(attrs["onnx"]))
+    return node
+
+
+def renamed_node(attrs: dict, inputs: list[str], output: str, prefix: str):
+    """The host node's ONNX node with its inputs renamed to ``inputs`` (per ONNX position, "" for
+    omitted) and its output ``attrs['output']`` named ``output``; other outputs get unique names."""
+    node = node_proto(attrs)
+    del node.input[:]
+    node.input.extend(inputs)
+    outs = [output if k == attrs["output"] else (f"{prefix}__unused{k}" if o else "")
+            for k, o in enumerate(node_proto(attrs).output)]
+    del node.output[:]
+    node.output.extend(outs)
+    node.name = prefix
+    return node
+
+
+def single_node_model(attrs: dict, params: dict, in_shapes: list[tuple]):
+    """A one-node ONNX model of a host node: runtime inputs ``x<slot>`` with the given full shapes
+    (ONNX layout), constants as initializers, output ``y``."""
+    onnx = _onnx()
+    from onnx import helper, numpy_helper
+
+    names, inits = [], []
+    for op in attrs["operands"]:
+        if op[0] == "x":
+            names.append(f"x{op[1]}")
+        elif op[0] == "c":
+            names.append(op[1])
+            inits.append(numpy_helper.from_array(np.asarray(params[op[1]]), op[1]))
+        else:
+            names.append("")
+    graph = helper.make_graph(
+        [renamed_node(attrs, names, "y", "host")], "host",
+        [helper.make_tensor_value_info(f"x{k}", _FLOAT, list(s)) for k, s in enumerate(in_shapes)],
+        [helper.make_tensor_value_info("y", _FLOAT, None)], initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid(d, v) for d, v in attrs["opset"]])
+    model.ir_version = min(onnx.IR_VERSION, 10)
+    return model
+
+
+@functools.lru_cache(maxsize=256)
+def _session(model_bytes: bytes):
+    import onnxruntime as ort
+
+    ort.set_default_logger_severity(4)   # errors come back as exceptions; nothing on stderr
+    so = ort.SessionOptions()
+    so.log_severity_level = 4
+    so.intra_op_num_threads = 1
+    return ort.InferenceSession(model_bytes, so, providers=["CPUExecutionProvider"])
+
+
+def run_model(model_bytes: bytes, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+    sess = _session(model_bytes)
+    return sess.run(None, {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in feeds.items()})
+
+
+def run_host(attrs: dict, params: dict, xs: list[np.ndarray]) -> np.ndarray:
+    """Evaluate a host node on batch-first operands; returns the batch-first result (float64)."""
+    onx = [np.moveaxis(np.asarray(x), 0, ax) for x, ax in zip(xs, attrs["in_axes"])]
+    model = single_node_model(attrs, params, [x.shape for x in onx])
+    (y,) = run_model(model.SerializeToString(), {f"x{k}": x for k, x in enumerate(onx)})
+    return np.moveaxis(np.asarray(y, dtype=np.float64), attrs["out_axis"], 0)
+
+
+def infer_output(attrs: dict, params: dict, in_full_shapes: list[tuple], in_axes: list) -> tuple[tuple, int | None]:
+    """(per-sample shape, batch axis) of a host node's result, found by running it on zeros at
+    batch 1 and batch 2: the axis that grows with the batch is the batch axis."""
+    outs = []
+    for batch in (1, 2):
+        shapes = []
+        for s, ax in zip(in_full_shapes, in_axes):
+            s = list(s)
+            if ax is not None:
+                s[ax] = batch
+            shapes.append(tuple(s))
+        model = single_node_model(attrs, params, shapes)
+        feeds = {f"x{k}": np.zeros(s, np.float32) for k, s in enumerate(shapes)}
+        (y,) = run_model(model.SerializeToString(), feeds)
+        if y.dtype != np.float32:
+            raise ValueError(f"its result has element type {y.dtype}; tensors between nodes must be float32")
+        outs.append(y.shape)
+    a, b = outs
+    diff = [k for k in range(len(a)) if len(a) == len(b) and a[k] != b[k]]
+    if len(a) != len(b) or len(diff) != 1 or a[diff[0]] != 1 or b[diff[0]] != 2:
+        raise ValueError(f"its result shape {list(a)} (batch 1) / {list(b)} (batch 2) does not keep one batch axis")
+    ax = diff[0]
+    return tuple(d for k, d in enumerate(a) if k != ax), ax
+
+
+def segment_model(ir, seg: dict):
+    """A host segment as a standalone ONNX model that onnxruntime runs.
+
+    Its inputs and outputs are named after the IR values at the segment's boundary and laid out as
+    in the source model (the batch axis symbolic, ``N``). Host nodes keep their ONNX operator and
+    attributes; a ``softmax`` node becomes an opset-13 Softmax."""
+    onnx = _onnx()
+    from onnx import helper, numpy_helper
+
+    g = ir.g
+    nodes, inits = [], []
+    axis_of: dict[str, int] = {}      # value -> batch axis in ONNX layout
+    opsets: dict[str, int] = {}
+    for n in seg["nodes"]:
+        d = g.nodes[n]
+        a, ins = d["attrs"], ir.inputs(n)
+        if d["op"] == "softmax":
+            # batch first; a positive axis. The front end makes a softmax node before opset 13 only for
+            # the last axis, where the old flattening semantics agree with the new ones.
+            axis_of.setdefault(ins[0], 0)
+            axis_of[n] = 0
+            rank = len(d["shape"]) + 1
+            nodes.append(helper.make_node("Softmax", [ins[0]], [n], name=n, axis=(a["axis"] + 1) % rank))
+            continue
+        names = []
+        for o in a["operands"]:
+            if o[0] == "x":
+                names.append(ins[o[1]])
+                axis_of.setdefault(ins[o[1]], a["in_axes"][o[1]])
+            elif o[0] == "c":
+                names.append(f"{n}__{o[1]}")
+                inits.append(numpy_helper.from_array(np.asarray(d["params"][o[1]]), names[-1]))
+            else:
+                names.append("")
+        axis_of[n] = a["out_axis"]
+        for dom, ver in a["opset"]:
+            opsets[dom] = max(opsets.get(dom, 0), ver)
+        nodes.append(renamed_node(a, names, n, n))
+
+    def info(v):
+        shape = list(g.nodes[v]["shape"])
+        shape.insert(axis_of[v], "N")
+        return helper.make_tensor_value_info(v, _FLOAT, shape)
+
+    graph = helper.make_graph(nodes, seg["name"], [info(v) for v in seg["inputs"]], [info(v) for v in seg["outputs"]],
+                              initializer=inits)
+    opsets.setdefault("", 13)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid(k, v) for k, v in sorted(opsets.items())])
+    model.ir_version = min(onnx.IR_VERSION, 10)
+    return model, axis_of

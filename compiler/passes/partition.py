@@ -1,0 +1,106 @@
+"""partition: give every node its home (crossbar, digital or host) and cut the graph into segments.
+
+Homes: crossbar tiles are ``crossbar``; ``host`` nodes (ONNX operators with no lowering) and
+``softmax`` are ``host``; everything else the chip's digital side computes is ``digital``. A
+*segment* is a run of nodes that execute in one place: ``chip`` segments hold crossbar and digital
+nodes, ``host`` segments host nodes. Segments are listed in execution order, and every value a
+segment reads comes from the model input or an earlier segment.
+
+The order is a topological order that stays in the current segment's kind as long as one of its
+nodes is ready (lexicographic among those), and switches only when none is. That keeps the number
+of chip <-> host crossings low without any search. The result is recorded in
+``ir.g.graph["partition"]``; the pass changes no node.
+"""
+
+from __future__ import annotations
+
+import heapq
+
+import numpy as np
+
+from ..ir import IR
+from ..ir.graph import HOST_OPS
+
+_IO = ("input", "output")
+
+
+def home(op: str) -> str:
+    if op == "xbar_tile" or op in ("dense", "conv"):
+        return "crossbar"
+    return "host" if op in HOST_OPS else "digital"
+
+
+def _side(op: str) -> str:
+    return "host" if home(op) == "host" else "chip"
+
+
+def host_macs(ir: IR, n: str) -> int:
+    """Multiply-accumulates of a host node: matrix products and convolutions; 0 for the others."""
+    d = ir.g.nodes[n]
+    if d["op"] != "host":
+        return 0
+    out = int(np.prod(d["shape"]))
+    ins = [ir.g.nodes[i]["shape"] for i in ir.inputs(n)]
+    t = d["attrs"]["op_type"]
+    consts = [d["params"][o[1]] for o in d["attrs"]["operands"] if o[0] == "c"]
+    if t in ("MatMul", "Gemm", "MatMulInteger", "Einsum"):
+        k = ins[0][-1] if ins and ins[0] else 1
+        return out * int(k)
+    if t in ("Conv", "ConvTranspose") and consts:
+        w = consts[0]
+        return out * int(np.prod(w.shape[1:]))
+    return 0
+
+
+def crossbar_macs(ir: IR, n: str) -> int:
+    d = ir.g.nodes[n]
+    if d["op"] != "xbar_tile":
+        return 0
+    a = d["attrs"]
+    blocks = a.get("blocks") or [[a["row0"], a["row1"], a["col0"], a["col1"]]]
+    return int(np.prod(d["shape"][:-1], dtype=np.int64)) * sum((r1 - r0) * (c1 - c0) for r0, r1, c0, c1 in blocks)
+
+
+def partition(ir: IR, options=None, pdk=None) -> IR:
+    ir = ir.copy()
+    g = ir.g
+    work = [n for n in g.nodes if g.nodes[n]["op"] not in _IO]
+    side = {n: _side(g.nodes[n]["op"]) for n in work}
+    missing = {n: sum(1 for p in g.predecessors(n) if p in side) for n in work}
+    ready = {"chip": [], "host": []}
+    for n in work:
+        if missing[n] == 0:
+            heapq.heappush(ready[side[n]], n)
+    segments: list[dict] = []
+    cur = None
+    while ready["chip"] or ready["host"]:
+        if cur is None or not ready[cur]:
+            heads = [(ready[k][0], k) for k in ("chip", "host") if ready[k]]
+            cur = min(heads)[1]
+            segments.append({"kind": cur, "nodes": []})
+        n = heapq.heappop(ready[cur])
+        segments[-1]["nodes"].append(n)
+        for s in g.successors(n):
+            if s in missing:
+                missing[s] -= 1
+                if missing[s] == 0:
+                    heapq.heappush(ready[side[s]], s)
+    seg_of = {}
+    for k, seg in enumerate(segments):
+        seg["name"] = f"seg{k}"
+        for n in seg["nodes"]:
+            seg_of[n] = k
+    for k, seg in enumerate(segments):
+        members = set(seg["nodes"])
+        seg["inputs"] = sorted({p for n in seg["nodes"] for p in g.predecessors(n) if p not in members})
+        seg["outputs"] = sorted({n for n in seg["nodes"]
+                                 if any(s not in members for s in g.successors(n))})
+        seg["macs_crossbar"] = sum(crossbar_macs(ir, n) for n in seg["nodes"])
+        seg["macs_host"] = sum(host_macs(ir, n) for n in seg["nodes"])
+        if seg["kind"] == "host":
+            seg["file"] = f"host/{seg['name']}.onnx"
+    g.graph["partition"] = {
+        "segments": segments,
+        "homes": {n: home(g.nodes[n]["op"]) for n in sorted(work)},
+    }
+    return ir
