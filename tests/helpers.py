@@ -57,3 +57,42 @@ def compare_with_ort(path: Path, feeds: dict, rtol=1e-5, atol=1e-5):
     for w, g in zip(want, got):
         np.testing.assert_allclose(g, w, rtol=rtol, atol=atol)
     return ir
+
+
+def mobilenet_style(path: Path, seed: int = 0) -> Path:
+    """A small MobileNet-style network built with onnx.helper (opset 13): a zero Pad, a strided
+    stem conv with BatchNormalization and ReLU6 (Clip with min/max as inputs), a depthwise 3x3, a
+    pointwise 1x1, a grouped 3x3 (group 4), global average pooling and a Gemm classifier.
+    Input [N, 3, 16, 16] in [0, 1]; output [N, 10]."""
+    rng = np.random.default_rng(seed)
+
+    def w(*s):
+        return rng.normal(size=s) * np.sqrt(2.0 / np.prod(s[1:]))
+
+    def bn(name, x, y, c):
+        inits.extend([(f"{name}_g", rng.uniform(0.5, 1.5, c)), (f"{name}_b", rng.normal(size=c) * 0.1),
+                      (f"{name}_m", rng.normal(size=c) * 0.1), (f"{name}_v", rng.uniform(0.5, 1.5, c))])
+        return helper.make_node("BatchNormalization", [x, f"{name}_g", f"{name}_b", f"{name}_m", f"{name}_v"], [y],
+                                name=name)
+
+    inits = [("w_stem", w(8, 3, 3, 3)), ("w_dw", w(8, 1, 3, 3)), ("w_pw", w(16, 8, 1, 1)),
+             ("w_gc", w(16, 4, 3, 3)), ("b_gc", rng.normal(size=16) * 0.1), ("w_fc", w(10, 16)),
+             ("b_fc", rng.normal(size=10) * 0.1), ("lo", np.array(0.0)), ("hi", np.array(6.0))]
+    relu6 = [helper.make_node("Clip", [f"{k}_bn", "lo", "hi"], [f"{k}_a"], name=f"{k}_relu6") for k in ("stem", "dw", "pw")]
+    nodes = [
+        helper.make_node("Constant", [], ["pads"], value=helper.make_tensor("pv", TensorProto.INT64, [8],
+                                                                            [0, 0, 1, 1, 0, 0, 1, 1])),
+        helper.make_node("Pad", ["x", "pads"], ["xp"], name="pad"),
+        helper.make_node("Conv", ["xp", "w_stem"], ["stem_c"], name="stem", strides=[2, 2]),
+        bn("stem_bn", "stem_c", "stem_bn", 8), relu6[0],
+        helper.make_node("Conv", ["stem_a", "w_dw"], ["dw_c"], name="dw", group=8, pads=[1, 1, 1, 1]),
+        bn("dw_bn", "dw_c", "dw_bn", 8), relu6[1],
+        helper.make_node("Conv", ["dw_a", "w_pw"], ["pw_c"], name="pw"),
+        bn("pw_bn", "pw_c", "pw_bn", 16), relu6[2],
+        helper.make_node("Conv", ["pw_a", "w_gc", "b_gc"], ["gc_c"], name="gconv", group=4, pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["gc_c"], ["gc_a"], name="gc_relu"),
+        helper.make_node("GlobalAveragePool", ["gc_a"], ["gap"], name="gap"),
+        helper.make_node("Flatten", ["gap"], ["f"], name="flat"),
+        helper.make_node("Gemm", ["f", "w_fc", "b_fc"], ["y"], name="fc", transB=1),
+    ]
+    return save_model(path, nodes, [("x", ["N", 3, 16, 16])], [("y", ["N", 10])], inits)

@@ -245,6 +245,9 @@ def build_program(ir: IR, pdk, options, calib: np.ndarray) -> dict:
             geo = {k: ir.g.nodes[feed]["attrs"][k] for k in ("kernel", "stride", "pads", "dilation")}
             feed = ir.inputs(feed)[0]
         src = maps[feed]
+        if geo is None and len(d["shape"]) > 1:
+            raise RtlUnsupported(f"layer '{n}' reads {d['shape'][0]} tokens per sample through one crossbar; per-token "
+                                 "layers are not in the datapath generator yet")
         if src["signed"]:
             raise RtlUnsupported(f"layer '{n}' reads signed values; crossbar inputs must be non-negative")
         act = a["activation"]

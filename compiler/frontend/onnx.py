@@ -23,7 +23,7 @@ from .fold import default_opset, fold_constants
 
 SUPPORTED_OPS = ("Add", "AveragePool", "BatchNormalization", "Clip", "Concat", "Constant", "Conv", "Div", "Dropout",
                  "Flatten", "Gemm", "GlobalAveragePool", "HardSigmoid", "Identity", "LeakyRelu", "MatMul", "MaxPool",
-                 "Mul", "Relu", "Reshape", "Sigmoid", "Softmax", "Squeeze", "Sub", "Sum", "Tanh", "Transpose",
+                 "Mul", "Pad", "Relu", "Reshape", "Sigmoid", "Softmax", "Squeeze", "Sub", "Sum", "Tanh", "Transpose",
                  "Unsqueeze")
 _AUTO_PAD = ("NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER")
 
@@ -493,6 +493,31 @@ class _Lowering:
         x, c = (a, b) if isinstance(a, Val) else (b, a)
         return self._offset(node, x, c, what)
 
+    def _op_Pad(self, node, attrs):
+        x = self.get(node, node.input[0])
+        if not isinstance(x, Val):
+            raise self.err(node, "has no runtime operand")
+        mode = self._attr(attrs, "mode", b"constant")
+        mode = mode.decode() if isinstance(mode, bytes) else str(mode)
+        if self.opset < 11:
+            pads, value = [int(p) for p in self._attr(attrs, "pads", [])], float(self._attr(attrs, "value", 0.0))
+        else:
+            pads = [int(p) for p in self.const(node, node.input[1], "pads").reshape(-1)]
+            value = 0.0
+            if len(node.input) > 2 and node.input[2]:
+                value = float(np.asarray(self.const(node, node.input[2], "constant_value")).reshape(-1)[0])
+            if len(node.input) > 3 and node.input[3]:
+                raise self.err(node, "the axes input is not supported", UnsupportedOpError)
+        full = x.full_shape(1)
+        if mode != "constant" or x.batch_axis != 0 or len(full) != 4 or len(pads) != 8 or min(pads) < 0 \
+                or any(pads[k] for k in (0, 1, 4, 5)):
+            raise self.err(node, f"only zero-or-constant padding of H and W of an [N, C, H, W] map has a lowering "
+                                 f"(mode {mode}, pads {pads})", UnsupportedOpError)
+        p4 = [pads[2], pads[3], pads[6], pads[7]]            # [top, left, bottom, right]
+        c, h, w = x.shape
+        shape = (c, h + p4[0] + p4[2], w + p4[1] + p4[3])
+        return Val(self.emit(node, "pad", shape, [x.node], attrs={"pads": p4, "value": value}), shape, 0)
+
     def _op_Sum(self, node, attrs):
         vals = [self.get(node, i) for i in node.input if i]
         if not vals:
@@ -571,11 +596,13 @@ class _Lowering:
         return check_weights(self.where, self.label(node), f"weight '{node.input[k]}'", v)
 
     def _dense(self, node, x: Val, W: np.ndarray, bias, out_axis: int | None) -> Val:
+        """``y = W x + b`` over the last axis of ``x``; leading per-sample axes (tokens of an
+        ``[N, T, K]`` input) each read the same crossbar, like the positions of a convolution."""
         m = W.shape[0]
-        out = Val("", (m,), out_axis)
-        b = np.zeros(m) if bias is None else self.per_sample(node, bias, out, "bias C")
-        name = self.emit(node, "dense", (m,), [x.node], attrs={"activation": dict(K.NO_ACT)}, params={"W": W, "b": b})
-        return Val(name, (m,), out_axis)
+        shape = tuple(x.shape[:-1]) + (m,)
+        b = np.zeros(m) if bias is None else self.per_sample(node, bias, Val("", (m,), out_axis), "bias C")
+        name = self.emit(node, "dense", shape, [x.node], attrs={"activation": dict(K.NO_ACT)}, params={"W": W, "b": b})
+        return Val(name, shape, out_axis)
 
     def _need_vector(self, node, x: Val, batch_axis, role: str):
         if len(x.shape) != 1 or x.batch_axis != batch_axis:
@@ -625,6 +652,14 @@ class _Lowering:
             raise self.err(node, "both operands are runtime tensors; one must be a weight initializer",
                            UnsupportedOpError)
         if isinstance(A, Val):
+            if len(A.shape) > 1 and A.batch_axis == 0:
+                # [N, T.., K] @ [K, M]: per token (bias, if any, comes from a following Add)
+                Bm = self._weight(node, 1, B)
+                if Bm.ndim != 2 or Bm.shape[0] != A.shape[-1]:
+                    raise self.err(node, f"weight B has shape {list(Bm.shape)}, expected [{A.shape[-1]}, M] for "
+                                         f"the per-token product of an operand of per-sample shape {list(A.shape)}",
+                                   UnsupportedOpError)
+                return self._dense(node, A, Bm.T, None, 0)
             self._need_vector(node, A, A.batch_axis if A.batch_axis in (0, None) else 0, "operand A")
             Bm = self._weight(node, 1, B)
             if Bm.ndim != 2 or Bm.shape[0] != A.shape[0]:

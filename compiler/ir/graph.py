@@ -39,10 +39,13 @@ OPS: dict[str, tuple[int | None, tuple[str, ...], tuple[str, ...]]] = {
     "batchnorm": (1, ("eps",), ("scale", "bias", "mean", "var")),
     "pool": (1, ("kind", "kernel", "stride", "pads", "dilation", "count_include_pad"), ()),
     "global_avgpool": (1, (), ()),
+    # constant padding of a (C, H, W) map, pads [top, left, bottom, right] (merged into a following conv)
+    "pad": (1, ("pads", "value"), ()),
     "softmax": (1, ("axis",), ()),
     # an ONNX node run on the host by onnxruntime (see ir/host.py); params are its constant inputs
     "host": (None, ("op_type", "onnx", "operands", "in_axes", "out_axis", "output", "opset", "reason"), ()),
-    # y = act(W x + b), W: [out, in]; after `quantize` also gpos/gneg [in, out] in siemens.
+    # y = act(W x + b) over the last axis, W: [out, in]; leading axes are tokens (an [N, T, K] MatMul),
+    # each read through the same crossbar. After `quantize` also gpos/gneg [in, out] in siemens.
     "dense": (1, ("activation",), ("W", "b")),
     # 2-D convolution: W [C_out, C_in/group, kh, kw] (attr "group", default 1: output channel block k
     # reads input channel block k); after `quantize` gpos/gneg of W.reshape(C_out, -1).T, [C_in/group*kh*kw, C_out]

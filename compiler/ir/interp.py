@@ -57,6 +57,9 @@ def run_ir(ir: IR, feeds: dict[str, np.ndarray], every_node: bool = False) -> di
         elif op == "pool":
             y = K.pool(xs[0], a["kind"], a["kernel"], a["stride"], a["pads"], a["dilation"],
                        a["count_include_pad"])
+        elif op == "pad":
+            t, l_, b, r = a["pads"]
+            y = np.pad(xs[0], ((0, 0), (0, 0), (t, b), (l_, r)), constant_values=a["value"])
         elif op == "global_avgpool":
             y = xs[0].mean(axis=(2, 3), keepdims=True)
         elif op == "softmax":

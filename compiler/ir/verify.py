@@ -145,6 +145,10 @@ def _check_op(ir: IR, n: str, d: dict) -> None:
         ho, wo = _check_window(ir, n, attrs, ins[0])
         if attrs["kind"] not in ("max", "avg") or shape != (ins[0][0], ho, wo):
             _fail(ir, n, f"pool kind {attrs['kind']!r} / shape {shape} do not fit {ins[0]}")
+    elif op == "pad":
+        t, l_, b, r = attrs["pads"]
+        if len(ins[0]) != 3 or min(attrs["pads"]) < 0 or shape != (ins[0][0], ins[0][1] + t + b, ins[0][2] + l_ + r):
+            _fail(ir, n, f"pads {attrs['pads']} do not map {ins[0]} to {shape}")
     elif op == "global_avgpool":
         if len(ins[0]) != 3 or shape != (ins[0][0], 1, 1):
             _fail(ir, n, f"shape {shape} does not fit global pooling of {ins[0]}")
@@ -156,11 +160,11 @@ def _check_op(ir: IR, n: str, d: dict) -> None:
     elif op in ("dense", "conv"):
         W, b = params["W"], params["b"]
         _check_act(ir, n, attrs["activation"])
-        if op == "dense":
-            if len(ins[0]) != 1 or W.ndim != 2 or W.shape[1] != ins[0][0]:
+        if op == "dense":   # over the last axis; leading axes are tokens
+            if W.ndim != 2 or W.shape[1] != ins[0][-1]:
                 _fail(ir, n, f"weight shape {W.shape} does not fit operand shape {ins[0]}")
-            if shape != (W.shape[0],):
-                _fail(ir, n, f"output shape {shape} does not fit weight {W.shape}")
+            if shape != tuple(ins[0][:-1]) + (W.shape[0],):
+                _fail(ir, n, f"output shape {shape} does not fit weight {W.shape} and operand {ins[0]}")
         else:
             ho, wo = _check_window(ir, n, attrs, ins[0])
             group = attrs.get("group", 1)
@@ -201,6 +205,7 @@ def _check_op(ir: IR, n: str, d: dict) -> None:
             _fail(ir, n, "operand count differs from row_splits x col_splits")
         _check_act(ir, n, attrs["activation"])
         width = sum(ir.g.nodes[t]["shape"][-1] for t in tiles[: attrs["col_splits"]])
-        want = (width,) if attrs["spatial"] is None else (width, *attrs["spatial"])
+        tokens = tuple(ir.g.nodes[tiles[0]]["shape"][:-1]) if attrs["spatial"] is None else ()
+        want = tokens + (width,) if attrs["spatial"] is None else (width, *attrs["spatial"])
         if shape != want or params["b"].shape != (width,) or params["w_scale"].shape != (width,):
             _fail(ir, n, f"output shape {shape} / bias do not match the tiles' width {width}")

@@ -5,7 +5,8 @@
   channel: ``c (W x + b) = (c W) x + c b``, so the layer's rows and bias scale.
 - After a BatchNormalization (its only consumer), one factor per channel: its scale and shift
   scale, ``c ((z - mean) s + beta) = (z - mean) (c s) + c beta``.
-- Before a dense layer (the scale's only consumer): ``W (c x) = (W diag c) x``, the columns scale.
+- Before a dense layer (the scale's only consumer): ``W (c x) = (W diag c) x``, the columns scale
+  (for per-token input, when every token has the same factors).
 - Before a convolution (the scale's only consumer), one factor per input channel: the kernel's
   input-channel slices scale. Zero padding stays zero under the scale, so this is exact too.
 
@@ -42,9 +43,10 @@ def _rule(ir: IR, n: str) -> bool:
     if dst is None:
         return False
     dd = ir.g.nodes[dst]
-    if dd["op"] == "dense":
+    rows = np.asarray(c).reshape(-1, d["shape"][-1])
+    if dd["op"] == "dense" and np.all(rows == rows[:1]):    # the same factors for every token
         p = dd["params"]
-        ir.set(dst, params={**p, "W": p["W"] * np.ravel(c)[None, :]})
+        ir.set(dst, params={**p, "W": p["W"] * rows[0][None, :]})
         ir.bypass(n)
         return True
     if dd["op"] == "conv" and ch is not None:

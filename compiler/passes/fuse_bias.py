@@ -34,7 +34,7 @@ def _rule(ir: IR, n: str) -> bool:
             remove(ir, n, bn)
             return True
     dst = single_consumer(ir, n)
-    if dst is not None and ir.g.nodes[dst]["op"] == "dense":
+    if dst is not None and ir.g.nodes[dst]["op"] == "dense" and len(d["shape"]) == 1:
         p = ir.g.nodes[dst]["params"]
         ir.set(dst, params={**p, "b": p["b"] + p["W"] @ np.ravel(d["params"]["c"])})
         ir.bypass(n)

@@ -12,6 +12,7 @@ from .fold_batchnorm import fold_batchnorm
 from .fold_scale import fold_scale
 from .fuse_activation import fuse_activation
 from .fuse_bias import fuse_bias
+from .merge_pad import merge_pad
 from .partition import partition
 from .place import place
 from .program import program
@@ -29,6 +30,7 @@ class Pass:
 
 PASSES: tuple[Pass, ...] = (
     Pass("remove_identity", remove_identity),
+    Pass("merge_pad", merge_pad),
     # before fuse_bias and fold_batchnorm: a scale between a layer (or BN) and its bias add goes first
     Pass("fold_scale", fold_scale),
     Pass("fuse_bias", fuse_bias),

@@ -161,3 +161,22 @@ def test_add_after_batchnorm_folds_into_its_shift(tmp_path):
              ("v", RNG.uniform(0.5, 2, 3))]
     after = check(tmp_path, fuse_bias, nodes, inits, ["N", 3, 6, 6], "add_const")
     assert ops(after) == ["input", "batchnorm", "output"]
+
+
+@pytest.mark.parametrize("opset", [9, 13])
+def test_merge_pad_into_conv(tmp_path, opset):
+    from compiler.passes.merge_pad import merge_pad
+
+    c, inits = conv("c1", "p", "y")
+    if opset < 11:
+        pad = helper.make_node("Pad", ["x"], ["p"], name="pad", pads=[0, 0, 1, 2, 0, 0, 0, 1])
+    else:
+        pad = helper.make_node("Pad", ["x", "pp"], ["p"], name="pad")
+    pads = helper.make_node("Constant", [], ["pp"], value=helper.make_tensor("v", 7, [8], [0, 0, 1, 2, 0, 0, 0, 1]))
+    p = save_model(tmp_path / "m.onnx", [pads, pad, c], [X], [("y", ["N", 4, 7, 9])], inits, opset=opset)
+    ir, _ = load_model(p)
+    after = merge_pad(ir, CompileOptions(), PDK)
+    verify_ir(after)
+    assert "pad" in ops(ir) and ops(after) == ["input", "conv", "output"]
+    feeds = {"x": RNG.normal(size=(2, 3, 6, 6))}
+    np.testing.assert_allclose(ir_run_onnx_layout(after, feeds)[0], ort_run(p, feeds)[0], rtol=1e-4, atol=1e-4)

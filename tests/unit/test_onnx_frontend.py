@@ -164,3 +164,14 @@ def test_host_softmax_at_axis_1_opset_9(tmp_path):
     ir = compare_with_ort(p, {"x": RNG.normal(size=(2, 3, 4, 4))})
     (h,) = [n for n in ir.g.nodes if ir.g.nodes[n]["op"] == "host"]
     assert ir.g.nodes[h]["attrs"]["op_type"] == "Softmax"
+
+
+def test_per_token_matmul_on_three_d_input(tmp_path):
+    # [N, T, D] @ [D, M] + b: one crossbar read per token
+    nodes = [helper.make_node("MatMul", ["x", "W"], ["h"], name="proj"),
+             helper.make_node("Add", ["h", "b"], ["y"], name="bias")]
+    p = save_model(tmp_path / "m.onnx", nodes, [("x", ["N", 5, 6])], [("y", ["N", 5, 4])],
+                   [("W", RNG.normal(size=(6, 4))), ("b", RNG.normal(size=4))])
+    ir = compare_with_ort(p, {"x": RNG.normal(size=(3, 5, 6))})
+    (d,) = [n for n in ir.g.nodes if ir.g.nodes[n]["op"] == "dense"]
+    assert ir.g.nodes[d]["shape"] == (5, 4)
