@@ -139,7 +139,41 @@ def build_parser() -> argparse.ArgumentParser:
                    help="images [N, *input shape] (or flattened [N, size]) as model inputs (floats)")
     s.add_argument("--labels", metavar="Y.npy", help="labels [N] to report accuracy")
     s.add_argument("--limit", type=_number(positive=True), help="use only the first N images")
+    r = sub.add_parser("run", help="run the compiled network on inputs: chip segments and host segments",
+                       description="Run the whole compiled network of OUT on INPUTS: the chip segments as the "
+                       "chosen engine computes their crossbar reads (with the integer datapath where one was "
+                       "generated, bit-exact with the RTL), the host segments (OUT/host/*.onnx) in onnxruntime. "
+                       "Reports top-1 agreement and output SNR against the float model in onnxruntime. "
+                       "Exit 0 on success, 2 on bad input.")
+    r.add_argument("out", help="output folder of 'amsc compile'")
+    r.add_argument("--inputs", required=True, metavar="X.npy",
+                   help="model inputs [N, *input shape] (or flattened [N, size]) as floats")
+    r.add_argument("--engine", choices=("ideal", "mna", "ngspice"), default="ideal",
+                   help="crossbar reads: ideal conductance arithmetic (default), mna (sparse solve of each "
+                   "tile's netlist) or ngspice (the tile testbenches in ngspice)")
+    r.add_argument("-o", "--output", metavar="Y.npy", help="write the outputs here (float32 .npy; .npz if the "
+                   "model has several outputs)")
+    r.add_argument("--limit", type=_number(positive=True), help="use only the first N inputs")
     return p
+
+
+def _cmd_run(args) -> int:
+    from .eval.run import run_design
+
+    rep = run_design(args.out, args.inputs, args.engine, args.output, args.limit)
+    print(f"amsc: run {args.out}: {rep['samples']} input(s), engine {rep['engine']}, chip model: "
+          f"{rep['chip_model']}", file=sys.stderr)
+    print(f"  segments: {' -> '.join(rep['segments'])}; float reference: {rep['float_reference']}", file=sys.stderr)
+    for k, o in enumerate(rep["outputs"]):
+        parts = [f"output {k} {o['shape']}"]
+        if "snr_db" in o:
+            parts.append(f"SNR {o['snr_db']:.1f} dB against float")
+        if "top1_agreement" in o:
+            parts.append(f"top-1 agreement {100 * o['top1_agreement']:.1f} %")
+        print("  " + ", ".join(parts), file=sys.stderr)
+    if "written" in rep:
+        print(f"  outputs -> {rep['written']}", file=sys.stderr)
+    return 0
 
 
 def _cmd_compile(args) -> int:
@@ -248,7 +282,7 @@ def _cmd_rtl_sim(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return {"compile": _cmd_compile, "verify": _cmd_verify, "rtl-sim": _cmd_rtl_sim}[args.cmd](args)
+        return {"compile": _cmd_compile, "verify": _cmd_verify, "rtl-sim": _cmd_rtl_sim, "run": _cmd_run}[args.cmd](args)
     except AmscError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code

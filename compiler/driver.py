@@ -75,6 +75,10 @@ def calibration_inputs(ir: IR, options: CompileOptions, model: Path) -> tuple[np
     return rng.uniform(lo, hi, size=(64, *shape)), "uniform random (64 samples)"
 
 
+def param_file(node: str, key: str) -> str:
+    return f"params/{node}__{key}.npy"
+
+
 def partition_manifest(ir: IR) -> dict:
     """Where every node runs (crossbar | digital | host) and the segments in execution order."""
     part = ir.g.graph["partition"]
@@ -93,7 +97,7 @@ def partition_manifest(ir: IR) -> dict:
 
 
 def build_plan(ir: IR, pdk: Pdk, options: CompileOptions, source_name: str, source_sha: str,
-               calib: tuple[np.ndarray, str]):
+               calib: tuple[np.ndarray, str], source_data: bytes | None = None):
     env = environment(pdk)
     plan = OutputPlan()
     spice = emit_spice(ir, pdk, env, source_sha, options.corner)
@@ -124,6 +128,15 @@ def build_plan(ir: IR, pdk: Pdk, options: CompileOptions, source_name: str, sour
             model, _ = segment_model(ir, seg)
             plan.add(seg["file"], model.SerializeToString(deterministic=True))
     plan.add("ir.json", ir_to_json(ir))
+    if source_data is not None:
+        plan.add(f"source/{source_name}", source_data)
+    # the parameters of the digital nodes (tiles and accumulators have theirs under tiles/ and
+    # layers/): with ir.json they make the compiled design runnable on its own ('amsc run')
+    for n in ir.topo():
+        d = ir.g.nodes[n]
+        if d["op"] not in ("xbar_tile", "accum"):
+            for key, arr in sorted(d["params"].items()):
+                plan.add(param_file(n, key), npy_bytes(arr))
     plan.add("placement.json", placement_json(ir))
     plan.add("placement.png", placement_png(ir))
     tiles = []
@@ -163,7 +176,8 @@ def build_plan(ir: IR, pdk: Pdk, options: CompileOptions, source_name: str, sour
     manifest = {
         "amsc_version": __version__,
         "design": ir.name,
-        "source": {"name": source_name, "sha256": source_sha},
+        "source": {"name": source_name, "sha256": source_sha,
+                   **({"file": f"source/{source_name}"} if source_data is not None else {})},
         "options": options.to_json(),
         "pdk": pdk_summary(pdk),
         "files": [{"path": k, "sha256": v} for k, v in plan.digests().items()],
@@ -192,6 +206,8 @@ def compile_model(model: str | Path, out: str | Path, options: CompileOptions,
                                 "there is nothing to put on the chip" + (f"; host-only operators: {', '.join(host)}"
                                                                          if host else ""))
     calib = calibration_inputs(ir, options, Path(model))
-    plan, manifest = build_plan(lowered, pdk, options, Path(model).name, sha256(data), calib)
+    # an ONNX source travels with the design: 'amsc run' compares the chip with it in onnxruntime
+    onnx_source = data if Path(model).suffix.lower() not in (".yaml", ".yml") else None
+    plan, manifest = build_plan(lowered, pdk, options, Path(model).name, sha256(data), calib, onnx_source)
     write_plan(plan, manifest, out)
     return manifest

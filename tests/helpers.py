@@ -49,6 +49,21 @@ def ir_run_onnx_layout(ir, feeds: dict) -> list[np.ndarray]:
     return res
 
 
+def assert_clean_error(r, *needles, out=None):
+    """A CLI run that failed cleanly: exit 2, one line 'error: ...' holding every needle, no
+    traceback; with ``out``, no output folder and no temporary sibling left behind."""
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith("error: "), lines[0]
+    assert "Traceback" not in r.stderr
+    for n in needles:
+        assert str(n) in lines[0], (n, lines[0])
+    if out is not None:
+        assert not out.exists()
+        assert not [p for p in out.parent.iterdir() if p.name.startswith(f".{out.name}.")], "temp dir left behind"
+
+
 def compare_with_ort(path: Path, feeds: dict, rtol=1e-5, atol=1e-5):
     ir, _ = load_model(path)
     want = ort_run(path, feeds)
@@ -96,3 +111,45 @@ def mobilenet_style(path: Path, seed: int = 0) -> Path:
         helper.make_node("Gemm", ["f", "w_fc", "b_fc"], ["y"], name="fc", transB=1),
     ]
     return save_model(path, nodes, [("x", ["N", 3, 16, 16])], [("y", ["N", 10])], inits)
+
+
+def mixer_block(path: Path, seed: int = 0, tokens: int = 8, dim: int = 16, classes: int = 5) -> Path:
+    """A transformer/mixer-style block built with onnx.helper (opset 17): LayerNormalization,
+    per-token Q/K/V projections (3-D MatMul), Transpose, runtime x runtime MatMul for the attention
+    scores and their Softmax, a residual add, an MLP with GELU written as Erf, ReduceMean over the
+    tokens and a Gemm classifier. Input [N, tokens, dim] (signed); output [N, classes]."""
+    rng = np.random.default_rng(seed)
+
+    def w(*s):
+        return rng.normal(size=s) / np.sqrt(s[0])
+
+    scalar = [("inv_sqrt_d", np.array(1.0 / np.sqrt(dim))), ("sqrt2", np.array(np.sqrt(2.0))),
+              ("one", np.array(1.0)), ("half", np.array(0.5))]
+    inits = [("ln1_s", rng.uniform(0.5, 1.5, dim)), ("ln1_b", rng.normal(size=dim) * 0.1),
+             ("ln2_s", rng.uniform(0.5, 1.5, dim)), ("ln2_b", rng.normal(size=dim) * 0.1),
+             ("Wq", w(dim, dim)), ("Wk", w(dim, dim)), ("Wv", w(dim, dim)), ("Wo", w(dim, dim)),
+             ("bo", rng.normal(size=dim) * 0.1), ("W1", w(dim, 2 * dim)), ("b1", rng.normal(size=2 * dim) * 0.1),
+             ("W2", w(2 * dim, dim)), ("b2", rng.normal(size=dim) * 0.1), ("Wc", w(classes, dim)),
+             ("bc", rng.normal(size=classes) * 0.1), *scalar]
+    mk = helper.make_node
+    nodes = [
+        mk("LayerNormalization", ["x", "ln1_s", "ln1_b"], ["h"], name="ln1", axis=-1),
+        mk("MatMul", ["h", "Wq"], ["q"], name="q_proj"), mk("MatMul", ["h", "Wk"], ["k"], name="k_proj"),
+        mk("MatMul", ["h", "Wv"], ["v"], name="v_proj"),
+        mk("Transpose", ["k"], ["kt"], name="k_t", perm=[0, 2, 1]),
+        mk("MatMul", ["q", "kt"], ["s"], name="scores"),
+        mk("Mul", ["s", "inv_sqrt_d"], ["s2"], name="scale"),
+        mk("Softmax", ["s2"], ["a"], name="attn", axis=-1),
+        mk("MatMul", ["a", "v"], ["o"], name="mix"),
+        mk("MatMul", ["o", "Wo"], ["o1"], name="o_proj"), mk("Add", ["o1", "bo"], ["o2"], name="o_bias"),
+        mk("Add", ["x", "o2"], ["r"], name="residual"),
+        mk("LayerNormalization", ["r", "ln2_s", "ln2_b"], ["h2"], name="ln2", axis=-1),
+        mk("MatMul", ["h2", "W1"], ["m1"], name="fc1"), mk("Add", ["m1", "b1"], ["m2"], name="fc1_bias"),
+        mk("Div", ["m2", "sqrt2"], ["g1"], name="gelu_div"), mk("Erf", ["g1"], ["g2"], name="gelu_erf"),
+        mk("Add", ["g2", "one"], ["g3"], name="gelu_add"), mk("Mul", ["m2", "g3"], ["g4"], name="gelu_mul"),
+        mk("Mul", ["g4", "half"], ["g5"], name="gelu_half"),
+        mk("MatMul", ["g5", "W2"], ["f1"], name="fc2"), mk("Add", ["f1", "b2"], ["f2"], name="fc2_bias"),
+        mk("ReduceMean", ["f2"], ["pool"], name="token_mean", axes=[1], keepdims=0),
+        mk("Gemm", ["pool", "Wc", "bc"], ["y"], name="head", transB=1),
+    ]
+    return save_model(path, nodes, [("x", ["N", tokens, dim])], [("y", ["N", classes])], inits, opset=17)

@@ -299,8 +299,13 @@ def _patches(x: np.ndarray, shape, geo) -> np.ndarray:
                           geo["dilation"])).astype(np.int64)
 
 
-def run_program(prog: dict, codes: np.ndarray) -> np.ndarray:
-    """The bit-exact model: input codes [N, *shape] -> signed output integers [N, outputs]."""
+def run_program(prog: dict, codes: np.ndarray, tile_fn=None) -> np.ndarray:
+    """The bit-exact model: input codes [N, *shape] -> signed output integers [N, outputs].
+
+    ``tile_fn(tile, x)``, if given, replaces a tile's integer level sum ``D = x @ (lpos - lneg)``
+    (``x``: DAC codes [vectors, rows]) by an analog one, for example ``D`` measured from a circuit
+    simulation's column currents. The ADC then rounds ``D * KQ / 2^SK`` to the nearest code, which
+    for an integer ``D`` is exactly the integer rule below."""
     ba, bd = prog["adc_bits"], prog["dac_bits"]
     mem = {"in": codes.reshape(codes.shape[0], -1).astype(np.int64)}
     n = codes.shape[0]
@@ -331,8 +336,13 @@ def run_program(prog: dict, codes: np.ndarray) -> np.ndarray:
         x = _patches(src, st["src"]["shape"], st["conv"]) if st["conv"] else src[:, None, :]
         acc = np.zeros((n, x.shape[1], st["cols"]), dtype=np.int64)
         for t in st["tiles"]:
-            D = x[:, :, t["row0"]:t["row1"]] @ (t["lpos"] - t["lneg"])  # the level difference of each pair
-            code = (D * st["kq"] + (1 << st["sk"] >> 1)) >> st["sk"]
+            xt = x[:, :, t["row0"]:t["row1"]]
+            if tile_fn is None:
+                D = xt @ (t["lpos"] - t["lneg"])  # the level difference of each pair
+                code = (D * st["kq"] + (1 << st["sk"] >> 1)) >> st["sk"]
+            else:
+                D = tile_fn(t["name"], xt.reshape(-1, xt.shape[-1])).reshape(xt.shape[:2] + (-1,))
+                code = np.floor(D * (st["kq"] / 2.0 ** st["sk"]) + 0.5).astype(np.int64)
             acc[:, :, t["col0"]:t["col1"]] += np.clip(code, -(2 ** (ba - 1)), 2 ** (ba - 1) - 1)
         y = apply_activation_unit((acc * st["mq"] + st["bq"]) >> st["s"], st["act"])
         mem[st["dst"]["name"]] = y.transpose(0, 2, 1).reshape(n, -1)  # (C_out, positions) order

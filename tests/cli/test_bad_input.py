@@ -7,20 +7,9 @@ import pytest
 from onnx import helper
 
 from conftest import MLP, amsc
-from helpers import save_model
+from helpers import assert_clean_error, save_model
 
 
-def assert_clean_error(r, *needles, out=None):
-    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1, r.stderr
-    assert lines[0].startswith("error: "), lines[0]
-    assert "Traceback" not in r.stderr
-    for n in needles:
-        assert str(n) in lines[0], (n, lines[0])
-    if out is not None:
-        assert not out.exists()
-        assert not [p for p in out.parent.iterdir() if p.name.startswith(f".{out.name}.")], "temp dir left behind"
 
 
 def compile_err(tmp_path, model, *extra):

@@ -1,0 +1,287 @@
+"""amsc run: the whole compiled network on inputs, chip segments and host segments together.
+
+The design is read back from its output folder alone: ``ir.json`` gives the lowered graph, the
+arrays come from ``tiles/``, ``layers/`` and ``params/`` (each checked against the sha256 that
+``ir.json`` records), host segments from ``host/<segment>.onnx`` (run by onnxruntime), and the
+chip's integer program from ``rtl/program.json`` when the datapath was generated.
+
+Chip model, by what the design has:
+- **Integer datapath** (``rtl_datapath.generated``): the chip is ``qmodel.run_program``, the numpy
+  model that the RTL matches bit for bit; the host tail (e.g. a softmax) runs in onnxruntime.
+- **No integer datapath** (for example a host segment between chip segments): the segments run
+  in order; chip segments compute in floating point with the quantized conductances (the IR
+  interpreter), host segments run their ONNX files in onnxruntime.
+
+Engines for the crossbar reads: ``ideal`` (the conductance arithmetic), ``mna`` (a sparse solve of
+every tile's emitted netlist) and ``ngspice`` (the same testbench decks in ngspice). A circuit engine
+drives the tile's word lines with the DAC voltages of its inputs and reads the TIA outputs; the
+integer datapath then converts the currents with its ADC rule.
+
+The float reference is the source model in onnxruntime (``source/<model>.onnx``, copied into the
+design at compile time). The report gives top-1 agreement (for a class-vector output) and the
+output SNR in dB, ``10 log10(sum ref^2 / sum (out - ref)^2)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+from ..frontend.common import load_samples
+from ..ir import IR
+from ..ir.interp import eval_node
+
+ENGINES = ("ideal", "mna", "ngspice")
+#: vectors per circuit simulation call (one DC sweep point each)
+CHUNK = 256
+
+
+def _param_path(out: Path, n: str, op: str, key: str) -> Path:
+    if op == "xbar_tile":
+        return out / "tiles" / f"{n}_{key}.npy"
+    if op == "accum":
+        return out / "layers" / f"{n}_{'bias' if key == 'b' else key}.npy"
+    return out / "params" / f"{n}__{key}.npy"
+
+
+def load_ir(out: Path) -> IR:
+    """The lowered IR of a compiled design, with every array checked against ir.json's digest."""
+    path = out / "ir.json"
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise InputError(path, f"unreadable: {e}") from None
+    ir = IR(doc["name"], source=str(out))
+    ir.g.graph.update(doc.get("graph", {}))
+    for nd in doc["nodes"]:
+        params = {}
+        for key, dig in nd["params"].items():
+            p = _param_path(out, nd["name"], nd["op"], key)
+            try:
+                a = np.load(p, allow_pickle=False)
+            except (OSError, ValueError) as e:
+                raise InputError(p, f"cannot read the array of node '{nd['name']}': {e}") from None
+            if hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest() != dig["sha256"]:
+                raise InputError(p, f"array differs from the digest in ir.json (node '{nd['name']}')")
+            params[key] = a
+        ir.add(nd["name"], nd["op"], nd["shape"], inputs=nd["inputs"], attrs=nd["attrs"], params=params,
+               origin=nd["origin"])
+    return ir
+
+
+def _session(path: Path):
+    from ..ir.host import _session as cached
+
+    try:
+        return cached(path.read_bytes())
+    except Exception as e:  # noqa: BLE001 - onnxruntime raises its own exception types
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise InputError(path, f"onnxruntime cannot load this host segment: {first}") from None
+
+
+def _batch_axes(sess) -> dict[str, int]:
+    """Where each input/output of a host segment file has its symbolic batch dimension."""
+    axes = {}
+    for v in list(sess.get_inputs()) + list(sess.get_outputs()):
+        sym = [k for k, d in enumerate(v.shape) if not isinstance(d, int)]
+        axes[v.name] = sym[0] if sym else 0
+    return axes
+
+
+def run_host_segment(out: Path, seg: dict, vals: dict) -> None:
+    """Run one host segment file in onnxruntime; its outputs go into ``vals`` (batch first)."""
+    sess = _session(out / seg["file"])
+    axes = _batch_axes(sess)
+    feeds = {v: np.ascontiguousarray(np.moveaxis(vals[v], 0, axes[v]), dtype=np.float32) for v in seg["inputs"]}
+    try:
+        got = sess.run(seg["outputs"], feeds)
+    except Exception as e:  # noqa: BLE001
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise InputError(out / seg["file"], f"onnxruntime failed on this host segment: {first}") from None
+    for name, y in zip(seg["outputs"], got):
+        vals[name] = np.moveaxis(np.asarray(y, dtype=np.float64), axes[name], 0)
+
+
+class CircuitTiles:
+    """Column currents of tiles from their emitted netlists (engine ``mna`` or ``ngspice``)."""
+
+    def __init__(self, out: Path, manifest: dict, engine_name: str):
+        from ..verify.run import engine
+
+        self.out, self.eng = out, engine(engine_name)
+        self.tiles = {t["name"]: t for t in manifest["tiles"]}
+        self.decks: dict[str, str] = {}
+
+    def currents(self, name: str, volts: np.ndarray) -> np.ndarray:
+        t = self.tiles[name]
+        if name not in self.decks:
+            self.decks[name] = (self.out / t["testbench"]).read_text()
+        rows, cols = t["rows"][1] - t["rows"][0], t["cols"][1] - t["cols"][0]
+        res = []
+        for lo in range(0, volts.shape[0], CHUNK):
+            v = self.eng.sweep(self.decks[name], t["testbench"], [f"VIN_{i}" for i in range(rows)],
+                               volts[lo:lo + CHUNK], [f"out_{j}" for j in range(cols)])
+            res.append(-np.asarray(v) / t["tia"]["transimpedance_ohm"])   # TIA: out = -Z * I
+        return np.concatenate(res) if res else np.zeros((0, cols))
+
+
+class Design:
+    def __init__(self, out: str | Path):
+        from ..verify.run import load_compiled
+
+        self.out = Path(out)
+        self.manifest = load_compiled(self.out)
+        if "partition" not in self.manifest:
+            raise InputError(self.out / "manifest.json", "has no partition; recompile with this amsc version")
+        self.ir = load_ir(self.out)
+        self.segments = self.ir.g.graph["partition"]["segments"]
+        self.prog = None
+        if self.manifest["rtl_datapath"]["generated"]:
+            from ..backend.qmodel import load_program
+
+            self.prog = load_program((self.out / "rtl" / "program.json").read_text())
+        (self.input,) = self.ir.nodes_of("input")
+        self.outputs = self.ir.nodes_of("output")
+
+    @property
+    def input_shape(self) -> tuple:
+        return tuple(self.ir.g.nodes[self.input]["shape"])
+
+    def load_inputs(self, path) -> np.ndarray:
+        return load_samples(path, self.input_shape, "inputs", flat_ok=True)
+
+    def chip_model(self) -> str:
+        if self.prog is not None:
+            return "integer datapath (rtl/program.json, bit-exact with the RTL)"
+        return ("floating point with the quantized conductances (no integer datapath: "
+                f"{self.manifest['rtl_datapath']['reason']})")
+
+    def run(self, x: np.ndarray, engine: str = "ideal") -> list[np.ndarray]:
+        """Batch-first outputs of the compiled network on batch-first inputs ``x``."""
+        if engine not in ENGINES:
+            raise InputError("--engine", f"unknown engine '{engine}'; expected one of {', '.join(ENGINES)}")
+        circuit = CircuitTiles(self.out, self.manifest, engine) if engine != "ideal" else None
+        if self.prog is not None:
+            return self._run_program(x, circuit)
+        return self._run_segments(x, circuit)
+
+    def _run_program(self, x, circuit) -> list[np.ndarray]:
+        from ..backend.qmodel import input_codes, run_program
+
+        prog = self.prog
+        tile_fn = None
+        if circuit is not None:
+            pdk = self.manifest["pdk"]
+            dmax = 2 ** prog["dac_bits"] - 1
+            g_step = (pdk["g_max"] - pdk["g_min"]) / (pdk["levels"] - 1)
+            unit = pdk["v_read"] * g_step / dmax          # column current of one level step at one code
+
+            def tile_fn(name, codes):
+                return circuit.currents(name, codes * (pdk["v_read"] / dmax)) / unit
+
+        q = run_program(prog, input_codes(prog, x), tile_fn)
+        tail = prog.get("host_tail", [])
+        chip_out = self.ir.inputs(tail[0] if tail else self.outputs[0])[0]
+        vals = {chip_out: (q * prog["output_scale"]).reshape((x.shape[0],) + self.ir.g.nodes[chip_out]["shape"])}
+        for seg in self.segments:
+            if seg["kind"] == "host" and all(v in vals for v in seg["inputs"]):
+                run_host_segment(self.out, seg, vals)
+        return [vals[self.ir.inputs(o)[0]] for o in self.outputs]
+
+    def _run_segments(self, x, circuit) -> list[np.ndarray]:
+        ir = self.ir
+        vals = {self.input: np.asarray(x, dtype=np.float64)}
+        tile_fn = None
+        if circuit is not None:
+            v_read = self.manifest["pdk"]["v_read"]
+
+            def tile_fn(name, xs):
+                # the activations as word-line voltages: full scale of this read -> V_read
+                flat = xs.reshape(-1, xs.shape[-1])
+                m = float(np.max(np.abs(flat))) or 1.0
+                i = circuit.currents(name, flat * (v_read / m))
+                return (i * (m / v_read)).reshape(xs.shape[:-1] + (-1,))
+
+        for seg in self.segments:
+            if seg["kind"] == "host":
+                run_host_segment(self.out, seg, vals)
+                continue
+            for n in seg["nodes"]:
+                vals[n] = eval_node(ir, n, [vals[i] for i in ir.inputs(n)], tile_fn)
+            for v in list(vals):            # free what no later node reads
+                if v != self.input and all(c in vals for c in ir.consumers(v)):
+                    del vals[v]
+        return [vals[ir.inputs(o)[0]] for o in self.outputs]
+
+    def float_reference(self, x: np.ndarray) -> list[np.ndarray] | None:
+        """The source model's outputs in onnxruntime (batch first), or None for a YAML source."""
+        src = self.manifest["source"].get("file")
+        if src is None:
+            return None
+        sess = _session(self.out / src)
+        name = self.ir.g.nodes[self.input]["origin"]
+        axis = self.ir.g.nodes[self.input]["attrs"]["batch_axis"]
+        feed = np.asarray(x, np.float32) if axis is not None else np.asarray(x, np.float32)[0]
+        if axis not in (None, 0):
+            feed = np.moveaxis(feed, 0, axis)
+        got = sess.run(None, {name: feed})
+        res = []
+        for o, y in zip(self.outputs, got):
+            ax = self.ir.g.nodes[o]["attrs"]["batch_axis"]
+            res.append(np.asarray(y, np.float64)[None] if ax is None else np.moveaxis(np.asarray(y, np.float64), ax, 0))
+        return res
+
+
+def agreement(out: np.ndarray, ref: np.ndarray) -> dict:
+    """Top-1 agreement (for [N, classes] outputs) and SNR in dB of ``out`` against ``ref``."""
+    out, ref = np.asarray(out, float), np.asarray(ref, float)
+    noise = float(np.sum((out - ref) ** 2))
+    signal = float(np.sum(ref ** 2))
+    rep = {"snr_db": float("inf") if noise == 0 else (10 * np.log10(signal / noise) if signal > 0 else float("-inf")),
+           "max_abs_err": float(np.max(np.abs(out - ref))) if out.size else 0.0}
+    flat_o, flat_r = out.reshape(out.shape[0], -1), ref.reshape(ref.shape[0], -1)
+    if flat_r.shape[1] > 1:
+        rep["top1_agreement"] = float(np.mean(flat_o.argmax(1) == flat_r.argmax(1)))
+    return rep
+
+
+def run_design(out: str | Path, inputs: str | Path, engine: str = "ideal", dest: str | Path | None = None,
+               limit: int | None = None) -> dict:
+    """``amsc run``: outputs of the compiled network (written to ``dest`` as .npy) and a report."""
+    import time
+
+    t0 = time.perf_counter()
+    design = Design(out)
+    x = design.load_inputs(inputs)
+    if limit is not None:
+        x = x[:limit]
+    ys = design.run(x, engine)
+    ref = design.float_reference(x)
+    report = {"design": design.manifest["design"], "engine": engine, "chip_model": design.chip_model(),
+              "samples": int(x.shape[0]), "segments": [s["name"] + ":" + s["kind"] for s in design.segments],
+              "outputs": []}
+    for k, y in enumerate(ys):
+        entry = {"shape": list(y.shape[1:])}
+        if ref is not None:
+            entry.update(agreement(y, ref[k]))
+        report["outputs"].append(entry)
+    if ref is None:
+        report["float_reference"] = "none (the design holds no ONNX source: a YAML graph, or compiled by an older amsc)"
+    else:
+        report["float_reference"] = f"onnxruntime on {design.manifest['source']['file']}"
+    if dest is not None:
+        dest = Path(dest)
+        try:
+            if len(ys) == 1:
+                np.save(dest, ys[0].astype(np.float32), allow_pickle=False)
+            else:
+                np.savez(dest, *[y.astype(np.float32) for y in ys])
+        except OSError as e:
+            raise InputError(dest, f"cannot write outputs: {e.strerror}") from None
+        report["written"] = str(dest)
+    report["seconds"] = time.perf_counter() - t0
+    return report
