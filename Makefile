@@ -32,15 +32,19 @@ demo: setup ## compile designs/mlp_digits (ONNX) and verify every tile in ngspic
 	cd $(BUILD)/mlp_digits/rtl && verilator --lint-only -Wall --top-module mlp_digits_top $$(cat files.f)
 	@echo "demo: RTL lint clean; results in $(BUILD)/mlp_digits (verify.json, spice/, rtl/)"
 
+# A design's optional compile.args holds its extra compile options; its testset names the held-out
+# set (designs/digits_testset.py) its model reads (default: x, pixels in [0, 1]).
 netlists: setup ## compile every design under designs/ into build/<design>
-	@set -e; for d in $(DESIGNS); do $(AMSC) compile designs/$$d/model.onnx -o $(BUILD)/$$d; done
+	@set -e; for d in $(DESIGNS); do $(AMSC) compile designs/$$d/model.onnx -o $(BUILD)/$$d \
+		$$(cat designs/$$d/compile.args 2>/dev/null); done
 
 verify: netlists ## verify every compiled design in ngspice
 	@set -e; for d in $(DESIGNS); do $(AMSC) verify $(BUILD)/$$d --jobs $(JOBS); done
 
 rtl-sim: netlists ## stream held-out digits through each design's chip RTL (iverilog), bit-exact vs numpy
 	$(VPY) designs/digits_testset.py $(BUILD)/digits
-	@set -e; for d in $(DESIGNS); do $(AMSC) rtl-sim $(BUILD)/$$d --inputs $(BUILD)/digits/x.npy \
+	@set -e; for d in $(DESIGNS); do $(AMSC) rtl-sim $(BUILD)/$$d \
+		--inputs $(BUILD)/digits/$$(cat designs/$$d/testset 2>/dev/null || echo x).npy \
 		--labels $(BUILD)/digits/y.npy --limit $(RTL_IMAGES); done
 
 test: setup ## run the whole test suite (simulation tests run ngspice, verilator, iverilog)

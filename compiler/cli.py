@@ -9,7 +9,7 @@ import re
 import sys
 
 from . import __version__
-from .errors import AmscError
+from .errors import AmscError, InputError
 
 _TILE = re.compile(r"^\s*(\d+)\s*(?:[xX]\s*(\d+))?\s*$")
 
@@ -28,9 +28,11 @@ class _ListOps(argparse.Action):
         from .frontend.onnx import SUPPORTED_OPS
         from .frontend.yaml import YAML_OPS
 
-        print("ONNX operators (default domain):")
+        print("ONNX operators with a chip lowering (default domain):")
         for op in SUPPORTED_OPS:
             print(f"  {op}")
+        print("Any other ONNX operator (or an unsupported form of one above) runs on the host, in onnxruntime,\n"
+              "as part of a host segment (OUT/host/*.onnx); a model is refused only if nothing maps to a crossbar.")
         print("YAML graph ops (docs/yaml-graph.md):")
         for op in YAML_OPS:
             print(f"  {op}")
@@ -97,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--calibration", metavar="FILE.npy",
                    help="inputs [N, *input shape] that set the datapath's activation ranges (default: calib.npy "
                    "next to the model, else 64 uniform samples of the input range)")
+    c.add_argument("--input-range", type=_number(float), nargs=2, metavar=("LO", "HI"), default=(0.0, 1.0),
+                   help="range of the model's input values, mapped onto the first layer's DACs (default 0 1); a "
+                   "negative LO (a normalized input) needs bipolar DACs, as the generic PDK has")
     c.add_argument("--corner", default="tt", metavar="CORNER",
                    help="process corner of a device-level PDK's models: tt (default), ss, ff, sf, fs")
     c.add_argument("--seed", type=_number(lo=0), default=0,
@@ -182,10 +187,13 @@ def _cmd_compile(args) -> int:
     from .options import CompileOptions
 
     rows, cols = args.tile if args.tile else (None, None)
+    if not args.input_range[0] < args.input_range[1]:
+        raise InputError("--input-range", f"LO {args.input_range[0]:g} must be below HI {args.input_range[1]:g}")
     opts = CompileOptions(pdk=args.pdk, tile_rows=rows, tile_cols=cols, seed=args.seed, parasitics=args.parasitics,
                           weight_scale=args.weight_scale, weight_bits=args.weight_bits, adc_bits=args.adc_bits,
                           dac_bits=args.dac_bits, corner=args.corner, calibration=args.calibration,
-                          max_tiles=args.max_tiles, dump_ir_after=args.dump_ir_after)
+                          max_tiles=args.max_tiles, dump_ir_after=args.dump_ir_after,
+                          input_range=tuple(args.input_range))
 
     def dump(name, ir):
         sys.stdout.write(ir_to_json(ir))

@@ -108,7 +108,10 @@ def build_plan(ir: IR, pdk: Pdk, options: CompileOptions, source_name: str, sour
         prog, datapath = None, {"generated": False, "reason": str(e)}
     for rel, text in sorted({**spice, **emit_verilog(ir, pdk, env, source_sha, prog)}.items()):
         plan.add(rel, text)
+    bipolar = set()
     if prog is not None:
+        bipolar = {t["name"] for st in prog["steps"] if st["kind"] == "layer" and st["src"]["signed"]
+                   for t in st["tiles"]}
         plan.add("rtl/program.json", program_json(prog))
         order = chain_order(ir)
         datapath["scan_order"] = order
@@ -156,6 +159,8 @@ def build_plan(ir: IR, pdk: Pdk, options: CompileOptions, source_name: str, sour
             "adc_lsb_a": 2.0 * a["adc_full_scale_a"] / 2 ** pdk.adc_bits, "rf_ohm": a["rf_ohm"],
             "v_read": pdk.v_read, "dac_bits": pdk.dac_bits, "adc_bits": pdk.adc_bits,
             "parasitics": a["parasitics"], "cell": cell, **({"blocks": a["blocks"]} if "blocks" in a else {}),
+            # bipolar: the tile's word lines are driven to either sign (its layer reads signed codes)
+            "bipolar": t in bipolar,
             "tia": {**pdk.tia, "transimpedance_ohm": tia_context(a["rf_ohm"], pdk)["transimpedance"]},
         })
     layers = []

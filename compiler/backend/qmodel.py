@@ -4,10 +4,14 @@ The lowered IR is turned into a list of steps over integer feature maps, with ev
 RTL needs. ``run_program`` is the numpy model of the quantized network; the Verilog datapath is
 generated from the same program and must match it exactly.
 
-Arithmetic (Bd = DAC bits, Ba = ADC bits):
-- Feature maps feeding crossbars hold unsigned DAC codes 0..2^Bd-1; a code c stands for c * s,
-  with a scale s per map (the input's from --input-range, the others calibrated as the largest
-  activation seen on the calibration inputs over 2^Bd - 1).
+Arithmetic (Bd = DAC bits, Ba = ADC bits, Dmax = 2^Bd - 1):
+- Feature maps feeding crossbars hold DAC codes; a code c stands for c * s, with a scale s per map
+  (the input's from --input-range, the others calibrated as the largest activation magnitude seen
+  on the calibration inputs over Dmax). A map of non-negative values holds unsigned codes
+  0..Dmax (Bd bits); a *signed* map (a normalized input, LeakyReLU, tanh, no activation, a
+  residual stream) holds codes -Dmax..Dmax (Bd + 1 bits, two's complement). Signed maps need a PDK
+  with bipolar DACs (``dac.bipolar``): the word line of code c is driven to c * V_read / Dmax of
+  either sign, and a linear 1R crossbar gives I = V G for both signs in one read.
 - A tile computes D_j = sum_i code_i * (lpos_ij - lneg_ij), the integer behind its column current
   I_j = D_j * V_read * G_step / (2^Bd - 1), and its ADC returns
   clamp((D_j * KQ + 2^(SK-1)) >>> SK, -2^(Ba-1), 2^(Ba-1) - 1), with KQ / 2^SK = I per D over the
@@ -50,32 +54,52 @@ LUT_RANGE = 8.0    # ... spanning [-8, 8), where both functions are within 3.4e-
 LEAK_SHIFT = 16
 
 
-def activation_unit(act: dict, final: bool, z: np.ndarray, dmax: int, where: str) -> dict:
+def feature_map(name: str, shape, scale: float, signed: bool, bd: int, final: bool = False) -> dict:
+    """A feature-map memory: codes of ``bd`` bits, ``bd + 1`` if signed, OUT_BITS for the output."""
+    m = {"name": name, "shape": list(shape), "scale": float(scale), "signed": bool(signed or final),
+         "bits": OUT_BITS if final else bd + 1 if signed else bd}
+    if final:
+        m["final"] = True
+    return m
+
+
+def _need_bipolar(pdk, where: str) -> None:
+    if not pdk.dac_bipolar:
+        raise RtlUnsupported(f"{where} can be negative and feeds the chip on, but PDK '{pdk.name}' drives word lines "
+                             "with unipolar DACs (dac.bipolar: false); compile with a PDK whose DACs are bipolar "
+                             "(generic), or make it non-negative (ReLU, Sigmoid, Clip with min >= 0)")
+
+
+def activation_unit(act: dict, final: bool, z: np.ndarray, dmax: int, where: str, pdk=None) -> dict:
     """The digital activation unit after a layer's accumulators, as integer rules.
 
     The requantizer first computes the pre-activation in units of ``s_z``; the unit then gives the
     output code (in units of ``s_out``): ``clamp`` saturates to [lo, hi] (ReLU, Clip, no
     activation), ``leaky`` multiplies negative values by a fixed-point slope first, ``lut`` reads
-    a table of sigmoid/tanh indexed by the clamped pre-activation. A layer that feeds another
-    crossbar must produce non-negative codes (the DACs are unipolar); the last layer produces
-    signed 16-bit values for the host."""
+    a table of sigmoid/tanh indexed by the clamped pre-activation. A layer that feeds another layer
+    produces DAC codes: unsigned if its activation is non-negative, else signed codes in
+    [-Dmax, Dmax] (``signed`` in the result; the PDK must have bipolar DACs). The last layer
+    produces signed 16-bit values for the host."""
     kind = act["kind"]
     top = 2 ** (OUT_BITS - 1) - 1
     post = np.asarray(z, dtype=float)
-    if not final and kind in ("none", "leaky_relu", "tanh") or (kind == "clip" and not final and act["lo"] < 0):
-        raise RtlUnsupported(f"{where} ({kind}) feeds another layer but can produce negative values; the DACs "
-                             "are unipolar (use ReLU, Sigmoid or a Clip with lo >= 0 there)")
+    signed = not final and (kind in ("none", "leaky_relu", "tanh") or (kind == "clip" and act["lo"] < 0))
+    if signed:
+        _need_bipolar(pdk, f"the output of {where} ({kind})")
     if kind in ("sigmoid", "tanh"):
         s_out = 1.0 / (dmax if not final else top)
         s_z = LUT_RANGE / 2 ** (LUT_BITS - 1)
         fn = (lambda v: 1.0 / (1.0 + np.exp(-v))) if kind == "sigmoid" else np.tanh
         grid = (np.arange(2 ** LUT_BITS) - 2 ** (LUT_BITS - 1)) * s_z
         lut = np.rint(fn(grid) / s_out).astype(np.int64)
-        return {"s_z": s_z, "s_out": s_out, "act": {"kind": "lut", "lut": lut, "bits": LUT_BITS}}
+        return {"s_z": s_z, "s_out": s_out, "signed": signed, "act": {"kind": "lut", "lut": lut, "bits": LUT_BITS}}
     peak = float(np.max(np.abs(post))) or 1.0
     if final:
         s_out = peak / top
         lo, hi = (0 if kind == "relu" else -top - 1), top
+    elif signed:
+        s_out = peak / dmax
+        lo, hi = -dmax, dmax
     else:
         s_out = (float(np.max(post)) or 1.0) / dmax
         lo, hi = 0, dmax
@@ -85,7 +109,7 @@ def activation_unit(act: dict, final: bool, z: np.ndarray, dmax: int, where: str
     unit = {"kind": "clamp", "lo": int(lo), "hi": int(hi)}
     if kind == "leaky_relu":
         unit = {**unit, "kind": "leaky", "aq": int(round(act["alpha"] * 2 ** LEAK_SHIFT)), "sa": LEAK_SHIFT}
-    return {"s_z": s_out, "s_out": s_out, "act": unit}
+    return {"s_z": s_out, "s_out": s_out, "signed": signed, "act": unit}
 
 
 def apply_activation_unit(zq: np.ndarray, unit: dict) -> np.ndarray:
@@ -109,25 +133,31 @@ def _fixed(x: np.ndarray, bits: int) -> int:
 REMAP_MAX = 16384  # elements of a transpose/concat/batchnorm unit (its address tables are ROMs)
 
 
-def _remap_step(ir: IR, n: str, maps: dict, vals: dict, dmax: int, k: int) -> dict:
-    """Transpose, Concat and a BatchNormalization that was not folded, as one table-driven unit:
-    output element e = clamp((src_sel[e][addr[e]] * a[e] + b[e]) >>> S, 0, 2^Bd - 1)."""
+def _remap_step(ir: IR, n: str, maps: dict, vals: dict, pdk, k: int) -> dict:
+    """Transpose, Concat, a BatchNormalization that was not folded, and a ReLU on signed codes, as
+    one table-driven unit: output element e = clamp((src_sel[e][addr[e]] * a[e] + b[e]) >>> S,
+    lo, Dmax), lo = -Dmax for a signed result, else 0."""
     d = ir.g.nodes[n]
     op, shape = d["op"], tuple(d["shape"])
+    dmax = 2 ** pdk.dac_bits - 1
     size = int(np.prod(shape))
     srcs = [maps[i] for i in ir.inputs(n)]
     if size > REMAP_MAX:
         raise RtlUnsupported(f"node '{d['origin']}' ({op}) moves {size} elements; the table-driven unit "
                              f"handles {REMAP_MAX}")
-    if any(m["signed"] for m in srcs):
-        raise RtlUnsupported(f"node '{d['origin']}' ({op}) of signed values is not supported")
     post = np.asarray(vals[n], dtype=float)
-    if op == "batchnorm" and float(np.min(post)) < 0:
-        raise RtlUnsupported(f"BatchNormalization '{d['origin']}' produces negative values; the DACs are unipolar")
-    s_y = (float(np.max(post)) or 1.0) / dmax
+    signed = op != "act" and (any(m["signed"] for m in srcs) or float(np.min(post)) < 0)
+    if signed:
+        _need_bipolar(pdk, f"the output of node '{d['origin']}' ({op})")
+    s_y = ((float(np.max(np.abs(post))) if signed else float(np.max(post))) or 1.0) / dmax
     s = 16
     sel = np.zeros(size, np.int64)
-    if op == "transpose":
+    if op == "act":   # ReLU of signed codes: the same scale, negative codes clamp to 0
+        s_y = srcs[0]["scale"]
+        addr = np.arange(size)
+        a = np.full(size, 2 ** s)
+        b = np.zeros(size, np.int64)
+    elif op == "transpose":
         addr = np.arange(size).reshape(ir.g.nodes[ir.inputs(n)[0]]["shape"]).transpose(d["attrs"]["perm"]).reshape(-1)
         a = np.full(size, round(srcs[0]["scale"] / s_y * 2 ** s))
         b = np.zeros(size, np.int64)
@@ -149,7 +179,7 @@ def _remap_step(ir: IR, n: str, maps: dict, vals: dict, dmax: int, k: int) -> di
         addr = np.arange(size)
         a = np.rint(srcs[0]["scale"] * g[chan] / s_y * 2 ** s)
         b = np.rint((p["bias"] - p["mean"] * g)[chan] / s_y * 2 ** s)
-    dst = {"name": f"r{k}", "shape": list(shape), "scale": s_y, "signed": False}
+    dst = feature_map(f"r{k}", shape, s_y, signed, pdk.dac_bits)
     return {"kind": "remap", "op": op, "srcs": srcs, "src": srcs[0], "dst": dst, "s": s,
             "sel": sel.astype(np.int64), "addr": addr.astype(np.int64), "a": np.asarray(a, np.int64),
             "b": np.asarray(b, np.int64) + (1 << s >> 1)}
@@ -163,12 +193,13 @@ def build_program(ir: IR, pdk, options, calib: np.ndarray) -> dict:
     if len(inputs) != 1 or len(outputs) != 1:
         raise RtlUnsupported("the datapath generator handles one input and one output")
     lo, hi = options.input_range
-    if lo != 0 or hi <= 0:
-        raise RtlUnsupported(f"input range {options.input_range}: the DACs are unipolar, [0, hi] is needed")
+    if lo < 0:
+        _need_bipolar(pdk, f"the input (--input-range {lo:g} {hi:g})")
     vals = run_ir(ir, {inputs[0]: calib}, every_node=True)
-    maps: dict[str, dict] = {}   # IR node -> feature map {"name", "shape", "scale", "signed"}
+    maps: dict[str, dict] = {}   # IR node -> feature map (see feature_map)
     steps: list[dict] = []
-    maps[inputs[0]] = {"name": "in", "shape": list(ir.g.nodes[inputs[0]]["shape"]), "scale": hi / dmax, "signed": False}
+    maps[inputs[0]] = feature_map("in", ir.g.nodes[inputs[0]]["shape"], (max(abs(lo), abs(hi)) or 1.0) / dmax,
+                                  lo < 0, bd)
     # a host tail (softmax, or any single-operand chain of host nodes right before the output) runs
     # after the chip: the chip returns the value that enters it
     host_tail = []
@@ -190,15 +221,13 @@ def build_program(ir: IR, pdk, options, calib: np.ndarray) -> dict:
             continue
         if op in ("pool", "global_avgpool"):
             src = maps[ir.inputs(n)[0]]
-            if src["signed"]:
-                raise RtlUnsupported(f"pooling '{d['origin']}' of signed values is not supported")
             if op == "global_avgpool":
                 geo = {"kernel": src["shape"][1:], "stride": [1, 1], "pads": [0, 0, 0, 0], "dilation": [1, 1]}
                 kind = "avg"
             else:
                 geo = {k: a[k] for k in ("kernel", "stride", "pads", "dilation")}
                 kind = a["kind"]
-            maps[n] = {"name": f"m{len(steps)}", "shape": list(d["shape"]), "scale": src["scale"], "signed": False}
+            maps[n] = feature_map(f"m{len(steps)}", d["shape"], src["scale"], src["signed"], bd)
             st = {"kind": "pool", "pool": kind, "src": src, "dst": maps[n], **geo}
             if kind == "avg":
                 # the divisor of each output: the whole window, or only its in-bounds part when
@@ -214,20 +243,22 @@ def build_program(ir: IR, pdk, options, calib: np.ndarray) -> dict:
                 st["rq"] = np.tile(np.rint(2 ** 24 / np.asarray(cnt).reshape(-1)).astype(np.int64), c)
             steps.append(st)
             continue
-        if op in ("transpose", "concat", "batchnorm"):
-            steps.append(_remap_step(ir, n, maps, vals, dmax, len(steps)))
-            maps[n] = steps[-1]["dst"]
-            continue
-        if op == "act" and not maps[ir.inputs(n)[0]]["signed"] and d["attrs"]["activation"]["kind"] == "relu":
+        relu = op == "act" and d["attrs"]["activation"]["kind"] == "relu"
+        if relu and not maps[ir.inputs(n)[0]]["signed"]:
             maps[n] = maps[ir.inputs(n)[0]]  # codes are non-negative already: ReLU changes nothing
+            continue
+        if op in ("transpose", "concat", "batchnorm") or relu:
+            steps.append(_remap_step(ir, n, maps, vals, pdk, len(steps)))
+            maps[n] = steps[-1]["dst"]
             continue
         if op == "add":
             srcs = [maps[i] for i in ir.inputs(n)]
-            if any(m["signed"] for m in srcs):
-                raise RtlUnsupported(f"residual add '{d['origin']}' of signed values is not supported")
-            s_y = (float(np.max(vals[n])) or 1.0) / dmax
+            signed = any(m["signed"] for m in srcs)
+            if signed:
+                _need_bipolar(pdk, f"the residual add '{d['origin']}'")
+            s_y = (float(np.max(np.abs(vals[n]) if signed else vals[n])) or 1.0) / dmax
             s = 16
-            maps[n] = {"name": f"a{len(steps)}", "shape": list(d["shape"]), "scale": s_y, "signed": False}
+            maps[n] = feature_map(f"a{len(steps)}", d["shape"], s_y, signed, bd)
             steps.append({"kind": "add", "src": srcs[0], "src2": srcs[1], "dst": maps[n], "s": s,
                           "aq": int(round(srcs[0]["scale"] / s_y * 2 ** s)),
                           "bq": int(round(srcs[1]["scale"] / s_y * 2 ** s))})
@@ -248,8 +279,6 @@ def build_program(ir: IR, pdk, options, calib: np.ndarray) -> dict:
         if geo is None and len(d["shape"]) > 1:
             raise RtlUnsupported(f"layer '{n}' reads {d['shape'][0]} tokens per sample through one crossbar; per-token "
                                  "layers are not in the datapath generator yet")
-        if src["signed"]:
-            raise RtlUnsupported(f"layer '{n}' reads signed values; crossbar inputs must be non-negative")
         act = a["activation"]
         final = n == last_layer
         t0 = ir.g.nodes[tiles[0]]["attrs"]
@@ -258,14 +287,14 @@ def build_program(ir: IR, pdk, options, calib: np.ndarray) -> dict:
         sk = _fixed(np.array([kappa]), 18)
         w_scale, bias = d["params"]["w_scale"], d["params"]["b"]
         M = src["scale"] * pdk.g_step * w_scale / kappa
-        unit = activation_unit(act, final, vals[n], dmax, f"layer '{n}'")
+        unit = activation_unit(act, final, vals[n], dmax, f"layer '{n}'", pdk)
         s_z = unit["s_z"]
         s = _fixed(np.concatenate([M / s_z, bias / s_z]), MQ_BITS)
         mq = np.rint(M / s_z * 2 ** s).astype(np.int64)
         bq = np.rint(bias / s_z * 2 ** s).astype(np.int64) + (1 << s >> 1)
         s_out = unit["s_out"]
         shape = list(d["shape"])
-        maps[n] = {"name": f"l{len(steps)}", "shape": shape, "scale": s_out, "signed": final}
+        maps[n] = feature_map(f"l{len(steps)}", shape, s_out, unit["signed"], bd, final)
         tl = []
         for t in tiles:
             ta = ir.g.nodes[t]["attrs"]
@@ -278,7 +307,7 @@ def build_program(ir: IR, pdk, options, calib: np.ndarray) -> dict:
                       "sk": sk, "mq": mq, "bq": bq, "s": s, "act": unit["act"], "final": final,
                       "acc_bits": a["acc_bits"]})
     out_map = maps[ir.inputs(outputs[0])[0]]
-    if not out_map["signed"]:
+    if not out_map.get("final"):
         raise RtlUnsupported("the output must come straight from a crossbar layer")
     return {"dac_bits": bd, "adc_bits": ba, "level_bits": max(1, math.ceil(math.log2(pdk.levels))),
             "steps": steps, "input": maps[inputs[0]], "output": out_map, "output_scale": out_map["scale"],
@@ -288,7 +317,8 @@ def build_program(ir: IR, pdk, options, calib: np.ndarray) -> dict:
 def input_codes(prog: dict, x: np.ndarray) -> np.ndarray:
     """Host-side DAC coding of model inputs (batch-first floats) into the input map's codes."""
     dmax = 2 ** prog["dac_bits"] - 1
-    return np.clip(np.rint(np.asarray(x, float) / prog["input"]["scale"]), 0, dmax).astype(np.int64)
+    lo = -dmax if prog["input"]["signed"] else 0
+    return np.clip(np.rint(np.asarray(x, float) / prog["input"]["scale"]), lo, dmax).astype(np.int64)
 
 
 def _patches(x: np.ndarray, shape, geo) -> np.ndarray:
@@ -297,6 +327,11 @@ def _patches(x: np.ndarray, shape, geo) -> np.ndarray:
 
     return np.rint(im2col(x.reshape((-1, *shape)).astype(float), geo["kernel"], geo["stride"], geo["pads"],
                           geo["dilation"])).astype(np.int64)
+
+
+def code_min(m: dict, bd: int) -> int:
+    """The smallest code of an intermediate map: -Dmax if signed, else 0."""
+    return -(2 ** bd - 1) if m["signed"] else 0
 
 
 def run_program(prog: dict, codes: np.ndarray, tile_fn=None) -> np.ndarray:
@@ -314,9 +349,11 @@ def run_program(prog: dict, codes: np.ndarray, tile_fn=None) -> np.ndarray:
         if st["kind"] == "pool":
             c, h, w = st["src"]["shape"]
             x = src.reshape(n, c, h, w).astype(float)
-            win = windows(x, st["kernel"], st["stride"], st["pads"], st["dilation"], 0.0)
+            # max: padding is the smallest code (0, or -Dmax for a signed map), so it never wins
+            win = windows(x, st["kernel"], st["stride"], st["pads"], st["dilation"],
+                          float(code_min(st["src"], bd)) if st["pool"] == "max" else 0.0)
             if st["pool"] == "max":
-                y = np.rint(win.max(axis=(4, 5))).astype(np.int64)   # codes >= 0: padding never wins
+                y = np.rint(win.max(axis=(4, 5))).astype(np.int64)
             else:
                 sums = np.rint(win.sum(axis=(4, 5))).astype(np.int64).reshape(n, -1)
                 y = (sums * st["rq"] + (1 << st["s"] >> 1)) >> st["s"]
@@ -327,11 +364,11 @@ def run_program(prog: dict, codes: np.ndarray, tile_fn=None) -> np.ndarray:
             for j, m in enumerate(st["srcs"]):
                 mask = st["sel"] == j
                 picked[:, mask] = mem[m["name"]][:, st["addr"][mask]]
-            mem[st["dst"]["name"]] = np.clip((picked * st["a"] + st["b"]) >> st["s"], 0, 2 ** bd - 1)
+            mem[st["dst"]["name"]] = np.clip((picked * st["a"] + st["b"]) >> st["s"], code_min(st["dst"], bd), 2 ** bd - 1)
             continue
         if st["kind"] == "add":
             y = (src * st["aq"] + mem[st["src2"]["name"]] * st["bq"] + (1 << st["s"] >> 1)) >> st["s"]
-            mem[st["dst"]["name"]] = np.clip(y, 0, 2 ** bd - 1)
+            mem[st["dst"]["name"]] = np.clip(y, code_min(st["dst"], bd), 2 ** bd - 1)
             continue
         x = _patches(src, st["src"]["shape"], st["conv"]) if st["conv"] else src[:, None, :]
         acc = np.zeros((n, x.shape[1], st["cols"]), dtype=np.int64)

@@ -31,15 +31,18 @@ def chain_order(ir: IR) -> list[str]:
     return sorted(ir.nodes_of("xbar_tile"), key=lambda n: (ir.g.nodes[n]["attrs"]["step"], order[n]))
 
 
-def _tile_ctx(ir: IR, prefix: str, pdk, level_bits: int) -> list[dict]:
+def _tile_ctx(ir: IR, prefix: str, pdk, level_bits: int, bipolar: frozenset = frozenset()) -> list[dict]:
+    """Per tile: names, sizes and bus widths. A tile in ``bipolar`` reads signed DAC codes of
+    ``dac_bits + 1`` bits (two's complement; the DAC drives the word line to either sign)."""
     tiles = []
     for k, t in enumerate(chain_order(ir)):
         a = ir.g.nodes[t]["attrs"]
         rows, cols = a["row1"] - a["row0"], a["col1"] - a["col0"]
+        code = pdk.dac_bits + 1 if t in bipolar else pdk.dac_bits
         tiles.append({
             "index": k, "name": t, "step": a["step"], "rows": rows, "cols": cols,
-            "module": f"{prefix}_tile_{t}", "macro": f"{prefix}_xbar_{t}",
-            "dac_width": rows * pdk.dac_bits, "adc_width": cols * pdk.adc_bits,
+            "module": f"{prefix}_tile_{t}", "macro": f"{prefix}_xbar_{t}", "bipolar": t in bipolar,
+            "dac_code_bits": code, "dac_width": rows * code, "adc_width": cols * pdk.adc_bits,
             "grid": a["grid"], "layer": a["layer"], "scan_bits": rows * cols * 2 * level_bits,
         })
     return tiles
@@ -73,8 +76,16 @@ def _act_ctx(unit: dict) -> dict:
     return out
 
 
+def _ext64(expr: str, m: dict) -> str:
+    """A map element widened to a signed 64-bit value: sign-extended if the map is signed."""
+    b = m["bits"]
+    fill = f"{{{64 - b}{{{expr}[{b - 1}]}}}}" if m["signed"] else f"{64 - b}'d0"
+    return f"$signed({{{fill}, {expr}}})"
+
+
 def _datapath_ctx(prog: dict, tiles: list[dict]) -> dict:
     bd, ba, ob = prog["dac_bits"], prog["adc_bits"], prog["out_bits"]
+    dmax = 2 ** bd - 1
     tile_ix = {t["name"]: t for t in tiles}
     maps = {prog["input"]["name"]: prog["input"]}
     layers, pools, adds, remaps, states = [], [], [], [], ["S_IN"]
@@ -84,6 +95,10 @@ def _datapath_ctx(prog: dict, tiles: list[dict]) -> dict:
             c, h, w = st["src"]["shape"]
             _, ho, wo = st["dst"]["shape"]
             pools.append({"k": k, "state": f"P{k}", "src": st["src"]["name"], "dst": st["dst"]["name"],
+                          "signed": st["src"]["signed"], "bits": st["src"]["bits"],
+                          # padding: 0 for sums; the smallest code for a maximum, so it never wins
+                          "pad": (f"-{st['src']['bits']}'sd{dmax}" if st["src"]["signed"] and st["pool"] == "max"
+                                  else f"{st['src']['bits']}'d0"),
                           "H": h, "W": w, "C": c, "Ho": ho, "Wo": wo, "size": c * ho * wo, "avg": st["pool"] == "avg",
                           "rq": [{"i": i, "v": int(v)} for i, v in enumerate(st.get("rq", []))],
                           "rq_uniform": int(st["rq"][0]) if "rq" in st and len(set(st["rq"].tolist())) == 1 else None,
@@ -95,9 +110,12 @@ def _datapath_ctx(prog: dict, tiles: list[dict]) -> dict:
             continue
         if st["kind"] == "remap":
             size = int(np.prod(st["dst"]["shape"]))
-            srcs = [{"j": j, "name": m["name"], "addr_bits": _bits(int(np.prod(m["shape"])))}
+            srcs = [{"j": j, "name": m["name"], "addr_bits": _bits(int(np.prod(m["shape"]))),
+                     "ext": _ext64(f"mem_{m['name']}[xd_{k}[{_bits(int(np.prod(m['shape']))) - 1}:0]]", m)}
                     for j, m in enumerate(st["srcs"])]
             remaps.append({"k": k, "state": f"X{k}", "op": st["op"], "dst": st["dst"]["name"], "size": size,
+                           "signed_in": any(m["signed"] for m in st["srcs"]), "bits": st["dst"]["bits"],
+                           "lo": -dmax if st["dst"]["signed"] else 0,
                            "addr_bits": _bits(size), "srcs": srcs, "s": st["s"],
                            "rows": [{"i": i, "sel": int(st["sel"][i]), "addr": int(st["addr"][i]),
                                      "a": _lit(int(st["a"][i])), "b": _lit(int(st["b"][i]))} for i in range(size)]})
@@ -105,9 +123,12 @@ def _datapath_ctx(prog: dict, tiles: list[dict]) -> dict:
             continue
         if st["kind"] == "add":
             size = int(np.prod(st["dst"]["shape"]))
+            ab = _bits(size)
             adds.append({"k": k, "state": f"A{k}", "a": st["src"]["name"], "b": st["src2"]["name"],
-                         "dst": st["dst"]["name"], "size": size, "addr_bits": _bits(size), "aq": st["aq"],
-                         "bq": st["bq"], "s": st["s"]})
+                         "dst": st["dst"]["name"], "size": size, "addr_bits": ab, "aq": st["aq"],
+                         "bq": st["bq"], "s": st["s"], "signed": st["dst"]["signed"], "bits": st["dst"]["bits"],
+                         "a_ext": _ext64(f"mem_{st['src']['name']}[idx[{ab - 1}:0]]", st["src"]),
+                         "b_ext": _ext64(f"mem_{st['src2']['name']}[idx[{ab - 1}:0]]", st["src2"])})
             states.append(f"A{k}")
             continue
         K = st["rows"]
@@ -132,6 +153,7 @@ def _datapath_ctx(prog: dict, tiles: list[dict]) -> dict:
         names = [f"L{k}_G", f"L{k}_R", f"L{k}_W", f"L{k}_S"]
         states += names
         layers.append({"k": k, "name": st["name"], "src": st["src"]["name"], "dst": st["dst"]["name"], "K": K,
+                       "gbits": st["src"]["bits"], "ybits": st["dst"]["bits"],
                        "M": st["cols"], "P": st["positions"], "conv": conv, "tiles": lt,
                        "done_concat": ", ".join(f"done_{t['name']}" for t in reversed(lt)),
                        "columns": columns, "s": st["s"], "act": _act_ctx(st["act"]), "final": st["final"],
@@ -144,8 +166,11 @@ def _datapath_ctx(prog: dict, tiles: list[dict]) -> dict:
     firsts = {x["k"]: (x["sg"] if "sg" in x else x["state"]) for x in steps}
     for x in steps:
         x["next"] = firsts.get(x["k"] + 1, "S_OUT")
-    mem = [{"name": m["name"], "size": int(np.prod(m["shape"])), "signed": m["signed"],
-            "width": ob if m["signed"] else bd} for _, m in sorted(maps.items())]
+    mem = [{"name": m["name"], "size": int(np.prod(m["shape"])), "signed": m["signed"], "width": m["bits"]}
+           for _, m in sorted(maps.items())]
+    # one running-maximum register serves every max pool; signed codes widen it by one bit
+    max_pools = [q for q in pools if not q["avg"]]
+    pool_signed = any(q["signed"] for q in max_pools)
     in_size = int(np.prod(prog["input"]["shape"]))
     out_size = int(np.prod(prog["output"]["shape"]))
     return {"maps": mem, "layers": layers, "pools": pools, "adds": adds, "remaps": remaps, "states": states,
@@ -153,13 +178,17 @@ def _datapath_ctx(prog: dict, tiles: list[dict]) -> dict:
             "has_max": any(not q["avg"] for q in pools),
             "first_state": firsts.get(0, "S_OUT"), "has_conv": any(x["conv"] for x in layers),
             "has_pool": bool(pools), "in_size": in_size, "out_size": out_size, "out_map": prog["output"]["name"],
-            "in_addr_bits": _bits(in_size), "out_addr_bits": _bits(out_size), "out_bits": ob}
+            "in_addr_bits": _bits(in_size), "out_addr_bits": _bits(out_size), "out_bits": ob,
+            "in_bits": prog["input"]["bits"], "pool_signed": pool_signed, "pool_bits": bd + 1 if pool_signed else bd,
+            "dmax": dmax}
 
 
 def emit_verilog(ir: IR, pdk, env, source_sha: str, prog: dict | None) -> dict[str, str]:
     prefix = sanitize(ir.name)
     level_bits = max(1, math.ceil(math.log2(pdk.levels)))
-    tiles = _tile_ctx(ir, prefix, pdk, level_bits)
+    bipolar = frozenset(t["name"] for st in (prog or {}).get("steps", []) if st["kind"] == "layer"
+                        and st["src"]["signed"] for t in st["tiles"])
+    tiles = _tile_ctx(ir, prefix, pdk, level_bits, bipolar)
     ctx = {"version": __version__, "design": prefix, "prefix": prefix, "pdk": pdk, "tiles": tiles,
            "dac_bits": pdk.dac_bits, "adc_bits": pdk.adc_bits, "level_bits": level_bits, "source_sha": source_sha,
            "latency": MACRO_LATENCY}

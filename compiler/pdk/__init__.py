@@ -49,6 +49,9 @@ class Pdk:
     models: dict | None = None
     #: template folders searched in order: this PDK's, then the PDKs it inherits from
     template_dirs: tuple = ()
+    #: DACs drive word lines with either sign, in [-v_read, v_read] (``dac.bipolar``); then layers
+    #: whose inputs can be negative keep their chip datapath
+    dac_bipolar: bool = False
 
     @property
     def g_step(self) -> float:
@@ -241,4 +244,5 @@ def load_pdk(name_or_path: str) -> Pdk:
         reltol=vals["sim.reltol"], abstol=vals["sim.abstol"],
         templates={r: templates[r] for r in _TEMPLATE_ROLES},
         cell=_cell(file, doc), tia=_tia(file, doc), models=_models(file, doc), template_dirs=tuple(dirs),
+        dac_bipolar=_flag(file, doc, "dac.bipolar", False),
     )

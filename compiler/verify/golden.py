@@ -10,11 +10,13 @@ def tile_currents(v: np.ndarray, gpos: np.ndarray, gneg: np.ndarray) -> np.ndarr
     return v @ (gpos - gneg)
 
 
-def dac_vectors(n: int, rows: int, dac_bits: int, v_read: float, seed: int, block: int) -> np.ndarray:
-    """``n`` random DAC outputs in ``[0, v_read]``: uniform codes on the DAC's grid, seeded per block."""
+def dac_vectors(n: int, rows: int, dac_bits: int, v_read: float, seed: int, block: int,
+                bipolar: bool = False) -> np.ndarray:
+    """``n`` random DAC outputs in ``[0, v_read]`` (``[-v_read, v_read]`` for a bipolar tile): uniform
+    codes on the DAC's grid, seeded per block."""
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(block)]))
     full = 2 ** dac_bits - 1
-    codes = rng.integers(0, full, size=(n, rows), endpoint=True)
+    codes = rng.integers(-full if bipolar else 0, full, size=(n, rows), endpoint=True)
     return codes.astype(np.float64) / full * v_read
 
 

@@ -49,8 +49,10 @@ def rtl_sim(out: str | Path, inputs: str | Path, labels: str | Path | None = Non
         rtl = out / "rtl"
         srcs = [str(rtl / p) for p in (rtl / "sim" / "files.f").read_text().split()]
         shutil.copy(rtl / "sim" / "scan.mem", tmp / "scan.mem")
-        width = (prog["dac_bits"] + 3) // 4
-        (tmp / "stimulus.mem").write_text("".join(f"{int(c):0{width}x}\n" for c in codes.reshape(-1)))
+        bits = prog["input"]["bits"]
+        width = (bits + 3) // 4   # hex digits; signed codes as two's complement of the input's width
+        (tmp / "stimulus.mem").write_text("".join(f"{int(c) & ((1 << bits) - 1):0{width}x}\n"
+                                                  for c in codes.reshape(-1)))
         r = subprocess.run(["iverilog", "-g2005", "-o", str(tmp / "sim"), f"-Ptb.N_IMAGES={n}", *srcs],
                            capture_output=True, text=True)
         if r.returncode != 0:

@@ -102,7 +102,7 @@ def block_vectors(spec: dict) -> np.ndarray:
     """All input vectors of a block: a function of the seed and the block's index only, so results
     do not depend on how the vectors are split into chunks."""
     return dac_vectors(spec["vectors"], spec["gpos"].shape[0], spec["dac_bits"], spec["v_read"], spec["seed"],
-                       spec["index"])
+                       spec["index"], spec["bipolar"])
 
 
 def evaluate_block(spec: dict, volts: np.ndarray, seconds: float, simulator: str) -> dict:
@@ -191,7 +191,7 @@ def verify_dir(out: str | Path, jobs: int = 1, vectors: int = 16, seed: int = 0,
             "rf_ohm": t["rf_ohm"], "adc_full_scale_a": t["adc_full_scale_a"], "adc_bits": t["adc_bits"],
             "dac_bits": t["dac_bits"], "v_read": t["v_read"], "vectors": vectors, "seed": seed,
             "reltol": pdk["reltol"], "abstol": pdk["abstol"], "tolerance_lsb": tolerance_lsb,
-            "engine": engine_name, "cell": t["cell"], "tia": t["tia"],
+            "engine": engine_name, "cell": t["cell"], "tia": t["tia"], "bipolar": bool(t.get("bipolar", False)),
             "table": ({key: np.load(out / rel, allow_pickle=False) for key, rel in t["cell"]["table"].items()}
                       if t["cell"]["type"] == "1t1r" else None),
         })

@@ -191,3 +191,8 @@ def test_huge_tensor_refused(tmp_path):
                  "nodes: [{name: f, op: flatten}]\noutputs: [f]\n")
     r, out = compile_err(tmp_path, p)
     assert_clean_error(r, "big.yaml", "elements per sample", out=out)
+
+
+def test_input_range_must_be_increasing(tmp_path):
+    r, out = compile_err(tmp_path, MLP / "model.onnx", "--input-range", "1", "-1")
+    assert_clean_error(r, "--input-range", "LO 1 must be below HI -1", out=out)

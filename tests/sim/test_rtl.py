@@ -16,6 +16,7 @@ import pytest
 from conftest import MLP, amsc, require_tool
 
 CNN = MLP.parent / "cnn_digits"
+SIGNED = MLP.parent / "cnn_signed"
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +55,16 @@ def _files(out, sub=""):
     return [str(base / f) for f in (base / sub / "files.f").read_text().split()]
 
 
-@pytest.mark.parametrize("which", ["mlp_out", "cnn_out"])
+@pytest.fixture(scope="module")
+def signed_out(tmp_path_factory):
+    """designs/cnn_signed: LeakyReLU between the layers and a centred input in [-1, 1]."""
+    out = tmp_path_factory.mktemp("signed") / "out"
+    r = amsc("compile", SIGNED / "model.onnx", "-o", out, *(SIGNED / "compile.args").read_text().split())
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+@pytest.mark.parametrize("which", ["mlp_out", "cnn_out", "signed_out"])
 def test_verilator_lint_wall_clean(which, request):
     require_tool("verilator")
     out = request.getfixturevalue(which)
@@ -72,11 +82,12 @@ def test_yosys_synthesizes_digital_part(mlp_out):
     assert int(re.findall(r"Number of cells:\s+(\d+)", r.stdout)[-1]) > 1000, r.stdout[-2000:]
 
 
-@pytest.mark.parametrize("which,images", [("mlp_out", 60), ("cnn_out", 50)])
+@pytest.mark.parametrize("which,images", [("mlp_out", 60), ("cnn_out", 50), ("signed_out", 50)])
 def test_chip_is_bit_exact_on_digits(which, images, request, digits):
     require_tool("iverilog", "vvp")
     out = request.getfixturevalue(which)
-    r = amsc("rtl-sim", out, "--inputs", digits / "x.npy", "--labels", digits / "y.npy", "--limit", images)
+    xs = "x_centred.npy" if which == "signed_out" else "x.npy"
+    r = amsc("rtl-sim", out, "--inputs", digits / xs, "--labels", digits / "y.npy", "--limit", images)
     assert r.returncode == 0, r.stderr
     rep = json.loads((out / "rtl_sim.json").read_text())
     assert rep["bit_exact"] and rep["images"] == images and rep["mismatches"] == 0
@@ -210,7 +221,24 @@ def test_activation_units_are_bit_exact(acts, tmp_path):
     assert np.max(np.abs(q - f)) < 0.06 * max(1.0, np.max(np.abs(f)))
 
 
-def test_negative_activation_into_a_crossbar_is_reported(tmp_path):
+def test_signed_datapath_on_digits(signed_out):
+    """Every map of cnn_signed is signed: its layers read bipolar DAC codes (Bd + 1 bits)."""
+    m = json.loads((signed_out / "manifest.json").read_text())
+    assert m["rtl_datapath"]["generated"] and all(t["bipolar"] for t in m["tiles"])
+    prog = json.loads((signed_out / "rtl" / "program.json").read_text())
+    assert prog["input"]["signed"] and prog["input"]["bits"] == prog["dac_bits"] + 1
+    assert all(st["src"]["signed"] for st in prog["steps"])
+    # verification drives the tiles with codes of both signs, at the 1 LSB tolerance
+    r = amsc("verify", signed_out, "--jobs", "2", "--vectors", "32")
+    assert r.returncode == 0, r.stderr
+    v = json.loads((signed_out / "verify.json").read_text())
+    assert v["passed"] and len(v["blocks"]) == len(m["tiles"])
+
+
+def test_negative_activation_on_unipolar_dacs_is_reported(tmp_path):
+    """sky130_1t1r drives its word lines with unipolar DACs: a tanh between layers keeps SPICE and
+    tiles but not the datapath, and the reason says how to fix it."""
+    require_tool("libngspice")
     from onnx import helper
 
     from helpers import save_model
@@ -221,11 +249,60 @@ def test_negative_activation_into_a_crossbar_is_reported(tmp_path):
     model = save_model(tmp_path / "m.onnx", nodes, [("x", ["N", 4])], [("y", ["N", 2])],
                        [("w0", np.ones((3, 4))), ("w1", np.ones((2, 3)))])
     out = tmp_path / "out"
-    assert amsc("compile", model, "-o", out).returncode == 0  # SPICE and tiles are still produced
+    assert amsc("compile", model, "-o", out, "--pdk", "sky130_1t1r").returncode == 0
     dp = json.loads((out / "manifest.json").read_text())["rtl_datapath"]
-    assert not dp["generated"] and "unipolar" in dp["reason"]
+    assert not dp["generated"] and "dac.bipolar: false" in dp["reason"] and "generic" in dp["reason"]
     r = amsc("rtl-sim", out, "--inputs", model)
-    assert r.returncode == 2 and "unipolar" in r.stderr
+    assert r.returncode == 2 and "dac.bipolar" in r.stderr
+    # the generic PDK's DACs are bipolar: the same network gets its datapath
+    assert amsc("compile", model, "-o", tmp_path / "g").returncode == 0
+    assert json.loads((tmp_path / "g" / "manifest.json").read_text())["rtl_datapath"]["generated"]
+
+
+def test_every_unit_on_signed_codes_is_bit_exact(tmp_path):
+    """A centred input, LeakyReLU, max pooling with padding, a residual add, an unfolded
+    BatchNormalization, average pooling, a ReLU on signed codes, a concat of a signed and an
+    unsigned map, tanh and global pooling, all on signed codes."""
+    require_tool("iverilog", "vvp", "verilator")
+    from onnx import helper
+
+    from helpers import save_model
+
+    rng = np.random.default_rng(7)
+
+    def w(*s):
+        return rng.normal(size=s) * np.sqrt(2.0 / np.prod(s[1:]))
+
+    pads, mk = [1, 1, 1, 1], helper.make_node
+    nodes = [
+        mk("Conv", ["x", "w1", "b1"], ["c1"], name="ca", pads=pads),
+        mk("LeakyRelu", ["c1"], ["a"], name="lrelu", alpha=0.1),
+        mk("MaxPool", ["a"], ["p"], name="mp", kernel_shape=[3, 3], strides=[2, 2], pads=pads),
+        mk("Conv", ["p", "w2", "b2"], ["c2"], name="cb", pads=pads),
+        mk("Add", ["p", "c2"], ["s"], name="res"),
+        mk("BatchNormalization", ["s", "g", "be", "mu", "var"], ["bn"], name="bn"),
+        mk("AveragePool", ["bn"], ["ap"], name="ap", kernel_shape=[2, 2], strides=[2, 2]),
+        mk("Relu", ["ap"], ["r"], name="relu"),
+        mk("Concat", ["r", "ap"], ["cat"], name="cat", axis=1),
+        mk("Conv", ["cat", "w3", "b3"], ["c3"], name="cc", pads=pads),
+        mk("Tanh", ["c3"], ["t"], name="tanh"),
+        mk("GlobalAveragePool", ["t"], ["g2"], name="gap"),
+        mk("Flatten", ["g2"], ["f"], name="fl"),
+        mk("Gemm", ["f", "w4", "b4"], ["y"], name="fc", transB=1),
+    ]
+    inits = [("w1", w(4, 2, 3, 3)), ("b1", rng.normal(size=4) * 0.1), ("w2", w(4, 4, 3, 3)),
+             ("b2", rng.normal(size=4) * 0.1), ("g", rng.uniform(0.5, 1.5, 4)), ("be", rng.normal(size=4) * 0.1),
+             ("mu", rng.normal(size=4) * 0.1), ("var", rng.uniform(0.5, 1.5, 4)),
+             ("w3", w(6, 8, 3, 3)), ("b3", rng.normal(size=6) * 0.1), ("w4", w(5, 6)), ("b4", rng.normal(size=5) * 0.1)]
+    model = save_model(tmp_path / "m.onnx", nodes, [("x", ["N", 2, 8, 8])], [("y", ["N", 5])], inits)
+    np.save(tmp_path / "calib.npy", rng.uniform(-1, 1, size=(64, 2, 8, 8)))
+    np.save(tmp_path / "x.npy", rng.uniform(-1, 1, size=(24, 2, 8, 8)))
+    m = _compile_lint_sim(model, tmp_path / "x.npy", tmp_path / "out", "--input-range", "-1", "1")
+    prog = json.loads((tmp_path / "out" / "rtl" / "program.json").read_text())
+    kinds = {(st["kind"], st.get("op", st.get("pool")), st["dst"]["signed"]) for st in prog["steps"]}
+    assert {("pool", "max", True), ("add", None, True), ("remap", "batchnorm", True), ("pool", "avg", True),
+            ("remap", "act", False), ("remap", "concat", True)} <= kinds, kinds
+    assert all(t["bipolar"] for t in m["tiles"])
 
 
 def test_transpose_concat_and_unfolded_batchnorm_are_bit_exact(tmp_path):
