@@ -34,6 +34,7 @@ from common import ROOT, amsc, compile_tile, save
 
 sys.path.insert(0, str(ROOT))
 from compiler.sim.mna import assemble  # noqa: E402
+from compiler.sim.netlist import read_deck  # noqa: E402
 from compiler.verify.golden import dac_vectors  # noqa: E402
 from compiler.verify.run import verify_block  # noqa: E402
 
@@ -43,7 +44,7 @@ VECTORS = 64
 def spec_for(out: Path, vectors: int, engine: str) -> dict:
     man = json.loads((out / "manifest.json").read_text())
     t = man["tiles"][0]
-    return {"name": t["name"], "index": 0, "where": t["testbench"], "deck": (out / t["testbench"]).read_text(),
+    return {"name": t["name"], "index": 0, "where": t["testbench"], "deck": read_deck(out / t["testbench"]),
             "gpos": np.load(out / t["conductances"]["gpos"]), "gneg": np.load(out / t["conductances"]["gneg"]),
             "rf_ohm": t["rf_ohm"], "adc_full_scale_a": t["adc_full_scale_a"], "adc_bits": t["adc_bits"],
             "dac_bits": t["dac_bits"], "v_read": t["v_read"], "vectors": vectors, "seed": 0,

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from .. import __version__
 from ..ir import IR
 from ..ir.names import sanitize
@@ -26,59 +28,78 @@ from .render import chunks, render, spice_num
 PORTS_PER_LINE = 8
 
 
-def _res(name: str, a: str, b: str, ohm: float) -> dict:
-    return {"type": "res", "name": name, "a": a, "b": b, "value": spice_num(ohm)}
+def _esc(text: str) -> str:
+    """Fixed netlist text inside a %-template."""
+    return text.replace("%", "%%")
 
 
-def _cell(side: str, i: int, j: int, top: str, bottom: str, g: float) -> dict:
-    """A programmed device from node ``top`` (word-line side) to ``bottom`` (bit-line side)."""
-    return {"type": "cell", "side": side, "i": i, "j": j, "top": top, "bottom": bottom, "g": float(g)}
+def _cell_template(pdk, fet_model: dict | None, side: str, j: int, top: str, bottom: str) -> str:
+    """The line(s) of one device as a %-template: ``%s`` stands for its value (see
+    :func:`_cell_values`); ``{I}`` for its row. A 1R cell is a resistor; a 1T1R cell an RRAM B
+    source to a mid node plus the access transistor (see compiler/pdk/devices.py)."""
+    name = f"{side}_{{I}}_{j}"
+    if pdk.cell["type"] == "1r":
+        return f"R{name} {_esc(top)} {_esc(bottom)} %s\n"
+    rram = pdk.cell["rram"]
+    mid = f"m{side.lower()}_{{I}}_{j}"
+    if rram["nonlinear"]:
+        br = f"BR{name} {top} {mid} I = %s*sinh(V({_esc(top)},{mid})/{_esc(spice_num(rram['v0']))})\n"
+    else:
+        br = f"BR{name} {top} {mid} I = %s*V({_esc(top)},{mid})\n"
+    return br + f"M{name} {mid} sel {_esc(bottom)} 0 {_esc(fet_model['model'])} {_esc(fet_model['attrs'])}\n"
 
 
-def _ideal(gpos, gneg) -> list[dict]:
-    rows, cols = gpos.shape
+def _cell_values(pdk, g: np.ndarray) -> np.ndarray:
+    """The number each device's line carries: 1/G of a resistor, G*V0 (or G) of an RRAM source."""
+    if pdk.cell["type"] == "1r":
+        return 1.0 / g
+    rram = pdk.cell["rram"]
+    return g * rram["v0"] if rram["nonlinear"] else g
+
+
+def format_unique(values: np.ndarray) -> np.ndarray:
+    """``spice_num`` of every element, formatting each distinct value once (quantized conductances
+    take only a few hundred distinct values): an object array of the input's shape."""
+    u, inv = np.unique(values, return_inverse=True)
+    return np.array([spice_num(x) for x in u], dtype=object)[inv.reshape(values.shape)]
+
+
+def _row_templates(pdk, fet_model, rows: int, cols: int, par: dict | None) -> tuple[str, str]:
+    """%-templates of one row of devices (and, with parasitics, its wire segments), for the rows
+    above the last and for the last row (where the bit-line segments end at the TIA nodes)."""
+    if not par:
+        t = "".join(_cell_template(pdk, fet_model, s, j, "wl_{I}", f"bl{s.lower()}_{j}")
+                    for j in range(cols) for s in ("P", "N"))
+        return t, t
+    rw, rb = _esc(spice_num(par["r_wl_segment"])), _esc(spice_num(par["r_bl_segment"]))
     out = []
-    for i in range(rows):
-        for j in range(cols):
-            out.append(_cell("P", i, j, f"wl_{i}", f"blp_{j}", gpos[i, j]))
-            out.append(_cell("N", i, j, f"wl_{i}", f"bln_{j}", gneg[i, j]))
-    return out
-
-
-def _mesh(gpos, gneg, par: dict) -> list[dict]:
-    rows, cols = gpos.shape
-    rw, rb = par["r_wl_segment"], par["r_bl_segment"]
-    out = []
-    for i in range(rows):
-        out.append(_res(f"RW_{i}_0", f"wl_{i}", f"w_{i}_0", rw))
+    for last in (False, True):
+        parts = [f"RW_{{I}}_0 wl_{{I}} w_{{I}}_0 {rw}\n"]
         for k in range(2 * cols):
             j, side = divmod(k, 2)
-            out.append(_cell("N" if side else "P", i, j, f"w_{i}_{k}", f"b_{k}_{i}", gneg[i, j] if side else gpos[i, j]))
+            s = "N" if side else "P"
+            parts.append(_cell_template(pdk, fet_model, s, j, f"w_{{I}}_{k}", f"b_{k}_{{I}}"))
             if k + 1 < 2 * cols:
-                out.append(_res(f"RW_{i}_{k + 1}", f"w_{i}_{k}", f"w_{i}_{k + 1}", rw))
-            below = f"b_{k}_{i + 1}" if i + 1 < rows else f"bl{'n' if side else 'p'}_{j}"
-            out.append(_res(f"RB_{k}_{i}", f"b_{k}_{i}", below, rb))
-    return out
+                parts.append(f"RW_{{I}}_{k + 1} w_{{I}}_{k} w_{{I}}_{k + 1} {rw}\n")
+            below = f"bl{s.lower()}_{j}" if last else f"b_{k}_{{I1}}"
+            parts.append(f"RB_{k}_{{I}} b_{k}_{{I}} {below} {rb}\n")
+        out.append("".join(parts))
+    return out[0], out[1]
 
 
-def _render_cells(elements: list[dict], pdk, fet_model: dict | None) -> list[dict]:
-    """Cells as the PDK builds them: a resistor (1R), or an RRAM B source plus an access
-    transistor (1T1R, see compiler/pdk/devices.py for the RRAM equation and ``specialize_fet``)."""
-    out = []
-    for e in elements:
-        if e["type"] != "cell":
-            out.append(e)
-        elif pdk.cell["type"] == "1r":
-            out.append(_res(f"R{e['side']}_{e['i']}_{e['j']}", e["top"], e["bottom"], 1.0 / e["g"]))
-        else:
-            rram = pdk.cell["rram"]
-            mid = f"m{e['side'].lower()}_{e['i']}_{e['j']}"
-            out.append({"type": "rram", "name": f"BR{e['side']}_{e['i']}_{e['j']}", "a": e["top"], "b": mid,
-                        "nonlinear": rram["nonlinear"], "g": spice_num(e["g"]),
-                        "coef": spice_num(e["g"] * rram["v0"]), "v0": spice_num(rram["v0"])})
-            out.append({"type": "fet", "name": f"M{e['side']}_{e['i']}_{e['j']}", "d": mid, "g": "sel",
-                        "s": e["bottom"], "model": fet_model["model"], "attrs": fet_model["attrs"]})
-    return out
+def device_block(gpos: np.ndarray, gneg: np.ndarray, pdk, fet_model: dict | None, par: dict | None) -> str:
+    """Every device (and wire segment) line of a tile, formatted in bulk: one %-template per row,
+    filled with the row's pre-formatted values. Rows run word line by word line; within a row the
+    devices go G+ then G- per output, and with parasitics each device is followed by its next
+    word-line segment and the bit-line segment below it."""
+    rows, cols = gpos.shape
+    vals = format_unique(_cell_values(pdk, np.stack([gpos, gneg], axis=-1).reshape(rows, 2 * cols)))
+    inner, last = _row_templates(pdk, fet_model, rows, cols, par)
+    parts = []
+    for i in range(rows):
+        t = last if i == rows - 1 else inner
+        parts.append(t.replace("{I1}", str(i + 1)).replace("{I}", str(i)) % tuple(vals[i]))
+    return "".join(parts)[:-1]
 
 
 def tia_context(rf: float, pdk) -> dict:
@@ -99,7 +120,6 @@ def tile_context(ir: IR, t: str, pdk, fet_model: dict | None = None) -> dict:
     a, p = d["attrs"], d["params"]
     rows, cols = p["gpos"].shape
     par = a["parasitics"]
-    cells = _mesh(p["gpos"], p["gneg"], par) if par else _ideal(p["gpos"], p["gneg"])
     ports = [f"wl_{i}" for i in range(rows)] + [f"out_{j}" for j in range(cols)]
     if pdk.cell["type"] == "1t1r":
         ports.append("sel")
@@ -109,7 +129,7 @@ def tile_context(ir: IR, t: str, pdk, fet_model: dict | None = None) -> dict:
         "rows": rows,
         "cols": cols,
         "port_lines": chunks(ports, PORTS_PER_LINE),
-        "elements": _render_cells(cells, pdk, fet_model),
+        "devices": device_block(p["gpos"], p["gneg"], pdk, fet_model, par),
         "columns": list(range(cols)),
         "tia": tia_context(a["rf_ohm"], pdk),
         "parasitics": None if not par else {k: spice_num(v) for k, v in par.items()},
@@ -140,7 +160,7 @@ def emit_spice(ir: IR, pdk, env, source_sha: str, corner: str = "tt") -> dict[st
         ins = [{"src": f"VIN_{i}", "node": f"in_{i}"} for i in range(c["rows"])]
         conns = [s["node"] for s in ins] + [f"out_{j}" for j in range(c["cols"])]
         files[f"spice/tb/{c['name']}_tb.sp"] = render(
-            env, "testbench", tile=c, subckt_text=sub, sources=ins,
+            env, "testbench", tile=c, include=f"../tiles/{c['name']}.sp", sources=ins,
             conn_lines=chunks(conns, PORTS_PER_LINE), **common)
     # chip.sp: tiles of one layer that read the same rows share the DAC nets of those rows
     dacs: dict[tuple[str, int], str] = {}

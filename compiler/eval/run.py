@@ -34,6 +34,7 @@ from ..errors import InputError
 from ..frontend.common import load_samples
 from ..ir import IR
 from ..ir.interp import eval_node
+from ..sim.netlist import read_deck
 
 ENGINES = ("ideal", "mna", "ngspice")
 #: vectors per circuit simulation call (one DC sweep point each)
@@ -119,7 +120,7 @@ class CircuitTiles:
     def currents(self, name: str, volts: np.ndarray) -> np.ndarray:
         t = self.tiles[name]
         if name not in self.decks:
-            self.decks[name] = (self.out / t["testbench"]).read_text()
+            self.decks[name] = read_deck(self.out / t["testbench"])
         rows, cols = t["rows"][1] - t["rows"][0], t["cols"][1] - t["cols"][0]
         res = []
         for lo in range(0, volts.shape[0], CHUNK):

@@ -67,6 +67,20 @@ def _include(text: str, base: Path | None, where: str, depth: int = 0) -> list[s
     return out
 
 
+def read_deck(path: Path) -> str:
+    """A deck file as self-contained text: every ``.include`` line replaced by the file it names
+    (relative to the including file), so the deck can travel to a worker without the folder."""
+    path = Path(path)
+    out = []
+    for line in path.read_text().splitlines(keepends=True):
+        if line.lower().startswith(".include"):
+            inc = path.parent / line.split(None, 1)[1].strip().strip("'\"")
+            out.append(read_deck(inc))
+        else:
+            out.append(line)
+    return "".join(out)
+
+
 def parse(text: str, where: str, base: Path | None = None) -> list[Element]:
     """Flatten ``text`` (a whole deck) into elements."""
     subckts: dict[str, tuple[list[str], list[str]]] = {}

@@ -23,6 +23,7 @@ from .. import __version__
 from ..backend.plan import MANIFEST, json_text, sha256
 from ..errors import InputError
 from .checks import lsb, tolerance
+from ..sim.netlist import read_deck
 from .golden import dac_vectors, tile_currents, tile_currents_1t1r
 
 #: Refuse more vectors than this per block (each is one operating point per tile).
@@ -185,7 +186,7 @@ def verify_dir(out: str | Path, jobs: int = 1, vectors: int = 16, seed: int = 0,
     specs = []
     for k, t in enumerate(tiles):
         specs.append({
-            "name": t["name"], "index": k, "where": t["testbench"], "deck": (out / t["testbench"]).read_text(),
+            "name": t["name"], "index": k, "where": t["testbench"], "deck": read_deck(out / t["testbench"]),
             "gpos": np.load(out / t["conductances"]["gpos"], allow_pickle=False),
             "gneg": np.load(out / t["conductances"]["gneg"], allow_pickle=False),
             "rf_ohm": t["rf_ohm"], "adc_full_scale_a": t["adc_full_scale_a"], "adc_bits": t["adc_bits"],

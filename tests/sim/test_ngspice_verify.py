@@ -75,9 +75,9 @@ def test_corrupted_conductance_fails_verify(mlp_out, tmp_path):
     out = _copy(mlp_out, tmp_path / "o")
     man = json.loads((out / "manifest.json").read_text())
     victim = sorted(t["name"] for t in man["tiles"])[1]
-    tb = f"spice/tb/{victim}_tb.sp"
+    sub = f"spice/tiles/{victim}.sp"   # the testbench includes it
     # one device programmed to the wrong state: the HRS/LRS swap of RP_3_2
-    _rewrite(out, tb, lambda s: re.sub(r"^(RP_3_2 \S+ \S+) (\S+)$",
+    _rewrite(out, sub, lambda s: re.sub(r"^(RP_3_2 \S+ \S+) (\S+)$",
                                        lambda m: f"{m.group(1)} {'1000000' if float(m.group(2)) < 5e5 else '10000'}",
                                        s, flags=re.M))
     r = amsc("verify", out, "--jobs", "2", "--vectors", "16")
@@ -93,7 +93,7 @@ def test_broken_deck_is_reported_and_others_finish(mlp_out, tmp_path):
     out = _copy(mlp_out, tmp_path / "o")
     man = json.loads((out / "manifest.json").read_text())
     victim = sorted(t["name"] for t in man["tiles"])[0]
-    _rewrite(out, f"spice/tb/{victim}_tb.sp", lambda s: s.replace("RP_0_0 wl_0 blp_0", "RP_0_0 wl_0"))
+    _rewrite(out, f"spice/tiles/{victim}.sp", lambda s: s.replace("RP_0_0 wl_0 blp_0", "RP_0_0 wl_0"))
     r = amsc("verify", out, "--jobs", "2", "--vectors", "4")
     assert r.returncode == 1
     res = {b["name"]: b for b in json.loads((out / "verify.json").read_text())["blocks"]}

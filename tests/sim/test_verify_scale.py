@@ -14,6 +14,7 @@ import pytest
 
 from compiler.sim.executor import run_local
 from compiler.sim.mna import MnaEngine
+from compiler.sim.netlist import read_deck
 from conftest import MLP, amsc, require_tool
 
 SKIP_KEYS = {"seconds", "cached"}
@@ -45,7 +46,7 @@ def test_mna_engine_agrees_with_ngspice(which, request):
     man = json.loads((out / "manifest.json").read_text())
     rng = np.random.default_rng(11)
     for t in man["tiles"]:
-        deck = (out / t["testbench"]).read_text()
+        deck = read_deck(out / t["testbench"])
         rows, cols = t["rows"][1] - t["rows"][0], t["cols"][1] - t["cols"][0]
         v = rng.uniform(0, t["v_read"], size=(5, rows))
         src, probes = [f"VIN_{i}" for i in range(rows)], [f"out_{j}" for j in range(cols)]
