@@ -98,7 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--dac-bits", type=_number(lo=1, hi=24), metavar="N", help="DAC resolution (default: the PDK's)")
     c.add_argument("--calibration", metavar="FILE.npy",
                    help="inputs [N, *input shape] that set the datapath's activation ranges (default: calib.npy "
-                   "next to the model, else 64 uniform samples of the input range)")
+                   "next to the model, else uniform samples of the input range: 64 for a small model, fewer for a "
+                   "large one, 64 G multiply-accumulates in all and at least 8; evaluated 8 at a time)")
     c.add_argument("--input-range", type=_number(float), nargs=2, metavar=("LO", "HI"), default=(0.0, 1.0),
                    help="range of the model's input values, mapped onto the first layer's DACs (default 0 1); a "
                    "negative LO (a normalized input) needs bipolar DACs, as the generic PDK has")
@@ -287,16 +288,24 @@ def _cmd_rtl_sim(args) -> int:
     return 0 if rep["bit_exact"] else 1
 
 
+def _terminate(signum, frame):
+    raise KeyboardInterrupt   # the same clean-up as Ctrl-C: nothing half-written is left behind
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    import signal
+
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         return {"compile": _cmd_compile, "verify": _cmd_verify, "rtl-sim": _cmd_rtl_sim, "run": _cmd_run}[args.cmd](args)
     except AmscError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
+        done = "; nothing was written" if args.cmd == "compile" else ""
+        print(f"error: {args.cmd}: interrupted{done}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""compile: model file -> IR -> passes -> back ends -> OutputPlan -> atomic write."""
+"""compile: model file -> IR -> passes -> back ends -> OutputWriter (streamed, atomic rename)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 from typing import Callable
 
 from . import __version__
-from .backend.plan import OutputPlan, check_output_dir, npy_bytes, sha256, write_plan
+from .backend.plan import OutputWriter, check_output_dir, sha256
 from .backend.qmodel import RtlUnsupported, build_program, program_json
 from .backend.floorplan import placement_json, placement_png
 from .backend.render import environment
@@ -62,17 +62,36 @@ def apply_overrides(pdk: Pdk, options: CompileOptions) -> Pdk:
     return dataclasses.replace(pdk, **changes) if changes else pdk
 
 
+#: Multiply-accumulates the default (random) calibration may spend: 64 samples of a small model,
+#: fewer of a large one (ResNet-50, 4.1 GMAC per image: 15), never fewer than CALIB_MIN.
+CALIB_MACS = 64e9
+CALIB_MAX, CALIB_MIN = 64, 8
+
+
+def macs_per_sample(ir: IR) -> int:
+    """Multiply-accumulates of one sample through the dense and conv layers."""
+    total = 0
+    for n in ir.g.nodes:
+        d = ir.g.nodes[n]
+        if d["op"] in MATMUL_OPS:
+            positions = int(np.prod(d["shape"][1:])) if d["op"] == "conv" else int(np.prod(d["shape"][:-1]))
+            total += int(d["params"]["W"].size) * positions
+    return total
+
+
 def calibration_inputs(ir: IR, options: CompileOptions, model: Path) -> tuple[np.ndarray, str]:
     """Inputs that set the activation ranges of the datapath: --calibration, else calib.npy next to
-    the model, else 64 seeded uniform samples of the input range."""
+    the model, else seeded uniform samples of the input range: CALIB_MACS / (MACs per sample) of
+    them, between CALIB_MIN and CALIB_MAX."""
     inp = ir.nodes_of("input")[0]
     shape = tuple(ir.g.nodes[inp]["shape"])
     path = Path(options.calibration) if options.calibration else model.parent / "calib.npy"
     if options.calibration or path.is_file():
         return load_samples(path, shape, "calibration inputs"), path.name
+    n = int(np.clip(round(CALIB_MACS / max(1, macs_per_sample(ir))), CALIB_MIN, CALIB_MAX))
     rng = np.random.default_rng(options.seed)
     lo, hi = options.input_range
-    return rng.uniform(lo, hi, size=(64, *shape)), "uniform random (64 samples)"
+    return rng.uniform(lo, hi, size=(n, *shape)), f"uniform random ({n} samples)"
 
 
 def param_file(node: str, key: str) -> str:
@@ -96,17 +115,18 @@ def partition_manifest(ir: IR) -> dict:
     return {"order": [s["name"] for s in segments], "segments": segments, "nodes": nodes}
 
 
-def build_plan(ir: IR, pdk: Pdk, options: CompileOptions, source_name: str, source_sha: str,
-               calib: tuple[np.ndarray, str], source_data: bytes | None = None):
+def write_design(plan: OutputWriter, ir: IR, pdk: Pdk, options: CompileOptions, source_name: str, source_sha: str,
+                 calib: tuple[np.ndarray, str], source_data: bytes | None = None) -> dict:
+    """Write every file of the compiled design into ``plan`` as it is produced; returns the manifest."""
     env = environment(pdk)
-    plan = OutputPlan()
-    spice = emit_spice(ir, pdk, env, source_sha, options.corner)
     try:
         prog = build_program(ir, pdk, options, calib[0])
         datapath = {"generated": True, "calibration": calib[1], "output_scale": prog["output_scale"]}
     except RtlUnsupported as e:
         prog, datapath = None, {"generated": False, "reason": str(e)}
-    for rel, text in sorted({**spice, **emit_verilog(ir, pdk, env, source_sha, prog)}.items()):
+    for rel, text in emit_spice(ir, pdk, env, source_sha, options.corner):
+        plan.add(rel, text)
+    for rel, text in emit_verilog(ir, pdk, env, source_sha, prog):
         plan.add(rel, text)
     bipolar = set()
     if prog is not None:
@@ -124,7 +144,7 @@ def build_plan(ir: IR, pdk: Pdk, options: CompileOptions, source_name: str, sour
                 "transistor": pdk.cell["transistor"], "table": {}}
         for key in ("vds", "vgs", "ids"):
             cell["table"][key] = f"pdk/transistor_{key}.npy"
-            plan.add(cell["table"][key], npy_bytes(table[key]))
+            plan.add_npy(cell["table"][key], table[key])
     partition = partition_manifest(ir)
     for seg in ir.g.graph["partition"]["segments"]:
         if seg["kind"] == "host":
@@ -139,7 +159,7 @@ def build_plan(ir: IR, pdk: Pdk, options: CompileOptions, source_name: str, sour
         d = ir.g.nodes[n]
         if d["op"] not in ("xbar_tile", "accum"):
             for key, arr in sorted(d["params"].items()):
-                plan.add(param_file(n, key), npy_bytes(arr))
+                plan.add_npy(param_file(n, key), arr)
     plan.add("placement.json", placement_json(ir))
     plan.add("placement.png", placement_png(ir))
     tiles = []
@@ -149,7 +169,7 @@ def build_plan(ir: IR, pdk: Pdk, options: CompileOptions, source_name: str, sour
         arrays = {}
         for key in ("gpos", "gneg", "lpos", "lneg"):
             rel = f"tiles/{t}_{key}.npy"
-            plan.add(rel, npy_bytes(p[key]))
+            plan.add_npy(rel, p[key])
             arrays[key] = rel
         tiles.append({
             "name": t, "layer": a["layer"], "rows": [a["row0"], a["row1"]], "cols": [a["col0"], a["col1"]],
@@ -173,7 +193,7 @@ def build_plan(ir: IR, pdk: Pdk, options: CompileOptions, source_name: str, sour
         arrays = {}
         for key, arr in (("w_scale", d["params"]["w_scale"]), ("bias", d["params"]["b"])):
             arrays[key] = f"layers/{n}_{key}.npy"
-            plan.add(arrays[key], npy_bytes(arr))
+            plan.add_npy(arrays[key], arr)
         layers.append({"name": n, "kind": a["kind"], "activation": a["activation"], "spatial": a["spatial"],
                        "weight_scale": a["weight_scale"], "arrays": arrays, "row_splits": a["row_splits"],
                        "col_splits": a["col_splits"], "acc_bits": a["acc_bits"], "tiles": ir.inputs(n),
@@ -193,7 +213,7 @@ def build_plan(ir: IR, pdk: Pdk, options: CompileOptions, source_name: str, sour
         "rtl_datapath": datapath,
         "partition": partition,
     }
-    return plan, manifest
+    return manifest
 
 
 def compile_model(model: str | Path, out: str | Path, options: CompileOptions,
@@ -213,6 +233,7 @@ def compile_model(model: str | Path, out: str | Path, options: CompileOptions,
     calib = calibration_inputs(ir, options, Path(model))
     # an ONNX source travels with the design: 'amsc run' compares the chip with it in onnxruntime
     onnx_source = data if Path(model).suffix.lower() not in (".yaml", ".yml") else None
-    plan, manifest = build_plan(lowered, pdk, options, Path(model).name, sha256(data), calib, onnx_source)
-    write_plan(plan, manifest, out)
+    with OutputWriter(out) as plan:
+        manifest = write_design(plan, lowered, pdk, options, Path(model).name, sha256(data), calib, onnx_source)
+        plan.commit(manifest)
     return manifest

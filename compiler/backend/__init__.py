@@ -1,1 +1,1 @@
-"""Back ends: lowered IR -> OutputPlan {relative path: bytes}."""
+"""Back ends: lowered IR -> files streamed into an OutputWriter (backend/plan.py)."""

@@ -1,7 +1,14 @@
-"""OutputPlan: everything a compile writes, in memory, then written atomically with a manifest."""
+"""OutputWriter: every file of a compile streamed into a temporary sibling folder as soon as it is
+rendered, hashed while it is written, and the folder renamed into place at the end.
+
+Nothing is half-written: on an exception, Ctrl-C (SIGINT), SIGTERM (the CLI turns it into the same
+interrupt) or a full disk, the temporary folder is removed and ``OUT`` is untouched. No stage holds
+every output in memory: the writer keeps only each file's digest.
+"""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import os
@@ -27,20 +34,6 @@ def npy_bytes(a: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-class OutputPlan:
-    def __init__(self):
-        self.files: dict[str, bytes] = {}
-
-    def add(self, relpath: str, content: str | bytes) -> None:
-        p = PurePosixPath(relpath)
-        if p.is_absolute() or ".." in p.parts or relpath in self.files or relpath == MANIFEST:
-            raise ValueError(f"bad or duplicate output path {relpath!r}")
-        self.files[relpath] = content.encode() if isinstance(content, str) else bytes(content)
-
-    def digests(self) -> dict[str, str]:
-        return {k: sha256(v) for k, v in sorted(self.files.items())}
-
-
 def check_output_dir(out: Path) -> None:
     """Refuse an output path we must not replace: a file, or a non-empty folder amsc did not write."""
     if out.exists() or out.is_symlink():
@@ -51,33 +44,74 @@ def check_output_dir(out: Path) -> None:
                                   "refusing to replace it")
 
 
-def write_plan(plan: OutputPlan, manifest: dict, out: Path) -> None:
-    """Write every file into a temporary sibling folder, then swap it in with renames."""
-    out = Path(out)
-    check_output_dir(out)
-    parent = out.parent if str(out.parent) else Path(".")
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise InputError(parent, f"cannot create output parent folder: {e.strerror}") from None
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=parent))
-    try:
-        for rel, data in sorted(plan.files.items()):
-            dst = tmp / rel
+class OutputWriter:
+    """Use as a context manager: ``with OutputWriter(out) as w: w.add(...); w.commit(manifest)``.
+    Leaving the block without :meth:`commit` (an exception, an interrupt) removes everything."""
+
+    def __init__(self, out: str | Path):
+        self.out = Path(out)
+        check_output_dir(self.out)
+        self.parent = self.out.parent if str(self.out.parent) else Path(".")
+        try:
+            self.parent.mkdir(parents=True, exist_ok=True)
+            self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.tmp-", dir=self.parent))
+        except OSError as e:
+            raise InputError(self.parent, f"cannot create the output folder: {e.strerror}") from None
+        self._digests: dict[str, str] = {}
+        self.bytes_written = 0
+        self.committed = False
+
+    def __enter__(self) -> "OutputWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if not self.committed:
+            self.abort()
+
+    def _fail(self, rel: str, e: OSError):
+        self.abort()
+        if e.errno == errno.ENOSPC:
+            raise InputError(self.out, f"no space left on the device while writing {rel}; nothing was written") from None
+        raise InputError(self.out, f"cannot write {rel}: {e.strerror or e}") from None
+
+    def add(self, relpath: str, content: str | bytes) -> None:
+        """Write one file now (text as UTF-8) and remember its sha256."""
+        p = PurePosixPath(relpath)
+        if p.is_absolute() or ".." in p.parts or relpath in self._digests or relpath == MANIFEST:
+            raise ValueError(f"bad or duplicate output path {relpath!r}")
+        data = content.encode() if isinstance(content, str) else bytes(content)
+        dst = self.tmp / relpath
+        try:
             dst.parent.mkdir(parents=True, exist_ok=True)
-            dst.write_bytes(data)
-        (tmp / MANIFEST).write_text(json_text(manifest))
-        os.chmod(tmp, 0o755)
-        old = None
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=parent))
-            os.rename(out, old / "x")
-        os.rename(tmp, out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except OSError as e:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise InputError(out, f"cannot write output: {e.strerror or e}") from None
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+            with open(dst, "wb") as fh:
+                fh.write(data)
+        except OSError as e:
+            self._fail(relpath, e)
+        self._digests[relpath] = sha256(data)
+        self.bytes_written += len(data)
+
+    def add_npy(self, relpath: str, a: np.ndarray) -> None:
+        self.add(relpath, npy_bytes(a))
+
+    def digests(self) -> dict[str, str]:
+        return dict(sorted(self._digests.items()))
+
+    def commit(self, manifest: dict) -> None:
+        """Write the manifest and swap the folder into place."""
+        try:
+            (self.tmp / MANIFEST).write_text(json_text(manifest))
+            os.chmod(self.tmp, 0o755)
+            check_output_dir(self.out)
+            old = None
+            if self.out.exists():
+                old = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.old-", dir=self.parent))
+                os.rename(self.out, old / "x")
+            os.rename(self.tmp, self.out)
+            self.committed = True
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError as e:
+            self._fail(MANIFEST, e)
+
+    def abort(self) -> None:
+        shutil.rmtree(self.tmp, ignore_errors=True)

@@ -38,7 +38,7 @@ import numpy as np
 
 from ..ir import IR
 from ..ir.graph import HOST_OPS
-from ..ir.interp import run_ir
+from ..ir.interp import value_ranges
 from ..ir.kernels import windows
 
 OUT_BITS = 16
@@ -195,7 +195,7 @@ def build_program(ir: IR, pdk, options, calib: np.ndarray) -> dict:
     lo, hi = options.input_range
     if lo < 0:
         _need_bipolar(pdk, f"the input (--input-range {lo:g} {hi:g})")
-    vals = run_ir(ir, {inputs[0]: calib}, every_node=True)
+    vals = value_ranges(ir, {inputs[0]: calib})   # node -> [min, max] over the calibration inputs
     maps: dict[str, dict] = {}   # IR node -> feature map (see feature_map)
     steps: list[dict] = []
     maps[inputs[0]] = feature_map("in", ir.g.nodes[inputs[0]]["shape"], (max(abs(lo), abs(hi)) or 1.0) / dmax,

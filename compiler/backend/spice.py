@@ -140,7 +140,9 @@ def tile_context(ir: IR, t: str, pdk, fet_model: dict | None = None) -> dict:
     }
 
 
-def emit_spice(ir: IR, pdk, env, source_sha: str, corner: str = "tt") -> dict[str, str]:
+def emit_spice(ir: IR, pdk, env, source_sha: str, corner: str = "tt"):
+    """Yield ``(relative path, text)`` of every SPICE file, one tile at a time (a tile's text is
+    dropped once it is written: no list of every netlist is ever held)."""
     design = sanitize(ir.name)
     cards = model_cards(pdk.models, corner) if pdk.models else []
     fet_model = None
@@ -151,21 +153,17 @@ def emit_spice(ir: IR, pdk, env, source_sha: str, corner: str = "tt") -> dict[st
     common = {"version": __version__, "design": design, "source_sha": source_sha, "pdk": pdk,
               "reltol": spice_num(pdk.reltol), "abstol": spice_num(pdk.abstol), "model_cards": cards,
               "v_gate": spice_num(pdk.cell.get("v_gate", 0.0))}
-    files: dict[str, str] = {}
-    tiles = ir.nodes_of("xbar_tile")
-    ctxs = [tile_context(ir, t, pdk, fet_model) for t in tiles]
-    for c in ctxs:
-        sub = render(env, "crossbar", tile=c, **common)
-        files[f"spice/tiles/{c['name']}.sp"] = sub
-        ins = [{"src": f"VIN_{i}", "node": f"in_{i}"} for i in range(c["rows"])]
-        conns = [s["node"] for s in ins] + [f"out_{j}" for j in range(c["cols"])]
-        files[f"spice/tb/{c['name']}_tb.sp"] = render(
-            env, "testbench", tile=c, include=f"../tiles/{c['name']}.sp", sources=ins,
-            conn_lines=chunks(conns, PORTS_PER_LINE), **common)
     # chip.sp: tiles of one layer that read the same rows share the DAC nets of those rows
     dacs: dict[tuple[str, int], str] = {}
     insts = []
-    for c in ctxs:
+    for t in ir.nodes_of("xbar_tile"):
+        c = tile_context(ir, t, pdk, fet_model)
+        yield f"spice/tiles/{c['name']}.sp", render(env, "crossbar", tile=c, **common)
+        ins = [{"src": f"VIN_{i}", "node": f"in_{i}"} for i in range(c["rows"])]
+        conns = [s["node"] for s in ins] + [f"out_{j}" for j in range(c["cols"])]
+        yield f"spice/tb/{c['name']}_tb.sp", render(
+            env, "testbench", tile=c, include=f"../tiles/{c['name']}.sp", sources=ins,
+            conn_lines=chunks(conns, PORTS_PER_LINE), **common)
         nets = []
         for i in range(c["rows"]):
             key = (c["layer"], c["row0"] + i)
@@ -175,5 +173,4 @@ def emit_spice(ir: IR, pdk, env, source_sha: str, corner: str = "tt") -> dict[st
         insts.append({"inst": f"X{c['name']}", "subckt": c["subckt"], "conn_lines": chunks(nets, PORTS_PER_LINE),
                       "include": f"tiles/{c['name']}.sp"})
     sources = [{"src": f"V{net}", "node": net} for _, net in sorted(dacs.items())]
-    files["spice/chip.sp"] = render(env, "chip", instances=insts, sources=sources, **common)
-    return files
+    yield "spice/chip.sp", render(env, "chip", instances=insts, sources=sources, **common)

@@ -183,7 +183,8 @@ def _datapath_ctx(prog: dict, tiles: list[dict]) -> dict:
             "dmax": dmax}
 
 
-def emit_verilog(ir: IR, pdk, env, source_sha: str, prog: dict | None) -> dict[str, str]:
+def emit_verilog(ir: IR, pdk, env, source_sha: str, prog: dict | None):
+    """Yield ``(relative path, text)`` of every Verilog file (and the file lists)."""
     prefix = sanitize(ir.name)
     level_bits = max(1, math.ceil(math.log2(pdk.levels)))
     bipolar = frozenset(t["name"] for st in (prog or {}).get("steps", []) if st["kind"] == "layer"
@@ -192,23 +193,24 @@ def emit_verilog(ir: IR, pdk, env, source_sha: str, prog: dict | None) -> dict[s
     ctx = {"version": __version__, "design": prefix, "prefix": prefix, "pdk": pdk, "tiles": tiles,
            "dac_bits": pdk.dac_bits, "adc_bits": pdk.adc_bits, "level_bits": level_bits, "source_sha": source_sha,
            "latency": MACRO_LATENCY}
-    files = {}
+    names = []
     for t in tiles:
-        files[f"rtl/{t['macro']}.v"] = render(env, "verilog_macro", tile=t, **ctx)
-        files[f"rtl/{t['module']}.v"] = render(env, "verilog_tile", tile=t, **ctx)
+        for rel, role in ((f"rtl/{t['macro']}.v", "verilog_macro"), (f"rtl/{t['module']}.v", "verilog_tile")):
+            names.append(rel)
+            yield rel, render(env, role, tile=t, **ctx)
     if prog is not None:
         kq = {t["name"]: (st["kq"], st["sk"]) for st in prog["steps"] if st["kind"] == "layer" for t in st["tiles"]}
         dp = _datapath_ctx(prog, tiles)
-        files[f"rtl/{prefix}_top.v"] = render(env, "verilog_top", **ctx, **dp)
+        names.append(f"rtl/{prefix}_top.v")
+        yield names[-1], render(env, "verilog_top", **ctx, **dp)
         for t in tiles:
-            files[f"rtl/sim/{t['macro']}_beh.v"] = render(env, "verilog_macro_sim",
-                                                          tile={**t, "kq": kq[t["name"]][0], "sk": kq[t["name"]][1]},
-                                                          **ctx)
-        files["rtl/sim/tb.v"] = render(env, "verilog_tb", **ctx, **dp,
-                                       scan_len=sum(t["scan_bits"] for t in tiles))
-        sim = sorted(p[len("rtl/"):] for p in files if p.startswith("rtl/sim/") or p.startswith(f"rtl/{prefix}_tile_")
+            names.append(f"rtl/sim/{t['macro']}_beh.v")
+            yield names[-1], render(env, "verilog_macro_sim", tile={**t, "kq": kq[t["name"]][0], "sk": kq[t["name"]][1]},
+                                    **ctx)
+        names.append("rtl/sim/tb.v")
+        yield names[-1], render(env, "verilog_tb", **ctx, **dp, scan_len=sum(t["scan_bits"] for t in tiles))
+        sim = sorted(p[len("rtl/"):] for p in names if p.startswith("rtl/sim/") or p.startswith(f"rtl/{prefix}_tile_")
                      or p == f"rtl/{prefix}_top.v")
-        files["rtl/sim/files.f"] = "".join(f"{p}\n" for p in sim)
-    synth = sorted(p[len("rtl/"):] for p in files if p.startswith("rtl/") and not p.startswith("rtl/sim/"))
-    files["rtl/files.f"] = "".join(f"{p}\n" for p in synth)
-    return files
+        yield "rtl/sim/files.f", "".join(f"{p}\n" for p in sim)
+    synth = sorted(p[len("rtl/"):] for p in names if p.startswith("rtl/") and not p.startswith("rtl/sim/"))
+    yield "rtl/files.f", "".join(f"{p}\n" for p in synth)

@@ -94,3 +94,37 @@ def eval_node(ir: IR, n: str, xs: list[np.ndarray], tile_fn=None) -> np.ndarray:
     else:  # pragma: no cover - the verifier rejects unknown ops first
         raise ValueError(f"interpreter has no rule for op {op!r}")
     return y
+
+
+#: Calibration samples evaluated together: bounds the interpreter's memory to a few samples' worth
+#: of activations, however many samples there are.
+RANGE_BATCH = 8
+
+
+def value_ranges(ir: IR, feeds: dict[str, np.ndarray], batch: int = RANGE_BATCH) -> dict[str, np.ndarray]:
+    """``{node: [min, max]}`` of every node's value over all samples of ``feeds``, evaluated
+    ``batch`` samples at a time. Each value is kept in float32 and freed after its last consumer,
+    so peak memory does not grow with the number of samples (the calibration of large models)."""
+    order = ir.topo()
+    last_use: dict[str, int] = {}
+    for k, n in enumerate(order):
+        for i in ir.inputs(n):
+            last_use[i] = k
+    n_samples = next(iter(feeds.values())).shape[0]
+    lo: dict[str, float] = {}
+    hi: dict[str, float] = {}
+    for b0 in range(0, n_samples, batch):
+        vals: dict[str, np.ndarray] = {}
+        for k, n in enumerate(order):
+            if ir.g.nodes[n]["op"] == "input":
+                y = np.asarray(feeds[n][b0:b0 + batch], dtype=np.float32)
+            else:
+                y = eval_node(ir, n, [vals[i] for i in ir.inputs(n)]).astype(np.float32, copy=False)
+            if y.size:
+                lo[n] = min(lo.get(n, np.inf), float(y.min()))
+                hi[n] = max(hi.get(n, -np.inf), float(y.max()))
+            vals[n] = y
+            for i in ir.inputs(n):
+                if last_use[i] == k:
+                    del vals[i]
+    return {n: np.array([lo[n], hi[n]]) for n in lo}

@@ -196,3 +196,60 @@ def test_huge_tensor_refused(tmp_path):
 def test_input_range_must_be_increasing(tmp_path):
     r, out = compile_err(tmp_path, MLP / "model.onnx", "--input-range", "1", "-1")
     assert_clean_error(r, "--input-range", "LO 1 must be below HI -1", out=out)
+
+
+def test_full_disk_mid_compile_leaves_nothing(tmp_path, monkeypatch, capsys):
+    """ENOSPC on the 20th file: one line, exit 2, no output folder and no temporary folder."""
+    import builtins
+    import errno
+
+    from compiler import cli
+    from compiler.backend import plan
+
+    calls = {"n": 0}
+
+    def full_disk_open(path, mode="r", *a, **kw):
+        if "w" in mode and ".tmp-" in str(path):
+            calls["n"] += 1
+            if calls["n"] >= 20:
+                raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return builtins.open(path, mode, *a, **kw)
+
+    monkeypatch.setattr(plan, "open", full_disk_open, raising=False)
+    out = tmp_path / "out"
+    code = cli.main(["compile", str(MLP / "model.onnx"), "-o", str(out), "--tile", "16x16"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "no space left" in err[0] and "nothing was written" in err[0], err
+    assert calls["n"] == 20
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".out.")]
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_signal_mid_compile_leaves_nothing(tmp_path, sig):
+    """A signal while the files are being written: one line, exit 2, nothing left behind."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import ROOT
+
+    rng = np.random.default_rng(0)
+    node = helper.make_node("Gemm", ["x", "W"], ["y"], name="wide", transB=1)
+    model = save_model(tmp_path / "wide.onnx", [node], [("x", ["N", 2048])], [("y", ["N", 1024])],
+                       [("W", rng.normal(size=(1024, 2048)))])
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "compiler.cli", "compile", str(model), "-o", str(out)],
+                            cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        tmp = [p for p in tmp_path.iterdir() if p.name.startswith(".out.tmp-")]
+        if tmp and (tmp[0] / "spice" / "tiles").is_dir():   # mid-way through writing the netlists
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, "compile finished before the signal could be sent"
+    proc.send_signal(getattr(signal, sig))
+    _, err = proc.communicate(timeout=60)
+    lines = err.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and "interrupted; nothing was written" in lines[0], err
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".out.")]
