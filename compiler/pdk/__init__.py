@@ -17,8 +17,9 @@ import yaml
 
 from ..errors import PdkError
 
-#: Where bundled PDKs live (the repository's ``pdk_templates``); ``AMSC_PDK_PATH`` adds folders.
-BUNDLED = Path(__file__).resolve().parents[2] / "pdk_templates"
+#: Where bundled PDKs live: ``compiler/pdk_templates``, package data of the wheel (the repository's
+#: top-level ``pdk_templates`` is a link to it); ``AMSC_PDK_PATH`` adds folders.
+BUNDLED = Path(__file__).resolve().parents[1] / "pdk_templates"
 
 
 @dataclass(frozen=True)
