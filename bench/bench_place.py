@@ -11,16 +11,21 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import ROOT, amsc, save
+from common import ROOT, amsc, parser, save
 
 TILES = ("64x64", "32x32", "16x16")
 
 
 def main() -> int:
+    args = parser(__doc__).parse_args()
+    models = sorted(ROOT.glob("designs/*/model.onnx"))
+    tiles = TILES
+    if args.smoke:
+        models, tiles = [ROOT / "designs" / "mlp_digits" / "model.onnx"], TILES[:1]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for model in sorted(ROOT.glob("designs/*/model.onnx")):
-            for tile in TILES:
+        for model in models:
+            for tile in tiles:
                 out = Path(tmp) / f"{model.parent.name}-{tile}"
                 t0 = time.perf_counter()
                 amsc("compile", model, "-o", out, "--tile", tile)
@@ -34,7 +39,7 @@ def main() -> int:
                 print(f"{model.parent.name:12s} tile {tile:6s} {len(m['tiles']):4d} tiles  wirelength annealed "
                       f"{p['wirelength']:7.1f}  row-major {p['baseline_wirelength']:7.1f}  -> x{ratio:.2f}  "
                       f"(compile {secs:.1f} s)")
-    print(f"-> {save('place', {'benchmark': 'place', 'rows': rows})}")
+    print(f"-> {save('place', {'benchmark': 'place', 'rows': rows}, args.smoke)}")
     return 0
 
 

@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import ROOT, save
+from common import ROOT, parser, save
 
 sys.path.insert(0, str(ROOT))
 from compiler.pdk import load_pdk  # noqa: E402
@@ -37,6 +37,8 @@ def run(deck: str, tmp: Path, name: str) -> float:
 
 
 def main() -> int:
+    args = parser(__doc__).parse_args()
+    sizes = (4,) if args.smoke else SIZES
     pdk = load_pdk("sky130_1t1r")
     root = model_root(pdk.models)
     fet = "XM d g 0 0 sky130_fd_pr__nfet_01v8 w=1 l=0.15"
@@ -51,7 +53,7 @@ def main() -> int:
               f"-> x{full / few:.0f}")
         sp = specialize_fet(pdk.models, "sky130_fd_pr__nfet_01v8", 1.0, 0.15)
         rows = []
-        for n in SIZES:
+        for n in sizes:
             cells_v = [f"X{i}_{j} w{i} g 0 0 sky130_fd_pr__nfet_01v8 w=1 l=0.15" for i in range(n) for j in range(n)]
             cells_f = [f"M{i}_{j} w{i} g 0 0 {sp['model']} {sp['attrs']}" for i in range(n) for j in range(n)]
             srcs = ["VG g 0 DC 1.8"] + [f"VW{i} w{i} 0 DC 0.1" for i in range(n)] + [".options acct", ".op", ".end"]
@@ -61,7 +63,7 @@ def main() -> int:
             rows.append({"cells": n * n, "vendor_subckt_s": tv, "flat_s": tf, "speedup": tv / tf})
             print(f"[2] {n * n:4d} transistors: vendor subckt {tv:6.2f} s, flat copy {tf:6.2f} s -> x{tv / tf:.1f}")
         res["cells"] = rows
-    print(f"-> {save('sky130', res)}")
+    print(f"-> {save('sky130', res, args.smoke)}")
     return 0
 
 

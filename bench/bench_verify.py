@@ -30,25 +30,20 @@ from pathlib import Path
 
 import numpy as np
 
-from common import ROOT, amsc, compile_tile, save
+from common import ROOT, amsc, compile_tile, parser, save
 
 sys.path.insert(0, str(ROOT))
 from compiler.sim.mna import assemble  # noqa: E402
-from compiler.sim.netlist import read_deck  # noqa: E402
 from compiler.verify.golden import dac_vectors  # noqa: E402
-from compiler.verify.run import verify_block  # noqa: E402
+from compiler.verify.run import block_spec, verify_block  # noqa: E402
 
 VECTORS = 64
 
 
 def spec_for(out: Path, vectors: int, engine: str) -> dict:
+    """The verifier's own block spec of the tile (the same builder 'amsc verify' uses)."""
     man = json.loads((out / "manifest.json").read_text())
-    t = man["tiles"][0]
-    return {"name": t["name"], "index": 0, "where": t["testbench"], "deck": read_deck(out / t["testbench"]),
-            "gpos": np.load(out / t["conductances"]["gpos"]), "gneg": np.load(out / t["conductances"]["gneg"]),
-            "rf_ohm": t["rf_ohm"], "adc_full_scale_a": t["adc_full_scale_a"], "adc_bits": t["adc_bits"],
-            "dac_bits": t["dac_bits"], "v_read": t["v_read"], "vectors": vectors, "seed": 0,
-            "reltol": man["pdk"]["reltol"], "abstol": man["pdk"]["abstol"], "tolerance_lsb": 1e9, "engine": engine}
+    return block_spec(out, man, man["tiles"][0], 0, vectors, 0, 1e9, engine)
 
 
 def timed(fn, *a, **kw):
@@ -57,12 +52,12 @@ def timed(fn, *a, **kw):
     return time.perf_counter() - t0, r
 
 
-def bench_tile(tmp: Path, naive_vectors: int) -> dict:
-    out = compile_tile(128, tmp / "t128", parasitics=True)
+def bench_tile(tmp: Path, naive_vectors: int, n: int = 128) -> dict:
+    out = compile_tile(n, tmp / f"t{n}", parasitics=True)
     spec = spec_for(out, VECTORS, "ngspice")
     t_amsc, res = timed(verify_block, spec)
     # (a) naive: one ngspice -b per vector, default solver, the DC values written into the deck
-    v = dac_vectors(VECTORS, 128, spec["dac_bits"], spec["v_read"], 0, 0)
+    v = dac_vectors(VECTORS, n, spec["dac_bits"], spec["v_read"], 0, 0)
     naive = []
     for k in range(naive_vectors):
         deck = re.sub(r"^(VIN_(\d+) in_\d+ 0 DC) 0$", lambda m, k=k: f"{m.group(1)} {float(v[k, int(m.group(2))])!r}",
@@ -78,18 +73,18 @@ def bench_tile(tmp: Path, naive_vectors: int) -> dict:
     import scipy.sparse.linalg as spla
 
     t_asm, c = timed(assemble, spec["deck"], "bench")
-    rhs = c.rhs([f"VIN_{i}" for i in range(128)], v, "bench")
+    rhs = c.rhs([f"VIN_{i}" for i in range(n)], v, "bench")
     A = c.A.tocsc()
     t_b1, _ = timed(lambda: [spla.spsolve(A, rhs[:, k]) for k in range(VECTORS)])
     t_b2, _ = timed(lambda: spla.splu(A).solve(rhs))
     t_mna, _ = timed(verify_block, {**spec, "engine": "mna"})
-    row = {"tile": 128, "vectors": VECTORS, "amsc_ngspice_s": t_amsc, "naive_per_vector_s": float(np.mean(naive)),
+    row = {"tile": n, "vectors": VECTORS, "amsc_ngspice_s": t_amsc, "naive_per_vector_s": float(np.mean(naive)),
            "naive_measured_vectors": naive_vectors, "naive_s_scaled": t_naive, "scipy_assembly_s": t_asm,
            "scipy_spsolve_per_vector_s": t_b1 + t_asm, "scipy_factor_once_s": t_b2 + t_asm,
            "amsc_mna_engine_s": t_mna, "speedup_vs_naive": t_naive / t_amsc,
            "ratio_vs_spsolve": t_amsc / (t_b1 + t_asm), "ratio_vs_factor_once": t_amsc / (t_b2 + t_asm),
            "max_err_lsb": res["max_abs_err"] / res["lsb"]}
-    print(f"[1] 128x128 tile, wire mesh, {VECTORS} vectors")
+    print(f"[1] {n}x{n} tile, wire mesh, {VECTORS} vectors")
     print(f"    amsc verify (ngspice DC sweep, KLU) {t_amsc:8.2f} s")
     print(f"    (a) naive ngspice -b per vector     {t_naive:8.2f} s  ({naive_vectors} measured x {VECTORS})"
           f"  -> amsc x{t_naive / t_amsc:.0f} faster  (target >= 50)  "
@@ -134,10 +129,10 @@ def bench_parallel(tmp: Path, vectors: int = 1024) -> dict:
     return {"vectors": vectors, "jobs1_s": times[1], "jobs2_s": times[2], "speedup": sp}
 
 
-def bench_designs(tmp: Path) -> dict:
+def bench_designs(tmp: Path, models: list[Path]) -> dict:
     rows = []
     print("[4] whole-design verify (16 vectors, --jobs 2)")
-    for model in sorted(ROOT.glob("designs/*/model.onnx")):
+    for model in models:
         out = tmp / model.parent.name
         amsc("compile", model, "-o", out)
         cold, _ = timed(amsc, "verify", out, "--jobs", 2)
@@ -148,17 +143,23 @@ def bench_designs(tmp: Path) -> dict:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = parser(__doc__)
     ap.add_argument("--naive-vectors", type=int, default=1, help="vectors actually run for baseline (a)")
     ap.add_argument("--sizes", default="32,64,128,256", help="tile sizes for the scaling table")
     ap.add_argument("--scaling-vectors", type=int, default=16)
     args = ap.parse_args()
+    tile, sizes, par_vectors = 128, [int(s) for s in args.sizes.split(",")], 1024
+    models = sorted(ROOT.glob("designs/*/model.onnx"))
+    if args.smoke:
+        tile, sizes, par_vectors, args.scaling_vectors = 16, [8, 16], 16, 4
+        models = [ROOT / "designs" / "mlp_digits" / "model.onnx"]
+    sm = args.smoke
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        print(f"-> {save('verify_tile', bench_tile(tmp, args.naive_vectors))}")
-        print(f"-> {save('verify_scaling', bench_scaling(tmp, [int(s) for s in args.sizes.split(',')], args.scaling_vectors))}")
-        print(f"-> {save('verify_parallel', bench_parallel(tmp))}")
-        print(f"-> {save('verify_designs', bench_designs(tmp))}")
+        print(f"-> {save('verify_tile', bench_tile(tmp, args.naive_vectors, tile), sm)}")
+        print(f"-> {save('verify_scaling', bench_scaling(tmp, sizes, args.scaling_vectors), sm)}")
+        print(f"-> {save('verify_parallel', bench_parallel(tmp, par_vectors), sm)}")
+        print(f"-> {save('verify_designs', bench_designs(tmp, models), sm)}")
     return 0
 
 

@@ -1,8 +1,12 @@
-"""Shared helpers for the benchmarks: compile a random one-tile layer, run the CLI, save results."""
+"""Shared helpers for the benchmarks: command line (every benchmark has a --smoke mode of a few
+seconds, which the test suite runs so that no benchmark can rot), compile a random one-tile layer,
+run the CLI, save results (bench/results/, or $AMSC_BENCH_RESULTS)."""
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +14,16 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results"
+RESULTS = Path(os.environ.get("AMSC_BENCH_RESULTS", ROOT / "bench" / "results"))
+
+
+def parser(doc: str) -> argparse.ArgumentParser:
+    """The benchmark's argument parser, with --smoke: the same code paths on tiny sizes."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--smoke", action="store_true",
+                    help="tiny sizes, a few seconds: checks that the benchmark runs (the test suite uses it); "
+                    "its numbers mean nothing")
+    return ap
 
 
 def amsc(*args, check=True) -> subprocess.CompletedProcess:
@@ -30,8 +43,10 @@ def compile_tile(n: int, work: Path, parasitics: bool) -> Path:
     return out
 
 
-def save(name: str, data: dict) -> Path:
+def save(name: str, data: dict, smoke: bool = False) -> Path:
+    """bench/results/<name>.json (<name>_smoke.json for a smoke run, so it never overwrites results)."""
     RESULTS.mkdir(parents=True, exist_ok=True)
+    name = f"{name}_smoke" if smoke else name
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
     return path

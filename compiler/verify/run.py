@@ -168,6 +168,24 @@ def _cache_key(spec: dict, simulator: str) -> str:
     return h.hexdigest()
 
 
+def block_spec(out: Path, manifest: dict, t: dict, index: int, vectors: int, seed: int, tolerance_lsb: float,
+               engine_name: str) -> dict:
+    """Everything one tile's verification needs, self-contained (the deck with its includes
+    inlined, the conductances, the numbers): it runs the same in a local worker or on Dask."""
+    pdk = manifest["pdk"]
+    return {
+        "name": t["name"], "index": index, "where": t["testbench"], "deck": read_deck(out / t["testbench"]),
+        "gpos": np.load(out / t["conductances"]["gpos"], allow_pickle=False),
+        "gneg": np.load(out / t["conductances"]["gneg"], allow_pickle=False),
+        "rf_ohm": t["rf_ohm"], "adc_full_scale_a": t["adc_full_scale_a"], "adc_bits": t["adc_bits"],
+        "dac_bits": t["dac_bits"], "v_read": t["v_read"], "vectors": vectors, "seed": seed,
+        "reltol": pdk["reltol"], "abstol": pdk["abstol"], "tolerance_lsb": tolerance_lsb,
+        "engine": engine_name, "cell": t["cell"], "tia": t["tia"], "bipolar": bool(t.get("bipolar", False)),
+        "table": ({key: np.load(out / rel, allow_pickle=False) for key, rel in t["cell"]["table"].items()}
+                  if t["cell"]["type"] == "1t1r" else None),
+    }
+
+
 def verify_dir(out: str | Path, jobs: int = 1, vectors: int = 16, seed: int = 0, timeout: float = 600.0,
                engine_name: str = "ngspice", scheduler: str | None = None, tolerance_lsb: float = 1.0,
                use_cache: bool = True, on_block: Callable[[dict, int, int], None] | None = None,
@@ -181,21 +199,8 @@ def verify_dir(out: str | Path, jobs: int = 1, vectors: int = 16, seed: int = 0,
     out = Path(out)
     manifest = load_compiled(out)
     simulator = engine(engine_name).version  # also fails early, with the install hint, if ngspice is missing
-    pdk = manifest["pdk"]
     tiles = sorted(manifest["tiles"], key=lambda t: t["name"])
-    specs = []
-    for k, t in enumerate(tiles):
-        specs.append({
-            "name": t["name"], "index": k, "where": t["testbench"], "deck": read_deck(out / t["testbench"]),
-            "gpos": np.load(out / t["conductances"]["gpos"], allow_pickle=False),
-            "gneg": np.load(out / t["conductances"]["gneg"], allow_pickle=False),
-            "rf_ohm": t["rf_ohm"], "adc_full_scale_a": t["adc_full_scale_a"], "adc_bits": t["adc_bits"],
-            "dac_bits": t["dac_bits"], "v_read": t["v_read"], "vectors": vectors, "seed": seed,
-            "reltol": pdk["reltol"], "abstol": pdk["abstol"], "tolerance_lsb": tolerance_lsb,
-            "engine": engine_name, "cell": t["cell"], "tia": t["tia"], "bipolar": bool(t.get("bipolar", False)),
-            "table": ({key: np.load(out / rel, allow_pickle=False) for key, rel in t["cell"]["table"].items()}
-                      if t["cell"]["type"] == "1t1r" else None),
-        })
+    specs = [block_spec(out, manifest, t, k, vectors, seed, tolerance_lsb, engine_name) for k, t in enumerate(tiles)]
     cache = out / CACHE_DIR
     blocks: list[dict | None] = [None] * len(specs)
     keys = [_cache_key(s, simulator) for s in specs]
