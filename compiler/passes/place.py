@@ -23,6 +23,7 @@ import numpy as np
 from ..ir import IR
 
 MOVES_PER_CELL = 400
+MAX_MOVES = 2_000_000
 
 
 def _cells_and_edges(ir: IR) -> tuple[list[str], list[tuple[str, str]]]:
@@ -64,68 +65,82 @@ def wirelength(pos: dict, edges, pads: dict) -> int:
     return total
 
 
-def anneal(cells: list[str], edges, rows: int, cols: int, seed: int) -> tuple[dict, dict]:
-    """Row-major start, then simulated annealing over slot swaps. Returns (final, baseline) positions."""
-    pads = {"@in": (rows / 2 - 0.5, -1.0), "@out": (rows / 2 - 0.5, float(cols))}
-    slot_of = {c: divmod(k, cols) for k, c in enumerate(cells)}
-    baseline = dict(slot_of)
-    if len(cells) < 2:
-        return slot_of, baseline
-    occupant = {s: c for c, s in slot_of.items()}
-    incident: dict[str, list] = {c: [] for c in cells}
-    for e in edges:
-        for x in e:
-            if x in incident:
+def anneal(cells: list[str], edges, rows: int, cols: int, seed: int) -> tuple[dict, dict, int]:
+    """Row-major start, then simulated annealing over slot swaps. Returns (final, baseline)
+    positions and the number of moves.
+
+    Each move changes the wirelength only through the edges of the one or two cells it moves, so
+    its cost is computed from those edges alone (a tile has two): the time per move does not grow
+    with the design. ``MOVES_PER_CELL`` moves per cell, at most ``MAX_MOVES`` in all, bound the
+    total time (about 3 us a move here) while keeping the run a function of the seed alone."""
+    pad_pos = {"@in": (rows / 2 - 0.5, -1.0), "@out": (rows / 2 - 0.5, float(cols))}
+    n = len(cells)
+    baseline = {c: divmod(k, cols) for k, c in enumerate(cells)}
+    if n < 2:
+        return dict(baseline), baseline, 0
+    index = {c: k for k, c in enumerate(cells)}
+    pad_index = {p: n + k for k, p in enumerate(pad_pos)}
+    R = [baseline[c][0] for c in cells] + [pad_pos[p][0] for p in pad_pos]
+    C = [baseline[c][1] for c in cells] + [pad_pos[p][1] for p in pad_pos]
+    E = [(index.get(a, pad_index.get(a)), index.get(b, pad_index.get(b))) for a, b in edges]
+    incident: list[list[int]] = [[] for _ in range(n)]
+    for e, (u, v) in enumerate(E):
+        for x in {u, v}:
+            if x < n:
                 incident[x].append(e)
+    occupant = [-1] * (rows * cols)
+    for k in range(n):
+        occupant[R[k] * cols + C[k]] = k
 
-    def local(cs) -> float:
-        seen = {e for c in cs if c for e in incident[c]}
-        return wirelength(slot_of, seen, pads)
+    def length(es) -> float:
+        return sum(abs(R[E[e][0]] - R[E[e][1]]) + abs(C[E[e][0]] - C[E[e][1]]) for e in es)
 
-    rng = np.random.default_rng(seed)
-    all_slots = [(r, c) for r in range(rows) for c in range(cols)]
-    moves = MOVES_PER_CELL * len(cells)
-    # initial temperature: accept a typical uphill move with probability ~0.5
-    cost = wirelength(slot_of, edges, pads)
-    t0 = max(1.0, cost / max(1, len(edges)))
-    alpha = (0.01 / t0) ** (1.0 / moves)  # cool to T = 0.01 over the run
+    cost = length(range(len(E)))
+    moves = min(MOVES_PER_CELL * n, MAX_MOVES)
+    # initial temperature: accept a typical uphill move with probability ~0.5; cool to T = 0.01
+    t0 = max(1.0, cost / max(1, len(E)))
+    alpha = (0.01 / t0) ** (1.0 / moves)
     temp = t0
-    best, best_cost = dict(slot_of), cost
-    for _ in range(moves):
-        a = cells[int(rng.integers(len(cells)))]
-        s_new = all_slots[int(rng.integers(len(all_slots)))]
-        s_old = slot_of[a]
-        if s_new == s_old:
-            temp *= alpha
-            continue
-        b = occupant.get(s_new)
-        before = local((a, b))
-        slot_of[a] = s_new
-        if b:
-            slot_of[b] = s_old
-        delta = local((a, b)) - before
-        if delta <= 0 or rng.random() < math.exp(-delta / temp):
-            occupant[s_new] = a
-            if b:
-                occupant[s_old] = b
+    best, best_cost = (list(R[:n]), list(C[:n])), cost
+    rng = np.random.default_rng(seed)
+    chunk = 1 << 16
+    done = 0
+    while done < moves:
+        m = min(chunk, moves - done)
+        picks, slots, draws = (rng.integers(n, size=m).tolist(), rng.integers(rows * cols, size=m).tolist(),
+                               rng.random(m).tolist())
+        for a, s_new, u in zip(picks, slots, draws):
+            s_old = R[a] * cols + C[a]
+            if s_new == s_old:
+                temp *= alpha
+                continue
+            b = occupant[s_new]
+            es = incident[a] if b < 0 else set(incident[a]).union(incident[b])
+            before = length(es)
+            R[a], C[a] = divmod(s_new, cols)
+            if b >= 0:
+                R[b], C[b] = divmod(s_old, cols)
+            delta = length(es) - before
+            if delta <= 0 or u < math.exp(-delta / temp):
+                occupant[s_new], occupant[s_old] = a, b
+                cost += delta
             else:
-                del occupant[s_old]
-            cost += delta
-            if cost < best_cost:
-                best, best_cost = dict(slot_of), cost
-        else:
-            slot_of[a] = s_old
-            if b:
-                slot_of[b] = s_new
-        temp *= alpha
-    return best, baseline
+                R[a], C[a] = divmod(s_old, cols)
+                if b >= 0:
+                    R[b], C[b] = divmod(s_new, cols)
+            temp *= alpha
+        done += m
+        if cost < best_cost:       # the best state is checked once a chunk, not copied every move
+            best, best_cost = (list(R[:n]), list(C[:n])), cost
+    final = {c: (best[0][k], best[1][k]) for k, c in enumerate(cells)}
+    return final, baseline, moves
 
 
 def place(ir: IR, options, pdk) -> IR:
     ir = ir.copy()
     cells, edges = _cells_and_edges(ir)
     rows, cols = grid_shape(len(cells))
-    final, baseline = anneal(cells, edges, rows, cols, options.seed)
+    final, baseline, moves = anneal(cells, edges, rows, cols, options.seed)
     pads = {"@in": (rows / 2 - 0.5, -1.0), "@out": (rows / 2 - 0.5, float(cols))}
     for c in cells:
         ir.set(c, attrs={**ir.g.nodes[c]["attrs"], "grid": list(final[c])})
@@ -133,6 +148,6 @@ def place(ir: IR, options, pdk) -> IR:
         "grid": [rows, cols], "seed": options.seed, "edges": [list(e) for e in edges],
         "pads": {k: list(v) for k, v in pads.items()},
         "wirelength": wirelength(final, edges, pads), "baseline_wirelength": wirelength(baseline, edges, pads),
-        "baseline": "row-major in schedule order",
+        "baseline": "row-major in schedule order", "moves": moves,
     }
     return ir

@@ -1,5 +1,5 @@
 // amsc 0.1.0 | pdk generic | design tiny | source sha256 e681a353875842f094ab0a318d23805dab79a8dbd460b6bb68d641ea35db3fe1
-// Digital wrapper of tile l1_r0c0 (layer l1, schedule step 0, grid slot 0,0).
+// Digital wrapper of tile l1_r0c0 (layer l1, schedule step 0, grid slot 1,0).
 // On 'start' it latches dac_in, pulses the macro's conv_start, waits for conv_done, latches
 // adc_code into adc_out and pulses 'done' for one cycle. The scan chain passes through the macro.
 module tiny_tile_l1_r0c0 (
