@@ -14,6 +14,9 @@
    vectors, so that simulation outweighs process start-up) at --jobs 2 against --jobs 1.
    Target >= 1.6x.
 4. Whole-design verify time of every bundled design, cold and warm cache.
+5. Per-vector cost of a 128x128 mesh tile at 1024 vectors: the ngspice path as 'amsc verify' plans it
+   (transfer matrix of the linear tile, then superposition) against one scipy LU for all vectors.
+   Target: within 3x.
 Writes bench/results/verify_*.json.
 """
 
@@ -97,6 +100,29 @@ def bench_tile(tmp: Path, naive_vectors: int, n: int = 128) -> dict:
     return row
 
 
+def bench_per_vector(tmp: Path, n: int = 128, vectors: int = 1024) -> dict:
+    """The per-vector cost of signing off a linear tile with many vectors: amsc's ngspice path
+    (planned as 'amsc verify' plans it: the transfer of the n word lines, then every vector by
+    superposition) against scipy with one LU factorization reused for every vector."""
+    import scipy.sparse.linalg as spla
+
+    out = compile_tile(n, tmp / f"pv{n}", parasitics=True)
+    man = json.loads((out / "manifest.json").read_text())
+    spec = spec_for(out, vectors, "ngspice")
+    t_ng, res = timed(verify_block, spec, man["tiles"][0])
+    v = dac_vectors(vectors, n, spec["dac_bits"], spec["v_read"], 0, 0)
+    t_asm, c = timed(assemble, spec["deck"], "bench")
+    rhs = c.rhs([f"VIN_{i}" for i in range(n)], v, "bench")
+    t_lu, _ = timed(lambda: spla.splu(c.A.tocsc()).solve(rhs))
+    ratio = t_ng / (t_lu + t_asm)
+    print(f"[5] {n}x{n} tile, wire mesh, {vectors} vectors: amsc ngspice {t_ng:.2f} s ({1e3 * t_ng / vectors:.2f} ms "
+          f"a vector), scipy one LU {t_lu + t_asm:.2f} s -> x{ratio:.2f} of it  (target <= 3)  "
+          f"{'MET' if ratio <= 3 else 'MISSED'}; max error {res['max_abs_err'] / res['lsb']:.2e} LSB")
+    return {"tile": n, "vectors": vectors, "amsc_ngspice_s": t_ng, "scipy_factor_once_s": t_lu + t_asm,
+            "ratio_vs_factor_once": ratio, "max_err_lsb": res["max_abs_err"] / res["lsb"],
+            "route": "transfer matrix: n + 1 operating points, then superposition (linear 1R tile)"}
+
+
 def bench_scaling(tmp: Path, sizes: list[int], vectors: int) -> dict:
     rows = []
     print(f"[2] scaling, {vectors} vectors per tile (seconds per vector, DC sweep incl. load)")
@@ -160,6 +186,8 @@ def main() -> int:
         print(f"-> {save('verify_scaling', bench_scaling(tmp, sizes, args.scaling_vectors), sm)}")
         print(f"-> {save('verify_parallel', bench_parallel(tmp, par_vectors), sm)}")
         print(f"-> {save('verify_designs', bench_designs(tmp, models), sm)}")
+        pv = (16, 64) if args.smoke else (128, 1024)
+        print(f"-> {save('verify_per_vector', bench_per_vector(tmp, *pv), sm)}")
     return 0
 
 

@@ -135,6 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds one simulation task (one tile, up to 256 vectors) may take before it is stopped "
                    "and its block reported as an error (default 600)")
     v.add_argument("--no-cache", action="store_true", help="ignore and do not write OUT/.verify-cache/")
+    v.add_argument("--sample", type=_number(lo=1), metavar="K",
+                   help="sign off a seeded random sample of K tiles (with --seed) instead of all: each layer's "
+                   "largest tile is always in it; the report says it is a sample and names the tiles")
     s = sub.add_parser("rtl-sim", help="simulate the generated chip RTL in Icarus Verilog, bit-exact against numpy",
                        description="Program the weights through the scan chain, stream every image of INPUTS through "
                        "OUT's chip RTL (with behavioural models of the analog macros) in Icarus Verilog, and compare "
@@ -199,7 +202,19 @@ def _cmd_compile(args) -> int:
     def dump(name, ir):
         sys.stdout.write(ir_to_json(ir))
 
-    m = compile_model(args.model, args.out, opts, dump=dump)
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    console = Console(stderr=True)
+    bar = Progress(TextColumn("compile: {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   console=console, transient=True, disable=not console.is_terminal)
+    task = bar.add_task("", total=1)
+
+    def progress(phase: str, done: int, total: int) -> None:
+        bar.update(task, description=phase, completed=done, total=total)
+
+    with bar:
+        m = compile_model(args.model, args.out, opts, dump=dump, progress=progress)
     u = m["utilization"]
     print(f"amsc: compiled {args.model} -> {args.out}: {len(m['tiles'])} tile(s) in {len(m['layers'])} "
           f"layer(s), {len(m['files'])} files; cells used {u['used_cells']}/{u['available_cells']} "
@@ -263,7 +278,7 @@ def _cmd_verify(args) -> int:
     try:
         rep = verify_dir(args.out, jobs=args.jobs, vectors=args.vectors, seed=args.seed, timeout=args.timeout,
                          engine_name=args.engine, scheduler=args.scheduler, tolerance_lsb=args.tolerance_lsb,
-                         use_cache=not args.no_cache, on_block=block_done, on_start=start)
+                         use_cache=not args.no_cache, on_block=block_done, on_start=start, sample=args.sample)
     finally:
         progress.stop()
     console.print(summary_table(rep))
@@ -271,6 +286,10 @@ def _cmd_verify(args) -> int:
     n = len(rep["blocks"])
     how = ("no simulation: every block came from the cache" if rep["simulated"] == 0
            else f"{rep['simulated']} simulated, {n - rep['simulated']} from the cache")
+    if "sample" in rep:
+        smp = rep["sample"]
+        console.print(smp.get("note") or f"a sample: {smp['verified']} of {smp['tiles']} tiles (seed {smp['seed']}; "
+                      f"{smp['rule']})", highlight=False, soft_wrap=True)
     console.print(f"amsc: verify {args.out}: {n_ok}/{n} blocks passed ({how}) in {rep['seconds']:.1f} s "
                   f"-> {args.out}/verify.json, {args.out}/verify.html", highlight=False, soft_wrap=True)
     return 0 if rep["passed"] else 1

@@ -116,18 +116,27 @@ def partition_manifest(ir: IR) -> dict:
 
 
 def write_design(plan: OutputWriter, ir: IR, pdk: Pdk, options: CompileOptions, source_name: str, source_sha: str,
-                 calib: tuple[np.ndarray, str], source_data: bytes | None = None) -> dict:
-    """Write every file of the compiled design into ``plan`` as it is produced; returns the manifest."""
+                 calib: tuple[np.ndarray, str], source_data: bytes | None = None,
+                 progress: Callable[[str, int, int], None] | None = None) -> dict:
+    """Write every file of the compiled design into ``plan`` as it is produced; returns the manifest.
+    ``progress(phase, done, total)`` hears how far each long phase is."""
+    progress = progress or (lambda *a: None)
     env = environment(pdk)
+    n_tiles = len(ir.nodes_of("xbar_tile"))
+    progress("calibration and integer program", 0, 1)
     try:
         prog = build_program(ir, pdk, options, calib[0])
         datapath = {"generated": True, "calibration": calib[1], "output_scale": prog["output_scale"]}
     except RtlUnsupported as e:
         prog, datapath = None, {"generated": False, "reason": str(e)}
-    for rel, text in emit_spice(ir, pdk, env, source_sha, options.corner):
+    for k, (rel, text) in enumerate(emit_spice(ir, pdk, env, source_sha, options.corner)):
         plan.add(rel, text)
-    for rel, text in emit_verilog(ir, pdk, env, source_sha, prog):
+        if k % 64 == 0:
+            progress("SPICE netlists", k // 2, n_tiles)
+    for k, (rel, text) in enumerate(emit_verilog(ir, pdk, env, source_sha, prog)):
         plan.add(rel, text)
+        if k % 64 == 0:
+            progress("Verilog", k // 2, n_tiles)
     bipolar = set()
     if prog is not None:
         bipolar = {t["name"] for st in prog["steps"] if st["kind"] == "layer" and st["src"]["signed"]
@@ -160,10 +169,13 @@ def write_design(plan: OutputWriter, ir: IR, pdk: Pdk, options: CompileOptions, 
         if d["op"] not in ("xbar_tile", "accum"):
             for key, arr in sorted(d["params"].items()):
                 plan.add_npy(param_file(n, key), arr)
+    progress("placement picture", 0, 1)
     plan.add("placement.json", placement_json(ir))
     plan.add("placement.png", placement_png(ir))
     tiles = []
-    for t in ir.nodes_of("xbar_tile"):
+    for k, t in enumerate(ir.nodes_of("xbar_tile")):
+        if k % 256 == 0:
+            progress("conductance arrays", k, n_tiles)
         d = ir.g.nodes[t]
         a, p = d["attrs"], d["params"]
         arrays = {}
@@ -217,14 +229,17 @@ def write_design(plan: OutputWriter, ir: IR, pdk: Pdk, options: CompileOptions, 
 
 
 def compile_model(model: str | Path, out: str | Path, options: CompileOptions,
-                  dump: Callable[[str, IR], None] | None = None) -> dict:
+                  dump: Callable[[str, IR], None] | None = None,
+                  progress: Callable[[str, int, int], None] | None = None) -> dict:
     out = Path(out)
     check_output_dir(out)  # fail early, before any work
     pdk = apply_overrides(load_pdk(options.pdk), options)
     if pdk.models is None and options.corner != "tt":
         raise PdkError("--corner", f"PDK '{pdk.name}' has no device models, so corner '{options.corner}' does not apply")
+    if progress is not None:
+        progress("front end (constant folding, lowering)", 0, 1)
     ir, data = load_model(model)
-    lowered = run_pipeline(ir, options, pdk, dump=dump)
+    lowered = run_pipeline(ir, options, pdk, dump=dump, progress=progress)
     if not any(ir.g.nodes[n]["op"] in MATMUL_OPS for n in ir.g.nodes):
         host = sorted({d["attrs"]["op_type"] for _, d in ir.g.nodes(data=True) if d["op"] == "host"})
         raise InputError(model, "no node maps to a crossbar (no Gemm, MatMul or Conv with a constant weight), so "
@@ -234,6 +249,7 @@ def compile_model(model: str | Path, out: str | Path, options: CompileOptions,
     # an ONNX source travels with the design: 'amsc run' compares the chip with it in onnxruntime
     onnx_source = data if Path(model).suffix.lower() not in (".yaml", ".yml") else None
     with OutputWriter(out) as plan:
-        manifest = write_design(plan, lowered, pdk, options, Path(model).name, sha256(data), calib, onnx_source)
+        manifest = write_design(plan, lowered, pdk, options, Path(model).name, sha256(data), calib, onnx_source,
+                                progress)
         plan.commit(manifest)
     return manifest

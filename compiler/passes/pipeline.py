@@ -51,12 +51,15 @@ PASS_NAMES = tuple(p.name for p in PASSES)
 
 
 def run_pipeline(ir: IR, options, pdk, dump: Callable[[str, IR], None] | None = None,
-                 upto: str | None = None) -> IR:
-    """Run the passes in order (through ``upto``, if given), verifying the IR after each."""
+                 upto: str | None = None, progress: Callable[[str, int, int], None] | None = None) -> IR:
+    """Run the passes in order (through ``upto``, if given), verifying the IR after each.
+    ``progress(phase, done, total)`` hears of every finished pass."""
     if upto is not None and upto not in PASS_NAMES:
         raise ValueError(f"no pass named {upto!r}")
     verify_ir(ir)
-    for p in PASSES:
+    for k, p in enumerate(PASSES):
+        if progress is not None:
+            progress(f"pass {p.name}", k, len(PASSES))
         ir = p.run(ir, options, pdk)
         if options.verify_each:
             try:

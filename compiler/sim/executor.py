@@ -143,33 +143,52 @@ def dask_connect(scheduler: str, connect_timeout: float = 10.0):
 
 
 def run_dask(fn: Callable, args: list, client, timeout: float,
-             on_done: Callable[[int, tuple], None] | None = None) -> list[tuple]:
-    """The same contract as :func:`run_local`, on a connected Dask client (closed afterwards)."""
+             on_done: Callable[[int, tuple], None] | None = None, prepare: Callable | None = None) -> list[tuple]:
+    """The same contract as :func:`run_local`, on a connected Dask client (closed afterwards).
+    ``prepare(arg)``, if given, turns an argument into what is sent (loading its data) just before it
+    is submitted; at most four tasks per worker thread are in flight, so memory stays bounded."""
     from distributed import as_completed
 
     results: list[tuple | None] = [None] * len(args)
+    futures: dict = {}
     try:
-        futures = {client.submit(_call, fn, a, pure=False): k for k, a in enumerate(args)}
         # Dask gives no per-task start time, so the bound is per wave of tasks: every block gets
         # `timeout` seconds once a thread is free for it.
         threads = max(1, sum(client.nthreads().values()))
         deadline = time.monotonic() + timeout * -(-len(args) // threads)
+        window = 4 * threads
+        nxt = 0
+
+        def submit():
+            nonlocal nxt
+            a = args[nxt] if prepare is None else prepare(args[nxt])
+            futures[client.submit(_call, fn, a, pure=False)] = nxt
+            nxt += 1
+
+        while nxt < len(args) and nxt < window:
+            submit()
+        pending = as_completed(list(futures), loop=client.loop, timeout=max(1.0, deadline - time.monotonic()))
         try:
-            for fut in as_completed(list(futures), loop=client.loop,
-                                    timeout=max(1.0, deadline - time.monotonic())):
+            for fut in pending:
                 k = futures[fut]
                 try:
                     res = fut.result()
                 except Exception as e:  # noqa: BLE001 - KilledWorker and friends
                     res = ("error", f"Dask task failed: {type(e).__name__}: {e}")
                 results[k] = res
+                fut.release()
                 if on_done is not None:
                     on_done(k, res)
+                if nxt < len(args):
+                    submit()
+                    pending.add(list(futures)[-1])
         except TimeoutError:
             pass
         for fut, k in futures.items():
             if results[k] is None:
                 fut.cancel()
+        for k in range(len(args)):
+            if results[k] is None:
                 results[k] = ("error", f"timed out after {timeout:g} s on the Dask cluster")
                 if on_done is not None:
                     on_done(k, results[k])

@@ -38,13 +38,50 @@ def _fmt(x, spec=".3e") -> str:
     return "—" if x is None else format(x, spec)
 
 
+#: Above this many blocks the reports give one row per layer, and block rows only for failures.
+DETAIL_MAX = 200
+
+
+def by_layer(blocks: list[dict]) -> list[dict]:
+    """Per layer: blocks, passed, errors, the worst error relative to its tolerance, least within-LSB share."""
+    rows: dict[str, dict] = {}
+    for b in blocks:
+        r = rows.setdefault(b.get("layer", "?"), {"layer": b.get("layer", "?"), "blocks": 0, "passed": 0, "errors": 0,
+                                                    "worst_err_over_tol": None, "min_within_lsb": None, "seconds": 0.0})
+        r["blocks"] += 1
+        r["passed"] += bool(b["passed"])
+        r["errors"] += bool(b["error"])
+        r["seconds"] += b["seconds"] or 0.0
+        if b["max_abs_err"] is not None and b["tolerance"]:
+            q = b["max_abs_err"] / b["tolerance"]
+            r["worst_err_over_tol"] = q if r["worst_err_over_tol"] is None else max(r["worst_err_over_tol"], q)
+        if b.get("within_lsb") is not None:
+            w = b["within_lsb"]
+            r["min_within_lsb"] = w if r["min_within_lsb"] is None else min(r["min_within_lsb"], w)
+    return list(rows.values())
+
+
+def _within(w) -> str:
+    return "—" if w is None else f"{100 * w:.1f} %"
+
+
+def _layer_row(r: dict) -> str:
+    status = "pass" if r["passed"] == r["blocks"] else "fail"
+    return (f"<tr class='{status}'><td>{html.escape(str(r['layer']))}</td><td>{r['passed']}/{r['blocks']}</td>"
+            f"<td>{r['errors']}</td><td>{_fmt(r['worst_err_over_tol'], '.3f')}</td>"
+            f"<td>{_within(r['min_within_lsb'])}</td><td>{r['seconds']:.1f}</td></tr>")
+
+
 def write_html(out: Path, report: dict, pngs: dict[str, bytes]) -> Path:
     d = out / REPORT_DIR
     tmp = out / f".{REPORT_DIR}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
+    detail = len(report["blocks"]) <= DETAIL_MAX
     rows = []
     for b in report["blocks"]:
+        if not detail and b["passed"]:
+            continue
         img = ""
         if pngs.get(b["name"]):
             png = f"{b['name']}.png"
@@ -58,6 +95,13 @@ def write_html(out: Path, report: dict, pngs: dict[str, bytes]) -> Path:
             f"<td>{within}</td><td>{_fmt(b['seconds'], '.2f')}</td><td>{'yes' if b.get('cached') else 'no'}</td>"
             f"<td>{html.escape(b['error'] or '')}</td></tr><tr><td colspan='9'>{img}</td></tr>")
     verdict = "PASSED" if report["passed"] else "FAILED"
+    layer_rows = "\n".join(_layer_row(r) for r in by_layer(report["blocks"]))
+    smp = report.get("sample")
+    sample_text = "" if not smp else (
+        f"<p><b>A sample.</b> {html.escape(smp.get('note') or '')} "
+        + (f"{smp['verified']} of {smp['tiles']} tiles, seed {smp['seed']} ({html.escape(smp['rule'])}): "
+           f"{html.escape(', '.join(smp['names']))}</p>" if "names" in smp else "</p>"))
+    blocks_title = "Every block" if detail else f"Failed blocks ({len(rows)}; {len(report['blocks'])} in all)"
     page = f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>amsc verify: {html.escape(str(report['design']))}</title>
 <style>body{{font-family:sans-serif;margin:2em}} td,th{{padding:2px 8px;text-align:left}}
@@ -67,6 +111,13 @@ tr.fail td,tr.error td{{color:#b00}}</style></head><body>
 vectors per block (seed {report['seed']}). Pass/fail: {html.escape(report['tolerance_rule'])}, with
 tolerance_lsb = {report['tolerance_lsb']:g}. "Within LSB" is the share of outputs whose error is at most one
 ADC LSB.</p>
+{sample_text}
+<h2>Per layer</h2>
+<table><tr><th>layer</th><th>passed</th><th>errors</th><th>worst max |err| / tolerance</th>
+<th>least within LSB</th><th>seconds</th></tr>
+{layer_rows}
+</table>
+<h2>{blocks_title}</h2>
 <table><tr><th>block</th><th>status</th><th>max |err| [A]</th><th>RMS err [A]</th><th>tolerance [A]</th>
 <th>within LSB</th><th>seconds</th><th>cached</th><th>error</th></tr>
 {chr(10).join(rows)}
@@ -83,6 +134,16 @@ ADC LSB.</p>
 def summary_table(report: dict):
     from rich.table import Table
 
+    if len(report["blocks"]) > DETAIL_MAX:
+        t = Table(title=f"amsc verify: {report['design']} ({report['engine']}), per layer")
+        for col in ("layer", "passed", "errors", "worst err/tol", "least <=1 LSB", "seconds"):
+            t.add_column(col, justify="left" if col == "layer" else "right")
+        for r in by_layer(report["blocks"]):
+            ok = r["passed"] == r["blocks"]
+            t.add_row(str(r["layer"]), f"[{'green' if ok else 'red'}]{r['passed']}/{r['blocks']}[/]", str(r["errors"]),
+                      _fmt(r["worst_err_over_tol"], ".3f"),
+                      _within(r["min_within_lsb"]), f"{r['seconds']:.1f}")
+        return t
     t = Table(title=f"amsc verify: {report['design']} ({report['engine']})")
     for col in ("block", "status", "max err [A]", "RMS err [A]", "tolerance [A]", "<=1 LSB", "seconds", "cached"):
         t.add_column(col, justify="left" if col in ("block", "status") else "right")

@@ -25,6 +25,7 @@ from ..errors import InputError
 from .checks import lsb, tolerance
 from ..sim.netlist import read_deck
 from .golden import dac_vectors, tile_currents, tile_currents_1t1r
+from .report import DETAIL_MAX
 
 #: Refuse more vectors than this per block (each is one operating point per tile).
 MAX_VECTORS = 100_000
@@ -88,15 +89,53 @@ def warm_up(engine_name: str) -> None:
     engine(engine_name)
 
 
+_SPEC: dict = {}
+
+
+def task_spec(task: dict) -> dict:
+    """The full block spec of a task: carried by the task (Dask), or loaded from the output folder
+    (local workers, which keep the last one: a block's chunks usually follow each other)."""
+    if "deck" in task:
+        return task
+    key = (task["out"], task["name"])
+    if key not in _SPEC:
+        _SPEC.clear()
+        manifest_tile = task["tile"]
+        _SPEC[key] = block_spec(Path(task["out"]), {"pdk": task["pdk"]}, manifest_tile, task["index"],
+                                task["vectors"], task["seed"], task["tolerance_lsb"], task["engine"])
+    return {**_SPEC[key], **{k: task[k] for k in ("lo", "hi") if k in task}}
+
+
 def simulate_chunk(task: dict) -> dict:
-    """Simulate vectors ``[lo, hi)`` of one tile (runs in a worker); returns the TIA output voltages."""
+    """Simulate vectors ``[lo, hi)`` of one tile (runs in a worker); returns the TIA output voltages.
+
+    A ``transfer`` task measures a linear tile's transfer instead: one sweep point with every word
+    line at 0 V and one per word line at V_read alone. A 1R tile (resistors, ideal or finite-gain
+    linear TIAs, wire mesh) is a linear circuit, so by superposition the outputs of any input vector
+    are ``out(0) + v @ T``, with ``T`` those responses less ``out(0)``, over V_read. With more vectors
+    than word lines this costs rows + 1 operating points instead of one per vector."""
     t0 = time.perf_counter()
-    rows, cols = task["gpos"].shape
-    v = block_vectors(task)[task["lo"]:task["hi"]]
-    eng = engine(task["engine"])
-    volts = eng.sweep(task["deck"], task["where"], [f"VIN_{i}" for i in range(rows)], v,
-                      [f"out_{j}" for j in range(cols)])
+    spec = task_spec(task)
+    rows, cols = spec["gpos"].shape
+    v = block_vectors(spec)[task["lo"]:task["hi"]]
+    eng = engine(spec["engine"])
+    src, probes = [f"VIN_{i}" for i in range(rows)], [f"out_{j}" for j in range(cols)]
+    if task.get("mode") == "transfer":
+        basis = np.vstack([np.zeros(rows), spec["v_read"] * np.eye(rows)])
+        resp = eng.sweep(spec["deck"], spec["where"], src, basis, probes)
+        volts = resp[0] + v @ ((resp[1:] - resp[0]) / spec["v_read"])
+    else:
+        volts = eng.sweep(spec["deck"], spec["where"], src, v, probes)
     return {"volts": volts, "simulator": eng.version, "seconds": time.perf_counter() - t0}
+
+
+def plan_block(tile: dict, vectors: int) -> list[dict]:
+    """How a block's vectors are simulated: ``{"lo", "hi", "mode"}`` tasks. A linear (1R) tile with
+    more vectors than word lines + 1 is one ``transfer`` task; otherwise chunks of CHUNK vectors."""
+    rows = tile["rows"][1] - tile["rows"][0]
+    if tile["cell"]["type"] == "1r" and vectors > rows + 1:
+        return [{"lo": 0, "hi": vectors, "mode": "transfer"}]
+    return [{"lo": lo, "hi": hi, "mode": "sweep"} for lo, hi in chunks(vectors)]
 
 
 def block_vectors(spec: dict) -> np.ndarray:
@@ -122,20 +161,25 @@ def evaluate_block(spec: dict, volts: np.ndarray, seconds: float, simulator: str
     tol = tolerance(spec["adc_full_scale_a"], spec["adc_bits"], golden, spec["reltol"], spec["abstol"],
                     spec["tolerance_lsb"])
     max_err = float(np.max(np.abs(err))) if err.size else 0.0
-    png = histogram_png(spec["name"], (err / one).ravel(), tol / one)
+    passed = bool(max_err <= tol)
+    # a histogram per block while the report shows every block; at scale only for the failures
+    png = histogram_png(spec["name"], (err / one).ravel(), tol / one) if spec.get("histogram", True) or not passed \
+        else b""
     return {
-        "name": spec["name"], "passed": bool(max_err <= tol), "vectors": int(spec["vectors"]),
+        "name": spec["name"], "passed": passed, "vectors": int(spec["vectors"]),
         "max_abs_err": max_err, "rms_err": float(np.sqrt(np.mean(err ** 2))) if err.size else 0.0,
         "within_lsb": float(np.mean(np.abs(err) <= one)) if err.size else 1.0,
         "tolerance": tol, "lsb": one, "max_abs_current": float(np.max(np.abs(golden))) if golden.size else 0.0,
         "seconds": seconds, "error": None, "simulator": simulator,
-        "histogram_png": base64.b64encode(png).decode(),
+        "histogram_png": base64.b64encode(png).decode() if png else None,
     }
 
 
-def verify_block(spec: dict) -> dict:
-    """One block, in this process, chunk after chunk (for benchmarks and library users)."""
-    return evaluate_chunks(spec, [simulate_chunk({**spec, "lo": lo, "hi": hi}) for lo, hi in chunks(spec["vectors"])])
+def verify_block(spec: dict, tile: dict | None = None) -> dict:
+    """One block, in this process, task after task (for benchmarks and library users); with the
+    tile's manifest entry, planned as 'amsc verify' plans it (see :func:`plan_block`)."""
+    plan = plan_block(tile, spec["vectors"]) if tile else [{"lo": lo, "hi": hi} for lo, hi in chunks(spec["vectors"])]
+    return evaluate_chunks(spec, [simulate_chunk({**spec, **p}) for p in plan])
 
 
 def evaluate_chunks(spec: dict, got: list[dict]) -> dict:
@@ -155,17 +199,49 @@ def write_json_atomic(path: Path, obj) -> None:
     os.replace(tmp, path)
 
 
-def _cache_key(spec: dict, simulator: str) -> str:
-    h = hashlib.sha256()
-    for k in ("gpos", "gneg"):
-        h.update(np.ascontiguousarray(spec[k]).tobytes())
-    h.update(spec["deck"].encode())
-    if spec.get("table"):
-        for k in sorted(spec["table"]):
-            h.update(np.ascontiguousarray(spec["table"][k]).tobytes())
-    rest = {k: v for k, v in spec.items() if k not in ("gpos", "gneg", "deck", "where", "table")}
-    h.update(json.dumps({"spec": rest, "simulator": simulator, "amsc": __version__}, sort_keys=True).encode())
+def _cache_key(meta: dict, digests: dict, simulator: str) -> str:
+    """Everything that decides a block's result: the digests of its files (testbench, the tile subckt it
+    includes, conductances, calibration tables, from the manifest), its settings, the simulator and
+    amsc's version. No file is read to compute it."""
+    t = meta["tile"]
+    files = [t["testbench"], t["subckt_file"], t["conductances"]["gpos"], t["conductances"]["gneg"]]
+    if t["cell"]["type"] == "1t1r":
+        files += [t["cell"]["table"][k] for k in sorted(t["cell"]["table"])]
+    rest = {k: v for k, v in meta.items() if k not in ("out", "tile", "pdk", "histogram")}
+    h = hashlib.sha256(json.dumps({"files": [digests.get(f) for f in files], "spec": rest, "tile": t,
+                                   "pdk": meta["pdk"], "simulator": simulator, "amsc": __version__},
+                                  sort_keys=True).encode())
     return h.hexdigest()
+
+
+def select_tiles(tiles: list[dict], k: int | None, seed: int) -> tuple[list[dict], dict | None]:
+    """The tiles to sign off: all of them, or a seeded sample of ``k`` that always holds each
+    layer's largest tile (most programmed cells) and fills up with tiles drawn at random."""
+    if k is None:
+        return tiles, None
+    if k < 1:
+        raise InputError("--sample", f"{k}: expected a positive number of tiles")
+    if k >= len(tiles):
+        return tiles, {"requested": k, "tiles": len(tiles),
+                       "note": f"--sample {k} is at least the design's {len(tiles)} tiles: all of them are verified"}
+    largest = {}
+    for t in tiles:
+        size = (t["rows"][1] - t["rows"][0]) * (t["cols"][1] - t["cols"][0])
+        best = largest.get(t["layer"])
+        if best is None or size > best[0]:
+            largest[t["layer"]] = (size, t["name"])
+    chosen = {name for _, name in largest.values()}
+    rest = sorted(t["name"] for t in tiles if t["name"] not in chosen)
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x5A4D]))
+    extra = max(0, k - len(chosen))
+    chosen |= set(rng.choice(rest, size=min(extra, len(rest)), replace=False).tolist()) if extra and rest else set()
+    picked = [t for t in tiles if t["name"] in chosen]
+    info = {"requested": k, "tiles": len(tiles), "verified": len(picked), "seed": seed,
+            "rule": "each layer's largest tile, then a seeded random draw from the rest",
+            "names": [t["name"] for t in picked]}
+    if len(chosen) > k:
+        info["note"] = f"{len(largest)} layers: their largest tiles alone are more than --sample {k}"
+    return picked, info
 
 
 def block_spec(out: Path, manifest: dict, t: dict, index: int, vectors: int, seed: int, tolerance_lsb: float,
@@ -189,7 +265,7 @@ def block_spec(out: Path, manifest: dict, t: dict, index: int, vectors: int, see
 def verify_dir(out: str | Path, jobs: int = 1, vectors: int = 16, seed: int = 0, timeout: float = 600.0,
                engine_name: str = "ngspice", scheduler: str | None = None, tolerance_lsb: float = 1.0,
                use_cache: bool = True, on_block: Callable[[dict, int, int], None] | None = None,
-               on_start: Callable[[int, int], None] | None = None) -> dict:
+               on_start: Callable[[int, int], None] | None = None, sample: int | None = None) -> dict:
     from ..sim.executor import dask_connect, run_dask, run_local
 
     if not 1 <= vectors <= MAX_VECTORS:
@@ -199,11 +275,18 @@ def verify_dir(out: str | Path, jobs: int = 1, vectors: int = 16, seed: int = 0,
     out = Path(out)
     manifest = load_compiled(out)
     simulator = engine(engine_name).version  # also fails early, with the install hint, if ngspice is missing
-    tiles = sorted(manifest["tiles"], key=lambda t: t["name"])
-    specs = [block_spec(out, manifest, t, k, vectors, seed, tolerance_lsb, engine_name) for k, t in enumerate(tiles)]
+    tiles, sample_info = select_tiles(sorted(manifest["tiles"], key=lambda t: t["name"]), sample, seed)
+    digests = {f["path"]: f["sha256"] for f in manifest["files"]}
+    index = {t["name"]: k for k, t in enumerate(sorted(manifest["tiles"], key=lambda t: t["name"]))}
+    detail = len(tiles) <= DETAIL_MAX
+    # a task names its tile; the worker loads the deck and conductances itself, so memory stays
+    # one block per worker however many tiles the design has
+    metas = [{"name": t["name"], "index": index[t["name"]], "out": str(out.resolve()), "tile": t,
+              "pdk": manifest["pdk"], "vectors": vectors, "seed": seed, "tolerance_lsb": tolerance_lsb,
+              "engine": engine_name, "histogram": detail} for t in tiles]
     cache = out / CACHE_DIR
-    blocks: list[dict | None] = [None] * len(specs)
-    keys = [_cache_key(s, simulator) for s in specs]
+    blocks: list[dict | None] = [None] * len(metas)
+    keys = [_cache_key(m, digests, simulator) for m in metas]
     todo = []
     for k, key in enumerate(keys):
         hit = cache / f"{key}.json"
@@ -215,20 +298,22 @@ def verify_dir(out: str | Path, jobs: int = 1, vectors: int = 16, seed: int = 0,
                 pass  # a damaged entry is recomputed
         todo.append(k)
     client = dask_connect(scheduler) if scheduler and todo else None
-    done = [len(specs) - len(todo)]
+    done = [len(metas) - len(todo)]
     if on_start is not None:
-        on_start(len(specs), done[0])
+        on_start(len(metas), done[0])
 
-    tasks = [{**specs[k], "lo": lo, "hi": hi} for k in todo for lo, hi in chunks(vectors)]
+    tasks = [{**metas[k], **p} for k in todo for p in plan_block(metas[k]["tile"], vectors)]
     # longest first: the biggest tiles start first, so the last task to finish is a short one
-    order = sorted(range(len(tasks)), key=lambda i: -tasks[i]["gpos"].size * (tasks[i]["hi"] - tasks[i]["lo"]))
-    tasks = [tasks[i] for i in order]
-    pending = {k: len(chunks(vectors)) for k in todo}
+    pos = {m["name"]: k for k, m in enumerate(metas)}
+    size = [(m["tile"]["rows"][1] - m["tile"]["rows"][0]) * (m["tile"]["cols"][1] - m["tile"]["cols"][0])
+            for m in metas]
+    tasks.sort(key=lambda t: -size[pos[t["name"]]] * (t["hi"] - t["lo"]))
+    pending = {k: len(plan_block(metas[k]["tile"], vectors)) for k in todo}
     parts: dict[int, dict] = {k: {} for k in todo}
     errors: dict[int, str] = {}
 
     def finished(j: int, res: tuple) -> None:
-        k = tasks[j]["index"]
+        k = pos[tasks[j]["name"]]
         status, val = res
         if status == "ok":
             parts[k][tasks[j]["lo"]] = val
@@ -238,22 +323,29 @@ def verify_dir(out: str | Path, jobs: int = 1, vectors: int = 16, seed: int = 0,
         if pending[k]:
             return
         if k in errors:
-            blocks[k] = {"name": specs[k]["name"], "passed": False, "vectors": vectors, "max_abs_err": None,
+            blocks[k] = {"name": metas[k]["name"], "passed": False, "vectors": vectors, "max_abs_err": None,
                          "rms_err": None, "within_lsb": None, "tolerance": None, "seconds": None,
                          "error": errors[k], "cached": False}
         else:
-            val = evaluate_chunks(specs[k], [parts[k][lo] for lo in sorted(parts[k])])
+            spec = {**block_spec(out, manifest, metas[k]["tile"], metas[k]["index"], vectors, seed, tolerance_lsb,
+                                 engine_name), "histogram": detail}
+            val = evaluate_chunks(spec, [parts[k][lo] for lo in sorted(parts[k])])
             blocks[k] = {**val, "cached": False}
             if use_cache:
                 cache.mkdir(exist_ok=True)
                 write_json_atomic(cache / f"{keys[k]}.json", val)
+        parts.pop(k, None)
         done[0] += 1
         if on_block is not None:
-            on_block(blocks[k], done[0], len(specs))
+            on_block(blocks[k], done[0], len(metas))
 
     t0 = time.perf_counter()
     if client is not None:
-        run_dask(simulate_chunk, tasks, client, timeout, on_done=finished)
+        # Dask workers share no file system: each task is given its deck and conductances just
+        # before it is submitted, with a bounded number in flight
+        run_dask(simulate_chunk, tasks, client, timeout, on_done=finished,
+                 prepare=lambda t: {**t, **block_spec(out, manifest, t["tile"], t["index"], vectors, seed,
+                                                      tolerance_lsb, engine_name)})
     elif tasks:
         run_local(simulate_chunk, tasks, jobs, timeout, on_done=finished, init=partial(warm_up, engine_name))
     report = {
@@ -266,8 +358,11 @@ def verify_dir(out: str | Path, jobs: int = 1, vectors: int = 16, seed: int = 0,
         "tolerance_lsb": tolerance_lsb,
         "tolerance_rule": "tolerance_lsb * ADC LSB (2*I_fs/2^adc_bits) + reltol*max|I| + abstol",
         "simulated": len(todo),
-        "blocks": [{k: v for k, v in b.items() if k != "histogram_png"} for b in blocks],
+        "blocks": [{**{k: v for k, v in b.items() if k != "histogram_png"}, "layer": m["tile"]["layer"]}
+                   for b, m in zip(blocks, metas)],
     }
+    if sample_info is not None:
+        report["sample"] = sample_info
     write_json_atomic(out / "verify.json", report)
     from .report import write_html
 
