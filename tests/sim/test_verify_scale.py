@@ -183,3 +183,65 @@ def test_html_report_has_a_histogram_per_block(mlp_out, tmp_path):
     for t in json.loads((out / "manifest.json").read_text())["tiles"]:
         png = out / "verify-report" / f"{t['name']}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"verify-report/{t['name']}.png" in page
+
+
+def test_sample_keeps_each_layers_largest_tile_and_names_them(mlp_out, tmp_path):
+    out = shutil.copytree(mlp_out, tmp_path / "o")
+    man = json.loads((out / "manifest.json").read_text())
+    r = amsc("verify", out, "--sample", "3", "--seed", "4", "--vectors", "4", "--jobs", "2")
+    assert r.returncode == 0, r.stderr
+    assert "a sample: 3 of 5 tiles" in r.stderr
+    rep = json.loads((out / "verify.json").read_text())
+    names = [b["name"] for b in rep["blocks"]]
+    assert rep["sample"]["names"] == names and len(names) == 3 and rep["sample"]["seed"] == 4
+    size = {t["name"]: (t["rows"][1] - t["rows"][0]) * (t["cols"][1] - t["cols"][0]) for t in man["tiles"]}
+    for layer in {t["layer"] for t in man["tiles"]}:
+        tiles = [t["name"] for t in man["tiles"] if t["layer"] == layer]
+        assert max(size[t] for t in tiles) in {size[n] for n in names if n in tiles}, layer
+    assert "A sample." in (out / "verify.html").read_text()
+    # the same seed draws the same sample; a sample as large as the design takes every tile, with a note
+    amsc("verify", out, "--sample", "3", "--seed", "4", "--vectors", "4")
+    assert [b["name"] for b in json.loads((out / "verify.json").read_text())["blocks"]] == names
+    r = amsc("verify", out, "--sample", "99", "--vectors", "4")
+    assert r.returncode == 0 and "all of them are verified" in r.stderr
+    assert len(json.loads((out / "verify.json").read_text())["blocks"]) == len(man["tiles"])
+
+
+def test_sample_zero_is_refused(mlp_out):
+    from helpers import assert_clean_error
+
+    assert_clean_error(amsc("verify", mlp_out, "--sample", "0"), "--sample", "0")
+
+
+@pytest.mark.parametrize("engine", ["ngspice", "mna"])
+def test_transfer_sign_off_equals_one_point_per_vector(mlp_par, engine):
+    """A linear tile with more vectors than word lines is signed off from its transfer (rows + 1
+    operating points, then superposition): the same outputs as one operating point per vector."""
+    from compiler.verify.run import block_spec, plan_block, verify_block
+
+    man = json.loads((mlp_par / "manifest.json").read_text())
+    t = man["tiles"][0]
+    rows = t["rows"][1] - t["rows"][0]
+    spec = block_spec(mlp_par, man, t, 0, rows + 40, 3, 100.0, engine)
+    assert [p["mode"] for p in plan_block(t, rows + 40)] == ["transfer"]
+    assert [p["mode"] for p in plan_block(t, rows)] == ["sweep"]
+    via_transfer = verify_block(spec, t)
+    direct = verify_block(spec)
+    assert abs(via_transfer["max_abs_err"] - direct["max_abs_err"]) <= 1e-6 * direct["max_abs_current"]
+    assert abs(via_transfer["rms_err"] - direct["rms_err"]) <= 1e-6 * direct["max_abs_current"]
+
+
+def test_reports_summarize_per_layer_above_the_detail_limit(mlp_out, tmp_path, monkeypatch):
+    from compiler.verify import report
+
+    out = shutil.copytree(mlp_out, tmp_path / "o")
+    monkeypatch.setattr(report, "DETAIL_MAX", 2)
+    from compiler.verify.run import verify_dir
+
+    monkeypatch.setattr("compiler.verify.run.DETAIL_MAX", 2)
+    rep = verify_dir(out, jobs=1, vectors=4)
+    assert rep["passed"] and len(rep["blocks"]) == 5
+    page = (out / "verify.html").read_text()
+    assert "Per layer" in page and "Failed blocks (0; 5 in all)" in page and "<img" not in page
+    table = report.summary_table(rep)
+    assert table.row_count == len({b["layer"] for b in rep["blocks"]})
