@@ -208,10 +208,11 @@ def build_program(ir: IR, pdk, options, calib: np.ndarray) -> dict:
             and len(ir.consumers(last_layer)) == 1:
         host_tail.insert(0, last_layer)
         last_layer = ir.inputs(last_layer)[0]
+    fused: set[str] = set()   # nodes another step computes already
     for n in ir.topo():
         d = ir.g.nodes[n]
         op, a = d["op"], d["attrs"]
-        if op in ("input", "output", "xbar_tile", "im2col"):
+        if op in ("input", "output", "xbar_tile", "im2col") or n in fused:
             continue
         if op == "reshape":
             maps[n] = {**maps[ir.inputs(n)[0]], "shape": list(d["shape"])}  # same memory, another view
@@ -253,12 +254,19 @@ def build_program(ir: IR, pdk, options, calib: np.ndarray) -> dict:
             continue
         if op == "add":
             srcs = [maps[i] for i in ir.inputs(n)]
-            signed = any(m["signed"] for m in srcs)
+            cons = ir.consumers(n)
+            # a ReLU that alone reads the sum (ResNet's Add -> Relu) is the add's own clamp at 0
+            relu_after = (len(cons) == 1 and ir.g.nodes[cons[0]]["op"] == "act"
+                          and ir.g.nodes[cons[0]]["attrs"]["activation"]["kind"] == "relu")
+            signed = any(m["signed"] for m in srcs) and not relu_after
             if signed:
                 _need_bipolar(pdk, f"the residual add '{d['origin']}'")
             s_y = (float(np.max(np.abs(vals[n]) if signed else vals[n])) or 1.0) / dmax
             s = 16
             maps[n] = feature_map(f"a{len(steps)}", d["shape"], s_y, signed, bd)
+            if relu_after:
+                maps[cons[0]] = maps[n]
+                fused.add(cons[0])
             steps.append({"kind": "add", "src": srcs[0], "src2": srcs[1], "dst": maps[n], "s": s,
                           "aq": int(round(srcs[0]["scale"] / s_y * 2 ** s)),
                           "bq": int(round(srcs[1]["scale"] / s_y * 2 ** s))})

@@ -1,10 +1,11 @@
-"""Verilog back end: per tile an analog-macro black box and a wrapper, the chip top (memories,
-gather units, accumulators, requantizers, pooling, sequencing FSM, host and scan interfaces), and
-for simulation a behavioural model of every macro plus a testbench.
+"""Verilog back end: one parameterized analog-macro black box and one tile wrapper for all tiles
+(each instance gets its sizes and its place in the scan chain), the chip top (memories, gather
+units, accumulators, requantizers, pooling, sequencing FSM, host and scan interfaces), and for
+simulation one behavioural macro model (its per-tile ADC constants in a table) plus a testbench.
 
 Buses are flat: ``dac_in[(i+1)*DAC_BITS-1 : i*DAC_BITS]`` is word line ``i``, and
 ``adc_out[(j+1)*ADC_BITS-1 : j*ADC_BITS]`` is output column ``j``. The datapath follows the
-integer program of ``qmodel.py``; designs it cannot express yet get the tiles and wrappers only.
+integer program of ``qmodel.py``; designs it cannot express yet get the wrapper and macro modules only.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def _tile_ctx(ir: IR, prefix: str, pdk, level_bits: int, bipolar: frozenset = fr
         code = pdk.dac_bits + 1 if t in bipolar else pdk.dac_bits
         tiles.append({
             "index": k, "name": t, "step": a["step"], "rows": rows, "cols": cols,
-            "module": f"{prefix}_tile_{t}", "macro": f"{prefix}_xbar_{t}", "bipolar": t in bipolar,
+            "bipolar": t in bipolar,
             "dac_code_bits": code, "dac_width": rows * code, "adc_width": cols * pdk.adc_bits,
             "grid": a["grid"], "layer": a["layer"], "scan_bits": rows * cols * 2 * level_bits,
         })
@@ -127,6 +128,8 @@ def _datapath_ctx(prog: dict, tiles: list[dict]) -> dict:
             adds.append({"k": k, "state": f"A{k}", "a": st["src"]["name"], "b": st["src2"]["name"],
                          "dst": st["dst"]["name"], "size": size, "addr_bits": ab, "aq": st["aq"],
                          "bq": st["bq"], "s": st["s"], "signed": st["dst"]["signed"], "bits": st["dst"]["bits"],
+                         "signed_in": st["src"]["signed"] or st["src2"]["signed"],
+                         "lo": -dmax if st["dst"]["signed"] else 0,
                          "a_ext": _ext64(f"mem_{st['src']['name']}[idx[{ab - 1}:0]]", st["src"]),
                          "b_ext": _ext64(f"mem_{st['src2']['name']}[idx[{ab - 1}:0]]", st["src2"])})
             states.append(f"A{k}")
@@ -193,23 +196,23 @@ def emit_verilog(ir: IR, pdk, env, source_sha: str, prog: dict | None):
     ctx = {"version": __version__, "design": prefix, "prefix": prefix, "pdk": pdk, "tiles": tiles,
            "dac_bits": pdk.dac_bits, "adc_bits": pdk.adc_bits, "level_bits": level_bits, "source_sha": source_sha,
            "latency": MACRO_LATENCY}
+    # one parameterized tile wrapper and one macro for every tile (each instance gets its tile's
+    # sizes and its place in the scan chain), not a module per tile
     names = []
-    for t in tiles:
-        for rel, role in ((f"rtl/{t['macro']}.v", "verilog_macro"), (f"rtl/{t['module']}.v", "verilog_tile")):
-            names.append(rel)
-            yield rel, render(env, role, tile=t, **ctx)
+    for rel, role in ((f"rtl/{prefix}_xbar.v", "verilog_macro"), (f"rtl/{prefix}_tile.v", "verilog_tile")):
+        names.append(rel)
+        yield rel, render(env, role, **ctx)
     if prog is not None:
         kq = {t["name"]: (st["kq"], st["sk"]) for st in prog["steps"] if st["kind"] == "layer" for t in st["tiles"]}
         dp = _datapath_ctx(prog, tiles)
         names.append(f"rtl/{prefix}_top.v")
         yield names[-1], render(env, "verilog_top", **ctx, **dp)
-        for t in tiles:
-            names.append(f"rtl/sim/{t['macro']}_beh.v")
-            yield names[-1], render(env, "verilog_macro_sim", tile={**t, "kq": kq[t["name"]][0], "sk": kq[t["name"]][1]},
-                                    **ctx)
+        names.append(f"rtl/sim/{prefix}_xbar_beh.v")
+        yield names[-1], render(env, "verilog_macro_sim", **{**ctx, "tiles": [
+            {**t, "kq": kq[t["name"]][0], "sk": kq[t["name"]][1]} for t in tiles]})
         names.append("rtl/sim/tb.v")
         yield names[-1], render(env, "verilog_tb", **ctx, **dp, scan_len=sum(t["scan_bits"] for t in tiles))
-        sim = sorted(p[len("rtl/"):] for p in names if p.startswith("rtl/sim/") or p.startswith(f"rtl/{prefix}_tile_")
+        sim = sorted(p[len("rtl/"):] for p in names if p.startswith("rtl/sim/") or p == f"rtl/{prefix}_tile.v"
                      or p == f"rtl/{prefix}_top.v")
         yield "rtl/sim/files.f", "".join(f"{p}\n" for p in sim)
     synth = sorted(p[len("rtl/"):] for p in names if p.startswith("rtl/") and not p.startswith("rtl/sim/"))

@@ -12,7 +12,7 @@ from conftest import amsc
 
 DATA = Path(__file__).parent / "data"
 FILES = ["spice/tiles/l1_r0c0.sp", "spice/tb/l2_r0c0_tb.sp", "spice/chip.sp", "rtl/tiny_top.v",
-         "rtl/tiny_tile_l1_r0c0.v", "rtl/tiny_xbar_l1_r0c0.v"]
+         "rtl/tiny_tile.v", "rtl/tiny_xbar.v", "rtl/sim/tiny_xbar_beh.v"]
 
 
 @pytest.fixture(scope="module")

@@ -400,3 +400,34 @@ def test_mobilenet_style_network_compiles_verifies_and_is_bit_exact(tmp_path):
     assert r.returncode == 0, r.stderr
     rep = json.loads((out / "verify.json").read_text())
     assert rep["passed"] and len(rep["blocks"]) == len(m["tiles"])
+
+
+def test_resnet_block_add_relu_is_one_unit_and_bit_exact(tmp_path):
+    """A ResNet block: a conv-BN branch (signed) plus a projection shortcut (signed), then ReLU. The
+    ReLU is the residual add's clamp at 0, so the add reads signed codes and writes unsigned ones."""
+    require_tool("iverilog", "vvp", "verilator")
+    from onnx import helper
+
+    from helpers import save_model
+
+    rng = np.random.default_rng(3)
+
+    def w(*s):
+        return rng.normal(size=s) * np.sqrt(2.0 / np.prod(s[1:]))
+
+    mk, pads = helper.make_node, [1, 1, 1, 1]
+    nodes = [mk("Conv", ["x", "w1"], ["c1"], pads=pads), mk("Relu", ["c1"], ["r1"]),
+             mk("Conv", ["r1", "w2"], ["c2"], pads=pads), mk("BatchNormalization", ["c2", "g", "b", "m", "v"], ["bn"]),
+             mk("Conv", ["r1", "w3"], ["c3"]), mk("Add", ["bn", "c3"], ["s"]), mk("Relu", ["s"], ["r2"]),
+             mk("MaxPool", ["r2"], ["p"], kernel_shape=[2, 2], strides=[2, 2]),
+             mk("Flatten", ["p"], ["f"]), mk("Gemm", ["f", "w4"], ["y"], transB=1)]
+    inits = [("w1", w(4, 2, 3, 3)), ("w2", w(4, 4, 3, 3)), ("g", rng.uniform(.5, 1.5, 4)), ("b", rng.normal(size=4) * .1),
+             ("m", rng.normal(size=4) * .1), ("v", rng.uniform(.5, 1.5, 4)), ("w3", w(4, 4, 1, 1)), ("w4", w(5, 64))]
+    model = save_model(tmp_path / "res.onnx", nodes, [("x", ["N", 2, 8, 8])], [("y", ["N", 5])], inits)
+    np.save(tmp_path / "calib.npy", rng.uniform(0, 1, (64, 2, 8, 8)))
+    np.save(tmp_path / "x.npy", rng.uniform(0, 1, (20, 2, 8, 8)))
+    _compile_lint_sim(model, tmp_path / "x.npy", tmp_path / "out")
+    prog = json.loads((tmp_path / "out" / "rtl" / "program.json").read_text())
+    (add,) = [st for st in prog["steps"] if st["kind"] == "add"]
+    assert add["src"]["signed"] and add["src2"]["signed"] and not add["dst"]["signed"]
+    assert not [st for st in prog["steps"] if st["kind"] == "remap"]   # no separate ReLU unit
