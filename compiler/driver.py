@@ -14,7 +14,7 @@ from .backend.qmodel import RtlUnsupported, build_program, program_json
 from .backend.floorplan import placement_json, placement_png
 from .backend.render import environment
 from .backend.spice import emit_spice, tia_context
-from .backend.verilog import chain_order, emit_verilog, scan_bits
+from .backend.verilog import SIM_MAX_SCAN_BITS, chain_order, emit_verilog, scan_bits, scan_mem_text
 from .frontend import load_model
 from .frontend.common import load_samples
 from .ir import IR
@@ -116,7 +116,7 @@ def partition_manifest(ir: IR) -> dict:
 
 
 def write_design(plan: OutputWriter, ir: IR, pdk: Pdk, options: CompileOptions, source_name: str, source_sha: str,
-                 calib: tuple[np.ndarray, str], source_data: bytes | None = None,
+                 calib: tuple[np.ndarray, str], source_file: Path | None = None,
                  progress: Callable[[str, int, int], None] | None = None) -> dict:
     """Write every file of the compiled design into ``plan`` as it is produced; returns the manifest.
     ``progress(phase, done, total)`` hears how far each long phase is."""
@@ -144,7 +144,16 @@ def write_design(plan: OutputWriter, ir: IR, pdk: Pdk, options: CompileOptions, 
         plan.add("rtl/program.json", program_json(prog))
         order = chain_order(ir)
         datapath["scan_order"] = order
-        plan.add("rtl/sim/scan.mem", "".join(f"{b}\n" for b in scan_bits(prog, order)))
+        n_bits = sum((t["row1"] - t["row0"]) * (t["col1"] - t["col0"]) * 2 * prog["level_bits"]
+                     for st in prog["steps"] if st["kind"] == "layer" for t in st["tiles"])
+        if n_bits <= SIM_MAX_SCAN_BITS:
+            plan.add_chunks("rtl/sim/scan.mem", (scan_mem_text(b) for b in scan_bits(prog, order)))
+            datapath["rtl_sim"] = {"generated": True, "scan_bits": n_bits}
+        else:
+            datapath["rtl_sim"] = {"generated": False, "scan_bits": n_bits,
+                                   "reason": f"{n_bits} scan-chain bits are more than the {SIM_MAX_SCAN_BITS} an "
+                                             "Icarus simulation of every cell level can hold; the synthesizable RTL "
+                                             "and the integer model ('amsc run') are written"}
     cell = {"type": "1r"}
     if pdk.cell["type"] == "1t1r":
         # the access transistor, calibrated once: the golden model of every cell solves against it
@@ -160,8 +169,8 @@ def write_design(plan: OutputWriter, ir: IR, pdk: Pdk, options: CompileOptions, 
             model, _ = segment_model(ir, seg)
             plan.add(seg["file"], model.SerializeToString(deterministic=True))
     plan.add("ir.json", ir_to_json(ir))
-    if source_data is not None:
-        plan.add(f"source/{source_name}", source_data)
+    if source_file is not None:
+        plan.add_file(f"source/{source_name}", source_file)
     # the parameters of the digital nodes (tiles and accumulators have theirs under tiles/ and
     # layers/): with ir.json they make the compiled design runnable on its own ('amsc run')
     for n in ir.topo():
@@ -214,7 +223,7 @@ def write_design(plan: OutputWriter, ir: IR, pdk: Pdk, options: CompileOptions, 
         "amsc_version": __version__,
         "design": ir.name,
         "source": {"name": source_name, "sha256": source_sha,
-                   **({"file": f"source/{source_name}"} if source_data is not None else {})},
+                   **({"file": f"source/{source_name}"} if source_file is not None else {})},
         "options": options.to_json(),
         "pdk": pdk_summary(pdk),
         "files": [{"path": k, "sha256": v} for k, v in plan.digests().items()],
@@ -239,17 +248,24 @@ def compile_model(model: str | Path, out: str | Path, options: CompileOptions,
     if progress is not None:
         progress("front end (constant folding, lowering)", 0, 1)
     ir, data = load_model(model)
-    lowered = run_pipeline(ir, options, pdk, dump=dump, progress=progress)
-    if not any(ir.g.nodes[n]["op"] in MATMUL_OPS for n in ir.g.nodes):
-        host = sorted({d["attrs"]["op_type"] for _, d in ir.g.nodes(data=True) if d["op"] == "host"})
+    source_sha = sha256(data)
+    del data                      # the model's bytes (575 MB for VGG-19) are not needed any more
+    has_xbar = any(ir.g.nodes[n]["op"] in MATMUL_OPS for n in ir.g.nodes)
+    host = sorted({d["attrs"]["op_type"] for _, d in ir.g.nodes(data=True) if d["op"] == "host"})
+    calib = calibration_inputs(ir, options, Path(model))
+    # hand the front end's IR over to the pipeline without keeping a reference here: its float
+    # weights are then freed as soon as the passes have replaced them (1.1 GB for VGG-19)
+    owned = [ir]
+    del ir
+    lowered = run_pipeline(owned.pop(), options, pdk, dump=dump, progress=progress)
+    if not has_xbar:
         raise InputError(model, "no node maps to a crossbar (no Gemm, MatMul or Conv with a constant weight), so "
                                 "there is nothing to put on the chip" + (f"; host-only operators: {', '.join(host)}"
                                                                          if host else ""))
-    calib = calibration_inputs(ir, options, Path(model))
     # an ONNX source travels with the design: 'amsc run' compares the chip with it in onnxruntime
-    onnx_source = data if Path(model).suffix.lower() not in (".yaml", ".yml") else None
+    onnx_source = Path(model) if Path(model).suffix.lower() not in (".yaml", ".yml") else None
     with OutputWriter(out) as plan:
-        manifest = write_design(plan, lowered, pdk, options, Path(model).name, sha256(data), calib, onnx_source,
+        manifest = write_design(plan, lowered, pdk, options, Path(model).name, source_sha, calib, onnx_source,
                                 progress)
         plan.commit(manifest)
     return manifest

@@ -308,7 +308,7 @@ def build_program(ir: IR, pdk, options, calib: np.ndarray) -> dict:
             ta = ir.g.nodes[t]["attrs"]
             tp = ir.g.nodes[t]["params"]
             tl.append({"name": t, "row0": ta["row0"], "row1": ta["row1"], "col0": ta["col0"], "col1": ta["col1"],
-                       "lpos": tp["lpos"].astype(np.int64), "lneg": tp["lneg"].astype(np.int64)})
+                       "lpos": tp["lpos"], "lneg": tp["lneg"]})   # the tile's own (uint16) level arrays
         steps.append({"kind": "layer", "name": n, "src": src, "dst": maps[n], "conv": geo, "tiles": tl,
                       "rows": max(t["row1"] for t in tl), "cols": len(bias),  # rows: the layer's inputs (K)
                       "positions": int(np.prod(shape[1:])) if geo else 1, "kq": int(round(kappa * 2 ** sk)),
@@ -383,7 +383,7 @@ def run_program(prog: dict, codes: np.ndarray, tile_fn=None) -> np.ndarray:
         for t in st["tiles"]:
             xt = x[:, :, t["row0"]:t["row1"]]
             if tile_fn is None:
-                D = xt @ (t["lpos"] - t["lneg"])  # the level difference of each pair
+                D = xt @ (t["lpos"].astype(np.int64) - t["lneg"])  # the level difference of each pair
                 code = (D * st["kq"] + (1 << st["sk"] >> 1)) >> st["sk"]
             else:
                 D = tile_fn(t["name"], xt.reshape(-1, xt.shape[-1])).reshape(xt.shape[:2] + (-1,))
@@ -395,8 +395,14 @@ def run_program(prog: dict, codes: np.ndarray, tile_fn=None) -> np.ndarray:
 
 
 def program_json(prog: dict) -> str:
-    """The program as canonical JSON (arrays as lists), for ``amsc rtl-sim``."""
+    """The program as canonical JSON (arrays as lists), for ``amsc rtl-sim`` and ``amsc run``. A
+    tile's levels are not repeated here: they are ``tiles/<tile>_{lpos,lneg}.npy`` of the same
+    output folder (ResNet-50's would be 51 M numbers of JSON)."""
     from .plan import json_text
+
+    prog = {**prog, "steps": [{**st, "tiles": [{k: v for k, v in t.items() if k not in ("lpos", "lneg")}
+                                               for t in st["tiles"]]} if st["kind"] == "layer" else st
+                              for st in prog["steps"]]}
 
     def conv(x):
         if isinstance(x, np.ndarray):
@@ -412,11 +418,14 @@ def program_json(prog: dict) -> str:
     return json_text(conv(prog))
 
 
-def load_program(text: str) -> dict:
-    """Inverse of :func:`program_json`."""
+def load_program(out) -> dict:
+    """The program of the compiled design in folder ``out`` (inverse of :func:`program_json`, with
+    each tile's levels read back from ``tiles/``)."""
     import json
+    from pathlib import Path
 
-    prog = json.loads(text)
+    out = Path(out)
+    prog = json.loads((out / "rtl" / "program.json").read_text())
     for st in prog["steps"]:
         if st["kind"] == "remap":
             for k in ("sel", "addr", "a", "b"):
@@ -429,5 +438,5 @@ def load_program(text: str) -> dict:
                 st["act"]["lut"] = np.array(st["act"]["lut"], np.int64)
             for t in st["tiles"]:
                 for k in ("lpos", "lneg"):
-                    t[k] = np.array(t[k], np.int64)
+                    t[k] = np.load(out / "tiles" / f"{t['name']}_{k}.npy", allow_pickle=False)
     return prog

@@ -49,16 +49,29 @@ def _tile_ctx(ir: IR, prefix: str, pdk, level_bits: int, bipolar: frozenset = fr
     return tiles
 
 
-def scan_bits(prog: dict, tile_order: list[str]) -> np.ndarray:
-    """The bit stream to shift into scan_in, first bit first, that programs every tile's levels."""
+#: Above this many scan-chain bits the simulation files (testbench, scan.mem, behavioural macros)
+#: are not written: Icarus would hold one register bit per cell level for every tile, and the bit
+#: stream alone is a line per bit. The synthesizable RTL is written at any size.
+SIM_MAX_SCAN_BITS = 1 << 24
+
+
+def scan_bits(prog: dict, tile_order: list[str]):
+    """The bit stream to shift into scan_in, first bit first, that programs every tile's levels:
+    one uint8 array per tile (the last tile's bits first: they travel through all the others)."""
     lb = prog["level_bits"]
     by_name = {t["name"]: t for st in prog["steps"] if st["kind"] == "layer" for t in st["tiles"]}
-    chunks = []
-    for name in reversed(tile_order):  # the last tile's bits travel through all the others
+    for name in reversed(tile_order):
         t = by_name[name]
-        lv = np.stack([t["lpos"], t["lneg"]], axis=-1).reshape(-1)           # (i, j, side) order
-        chunks.append(((lv[:, None] >> np.arange(lb)) & 1).reshape(-1))       # bit b of each level
-    return np.concatenate(chunks).astype(np.uint8) if chunks else np.zeros(0, np.uint8)
+        lv = np.stack([t["lpos"], t["lneg"]], axis=-1).reshape(-1).astype(np.uint32)    # (i, j, side) order
+        yield ((lv[:, None] >> np.arange(lb, dtype=np.uint32)) & 1).astype(np.uint8).reshape(-1)  # bit b of each
+
+
+def scan_mem_text(bits: np.ndarray) -> bytes:
+    """``$readmemb`` text of a bit array, one bit per line, formatted in bulk."""
+    out = np.empty(2 * bits.size, np.uint8)
+    out[0::2] = bits + ord("0")
+    out[1::2] = ord("\n")
+    return out.tobytes()
 
 
 def _lit(v: int) -> str:
@@ -207,6 +220,7 @@ def emit_verilog(ir: IR, pdk, env, source_sha: str, prog: dict | None):
         dp = _datapath_ctx(prog, tiles)
         names.append(f"rtl/{prefix}_top.v")
         yield names[-1], render(env, "verilog_top", **ctx, **dp)
+    if prog is not None and sum(t["scan_bits"] for t in tiles) <= SIM_MAX_SCAN_BITS:
         names.append(f"rtl/sim/{prefix}_xbar_beh.v")
         yield names[-1], render(env, "verilog_macro_sim", **{**ctx, "tiles": [
             {**t, "kq": kq[t["name"]][0], "sk": kq[t["name"]][1]} for t in tiles]})

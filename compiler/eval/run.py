@@ -144,7 +144,7 @@ class Design:
         if self.manifest["rtl_datapath"]["generated"]:
             from ..backend.qmodel import load_program
 
-            self.prog = load_program((self.out / "rtl" / "program.json").read_text())
+            self.prog = load_program(self.out)
         (self.input,) = self.ir.nodes_of("input")
         self.outputs = self.ir.nodes_of("output")
 

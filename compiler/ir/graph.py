@@ -70,6 +70,10 @@ HOST_OPS = ("host", "softmax")
 
 
 def _frozen(a: np.ndarray) -> np.ndarray:
+    """A read-only array: a read-only array (or a view of one, such as a tile's slice of its layer's
+    conductances) is shared as it is, anything else is copied once."""
+    if isinstance(a, np.ndarray) and not a.flags.writeable:
+        return a
     a = np.array(a, copy=True)
     a.setflags(write=False)
     return a

@@ -96,16 +96,23 @@ def eval_node(ir: IR, n: str, xs: list[np.ndarray], tile_fn=None) -> np.ndarray:
     return y
 
 
-#: Calibration samples evaluated together: bounds the interpreter's memory to a few samples' worth
-#: of activations, however many samples there are.
+#: Calibration samples evaluated together, at most: bounds the interpreter's memory to a few
+#: samples' worth of activations, however many samples there are ...
 RANGE_BATCH = 8
+#: ... and fewer when one sample's largest tensor is big: its float64 working copy for the whole
+#: batch stays within this many bytes.
+RANGE_BYTES = 512 * 1024 * 1024
 
 
-def value_ranges(ir: IR, feeds: dict[str, np.ndarray], batch: int = RANGE_BATCH) -> dict[str, np.ndarray]:
+def value_ranges(ir: IR, feeds: dict[str, np.ndarray], batch: int | None = None) -> dict[str, np.ndarray]:
     """``{node: [min, max]}`` of every node's value over all samples of ``feeds``, evaluated
-    ``batch`` samples at a time. Each value is kept in float32 and freed after its last consumer,
-    so peak memory does not grow with the number of samples (the calibration of large models)."""
+    ``batch`` samples at a time (default: RANGE_BATCH, fewer for large tensors, see RANGE_BYTES).
+    Each value is kept in float32 and freed after its last consumer, so peak memory does not grow
+    with the number of samples (the calibration of large models)."""
     order = ir.topo()
+    if batch is None:
+        biggest = max(int(np.prod(ir.g.nodes[n]["shape"], dtype=np.int64)) for n in order)
+        batch = int(np.clip(RANGE_BYTES // (8 * biggest), 1, RANGE_BATCH))
     last_use: dict[str, int] = {}
     for k, n in enumerate(order):
         for i in ir.inputs(n):

@@ -27,10 +27,12 @@ def rtl_sim(out: str | Path, inputs: str | Path, labels: str | Path | None = Non
     dp = manifest.get("rtl_datapath", {})
     if not dp.get("generated"):
         raise InputError(out, f"this design has no generated datapath ({dp.get('reason', 'unknown reason')})")
+    if not dp.get("rtl_sim", {"generated": True})["generated"]:
+        raise InputError(out, f"this design has no RTL simulation files ({dp['rtl_sim']['reason']})")
     for tool in ("iverilog", "vvp"):
         if shutil.which(tool) is None:
             raise ToolError(tool, "Icarus Verilog is not installed; run 'make setup' (Debian: apt-get install iverilog)")
-    prog = load_program((out / "rtl" / "program.json").read_text())
+    prog = load_program(out)
     x = load_samples(inputs, prog["input"]["shape"], "inputs", flat_ok=True)
     n = x.shape[0] if limit is None else min(limit, x.shape[0])
     if not 1 <= n <= MAX_IMAGES:

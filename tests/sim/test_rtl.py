@@ -166,7 +166,7 @@ def test_residual_avgpool_global_pool_and_host_softmax_are_bit_exact(tmp_path):
     from compiler.frontend import load_model
     from compiler.ir.interp import run_ir
 
-    prog = load_program((out / "rtl" / "program.json").read_text())
+    prog = load_program(out)
     assert prog["host_softmax"]
     q = run_program(prog, input_codes(prog, x))
     ir, _ = load_model(model)
@@ -213,7 +213,7 @@ def test_activation_units_are_bit_exact(acts, tmp_path):
     from compiler.passes.pipeline import run_pipeline
     from compiler.pdk import load_pdk
 
-    prog = load_program((out / "rtl" / "program.json").read_text())
+    prog = load_program(out)
     q = run_program(prog, input_codes(prog, x)) * prog["output_scale"]
     ir, _ = load_model(model)
     low = run_pipeline(ir, CompileOptions(tile_rows=16, tile_cols=16), load_pdk("generic"))

@@ -46,7 +46,7 @@ def test_run_ideal_equals_the_integer_chip_model(mobilenet):
     r = amsc("run", out, "--inputs", mobilenet / "x.npy", "-o", mobilenet / "y.npy")
     assert r.returncode == 0, r.stderr
     assert "integer datapath" in r.stderr
-    prog = load_program((out / "rtl" / "program.json").read_text())
+    prog = load_program(out)
     want = run_program(prog, input_codes(prog, x)) * prog["output_scale"]
     np.testing.assert_array_equal(np.load(mobilenet / "y.npy"), want.astype(np.float32))
     rep = _report(r.stderr)
