@@ -90,6 +90,17 @@ def _act_ctx(unit: dict) -> dict:
     return out
 
 
+def index_width(prog: dict) -> int:
+    """Bits of the datapath's counters and addresses' halves: 16, or more for a network with a
+    feature map, a layer input or a position count of 2^16 or more (ResNet-50's first map holds 802,816)."""
+    sizes = [int(np.prod(prog["input"]["shape"]))]
+    for st in prog["steps"]:
+        sizes.append(int(np.prod(st["dst"]["shape"])))
+        if st["kind"] == "layer":
+            sizes += [st["rows"], st["cols"], st["positions"]]
+    return max(16, _bits(max(sizes) + 1) + 1)
+
+
 def _ext64(expr: str, m: dict) -> str:
     """A map element widened to a signed 64-bit value: sign-extended if the map is signed."""
     b = m["bits"]
@@ -196,7 +207,7 @@ def _datapath_ctx(prog: dict, tiles: list[dict]) -> dict:
             "has_pool": bool(pools), "in_size": in_size, "out_size": out_size, "out_map": prog["output"]["name"],
             "in_addr_bits": _bits(in_size), "out_addr_bits": _bits(out_size), "out_bits": ob,
             "in_bits": prog["input"]["bits"], "pool_signed": pool_signed, "pool_bits": bd + 1 if pool_signed else bd,
-            "dmax": dmax}
+            "dmax": dmax, "iw": index_width(prog)}
 
 
 def emit_verilog(ir: IR, pdk, env, source_sha: str, prog: dict | None):

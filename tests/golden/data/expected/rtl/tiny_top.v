@@ -35,6 +35,7 @@ module tiny_top (
     localparam [3:0] L1_S = 4'd8;
     localparam [3:0] S_OUT = 4'd9;
     reg [3:0] state;
+    // counters of 16 bits: enough for the largest feature map, layer and position count
     reg [15:0] idx;   // beat, gather element, output column or pooled output
     reg [15:0] pos;   // output position of a convolution
 
