@@ -14,7 +14,8 @@ from .backend.qmodel import RtlUnsupported, build_program, program_json
 from .backend.floorplan import placement_json, placement_png
 from .backend.render import environment
 from .backend.spice import emit_spice, tia_context
-from .backend.verilog import SIM_MAX_SCAN_BITS, chain_order, emit_verilog, scan_bits, scan_mem_text
+from .backend import verilog
+from .backend.verilog import chain_order, emit_verilog, scan_bits, scan_mem_text, sim_scan_bits
 from .frontend import load_model
 from .frontend.common import load_samples
 from .ir import IR
@@ -144,14 +145,13 @@ def write_design(plan: OutputWriter, ir: IR, pdk: Pdk, options: CompileOptions, 
         plan.add("rtl/program.json", program_json(prog))
         order = chain_order(ir)
         datapath["scan_order"] = order
-        n_bits = sum((t["row1"] - t["row0"]) * (t["col1"] - t["col0"]) * 2 * prog["level_bits"]
-                     for st in prog["steps"] if st["kind"] == "layer" for t in st["tiles"])
-        if n_bits <= SIM_MAX_SCAN_BITS:
+        n_bits, limit = sim_scan_bits(prog), verilog.SIM_MAX_SCAN_BITS
+        if n_bits <= limit:
             plan.add_chunks("rtl/sim/scan.mem", (scan_mem_text(b) for b in scan_bits(prog, order)))
             datapath["rtl_sim"] = {"generated": True, "scan_bits": n_bits}
         else:
             datapath["rtl_sim"] = {"generated": False, "scan_bits": n_bits,
-                                   "reason": f"{n_bits} scan-chain bits are more than the {SIM_MAX_SCAN_BITS} an "
+                                   "reason": f"{n_bits} scan-chain bits are more than the {limit} an "
                                              "Icarus simulation of every cell level can hold; the synthesizable RTL "
                                              "and the integer model ('amsc run') are written"}
     cell = {"type": "1r"}

@@ -210,8 +210,15 @@ def _datapath_ctx(prog: dict, tiles: list[dict]) -> dict:
             "dmax": dmax, "iw": index_width(prog)}
 
 
+def sim_scan_bits(prog: dict) -> int:
+    """Scan-chain bits of a program's tiles (what the simulation testbench shifts in)."""
+    return sum((t["row1"] - t["row0"]) * (t["col1"] - t["col0"]) * 2 * prog["level_bits"]
+               for st in prog["steps"] if st["kind"] == "layer" for t in st["tiles"])
+
+
 def emit_verilog(ir: IR, pdk, env, source_sha: str, prog: dict | None):
-    """Yield ``(relative path, text)`` of every Verilog file (and the file lists)."""
+    """Yield ``(relative path, text)`` of every Verilog file (and the file lists). The simulation
+    files come only while the scan chain is at most SIM_MAX_SCAN_BITS long."""
     prefix = sanitize(ir.name)
     level_bits = max(1, math.ceil(math.log2(pdk.levels)))
     bipolar = frozenset(t["name"] for st in (prog or {}).get("steps", []) if st["kind"] == "layer"
@@ -231,7 +238,7 @@ def emit_verilog(ir: IR, pdk, env, source_sha: str, prog: dict | None):
         dp = _datapath_ctx(prog, tiles)
         names.append(f"rtl/{prefix}_top.v")
         yield names[-1], render(env, "verilog_top", **ctx, **dp)
-    if prog is not None and sum(t["scan_bits"] for t in tiles) <= SIM_MAX_SCAN_BITS:
+    if prog is not None and sim_scan_bits(prog) <= SIM_MAX_SCAN_BITS:
         names.append(f"rtl/sim/{prefix}_xbar_beh.v")
         yield names[-1], render(env, "verilog_macro_sim", **{**ctx, "tiles": [
             {**t, "kq": kq[t["name"]][0], "sk": kq[t["name"]][1]} for t in tiles]})

@@ -431,3 +431,45 @@ def test_resnet_block_add_relu_is_one_unit_and_bit_exact(tmp_path):
     (add,) = [st for st in prog["steps"] if st["kind"] == "add"]
     assert add["src"]["signed"] and add["src2"]["signed"] and not add["dst"]["signed"]
     assert not [st for st in prog["steps"] if st["kind"] == "remap"]   # no separate ReLU unit
+
+
+def test_large_design_skips_rtl_sim_files_but_keeps_the_rtl(mlp_out, tmp_path, monkeypatch, capsys):
+    """Above SIM_MAX_SCAN_BITS the testbench, scan.mem and behavioural model are not written (one
+    Icarus register bit per cell level would not fit); the synthesizable RTL is, and lints."""
+    require_tool("verilator")
+    from compiler import cli
+    from compiler.backend import verilog
+
+    monkeypatch.setattr(verilog, "SIM_MAX_SCAN_BITS", 1000)
+    out = tmp_path / "o"
+    assert cli.main(["compile", str(MLP / "model.onnx"), "-o", str(out)]) == 0
+    dp = json.loads((out / "manifest.json").read_text())["rtl_datapath"]
+    assert dp["generated"] and not dp["rtl_sim"]["generated"] and "scan-chain bits" in dp["rtl_sim"]["reason"]
+    assert not (out / "rtl" / "sim").exists()
+    r = subprocess.run(["verilator", "--lint-only", "-Wall", "--top-module", "mlp_digits_top", *_files(out)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    capsys.readouterr()
+    assert cli.main(["rtl-sim", str(out), "--inputs", str(MLP / "calib.npy")]) == 2
+    assert "no RTL simulation files" in capsys.readouterr().err
+
+
+def test_maps_of_more_than_65536_elements_are_bit_exact(tmp_path):
+    """Counters and addresses grow past 16 bits with the design: a 1x272x272 input (73,984 codes)."""
+    require_tool("iverilog", "vvp", "verilator")
+    from onnx import helper
+
+    from helpers import save_model
+
+    rng = np.random.default_rng(9)
+    mk = helper.make_node
+    nodes = [mk("Conv", ["x", "w1"], ["c"], strides=[4, 4]), mk("Relu", ["c"], ["r"]),
+             mk("GlobalAveragePool", ["r"], ["g"]), mk("Flatten", ["g"], ["f"]),
+             mk("Gemm", ["f", "w2"], ["y"], transB=1)]
+    model = save_model(tmp_path / "big.onnx", nodes, [("x", ["N", 1, 272, 272])], [("y", ["N", 3])],
+                       [("w1", rng.normal(size=(2, 1, 4, 4))), ("w2", rng.normal(size=(3, 2)))])
+    np.save(tmp_path / "calib.npy", rng.uniform(0, 1, (8, 1, 272, 272)))
+    np.save(tmp_path / "x.npy", rng.uniform(0, 1, (2, 1, 272, 272)))
+    _compile_lint_sim(model, tmp_path / "x.npy", tmp_path / "out")
+    (top,) = (tmp_path / "out" / "rtl").glob("*_top.v")
+    assert "reg [17:0] idx;" in top.read_text()
