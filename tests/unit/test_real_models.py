@@ -77,3 +77,29 @@ def test_light_model_matches_onnxruntime(tmp_path, name):
             # outputs are softmax probabilities: compare them and their ranking
             np.testing.assert_allclose(g, w, rtol=2e-3, atol=1e-6 * float(np.max(np.abs(w))))
             assert np.argmax(g) == np.argmax(w)
+
+
+@pytest.mark.parametrize("name", ["squeezenet", "inception_v1"])
+def test_light_model_compiles_as_shipped_and_a_sample_verifies(tmp_path, name):
+    """The whole flow on real architectures as shipped (ConstantOfShape weights, opset 9): compile,
+    then sign off a seeded sample of their tiles in ngspice (the larger ones: bench/bench_scale.py)."""
+    import json
+    import subprocess
+    import sys
+
+    from conftest import ROOT, require_tool
+
+    require_tool("ngspice", "libngspice")
+    out = tmp_path / "out"
+    run = [sys.executable, "-m", "compiler.cli"]
+    r = subprocess.run([*run, "compile", str(LIGHT / f"light_{name}.onnx"), "-o", str(out)], cwd=ROOT,
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    m = json.loads((out / "manifest.json").read_text())
+    assert len(m["tiles"]) > 100 and m["partition"]["segments"][-1]["kind"] == "host"   # the softmax
+    r = subprocess.run([*run, "verify", str(out), "--sample", "12", "--seed", "1", "--vectors", "8", "--jobs", "2"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    rep = json.loads((out / "verify.json").read_text())
+    assert rep["passed"] and rep["sample"]["verified"] >= 12
+    assert len({b["layer"] for b in rep["blocks"]}) == len(m["layers"])   # every layer's largest tile
