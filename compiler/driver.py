@@ -20,6 +20,7 @@ from .frontend import load_model
 from .frontend.common import load_samples
 from .ir import IR
 from .ir.graph import MATMUL_OPS
+from .ir.verify import verify_ir
 from .ir.host import segment_model
 from .ir.serialize import ir_to_json
 from .options import CompileOptions
@@ -67,6 +68,7 @@ def apply_overrides(pdk: Pdk, options: CompileOptions) -> Pdk:
 #: fewer of a large one (ResNet-50, 4.1 GMAC per image: 15), never fewer than CALIB_MIN.
 CALIB_MACS = 64e9
 CALIB_MAX, CALIB_MIN = 64, 8
+CALIB_BYTES = 256 * 1024 * 1024
 
 
 def macs_per_sample(ir: IR) -> int:
@@ -90,6 +92,7 @@ def calibration_inputs(ir: IR, options: CompileOptions, model: Path) -> tuple[np
     if options.calibration or path.is_file():
         return load_samples(path, shape, "calibration inputs"), path.name
     n = int(np.clip(round(CALIB_MACS / max(1, macs_per_sample(ir))), CALIB_MIN, CALIB_MAX))
+    n = max(1, min(n, CALIB_BYTES // (8 * int(np.prod(shape)))))   # and at most CALIB_BYTES of inputs
     rng = np.random.default_rng(options.seed)
     lo, hi = options.input_range
     return rng.uniform(lo, hi, size=(n, *shape)), f"uniform random ({n} samples)"
@@ -250,6 +253,7 @@ def compile_model(model: str | Path, out: str | Path, options: CompileOptions,
     ir, data = load_model(model)
     source_sha = sha256(data)
     del data                      # the model's bytes (575 MB for VGG-19) are not needed any more
+    verify_ir(ir)                 # sizes are checked before any array is made for them
     has_xbar = any(ir.g.nodes[n]["op"] in MATMUL_OPS for n in ir.g.nodes)
     host = sorted({d["attrs"]["op_type"] for _, d in ir.g.nodes(data=True) if d["op"] == "host"})
     calib = calibration_inputs(ir, options, Path(model))

@@ -109,20 +109,11 @@ class OutputWriter:
 
     def add_file(self, relpath: str, src: Path) -> None:
         """Copy the file ``src`` in, in blocks (it is never held in memory whole)."""
-        h = hashlib.sha256()
-        dst = self.tmp / relpath
-        if relpath in self._digests or relpath == MANIFEST:
-            raise ValueError(f"bad or duplicate output path {relpath!r}")
         try:
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            with open(src, "rb") as fin, open(dst, "wb") as fout:
-                for block in iter(lambda: fin.read(1 << 22), b""):
-                    h.update(block)
-                    fout.write(block)
-                    self.bytes_written += len(block)
+            with open(src, "rb") as fin:
+                self.add_chunks(relpath, iter(lambda: fin.read(1 << 22), b""))
         except OSError as e:
             self._fail(relpath, e)
-        self._digests[relpath] = h.hexdigest()
 
     def add_npy(self, relpath: str, a: np.ndarray) -> None:
         self.add(relpath, npy_bytes(a))

@@ -17,21 +17,13 @@ def _rule(ir: IR, n: str) -> bool:
     d = ir.g.nodes[n]
     if d["op"] != "add_const":
         return False
-    src = plain_layer_before(ir, n)
-    if src is not None:
-        c = per_channel(d["params"]["c"], d["shape"])
-        if c is not None:
+    c = per_channel(d["params"]["c"], d["shape"])
+    # into the bias of the layer before, or the shift of the BatchNormalization before
+    for src, key in ((plain_layer_before(ir, n), "b"), (batchnorm_before(ir, n), "bias")):
+        if src is not None and c is not None:
             p = ir.g.nodes[src]["params"]
-            ir.set(src, params={**p, "b": p["b"] + c})
+            ir.set(src, params={**p, key: p[key] + c})
             remove(ir, n, src)
-            return True
-    bn = batchnorm_before(ir, n)
-    if bn is not None:
-        c = per_channel(d["params"]["c"], d["shape"])
-        if c is not None:
-            p = ir.g.nodes[bn]["params"]
-            ir.set(bn, params={**p, "bias": p["bias"] + c})
-            remove(ir, n, bn)
             return True
     dst = single_consumer(ir, n)
     if dst is not None and ir.g.nodes[dst]["op"] == "dense" and len(d["shape"]) == 1:

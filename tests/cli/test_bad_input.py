@@ -187,7 +187,7 @@ def test_bad_pool_attributes(tmp_path):
 
 def test_huge_tensor_refused(tmp_path):
     p = tmp_path / "big.yaml"
-    p.write_text("amsc_graph: 1\ninputs: [{name: x, shape: [5000, 5000]}]\n"
+    p.write_text("amsc_graph: 1\ninputs: [{name: x, shape: [6000, 6000]}]\n"
                  "nodes: [{name: f, op: flatten}]\noutputs: [f]\n")
     r, out = compile_err(tmp_path, p)
     assert_clean_error(r, "big.yaml", "elements per sample", out=out)
