@@ -75,10 +75,10 @@ def load_ir(out: Path) -> IR:
 
 
 def _session(path: Path):
-    from ..ir.host import _session as cached
+    from ..ir.host import session
 
     try:
-        return cached(path.read_bytes())
+        return session(path.read_bytes())
     except Exception as e:  # noqa: BLE001 - onnxruntime raises its own exception types
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise InputError(path, f"onnxruntime cannot load this host segment: {first}") from None

@@ -78,7 +78,8 @@ def single_node_model(attrs: dict, params: dict, in_shapes: list[tuple]):
 
 
 @functools.lru_cache(maxsize=256)
-def _session(model_bytes: bytes):
+def session(model_bytes: bytes):
+    """An onnxruntime session of a serialized model (cached: host nodes are run many times)."""
     import onnxruntime as ort
 
     ort.set_default_logger_severity(4)   # errors come back as exceptions; nothing on stderr
@@ -89,7 +90,7 @@ def _session(model_bytes: bytes):
 
 
 def run_model(model_bytes: bytes, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-    sess = _session(model_bytes)
+    sess = session(model_bytes)
     return sess.run(None, {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in feeds.items()})
 
 

@@ -162,8 +162,10 @@ def run_dask(fn: Callable, args: list, client, timeout: float,
         def submit():
             nonlocal nxt
             a = args[nxt] if prepare is None else prepare(args[nxt])
-            futures[client.submit(_call, fn, a, pure=False)] = nxt
+            fut = client.submit(_call, fn, a, pure=False)
+            futures[fut] = nxt
             nxt += 1
+            return fut
 
         while nxt < len(args) and nxt < window:
             submit()
@@ -180,8 +182,7 @@ def run_dask(fn: Callable, args: list, client, timeout: float,
                 if on_done is not None:
                     on_done(k, res)
                 if nxt < len(args):
-                    submit()
-                    pending.add(list(futures)[-1])
+                    pending.add(submit())
         except TimeoutError:
             pass
         for fut, k in futures.items():
