@@ -11,7 +11,7 @@ from typing import Callable
 from . import __version__
 from .backend.plan import OutputWriter, check_output_dir, sha256
 from .backend.qmodel import RtlUnsupported, build_program, program_json
-from .backend.floorplan import placement_json, placement_png
+from .backend.floorplan import placement_images, placement_json
 from .backend.render import environment
 from .backend.spice import emit_spice, tia_context
 from .backend import verilog
@@ -183,7 +183,9 @@ def write_design(plan: OutputWriter, ir: IR, pdk: Pdk, options: CompileOptions, 
                 plan.add_npy(param_file(n, key), arr)
     progress("placement picture", 0, 1)
     plan.add("placement.json", placement_json(ir))
-    plan.add("placement.png", placement_png(ir))
+    png, svg = placement_images(ir)
+    plan.add("placement.png", png)
+    plan.add("placement.svg", svg)
     tiles = []
     for k, t in enumerate(ir.nodes_of("xbar_tile")):
         if k % 256 == 0:

@@ -1,4 +1,4 @@
-"""Floorplan back end: placement.json and a placement.png drawing of the tile grid."""
+"""Floorplan back end: placement.json and a drawing of the tile grid as placement.png and placement.svg."""
 
 from __future__ import annotations
 
@@ -30,10 +30,16 @@ def _cells(ir: IR) -> tuple[list, dict]:
     return cells, order
 
 
-def placement_png(ir: IR) -> bytes:
+def placement_images(ir: IR) -> tuple[bytes, bytes]:
+    """placement.png and placement.svg: the same drawing, as pixels and as vectors."""
+    fig = _figure(ir)
+    return _save(fig, "png"), _save(fig, "svg")
+
+
+def _figure(ir: IR):
     cells, order = _cells(ir)
     if len(cells) > DETAIL_MAX:
-        return _summary_png(ir, cells, order)
+        return _summary_figure(ir, cells, order)
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
@@ -73,16 +79,21 @@ def placement_png(ir: IR) -> bytes:
     handles = [Rectangle((0, 0), 1, 1, color=colors[lay]) for lay in layers]
     fig.legend(handles, [f"{lay}" for lay in layers], loc="center right", fontsize=7, title="layer (hatched: digital)",
                title_fontsize=7)
-    return _png(fig)
+    return fig
 
 
-def _png(fig) -> bytes:
+def _save(fig, fmt: str) -> bytes:
+    """The figure as PNG or SVG bytes, deterministic: no software or date stamps, fixed SVG ids."""
+    import matplotlib
+
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", metadata={"Software": None})
+    with matplotlib.rc_context({"svg.hashsalt": "amsc", "svg.fonttype": "none"}):
+        meta = {"Software": None} if fmt == "png" else {"Date": None, "Creator": None}
+        fig.savefig(buf, format=fmt, metadata=meta)
     return buf.getvalue()
 
 
-def _summary_png(ir: IR, cells: list, order: dict) -> bytes:
+def _summary_figure(ir: IR, cells: list, order: dict):
     """A large floorplan: one pixel per slot coloured by layer (digital units outlined in black),
     and the tile count of every layer as bars in the same colours."""
     import numpy as np
@@ -127,4 +138,4 @@ def _summary_png(ir: IR, cells: list, order: dict) -> bytes:
     bx.invert_yaxis()
     bx.set_xlabel("tiles per layer", fontsize=8)
     bx.tick_params(axis="x", labelsize=7)
-    return _png(fig)
+    return fig

@@ -24,6 +24,10 @@ def test_same_input_twice_gives_identical_bytes(tmp_path):
     a, b = _tree(tmp_path / "o1"), _tree(tmp_path / "o2")
     assert a.keys() == b.keys() and len(a) > 20
     assert [k for k in a if a[k] != b[k]] == []
+    # the floorplan picture as vectors too: well-formed SVG, byte-identical across runs (checked above)
+    import xml.etree.ElementTree as ET
+
+    assert ET.fromstring(a["placement.svg"]).tag.endswith("svg")
 
 
 def test_recompile_replaces_previous_output(tmp_path):
