@@ -9,13 +9,13 @@ import numpy as np
 from typing import Callable
 
 from . import __version__
-from .backend.plan import OutputWriter, check_output_dir, sha256
+from .backend.plan import OutputWriter, array_file, check_output_dir, sha256
 from .backend.qmodel import RtlUnsupported, build_program, program_json
 from .backend.floorplan import placement_images, placement_json
 from .backend.render import environment
 from .backend.spice import emit_spice, tia_context
 from .backend import verilog
-from .backend.verilog import chain_order, emit_verilog, scan_bits, scan_mem_text, sim_scan_bits
+from .backend.verilog import bipolar_tiles, chain_order, emit_verilog, scan_bits, scan_mem_text, sim_scan_bits
 from .frontend import load_model
 from .frontend.common import load_samples
 from .ir import IR
@@ -98,10 +98,6 @@ def calibration_inputs(ir: IR, options: CompileOptions, model: Path) -> tuple[np
     return rng.uniform(lo, hi, size=(n, *shape)), f"uniform random ({n} samples)"
 
 
-def param_file(node: str, key: str) -> str:
-    return f"params/{node}__{key}.npy"
-
-
 def partition_manifest(ir: IR) -> dict:
     """Where every node runs (crossbar | digital | host) and the segments in execution order."""
     part = ir.g.graph["partition"]
@@ -141,10 +137,8 @@ def write_design(plan: OutputWriter, ir: IR, pdk: Pdk, options: CompileOptions, 
         plan.add(rel, text)
         if k % 64 == 0:
             progress("Verilog", k // 2, n_tiles)
-    bipolar = set()
+    bipolar = bipolar_tiles(prog)
     if prog is not None:
-        bipolar = {t["name"] for st in prog["steps"] if st["kind"] == "layer" and st["src"]["signed"]
-                   for t in st["tiles"]}
         plan.add("rtl/program.json", program_json(prog))
         order = chain_order(ir)
         datapath["scan_order"] = order
@@ -180,7 +174,7 @@ def write_design(plan: OutputWriter, ir: IR, pdk: Pdk, options: CompileOptions, 
         d = ir.g.nodes[n]
         if d["op"] not in ("xbar_tile", "accum"):
             for key, arr in sorted(d["params"].items()):
-                plan.add_npy(param_file(n, key), arr)
+                plan.add_npy(array_file(n, d["op"], key), arr)
     progress("placement picture", 0, 1)
     plan.add("placement.json", placement_json(ir))
     png, svg = placement_images(ir)
@@ -194,7 +188,7 @@ def write_design(plan: OutputWriter, ir: IR, pdk: Pdk, options: CompileOptions, 
         a, p = d["attrs"], d["params"]
         arrays = {}
         for key in ("gpos", "gneg", "lpos", "lneg"):
-            rel = f"tiles/{t}_{key}.npy"
+            rel = array_file(t, "xbar_tile", key)
             plan.add_npy(rel, p[key])
             arrays[key] = rel
         tiles.append({
@@ -217,9 +211,9 @@ def write_design(plan: OutputWriter, ir: IR, pdk: Pdk, options: CompileOptions, 
         d = ir.g.nodes[n]
         a = d["attrs"]
         arrays = {}
-        for key, arr in (("w_scale", d["params"]["w_scale"]), ("bias", d["params"]["b"])):
-            arrays[key] = f"layers/{n}_{key}.npy"
-            plan.add_npy(arrays[key], arr)
+        for key, pkey in (("w_scale", "w_scale"), ("bias", "b")):
+            arrays[key] = array_file(n, "accum", pkey)
+            plan.add_npy(arrays[key], d["params"][pkey])
         layers.append({"name": n, "kind": a["kind"], "activation": a["activation"], "spatial": a["spatial"],
                        "weight_scale": a["weight_scale"], "arrays": arrays, "row_splits": a["row_splits"],
                        "col_splits": a["col_splits"], "acc_bits": a["acc_bits"], "tiles": ir.inputs(n),

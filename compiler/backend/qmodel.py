@@ -40,6 +40,7 @@ from ..ir import IR
 from ..ir.graph import HOST_OPS
 from ..ir.interp import value_ranges
 from ..ir.kernels import windows
+from .plan import array_file
 
 OUT_BITS = 16
 MQ_BITS = 24
@@ -438,5 +439,5 @@ def load_program(out) -> dict:
                 st["act"]["lut"] = np.array(st["act"]["lut"], np.int64)
             for t in st["tiles"]:
                 for k in ("lpos", "lneg"):
-                    t[k] = np.load(out / "tiles" / f"{t['name']}_{k}.npy", allow_pickle=False)
+                    t[k] = np.load(out / array_file(t["name"], "xbar_tile", k), allow_pickle=False)
     return prog

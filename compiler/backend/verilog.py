@@ -210,6 +210,12 @@ def _datapath_ctx(prog: dict, tiles: list[dict]) -> dict:
             "dmax": dmax, "iw": index_width(prog)}
 
 
+def bipolar_tiles(prog: dict | None) -> frozenset:
+    """The tiles whose layer reads signed codes: their word lines are driven to either sign."""
+    return frozenset(t["name"] for st in (prog or {}).get("steps", []) if st["kind"] == "layer"
+                     and st["src"]["signed"] for t in st["tiles"])
+
+
 def sim_scan_bits(prog: dict) -> int:
     """Scan-chain bits of a program's tiles (what the simulation testbench shifts in)."""
     return sum((t["row1"] - t["row0"]) * (t["col1"] - t["col0"]) * 2 * prog["level_bits"]
@@ -221,9 +227,7 @@ def emit_verilog(ir: IR, pdk, env, source_sha: str, prog: dict | None):
     files come only while the scan chain is at most SIM_MAX_SCAN_BITS long."""
     prefix = sanitize(ir.name)
     level_bits = max(1, math.ceil(math.log2(pdk.levels)))
-    bipolar = frozenset(t["name"] for st in (prog or {}).get("steps", []) if st["kind"] == "layer"
-                        and st["src"]["signed"] for t in st["tiles"])
-    tiles = _tile_ctx(ir, prefix, pdk, level_bits, bipolar)
+    tiles = _tile_ctx(ir, prefix, pdk, level_bits, bipolar_tiles(prog))
     ctx = {"version": __version__, "design": prefix, "prefix": prefix, "pdk": pdk, "tiles": tiles,
            "dac_bits": pdk.dac_bits, "adc_bits": pdk.adc_bits, "level_bits": level_bits, "source_sha": source_sha,
            "latency": MACRO_LATENCY}

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..backend.plan import array_file
 from ..errors import InputError
 from ..frontend.common import load_samples
 from ..ir import IR
@@ -39,14 +40,6 @@ from ..sim.netlist import read_deck
 ENGINES = ("ideal", "mna", "ngspice")
 #: vectors per circuit simulation call (one DC sweep point each)
 CHUNK = 256
-
-
-def _param_path(out: Path, n: str, op: str, key: str) -> Path:
-    if op == "xbar_tile":
-        return out / "tiles" / f"{n}_{key}.npy"
-    if op == "accum":
-        return out / "layers" / f"{n}_{'bias' if key == 'b' else key}.npy"
-    return out / "params" / f"{n}__{key}.npy"
 
 
 def load_ir(out: Path) -> IR:
@@ -61,7 +54,7 @@ def load_ir(out: Path) -> IR:
     for nd in doc["nodes"]:
         params = {}
         for key, dig in nd["params"].items():
-            p = _param_path(out, nd["name"], nd["op"], key)
+            p = out / array_file(nd["name"], nd["op"], key)
             try:
                 a = np.load(p, allow_pickle=False)
             except (OSError, ValueError) as e:

@@ -92,6 +92,12 @@ def warm_up(engine_name: str) -> None:
 _SPEC: dict = {}
 
 
+def meta_spec(meta: dict) -> dict:
+    """The full block spec of a task's tile, loaded from its output folder (see :func:`block_spec`)."""
+    return block_spec(Path(meta["out"]), {"pdk": meta["pdk"]}, meta["tile"], meta["index"], meta["vectors"],
+                      meta["seed"], meta["tolerance_lsb"], meta["engine"])
+
+
 def task_spec(task: dict) -> dict:
     """The full block spec of a task: carried by the task (Dask), or loaded from the output folder
     (local workers, which keep the last one: a block's chunks usually follow each other)."""
@@ -100,10 +106,8 @@ def task_spec(task: dict) -> dict:
     key = (task["out"], task["name"])
     if key not in _SPEC:
         _SPEC.clear()
-        manifest_tile = task["tile"]
-        _SPEC[key] = block_spec(Path(task["out"]), {"pdk": task["pdk"]}, manifest_tile, task["index"],
-                                task["vectors"], task["seed"], task["tolerance_lsb"], task["engine"])
-    return {**_SPEC[key], **{k: task[k] for k in ("lo", "hi") if k in task}}
+        _SPEC[key] = meta_spec(task)
+    return _SPEC[key]
 
 
 def simulate_chunk(task: dict) -> dict:
@@ -129,11 +133,16 @@ def simulate_chunk(task: dict) -> dict:
     return {"volts": volts, "simulator": eng.version, "seconds": time.perf_counter() - t0}
 
 
-def plan_block(tile: dict, vectors: int) -> list[dict]:
+def tile_cells(t: dict) -> int:
+    """Word lines x outputs of a tile's manifest entry."""
+    return (t["rows"][1] - t["rows"][0]) * (t["cols"][1] - t["cols"][0])
+
+
+def plan_block(tile: dict | None, vectors: int) -> list[dict]:
     """How a block's vectors are simulated: ``{"lo", "hi", "mode"}`` tasks. A linear (1R) tile with
-    more vectors than word lines + 1 is one ``transfer`` task; otherwise chunks of CHUNK vectors."""
-    rows = tile["rows"][1] - tile["rows"][0]
-    if tile["cell"]["type"] == "1r" and vectors > rows + 1:
+    more vectors than word lines + 1 is one ``transfer`` task; otherwise (or with no tile entry)
+    chunks of CHUNK vectors."""
+    if tile is not None and tile["cell"]["type"] == "1r" and vectors > tile["rows"][1] - tile["rows"][0] + 1:
         return [{"lo": 0, "hi": vectors, "mode": "transfer"}]
     return [{"lo": lo, "hi": hi, "mode": "sweep"} for lo, hi in chunks(vectors)]
 
@@ -178,8 +187,7 @@ def evaluate_block(spec: dict, volts: np.ndarray, seconds: float, simulator: str
 def verify_block(spec: dict, tile: dict | None = None) -> dict:
     """One block, in this process, task after task (for benchmarks and library users); with the
     tile's manifest entry, planned as 'amsc verify' plans it (see :func:`plan_block`)."""
-    plan = plan_block(tile, spec["vectors"]) if tile else [{"lo": lo, "hi": hi} for lo, hi in chunks(spec["vectors"])]
-    return evaluate_chunks(spec, [simulate_chunk({**spec, **p}) for p in plan])
+    return evaluate_chunks(spec, [simulate_chunk({**spec, **p}) for p in plan_block(tile, spec["vectors"])])
 
 
 def evaluate_chunks(spec: dict, got: list[dict]) -> dict:
@@ -226,7 +234,7 @@ def select_tiles(tiles: list[dict], k: int | None, seed: int) -> tuple[list[dict
                        "note": f"--sample {k} is at least the design's {len(tiles)} tiles: all of them are verified"}
     largest = {}
     for t in tiles:
-        size = (t["rows"][1] - t["rows"][0]) * (t["cols"][1] - t["cols"][0])
+        size = tile_cells(t)
         best = largest.get(t["layer"])
         if best is None or size > best[0]:
             largest[t["layer"]] = (size, t["name"])
@@ -305,8 +313,7 @@ def verify_dir(out: str | Path, jobs: int = 1, vectors: int = 16, seed: int = 0,
     tasks = [{**metas[k], **p} for k in todo for p in plan_block(metas[k]["tile"], vectors)]
     # longest first: the biggest tiles start first, so the last task to finish is a short one
     pos = {m["name"]: k for k, m in enumerate(metas)}
-    size = [(m["tile"]["rows"][1] - m["tile"]["rows"][0]) * (m["tile"]["cols"][1] - m["tile"]["cols"][0])
-            for m in metas]
+    size = [tile_cells(m["tile"]) for m in metas]
     tasks.sort(key=lambda t: -size[pos[t["name"]]] * (t["hi"] - t["lo"]))
     pending = {k: len(plan_block(metas[k]["tile"], vectors)) for k in todo}
     parts: dict[int, dict] = {k: {} for k in todo}
@@ -327,8 +334,7 @@ def verify_dir(out: str | Path, jobs: int = 1, vectors: int = 16, seed: int = 0,
                          "rms_err": None, "within_lsb": None, "tolerance": None, "seconds": None,
                          "error": errors[k], "cached": False}
         else:
-            spec = {**block_spec(out, manifest, metas[k]["tile"], metas[k]["index"], vectors, seed, tolerance_lsb,
-                                 engine_name), "histogram": detail}
+            spec = {**meta_spec(metas[k]), "histogram": detail}
             val = evaluate_chunks(spec, [parts[k][lo] for lo in sorted(parts[k])])
             blocks[k] = {**val, "cached": False}
             if use_cache:
@@ -343,9 +349,7 @@ def verify_dir(out: str | Path, jobs: int = 1, vectors: int = 16, seed: int = 0,
     if client is not None:
         # Dask workers share no file system: each task is given its deck and conductances just
         # before it is submitted, with a bounded number in flight
-        run_dask(simulate_chunk, tasks, client, timeout, on_done=finished,
-                 prepare=lambda t: {**t, **block_spec(out, manifest, t["tile"], t["index"], vectors, seed,
-                                                      tolerance_lsb, engine_name)})
+        run_dask(simulate_chunk, tasks, client, timeout, on_done=finished, prepare=lambda t: {**t, **meta_spec(t)})
     elif tasks:
         run_local(simulate_chunk, tasks, jobs, timeout, on_done=finished, init=partial(warm_up, engine_name))
     report = {
