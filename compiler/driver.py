@@ -102,11 +102,16 @@ def partition_manifest(ir: IR) -> dict:
     """Where every node runs (crossbar | digital | host) and the segments in execution order."""
     part = ir.g.graph["partition"]
     seg_of = {n: seg["name"] for seg in part["segments"] for n in seg["nodes"]}
+    def why(n: str, h: str) -> dict:
+        d = ir.g.nodes[n]
+        if d["op"] == "host":
+            return {"onnx_op": d["attrs"]["op_type"], "reason": d["attrs"]["reason"]}
+        if h == "host" and d["op"] != "softmax":
+            return {"reason": "digital op between host nodes: runs with them (no stream out and back)"}
+        return {}
+
     nodes = [{"name": n, "origin": ir.g.nodes[n]["origin"], "op": ir.g.nodes[n]["op"], "home": h,
-              "segment": seg_of[n], **({"onnx_op": ir.g.nodes[n]["attrs"]["op_type"],
-                                        "reason": ir.g.nodes[n]["attrs"]["reason"]}
-                                       if ir.g.nodes[n]["op"] == "host" else {})}
-             for n, h in sorted(part["homes"].items())]
+              "segment": seg_of[n], **why(n, h)} for n, h in sorted(part["homes"].items())]
     segments = [{k: seg[k] for k in ("name", "kind", "inputs", "outputs", "macs_crossbar", "macs_host", "file")
                  if k in seg} | {"nodes": len(seg["nodes"]),
                                  "homes": {h: sum(part["homes"][n] == h for n in seg["nodes"])

@@ -37,8 +37,8 @@ import math
 import numpy as np
 
 from ..ir import IR
-from ..ir.graph import HOST_OPS
-from ..ir.interp import value_ranges
+from ..ir.interp import TABLE_ACTS, value_ranges
+from ..ir.kernels import activation
 from ..ir.kernels import windows
 from .plan import array_file
 
@@ -71,22 +71,36 @@ def _need_bipolar(pdk, where: str) -> None:
                              "(generic), or make it non-negative (ReLU, Sigmoid, Clip with min >= 0)")
 
 
-def activation_unit(act: dict, final: bool, z: np.ndarray, dmax: int, where: str, pdk=None) -> dict:
+def activation_unit(act: dict, final: bool, z: np.ndarray, dmax: int, where: str, pdk=None,
+                    pre: np.ndarray | None = None) -> dict:
     """The digital activation unit after a layer's accumulators, as integer rules.
 
     The requantizer first computes the pre-activation in units of ``s_z``; the unit then gives the
     output code (in units of ``s_out``): ``clamp`` saturates to [lo, hi] (ReLU, Clip, no
     activation), ``leaky`` multiplies negative values by a fixed-point slope first, ``lut`` reads
-    a table of sigmoid/tanh indexed by the clamped pre-activation. A layer that feeds another layer
+    a table of sigmoid/tanh (over [-8, 8)) or of GELU/HardSwish (over the calibrated pre-activation
+    range ``pre``, [min, max]) indexed by the clamped pre-activation. A layer that feeds another layer
     produces DAC codes: unsigned if its activation is non-negative, else signed codes in
     [-Dmax, Dmax] (``signed`` in the result; the PDK must have bipolar DACs). The last layer
     produces signed 16-bit values for the host."""
     kind = act["kind"]
     top = 2 ** (OUT_BITS - 1) - 1
     post = np.asarray(z, dtype=float)
-    signed = not final and (kind in ("none", "leaky_relu", "tanh") or (kind == "clip" and act["lo"] < 0))
+    signed = not final and (kind in ("none", "leaky_relu", "tanh", *TABLE_ACTS)
+                            or (kind == "clip" and act["lo"] < 0))
     if signed:
         _need_bipolar(pdk, f"the output of {where} ({kind})")
+    if kind in TABLE_ACTS:
+        # 2^LUT_BITS entries over [-r, r), r the largest calibrated |pre-activation|: finer than the
+        # output codes wherever the function's slope is at most 1 (GELU, HardSwish: about 1 and above)
+        half = 2 ** (LUT_BITS - 1)
+        r = float(np.max(np.abs(pre))) if pre is not None else 0.0
+        s_z = (r or 1.0) / half
+        grid = (np.arange(2 ** LUT_BITS) - half) * s_z
+        top_code = top if final else dmax
+        s_out = (float(np.max(np.abs(post))) or 1.0) / top_code
+        lut = np.clip(np.rint(activation(grid, act) / s_out), -top_code, top_code).astype(np.int64)
+        return {"s_z": s_z, "s_out": s_out, "signed": signed, "act": {"kind": "lut", "lut": lut, "bits": LUT_BITS}}
     if kind in ("sigmoid", "tanh"):
         s_out = 1.0 / (dmax if not final else top)
         s_z = LUT_RANGE / 2 ** (LUT_BITS - 1)
@@ -135,8 +149,8 @@ REMAP_MAX = 16384  # elements of a transpose/concat/batchnorm unit (its address 
 
 
 def _remap_step(ir: IR, n: str, maps: dict, vals: dict, pdk, k: int) -> dict:
-    """Transpose, Concat, a BatchNormalization that was not folded, and a ReLU on signed codes, as
-    one table-driven unit: output element e = clamp((src_sel[e][addr[e]] * a[e] + b[e]) >>> S,
+    """Transpose, Concat, a BatchNormalization that was not folded, a constant Mul or Add that no
+    layer absorbed, and a ReLU on signed codes, as one table-driven unit: output element e = clamp((src_sel[e][addr[e]] * a[e] + b[e]) >>> S,
     lo, Dmax), lo = -Dmax for a signed result, else 0."""
     d = ir.g.nodes[n]
     op, shape = d["op"], tuple(d["shape"])
@@ -173,6 +187,14 @@ def _remap_step(ir: IR, n: str, maps: dict, vals: dict, pdk, k: int) -> dict:
         sel = np.concatenate(parts_sel, axis=ax).reshape(-1)
         a = np.array([round(srcs[j]["scale"] / s_y * 2 ** s) for j in sel])
         b = np.zeros(size, np.int64)
+    elif op == "mul_const":   # y = x * c, elementwise
+        addr = np.arange(size)
+        a = np.rint(srcs[0]["scale"] * np.ravel(d["params"]["c"]) / s_y * 2 ** s)
+        b = np.zeros(size, np.int64)
+    elif op == "add_const":   # y = x + c, elementwise
+        addr = np.arange(size)
+        a = np.full(size, round(srcs[0]["scale"] / s_y * 2 ** s))
+        b = np.rint(np.ravel(d["params"]["c"]) / s_y * 2 ** s)
     else:  # batchnorm: y = (x - mean) * g / sqrt(var + eps) + beta, per channel
         p = d["params"]
         g = p["scale"] / np.sqrt(p["var"] + d["attrs"]["eps"])
@@ -186,141 +208,189 @@ def _remap_step(ir: IR, n: str, maps: dict, vals: dict, pdk, k: int) -> dict:
             "b": np.asarray(b, np.int64) + (1 << s >> 1)}
 
 
+def _host_only(ir: IR, v: str) -> bool:
+    """Whether only the host reads value ``v`` (host nodes and the model output, also through reshapes)."""
+    homes = ir.g.graph["partition"]["homes"]
+    for c in ir.consumers(v):
+        op = ir.g.nodes[c]["op"]
+        if not (homes.get(c) == "host" or op == "output" or (op == "reshape" and _host_only(ir, c))):
+            return False
+    return bool(ir.consumers(v))
+
+
+def _code_map(name: str, shape, post: np.ndarray, bd: int, pdk, where: str) -> dict:
+    """A map of DAC codes for calibrated values ``post`` ([min, max]): signed if they can be negative."""
+    dmax = 2 ** bd - 1
+    signed = float(np.min(post)) < 0
+    if signed:
+        _need_bipolar(pdk, where)
+    return feature_map(name, shape, ((float(np.max(np.abs(post))) if signed else float(np.max(post))) or 1.0) / dmax,
+                       signed, bd)
+
+
 def build_program(ir: IR, pdk, options, calib: np.ndarray) -> dict:
-    """The integer program of a lowered IR. ``calib``: batch-first calibration inputs."""
+    """The integer program of a lowered IR. ``calib``: batch-first calibration inputs.
+
+    The steps follow the partition's segments. A chip segment starts with a ``recv`` of every value
+    it reads from the host (the model input first of all: the host holds it), a host segment with a
+    ``send`` of every chip value it reads, then a ``host`` step (the segment's ONNX file, which the
+    host runs); the chip's last ``send`` is its output. Each ``send``/``recv`` is one stream of the
+    chip's host link, numbered by ``tag`` in program order."""
     bd, ba = pdk.dac_bits, pdk.adc_bits
     dmax = 2 ** bd - 1
     inputs, outputs = ir.nodes_of("input"), ir.nodes_of("output")
     if len(inputs) != 1 or len(outputs) != 1:
         raise RtlUnsupported("the datapath generator handles one input and one output")
     lo, hi = options.input_range
-    if lo < 0:
-        _need_bipolar(pdk, f"the input (--input-range {lo:g} {hi:g})")
     vals = value_ranges(ir, {inputs[0]: calib})   # node -> [min, max] over the calibration inputs
     maps: dict[str, dict] = {}   # IR node -> feature map (see feature_map)
     steps: list[dict] = []
-    maps[inputs[0]] = feature_map("in", ir.g.nodes[inputs[0]]["shape"], (max(abs(lo), abs(hi)) or 1.0) / dmax,
-                                  lo < 0, bd)
-    # a host tail (softmax, or any single-operand chain of host nodes right before the output) runs
-    # after the chip: the chip returns the value that enters it
-    host_tail = []
-    last_layer = ir.inputs(outputs[0])[0]
-    while ir.g.nodes[last_layer]["op"] in HOST_OPS and len(ir.inputs(last_layer)) == 1 \
-            and len(ir.consumers(last_layer)) == 1:
-        host_tail.insert(0, last_layer)
-        last_layer = ir.inputs(last_layer)[0]
+    in_map = feature_map("in", ir.g.nodes[inputs[0]]["shape"], (max(abs(lo), abs(hi)) or 1.0) / dmax, lo < 0, bd)
+    sent: set[str] = set()
+    tags = iter(range(1 << 30))
+
+    def recv(v: str) -> None:
+        if v == inputs[0]:
+            if lo < 0:
+                _need_bipolar(pdk, f"the input (--input-range {lo:g} {hi:g})")
+            maps[v] = in_map
+        else:
+            maps[v] = _code_map(f"h{len(steps)}", ir.g.nodes[v]["shape"], vals[v], bd, pdk,
+                                f"the host's result '{ir.g.nodes[v]['origin']}'")
+        steps.append({"kind": "recv", "value": v, "dst": maps[v], "tag": next(tags)})
+
+    def send(v: str) -> None:
+        sent.add(v)
+        steps.append({"kind": "send", "value": v, "src": maps[v], "tag": next(tags)})
+
     fused: set[str] = set()   # nodes another step computes already
-    for n in ir.topo():
-        d = ir.g.nodes[n]
-        op, a = d["op"], d["attrs"]
-        if op in ("input", "output", "xbar_tile", "im2col") or n in fused:
+    for seg in ir.g.graph["partition"]["segments"]:
+        if seg["kind"] == "host":
+            for v in seg["inputs"]:
+                if v in maps and v not in sent:
+                    send(v)
+            steps.append({"kind": "host", "segment": seg["name"], "file": seg["file"],
+                          "inputs": list(seg["inputs"]), "outputs": list(seg["outputs"])})
             continue
-        if op == "reshape":
-            maps[n] = {**maps[ir.inputs(n)[0]], "shape": list(d["shape"])}  # same memory, another view
-            continue
-        if n in host_tail:
-            maps[n] = maps[ir.inputs(n)[0]]  # host side: the chip returns the value entering the tail
-            continue
-        if op in ("pool", "global_avgpool"):
-            src = maps[ir.inputs(n)[0]]
-            if op == "global_avgpool":
-                geo = {"kernel": src["shape"][1:], "stride": [1, 1], "pads": [0, 0, 0, 0], "dilation": [1, 1]}
-                kind = "avg"
-            else:
-                geo = {k: a[k] for k in ("kernel", "stride", "pads", "dilation")}
-                kind = a["kind"]
-            maps[n] = feature_map(f"m{len(steps)}", d["shape"], src["scale"], src["signed"], bd)
-            st = {"kind": "pool", "pool": kind, "src": src, "dst": maps[n], **geo}
-            if kind == "avg":
-                # the divisor of each output: the whole window, or only its in-bounds part when
-                # padding is excluded from the count (then it varies near the borders)
-                c, h, w = src["shape"]
-                ones = np.ones((1, 1, h, w))
-                if op == "pool" and not a["count_include_pad"]:
-                    cnt = windows(ones, geo["kernel"], geo["stride"], geo["pads"], geo["dilation"], 0.0).sum(axis=(4, 5))
-                else:
-                    cnt = np.full(windows(ones, geo["kernel"], geo["stride"], geo["pads"], geo["dilation"],
-                                          0.0).shape[2:4], geo["kernel"][0] * geo["kernel"][1])
-                st["s"] = 24
-                st["rq"] = np.tile(np.rint(2 ** 24 / np.asarray(cnt).reshape(-1)).astype(np.int64), c)
-            steps.append(st)
-            continue
-        relu = op == "act" and d["attrs"]["activation"]["kind"] == "relu"
-        if relu and not maps[ir.inputs(n)[0]]["signed"]:
-            maps[n] = maps[ir.inputs(n)[0]]  # codes are non-negative already: ReLU changes nothing
-            continue
-        if op in ("transpose", "concat", "batchnorm") or relu:
-            steps.append(_remap_step(ir, n, maps, vals, pdk, len(steps)))
-            maps[n] = steps[-1]["dst"]
-            continue
-        if op == "add":
-            srcs = [maps[i] for i in ir.inputs(n)]
-            cons = ir.consumers(n)
-            # a ReLU that alone reads the sum (ResNet's Add -> Relu) is the add's own clamp at 0
-            relu_after = (len(cons) == 1 and ir.g.nodes[cons[0]]["op"] == "act"
-                          and ir.g.nodes[cons[0]]["attrs"]["activation"]["kind"] == "relu")
-            signed = any(m["signed"] for m in srcs) and not relu_after
-            if signed:
-                _need_bipolar(pdk, f"the residual add '{d['origin']}'")
-            s_y = (float(np.max(np.abs(vals[n]) if signed else vals[n])) or 1.0) / dmax
-            s = 16
-            maps[n] = feature_map(f"a{len(steps)}", d["shape"], s_y, signed, bd)
-            if relu_after:
-                maps[cons[0]] = maps[n]
-                fused.add(cons[0])
-            steps.append({"kind": "add", "src": srcs[0], "src2": srcs[1], "dst": maps[n], "s": s,
-                          "aq": int(round(srcs[0]["scale"] / s_y * 2 ** s)),
-                          "bq": int(round(srcs[1]["scale"] / s_y * 2 ** s))})
-            continue
-        if op in HOST_OPS:
-            what = d["attrs"]["op_type"] if op == "host" else "Softmax"
-            raise RtlUnsupported(f"node '{d['origin']}' ({what}) runs on the host between chip segments; the datapath "
-                                 "generator does not build stream ports at segment boundaries yet")
-        if op != "accum":
-            raise RtlUnsupported(f"node '{d['origin']}' ({op}) has no digital unit in the datapath generator yet")
-        tiles = ir.inputs(n)
-        feed = ir.inputs(tiles[0])[0]
-        geo = None
-        if ir.g.nodes[feed]["op"] == "im2col":
-            geo = {k: ir.g.nodes[feed]["attrs"][k] for k in ("kernel", "stride", "pads", "dilation")}
-            feed = ir.inputs(feed)[0]
-        src = maps[feed]
-        if geo is None and len(d["shape"]) > 1:
-            raise RtlUnsupported(f"layer '{n}' reads {d['shape'][0]} tokens per sample through one crossbar; per-token "
-                                 "layers are not in the datapath generator yet")
-        act = a["activation"]
-        final = n == last_layer
-        t0 = ir.g.nodes[tiles[0]]["attrs"]
-        lsb = 2.0 * t0["adc_full_scale_a"] / 2 ** ba
-        kappa = pdk.v_read * pdk.g_step / (dmax * lsb)
-        sk = _fixed(np.array([kappa]), 18)
-        w_scale, bias = d["params"]["w_scale"], d["params"]["b"]
-        M = src["scale"] * pdk.g_step * w_scale / kappa
-        unit = activation_unit(act, final, vals[n], dmax, f"layer '{n}'", pdk)
-        s_z = unit["s_z"]
-        s = _fixed(np.concatenate([M / s_z, bias / s_z]), MQ_BITS)
-        mq = np.rint(M / s_z * 2 ** s).astype(np.int64)
-        bq = np.rint(bias / s_z * 2 ** s).astype(np.int64) + (1 << s >> 1)
-        s_out = unit["s_out"]
-        shape = list(d["shape"])
-        maps[n] = feature_map(f"l{len(steps)}", shape, s_out, unit["signed"], bd, final)
-        tl = []
-        for t in tiles:
-            ta = ir.g.nodes[t]["attrs"]
-            tp = ir.g.nodes[t]["params"]
-            tl.append({"name": t, "row0": ta["row0"], "row1": ta["row1"], "col0": ta["col0"], "col1": ta["col1"],
-                       "lpos": tp["lpos"], "lneg": tp["lneg"]})   # the tile's own (uint16) level arrays
-        steps.append({"kind": "layer", "name": n, "src": src, "dst": maps[n], "conv": geo, "tiles": tl,
-                      "rows": max(t["row1"] for t in tl), "cols": len(bias),  # rows: the layer's inputs (K)
-                      "positions": int(np.prod(shape[1:])) if geo else 1, "kq": int(round(kappa * 2 ** sk)),
-                      "sk": sk, "mq": mq, "bq": bq, "s": s, "act": unit["act"], "final": final,
-                      "acc_bits": a["acc_bits"]})
-    out_map = maps[ir.inputs(outputs[0])[0]]
-    if not out_map.get("final"):
-        raise RtlUnsupported("the output must come straight from a crossbar layer")
+        for v in seg["inputs"]:
+            if v not in maps:
+                recv(v)
+        for n in seg["nodes"]:
+            _chip_step(ir, n, maps, steps, vals, pdk, fused)
+    out_v = ir.inputs(outputs[0])[0]
+    if out_v in maps and out_v not in sent:
+        send(out_v)
+    sends = [st for st in steps if st["kind"] == "send"]
+    if not sends:
+        raise RtlUnsupported("the chip returns nothing to the host")
+    out_map = sends[-1]["src"]
     return {"dac_bits": bd, "adc_bits": ba, "level_bits": max(1, math.ceil(math.log2(pdk.levels))),
-            "steps": steps, "input": maps[inputs[0]], "output": out_map, "output_scale": out_map["scale"],
-            "out_bits": OUT_BITS, "host_softmax": bool(host_tail), "host_tail": host_tail}
+            "steps": steps, "input": in_map, "input_value": inputs[0], "output": out_map,
+            "output_scale": out_map["scale"], "output_value": out_v, "out_bits": OUT_BITS,
+            "host_steps": sum(st["kind"] == "host" for st in steps)}
+
+
+def _chip_step(ir: IR, n: str, maps: dict, steps: list, vals: dict, pdk, fused: set) -> None:
+    """The step(s) of chip node ``n``: its output map goes into ``maps``."""
+    bd, ba = pdk.dac_bits, pdk.adc_bits
+    dmax = 2 ** bd - 1
+    d = ir.g.nodes[n]
+    op, a = d["op"], d["attrs"]
+    if op in ("xbar_tile", "im2col") or n in fused:
+        return
+    if op == "reshape":
+        maps[n] = {**maps[ir.inputs(n)[0]], "shape": list(d["shape"])}  # same memory, another view
+        return
+    if op in ("pool", "global_avgpool"):
+        src = maps[ir.inputs(n)[0]]
+        if op == "global_avgpool":
+            geo = {"kernel": src["shape"][1:], "stride": [1, 1], "pads": [0, 0, 0, 0], "dilation": [1, 1]}
+            kind = "avg"
+        else:
+            geo = {k: a[k] for k in ("kernel", "stride", "pads", "dilation")}
+            kind = a["kind"]
+        maps[n] = feature_map(f"m{len(steps)}", d["shape"], src["scale"], src["signed"], bd)
+        st = {"kind": "pool", "pool": kind, "src": src, "dst": maps[n], **geo}
+        if kind == "avg":
+            # the divisor of each output: the whole window, or only its in-bounds part when
+            # padding is excluded from the count (then it varies near the borders)
+            c, h, w = src["shape"]
+            ones = np.ones((1, 1, h, w))
+            if op == "pool" and not a["count_include_pad"]:
+                cnt = windows(ones, geo["kernel"], geo["stride"], geo["pads"], geo["dilation"], 0.0).sum(axis=(4, 5))
+            else:
+                cnt = np.full(windows(ones, geo["kernel"], geo["stride"], geo["pads"], geo["dilation"],
+                                      0.0).shape[2:4], geo["kernel"][0] * geo["kernel"][1])
+            st["s"] = 24
+            st["rq"] = np.tile(np.rint(2 ** 24 / np.asarray(cnt).reshape(-1)).astype(np.int64), c)
+        steps.append(st)
+        return
+    relu = op == "act" and d["attrs"]["activation"]["kind"] == "relu"
+    if relu and not maps[ir.inputs(n)[0]]["signed"]:
+        maps[n] = maps[ir.inputs(n)[0]]  # codes are non-negative already: ReLU changes nothing
+        return
+    if op in ("transpose", "concat", "batchnorm", "mul_const", "add_const") or relu:
+        steps.append(_remap_step(ir, n, maps, vals, pdk, len(steps)))
+        maps[n] = steps[-1]["dst"]
+        return
+    if op == "add":
+        srcs = [maps[i] for i in ir.inputs(n)]
+        cons = ir.consumers(n)
+        # a ReLU that alone reads the sum (ResNet's Add -> Relu) is the add's own clamp at 0
+        relu_after = (len(cons) == 1 and ir.g.nodes[cons[0]]["op"] == "act"
+                      and ir.g.nodes[cons[0]]["attrs"]["activation"]["kind"] == "relu")
+        signed = any(m["signed"] for m in srcs) and not relu_after
+        if signed:
+            _need_bipolar(pdk, f"the residual add '{d['origin']}'")
+        s_y = (float(np.max(np.abs(vals[n]) if signed else vals[n])) or 1.0) / dmax
+        s = 16
+        maps[n] = feature_map(f"a{len(steps)}", d["shape"], s_y, signed, bd)
+        if relu_after:
+            maps[cons[0]] = maps[n]
+            fused.add(cons[0])
+        steps.append({"kind": "add", "src": srcs[0], "src2": srcs[1], "dst": maps[n], "s": s,
+                      "aq": int(round(srcs[0]["scale"] / s_y * 2 ** s)),
+                      "bq": int(round(srcs[1]["scale"] / s_y * 2 ** s))})
+        return
+    if op != "accum":
+        what = f"{op} ({d['attrs']['activation']['kind']})" if op == "act" else op
+        raise RtlUnsupported(f"node '{d['origin']}' ({what}) has no digital unit in the datapath generator yet")
+    tiles = ir.inputs(n)
+    feed = ir.inputs(tiles[0])[0]
+    geo = None
+    if ir.g.nodes[feed]["op"] == "im2col":
+        geo = {k: ir.g.nodes[feed]["attrs"][k] for k in ("kernel", "stride", "pads", "dilation")}
+        feed = ir.inputs(feed)[0]
+    src = maps[feed]
+    act = a["activation"]
+    final = _host_only(ir, n)   # read by the host alone: 16-bit results, not DAC codes
+    t0 = ir.g.nodes[tiles[0]]["attrs"]
+    lsb = 2.0 * t0["adc_full_scale_a"] / 2 ** ba
+    kappa = pdk.v_read * pdk.g_step / (dmax * lsb)
+    sk = _fixed(np.array([kappa]), 18)
+    w_scale, bias = d["params"]["w_scale"], d["params"]["b"]
+    M = src["scale"] * pdk.g_step * w_scale / kappa
+    unit = activation_unit(act, final, vals[n], dmax, f"layer '{n}'", pdk, vals.get((n, "pre")))
+    s_z = unit["s_z"]
+    s = _fixed(np.concatenate([M / s_z, bias / s_z]), MQ_BITS)
+    mq = np.rint(M / s_z * 2 ** s).astype(np.int64)
+    bq = np.rint(bias / s_z * 2 ** s).astype(np.int64) + (1 << s >> 1)
+    shape = list(d["shape"])
+    maps[n] = feature_map(f"l{len(steps)}", shape, unit["s_out"], unit["signed"], bd, final)
+    tl = []
+    for t in tiles:
+        ta = ir.g.nodes[t]["attrs"]
+        tp = ir.g.nodes[t]["params"]
+        tl.append({"name": t, "row0": ta["row0"], "row1": ta["row1"], "col0": ta["col0"], "col1": ta["col1"],
+                   "lpos": tp["lpos"], "lneg": tp["lneg"]})   # the tile's own (uint16) level arrays
+    # positions: a convolution's output pixels, or the tokens of a per-token layer ([T, M]: each
+    # token reads the same crossbar, its inputs at token * K, its outputs at token * M)
+    positions = int(np.prod(shape[1:])) if geo else int(np.prod(shape[:-1]))
+    steps.append({"kind": "layer", "name": n, "src": src, "dst": maps[n], "conv": geo, "tiles": tl,
+                  "rows": max(t["row1"] for t in tl), "cols": len(bias),  # rows: the layer's inputs (K)
+                  "positions": positions, "tokens": geo is None and len(shape) > 1,
+                  "kq": int(round(kappa * 2 ** sk)), "sk": sk, "mq": mq, "bq": bq, "s": s, "act": unit["act"],
+                  "final": final, "acc_bits": a["acc_bits"]})
 
 
 def input_codes(prog: dict, x: np.ndarray) -> np.ndarray:
@@ -343,17 +413,52 @@ def code_min(m: dict, bd: int) -> int:
     return -(2 ** bd - 1) if m["signed"] else 0
 
 
-def run_program(prog: dict, codes: np.ndarray, tile_fn=None) -> np.ndarray:
-    """The bit-exact model: input codes [N, *shape] -> signed output integers [N, outputs].
+def host_codes(m: dict, v: np.ndarray, bd: int) -> np.ndarray:
+    """A host-side value (batch first, floats) coded into map ``m``'s codes, as the host streams it in."""
+    return np.clip(np.rint(np.asarray(v, float).reshape(v.shape[0], -1) / m["scale"]),
+                   code_min(m, bd), 2 ** bd - 1).astype(np.int64)
+
+
+def run_program(prog: dict, codes: np.ndarray, tile_fn=None, host=None, streams: list | None = None) -> np.ndarray:
+    """The bit-exact model: input codes [N, *shape] -> the chip's output stream, signed integers [N, outputs].
 
     ``tile_fn(tile, x)``, if given, replaces a tile's integer level sum ``D = x @ (lpos - lneg)``
     (``x``: DAC codes [vectors, rows]) by an analog one, for example ``D`` measured from a circuit
     simulation's column currents. The ADC then rounds ``D * KQ / 2^SK`` to the nearest code, which
-    for an integer ``D`` is exactly the integer rule below."""
+    for an integer ``D`` is exactly the integer rule below.
+
+    ``host`` runs the host side of a program with host segments (without one, host steps are skipped
+    and a ``recv`` of a host result is an error): ``host.values`` (IR value -> batch-first
+    floats, holding the model input) receives every ``send`` (codes times the map's scale), and
+    ``host(step)`` runs a ``host`` step on it; a ``recv`` codes ``host.values[value]``. ``streams``, if
+    given, collects every stream of the host link in order as ``(direction, codes [N, size])``,
+    direction ``"in"`` (host to chip) or ``"out"`` (what the RTL must send)."""
     ba, bd = prog["adc_bits"], prog["dac_bits"]
-    mem = {"in": codes.reshape(codes.shape[0], -1).astype(np.int64)}
+    mem: dict[str, np.ndarray] = {}
     n = codes.shape[0]
+    last = None
     for st in prog["steps"]:
+        if st["kind"] == "recv":
+            if st["value"] == prog["input_value"]:
+                mem[st["dst"]["name"]] = codes.reshape(n, -1).astype(np.int64)
+            elif host is None:
+                raise ValueError(f"the program receives '{st['value']}' from the host; pass host")
+            else:
+                mem[st["dst"]["name"]] = host_codes(st["dst"], host.values[st["value"]], bd)
+            if streams is not None:
+                streams.append(("in", mem[st["dst"]["name"]]))
+            continue
+        if st["kind"] == "send":
+            last = mem[st["src"]["name"]]
+            if streams is not None:
+                streams.append(("out", last))
+            if host is not None:
+                host.values[st["value"]] = (last * st["src"]["scale"]).reshape([n] + st["src"]["shape"])
+            continue
+        if st["kind"] == "host":
+            if host is not None:   # without a host, the program runs until it needs a host's result
+                host(st)
+            continue
         src = mem[st["src"]["name"]]
         if st["kind"] == "pool":
             c, h, w = st["src"]["shape"]
@@ -379,7 +484,10 @@ def run_program(prog: dict, codes: np.ndarray, tile_fn=None) -> np.ndarray:
             y = (src * st["aq"] + mem[st["src2"]["name"]] * st["bq"] + (1 << st["s"] >> 1)) >> st["s"]
             mem[st["dst"]["name"]] = np.clip(y, code_min(st["dst"], bd), 2 ** bd - 1)
             continue
-        x = _patches(src, st["src"]["shape"], st["conv"]) if st["conv"] else src[:, None, :]
+        if st["conv"]:
+            x = _patches(src, st["src"]["shape"], st["conv"])
+        else:   # one position, or one per token: [N, T, K]
+            x = src.reshape(n, st["positions"], st["rows"])
         acc = np.zeros((n, x.shape[1], st["cols"]), dtype=np.int64)
         for t in st["tiles"]:
             xt = x[:, :, t["row0"]:t["row1"]]
@@ -391,8 +499,9 @@ def run_program(prog: dict, codes: np.ndarray, tile_fn=None) -> np.ndarray:
                 code = np.floor(D * (st["kq"] / 2.0 ** st["sk"]) + 0.5).astype(np.int64)
             acc[:, :, t["col0"]:t["col1"]] += np.clip(code, -(2 ** (ba - 1)), 2 ** (ba - 1) - 1)
         y = apply_activation_unit((acc * st["mq"] + st["bq"]) >> st["s"], st["act"])
-        mem[st["dst"]["name"]] = y.transpose(0, 2, 1).reshape(n, -1)  # (C_out, positions) order
-    return mem[prog["output"]["name"]]
+        # a convolution's map is (C_out, positions); a per-token layer's (tokens, C_out)
+        mem[st["dst"]["name"]] = (y.transpose(0, 2, 1) if st["conv"] else y).reshape(n, -1)
+    return last
 
 
 def program_json(prog: dict) -> str:

@@ -95,6 +95,8 @@ def index_width(prog: dict) -> int:
     feature map, a layer input or a position count of 2^16 or more (ResNet-50's first map holds 802,816)."""
     sizes = [int(np.prod(prog["input"]["shape"]))]
     for st in prog["steps"]:
+        if st["kind"] in ("send", "host"):
+            continue
         sizes.append(int(np.prod(st["dst"]["shape"])))
         if st["kind"] == "layer":
             sizes += [st["rows"], st["cols"], st["positions"]]
@@ -112,10 +114,28 @@ def _datapath_ctx(prog: dict, tiles: list[dict]) -> dict:
     bd, ba, ob = prog["dac_bits"], prog["adc_bits"], prog["out_bits"]
     dmax = 2 ** bd - 1
     tile_ix = {t["name"]: t for t in tiles}
-    maps = {prog["input"]["name"]: prog["input"]}
-    layers, pools, adds, remaps, states = [], [], [], [], ["S_IN"]
+    maps = {}
+    layers, pools, adds, remaps, recvs, sends, states = [], [], [], [], [], [], []
     for k, st in enumerate(prog["steps"]):
+        if st["kind"] == "host":
+            continue   # the host computes between the chip's send and recv streams
+        if st["kind"] == "send":
+            m = st["src"]
+            size, b, ab = int(np.prod(m["shape"])), m["bits"], _bits(int(np.prod(m["shape"])))
+            word = f"mem_{m['name']}[idx[{ab - 1}:0]]"
+            ext = word if b == ob else (f"{{{{{ob - b}{{{word}[{b - 1}]}}}}, {word}}}" if m["signed"]
+                                        else f"{{{ob - b}'d0, {word}}}")
+            sends.append({"k": k, "dir": "out", "state": f"O{k}", "tag": st["tag"], "src": m["name"], "size": size, "data": ext})
+            states.append(f"O{k}")
+            continue
         maps[st["dst"]["name"]] = st["dst"]
+        if st["kind"] == "recv":
+            m = st["dst"]
+            size = int(np.prod(m["shape"]))
+            recvs.append({"k": k, "dir": "in", "state": f"R{k}", "tag": st["tag"], "dst": m["name"], "size": size,
+                          "bits": m["bits"], "addr_bits": _bits(size)})
+            states.append(f"R{k}")
+            continue
         if st["kind"] == "pool":
             c, h, w = st["src"]["shape"]
             _, ho, wo = st["dst"]["shape"]
@@ -159,6 +179,7 @@ def _datapath_ctx(prog: dict, tiles: list[dict]) -> dict:
             states.append(f"A{k}")
             continue
         K = st["rows"]
+        tokens = bool(st.get("tokens"))
         conv = None
         if st["conv"]:
             c, h, w = st["src"]["shape"]
@@ -181,33 +202,37 @@ def _datapath_ctx(prog: dict, tiles: list[dict]) -> dict:
         states += names
         layers.append({"k": k, "name": st["name"], "src": st["src"]["name"], "dst": st["dst"]["name"], "K": K,
                        "gbits": st["src"]["bits"], "ybits": st["dst"]["bits"],
-                       "M": st["cols"], "P": st["positions"], "conv": conv, "tiles": lt,
+                       "M": st["cols"], "P": st["positions"], "conv": conv, "tokens": tokens, "tiles": lt,
                        "done_concat": ", ".join(f"done_{t['name']}" for t in reversed(lt)),
                        "columns": columns, "s": st["s"], "act": _act_ctx(st["act"]), "final": st["final"],
                        "sg": names[0], "sr": names[1], "sw": names[2], "ss": names[3],
                        "k_bits": _bits(K), "col_bits": _bits(st["cols"]),
                        "src_addr_bits": _bits(int(np.prod(st["src"]["shape"]))),
                        "dst_addr_bits": _bits(int(np.prod(st["dst"]["shape"])))})
-    states.append("S_OUT")
-    steps = layers + pools + adds + remaps
-    firsts = {x["k"]: (x["sg"] if "sg" in x else x["state"]) for x in steps}
-    for x in steps:
-        x["next"] = firsts.get(x["k"] + 1, "S_OUT")
+    steps = sorted(layers + pools + adds + remaps + recvs + sends, key=lambda x: x["k"])
+    if not recvs or not sends:
+        raise ValueError("a chip program receives and sends at least one stream")
+    # each step hands over to the next one in program order; after the last send the chip waits for
+    # the first stream of the next image
+    firsts = [x["sg"] if "sg" in x else x["state"] for x in steps]
+    for x, nxt in zip(steps, firsts[1:] + firsts[:1]):
+        x["next"] = nxt
     mem = [{"name": m["name"], "size": int(np.prod(m["shape"])), "signed": m["signed"], "width": m["bits"]}
            for _, m in sorted(maps.items())]
+    n_streams = len(recvs) + len(sends)
     # one running-maximum register serves every max pool; signed codes widen it by one bit
     max_pools = [q for q in pools if not q["avg"]]
     pool_signed = any(q["signed"] for q in max_pools)
-    in_size = int(np.prod(prog["input"]["shape"]))
-    out_size = int(np.prod(prog["output"]["shape"]))
     return {"maps": mem, "layers": layers, "pools": pools, "adds": adds, "remaps": remaps, "states": states,
-            "state_width": _bits(len(states)), "has_avg": any(q["avg"] for q in pools),
+            "recvs": recvs, "sends": sends, "streams": sorted(recvs + sends, key=lambda x: x["k"]),
+            "tag_bits": _bits(n_streams), "state_width": _bits(len(states)), "has_avg": any(q["avg"] for q in pools),
             "has_max": any(not q["avg"] for q in pools),
-            "first_state": firsts.get(0, "S_OUT"), "has_conv": any(x["conv"] for x in layers),
-            "has_pool": bool(pools), "in_size": in_size, "out_size": out_size, "out_map": prog["output"]["name"],
-            "in_addr_bits": _bits(in_size), "out_addr_bits": _bits(out_size), "out_bits": ob,
-            "in_bits": prog["input"]["bits"], "pool_signed": pool_signed, "pool_bits": bd + 1 if pool_signed else bd,
-            "dmax": dmax, "iw": index_width(prog)}
+            "first_state": firsts[0], "has_conv": any(x["conv"] for x in layers),
+            "has_pos": any(x["conv"] or x["tokens"] for x in layers),
+            "has_pool": bool(pools), "in_total": sum(r["size"] for r in recvs),
+            "out_total": sum(o["size"] for o in sends), "out_bits": ob,
+            "in_bits": max(r["bits"] for r in recvs), "pool_signed": pool_signed,
+            "pool_bits": bd + 1 if pool_signed else bd, "dmax": dmax, "iw": index_width(prog)}
 
 
 def bipolar_tiles(prog: dict | None) -> frozenset:

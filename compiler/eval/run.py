@@ -7,8 +7,10 @@ chip's integer program from ``rtl/program.json`` when the datapath was generated
 
 Chip model, by what the design has:
 - **Integer datapath** (``rtl_datapath.generated``): the chip is ``qmodel.run_program``, the numpy
-  model that the RTL matches bit for bit; the host tail (e.g. a softmax) runs in onnxruntime.
-- **No integer datapath** (for example a host segment between chip segments): the segments run
+  model that the RTL matches bit for bit. Its host steps (every host segment, before, between and
+  after chip segments) run their ONNX files in onnxruntime on what the chip sent, dequantized with
+  each stream's scale, and what the chip receives back is coded as the host link codes it.
+- **No integer datapath** (a design the datapath generator cannot express): the segments run
   in order; chip segments compute in floating point with the quantized conductances (the IR
   interpreter), host segments run their ONNX files in onnxruntime.
 
@@ -100,6 +102,17 @@ def run_host_segment(out: Path, seg: dict, vals: dict) -> None:
         vals[name] = np.moveaxis(np.asarray(y, dtype=np.float64), axes[name], 0)
 
 
+class HostSide:
+    """The host's half of a program with host segments (``qmodel.run_program``'s ``host``): the
+    values it holds (batch first), and each ``host`` step run from its segment file in onnxruntime."""
+
+    def __init__(self, out: Path, values: dict):
+        self.out, self.values = out, values
+
+    def __call__(self, step: dict) -> None:
+        run_host_segment(self.out, step, self.values)
+
+
 class CircuitTiles:
     """Column currents of tiles from their emitted netlists (engine ``mna`` or ``ngspice``)."""
 
@@ -177,14 +190,9 @@ class Design:
             def tile_fn(name, codes):
                 return circuit.currents(name, codes * (pdk["v_read"] / dmax)) / unit
 
-        q = run_program(prog, input_codes(prog, x), tile_fn)
-        tail = prog.get("host_tail", [])
-        chip_out = self.ir.inputs(tail[0] if tail else self.outputs[0])[0]
-        vals = {chip_out: (q * prog["output_scale"]).reshape((x.shape[0],) + self.ir.g.nodes[chip_out]["shape"])}
-        for seg in self.segments:
-            if seg["kind"] == "host" and all(v in vals for v in seg["inputs"]):
-                run_host_segment(self.out, seg, vals)
-        return [vals[self.ir.inputs(o)[0]] for o in self.outputs]
+        host = HostSide(self.out, {self.input: np.asarray(x, dtype=np.float64)})
+        run_program(prog, input_codes(prog, x), tile_fn, host)   # every host segment is one of its steps
+        return [host.values[self.ir.inputs(o)[0]] for o in self.outputs]
 
     def _run_segments(self, x, circuit) -> list[np.ndarray]:
         ir = self.ir

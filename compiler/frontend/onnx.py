@@ -22,8 +22,8 @@ from .common import check_weights
 from .fold import default_opset, fold_constants
 
 SUPPORTED_OPS = ("Add", "AveragePool", "BatchNormalization", "Clip", "Concat", "Constant", "Conv", "Div", "Dropout",
-                 "Flatten", "Gemm", "GlobalAveragePool", "HardSigmoid", "Identity", "LeakyRelu", "MatMul", "MaxPool",
-                 "Mul", "Pad", "Relu", "Reshape", "Sigmoid", "Softmax", "Squeeze", "Sub", "Sum", "Tanh", "Transpose",
+                 "Flatten", "Gelu", "Gemm", "GlobalAveragePool", "HardSigmoid", "HardSwish", "Identity", "LeakyRelu",
+                 "MatMul", "MaxPool", "Mul", "Pad", "ReduceMean", "Relu", "Reshape", "Sigmoid", "Softmax", "Squeeze", "Sub", "Sum", "Tanh", "Transpose",
                  "Unsqueeze")
 _AUTO_PAD = ("NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER")
 
@@ -279,6 +279,18 @@ class _Lowering:
         self._nin(node, 1, 1)
         return self._act(node, {"kind": "tanh"})
 
+    def _op_Gelu(self, node, attrs):
+        self._nin(node, 1, 1)
+        approx = self._attr(attrs, "approximate", b"none")
+        approx = approx.decode() if isinstance(approx, bytes) else str(approx)
+        if approx not in ("none", "tanh"):
+            raise self.err(node, f"attribute approximate='{approx}' must be 'none' or 'tanh'")
+        return self._act(node, {"kind": "gelu", "approximate": approx})
+
+    def _op_HardSwish(self, node, attrs):
+        self._nin(node, 1, 1)
+        return self._act(node, {"kind": "hardswish"})
+
     def _op_Clip(self, node, attrs):
         self._nin(node, 1, 3)
         if self.opset < 11:
@@ -393,6 +405,34 @@ class _Lowering:
         x = self._image(node)
         shape = (x.shape[0], 1, 1)
         return Val(self.emit(node, "global_avgpool", shape, [x.node]), shape, 0)
+
+    def _op_ReduceMean(self, node, attrs):
+        """The mean over a run of adjacent feature axes, as average pooling: the operand seen as
+        (before, reduced, after) is pooled with a (reduced x 1) window (ReduceMean over the tokens
+        of a transformer, or over H and W as a global average pool)."""
+        x = self.get(node, node.input[0])
+        if not isinstance(x, Val):
+            raise self.err(node, "has no runtime operand")
+        x = self._batch0(node, x)
+        rank = len(x.shape) + 1
+        if self.opset >= 18:
+            axes = self._axes(node, attrs, rank) if len(node.input) > 1 and node.input[1] else []
+        else:
+            axes = self._axes(node, attrs, rank)
+        if not axes:
+            raise self.err(node, "reducing every axis (batch included) is not supported", UnsupportedOpError)
+        if axes != list(range(axes[0], axes[-1] + 1)):
+            raise self.err(node, f"axes {axes} are not adjacent", UnsupportedOpError)
+        sh = list(x.shape)
+        lo, hi = axes[0] - 1, axes[-1]
+        pre, red, post = int(np.prod(sh[:lo])), int(np.prod(sh[lo:hi])), int(np.prod(sh[hi:]))
+        keep = int(self._attr(attrs, "keepdims", 1))
+        out = tuple(sh[:lo] + ([1] * (hi - lo) if keep else []) + sh[hi:]) or (1,)
+        v = self.emit(node, "reshape", (pre, red, post), [x.node])
+        a = {"kind": "avg", "kernel": [red, 1], "stride": [1, 1], "pads": [0, 0, 0, 0], "dilation": [1, 1],
+             "count_include_pad": True}
+        v = self.emit(node, "pool", (pre, 1, post), [v], attrs=a)
+        return Val(self.emit(node, "reshape", out, [v]), out, 0)
 
     def _op_BatchNormalization(self, node, attrs):
         self._nin(node, 5, 5)

@@ -143,6 +143,20 @@ def segment_model(ir, seg: dict):
     for n in seg["nodes"]:
         d = g.nodes[n]
         a, ins = d["attrs"], ir.inputs(n)
+        if d["op"] in ("mul_const", "add_const", "transpose", "reshape"):
+            # a digital node the partition moved to the host (batch first: see partition.SWING_OPS)
+            axis_of.setdefault(ins[0], 0)
+            axis_of[n] = 0
+            if d["op"] == "transpose":
+                nodes.append(helper.make_node("Transpose", [ins[0]], [n], name=n, perm=[0] + [p + 1 for p in a["perm"]]))
+            elif d["op"] == "reshape":
+                inits.append(numpy_helper.from_array(np.array([-1, *d["shape"]], np.int64), f"{n}__shape"))
+                nodes.append(helper.make_node("Reshape", [ins[0], f"{n}__shape"], [n], name=n))
+            else:
+                inits.append(numpy_helper.from_array(np.asarray(d["params"]["c"], np.float32), f"{n}__c"))
+                nodes.append(helper.make_node("Mul" if d["op"] == "mul_const" else "Add", [ins[0], f"{n}__c"], [n],
+                                              name=n))
+            continue
         if d["op"] == "softmax":
             # batch first; a positive axis. The front end makes a softmax node before opset 13 only for
             # the last axis, where the old flattening semantics agree with the new ones.

@@ -36,9 +36,10 @@ def run_ir(ir: IR, feeds: dict[str, np.ndarray], every_node: bool = False) -> di
     return vals if every_node else outs
 
 
-def eval_node(ir: IR, n: str, xs: list[np.ndarray], tile_fn=None) -> np.ndarray:
+def eval_node(ir: IR, n: str, xs: list[np.ndarray], tile_fn=None, pre_activation: bool = False) -> np.ndarray:
     """The value of node ``n`` (not an input) from its operands' batch-first values. ``tile_fn(n, x)``,
-    if given, computes a crossbar tile's ``x @ (G+ - G-)`` instead (a circuit engine)."""
+    if given, computes a crossbar tile's ``x @ (G+ - G-)`` instead (a circuit engine). With
+    ``pre_activation`` an accumulator's value before its activation."""
     d = ir.g.nodes[n]
     op, a, p = d["op"], d["attrs"], d["params"]
     if op in ("identity", "output"):
@@ -90,7 +91,7 @@ def eval_node(ir: IR, n: str, xs: list[np.ndarray], tile_fn=None) -> np.ndarray:
         z = np.concatenate(cols, axis=-1) * p["w_scale"] + p["b"]   # [N, (P,) C_out]
         if a["spatial"] is not None:
             z = z.transpose(0, 2, 1).reshape((-1,) + d["shape"])
-        y = K.activation(z, a["activation"])
+        y = z if pre_activation else K.activation(z, a["activation"])
     else:  # pragma: no cover - the verifier rejects unknown ops first
         raise ValueError(f"interpreter has no rule for op {op!r}")
     return y
@@ -104,12 +105,19 @@ RANGE_BATCH = 8
 RANGE_BYTES = 512 * 1024 * 1024
 
 
-def value_ranges(ir: IR, feeds: dict[str, np.ndarray], batch: int | None = None) -> dict[str, np.ndarray]:
+#: Activations the datapath computes by a table over the calibrated pre-activation range.
+TABLE_ACTS = ("gelu", "hardswish")
+
+
+def value_ranges(ir: IR, feeds: dict[str, np.ndarray], batch: int | None = None) -> dict:
     """``{node: [min, max]}`` of every node's value over all samples of ``feeds``, evaluated
     ``batch`` samples at a time (default: RANGE_BATCH, fewer for large tensors, see RANGE_BYTES).
     Each value is kept in float32 and freed after its last consumer, so peak memory does not grow
-    with the number of samples (the calibration of large models)."""
+    with the number of samples (the calibration of large models). A layer whose activation is a
+    table (:data:`TABLE_ACTS`) also gets the range of its pre-activation, under ``(node, "pre")``."""
     order = ir.topo()
+    pre_of = {n for n in order if ir.g.nodes[n]["op"] == "accum"
+              and ir.g.nodes[n]["attrs"]["activation"]["kind"] in TABLE_ACTS}
     if batch is None:
         biggest = max(int(np.prod(ir.g.nodes[n]["shape"], dtype=np.int64)) for n in order)
         batch = int(np.clip(RANGE_BYTES // (8 * biggest), 1, RANGE_BATCH))
@@ -127,6 +135,10 @@ def value_ranges(ir: IR, feeds: dict[str, np.ndarray], batch: int | None = None)
                 y = np.asarray(feeds[n][b0:b0 + batch], dtype=np.float32)
             else:
                 y = eval_node(ir, n, [vals[i] for i in ir.inputs(n)]).astype(np.float32, copy=False)
+                if n in pre_of and y.size:   # the pre-activation too: the range a table unit must cover
+                    z = eval_node(ir, n, [vals[i] for i in ir.inputs(n)], pre_activation=True)
+                    lo[(n, "pre")] = min(lo.get((n, "pre"), np.inf), float(z.min()))
+                    hi[(n, "pre")] = max(hi.get((n, "pre"), -np.inf), float(z.max()))
             if y.size:
                 lo[n] = min(lo.get(n, np.inf), float(y.min()))
                 hi[n] = max(hi.get(n, -np.inf), float(y.max()))

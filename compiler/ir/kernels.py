@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-ACT_KINDS = ("none", "relu", "leaky_relu", "sigmoid", "tanh", "clip")
+ACT_KINDS = ("none", "relu", "leaky_relu", "sigmoid", "tanh", "clip", "gelu", "hardswish")
 NO_ACT = {"kind": "none"}
 
 
@@ -22,6 +22,14 @@ def activation(y: np.ndarray, act: dict) -> np.ndarray:
         return np.tanh(y)
     if k == "clip":
         return np.clip(y, act["lo"], act["hi"])
+    if k == "gelu":   # exact (erf) form, or ONNX Gelu's approximate="tanh" form
+        if act.get("approximate", "none") == "tanh":
+            return 0.5 * y * (1.0 + np.tanh(np.sqrt(2.0 / np.pi) * (y + 0.044715 * y ** 3)))
+        from scipy.special import erf
+
+        return 0.5 * y * (1.0 + erf(y / np.sqrt(2.0)))
+    if k == "hardswish":   # x * relu6(x + 3) / 6
+        return y * np.clip(y + 3.0, 0.0, 6.0) / 6.0
     raise ValueError(f"unknown activation {k!r}")
 
 

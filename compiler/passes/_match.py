@@ -28,10 +28,17 @@ def batchnorm_before(ir: IR, n: str) -> str | None:
     return src if ir.g.nodes[src]["op"] == "batchnorm" and single_consumer(ir, src) == n else None
 
 
-def per_channel(c: np.ndarray, shape: tuple) -> np.ndarray | None:
-    """``c`` (shaped like ``shape``) as one value per channel (axis 0), if it is one."""
-    flat = np.asarray(c).reshape(shape[0], -1)
+def per_channel(c: np.ndarray, shape: tuple, axis: int = 0) -> np.ndarray | None:
+    """``c`` (shaped like ``shape``) as one value per channel (on ``axis``), if it is one."""
+    flat = np.moveaxis(np.asarray(c).reshape(shape), axis, 0).reshape(shape[axis], -1)
     return flat[:, 0] if np.all(flat == flat[:, :1]) else None
+
+
+def channel_axis(ir: IR, layer: str) -> int:
+    """The output-channel axis of a dense/conv layer's value: 0 for a convolution's (C, H, W) and a
+    dense layer's [M], the last for a per-token dense layer's [T, M]."""
+    d = ir.g.nodes[layer]
+    return len(d["shape"]) - 1 if d["op"] == "dense" else 0
 
 
 def remove(ir: IR, n: str, keep: str) -> None:

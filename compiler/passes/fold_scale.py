@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir import IR
-from ._match import batchnorm_before, per_channel, plain_layer_before, remove, rewrite_all, single_consumer
+from ._match import batchnorm_before, channel_axis, per_channel, plain_layer_before, remove, rewrite_all, single_consumer
 
 
 def _rule(ir: IR, n: str) -> bool:
@@ -27,10 +27,11 @@ def _rule(ir: IR, n: str) -> bool:
     c = d["params"]["c"]
     ch = per_channel(c, d["shape"])
     src = plain_layer_before(ir, n)
-    if src is not None and ch is not None:
+    out_ch = None if src is None else per_channel(c, d["shape"], channel_axis(ir, src))
+    if out_ch is not None:     # one factor per output channel of the layer before
         p = ir.g.nodes[src]["params"]
-        W = p["W"] * ch.reshape((-1,) + (1,) * (p["W"].ndim - 1))
-        ir.set(src, params={**p, "W": W, "b": p["b"] * ch})
+        W = p["W"] * out_ch.reshape((-1,) + (1,) * (p["W"].ndim - 1))
+        ir.set(src, params={**p, "W": W, "b": p["b"] * out_ch})
         remove(ir, n, src)
         return True
     bn = batchnorm_before(ir, n)

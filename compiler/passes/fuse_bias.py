@@ -10,17 +10,20 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir import IR
-from ._match import batchnorm_before, per_channel, plain_layer_before, remove, rewrite_all, single_consumer
+from ._match import batchnorm_before, channel_axis, per_channel, plain_layer_before, remove, rewrite_all, single_consumer
 
 
 def _rule(ir: IR, n: str) -> bool:
     d = ir.g.nodes[n]
     if d["op"] != "add_const":
         return False
-    c = per_channel(d["params"]["c"], d["shape"])
-    # into the bias of the layer before, or the shift of the BatchNormalization before
-    for src, key in ((plain_layer_before(ir, n), "b"), (batchnorm_before(ir, n), "bias")):
-        if src is not None and c is not None:
+    # into the bias of the layer before (one value per output channel), or the shift of the
+    # BatchNormalization before (one per channel, axis 0)
+    layer = plain_layer_before(ir, n)
+    for src, key in ((layer, "b"), (batchnorm_before(ir, n), "bias")):
+        c = None if src is None else per_channel(d["params"]["c"], d["shape"],
+                                                 channel_axis(ir, src) if src == layer else 0)
+        if c is not None:
             p = ir.g.nodes[src]["params"]
             ir.set(src, params={**p, key: p[key] + c})
             remove(ir, n, src)

@@ -10,6 +10,12 @@ The order is a topological order that stays in the current segment's kind as lon
 nodes is ready (lexicographic among those), and switches only when none is. That keeps the number
 of chip <-> host crossings low without any search. The result is recorded in
 ``ir.g.graph["partition"]``; the pass changes no node.
+
+A digital node that can run on either side (a constant Mul or Add, a Transpose, a Reshape: see
+``SWING_OPS``) goes with the host when it reads only host results and only host nodes read it, as
+the scaling between an attention's score MatMul and its Softmax does: on the chip it would cost a
+stream out and a stream back for one multiply per element. Its host segment computes it as the ONNX
+operator it came from.
 """
 
 from __future__ import annotations
@@ -32,6 +38,34 @@ def home(op: str) -> str:
 
 def _side(op: str) -> str:
     return "host" if home(op) == "host" else "chip"
+
+
+#: Digital ops a host segment can compute too (see ir.host.segment_model).
+SWING_OPS = ("mul_const", "add_const", "transpose", "reshape")
+
+
+def _batch_first_on_host(ir: IR, v: str, side: dict) -> bool:
+    """Whether value ``v`` is on the host with its batch on axis 0 (as a swung node needs it)."""
+    d = ir.g.nodes[v]
+    if side.get(v) != "host":
+        return False
+    return d["op"] in SWING_OPS or d["op"] == "softmax" or d["attrs"].get("out_axis") == 0
+
+
+def _swing_to_host(ir: IR, side: dict) -> None:
+    """Move SWING_OPS nodes between host nodes to the host, until none moves."""
+    g = ir.g
+    moved = True
+    while moved:
+        moved = False
+        for n in sorted(side):
+            if side[n] == "host" or g.nodes[n]["op"] not in SWING_OPS:
+                continue
+            cons = list(g.successors(n))
+            if cons and all(side.get(c) == "host" for c in cons) and \
+                    all(_batch_first_on_host(ir, p, side) for p in g.predecessors(n)):
+                side[n] = "host"
+                moved = True
 
 
 def host_macs(ir: IR, n: str) -> int:
@@ -66,6 +100,7 @@ def partition(ir: IR, options=None, pdk=None) -> IR:
     g = ir.g
     work = [n for n in g.nodes if g.nodes[n]["op"] not in _IO]
     side = {n: _side(g.nodes[n]["op"]) for n in work}
+    _swing_to_host(ir, side)
     missing = {n: sum(1 for p in g.predecessors(n) if p in side) for n in work}
     ready = {"chip": [], "host": []}
     for n in work:
@@ -101,6 +136,6 @@ def partition(ir: IR, options=None, pdk=None) -> IR:
             seg["file"] = f"host/{seg['name']}.onnx"
     g.graph["partition"] = {
         "segments": segments,
-        "homes": {n: home(g.nodes[n]["op"]) for n in sorted(work)},
+        "homes": {n: "host" if side[n] == "host" else home(g.nodes[n]["op"]) for n in sorted(work)},
     }
     return ir

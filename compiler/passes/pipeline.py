@@ -12,6 +12,7 @@ from .fold_batchnorm import fold_batchnorm
 from .fold_scale import fold_scale
 from .fuse_activation import fuse_activation
 from .fuse_bias import fuse_bias
+from .fuse_gelu import fuse_gelu
 from .merge_pad import merge_pad
 from .partition import partition
 from .place import place
@@ -31,6 +32,8 @@ class Pass:
 PASSES: tuple[Pass, ...] = (
     Pass("remove_identity", remove_identity),
     Pass("merge_pad", merge_pad),
+    # before fold_scale: its 1/sqrt(2) and 0.5 are part of the GELU, not scales to fold
+    Pass("fuse_gelu", fuse_gelu),
     # before fuse_bias and fold_batchnorm: a scale between a layer (or BN) and its bias add goes first
     Pass("fold_scale", fold_scale),
     Pass("fuse_bias", fuse_bias),

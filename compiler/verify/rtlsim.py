@@ -14,6 +14,7 @@ import numpy as np
 from ..backend.qmodel import input_codes, load_program, run_program
 from ..errors import InputError, SimulationError, ToolError
 from ..frontend.common import load_npy, load_samples
+from ..eval.run import HostSide
 from .run import write_json_atomic, load_compiled
 
 #: Refuse more images than this in one run (each is a few thousand clock cycles).
@@ -43,18 +44,23 @@ def rtl_sim(out: str | Path, inputs: str | Path, labels: str | Path | None = Non
         y = load_npy(labels, "labels").reshape(-1)[:n]
         if y.shape[0] != n:
             raise InputError(labels, f"{y.shape[0]} labels for {n} images")
-    codes = input_codes(prog, x)
-    want = run_program(prog, codes)
+    streams: list = []
+    host = HostSide(out, {prog["input_value"]: np.asarray(x, dtype=np.float64)})
+    out_codes = run_program(prog, input_codes(prog, x), host=host, streams=streams)
+    # the host's side of the link, image by image: what it streams in (the input, and each host
+    # segment's result coded as the chip reads it), and what the chip must send
+    stim = np.concatenate([c for d, c in streams if d == "in"], axis=1)
+    want = np.concatenate([c for d, c in streams if d == "out"], axis=1)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="amsc-rtlsim-") as tmp:
         tmp = Path(tmp)
         rtl = out / "rtl"
         srcs = [str(rtl / p) for p in (rtl / "sim" / "files.f").read_text().split()]
         shutil.copy(rtl / "sim" / "scan.mem", tmp / "scan.mem")
-        bits = prog["input"]["bits"]
-        width = (bits + 3) // 4   # hex digits; signed codes as two's complement of the input's width
+        bits = max(st["dst"]["bits"] for st in prog["steps"] if st["kind"] == "recv")   # in_data's width
+        width = (bits + 3) // 4   # hex digits; signed codes as two's complement of in_data's width
         (tmp / "stimulus.mem").write_text("".join(f"{int(c) & ((1 << bits) - 1):0{width}x}\n"
-                                                  for c in codes.reshape(-1)))
+                                                  for c in stim.reshape(-1)))
         r = subprocess.run(["iverilog", "-g2005", "-o", str(tmp / "sim"), f"-Ptb.N_IMAGES={n}", *srcs],
                            capture_output=True, text=True)
         if r.returncode != 0:
@@ -63,6 +69,9 @@ def rtl_sim(out: str | Path, inputs: str | Path, labels: str | Path | None = Non
             r = subprocess.run(["vvp", "-n", str(tmp / "sim")], capture_output=True, text=True, cwd=tmp, timeout=timeout)
         except subprocess.TimeoutExpired:
             raise SimulationError(out / "rtl", f"vvp did not finish within {timeout:g} s") from None
+        if "TAGERR" in r.stdout:
+            raise SimulationError(out / "rtl", "the chip's stream tags differ from the program's stream order: "
+                                  + r.stdout.strip().splitlines()[0])
         if "DONE" not in r.stdout:
             raise SimulationError(out / "rtl", f"simulation did not finish: {(r.stdout + r.stderr).strip()[-300:]}")
         got = np.array([int(v) for v in (tmp / "outputs.txt").read_text().split()], dtype=np.int64)
@@ -78,8 +87,10 @@ def rtl_sim(out: str | Path, inputs: str | Path, labels: str | Path | None = Non
             "model": int(want[tuple(bad[0])])},
         "seconds": seconds,
     }
-    if y is not None:
-        report["accuracy_rtl"] = float(np.mean(got.argmax(1) == y))
-        report["accuracy_model"] = float(np.mean(want.argmax(1) == y))
+    report["streams"] = len(streams)
+    if y is not None:   # the chip's output stream: the last one it sends
+        last = got[:, want.shape[1] - out_codes.shape[1]:]
+        report["accuracy_rtl"] = float(np.mean(last.argmax(1) == y))
+        report["accuracy_model"] = float(np.mean(out_codes.argmax(1) == y))
     write_json_atomic(out / "rtl_sim.json", report)
     return report

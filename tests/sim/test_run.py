@@ -33,7 +33,7 @@ def mixer(tmp_path_factory):
     d = tmp_path_factory.mktemp("mx")
     model = mixer_block(d / "mx.onnx")
     np.save(d / "x.npy", np.random.default_rng(5).normal(size=(12, 8, 16)))
-    r = amsc("compile", model, "-o", d / "out")
+    r = amsc("compile", model, "-o", d / "out", "--input-range", "-4", "4")
     assert r.returncode == 0, r.stderr
     assert "partition (segments in execution order)" in r.stderr and "host/seg0.onnx" in r.stderr
     return d
@@ -75,11 +75,15 @@ def test_mixer_block_runs_through_host_segments(mixer):
     out = mixer / "out"
     m = json.loads((out / "manifest.json").read_text())
     kinds = [s["kind"] for s in m["partition"]["segments"]]
-    assert kinds.count("host") >= 4 and kinds[-1] == "chip"
-    homes = {n["origin"]: n["home"] for n in m["partition"]["nodes"]}
-    assert homes["scores"] == "host" and homes["gelu_erf"] == "host" and homes["ln1"] == "host"
-    assert homes["residual"] == "digital"
-    assert not m["rtl_datapath"]["generated"] and "stream ports" in m["rtl_datapath"]["reason"]
+    assert kinds.count("host") >= 3 and kinds[-1] == "chip"
+    homes = {n["name"]: n["home"] for n in m["partition"]["nodes"]}
+    assert homes["scores"] == "host" and homes["ln1"] == "host" and homes["attn"] == "host"
+    # the score scaling between two host nodes goes with them (no stream out and back for it)
+    assert homes["scale"] == "host" and kinds.count("host") == 3
+    # GELU written with Erf is one table activation of fc1, ReduceMean the pooling unit: both on the chip
+    assert homes["residual"] == "digital" and homes["fc1_r0c0"] == "crossbar" and homes["token_mean_2"] == "digital"
+    assert not any(n["origin"] == "gelu_erf" for n in m["partition"]["nodes"])
+    assert m["rtl_datapath"]["generated"], m["rtl_datapath"]
     # every host segment file is a valid model that onnxruntime loads
     import onnxruntime as ort
 
@@ -90,13 +94,43 @@ def test_mixer_block_runs_through_host_segments(mixer):
     assert r.returncode == 0, r.stderr
     r = amsc("run", out, "--inputs", mixer / "x.npy", "-o", mixer / "y.npy")
     assert r.returncode == 0, r.stderr
+    assert "integer datapath" in r.stderr
     rep = _report(r.stderr)
     assert rep["top1"] >= 90 and rep["snr"] > 15
-    # the segment-wise run equals the lowered IR evaluated node by node
+    # without the integer datapath, the segment-wise float run equals the lowered IR node by node
     x = np.load(mixer / "x.npy")
     d = Design(out)
     want = list(run_ir(d.ir, {d.input: x}).values())[0]
-    np.testing.assert_allclose(np.load(mixer / "y.npy"), want, rtol=1e-4, atol=1e-5 * np.max(np.abs(want)))
+    np.testing.assert_allclose(d._run_segments(x, None)[0], want, rtol=1e-4, atol=1e-5 * np.max(np.abs(want)))
+
+
+def test_mixer_chip_top_lints_and_is_bit_exact_across_host_segments(mixer):
+    """The chip of a design with host segments between chip segments: one top with a tagged host
+    link, a stream at every boundary; Verilator -Wall is clean and every stream the chip sends
+    (to the attention's host segments, the LayerNorms and the logits) equals the numpy model's."""
+    import subprocess
+
+    from compiler.backend.qmodel import load_program
+
+    require_tool("iverilog", "vvp", "verilator")
+    out = mixer / "out"
+    prog = load_program(out)
+    kinds = [st["kind"] for st in prog["steps"]]
+    assert kinds.count("host") == 3 and kinds.count("send") >= 3 and kinds.count("recv") >= 4
+    assert [st["tag"] for st in prog["steps"] if st["kind"] in ("send", "recv")] == \
+        list(range(kinds.count("send") + kinds.count("recv")))
+    assert any(st["kind"] == "layer" and st["tokens"] and st["positions"] == 8 for st in prog["steps"])
+    assert any(st["kind"] == "layer" and st["act"]["kind"] == "lut" for st in prog["steps"])   # the GELU
+    top = [p.stem for p in (out / "rtl").glob("*_top.v")][0]
+    files = [str(out / "rtl" / f) for f in (out / "rtl" / "files.f").read_text().split()]
+    r = subprocess.run(["verilator", "--lint-only", "-Wall", "--top-module", top, *files], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    r = amsc("rtl-sim", out, "--inputs", mixer / "x.npy")
+    assert r.returncode == 0 and "bit-exact" in r.stderr, r.stderr
+    rep = json.loads((out / "rtl_sim.json").read_text())
+    assert rep["bit_exact"] and rep["streams"] == kinds.count("send") + kinds.count("recv")
+    sent = sum(int(np.prod(st["src"]["shape"])) for st in prog["steps"] if st["kind"] == "send")
+    assert rep["outputs_per_image"] == sent
 
 
 def test_run_bad_inputs(mixer, tmp_path):

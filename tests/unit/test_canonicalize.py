@@ -180,3 +180,81 @@ def test_merge_pad_into_conv(tmp_path, opset):
     assert "pad" in ops(ir) and ops(after) == ["input", "conv", "output"]
     feeds = {"x": RNG.normal(size=(2, 3, 6, 6))}
     np.testing.assert_allclose(ir_run_onnx_layout(after, feeds)[0], ort_run(p, feeds)[0], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("form", ["half_last", "half_first", "mul_inv_sqrt2"])
+def test_fuse_gelu(tmp_path, form):
+    """GELU as PyTorch exports it before opset 20 (Div, Erf, Add 1, Mul x, Mul 0.5, either order)
+    becomes one gelu activation, which fuse_activation then moves into the layer before it."""
+    from compiler.passes.fuse_gelu import fuse_gelu
+
+    mk = helper.make_node
+    inits = [("W", RNG.normal(size=(8, 12))), ("b", RNG.normal(size=12)), ("sqrt2", np.array(np.sqrt(2.0))),
+             ("inv", np.array(1 / np.sqrt(2.0))), ("one", np.array(1.0)), ("half", np.array(0.5))]
+    scaled = mk("Mul", ["z", "inv"], ["g1"]) if form == "mul_inv_sqrt2" else mk("Div", ["z", "sqrt2"], ["g1"])
+    head = [mk("MatMul", ["x", "W"], ["m"], name="fc"), mk("Add", ["m", "b"], ["z"], name="bias"), scaled,
+            mk("Erf", ["g1"], ["g2"], name="erf"), mk("Add", ["g2", "one"], ["g3"])]
+    if form == "half_first":
+        tail = [mk("Mul", ["z", "half"], ["zh"]), mk("Mul", ["zh", "g3"], ["y"])]
+    else:
+        tail = [mk("Mul", ["z", "g3"], ["g4"]), mk("Mul", ["g4", "half"], ["y"])]
+    x = ("x", ["N", 5, 8])
+    after = check(tmp_path, fuse_gelu, head + tail, inits, ["N", 5, 12], "host", x=x)
+    assert ops(after).count("act") == 1 and "host" not in ops(after)
+    fused = check(tmp_path, lambda ir, o, p: fuse_activation(fuse_bias(fuse_gelu(ir, o, p), o, p), o, p),
+                  head + tail, inits, ["N", 5, 12], "add_const", x=x)
+    (layer,) = [n for n in fused.topo() if fused.g.nodes[n]["op"] == "dense"]
+    assert fused.g.nodes[layer]["attrs"]["activation"] == {"kind": "gelu"}
+
+
+def test_gelu_lookalike_is_left_alone(tmp_path):
+    """x * (1 + erf(x / 2)) * 0.5 is not a GELU: nothing is fused, and it still computes the same."""
+    from compiler.passes.fuse_gelu import fuse_gelu
+
+    mk = helper.make_node
+    inits = [("two", np.array(2.0)), ("one", np.array(1.0)), ("half", np.array(0.5))]
+    nodes = [mk("Div", ["x", "two"], ["g1"]), mk("Erf", ["g1"], ["g2"]), mk("Add", ["g2", "one"], ["g3"]),
+             mk("Mul", ["x", "g3"], ["g4"]), mk("Mul", ["g4", "half"], ["y"])]
+    p = save_model(tmp_path / "m.onnx", nodes, [("x", ["N", 6])], [("y", ["N", 6])], inits)
+    ir, _ = load_model(p)
+    assert ops(fuse_gelu(ir, CompileOptions(), PDK)) == ops(ir)
+
+
+@pytest.mark.parametrize("op,attrs,opset", [("Gelu", {}, 20), ("Gelu", {"approximate": "tanh"}, 20),
+                                            ("HardSwish", {}, 14)])
+def test_gelu_and_hardswish_operators_lower_to_activations(tmp_path, op, attrs, opset):
+    from helpers import compare_with_ort
+
+    nodes = [helper.make_node("MatMul", ["x", "W"], ["m"], name="fc"), helper.make_node(op, ["m"], ["y"], **attrs)]
+    p = save_model(tmp_path / "m.onnx", nodes, [("x", ["N", 4, 8])], [("y", ["N", 4, 6])],
+                   [("W", RNG.normal(size=(8, 6)) * 2)], opset=opset)
+    ir = compare_with_ort(p, {"x": RNG.normal(size=(3, 4, 8))})
+    assert "act" in ops(ir) and "host" not in ops(ir)
+
+
+@pytest.mark.parametrize("shape,axes,keep,opset", [([5, 8], [1], 0, 17), ([4, 3, 3], [2, 3], 1, 13),
+                                                   ([4, 3, 3], [1], 1, 18), ([6, 4], [-1], 0, 11)])
+def test_reduce_mean_lowers_to_average_pooling(tmp_path, shape, axes, keep, opset):
+    """ReduceMean over adjacent feature axes: a (reduced x 1) average pool of the operand seen as
+    (before, reduced, after), between two reshapes; the chip's pooling unit computes it."""
+    from helpers import compare_with_ort
+
+    ins = ["x", "axes"] if opset >= 18 else ["x"]
+    kw = {"keepdims": keep} if opset >= 18 else {"keepdims": keep, "axes": axes}
+    red = [(a if a > 0 else a + len(shape) + 1) for a in axes]
+    out = [1 if (k in red and keep) else d for k, d in enumerate(["N", *shape]) if k not in red or keep]
+    nodes = [helper.make_node("ReduceMean", ins, ["y"], **kw)]
+    if opset >= 18:   # axes is an int64 input
+        from onnx import numpy_helper
+
+        p = save_model(tmp_path / "m.onnx", nodes, [("x", ["N", *shape])], [("y", out)])
+        import onnx
+
+        m = onnx.load(p)
+        m.graph.initializer.append(numpy_helper.from_array(np.array(axes, np.int64), "axes"))
+        m.opset_import[0].version = opset
+        onnx.save(m, p)
+    else:
+        p = save_model(tmp_path / "m.onnx", nodes, [("x", ["N", *shape])], [("y", out)], opset=opset)
+    ir = compare_with_ort(p, {"x": RNG.normal(size=(3, *shape))})
+    assert "pool" in ops(ir) and "host" not in ops(ir)
