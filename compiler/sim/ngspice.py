@@ -101,7 +101,10 @@ class NgspiceSession:
             col = np.resize(col, len(pts))
             knots = ", ".join(f"{int(k)}, {float(v)!r}" for k, v in zip(pts, col))
             stim.append(f"B{s} {node} 0 V = pwl(V(amsc_sweep), {knots})")
-        stim += [f".dc VSWEEP 0 {n - 1} 1", ".end"]
+        # keep only the probes: without .save ngspice stores every node of every point
+        saves = [p if not p.lower().startswith("i(") else
+                 f"{'b' if p[2:-1].lower() in {x.lower() for x in sources} else ''}{p[2:-1]}#branch" for p in probes]
+        stim += [".save " + " ".join(saves), f".dc VSWEEP 0 {n - 1} 1", ".end"]
         body = [ln for k, ln in enumerate(lines) if k not in drop]
         cwd = None
         if base_dir is not None:  # .include paths are relative to the deck's folder
