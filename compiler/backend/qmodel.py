@@ -145,67 +145,136 @@ def _fixed(x: np.ndarray, bits: int) -> int:
     return max(0, min(40, bits - 1 - math.ceil(math.log2(m)) - 1))
 
 
-REMAP_MAX = 16384  # elements of a transpose/concat/batchnorm unit (its address tables are ROMs)
+REMAP_MAX = 16384  # elements of a remap whose constants differ along more than one axis (a per-element table)
+REMAP_RANK = 4     # axes of a remap's counters
+
+
+def _row_major(shape) -> list[int]:
+    st, acc = [], 1
+    for d in reversed(shape):
+        st.insert(0, acc)
+        acc *= int(d)
+    return st
+
+
+def _table_axis(c: np.ndarray):
+    """How constant ``c`` (of the padded output shape) varies: ``(-1, [v])`` a scalar, ``(k, values)``
+    along axis k only, or ``(REMAP_RANK, c.ravel())`` per element."""
+    if np.all(c == c.flat[0]):
+        return -1, [c.flat[0]]
+    for k in range(c.ndim):
+        idx = [0] * c.ndim
+        idx[k] = slice(None)
+        vals = c[tuple(idx)]
+        if np.all(c == vals.reshape([c.shape[k] if j == k else 1 for j in range(c.ndim)])):
+            return k, list(vals)
+    return REMAP_RANK, list(c.ravel())
 
 
 def _remap_step(ir: IR, n: str, maps: dict, vals: dict, pdk, k: int) -> dict:
     """Transpose, Concat, a BatchNormalization that was not folded, a constant Mul or Add that no
-    layer absorbed, and a ReLU on signed codes, as one table-driven unit: output element e = clamp((src_sel[e][addr[e]] * a[e] + b[e]) >>> S,
-    lo, Dmax), lo = -Dmax for a signed result, else 0."""
+    layer absorbed, and a ReLU on signed codes, as one data-movement unit with counters.
+
+    The output is produced in row-major order over its shape, padded to REMAP_RANK axes, with
+    counters c_0..c_3. Source j is the one whose range on the concat axis ``ax`` holds c_ax (the
+    only source, if ``ax`` is -1); it is read at ``sum_k (c_k - off_jk) * stride_jk`` (off_jk: the
+    source's start on the concat axis, 0 elsewhere; a transpose's strides are the source's own
+    strides, permuted), and the element is clamp((x * a + b) >>> S, lo, Dmax), lo = -Dmax for a
+    signed result, else 0. Per source, ``a`` and ``b`` are constants or tables along the axis
+    ``ab_axis`` (a channel's BatchNorm scale and shift, a per-channel constant), and only when they
+    vary along more than one axis a table per element (at most REMAP_MAX)."""
     d = ir.g.nodes[n]
     op, shape = d["op"], tuple(d["shape"])
     dmax = 2 ** pdk.dac_bits - 1
     size = int(np.prod(shape))
     srcs = [maps[i] for i in ir.inputs(n)]
-    if size > REMAP_MAX:
-        raise RtlUnsupported(f"node '{d['origin']}' ({op}) moves {size} elements; the table-driven unit "
-                             f"handles {REMAP_MAX}")
+    if len(shape) > REMAP_RANK:
+        raise RtlUnsupported(f"node '{d['origin']}' ({op}) has {len(shape)} axes; the data-movement unit "
+                             f"counts over {REMAP_RANK}")
+    pad = REMAP_RANK - len(shape)
+    dims = [1] * pad + list(shape)
     post = np.asarray(vals[n], dtype=float)
     signed = op != "act" and (any(m["signed"] for m in srcs) or float(np.min(post)) < 0)
     if signed:
         _need_bipolar(pdk, f"the output of node '{d['origin']}' ({op})")
     s_y = ((float(np.max(np.abs(post))) if signed else float(np.max(post))) or 1.0) / dmax
     s = 16
-    sel = np.zeros(size, np.int64)
+    ax, offs = -1, [0]
+    one = np.ones(dims)
+    ident = _row_major(dims)
     if op == "act":   # ReLU of signed codes: the same scale, negative codes clamp to 0
         s_y = srcs[0]["scale"]
-        addr = np.arange(size)
-        a = np.full(size, 2 ** s)
-        b = np.zeros(size, np.int64)
+        strides, a, b = [ident], [one * 2 ** s], [one * 0]
     elif op == "transpose":
-        addr = np.arange(size).reshape(ir.g.nodes[ir.inputs(n)[0]]["shape"]).transpose(d["attrs"]["perm"]).reshape(-1)
-        a = np.full(size, round(srcs[0]["scale"] / s_y * 2 ** s))
-        b = np.zeros(size, np.int64)
+        src_shape = ir.g.nodes[ir.inputs(n)[0]]["shape"]
+        st_in = _row_major(src_shape)
+        strides = [[0] * pad + [st_in[p] for p in d["attrs"]["perm"]]]
+        a, b = [one * round(srcs[0]["scale"] / s_y * 2 ** s)], [one * 0]
     elif op == "concat":
-        ax = d["attrs"]["axis"]
-        parts_sel, parts_addr = [], []
+        ax = d["attrs"]["axis"] + pad
+        strides, a, b, offs, at = [], [], [], [], 0
         for j, i in enumerate(ir.inputs(n)):
-            sh = ir.g.nodes[i]["shape"]
-            parts_addr.append(np.arange(int(np.prod(sh))).reshape(sh))
-            parts_sel.append(np.full(sh, j))
-        addr = np.concatenate(parts_addr, axis=ax).reshape(-1)
-        sel = np.concatenate(parts_sel, axis=ax).reshape(-1)
-        a = np.array([round(srcs[j]["scale"] / s_y * 2 ** s) for j in sel])
-        b = np.zeros(size, np.int64)
+            sh = [1] * pad + list(ir.g.nodes[i]["shape"])
+            strides.append(_row_major(sh))
+            offs.append(at)
+            at += sh[ax]
+            a.append(one * round(srcs[j]["scale"] / s_y * 2 ** s))
+            b.append(one * 0)
     elif op == "mul_const":   # y = x * c, elementwise
-        addr = np.arange(size)
-        a = np.rint(srcs[0]["scale"] * np.ravel(d["params"]["c"]) / s_y * 2 ** s)
-        b = np.zeros(size, np.int64)
+        strides = [ident]
+        a, b = [np.rint(srcs[0]["scale"] * np.asarray(d["params"]["c"]).reshape(dims) / s_y * 2 ** s)], [one * 0]
     elif op == "add_const":   # y = x + c, elementwise
-        addr = np.arange(size)
-        a = np.full(size, round(srcs[0]["scale"] / s_y * 2 ** s))
-        b = np.rint(np.ravel(d["params"]["c"]) / s_y * 2 ** s)
-    else:  # batchnorm: y = (x - mean) * g / sqrt(var + eps) + beta, per channel
+        strides = [ident]
+        a, b = [one * round(srcs[0]["scale"] / s_y * 2 ** s)], [np.rint(np.asarray(d["params"]["c"]).reshape(dims) / s_y * 2 ** s)]
+    else:  # batchnorm: y = (x - mean) * g / sqrt(var + eps) + beta, per channel (axis 0)
         p = d["params"]
         g = p["scale"] / np.sqrt(p["var"] + d["attrs"]["eps"])
-        chan = np.arange(size) // max(1, size // shape[0])
-        addr = np.arange(size)
-        a = np.rint(srcs[0]["scale"] * g[chan] / s_y * 2 ** s)
-        b = np.rint((p["bias"] - p["mean"] * g)[chan] / s_y * 2 ** s)
+        chan = [shape[0] if j == pad else 1 for j in range(REMAP_RANK)]
+        strides = [ident]
+        a = [one * np.rint(srcs[0]["scale"] * g / s_y * 2 ** s).reshape(chan)]
+        b = [one * np.rint((p["bias"] - p["mean"] * g) / s_y * 2 ** s).reshape(chan)]
+    # one axis along which every source's a and b vary (the rounding half folds into b)
+    b = [x + (1 << s >> 1) for x in b]
+    kinds = [_table_axis(x)[0] for x in a + b]
+    varying = sorted({q for q in kinds if q != -1})
+    ab_axis = -1 if not varying else varying[0] if len(varying) == 1 else REMAP_RANK
+    if ab_axis == REMAP_RANK and size > REMAP_MAX:
+        raise RtlUnsupported(f"node '{d['origin']}' ({op}) has {size} elements whose constants vary along more "
+                             f"than one axis; the data-movement unit's per-element tables hold {REMAP_MAX}")
+
+    def table(x):
+        if ab_axis == -1:
+            return [int(x.flat[0])]
+        if ab_axis == REMAP_RANK:
+            return [int(v) for v in x.ravel()]
+        idx = [0] * REMAP_RANK
+        idx[ab_axis] = slice(None)
+        return [int(v) for v in x[tuple(idx)]]
+
     dst = feature_map(f"r{k}", shape, s_y, signed, pdk.dac_bits)
-    return {"kind": "remap", "op": op, "srcs": srcs, "src": srcs[0], "dst": dst, "s": s,
-            "sel": sel.astype(np.int64), "addr": addr.astype(np.int64), "a": np.asarray(a, np.int64),
-            "b": np.asarray(b, np.int64) + (1 << s >> 1)}
+    return {"kind": "remap", "op": op, "srcs": srcs, "src": srcs[0], "dst": dst, "s": s, "dims": dims,
+            "ax": ax, "offs": offs, "strides": strides, "ab_axis": ab_axis,
+            "a": [table(x) for x in a], "b": [table(x) for x in b]}
+
+
+def remap_tables(st: dict) -> tuple[np.ndarray, ...]:
+    """A remap step's (source, address, a, b) of every output element, in numpy (see _remap_step)."""
+    dims = st["dims"]
+    c = np.indices(dims).reshape(REMAP_RANK, -1).astype(np.int64)
+    e = np.arange(c.shape[1])
+    if st["ax"] >= 0:
+        sel = np.searchsorted(np.asarray(st["offs"]), c[st["ax"]], side="right") - 1
+    else:
+        sel = np.zeros(c.shape[1], np.int64)
+    strides = np.asarray(st["strides"], np.int64)          # [sources, REMAP_RANK]
+    cc = c.copy()
+    if st["ax"] >= 0:
+        cc[st["ax"]] -= np.asarray(st["offs"], np.int64)[sel]
+    addr = np.einsum("ke,ek->e", cc, strides[sel])
+    key = np.zeros_like(e) if st["ab_axis"] == -1 else e if st["ab_axis"] == REMAP_RANK else c[st["ab_axis"]]
+    a = np.asarray(st["a"], np.int64)[sel, key]
+    b = np.asarray(st["b"], np.int64)[sel, key]
+    return sel, addr, a, b
 
 
 def _host_only(ir: IR, v: str) -> bool:
@@ -474,11 +543,12 @@ def run_program(prog: dict, codes: np.ndarray, tile_fn=None, host=None, streams:
             mem[st["dst"]["name"]] = y.reshape(n, -1)
             continue
         if st["kind"] == "remap":
-            picked = np.empty((n, st["sel"].size), np.int64)
+            sel, addr, a, b = remap_tables(st)
+            picked = np.empty((n, sel.size), np.int64)
             for j, m in enumerate(st["srcs"]):
-                mask = st["sel"] == j
-                picked[:, mask] = mem[m["name"]][:, st["addr"][mask]]
-            mem[st["dst"]["name"]] = np.clip((picked * st["a"] + st["b"]) >> st["s"], code_min(st["dst"], bd), 2 ** bd - 1)
+                mask = sel == j
+                picked[:, mask] = mem[m["name"]][:, addr[mask]]
+            mem[st["dst"]["name"]] = np.clip((picked * a + b) >> st["s"], code_min(st["dst"], bd), 2 ** bd - 1)
             continue
         if st["kind"] == "add":
             y = (src * st["aq"] + mem[st["src2"]["name"]] * st["bq"] + (1 << st["s"] >> 1)) >> st["s"]
@@ -537,9 +607,6 @@ def load_program(out) -> dict:
     out = Path(out)
     prog = json.loads((out / "rtl" / "program.json").read_text())
     for st in prog["steps"]:
-        if st["kind"] == "remap":
-            for k in ("sel", "addr", "a", "b"):
-                st[k] = np.array(st[k], np.int64)
         if st["kind"] == "pool" and "rq" in st:
             st["rq"] = np.array(st["rq"], np.int64)
         if st["kind"] == "layer":

@@ -110,8 +110,40 @@ def _ext64(expr: str, m: dict) -> str:
     return f"$signed({{{fill}, {expr}}})"
 
 
+def _remap_ctx(k: int, st: dict, dmax: int, iw: int) -> dict:
+    """Template context of a data-movement unit (qmodel._remap_step): its counters' bounds, each
+    source's address expression and widened read, the source select, and a/b as constants or tables."""
+    size = int(np.prod(st["dst"]["shape"]))
+    wide = 2 * iw
+    ax, ab = st["ax"], st["ab_axis"]
+    key = "idx" if ab == len(st["dims"]) else f"rc{ab}"
+    srcs = []
+    for j, (m, strides) in enumerate(zip(st["srcs"], st["strides"])):
+        terms = []
+        for q, (dq, sq) in enumerate(zip(st["dims"], strides)):
+            if dq == 1 or sq == 0:
+                continue
+            c = f"{{{iw}'d0, rc{q}}}"
+            if q == ax and st["offs"][j]:
+                c = f"({c} - {wide}'d{st['offs'][j]})"
+            terms.append(f"{c} * {wide}'d{sq}")
+        ab_bits = _bits(int(np.prod(m["shape"])))
+        srcs.append({"j": j, "name": m["name"], "addr": " + ".join(terms) or f"{wide}'d0",
+                     "ext": _ext64(f"mem_{m['name']}[xad_{k}_{j}[{ab_bits - 1}:0]]", m),
+                     "a": [{"i": i, "v": _lit(v)} for i, v in enumerate(st["a"][j])],
+                     "b": [{"i": i, "v": _lit(v)} for i, v in enumerate(st["b"][j])]})
+    # the source whose range on the concat axis holds the counter: the last start at or below it
+    sel = "".join(f"(rc{ax} >= {iw}'d{st['offs'][j]}) ? {iw}'d{j} : " for j in reversed(range(1, len(srcs))))
+    counters = [{"q": q, "last": dq - 1} for q, dq in enumerate(st["dims"]) if dq > 1]
+    return {"k": k, "state": f"X{k}", "op": st["op"], "dst": st["dst"]["name"], "size": size,
+            "bits": st["dst"]["bits"], "lo": -dmax if st["dst"]["signed"] else 0, "addr_bits": _bits(size),
+            "srcs": srcs, "s": st["s"], "sel": sel + f"{iw}'d0", "table": ab != -1, "key": key,
+            "key_bits": iw, "counters": counters, "dims": st["dims"]}
+
+
 def _datapath_ctx(prog: dict, tiles: list[dict]) -> dict:
     bd, ba, ob = prog["dac_bits"], prog["adc_bits"], prog["out_bits"]
+    iw = index_width(prog)
     dmax = 2 ** bd - 1
     tile_ix = {t["name"]: t for t in tiles}
     maps = {}
@@ -154,16 +186,7 @@ def _datapath_ctx(prog: dict, tiles: list[dict]) -> dict:
             states.append(f"P{k}")
             continue
         if st["kind"] == "remap":
-            size = int(np.prod(st["dst"]["shape"]))
-            srcs = [{"j": j, "name": m["name"], "addr_bits": _bits(int(np.prod(m["shape"]))),
-                     "ext": _ext64(f"mem_{m['name']}[xd_{k}[{_bits(int(np.prod(m['shape']))) - 1}:0]]", m)}
-                    for j, m in enumerate(st["srcs"])]
-            remaps.append({"k": k, "state": f"X{k}", "op": st["op"], "dst": st["dst"]["name"], "size": size,
-                           "signed_in": any(m["signed"] for m in st["srcs"]), "bits": st["dst"]["bits"],
-                           "lo": -dmax if st["dst"]["signed"] else 0,
-                           "addr_bits": _bits(size), "srcs": srcs, "s": st["s"],
-                           "rows": [{"i": i, "sel": int(st["sel"][i]), "addr": int(st["addr"][i]),
-                                     "a": _lit(int(st["a"][i])), "b": _lit(int(st["b"][i]))} for i in range(size)]})
+            remaps.append(_remap_ctx(k, st, dmax, iw))
             states.append(f"X{k}")
             continue
         if st["kind"] == "add":
@@ -232,7 +255,7 @@ def _datapath_ctx(prog: dict, tiles: list[dict]) -> dict:
             "has_pool": bool(pools), "in_total": sum(r["size"] for r in recvs),
             "out_total": sum(o["size"] for o in sends), "out_bits": ob,
             "in_bits": max(r["bits"] for r in recvs), "pool_signed": pool_signed,
-            "pool_bits": bd + 1 if pool_signed else bd, "dmax": dmax, "iw": index_width(prog)}
+            "pool_bits": bd + 1 if pool_signed else bd, "dmax": dmax, "iw": iw}
 
 
 def bipolar_tiles(prog: dict | None) -> frozenset:

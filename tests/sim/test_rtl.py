@@ -474,3 +474,50 @@ def test_maps_of_more_than_65536_elements_are_bit_exact(tmp_path):
     _compile_lint_sim(model, tmp_path / "x.npy", tmp_path / "out")
     (top,) = (tmp_path / "out" / "rtl").glob("*_top.v")
     assert "reg [17:0] idx;" in top.read_text()
+
+
+def test_data_movement_units_beyond_table_size_are_bit_exact(tmp_path):
+    """Inception's and DenseNet's big Concats, ShuffleNet's channel shuffle and an unfolded
+    BatchNormalization over a map larger than a per-element table (REMAP_MAX): the data-movement
+    unit counts over the output and computes each address, so its size is not bounded by ROMs."""
+    require_tool("iverilog", "vvp", "verilator")
+    from onnx import TensorProto, helper
+
+    from compiler.backend.qmodel import REMAP_MAX
+    from helpers import save_model
+
+    rng = np.random.default_rng(11)
+
+    def w(*s):
+        return rng.normal(size=s) * np.sqrt(2.0 / np.prod(s[1:]))
+
+    mk = helper.make_node
+    shape = helper.make_tensor("s1", TensorProto.INT64, [5], [1, 2, 4, 48, 48])
+    flat = helper.make_tensor("s2", TensorProto.INT64, [4], [1, 8, 48, 48])
+    nodes = [
+        mk("Conv", ["x", "w1", "b1"], ["c1"], name="ca", pads=[1, 1, 1, 1]), mk("Relu", ["c1"], ["a1"], name="ra"),
+        mk("Conv", ["x", "w2", "b2"], ["c2"], name="cb"), mk("Relu", ["c2"], ["a2"], name="rb"),
+        mk("Concat", ["a1", "a2"], ["cat"], name="cat", axis=1),
+        mk("Constant", [], ["sh1"], value=shape), mk("Reshape", ["cat", "sh1"], ["g"], name="groups"),
+        mk("Transpose", ["g"], ["gt"], name="shuffle", perm=[0, 2, 1, 3, 4]),
+        mk("Constant", [], ["sh2"], value=flat), mk("Reshape", ["gt", "sh2"], ["sf"], name="ungroup"),
+        mk("BatchNormalization", ["sf", "g_", "be", "mu", "var"], ["bn"], name="bn"),
+        mk("MaxPool", ["bn"], ["p"], name="mp", kernel_shape=[4, 4], strides=[4, 4]),
+        mk("Flatten", ["p"], ["f"], name="fl"),
+        mk("Gemm", ["f", "w3", "b3"], ["y"], name="fc", transB=1),
+    ]
+    inits = [("w1", w(4, 2, 3, 3)), ("b1", rng.normal(size=4) * 0.1), ("w2", w(4, 2, 1, 1)),
+             ("b2", rng.normal(size=4) * 0.1), ("g_", rng.uniform(0.5, 1.5, 8)), ("be", rng.normal(size=8) * 0.1),
+             ("mu", rng.normal(size=8) * 0.1), ("var", rng.uniform(0.5, 1.5, 8)),
+             ("w3", w(10, 8 * 12 * 12)), ("b3", rng.normal(size=10) * 0.1)]
+    model = save_model(tmp_path / "m.onnx", nodes, [("x", ["N", 2, 48, 48])], [("y", ["N", 10])], inits)
+    np.save(tmp_path / "calib.npy", rng.uniform(0, 1, size=(16, 2, 48, 48)))
+    np.save(tmp_path / "x.npy", rng.uniform(0, 1, size=(2, 2, 48, 48)))
+    _compile_lint_sim(model, tmp_path / "x.npy", tmp_path / "out")
+    prog = json.loads((tmp_path / "out" / "rtl" / "program.json").read_text())
+    big = {st["op"]: st for st in prog["steps"] if st["kind"] == "remap"}
+    assert set(big) == {"concat", "transpose", "batchnorm"}
+    assert all(int(np.prod(st["dims"])) > REMAP_MAX for st in big.values())
+    assert big["batchnorm"]["ab_axis"] == 1 and len(big["batchnorm"]["a"][0]) == 8   # one scale per channel
+    # the shuffle reads the (2, 4, 48, 48) groups with their strides permuted
+    assert big["transpose"]["strides"][0] == [48 * 48, 4 * 48 * 48, 48, 1]
