@@ -225,8 +225,12 @@ def _cmd_compile(args) -> int:
               f"{layer['col_splits']} column splits), utilization {100 * lu['ratio']:.1f} %, "
               f"accumulator {layer['acc_bits']} bits", file=sys.stderr)
     print(partition_table(m["partition"]), file=sys.stderr)
-    if not m["rtl_datapath"]["generated"]:
-        print(f"  chip RTL datapath not generated: {m['rtl_datapath']['reason']}", file=sys.stderr)
+    dp = m["rtl_datapath"]
+    if not dp["generated"]:
+        print(f"  chip RTL datapath not generated: {dp['reason']}", file=sys.stderr)
+    else:
+        print(f"  chip RTL: one top for every chip segment, {dp['streams']['in']} stream(s) in and "
+              f"{dp['streams']['out']} out on its host link (rtl/program.json lists them)", file=sys.stderr)
     return 0
 
 

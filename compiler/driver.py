@@ -131,7 +131,9 @@ def write_design(plan: OutputWriter, ir: IR, pdk: Pdk, options: CompileOptions, 
     progress("calibration and integer program", 0, 1)
     try:
         prog = build_program(ir, pdk, options, calib[0])
-        datapath = {"generated": True, "calibration": calib[1], "output_scale": prog["output_scale"]}
+        datapath = {"generated": True, "calibration": calib[1], "output_scale": prog["output_scale"],
+                    "streams": {d: sum(st["kind"] == k for st in prog["steps"]) for d, k in (("in", "recv"),
+                                                                                         ("out", "send"))}}
     except RtlUnsupported as e:
         prog, datapath = None, {"generated": False, "reason": str(e)}
     for k, (rel, text) in enumerate(emit_spice(ir, pdk, env, source_sha, options.corner)):

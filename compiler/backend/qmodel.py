@@ -157,18 +157,17 @@ def _row_major(shape) -> list[int]:
     return st
 
 
-def _table_axis(c: np.ndarray):
-    """How constant ``c`` (of the padded output shape) varies: ``(-1, [v])`` a scalar, ``(k, values)``
-    along axis k only, or ``(REMAP_RANK, c.ravel())`` per element."""
+def _vary_axis(c: np.ndarray) -> int:
+    """How constant ``c`` (of the padded output shape) varies: -1 not at all, k along axis k only,
+    REMAP_RANK along more than one axis."""
     if np.all(c == c.flat[0]):
-        return -1, [c.flat[0]]
+        return -1
     for k in range(c.ndim):
         idx = [0] * c.ndim
         idx[k] = slice(None)
-        vals = c[tuple(idx)]
-        if np.all(c == vals.reshape([c.shape[k] if j == k else 1 for j in range(c.ndim)])):
-            return k, list(vals)
-    return REMAP_RANK, list(c.ravel())
+        if np.all(c == c[tuple(idx)].reshape([c.shape[k] if j == k else 1 for j in range(c.ndim)])):
+            return k
+    return REMAP_RANK
 
 
 def _remap_step(ir: IR, n: str, maps: dict, vals: dict, pdk, k: int) -> dict:
@@ -235,7 +234,7 @@ def _remap_step(ir: IR, n: str, maps: dict, vals: dict, pdk, k: int) -> dict:
         b = [one * np.rint((p["bias"] - p["mean"] * g) / s_y * 2 ** s).reshape(chan)]
     # one axis along which every source's a and b vary (the rounding half folds into b)
     b = [x + (1 << s >> 1) for x in b]
-    kinds = [_table_axis(x)[0] for x in a + b]
+    kinds = [_vary_axis(x) for x in a + b]
     varying = sorted({q for q in kinds if q != -1})
     ab_axis = -1 if not varying else varying[0] if len(varying) == 1 else REMAP_RANK
     if ab_axis == REMAP_RANK and size > REMAP_MAX:
