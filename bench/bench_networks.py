@@ -64,7 +64,7 @@ def bench_network(tmp: Path, name: str, model: Path, weights: int, lint_tiles: i
     res = run_measured(tmp, "compile", model, "-o", out, "--max-tiles", "200000")
     m = json.loads((out / "manifest.json").read_text())
     segs = m["partition"]["segments"]
-    host_ops = sorted({n["onnx_op"] for n in m["partition"]["nodes"] if "onnx_op" in n})
+    host_ops = sorted({n.get("onnx_op", n["op"]) for n in m["partition"]["nodes"] if n["home"] == "host"})
     row = {"model": name, "weights": weights, "tiles": len(m["tiles"]), "compile_s": res["seconds"],
            "peak_rss_mb": res["peak_rss_mb"], "chip_segments": sum(s["kind"] == "chip" for s in segs),
            "host_segments": sum(s["kind"] == "host" for s in segs), "host_ops": host_ops,

@@ -163,6 +163,24 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-o", "--output", metavar="Y.npy", help="write the outputs here (float32 .npy; .npz if the "
                    "model has several outputs)")
     r.add_argument("--limit", type=_number(positive=True), help="use only the first N inputs")
+    e = sub.add_parser("evaluate", help="accuracy of the compiled network on the simulated chip, against float",
+                       description="Run INPUTS through the float model (onnxruntime), the quantized chip with ideal "
+                       "tiles, and, with --engine mna|ngspice, the chip with every crossbar read computed from the "
+                       "emitted netlists. Reports accuracy (with --labels), top-1 agreement and output SNR against "
+                       "float, and each layer's error against ideal tiles; --mc K adds K Monte-Carlo samples of "
+                       "programming error (relative sigma --sigma) and an accuracy-against-sigma curve. Writes "
+                       "OUT/eval.json, OUT/eval.html and plots in OUT/eval-report/. Exit 0, or 2 on bad input.")
+    e.add_argument("out", help="output folder of 'amsc compile'")
+    e.add_argument("--inputs", required=True, metavar="X.npy", help="model inputs [N, *input shape] as floats")
+    e.add_argument("--labels", metavar="Y.npy", help="class labels [N], for accuracy")
+    e.add_argument("--engine", choices=("ideal", "mna", "ngspice"), default="ideal",
+                   help="the circuit engine run besides float and ideal: mna (sparse solve of the netlists, linear "
+                   "tiles) or ngspice (sign-off; nonlinear 1T1R tiles); ideal runs only float and ideal")
+    e.add_argument("--samples", type=_number(positive=True), help="use only the first N inputs")
+    e.add_argument("--mc", type=_number(positive=True), default=0, metavar="K",
+                   help="Monte-Carlo samples of programming error (ideal tiles with perturbed conductances)")
+    e.add_argument("--sigma", type=_number(float), help="relative programming sigma of each conductance (>= 0)")
+    e.add_argument("--seed", type=_number(), default=0, help="seed of the Monte-Carlo draws")
     return p
 
 
@@ -182,6 +200,39 @@ def _cmd_run(args) -> int:
         print("  " + ", ".join(parts), file=sys.stderr)
     if "written" in rep:
         print(f"  outputs -> {rep['written']}", file=sys.stderr)
+    return 0
+
+
+def _cmd_evaluate(args) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .eval.evaluate import evaluate_design
+
+    console = Console(stderr=True)
+    bar = Progress(TextColumn("evaluate: {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   console=console, transient=True, disable=not console.is_terminal)
+    task = bar.add_task("", total=1)
+    with bar:
+        rep = evaluate_design(args.out, args.inputs, args.labels, args.engine, args.samples, args.mc, args.sigma,
+                              args.seed, lambda what, done, total: bar.update(task, description=what,
+                                                                               completed=done, total=total))
+    print(f"amsc: evaluate {args.out}: {rep['samples']} input(s); chip model: {rep['chip_model']}", file=sys.stderr)
+    for r in rep["runs"]:
+        m = rep[r]
+        parts = []
+        if "accuracy" in m:
+            parts.append(f"accuracy {100 * m['accuracy']:.2f} %")
+        if m.get("top1_agreement") is not None:
+            parts.append(f"top-1 agreement {100 * m['top1_agreement']:.1f} %")
+        if m.get("snr_db") is not None:
+            parts.append(f"SNR {m['snr_db']:.1f} dB")
+        print(f"  {r + ':':9s}" + ", ".join(parts), file=sys.stderr)
+    if "mc" in rep:
+        mc = rep["mc"]
+        print(f"  monte carlo, {len(mc['samples'])} samples, sigma {mc['sigma']:g}: {mc['metric'].replace('_', ' ')} "
+              f"{100 * mc['mean']:.2f} % +- {100 * mc['std']:.2f} %", file=sys.stderr)
+    print(f"  -> {args.out}/eval.json, {args.out}/eval.html", file=sys.stderr)
     return 0
 
 
@@ -321,7 +372,8 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, _terminate)
     try:
-        return {"compile": _cmd_compile, "verify": _cmd_verify, "rtl-sim": _cmd_rtl_sim, "run": _cmd_run}[args.cmd](args)
+        return {"compile": _cmd_compile, "verify": _cmd_verify, "rtl-sim": _cmd_rtl_sim, "run": _cmd_run,
+                "evaluate": _cmd_evaluate}[args.cmd](args)
     except AmscError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code

@@ -199,16 +199,16 @@ def _remap_step(ir: IR, n: str, maps: dict, vals: dict, pdk, k: int) -> dict:
     s_y = ((float(np.max(np.abs(post))) if signed else float(np.max(post))) or 1.0) / dmax
     s = 16
     ax, offs = -1, [0]
-    one = np.ones(dims)
+    one, zero = np.ones(dims), np.zeros(dims)
     ident = _row_major(dims)
     if op == "act":   # ReLU of signed codes: the same scale, negative codes clamp to 0
         s_y = srcs[0]["scale"]
-        strides, a, b = [ident], [one * 2 ** s], [one * 0]
+        strides, a, b = [ident], [one * 2 ** s], [zero]
     elif op == "transpose":
         src_shape = ir.g.nodes[ir.inputs(n)[0]]["shape"]
         st_in = _row_major(src_shape)
         strides = [[0] * pad + [st_in[p] for p in d["attrs"]["perm"]]]
-        a, b = [one * round(srcs[0]["scale"] / s_y * 2 ** s)], [one * 0]
+        a, b = [one * round(srcs[0]["scale"] / s_y * 2 ** s)], [zero]
     elif op == "concat":
         ax = d["attrs"]["axis"] + pad
         strides, a, b, offs, at = [], [], [], [], 0
@@ -218,10 +218,10 @@ def _remap_step(ir: IR, n: str, maps: dict, vals: dict, pdk, k: int) -> dict:
             offs.append(at)
             at += sh[ax]
             a.append(one * round(srcs[j]["scale"] / s_y * 2 ** s))
-            b.append(one * 0)
+            b.append(zero)
     elif op == "mul_const":   # y = x * c, elementwise
         strides = [ident]
-        a, b = [np.rint(srcs[0]["scale"] * np.asarray(d["params"]["c"]).reshape(dims) / s_y * 2 ** s)], [one * 0]
+        a, b = [np.rint(srcs[0]["scale"] * np.asarray(d["params"]["c"]).reshape(dims) / s_y * 2 ** s)], [zero]
     elif op == "add_const":   # y = x + c, elementwise
         strides = [ident]
         a, b = [one * round(srcs[0]["scale"] / s_y * 2 ** s)], [np.rint(np.asarray(d["params"]["c"]).reshape(dims) / s_y * 2 ** s)]
@@ -487,7 +487,8 @@ def host_codes(m: dict, v: np.ndarray, bd: int) -> np.ndarray:
                    code_min(m, bd), 2 ** bd - 1).astype(np.int64)
 
 
-def run_program(prog: dict, codes: np.ndarray, tile_fn=None, host=None, streams: list | None = None) -> np.ndarray:
+def run_program(prog: dict, codes: np.ndarray, tile_fn=None, host=None, streams: list | None = None,
+                trace: dict | None = None) -> np.ndarray:
     """The bit-exact model: input codes [N, *shape] -> the chip's output stream, signed integers [N, outputs].
 
     ``tile_fn(tile, x)``, if given, replaces a tile's integer level sum ``D = x @ (lpos - lneg)``
@@ -500,7 +501,8 @@ def run_program(prog: dict, codes: np.ndarray, tile_fn=None, host=None, streams:
     floats, holding the model input) receives every ``send`` (codes times the map's scale), and
     ``host(step)`` runs a ``host`` step on it; a ``recv`` codes ``host.values[value]``. ``streams``, if
     given, collects every stream of the host link in order as ``(direction, codes [N, size])``,
-    direction ``"in"`` (host to chip) or ``"out"`` (what the RTL must send)."""
+    direction ``"in"`` (host to chip) or ``"out"`` (what the RTL must send). ``trace``, if given,
+    receives each layer's output as ``{layer: (codes [N, size], scale)}``."""
     ba, bd = prog["adc_bits"], prog["dac_bits"]
     mem: dict[str, np.ndarray] = {}
     n = codes.shape[0]
@@ -570,6 +572,8 @@ def run_program(prog: dict, codes: np.ndarray, tile_fn=None, host=None, streams:
         y = apply_activation_unit((acc * st["mq"] + st["bq"]) >> st["s"], st["act"])
         # a convolution's map is (C_out, positions); a per-token layer's (tokens, C_out)
         mem[st["dst"]["name"]] = (y.transpose(0, 2, 1) if st["conv"] else y).reshape(n, -1)
+        if trace is not None:
+            trace[st["name"]] = (mem[st["dst"]["name"]], st["dst"]["scale"])
     return last
 
 

@@ -114,7 +114,11 @@ class HostSide:
 
 
 class CircuitTiles:
-    """Column currents of tiles from their emitted netlists (engine ``mna`` or ``ngspice``)."""
+    """Column currents of tiles from their emitted netlists (engine ``mna`` or ``ngspice``).
+
+    A linear (1R) tile asked for more vectors than it has word lines + 1 is measured once, by its
+    transfer (rows + 1 operating points, as ``verify`` signs it off), and every later read follows
+    by superposition; a 1T1R tile is nonlinear and is solved once per vector."""
 
     def __init__(self, out: Path, manifest: dict, engine_name: str):
         from ..verify.run import engine
@@ -122,17 +126,27 @@ class CircuitTiles:
         self.out, self.eng = out, engine(engine_name)
         self.tiles = {t["name"]: t for t in manifest["tiles"]}
         self.decks: dict[str, str] = {}
+        self.transfers: dict[str, tuple] = {}
+        self.v_read = manifest["pdk"]["v_read"]
 
     def currents(self, name: str, volts: np.ndarray) -> np.ndarray:
+        from ..verify.run import measure_transfer, superpose
+
         t = self.tiles[name]
         if name not in self.decks:
             self.decks[name] = read_deck(self.out / t["testbench"])
         rows, cols = t["rows"][1] - t["rows"][0], t["cols"][1] - t["cols"][0]
+        z = t["tia"]["transimpedance_ohm"]
+        if t["cell"]["type"] == "1r" and (name in self.transfers or volts.shape[0] > rows + 1):
+            if name not in self.transfers:
+                self.transfers[name] = measure_transfer(self.eng, self.decks[name], t["testbench"], rows, cols,
+                                                        self.v_read)
+            return -superpose(self.transfers[name], volts) / z   # TIA: out = -Z * I
         res = []
         for lo in range(0, volts.shape[0], CHUNK):
             v = self.eng.sweep(self.decks[name], t["testbench"], [f"VIN_{i}" for i in range(rows)],
                                volts[lo:lo + CHUNK], [f"out_{j}" for j in range(cols)])
-            res.append(-np.asarray(v) / t["tia"]["transimpedance_ohm"])   # TIA: out = -Z * I
+            res.append(-np.asarray(v) / z)
         return np.concatenate(res) if res else np.zeros((0, cols))
 
 
@@ -167,34 +181,46 @@ class Design:
         return ("floating point with the quantized conductances (no integer datapath: "
                 f"{self.manifest['rtl_datapath']['reason']})")
 
-    def run(self, x: np.ndarray, engine: str = "ideal") -> list[np.ndarray]:
-        """Batch-first outputs of the compiled network on batch-first inputs ``x``."""
+    def run(self, x: np.ndarray, engine: str = "ideal", conductances: dict | None = None,
+            trace: dict | None = None) -> list[np.ndarray]:
+        """Batch-first outputs of the compiled network on batch-first inputs ``x``. With the ideal
+        engine, ``conductances`` ``{tile: (G+, G-)}`` replaces tiles' programmed conductances (a
+        Monte-Carlo sample of programming error). ``trace`` receives each layer's output:
+        ``{layer: (value, code step)}`` (the step is None without the integer datapath)."""
         if engine not in ENGINES:
             raise InputError("--engine", f"unknown engine '{engine}'; expected one of {', '.join(ENGINES)}")
         circuit = CircuitTiles(self.out, self.manifest, engine) if engine != "ideal" else None
         if self.prog is not None:
-            return self._run_program(x, circuit)
-        return self._run_segments(x, circuit)
+            return self._run_program(x, circuit, conductances or {}, trace)
+        return self._run_segments(x, circuit, conductances or {}, trace)
 
-    def _run_program(self, x, circuit) -> list[np.ndarray]:
+    def _run_program(self, x, circuit, conductances: dict, trace) -> list[np.ndarray]:
         from ..backend.qmodel import input_codes, run_program
 
         prog = self.prog
         tile_fn = None
+        pdk = self.manifest["pdk"]
+        dmax = 2 ** prog["dac_bits"] - 1
+        g_step = (pdk["g_max"] - pdk["g_min"]) / (pdk["levels"] - 1)
         if circuit is not None:
-            pdk = self.manifest["pdk"]
-            dmax = 2 ** prog["dac_bits"] - 1
-            g_step = (pdk["g_max"] - pdk["g_min"]) / (pdk["levels"] - 1)
             unit = pdk["v_read"] * g_step / dmax          # column current of one level step at one code
 
             def tile_fn(name, codes):
                 return circuit.currents(name, codes * (pdk["v_read"] / dmax)) / unit
+        elif conductances:
+            diff = {t: (gp - gn) / g_step for t, (gp, gn) in conductances.items()}   # in level steps
+
+            def tile_fn(name, codes):
+                return codes @ diff[name]
 
         host = HostSide(self.out, {self.input: np.asarray(x, dtype=np.float64)})
-        run_program(prog, input_codes(prog, x), tile_fn, host)   # every host segment is one of its steps
+        codes_trace = {} if trace is not None else None
+        run_program(prog, input_codes(prog, x), tile_fn, host, trace=codes_trace)   # host segments are steps too
+        if trace is not None:
+            trace.update({k: (c * sc, sc) for k, (c, sc) in codes_trace.items()})
         return [host.values[self.ir.inputs(o)[0]] for o in self.outputs]
 
-    def _run_segments(self, x, circuit) -> list[np.ndarray]:
+    def _run_segments(self, x, circuit, conductances: dict | None = None, trace=None) -> list[np.ndarray]:
         ir = self.ir
         vals = {self.input: np.asarray(x, dtype=np.float64)}
         tile_fn = None
@@ -207,6 +233,10 @@ class Design:
                 m = float(np.max(np.abs(flat))) or 1.0
                 i = circuit.currents(name, flat * (v_read / m))
                 return (i * (m / v_read)).reshape(xs.shape[:-1] + (-1,))
+        elif conductances:
+            def tile_fn(name, xs):
+                gp, gn = conductances[name]
+                return xs @ (gp - gn)
 
         for seg in self.segments:
             if seg["kind"] == "host":
@@ -214,6 +244,8 @@ class Design:
                 continue
             for n in seg["nodes"]:
                 vals[n] = eval_node(ir, n, [vals[i] for i in ir.inputs(n)], tile_fn)
+                if trace is not None and ir.g.nodes[n]["op"] == "accum":
+                    trace[n] = (vals[n], None)
             for v in list(vals):            # free what no later node reads
                 if v != self.input and all(c in vals for c in ir.consumers(v)):
                     del vals[v]

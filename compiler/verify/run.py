@@ -125,12 +125,23 @@ def simulate_chunk(task: dict) -> dict:
     eng = engine(spec["engine"])
     src, probes = [f"VIN_{i}" for i in range(rows)], [f"out_{j}" for j in range(cols)]
     if task.get("mode") == "transfer":
-        basis = np.vstack([np.zeros(rows), spec["v_read"] * np.eye(rows)])
-        resp = eng.sweep(spec["deck"], spec["where"], src, basis, probes)
-        volts = resp[0] + v @ ((resp[1:] - resp[0]) / spec["v_read"])
+        volts = superpose(measure_transfer(eng, spec["deck"], spec["where"], rows, cols, spec["v_read"]), v)
     else:
         volts = eng.sweep(spec["deck"], spec["where"], src, v, probes)
     return {"volts": volts, "simulator": eng.version, "seconds": time.perf_counter() - t0}
+
+
+def measure_transfer(eng, deck: str, where: str, rows: int, cols: int, v_read: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(out(0), T)`` of a linear tile's testbench: the outputs with every word line at 0 V, and
+    per word line the change of the outputs per volt (rows + 1 operating points)."""
+    basis = np.vstack([np.zeros(rows), v_read * np.eye(rows)])
+    resp = eng.sweep(deck, where, [f"VIN_{i}" for i in range(rows)], basis, [f"out_{j}" for j in range(cols)])
+    return resp[0], (resp[1:] - resp[0]) / v_read
+
+
+def superpose(transfer: tuple[np.ndarray, np.ndarray], v: np.ndarray) -> np.ndarray:
+    """The outputs of a linear tile for word-line voltages ``v`` [vectors, rows], from its transfer."""
+    return transfer[0] + v @ transfer[1]
 
 
 def tile_cells(t: dict) -> int:
