@@ -96,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="conductance levels per device = 2**N (default: the PDK's levels)")
     c.add_argument("--adc-bits", type=_number(lo=1, hi=24), metavar="N", help="ADC resolution (default: the PDK's)")
     c.add_argument("--dac-bits", type=_number(lo=1, hi=24), metavar="N", help="DAC resolution (default: the PDK's)")
+    c.add_argument("--wire-r", type=_number(float, positive=True), metavar="OHMS",
+                   help="with --parasitics: wire resistance per cell pitch of word and bit lines (default: the "
+                   "PDK's wire.r_wl_segment and wire.r_bl_segment)")
     c.add_argument("--calibration", metavar="FILE.npy",
                    help="inputs [N, *input shape] that set the datapath's activation ranges (default: calib.npy "
                    "next to the model, else uniform samples of the input range: 64 for a small model, fewer for a "
@@ -181,6 +184,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Monte-Carlo samples of programming error (ideal tiles with perturbed conductances)")
     e.add_argument("--sigma", type=_number(float), help="relative programming sigma of each conductance (>= 0)")
     e.add_argument("--seed", type=_number(), default=0, help="seed of the Monte-Carlo draws")
+    e.add_argument("--sweep", action="store_true",
+                   help="also recompile the design's source in a temporary folder with one option changed at a time "
+                   "(ADC bits 4-10, weight bits 2-6, wire resistance 0.25-4 ohm with --parasitics through MNA) and "
+                   "report accuracy against each")
     return p
 
 
@@ -216,7 +223,8 @@ def _cmd_evaluate(args) -> int:
     with bar:
         rep = evaluate_design(args.out, args.inputs, args.labels, args.engine, args.samples, args.mc, args.sigma,
                               args.seed, lambda what, done, total: bar.update(task, description=what,
-                                                                               completed=done, total=total))
+                                                                               completed=done, total=total),
+                              sweep=args.sweep)
     print(f"amsc: evaluate {args.out}: {rep['samples']} input(s); chip model: {rep['chip_model']}", file=sys.stderr)
     for r in rep["runs"]:
         m = rep[r]
@@ -232,6 +240,9 @@ def _cmd_evaluate(args) -> int:
         mc = rep["mc"]
         print(f"  monte carlo, {len(mc['samples'])} samples, sigma {mc['sigma']:g}: {mc['metric'].replace('_', ' ')} "
               f"{100 * mc['mean']:.2f} % +- {100 * mc['std']:.2f} %", file=sys.stderr)
+    for key, pts in rep.get("sweeps", {}).items():
+        metric = next(k for k in ("accuracy", "top1_agreement") if k in pts[0])
+        print(f"  sweep {key}: " + ", ".join(f"{p['value']:g}: {100 * p[metric]:.1f} %" for p in pts), file=sys.stderr)
     print(f"  -> {args.out}/eval.json, {args.out}/eval.html", file=sys.stderr)
     return 0
 
@@ -242,11 +253,13 @@ def _cmd_compile(args) -> int:
     from .options import CompileOptions
 
     rows, cols = args.tile if args.tile else (None, None)
+    if args.wire_r is not None and not args.parasitics:
+        raise InputError("--wire-r", "sets the resistance of the wire mesh, which only --parasitics emits")
     if not args.input_range[0] < args.input_range[1]:
         raise InputError("--input-range", f"LO {args.input_range[0]:g} must be below HI {args.input_range[1]:g}")
     opts = CompileOptions(pdk=args.pdk, tile_rows=rows, tile_cols=cols, seed=args.seed, parasitics=args.parasitics,
                           weight_scale=args.weight_scale, weight_bits=args.weight_bits, adc_bits=args.adc_bits,
-                          dac_bits=args.dac_bits, corner=args.corner, calibration=args.calibration,
+                          dac_bits=args.dac_bits, wire_r=args.wire_r, corner=args.corner, calibration=args.calibration,
                           max_tiles=args.max_tiles, dump_ir_after=args.dump_ir_after,
                           input_range=tuple(args.input_range))
 

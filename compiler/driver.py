@@ -53,7 +53,7 @@ def utilization(tiles: list[dict]) -> dict:
 
 
 def apply_overrides(pdk: Pdk, options: CompileOptions) -> Pdk:
-    """The PDK with the CLI's resolution overrides (weight, ADC and DAC bits) applied."""
+    """The PDK with the CLI's overrides (weight, ADC and DAC bits, wire resistance) applied."""
     changes = {}
     if options.weight_bits is not None:
         changes["levels"] = 2 ** options.weight_bits
@@ -61,6 +61,8 @@ def apply_overrides(pdk: Pdk, options: CompileOptions) -> Pdk:
         changes["adc_bits"] = options.adc_bits
     if options.dac_bits is not None:
         changes["dac_bits"] = options.dac_bits
+    if options.wire_r is not None:
+        changes["r_wl_segment"] = changes["r_bl_segment"] = options.wire_r
     return dataclasses.replace(pdk, **changes) if changes else pdk
 
 
@@ -82,20 +84,20 @@ def macs_per_sample(ir: IR) -> int:
     return total
 
 
-def calibration_inputs(ir: IR, options: CompileOptions, model: Path) -> tuple[np.ndarray, str]:
+def calibration_inputs(ir: IR, options: CompileOptions, model: Path) -> tuple[np.ndarray, str, Path | None]:
     """Inputs that set the activation ranges of the datapath: --calibration, else calib.npy next to
     the model, else seeded uniform samples of the input range: CALIB_MACS / (MACs per sample) of
-    them, between CALIB_MIN and CALIB_MAX."""
+    them, between CALIB_MIN and CALIB_MAX. Returns (inputs, description, the file or None)."""
     inp = ir.nodes_of("input")[0]
     shape = tuple(ir.g.nodes[inp]["shape"])
     path = Path(options.calibration) if options.calibration else model.parent / "calib.npy"
     if options.calibration or path.is_file():
-        return load_samples(path, shape, "calibration inputs"), path.name
+        return load_samples(path, shape, "calibration inputs"), path.name, path
     n = int(np.clip(round(CALIB_MACS / max(1, macs_per_sample(ir))), CALIB_MIN, CALIB_MAX))
     n = max(1, min(n, CALIB_BYTES // (8 * int(np.prod(shape)))))   # and at most CALIB_BYTES of inputs
     rng = np.random.default_rng(options.seed)
     lo, hi = options.input_range
-    return rng.uniform(lo, hi, size=(n, *shape)), f"uniform random ({n} samples)"
+    return rng.uniform(lo, hi, size=(n, *shape)), f"uniform random ({n} samples)", None
 
 
 def partition_manifest(ir: IR) -> dict:
@@ -175,6 +177,8 @@ def write_design(plan: OutputWriter, ir: IR, pdk: Pdk, options: CompileOptions, 
     plan.add("ir.json", ir_to_json(ir))
     if source_file is not None:
         plan.add_file(f"source/{source_name}", source_file)
+    if calib[2] is not None:   # with the source, what recompiles it the same way ('amsc evaluate --sweep')
+        plan.add_file("source/calib.npy", calib[2])
     # the parameters of the digital nodes (tiles and accumulators have theirs under tiles/ and
     # layers/): with ir.json they make the compiled design runnable on its own ('amsc run')
     for n in ir.topo():
@@ -229,7 +233,8 @@ def write_design(plan: OutputWriter, ir: IR, pdk: Pdk, options: CompileOptions, 
         "amsc_version": __version__,
         "design": ir.name,
         "source": {"name": source_name, "sha256": source_sha,
-                   **({"file": f"source/{source_name}"} if source_file is not None else {})},
+                   **({"file": f"source/{source_name}"} if source_file is not None else {}),
+                   **({"calibration": "source/calib.npy"} if calib[2] is not None else {})},
         "options": options.to_json(),
         "pdk": pdk_summary(pdk),
         "files": [{"path": k, "sha256": v} for k, v in plan.digests().items()],

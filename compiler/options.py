@@ -22,6 +22,8 @@ class CompileOptions:
     weight_bits: int | None = None
     adc_bits: int | None = None
     dac_bits: int | None = None
+    #: With ``parasitics``: ohms of wire per cell pitch on word and bit lines (None keeps the PDK's).
+    wire_r: float | None = None
     #: Process corner of the PDK's device models (tt, ss, ff, sf, fs).
     corner: str = "tt"
     #: .npy of calibration inputs [N, *input shape] for the datapath's activation ranges (None: see driver).

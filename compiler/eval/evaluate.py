@@ -15,8 +15,13 @@ conductances on the ideal engine (the circuit engines read the emitted netlists,
 the programming targets). The report gives mean and standard deviation over the samples, and an
 accuracy-against-sigma curve over a few multiples of sigma.
 
-Writes ``OUT/eval.json`` (keys ``float``, ``ideal``, the circuit engine's name, and ``mc``),
-``OUT/eval.html`` and the plots in ``OUT/eval-report/``.
+``--sweep`` recompiles the design's ONNX source (``OUT/source/``, with its calibration inputs) in a
+temporary folder with one compile option changed at a time (SWEEPS: ADC bits, weight bits, and the
+wire resistance of a ``--parasitics`` mesh, read through the MNA engine) and reports accuracy
+against each.
+
+Writes ``OUT/eval.json`` (keys ``float``, ``ideal``, the circuit engine's name, ``mc`` and
+``sweeps``), ``OUT/eval.html`` and the plots in ``OUT/eval-report/``.
 """
 
 from __future__ import annotations
@@ -35,6 +40,10 @@ from .run import Design, agreement
 
 #: Multiples of sigma on the accuracy-against-sigma curve (each point: the --mc samples, at most 8).
 SIGMA_CURVE = (0.0, 0.5, 1.0, 2.0, 4.0)
+#: ``--sweep``: each compile option, its values, and the engine each recompiled design runs on
+#: (wire resistance needs a circuit engine: the mesh is only in the netlists).
+SWEEPS = (("adc_bits", (4, 5, 6, 7, 8, 10), "ideal"), ("weight_bits", (2, 3, 4, 5, 6), "ideal"),
+          ("wire_r", (0.25, 0.5, 1.0, 2.0, 4.0), "mna"))
 REPORT_DIR = "eval-report"
 
 
@@ -72,6 +81,39 @@ def _perturbed(design: Design, sigma: float, rng) -> dict:
         p = design.ir.g.nodes[n]["params"]
         out[n] = tuple(np.clip(g * (1.0 + sigma * rng.standard_normal(g.shape)), 0.0, None) for g in (p["gpos"], p["gneg"]))
     return out
+
+
+def _sweep(design: Design, x, ref, y, metric: str, progress) -> dict:
+    """Accuracy against each SWEEPS option: the source recompiled with that option changed."""
+    import dataclasses
+    import tempfile
+
+    from ..driver import compile_model
+    from ..options import CompileOptions
+
+    m = design.manifest
+    src = m["source"].get("file")
+    if src is None:
+        raise InputError("--sweep", "recompiling needs the design's ONNX source; this design holds none (a YAML graph)")
+    opts = {**m["options"], "input_range": tuple(m["options"]["input_range"]), "dump_ir_after": None}
+    if "calibration" in m["source"]:
+        opts["calibration"] = str(design.out / m["source"]["calibration"])
+    base = CompileOptions(**opts)
+    res = {}
+    with tempfile.TemporaryDirectory(prefix="amsc-sweep-") as tmp:
+        for key, values, eng in SWEEPS:
+            pts = []
+            for v in values:
+                change = {key: v, **({"parasitics": True} if key == "wire_r" else {})}
+                out = Path(tmp) / f"{key}_{v}"
+                compile_model(design.out / src, out, dataclasses.replace(base, **change))
+                d = Design(out)
+                ys = d.run(x, eng)
+                pts.append({"value": v, "engine": eng, metric: _metrics(ys, ref, y)[metric]})
+                shutil.rmtree(out, ignore_errors=True)
+                progress(f"sweep {key}", 1, 1)
+            res[key] = pts
+    return res
 
 
 def _png(fig) -> bytes:
@@ -117,6 +159,18 @@ def _plots(rep: dict, traces: dict) -> dict[str, bytes]:
                      fontsize=8)
         fig.tight_layout()
         pngs["per_layer_hist.png"] = _png(fig)
+    labels = {"adc_bits": "ADC bits", "weight_bits": "weight bits (conductance levels = 2^bits)",
+              "wire_r": "wire resistance per cell pitch [ohm] (--parasitics, MNA engine)"}
+    for key, pts in rep.get("sweeps", {}).items():
+        metric = next(k for k in ("accuracy", "top1_agreement") if k in pts[0])
+        fig = _figure()
+        ax = fig.add_axes((0.12, 0.2, 0.84, 0.68))
+        ax.plot([p["value"] for p in pts], [100 * p[metric] for p in pts], marker="o")
+        if key == "wire_r":
+            ax.set_xscale("log")
+        ax.set_xlabel(labels[key])
+        ax.set_ylabel(f"{metric.replace('_', ' ')} [%]")
+        pngs[f"sweep_{key}.png"] = _png(fig)
     mc = rep.get("mc")
     if mc:
         key = "accuracy" if "accuracy" in mc["samples"][0] else "top1_agreement"
@@ -157,6 +211,11 @@ def _html(rep: dict, pngs: dict) -> str:
         mc_html = (f"<h2>Monte Carlo: {len(mc['samples'])} samples, programming sigma {mc['sigma']:g}</h2>"
                    f"<p>{html.escape(mc['engine'])}: {mc['metric'].replace('_', ' ')} {100 * mc['mean']:.2f} % "
                    f"&plusmn; {100 * mc['std']:.2f} %</p>")
+    sweep_html = "".join(
+        f"<h2>Sweep of {html.escape(k)}</h2><table><tr><th>value</th><th>engine</th><th>result</th></tr>"
+        + "".join(f"<tr><td>{p['value']:g}</td><td>{p['engine']}</td>"
+                  f"<td>{pct(p.get('accuracy', p.get('top1_agreement')))}</td></tr>" for p in pts) + "</table>"
+        for k, pts in rep.get("sweeps", {}).items())
     imgs = "".join(f"<p><img src='{REPORT_DIR}/{name}' alt='{name}'></p>" for name in sorted(pngs))
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>amsc evaluate {html.escape(rep['design'])}"
             "</title><style>body{font-family:sans-serif;margin:2em}td,th{padding:2px 10px;text-align:right}"
@@ -168,11 +227,11 @@ def _html(rep: dict, pngs: dict) -> str:
             f"{rows}</table>"
             + (f"<h2>Per layer, against ideal tiles</h2><table><tr><th>run</th><th>layer</th><th>RMS error</th>"
                f"<th>max error [codes]</th></tr>{layer_rows}</table>" if layer_rows else "")
-            + mc_html + imgs + "</body></html>\n")
+            + mc_html + sweep_html + imgs + "</body></html>\n")
 
 
 def evaluate_design(out, inputs, labels=None, engine: str = "ideal", samples: int | None = None, mc: int = 0,
-                    sigma: float | None = None, seed: int = 0, progress=None) -> dict:
+                    sigma: float | None = None, seed: int = 0, progress=None, sweep: bool = False) -> dict:
     """``amsc evaluate``; returns the report (also written to OUT/eval.json, eval.html, eval-report/)."""
     from .run import ENGINES
     from ..verify.run import write_json_atomic
@@ -246,6 +305,11 @@ def evaluate_design(out, inputs, labels=None, engine: str = "ideal", samples: in
         rep["mc"] = {"engine": "ideal tiles with perturbed conductances", "samples": samp, "sigma": sigma,
                      "seed": seed, "metric": metric, "mean": float(vals.mean()), "std": float(vals.std()),
                      "sigma_curve": curve}
+    if sweep:
+        metric = "accuracy" if y is not None else "top1_agreement"
+        if metric == "top1_agreement" and (ref is None or rep["ideal"].get("top1_agreement") is None):
+            raise InputError(labels or inputs, "--sweep needs labels, or a class-vector output with a float reference")
+        rep["sweeps"] = _sweep(design, x, ref, y, metric, progress)
     rep["seconds"] = time.perf_counter() - t0
     out = Path(out)
     pngs = _plots(rep, traces)

@@ -121,3 +121,28 @@ def test_evaluate_bad_input(designs, digits, tmp_path):
     a[0, 0] ^= 1
     np.save(lv, a)
     assert_clean_error(amsc("evaluate", bad, "--inputs", x), lv.name)
+
+
+def test_sweeps_recompile_the_source(designs, digits):
+    """--sweep recompiles OUT/source/ (with the calibration inputs it was compiled with) with one
+    option changed: at the design's own ADC and weight bits it reproduces the ideal run exactly."""
+    out = designs / "mlp"
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["source"]["calibration"] == "source/calib.npy" and (out / "source" / "calib.npy").is_file()
+    r = amsc("evaluate", out, "--inputs", digits / "x.npy", "--labels", digits / "y.npy", "--samples", "150",
+             "--sweep")
+    assert r.returncode == 0, r.stderr
+    rep = json.loads((out / "eval.json").read_text())
+    sw = {k: {p["value"]: p for p in pts} for k, pts in rep["sweeps"].items()}
+    assert sw["adc_bits"][8]["accuracy"] == rep["ideal"]["accuracy"]
+    assert sw["weight_bits"][4]["accuracy"] == rep["ideal"]["accuracy"]
+    assert sw["adc_bits"][4]["accuracy"] < sw["adc_bits"][8]["accuracy"]
+    assert sw["weight_bits"][2]["accuracy"] < sw["weight_bits"][4]["accuracy"]
+    assert {p["engine"] for p in rep["sweeps"]["wire_r"]} == {"mna"}
+    for k in ("adc_bits", "weight_bits", "wire_r"):
+        assert (out / "eval-report" / f"sweep_{k}.png").is_file()
+
+
+def test_wire_r_needs_parasitics(tmp_path):
+    r = amsc("compile", MLP / "model.onnx", "-o", tmp_path / "o", "--wire-r", "2")
+    assert_clean_error(r, "--wire-r", "--parasitics", out=tmp_path / "o")
