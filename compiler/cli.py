@@ -96,6 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="conductance levels per device = 2**N (default: the PDK's levels)")
     c.add_argument("--adc-bits", type=_number(lo=1, hi=24), metavar="N", help="ADC resolution (default: the PDK's)")
     c.add_argument("--dac-bits", type=_number(lo=1, hi=24), metavar="N", help="DAC resolution (default: the PDK's)")
+    c.add_argument("--compensate-ir", action="store_true",
+                   help="with --parasitics (1R cells, ideal TIAs): pre-distort each tile's conductances on the level "
+                   "grid and trim its word-line DAC and column TIA gains, fitted on the tile's own mesh model, so "
+                   "that it computes its ideal-wire golden model (verify then holds it to 1 LSB)")
     c.add_argument("--wire-r", type=_number(float, positive=True), metavar="OHMS",
                    help="with --parasitics: wire resistance per cell pitch of word and bit lines (default: the "
                    "PDK's wire.r_wl_segment and wire.r_bl_segment)")
@@ -253,13 +257,15 @@ def _cmd_compile(args) -> int:
     from .options import CompileOptions
 
     rows, cols = args.tile if args.tile else (None, None)
+    if args.compensate_ir and not args.parasitics:
+        raise InputError("--compensate-ir", "compensates the IR drop of the wire mesh, which only --parasitics emits")
     if args.wire_r is not None and not args.parasitics:
         raise InputError("--wire-r", "sets the resistance of the wire mesh, which only --parasitics emits")
     if not args.input_range[0] < args.input_range[1]:
         raise InputError("--input-range", f"LO {args.input_range[0]:g} must be below HI {args.input_range[1]:g}")
     opts = CompileOptions(pdk=args.pdk, tile_rows=rows, tile_cols=cols, seed=args.seed, parasitics=args.parasitics,
                           weight_scale=args.weight_scale, weight_bits=args.weight_bits, adc_bits=args.adc_bits,
-                          dac_bits=args.dac_bits, wire_r=args.wire_r, corner=args.corner, calibration=args.calibration,
+                          dac_bits=args.dac_bits, wire_r=args.wire_r, compensate_ir=args.compensate_ir, corner=args.corner, calibration=args.calibration,
                           max_tiles=args.max_tiles, dump_ir_after=args.dump_ir_after,
                           input_range=tuple(args.input_range))
 

@@ -11,6 +11,7 @@ from typing import Callable
 from . import __version__
 from .backend.plan import OutputWriter, array_file, check_output_dir, sha256
 from .backend.qmodel import RtlUnsupported, build_program, program_json
+from .passes.compensate_ir import compensate_ir
 from .backend.floorplan import placement_images, placement_json
 from .backend.render import environment
 from .backend.spice import emit_spice, tia_context
@@ -138,6 +139,10 @@ def write_design(plan: OutputWriter, ir: IR, pdk: Pdk, options: CompileOptions, 
                                                                                          ("out", "send"))}}
     except RtlUnsupported as e:
         prog, datapath = None, {"generated": False, "reason": str(e)}
+    if options.compensate_ir:
+        # after the program: whether a tile's inputs are signed (bipolar DACs) sets how it is compensated
+        progress("IR-drop compensation", 0, 1)
+        ir = compensate_ir(ir, options, pdk, bipolar_tiles(prog))
     for k, (rel, text) in enumerate(emit_spice(ir, pdk, env, source_sha, options.corner)):
         plan.add(rel, text)
         if k % 64 == 0:
@@ -198,7 +203,7 @@ def write_design(plan: OutputWriter, ir: IR, pdk: Pdk, options: CompileOptions, 
         d = ir.g.nodes[t]
         a, p = d["attrs"], d["params"]
         arrays = {}
-        for key in ("gpos", "gneg", "lpos", "lneg"):
+        for key in sorted(p):    # the conductances and levels, and a compensated tile's programmed ones and trims
             rel = array_file(t, "xbar_tile", key)
             plan.add_npy(rel, p[key])
             arrays[key] = rel
@@ -210,6 +215,7 @@ def write_design(plan: OutputWriter, ir: IR, pdk: Pdk, options: CompileOptions, 
             "adc_lsb_a": 2.0 * a["adc_full_scale_a"] / 2 ** pdk.adc_bits, "rf_ohm": a["rf_ohm"],
             "v_read": pdk.v_read, "dac_bits": pdk.dac_bits, "adc_bits": pdk.adc_bits,
             "parasitics": a["parasitics"], "cell": cell, **({"blocks": a["blocks"]} if "blocks" in a else {}),
+            **({"compensation": a["compensation"]} if "compensation" in a else {}),
             # bipolar: the tile's word lines are driven to either sign (its layer reads signed codes)
             "bipolar": t in bipolar,
             "tia": {**pdk.tia, "transimpedance_ohm": tia_context(a["rf_ohm"], pdk)["transimpedance"]},
@@ -254,6 +260,9 @@ def compile_model(model: str | Path, out: str | Path, options: CompileOptions,
     out = Path(out)
     check_output_dir(out)  # fail early, before any work
     pdk = apply_overrides(load_pdk(options.pdk), options)
+    if options.compensate_ir and (pdk.cell["type"] != "1r" or pdk.tia["type"] != "ideal"):
+        raise PdkError("--compensate-ir", f"PDK '{pdk.name}' has {pdk.cell['type']} cells and {pdk.tia['type']} TIAs; "
+                                          "the compensation models linear 1R tiles read by ideal TIAs")
     if pdk.models is None and options.corner != "tt":
         raise PdkError("--corner", f"PDK '{pdk.name}' has no device models, so corner '{options.corner}' does not apply")
     if progress is not None:

@@ -24,6 +24,9 @@ class CompileOptions:
     dac_bits: int | None = None
     #: With ``parasitics``: ohms of wire per cell pitch on word and bit lines (None keeps the PDK's).
     wire_r: float | None = None
+    #: With ``parasitics``: pre-distort every tile's conductances and trim its DAC and TIA gains so that
+    #: it computes its ideal-wire golden model (passes/compensate_ir.py).
+    compensate_ir: bool = False
     #: Process corner of the PDK's device models (tt, ss, ff, sf, fs).
     corner: str = "tt"
     #: .npy of calibration inputs [N, *input shape] for the datapath's activation ranges (None: see driver).

@@ -64,9 +64,10 @@ def format_unique(values: np.ndarray) -> np.ndarray:
     return np.array([spice_num(x) for x in u], dtype=object)[inv.reshape(values.shape)]
 
 
-def _row_templates(pdk, fet_model, rows: int, cols: int, par: dict | None) -> tuple[str, str]:
+def _row_templates(pdk, fet_model, rows: int, cols: int, par: dict | None, wl: str = "wl") -> tuple[str, str]:
     """%-templates of one row of devices (and, with parasitics, its wire segments), for the rows
-    above the last and for the last row (where the bit-line segments end at the TIA nodes)."""
+    above the last and for the last row (where the bit-line segments end at the TIA nodes).
+    ``wl``: the word-line nodes the rows start at (``wlt`` behind a compensated tile's DAC trims)."""
     if not par:
         t = "".join(_cell_template(pdk, fet_model, s, j, "wl_{I}", f"bl{s.lower()}_{j}")
                     for j in range(cols) for s in ("P", "N"))
@@ -74,7 +75,7 @@ def _row_templates(pdk, fet_model, rows: int, cols: int, par: dict | None) -> tu
     rw, rb = _esc(spice_num(par["r_wl_segment"])), _esc(spice_num(par["r_bl_segment"]))
     out = []
     for last in (False, True):
-        parts = [f"RW_{{I}}_0 wl_{{I}} w_{{I}}_0 {rw}\n"]
+        parts = [f"RW_{{I}}_0 {wl}_{{I}} w_{{I}}_0 {rw}\n"]
         for k in range(2 * cols):
             j, side = divmod(k, 2)
             s = "N" if side else "P"
@@ -87,14 +88,15 @@ def _row_templates(pdk, fet_model, rows: int, cols: int, par: dict | None) -> tu
     return out[0], out[1]
 
 
-def device_block(gpos: np.ndarray, gneg: np.ndarray, pdk, fet_model: dict | None, par: dict | None) -> str:
+def device_block(gpos: np.ndarray, gneg: np.ndarray, pdk, fet_model: dict | None, par: dict | None,
+                 wl: str = "wl") -> str:
     """Every device (and wire segment) line of a tile, formatted in bulk: one %-template per row,
     filled with the row's pre-formatted values. Rows run word line by word line; within a row the
     devices go G+ then G- per output, and with parasitics each device is followed by its next
     word-line segment and the bit-line segment below it."""
     rows, cols = gpos.shape
     vals = format_unique(_cell_values(pdk, np.stack([gpos, gneg], axis=-1).reshape(rows, 2 * cols)))
-    inner, last = _row_templates(pdk, fet_model, rows, cols, par)
+    inner, last = _row_templates(pdk, fet_model, rows, cols, par, wl)
     parts = []
     for i in range(rows):
         t = last if i == rows - 1 else inner
@@ -123,15 +125,27 @@ def tile_context(ir: IR, t: str, pdk, fet_model: dict | None = None) -> dict:
     ports = [f"wl_{i}" for i in range(rows)] + [f"out_{j}" for j in range(cols)]
     if pdk.cell["type"] == "1t1r":
         ports.append("sel")
+    tia = tia_context(a["rf_ohm"], pdk)
+    comp = "gpos_comp" in p     # compensated (passes/compensate_ir.py): programmed values and trims
+    if comp:
+        devices = device_block(p["gpos_comp"], p["gneg_comp"], pdk, fet_model, par, "wlt")
+        dac_trims = [{"i": i, "gain": spice_num(float(g))} for i, g in enumerate(p["dac_gain"])]
+        gains = [spice_num(-a["rf_ohm"] * float(g)) for g in p["tia_gain"]]
+    else:
+        devices = device_block(p["gpos"], p["gneg"], pdk, fet_model, par)
+        dac_trims, gains = [], [tia.get("gain")] * cols
     return {
         "name": t,
         "subckt": f"xbar_{t}",
         "rows": rows,
         "cols": cols,
         "port_lines": chunks(ports, PORTS_PER_LINE),
-        "devices": device_block(p["gpos"], p["gneg"], pdk, fet_model, par),
+        "devices": devices,
         "columns": list(range(cols)),
-        "tia": tia_context(a["rf_ohm"], pdk),
+        "tia_gains": gains,
+        "dac_trims": dac_trims,
+        "compensation": a.get("compensation"),
+        "tia": tia,
         "parasitics": None if not par else {k: spice_num(v) for k, v in par.items()},
         "adc_full_scale": spice_num(a["adc_full_scale_a"]),
         "layer": a["layer"],

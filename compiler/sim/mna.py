@@ -104,3 +104,41 @@ class MnaEngine:
             raise SimulationError(where, f"singular circuit matrix ({err})") from None
         x = lu.solve(c.rhs(sources, values, where))
         return x[c.probe_rows(probes, where), :].T
+
+
+def mesh_transfer(g: np.ndarray, r_wl: float, r_bl: float, dac_gain: np.ndarray | None = None) -> np.ndarray:
+    """The transfer of a 1R tile with its wire mesh, built straight from its conductances: ``T [K, R]``,
+    the current into bit line k's virtual ground per volt on word line i (``g``: [R, K] cell
+    conductances, bit lines in netlist order, G+ and G- of each output interleaved).
+
+    The topology is the emitted one (``backend/spice.py``): word line i runs from its driver
+    through one ``r_wl`` segment per cell, bit line k from row 0 through one ``r_bl`` segment per
+    cell to its TIA, which holds it at 0 V. One sparse LU and R solves; it equals the MNA of the
+    netlist (``tests/unit/test_compensate_ir.py``). ``dac_gain`` scales each word line's drive."""
+    import scipy.sparse as sp
+    import scipy.sparse.linalg as spla
+
+    R, K = g.shape
+    nw = R * K
+    ii, kk = np.meshgrid(np.arange(R), np.arange(K), indexing="ij")
+    w, b = ii * K + kk, nw + ii * K + kk
+    gw, gb = 1.0 / r_wl, 1.0 / r_bl
+    rows, cols, vals = [], [], []
+
+    def add(r, c, v):
+        rows.append(r.ravel())
+        cols.append(c.ravel())
+        vals.append(np.broadcast_to(v, r.shape).ravel())
+
+    add(w, w, g), add(b, b, g), add(w, b, -g), add(b, w, -g)                       # the cells
+    add(w, w, np.full(w.shape, gw))                      # each word-line node to its left (k = 0: the driver)
+    m = kk < K - 1
+    add(w[m], w[m], gw), add(w[m], w[m] + 1, -gw), add(w[m] + 1, w[m], -gw)         # ... and to its right
+    add(b, b, np.full(b.shape, gb))                      # each bit-line node below it (last row: the TIA)
+    m = ii < R - 1
+    add(b[m], b[m] + K, -gb), add(b[m] + K, b[m], -gb), add(b[m] + K, b[m] + K, gb)
+    A = sp.csc_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(2 * nw, 2 * nw))
+    rhs = np.zeros((2 * nw, R))
+    rhs[np.arange(R) * K, np.arange(R)] = gw * (1.0 if dac_gain is None else np.asarray(dac_gain))
+    x = spla.splu(A).solve(rhs)
+    return gb * x[nw + (R - 1) * K + np.arange(K), :]

@@ -1,0 +1,105 @@
+"""compile --compensate-ir: tiles with the wire mesh pre-distorted and trimmed so that they compute
+their ideal-wire golden model, verified in ngspice and MNA at the normal 1 LSB tolerance."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import MLP, amsc, require_tool
+from helpers import assert_clean_error
+
+
+def _dense_128(d):
+    """The verification benchmark's layer: 128 inputs, 64 outputs, one 128x128 tile."""
+    d.mkdir(parents=True, exist_ok=True)
+    np.save(d / "w.npy", np.random.default_rng(128).normal(size=(64, 128)))
+    (d / "m.yaml").write_text("amsc_graph: 1\ninputs: [{name: x, shape: [128]}]\n"
+                              "nodes: [{name: fc, op: dense, weight: {file: w.npy}}]\noutputs: [fc]\n")
+    return d / "m.yaml"
+
+
+@pytest.fixture(scope="module")
+def tile128(tmp_path_factory):
+    d = tmp_path_factory.mktemp("c128")
+    model = _dense_128(d)
+    for name, extra in (("plain", ()), ("comp", ("--compensate-ir",))):
+        r = amsc("compile", model, "-o", d / name, "--tile", "128x128", "--parasitics", *extra)
+        assert r.returncode == 0, r.stderr
+    return d
+
+
+def test_mesh_model_equals_the_emitted_netlists(tile128):
+    """The mesh model the pass fits on is the netlist: the MNA of the emitted testbench (cells,
+    wire segments, and for the compensated tile its DAC trims and trimmed TIAs) gives the currents
+    mesh_transfer predicts, to 1e-9 of the largest."""
+    import scipy.sparse.linalg as spla
+
+    from compiler.passes.compensate_ir import _diff
+    from compiler.sim.mna import assemble, mesh_transfer
+    from compiler.sim.netlist import read_deck
+
+    v = np.random.default_rng(0).uniform(0, 0.2, size=(8, 128))
+    for name in ("plain", "comp"):
+        out = tile128 / name
+        t = json.loads((out / "manifest.json").read_text())["tiles"][0]
+        c = assemble(read_deck(out / t["testbench"]), "tb")
+        x = spla.splu(c.A.tocsc()).solve(c.rhs([f"VIN_{i}" for i in range(128)], v, "tb"))
+        got = -x[c.probe_rows([f"out_{j}" for j in range(64)], "tb"), :].T / t["tia"]["transimpedance_ohm"]
+        arr = {k: np.load(out / p) for k, p in t["conductances"].items()}
+        if name == "comp":
+            g = np.stack([arr["gpos_comp"], arr["gneg_comp"]], -1).reshape(128, 128)
+            want = (v * arr["dac_gain"]) @ (_diff(mesh_transfer(g, 1.0, 1.0)) * arr["tia_gain"])
+        else:
+            g = np.stack([arr["gpos"], arr["gneg"]], -1).reshape(128, 128)
+            want = v @ _diff(mesh_transfer(g, 1.0, 1.0))
+        assert np.max(np.abs(got - want)) <= 1e-9 * np.max(np.abs(want)), name
+
+
+def test_128x128_tile_with_1_ohm_mesh_verifies_at_1_lsb(tile128):
+    """Without compensation the IR drop is several LSB; with it the same tile passes at the normal
+    1 LSB tolerance against the ideal-wire golden model, in MNA and in ngspice (1024 vectors, two seeds)."""
+    require_tool("libngspice")
+    r = amsc("verify", tile128 / "plain", "--engine", "mna", "--vectors", "1024")
+    assert r.returncode == 1, r.stderr
+    plain = json.loads((tile128 / "plain" / "verify.json").read_text())["blocks"][0]
+    assert plain["max_abs_err"] > 3 * plain["lsb"]
+    m = json.loads((tile128 / "comp" / "manifest.json").read_text())
+    comp = m["tiles"][0]["compensation"]
+    assert comp["inputs"] == "unipolar" and 0 < comp["levels_changed"] < 0.2 and comp["predicted_rms_lsb"] < 0.3
+    assert m["options"]["compensate_ir"] is True
+    for args in (("--engine", "mna", "--vectors", "1024"), ("--vectors", "1024", "--seed", "5")):
+        r = amsc("verify", tile128 / "comp", *args, "--no-cache")
+        assert r.returncode == 0, r.stderr
+        b = json.loads((tile128 / "comp" / "verify.json").read_text())["blocks"][0]
+        assert b["max_abs_err"] < 0.9 * b["lsb"] and b["within_lsb"] == 1.0, b
+    # the golden model is still the ideal-wire target: the tile's target levels did not move
+    plain_t, comp_t = (json.loads((tile128 / k / "manifest.json").read_text())["tiles"][0] for k in ("plain", "comp"))
+    for key in ("lpos", "lneg"):
+        np.testing.assert_array_equal(np.load(tile128 / "plain" / plain_t["conductances"][key]),
+                                      np.load(tile128 / "comp" / comp_t["conductances"][key]))
+
+
+def test_compensated_digits_mlp_verifies_and_runs(tmp_path):
+    """mlp_digits on 32x32 tiles with the mesh: a tile fails at 1 LSB without compensation, every
+    tile passes with it, and the compensated design runs end to end through its netlists."""
+    out, plain = tmp_path / "comp", tmp_path / "plain"
+    assert amsc("compile", MLP / "model.onnx", "-o", plain, "--tile", "32x32", "--parasitics").returncode == 0
+    assert amsc("verify", plain, "--engine", "mna", "--vectors", "512").returncode == 1
+    r = amsc("compile", MLP / "model.onnx", "-o", out, "--tile", "32x32", "--parasitics", "--compensate-ir")
+    assert r.returncode == 0, r.stderr
+    r = amsc("verify", out, "--engine", "mna", "--vectors", "512")
+    assert r.returncode == 0, r.stderr
+    np.save(tmp_path / "x.npy", np.random.default_rng(1).uniform(0, 1, size=(20, 64)))
+    r = amsc("run", out, "--inputs", tmp_path / "x.npy", "--engine", "mna")
+    assert r.returncode == 0 and "top-1 agreement" in r.stderr, r.stderr
+
+
+def test_compensate_ir_bad_input(tmp_path):
+    r = amsc("compile", MLP / "model.onnx", "-o", tmp_path / "a", "--compensate-ir")
+    assert_clean_error(r, "--compensate-ir", "--parasitics", out=tmp_path / "a")
+    r = amsc("compile", MLP / "model.onnx", "-o", tmp_path / "b", "--pdk", "sky130_1t1r", "--parasitics",
+             "--compensate-ir")
+    assert_clean_error(r, "--compensate-ir", "1t1r", out=tmp_path / "b")
