@@ -45,3 +45,12 @@ def mlp_out(tmp_path_factory) -> Path:
     r = amsc("compile", MLP / "model.onnx", "-o", out, "--tile", "32x32")
     assert r.returncode == 0, r.stderr
     return out
+
+
+@pytest.fixture(scope="session")
+def digits(tmp_path_factory) -> Path:
+    """The held-out digits (designs/digits_testset.py): x.npy, x_centred.npy, y.npy."""
+    d = tmp_path_factory.mktemp("digits")
+    r = subprocess.run([sys.executable, str(MLP.parent / "digits_testset.py"), str(d)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return d

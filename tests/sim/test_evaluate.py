@@ -4,8 +4,6 @@ the circuit engines), per-layer errors, Monte-Carlo programming error, reports a
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -14,14 +12,6 @@ from conftest import MLP, amsc, require_tool
 from helpers import assert_clean_error
 
 CNN = MLP.parent / "cnn_digits"
-
-
-@pytest.fixture(scope="module")
-def digits(tmp_path_factory):
-    d = tmp_path_factory.mktemp("digits")
-    r = subprocess.run([sys.executable, str(MLP.parent / "digits_testset.py"), str(d)], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    return d
 
 
 @pytest.fixture(scope="module")

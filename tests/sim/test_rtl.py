@@ -8,7 +8,6 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -17,14 +16,6 @@ from conftest import MLP, amsc, require_tool
 
 CNN = MLP.parent / "cnn_digits"
 SIGNED = MLP.parent / "cnn_signed"
-
-
-@pytest.fixture(scope="module")
-def digits(tmp_path_factory):
-    d = tmp_path_factory.mktemp("digits")
-    r = subprocess.run([sys.executable, str(MLP.parent / "digits_testset.py"), str(d)], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    return d
 
 
 @pytest.fixture(scope="module")
