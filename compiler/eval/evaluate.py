@@ -27,7 +27,6 @@ Writes ``OUT/eval.json`` (keys ``float``, ``ideal``, the circuit engine's name, 
 from __future__ import annotations
 
 import html
-import io
 import shutil
 import time
 from pathlib import Path
@@ -36,6 +35,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..frontend.common import load_npy
+from ..verify.report import figure, png_bytes
 from .run import Design, agreement
 
 #: Multiples of sigma on the accuracy-against-sigma curve (each point: the --mc samples, at most 8).
@@ -116,27 +116,12 @@ def _sweep(design: Design, x, ref, y, metric: str, progress) -> dict:
     return res
 
 
-def _png(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", metadata={"Software": None})
-    return buf.getvalue()
-
-
-def _figure(w=5.5, h=3.0):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(w, h), dpi=100)
-    FigureCanvasAgg(fig)
-    return fig
-
-
 def _plots(rep: dict, traces: dict) -> dict[str, bytes]:
     pngs = {}
     runs = [k for k in rep["runs"] if k not in ("float", "ideal")]
     layers = list(rep["ideal"]["per_layer"])
     if runs and layers:
-        fig = _figure(6.0, 3.2)
+        fig = figure(6.0, 3.2)
         ax = fig.add_axes((0.1, 0.3, 0.86, 0.6))
         x = np.arange(len(layers))
         for k, r in enumerate(runs):
@@ -146,8 +131,8 @@ def _plots(rep: dict, traces: dict) -> dict[str, bytes]:
         ax.set_ylabel("RMS error vs ideal [%]")
         ax.legend(fontsize=8)
         ax.set_title("per-layer error of the circuit engine against ideal tiles", fontsize=9)
-        pngs["per_layer.png"] = _png(fig)
-        fig = _figure(6.0, 1.6 * ((len(layers) + 2) // 3) + 0.6)
+        pngs["per_layer.png"] = png_bytes(fig)
+        fig = figure(6.0, 1.6 * ((len(layers) + 2) // 3) + 0.6)
         for k, n in enumerate(layers):
             ax = fig.add_subplot((len(layers) + 2) // 3, 3, k + 1)
             v, step = traces[runs[-1]][n]
@@ -158,36 +143,36 @@ def _plots(rep: dict, traces: dict) -> dict[str, bytes]:
         fig.suptitle(f"{runs[-1]} - ideal, per layer [{'codes' if traces['ideal'][layers[0]][1] else 'value'}]",
                      fontsize=8)
         fig.tight_layout()
-        pngs["per_layer_hist.png"] = _png(fig)
+        pngs["per_layer_hist.png"] = png_bytes(fig)
     labels = {"adc_bits": "ADC bits", "weight_bits": "weight bits (conductance levels = 2^bits)",
               "wire_r": "wire resistance per cell pitch [ohm] (--parasitics, MNA engine)"}
     for key, pts in rep.get("sweeps", {}).items():
         metric = next(k for k in ("accuracy", "top1_agreement") if k in pts[0])
-        fig = _figure()
+        fig = figure(5.5, 3.0)
         ax = fig.add_axes((0.12, 0.2, 0.84, 0.68))
         ax.plot([p["value"] for p in pts], [100 * p[metric] for p in pts], marker="o")
         if key == "wire_r":
             ax.set_xscale("log")
         ax.set_xlabel(labels[key])
         ax.set_ylabel(f"{metric.replace('_', ' ')} [%]")
-        pngs[f"sweep_{key}.png"] = _png(fig)
+        pngs[f"sweep_{key}.png"] = png_bytes(fig)
     mc = rep.get("mc")
     if mc:
         key = "accuracy" if "accuracy" in mc["samples"][0] else "top1_agreement"
-        fig = _figure()
+        fig = figure(5.5, 3.0)
         ax = fig.add_axes((0.12, 0.2, 0.84, 0.68))
         ax.hist([100 * s[key] for s in mc["samples"]], bins=min(20, len(mc["samples"])), color="#4477aa")
         ax.set_xlabel(f"{key.replace('_', ' ')} [%] over {len(mc['samples'])} samples, sigma {mc['sigma']:g}")
         ax.set_ylabel("samples")
-        pngs["mc.png"] = _png(fig)
-        fig = _figure()
+        pngs["mc.png"] = png_bytes(fig)
+        fig = figure(5.5, 3.0)
         ax = fig.add_axes((0.12, 0.2, 0.84, 0.68))
         pts = mc["sigma_curve"]
         ax.errorbar([p["sigma"] for p in pts], [100 * p["mean"] for p in pts], [100 * p["std"] for p in pts],
                     marker="o", capsize=3)
         ax.set_xlabel("programming sigma (relative)")
         ax.set_ylabel(f"{key.replace('_', ' ')} [%]")
-        pngs["sigma.png"] = _png(fig)
+        pngs["sigma.png"] = png_bytes(fig)
     return pngs
 
 

@@ -11,17 +11,31 @@ from pathlib import Path
 REPORT_DIR = "verify-report"
 
 
-def histogram_png(name: str, err_lsb, tol_lsb: float) -> bytes:
-    """A PNG histogram of one block's output errors in ADC LSBs (rendered in the worker)."""
-    import io
-
-    import numpy as np
+def figure(w: float, h: float):
+    """A matplotlib figure on the Agg canvas (no display, no global pyplot state)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    counts, edges = np.histogram(np.asarray(err_lsb, dtype=float), bins=40)
-    fig = Figure(figsize=(5.0, 2.8), dpi=100)
+    fig = Figure(figsize=(w, h), dpi=100)
     FigureCanvasAgg(fig)
+    return fig
+
+
+def png_bytes(fig) -> bytes:
+    """The figure as PNG, without the software stamp (the same plot gives the same bytes)."""
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": None})
+    return buf.getvalue()
+
+
+def histogram_png(name: str, err_lsb, tol_lsb: float) -> bytes:
+    """A PNG histogram of one block's output errors in ADC LSBs (rendered in the worker)."""
+    import numpy as np
+
+    counts, edges = np.histogram(np.asarray(err_lsb, dtype=float), bins=40)
+    fig = figure(5.0, 2.8)
     ax = fig.add_axes((0.12, 0.2, 0.84, 0.68))
     ax.stairs(counts, edges, fill=True, color="#4477aa")
     for x in (-tol_lsb, tol_lsb):
@@ -29,9 +43,7 @@ def histogram_png(name: str, err_lsb, tol_lsb: float) -> bytes:
     ax.set_xlabel("output error [ADC LSB]  (dashed: pass/fail threshold)")
     ax.set_ylabel("outputs")
     ax.set_title(name, fontsize=10)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", metadata={"Software": None})
-    return buf.getvalue()
+    return png_bytes(fig)
 
 
 def _fmt(x, spec=".3e") -> str:
