@@ -10,7 +10,7 @@ RTL_IMAGES ?= 100
 DESIGNS    := $(sort $(patsubst designs/%/model.onnx,%,$(wildcard designs/*/model.onnx)))
 STAMP      := $(VENV)/.amsc-installed
 
-.PHONY: help setup demo netlists verify rtl-sim test bench clean
+.PHONY: help setup demo netlists verify rtl-sim evaluate test bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -46,6 +46,12 @@ rtl-sim: netlists ## stream held-out digits through each design's chip RTL (iver
 	@set -e; for d in $(DESIGNS); do $(AMSC) rtl-sim $(BUILD)/$$d \
 		--inputs $(BUILD)/digits/$$(cat designs/$$d/testset 2>/dev/null || echo x).npy \
 		--labels $(BUILD)/digits/y.npy --limit $(RTL_IMAGES); done
+
+evaluate: netlists ## accuracy of each bundled design on the held-out digits: float, ideal tiles, ngspice
+	$(VPY) designs/digits_testset.py $(BUILD)/digits
+	@set -e; for d in $(DESIGNS); do $(AMSC) evaluate $(BUILD)/$$d \
+		--inputs $(BUILD)/digits/$$(cat designs/$$d/testset 2>/dev/null || echo x).npy \
+		--labels $(BUILD)/digits/y.npy --engine ngspice; done
 
 test: setup ## run the whole test suite (simulation tests run ngspice, verilator, iverilog)
 	$(VPY) -m pytest -q

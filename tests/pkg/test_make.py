@@ -1,0 +1,31 @@
+"""The Makefile's user-facing targets, run as a user runs them (into a temporary BUILD folder):
+a target that no test runs would rot unseen."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from conftest import IN_CI, ROOT, require_tool
+
+
+def test_make_verify_and_evaluate(tmp_path):
+    require_tool("ngspice", "libngspice")
+    for missing, why in ((shutil.which("make") is None, "make is not installed"),
+                         (not (ROOT / ".venv" / "bin" / "amsc").exists(), "no .venv: run 'make setup' first")):
+        if missing:
+            if IN_CI:
+                pytest.fail(f"CI requires it: {why}")
+            pytest.skip(why)
+    env = {**os.environ, "BUILD": str(tmp_path)}
+    r = subprocess.run(["make", "verify", "evaluate", f"BUILD={tmp_path}"], cwd=ROOT, env=env, capture_output=True,
+                       text=True, timeout=900)
+    assert r.returncode == 0, (r.stdout[-2000:], r.stderr[-2000:])
+    for d in ("mlp_digits", "cnn_digits", "cnn_signed"):
+        assert json.loads((tmp_path / d / "verify.json").read_text())["passed"]
+        rep = json.loads((tmp_path / d / "eval.json").read_text())
+        assert abs(rep["ngspice"]["accuracy"] - rep["float"]["accuracy"]) <= 0.005, (d, rep)
