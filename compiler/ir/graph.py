@@ -67,6 +67,9 @@ OPS: dict[str, tuple[int | None, tuple[str, ...], tuple[str, ...]]] = {
 #: Ops that run on crossbars; everything else in the lowered IR is digital, or host (HOST_OPS).
 MATMUL_OPS = ("dense", "conv")
 HOST_OPS = ("host", "softmax")
+#: Digital ops a host segment can compute too, as the ONNX operator they came from: the partition
+#: moves one between host nodes to the host (passes/partition.py, ir/host.py:segment_model).
+SWING_OPS = ("mul_const", "add_const", "transpose", "reshape")
 
 
 def _frozen(a: np.ndarray) -> np.ndarray:

@@ -22,6 +22,8 @@ import functools
 
 import numpy as np
 
+from .graph import SWING_OPS
+
 #: ONNX element types of runtime tensors between host nodes and the chip: float32 only.
 _FLOAT = 1
 
@@ -143,8 +145,8 @@ def segment_model(ir, seg: dict):
     for n in seg["nodes"]:
         d = g.nodes[n]
         a, ins = d["attrs"], ir.inputs(n)
-        if d["op"] in ("mul_const", "add_const", "transpose", "reshape"):
-            # a digital node the partition moved to the host (batch first: see partition.SWING_OPS)
+        if d["op"] in SWING_OPS:
+            # a digital node the partition moved to the host (its operand is batch first there)
             axis_of.setdefault(ins[0], 0)
             axis_of[n] = 0
             if d["op"] == "transpose":

@@ -25,7 +25,7 @@ import heapq
 import numpy as np
 
 from ..ir import IR
-from ..ir.graph import HOST_OPS
+from ..ir.graph import HOST_OPS, SWING_OPS
 
 _IO = ("input", "output")
 
@@ -38,10 +38,6 @@ def home(op: str) -> str:
 
 def _side(op: str) -> str:
     return "host" if home(op) == "host" else "chip"
-
-
-#: Digital ops a host segment can compute too (see ir.host.segment_model).
-SWING_OPS = ("mul_const", "add_const", "transpose", "reshape")
 
 
 def _batch_first_on_host(ir: IR, v: str, side: dict) -> bool:
