@@ -295,6 +295,12 @@ def _cmd_compile(args) -> int:
               f"{layer['col_splits']} column splits), utilization {100 * lu['ratio']:.1f} %, "
               f"accumulator {layer['acc_bits']} bits", file=sys.stderr)
     print(partition_table(m["partition"]), file=sys.stderr)
+    comp = [t["compensation"] for t in m["tiles"] if "compensation" in t]
+    if comp:
+        worst = max(c["predicted_rms_lsb"] for c in comp)
+        print(f"  IR-drop compensation: {len(comp)} tile(s), worst predicted RMS error {worst:.3f} LSB against the "
+              f"ideal-wire golden model; {100 * sum(c['levels_changed'] for c in comp) / len(comp):.1f} % of cells "
+              "moved off their target level", file=sys.stderr)
     dp = m["rtl_datapath"]
     if not dp["generated"]:
         print(f"  chip RTL datapath not generated: {dp['reason']}", file=sys.stderr)
