@@ -231,18 +231,15 @@ def evaluate_design(out, inputs, labels=None, engine: str = "ideal", samples: in
         raise InputError("--sigma", f"{sigma:g}; expected a programming sigma >= 0")
     design = Design(out)
     x = design.load_inputs(inputs)
+    y = None
+    if labels is not None:
+        y = load_npy(labels, "labels").reshape(-1).astype(np.int64)
+        if y.shape[0] != x.shape[0]:
+            raise InputError(labels, f"{y.shape[0]} labels for {x.shape[0]} inputs")
     if samples is not None:
         if samples > x.shape[0]:
             raise InputError(inputs, f"holds {x.shape[0]} inputs; --samples {samples} asks for more")
-        x = x[:samples]
-    y = None
-    if labels is not None:
-        y = load_npy(labels, "labels").reshape(-1)
-        if samples is not None and y.shape[0] >= samples:
-            y = y[:samples]
-        if y.shape[0] != x.shape[0]:
-            raise InputError(labels, f"{y.shape[0]} labels for {x.shape[0]} inputs")
-        y = y.astype(np.int64)
+        x, y = x[:samples], (None if y is None else y[:samples])
     if mc and sigma is None:
         raise InputError("--sigma", f"PDK '{design.manifest['pdk']['name']}' declares no programming sigma of the "
                                     "conductance; give --sigma (relative, for example 0.05)")
@@ -253,6 +250,11 @@ def evaluate_design(out, inputs, labels=None, engine: str = "ideal", samples: in
     ref = design.float_reference(x)
     rep["float_reference"] = (f"onnxruntime on {design.manifest['source']['file']}" if ref is not None
                               else "none (the design holds no ONNX source)")
+    # Monte Carlo and the sweeps score accuracy with labels, else top-1 agreement with float
+    metric = "accuracy" if y is not None else "top1_agreement"
+    if (mc or sweep) and y is None and (ref is None or ref[0].reshape(ref[0].shape[0], -1).shape[1] < 2):
+        raise InputError("--mc" if mc else "--sweep", "needs --labels, or a class-vector output and an ONNX source "
+                                                       "to score top-1 agreement against")
     done = 1
     if ref is not None:
         rep["float"] = _metrics(ref, ref, y)
@@ -271,9 +273,6 @@ def evaluate_design(out, inputs, labels=None, engine: str = "ideal", samples: in
     for r in traces:
         rep[r]["per_layer"] = _per_layer(traces[r], traces["ideal"])
     if mc:
-        metric = "accuracy" if y is not None else "top1_agreement"
-        if metric == "top1_agreement" and (ref is None or rep["ideal"].get("top1_agreement") is None):
-            raise InputError(labels or inputs, "Monte Carlo needs labels, or a class-vector output with a float reference")
         rng = np.random.default_rng(seed)
         samp = []
         for _ in range(mc):
@@ -291,9 +290,6 @@ def evaluate_design(out, inputs, labels=None, engine: str = "ideal", samples: in
                      "seed": seed, "metric": metric, "mean": float(vals.mean()), "std": float(vals.std()),
                      "sigma_curve": curve}
     if sweep:
-        metric = "accuracy" if y is not None else "top1_agreement"
-        if metric == "top1_agreement" and (ref is None or rep["ideal"].get("top1_agreement") is None):
-            raise InputError(labels or inputs, "--sweep needs labels, or a class-vector output with a float reference")
         rep["sweeps"] = _sweep(design, x, ref, y, metric, progress)
     rep["seconds"] = time.perf_counter() - t0
     out = Path(out)
