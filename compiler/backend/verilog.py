@@ -177,7 +177,9 @@ def _datapath_ctx(prog: dict, tiles: list[dict]) -> dict:
                           "pad": (f"-{st['src']['bits']}'sd{dmax}" if st["src"]["signed"] and st["pool"] == "max"
                                   else f"{st['src']['bits']}'d0"),
                           "H": h, "W": w, "C": c, "Ho": ho, "Wo": wo, "size": c * ho * wo, "avg": st["pool"] == "avg",
-                          "rq": [{"i": i, "v": int(v)} for i, v in enumerate(st.get("rq", []))],
+                          # the divisor depends on the output position only (rq repeats per channel):
+                          # one table entry per position (ya, xa), not per element
+                          "rq": [{"i": i, "v": int(v)} for i, v in enumerate(st.get("rq", [])[:ho * wo])],
                           "rq_uniform": int(st["rq"][0]) if "rq" in st and len(set(st["rq"].tolist())) == 1 else None,
                           "s": st.get("s", 0),
                           "kernel": st["kernel"], "stride": st["stride"], "pads": st["pads"],
