@@ -32,14 +32,19 @@ from common import ROOT, parser, save
 sys.path.insert(0, str(ROOT))
 LIGHT = None
 
-#: the wrapper that runs one amsc command in a child process and reports its own peak RSS
+#: the wrapper that runs one amsc command in a child process and reports its own peak RSS: the
+#: high-water mark of its own memory map (VmHWM). Not ru_maxrss: Linux carries that across fork and
+#: exec, so a child of a large benchmark process would report the parent's size.
 MEASURE = """
 import json, resource, sys, time
 from compiler.cli import main
 t0 = time.perf_counter()
 code = main(sys.argv[2:])
-json.dump({"code": code, "seconds": time.perf_counter() - t0,
-           "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}, open(sys.argv[1], "w"))
+try:
+    hwm = next(int(ln.split()[1]) for ln in open("/proc/self/status") if ln.startswith("VmHWM:"))
+except (OSError, StopIteration):
+    hwm = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+json.dump({"code": code, "seconds": time.perf_counter() - t0, "peak_rss_mb": hwm / 1024}, open(sys.argv[1], "w"))
 """
 
 
