@@ -138,7 +138,12 @@ def _remap_ctx(k: int, st: dict, dmax: int, iw: int) -> dict:
     return {"k": k, "state": f"X{k}", "op": st["op"], "dst": st["dst"]["name"], "size": size,
             "bits": st["dst"]["bits"], "lo": -dmax if st["dst"]["signed"] else 0, "addr_bits": _bits(size),
             "srcs": srcs, "s": st["s"], "sel": sel + f"{iw}'d0", "table": ab != -1, "key": key,
-            "key_bits": iw, "counters": counters, "dims": st["dims"]}
+            "counters": counters, "dims": st["dims"]}
+
+
+def link_in_bits(prog: dict) -> int:
+    """Width of the host link's in_data: the widest map the chip receives (a narrower one takes the low bits)."""
+    return max(st["dst"]["bits"] for st in prog["steps"] if st["kind"] == "recv")
 
 
 def _datapath_ctx(prog: dict, tiles: list[dict]) -> dict:
@@ -256,7 +261,7 @@ def _datapath_ctx(prog: dict, tiles: list[dict]) -> dict:
             "has_pos": any(x["conv"] or x["tokens"] for x in layers),
             "has_pool": bool(pools), "in_total": sum(r["size"] for r in recvs),
             "out_total": sum(o["size"] for o in sends), "out_bits": ob,
-            "in_bits": max(r["bits"] for r in recvs), "pool_signed": pool_signed,
+            "in_bits": link_in_bits(prog), "pool_signed": pool_signed,
             "pool_bits": bd + 1 if pool_signed else bd, "dmax": dmax, "iw": iw}
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..backend.qmodel import input_codes, load_program, run_program
+from ..backend.verilog import link_in_bits
 from ..errors import InputError, SimulationError, ToolError
 from ..frontend.common import load_npy, load_samples
 from ..eval.run import HostSide
@@ -57,7 +58,7 @@ def rtl_sim(out: str | Path, inputs: str | Path, labels: str | Path | None = Non
         rtl = out / "rtl"
         srcs = [str(rtl / p) for p in (rtl / "sim" / "files.f").read_text().split()]
         shutil.copy(rtl / "sim" / "scan.mem", tmp / "scan.mem")
-        bits = max(st["dst"]["bits"] for st in prog["steps"] if st["kind"] == "recv")   # in_data's width
+        bits = link_in_bits(prog)
         width = (bits + 3) // 4   # hex digits; signed codes as two's complement of in_data's width
         (tmp / "stimulus.mem").write_text("".join(f"{int(c) & ((1 << bits) - 1):0{width}x}\n"
                                                   for c in stim.reshape(-1)))
