@@ -192,7 +192,56 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also recompile the design's source in a temporary folder with one option changed at a time "
                    "(ADC bits 4-10, weight bits 2-6, wire resistance 0.25-4 ohm with --parasitics through MNA) and "
                    "report accuracy against each")
+    q = sub.add_parser("report", help="area, energy per inference, latency, TOPS/W of the compiled chip, checked "
+                       "against SPICE", description="Estimate the chip's area (crossbar cells, TIAs, ADCs, DACs, and "
+                       "the digital datapath synthesized by yosys onto sky130 standard cells), its energy per inference "
+                       "(crossbar read energy measured in SPICE for the actual activations of INPUTS, ADC/DAC/TIA "
+                       "energy from the PDK's cited figures, digital operations) and latency (the RTL schedule, with "
+                       "a read's settling time from an ngspice transient of the largest tile). Prints TOPS, TOPS/W, "
+                       "TOPS/mm^2 next to published designs, and checks the analytic crossbar energy against SPICE. "
+                       "Writes OUT/report.json, OUT/report.html and OUT/report/. Exit 0, or 2 on bad input.")
+    q.add_argument("out", help="output folder of 'amsc compile'")
+    q.add_argument("--inputs", metavar="X.npy", help="model inputs whose activations the energy is measured for "
+                   "(default: the calibration samples the design holds, OUT/source/calib.npy)")
+    q.add_argument("--samples", type=_number(positive=True), default=16, help="use the first N inputs (default 16)")
+    q.add_argument("--adc-share", type=_number(positive=True), default=1, metavar="M",
+                   help="outputs per ADC through a column multiplexer (default 1: one ADC per output); fewer ADCs, "
+                   "M conversions per read")
+    q.add_argument("--engine", choices=("ngspice", "mna"), default="ngspice",
+                   help="circuit engine of the crossbar energy (default ngspice; mna for linear 1R tiles)")
+    q.add_argument("--clock-mhz", type=_number(float), help="clock of the digital datapath (default: the PDK's)")
+    q.add_argument("--seed", type=_number(), default=0, help="seed of the reads sampled from nonlinear tiles")
+    q.add_argument("--no-synth", action="store_true", help="skip yosys; the digital area is then left out")
     return p
+
+
+def _cmd_report(args) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .eval.ppa import report_design
+
+    console = Console(stderr=True)
+    bar = Progress(TextColumn("report: {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   console=console, transient=True, disable=not console.is_terminal)
+    task = bar.add_task("", total=1)
+    with bar:
+        rep = report_design(args.out, args.inputs, args.samples, args.adc_share, args.engine, args.seed,
+                            args.clock_mhz, not args.no_synth,
+                            lambda what, done, total: bar.update(task, description=what, completed=done, total=total))
+    ec, dom = rep["energy_check"], rep["dominant"]
+    print(f"amsc: report {args.out}: {rep['area_mm2']:.4g} mm^2, {rep['energy_per_inference_j'] * 1e9:.4g} nJ and "
+          f"{rep['latency_s'] * 1e6:.4g} us per inference; {rep['tops']:.3g} TOPS, {rep['tops_per_w']:.3g} TOPS/W, "
+          f"{rep['tops_per_mm2']:.3g} TOPS/mm^2", file=sys.stderr)
+    print(f"  energy is dominated by {dom['energy']} ({100 * dom['energy_share']:.0f} %), area by {dom['area']} "
+          f"({100 * dom['area_share']:.0f} %)", file=sys.stderr)
+    print(f"  a read settles in {rep['settling']['t_settle_s'] * 1e9:.3g} ns (ngspice transient of "
+          f"{rep['settling']['tile']})", file=sys.stderr)
+    print(f"  crossbar energy check: analytic {ec['crossbar_analytic_j']:.4g} J vs {rep['engine']} "
+          f"{ec['crossbar_spice_j']:.4g} J, {100 * ec['rel_err']:.2f} % (largest tile {100 * ec['max_tile_rel_err']:.2f} %)",
+          file=sys.stderr)
+    print(f"  -> {args.out}/report.json, {args.out}/report.html", file=sys.stderr)
+    return 0
 
 
 def _cmd_run(args) -> int:
@@ -398,7 +447,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     try:
         return {"compile": _cmd_compile, "verify": _cmd_verify, "rtl-sim": _cmd_rtl_sim, "run": _cmd_run,
-                "evaluate": _cmd_evaluate}[args.cmd](args)
+                "evaluate": _cmd_evaluate, "report": _cmd_report}[args.cmd](args)
     except AmscError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code

@@ -250,6 +250,8 @@ def write_design(plan: OutputWriter, ir: IR, pdk: Pdk, options: CompileOptions, 
         "placement": {k: ir.g.graph["floorplan"][k] for k in ("grid", "wirelength", "baseline_wirelength", "seed")},
         "rtl_datapath": datapath,
         "partition": partition,
+        # the PDK's area, energy and timing figures as compiled ('amsc report' reads them from here)
+        **({"ppa": pdk.ppa} if pdk.ppa is not None else {}),
     }
     return manifest
 

@@ -113,6 +113,7 @@ def tia_context(rf: float, pdk) -> dict:
     gm = a0 / r1
     return {"type": "opamp", "rf": spice_num(rf), "gm": spice_num(gm), "r1": spice_num(r1),
             "c1": spice_num(gm / (2 * math.pi * pdk.tia["gbw_hz"])), "a0": spice_num(a0),
+            "gbw_hz": spice_num(pdk.tia["gbw_hz"]),
             # at DC: V(bl) = Rf I / (A0 + 1) and V(out) = -Rf I A0 / (A0 + 1)
             "transimpedance": rf * a0 / (a0 + 1.0)}
 

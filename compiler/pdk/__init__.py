@@ -53,6 +53,9 @@ class Pdk:
     #: DACs drive word lines with either sign, in [-v_read, v_read] (``dac.bipolar``); then layers
     #: whose inputs can be negative keep their chip datapath
     dac_bipolar: bool = False
+    #: area, energy and timing figures of 'amsc report' (``ppa`` in pdk.yaml, merged over the
+    #: inherited PDK's), or None: ``{section: {field: number}}``, see PPA_FIELDS
+    ppa: dict | None = None
 
     @property
     def g_step(self) -> float:
@@ -171,6 +174,47 @@ def _models(file: Path, doc: dict) -> dict | None:
             "params": dict(params)}
 
 
+#: ``ppa`` sections and their numeric fields (every one positive); ``digital.cells`` names the
+#: package folder of the standard-cell LEFs.
+PPA_FIELDS = {
+    "cell": ("area_um2", "pitch_um"),
+    "wire": ("c_f_per_um",),
+    "adc": ("bits", "energy_pj", "area_um2", "rate_msps"),
+    "dac": ("bits", "energy_pj", "area_um2"),
+    "tia": ("gain", "gbw_hz", "power_uw", "area_um2", "settle_lsb"),
+    "digital": ("add32_pj", "mul32_pj", "add8_pj", "sram_byte_pj", "scale", "clock_mhz", "utilization"),
+}
+
+
+def _ppa(file: Path, doc: dict, inherited: dict | None) -> dict | None:
+    own = doc.get("ppa")
+    if own is None:
+        return inherited
+    if not isinstance(own, dict) or not all(isinstance(v, dict) for v in own.values()):
+        raise PdkError(file, "field 'ppa' must map sections (cell, wire, adc, dac, tia, digital) to mappings")
+    unknown = sorted(set(own) - set(PPA_FIELDS))
+    if unknown:
+        raise PdkError(file, f"field 'ppa.{unknown[0]}' is not a ppa section; expected one of {', '.join(PPA_FIELDS)}")
+    merged = {k: dict(v) for k, v in (inherited or {}).items()}
+    for sec, vals in own.items():
+        merged.setdefault(sec, {}).update(vals)
+    res = {}
+    for sec, fields in PPA_FIELDS.items():
+        if sec not in merged:
+            raise PdkError(file, f"field 'ppa.{sec}' is missing (and not inherited)")
+        res[sec] = {}
+        for f in fields:
+            res[sec][f] = _typed(file, {"ppa": merged}, f"ppa.{sec}.{f}", float, _pos, "a positive number")
+    cells = merged["digital"].get("cells")
+    if not isinstance(cells, dict) or not all(isinstance(cells.get(k), str) and ".." not in cells[k]
+                                              for k in ("package", "root")):
+        raise PdkError(file, "field 'ppa.digital.cells' must give the 'package' and 'root' of the standard-cell LEFs")
+    res["digital"]["cells"] = {"package": cells["package"], "root": cells["root"]}
+    if res["digital"]["utilization"] > 1:
+        raise PdkError(file, "field 'ppa.digital.utilization' must be in (0, 1]")
+    return res
+
+
 def search_path() -> list[Path]:
     extra = [Path(p) for p in os.environ.get("AMSC_PDK_PATH", "").split(os.pathsep) if p]
     return extra + [BUNDLED]
@@ -222,6 +266,7 @@ def load_pdk(name_or_path: str) -> Pdk:
         raise PdkError(file, "field 'templates' must be a mapping of role -> template file")
     dirs = [folder.resolve()]
     parent = doc.get("inherit")
+    base = None
     if parent is not None:
         # roles this PDK does not template itself come from the PDK it inherits from
         if not isinstance(parent, str) or "/" in parent or parent == folder.name:
@@ -246,4 +291,5 @@ def load_pdk(name_or_path: str) -> Pdk:
         templates={r: templates[r] for r in _TEMPLATE_ROLES},
         cell=_cell(file, doc), tia=_tia(file, doc), models=_models(file, doc), template_dirs=tuple(dirs),
         dac_bipolar=_flag(file, doc, "dac.bipolar", False),
+        ppa=_ppa(file, doc, base.ppa if base is not None else None),
     )

@@ -37,10 +37,17 @@ class Circuit:
         return rhs
 
     def probe_rows(self, probes: list[str], where: str) -> list[int]:
-        try:
-            return [self.node[p.lower()] for p in probes]
-        except KeyError as err:
-            raise SimulationError(where, f"node {err} not in the deck") from None
+        """Rows of the probes: node voltages, or ``I(Vname)``, the branch current of a source (into its
+        + terminal, as ngspice reports it)."""
+        rows = []
+        for p in probes:
+            q = p.lower()
+            table, key, what = ((self.branch, q[2:-1], "source") if q.startswith("i(") and q.endswith(")")
+                                else (self.node, q, "node"))
+            if key not in table:
+                raise SimulationError(where, f"{what} '{key}' not in the deck")
+            rows.append(table[key])
+        return rows
 
 
 def assemble(deck: str, where: str, base_dir: Path | None = None) -> Circuit:

