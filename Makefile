@@ -10,7 +10,7 @@ RTL_IMAGES ?= 100
 DESIGNS    := $(sort $(patsubst designs/%/model.onnx,%,$(wildcard designs/*/model.onnx)))
 STAMP      := $(VENV)/.amsc-installed
 
-.PHONY: help setup demo netlists verify rtl-sim evaluate test bench clean
+.PHONY: help setup demo netlists verify rtl-sim evaluate report test bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -52,6 +52,11 @@ evaluate: netlists ## accuracy of each bundled design on the held-out digits: fl
 	@set -e; for d in $(DESIGNS); do $(AMSC) evaluate $(BUILD)/$$d \
 		--inputs $(BUILD)/digits/$$(cat designs/$$d/testset 2>/dev/null || echo x).npy \
 		--labels $(BUILD)/digits/y.npy --engine ngspice; done
+
+report: netlists ## area, energy per inference, latency and TOPS/W of each bundled design (SPICE-checked energy)
+	$(VPY) designs/digits_testset.py $(BUILD)/digits
+	@set -e; for d in $(DESIGNS); do $(AMSC) report $(BUILD)/$$d \
+		--inputs $(BUILD)/digits/$$(cat designs/$$d/testset 2>/dev/null || echo x).npy; done
 
 test: setup ## run the whole test suite (simulation tests run ngspice, verilator, iverilog)
 	$(VPY) -m pytest -q

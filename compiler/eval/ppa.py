@@ -58,6 +58,9 @@ SPICE_READS = 64
 #: the RTL is synthesized for its gate count only up to this size of the top module's text
 SYNTH_MAX_BYTES = 4_000_000
 SYNTH_TIMEOUT = 1800.0
+#: time points of the settling transient over its window (20 closed-loop time constants at first):
+#: a resolution of 0.25 % of the window, under 1 % of the settling time
+TRAN_POINTS = 400
 #: yosys's generic gates -> the sky130_fd_sc_hd cells (drive strength 1) each is counted as; a
 #: flip-flop with enable is a flip-flop plus a 2:1 multiplexer where the library has no such cell
 GATE_CELLS = {
@@ -131,11 +134,10 @@ def settle_deck(design: Design, tile: dict, ppa: dict) -> str:
 def settling(design: Design, tile: dict, ppa: dict, write_to: Path) -> dict:
     """SPICE transient of ``tile`` with every word line stepped to full scale: the time after which
     every TIA output stays within ``settle_lsb`` LSBs of its final value."""
-    from ..sim.ngspice import session
+    from ..sim.ngspice import session, step_deck
 
     rows, cols = tile["rows"][1] - tile["rows"][0], tile["cols"][1] - tile["cols"][0]
     deck = settle_deck(design, tile, ppa)
-    (write_to / f"settle_{tile['name']}.sp").write_text(deck)
     gbw = ppa["tia"]["gbw_hz"] if tile["tia"]["type"] == "ideal" else tile["tia"]["gbw_hz"]
     # first guess of the window from the closed loop: noise gain 1 + Rf * (largest bit-line conductance)
     noise_gain = 1.0 + tile["rf_ohm"] * float(np.max(np.concatenate([np.load(design.out / tile["conductances"][k]).sum(0)
@@ -148,8 +150,9 @@ def settling(design: Design, tile: dict, ppa: dict, write_to: Path) -> dict:
     v = np.full(rows, tile["v_read"])
     eng = session()
     for _ in range(4):
-        t, y = eng.step_response(deck, tile["testbench"], [f"VIN_{i}" for i in range(rows)], v,
-                                 [f"out_{j}" for j in range(cols)], t_stop, t_stop / 2000, t_rise)
+        args = (deck, tile["testbench"], [f"VIN_{i}" for i in range(rows)], v, [f"out_{j}" for j in range(cols)],
+                t_stop, t_stop / TRAN_POINTS, t_rise)
+        t, y = eng.step_response(*args)
         err = np.max(np.abs(y - y[-1]), axis=1)
         outside = np.nonzero(err > lsb_v)[0]
         t_settle = float(t[outside[-1] + 1]) if outside.size else float(t[0])
@@ -158,6 +161,10 @@ def settling(design: Design, tile: dict, ppa: dict, write_to: Path) -> dict:
         t_stop *= 4
     else:
         raise InputError(tile["testbench"], f"the tile does not settle within {t_stop:.3g} s")
+    # the transient that ran, as a deck of its own (ngspice -b runs it)
+    (write_to / f"settle_{tile['name']}.sp").write_text(
+        f"* amsc report: settling of tile {tile['name']}, every word line stepped to {tile['v_read']:g} V\n"
+        + "\n".join(step_deck(*args)[1:-1] + [".print tran " + " ".join(f"V({p})" for p in args[4]), ".end"]) + "\n")
     return {"tile": tile["name"], "rows": rows, "outputs": cols, "t_settle_s": t_settle, "window_s": t_stop,
             "criterion": f"every output within {ppa['tia']['settle_lsb']:g} LSB ({lsb_v * 1e3:.3g} mV) of its final value",
             "tia": "op-amp from the PDK's ppa.tia in place of the ideal TIA" if tile["tia"]["type"] == "ideal"
@@ -267,45 +274,70 @@ def digital_area_um2(synth: dict, areas: dict, utilization: float) -> tuple[floa
     return sum(per.values()) / utilization, per
 
 
-def digital_ops(prog: dict, reads_per_image: dict) -> dict:
-    """Operations of one inference in the RTL's datapath, by kind (see the module docstring)."""
-    ops = {"add32": 0, "mul32": 0, "add8": 0, "sram_bytes": 0, "cycles": 0}
+def digital_ops(prog: dict, reads_per_image: dict, ref_bytes: float) -> dict:
+    """Operations of one inference in the RTL's datapath, by kind (see the module docstring). Buffer
+    accesses are counted in bytes (``sram_bytes``) and weighted by the size of the buffer they hit,
+    ``sqrt(buffer bytes / ref_bytes)`` (``sram_weighted_bytes``): an SRAM's access energy grows about
+    as the square root of its size (Horowitz 2014: 10, 20 and 100 pJ per 64 bits at 8 kB, 32 kB, 1 MB)."""
+    from ..backend.qmodel import remap_tables
+
+    ops = {"add32": 0, "mul32_equiv": 0.0, "add8": 0, "sram_bytes": 0, "sram_weighted_bytes": 0.0, "cycles": 0}
 
     def size(m):
         return int(np.prod(m["shape"]))
+
+    def mul(count, a_bits, b_bits):
+        # an array multiplier's energy grows as the product of its operand widths: in 32x32 equivalents
+        ops["mul32_equiv"] += count * a_bits * b_bits / 1024.0
+
+    def bits(values) -> int:
+        return int(np.max(np.abs(np.asarray(values, np.int64)))).bit_length() + 1
+
+    def access(m, count):
+        width = 2 if m["bits"] > 8 else 1
+        ops["sram_bytes"] += count * width
+        ops["sram_weighted_bytes"] += count * width * math.sqrt(size(m) * width / ref_bytes)
 
     for st in prog["steps"]:
         k = st["kind"]
         if k in ("recv", "send"):
             v = st["dst"] if k == "recv" else st["src"]
-            ops["sram_bytes"] += size(v) * (2 if v["bits"] > 8 else 1)
+            access(v, size(v))
             ops["cycles"] += size(v)
         elif k == "layer":
             p = round(reads_per_image.get(st["tiles"][0]["name"], 0))
             m, kk = st["cols"], st["rows"]
             row_tiles = len({(t["row0"], t["row1"]) for t in st["tiles"]})
             ops["add32"] += p * m * (row_tiles + 1)      # partial sums, then the bias
-            ops["mul32"] += p * m                       # requantization
+            mul(p * m, st["acc_bits"] + 1, bits(st["mq"]))   # requantization: accumulator x multiplier
             ops["add8"] += p * m                        # activation: clamp or table look-up
-            ops["sram_bytes"] += p * kk + p * m * (2 if st["dst"]["bits"] > 8 else 1)
+            access(st["src"], p * kk)                   # gather each position's inputs
+            access(st["dst"], p * m)
             ops["cycles"] += p * (kk + 2 + m)           # gather, start, wait (timed apart), store
         elif k == "pool":
             n_out, win = size(st["dst"]), int(np.prod(st["kernel"]))
             ops["add8"] += n_out * win
-            ops["mul32"] += n_out if st["pool"] != "max" else 0
-            ops["sram_bytes"] += n_out * (win + 1)
+            if st["pool"] != "max":
+                mul(n_out, 8 + int(win).bit_length(), bits(st["rq"]))
+            access(st["src"], n_out * win)
+            access(st["dst"], n_out)
             ops["cycles"] += n_out * win
         elif k == "add":
             n_out = size(st["dst"])
-            ops["mul32"] += 2 * n_out
+            mul(n_out, 9, bits([st["aq"]]))
+            mul(n_out, 9, bits([st["bq"]]))
             ops["add32"] += n_out
-            ops["sram_bytes"] += 3 * n_out
+            access(st["src"], n_out)
+            access(st["src2"], n_out)
+            access(st["dst"], n_out)
             ops["cycles"] += n_out
         elif k == "remap":
             n_out = size(st["dst"])
-            ops["mul32"] += n_out
+            mul(n_out, 9, bits(remap_tables(st)[2]))    # the per-element scale
             ops["add32"] += n_out
-            ops["sram_bytes"] += 2 * n_out
+            for src in st["srcs"]:
+                access(src, n_out / len(st["srcs"]))
+            access(st["dst"], n_out)
             ops["cycles"] += n_out
     return ops
 
@@ -344,9 +376,12 @@ def report_design(out, inputs=None, samples: int = 16, adc_share: int = 1, engin
     design = Design(out)
     out = design.out
     m = design.manifest
+    from ..pdk import PPA_FIELDS
+
     ppa = m.get("ppa")
-    if ppa is None:
-        raise InputError(out / "manifest.json", f"records no area/energy figures (compiled by amsc {m.get('amsc_version', '?')} "
+    if not isinstance(ppa, dict) or any(not isinstance(ppa.get(sec), dict) or any(f not in ppa[sec] for f in fields)
+                                        for sec, fields in PPA_FIELDS.items()):
+        raise InputError(out / "manifest.json", f"lacks the area/energy figures this report reads (compiled by amsc {m.get('amsc_version', '?')} "
                                                 "or with a PDK without a 'ppa' section); recompile the design with this "
                                                 f"amsc: amsc compile {m['source']['name']} -o {out}")
     if design.prog is None:
@@ -419,11 +454,11 @@ def _build(design, ppa, reads, dmax, n, adc_share, engine, seed, clock, synth, t
                          "crossbar_analytic_j": e_a, "crossbar_spice_j": e_s,
                          "rel_err": abs(e_a - e_s) / e_s if e_s else 0.0})
     r_img = {k: v.shape[0] / n for k, v in reads.items()}
-    ops = digital_ops(prog, r_img)
     d = ppa["digital"]
-    energy["digital"] = d["scale"] * 1e-12 * (ops["add32"] * d["add32_pj"] + ops["mul32"] * d["mul32_pj"]
+    ops = digital_ops(prog, r_img, d["sram_ref_bytes"])
+    energy["digital"] = d["scale"] * 1e-12 * (ops["add32"] * d["add32_pj"] + ops["mul32_equiv"] * d["mul32_pj"]
                                               + ops["add8"] * d["add8_pj"])
-    energy["buffers"] = d["scale"] * 1e-12 * ops["sram_bytes"] * d["sram_byte_pj"]
+    energy["buffers"] = d["scale"] * 1e-12 * ops["sram_weighted_bytes"] * d["sram_byte_pj"]
     e_total = sum(energy.values())
     # latency: the RTL's cycles, and per layer position one tile read (tiles of a layer in parallel)
     t_conv = t_read + adc_share / (ppa["adc"]["rate_msps"] * 1e6)
@@ -491,7 +526,8 @@ def _dominant(rep: dict) -> dict:
         "adc": f"{per['adcs']} ADC channels convert every output of every read at {per['adc_energy_j'] * 1e12:.3g} pJ each",
         "tia": f"{per['tias']} TIAs draw {per['tia_power_w'] * 1e6:.3g} uW each for the whole settling time of every read",
         "crossbar": "the cells conduct for the whole settling time of every read",
-        "buffers": "every value is written to and read from a buffer, at an SRAM access energy per byte",
+        "buffers": "every value is written to a buffer and read back from it by each consumer (a convolution "
+                   "reads each input once per window it falls in)",
         "digital": "the requantization multiply of every output dominates the datapath",
         "dac": f"{per['dacs']} DACs convert every word line of every read",
         "word_lines": "word-line wire capacitance is charged on every read",

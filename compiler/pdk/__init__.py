@@ -182,7 +182,8 @@ PPA_FIELDS = {
     "adc": ("bits", "energy_pj", "area_um2", "rate_msps"),
     "dac": ("bits", "energy_pj", "area_um2"),
     "tia": ("gain", "gbw_hz", "power_uw", "area_um2", "settle_lsb"),
-    "digital": ("add32_pj", "mul32_pj", "add8_pj", "sram_byte_pj", "scale", "clock_mhz", "utilization"),
+    "digital": ("add32_pj", "mul32_pj", "add8_pj", "sram_byte_pj", "sram_ref_bytes", "scale", "clock_mhz",
+                "utilization"),
 }
 
 

@@ -113,14 +113,7 @@ class NgspiceSession:
         """A transient of ``deck``: at t = 0 every source of ``sources`` (DC 0 V in the deck) ramps in
         ``t_rise`` to its entry of ``values`` and holds. Returns ``(time, probes [len(time), len(probes)])``
         of node voltages over ``[0, t_stop]`` with a largest step of ``t_step``."""
-        lines = deck.splitlines()
-        at = _source_lines(lines, sources, where)
-        for k, v in zip(at, values):
-            tok = lines[k].split()
-            lines[k] = f"{tok[0]} {tok[1]} {tok[2]} PWL(0 0 {t_rise!r} {float(v)!r})"
-        body = [ln for ln in lines if ln.strip().lower() not in (".op", ".end")]
-        stim = [".save " + " ".join(probes), f".tran {t_step!r} {t_stop!r} 0 {t_step!r}", ".end"]
-        plot = self._run(body + stim, where, None)
+        plot = self._run(step_deck(deck, where, sources, values, probes, t_stop, t_step, t_rise), where, None)
         t = np.asarray(plot["time"]._data, dtype=np.float64)
         out = self._vectors(plot, probes, [p.lower() for p in probes], where)
         self.ng.destroy()
@@ -169,3 +162,14 @@ def _source_lines(lines: list[str], sources: list[str], where: str) -> list[int]
             raise SimulationError(where, f"source '{s}' is defined {len(hits)} times in the deck, expected once")
         at.append(hits[0])
     return at
+
+
+def step_deck(deck: str, where: str, sources: list[str], values: np.ndarray, probes: list[str], t_stop: float,
+              t_step: float, t_rise: float) -> list[str]:
+    """The lines of :meth:`NgspiceSession.step_response`'s transient deck."""
+    lines = deck.splitlines()
+    for k, v in zip(_source_lines(lines, sources, where), values):
+        tok = lines[k].split()
+        lines[k] = f"{tok[0]} {tok[1]} {tok[2]} PWL(0 0 {t_rise!r} {float(v)!r})"
+    body = [ln for ln in lines if ln.strip().lower() not in (".op", ".end")]
+    return body + [".save " + " ".join(probes), f".tran {t_step!r} {t_stop!r} 0 {t_step!r}", ".end"]

@@ -13,7 +13,7 @@ import pytest
 from conftest import IN_CI, ROOT, require_tool
 
 
-def test_make_verify_and_evaluate(tmp_path):
+def test_make_verify_evaluate_and_report(tmp_path):
     require_tool("ngspice", "libngspice")
     for missing, why in ((shutil.which("make") is None, "make is not installed"),
                          (not (ROOT / ".venv" / "bin" / "amsc").exists(), "no .venv: run 'make setup' first")):
@@ -22,10 +22,12 @@ def test_make_verify_and_evaluate(tmp_path):
                 pytest.fail(f"CI requires it: {why}")
             pytest.skip(why)
     env = {**os.environ, "BUILD": str(tmp_path)}
-    r = subprocess.run(["make", "verify", "evaluate", f"BUILD={tmp_path}"], cwd=ROOT, env=env, capture_output=True,
-                       text=True, timeout=900)
+    r = subprocess.run(["make", "verify", "evaluate", "report", f"BUILD={tmp_path}"], cwd=ROOT, env=env, capture_output=True,
+                       text=True, timeout=1500)
     assert r.returncode == 0, (r.stdout[-2000:], r.stderr[-2000:])
     for d in ("mlp_digits", "cnn_digits", "cnn_signed"):
         assert json.loads((tmp_path / d / "verify.json").read_text())["passed"]
         rep = json.loads((tmp_path / d / "eval.json").read_text())
         assert abs(rep["ngspice"]["accuracy"] - rep["float"]["accuracy"]) <= 0.005, (d, rep)
+        ppa = json.loads((tmp_path / d / "report.json").read_text())
+        assert ppa["digital"]["synthesis"]["synthesized"] and ppa["energy_check"]["max_tile_rel_err"] <= 0.10, d
