@@ -186,7 +186,17 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--samples", type=_number(positive=True), help="use only the first N inputs")
     e.add_argument("--mc", type=_number(positive=True), default=0, metavar="K",
                    help="Monte-Carlo samples of programming error (ideal tiles with perturbed conductances)")
-    e.add_argument("--sigma", type=_number(float), help="relative programming sigma of each conductance (>= 0)")
+    e.add_argument("--sigma", type=_number(float), help="relative one-shot programming sigma of each conductance "
+                   "(>= 0; default: the PDK's variation.program_sigma)")
+    wv = e.add_mutually_exclusive_group()
+    wv.add_argument("--write-verify", dest="write_verify", action="store_true", default=None,
+                    help="Monte Carlo of write-verified chips first (the default where the PDK models write-verify; "
+                    "one-shot chips are reported next to them)")
+    wv.add_argument("--no-write-verify", dest="write_verify", action="store_false",
+                    help="Monte Carlo of one-shot programmed chips first")
+    e.add_argument("--read-time", type=_number(float), metavar="SECONDS",
+                   help="time since programming at which the chip is read: conductances drift by (t/t0)^-nu "
+                   "(the PDK's variation.drift_nu)")
     e.add_argument("--seed", type=_number(), default=0, help="seed of the Monte-Carlo draws")
     e.add_argument("--sweep", action="store_true",
                    help="also recompile the design's source in a temporary folder with one option changed at a time "
@@ -277,7 +287,7 @@ def _cmd_evaluate(args) -> int:
         rep = evaluate_design(args.out, args.inputs, args.labels, args.engine, args.samples, args.mc, args.sigma,
                               args.seed, lambda what, done, total: bar.update(task, description=what,
                                                                                completed=done, total=total),
-                              sweep=args.sweep)
+                              sweep=args.sweep, write_verify=args.write_verify, read_time=args.read_time)
     print(f"amsc: evaluate {args.out}: {rep['samples']} input(s); chip model: {rep['chip_model']}", file=sys.stderr)
     for r in rep["runs"]:
         m = rep[r]
@@ -291,8 +301,15 @@ def _cmd_evaluate(args) -> int:
         print(f"  {r + ':':9s}" + ", ".join(parts), file=sys.stderr)
     if "mc" in rep:
         mc = rep["mc"]
-        print(f"  monte carlo, {len(mc['samples'])} samples, sigma {mc['sigma']:g}: {mc['metric'].replace('_', ' ')} "
-              f"{100 * mc['mean']:.2f} % +- {100 * mc['std']:.2f} %", file=sys.stderr)
+        for mode, v in mc["modes"].items():
+            print(f"  monte carlo, {len(mc['samples'])} samples, {mode.replace('_', '-')}, sigma {v['sigma']:g}: "
+                  f"{mc['metric'].replace('_', ' ')} {100 * v['mean']:.2f} % +- {100 * v['std']:.2f} %", file=sys.stderr)
+        print("  each alone: " + ", ".join(f"{k.replace('_', ' ')} {100 * v['mean']:.2f} % +- {100 * v['std']:.2f} %"
+                                        for k, v in mc["effects"].items()), file=sys.stderr)
+        if "write_verify" in mc:
+            w = mc["write_verify"]
+            print(f"  write-verify: {w['iterations']} iterations, {w['pulses_per_weight']} pulses and "
+                  f"{w['energy_per_weight_j'] * 1e12:.3g} pJ per weight", file=sys.stderr)
     for key, pts in rep.get("sweeps", {}).items():
         metric = next(k for k in ("accuracy", "top1_agreement") if k in pts[0])
         print(f"  sweep {key}: " + ", ".join(f"{p['value']:g}: {100 * p[metric]:.1f} %" for p in pts), file=sys.stderr)

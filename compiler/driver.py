@@ -252,6 +252,8 @@ def write_design(plan: OutputWriter, ir: IR, pdk: Pdk, options: CompileOptions, 
         "partition": partition,
         # the PDK's area, energy and timing figures as compiled ('amsc report' reads them from here)
         **({"ppa": pdk.ppa} if pdk.ppa is not None else {}),
+        # the device non-idealities Monte Carlo draws from ('amsc evaluate --mc')
+        **({"variation": pdk.variation} if pdk.variation is not None else {}),
     }
     return manifest
 

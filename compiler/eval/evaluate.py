@@ -9,11 +9,18 @@ The inputs run through
 Each run reports top-1 agreement with float and the output SNR, accuracy when labels are given,
 and per layer the error of its output against the ideal run (``per_layer``).
 
-``--mc K`` draws K Monte-Carlo samples of programming error: every programmed conductance becomes
-``G (1 + sigma e)``, ``e`` standard normal (seeded), clipped at 0, and the network runs with those
-conductances on the ideal engine (the circuit engines read the emitted netlists, whose values are
-the programming targets). The report gives mean and standard deviation over the samples, and an
-accuracy-against-sigma curve over a few multiples of sigma.
+``--mc K`` draws K Monte-Carlo chips from the device model (the PDK's ``variation`` section, see
+:func:`draw_chip`; ``--sigma`` sets the programming sigma, and is all there is for a PDK without
+one). Around its target level every cell gets ``G (1 + sigma e)``, ``e`` standard normal (seeded),
+clipped at 0; stuck-at cells sit at G_min or G_max; every conductance drifts by ``(t / t0)^-nu`` at
+``--read-time t``; and every read adds the read noise of its cells. The network runs with those
+chips on the ideal engine (the circuit engines read the emitted netlists). With write-verify in the
+PDK, sigma is what its iterations leave (``max(sigma0 f^N, floor)``), its reads find the stuck cells
+and the partner of each is programmed to keep the pair's difference; both modes are reported,
+write-verified and one-shot, with the programming cost (pulses and energy per weight), and each
+non-ideality alone. The report
+gives mean and standard deviation over the samples, and an accuracy-against-sigma curve over a few
+multiples of the programming sigma.
 
 ``--sweep`` recompiles the design's ONNX source (``OUT/source/``, with its calibration inputs) in a
 temporary folder with one compile option changed at a time (SWEEPS: ADC bits, weight bits, and the
@@ -74,13 +81,122 @@ def _per_layer(trace: dict, ideal: dict) -> dict:
     return res
 
 
-def _perturbed(design: Design, sigma: float, rng) -> dict:
-    """Every tile's programmed (G+, G-) with a relative Gaussian programming error of ``sigma``."""
+def device_model(manifest: dict, sigma: float | None, read_time: float | None) -> dict | None:
+    """The Monte-Carlo device model: the compiled PDK's ``variation`` (or, without one, programming
+    error only), with ``--sigma`` replacing the one-shot programming sigma; None if neither exists."""
+    var = manifest.get("variation")
+    if var is None:
+        if sigma is None:
+            return None
+        var = {"program_sigma": sigma, "read_noise_sigma": 0.0, "stuck_hrs_rate": 0.0, "stuck_lrs_rate": 0.0,
+               "drift_nu": 0.0, "drift_t0_s": 1.0}
+    var = {**var, **({"program_sigma": sigma} if sigma is not None else {})}
+    t0 = var["drift_t0_s"]
+    t = t0 if read_time is None else read_time
+    var["read_time_s"] = t
+    var["drift_factor"] = (t / t0) ** -var["drift_nu"] if t > t0 else 1.0
+    return var
+
+
+def mode_sigma(var: dict, mode: str) -> float:
+    """Programming sigma of a mode: one-shot, or what write-verify's iterations leave."""
+    if mode == "one_shot":
+        return var["program_sigma"]
+    wv = var["write_verify"]
+    return max(var["program_sigma"] * wv["sigma_factor"] ** wv["iterations"], wv["sigma_floor"])
+
+
+def write_verify_cost(var: dict, design: Design) -> dict:
+    """Programming cost of write-verify: per weight (two cells) and for every cell of the design."""
+    wv = var["write_verify"]
+    cells = sum(t["tile_size"][0] * t["tile_size"][1] for t in design.manifest["tiles"])
+    pulses = 2 * wv["iterations"]                      # per weight: two cells, one pulse per iteration each
+    return {"iterations": wv["iterations"], "pulses_per_weight": pulses, "reads_per_weight": pulses,
+            "energy_per_weight_j": pulses * wv["pulse_energy_pj"] * 1e-12,
+            "energy_all_cells_j": cells * wv["iterations"] * wv["pulse_energy_pj"] * 1e-12,
+            "time_per_cell_s": wv["iterations"] * wv["pulse_ns"] * 1e-9, "cells": cells}
+
+
+def draw_chip(design: Design, var: dict, sigma: float, rng, verify: bool = False, stuck_out: dict | None = None) -> dict:
+    """One Monte-Carlo chip: every tile's (G+, G-) drawn around its target levels (see the module
+    docstring). ``verify``: write-verify reads every cell, so it finds the stuck ones, and programs
+    the healthy partner of a stuck cell to keep the pair's difference, ``G- = G+stuck - (G+ - G-)``
+    or ``G+ = G-stuck + (G+ - G-)``, as far as [G_min, G_max] allows. ``stuck_out`` receives each
+    tile's stuck values (NaN where a cell is healthy)."""
+    pdk = design.manifest["pdk"]
+    g_min, g_max = pdk["g_min"], pdk["g_max"]
+    g_step = (g_max - g_min) / (pdk["levels"] - 1)
+    hrs, lrs = var["stuck_hrs_rate"], var["stuck_lrs_rate"]
     out = {}
     for n in design.ir.nodes_of("xbar_tile"):
         p = design.ir.g.nodes[n]["params"]
-        out[n] = tuple(np.clip(g * (1.0 + sigma * rng.standard_normal(g.shape)), 0.0, None) for g in (p["gpos"], p["gneg"]))
+        target = [g_min + lv * g_step for lv in (p["lpos"], p["lneg"])]
+        stuck = []
+        for t in target:
+            u = rng.random(t.shape)
+            stuck.append(np.where(u < hrs, g_min, np.where(u < hrs + lrs, g_max, np.nan)))
+        if stuck_out is not None:
+            stuck_out[n] = tuple(stuck)
+        if verify:
+            d = target[0] - target[1]
+            only_p, only_n = ~np.isnan(stuck[0]) & np.isnan(stuck[1]), np.isnan(stuck[0]) & ~np.isnan(stuck[1])
+            target[1] = np.where(only_p, np.clip(stuck[0] - d, g_min, g_max), target[1])
+            target[0] = np.where(only_n, np.clip(stuck[1] + d, g_min, g_max), target[0])
+        pair = []
+        for t, st in zip(target, stuck):
+            g = np.clip(t * (1.0 + sigma * rng.standard_normal(t.shape)), 0.0, None)
+            pair.append(np.where(np.isnan(st), g, st) * var["drift_factor"])
+        out[n] = tuple(pair)
     return out
+
+
+def _monte_carlo(design: Design, x, ref, y, var: dict, modes: list[str], mc: int, metric: str, rng, progress,
+                 done: int, total: int) -> tuple[dict, int]:
+    def sample(sig, v=var, verify=False):
+        chip = draw_chip(design, v, sig, rng, verify)
+        noise = (v["read_noise_sigma"], rng) if v["read_noise_sigma"] > 0 else None
+        return _metrics(design.run(x, "ideal", conductances=chip, read_noise=noise), ref, y)
+
+    res = {}
+    for mode in modes:
+        sig = mode_sigma(var, mode)
+        samp = []
+        for _ in range(mc):
+            samp.append(sample(sig, verify=mode == "write_verify"))
+            progress(f"monte carlo ({mode.replace('_', '-')})", done := done + 1, total)
+        vals = np.array([s[metric] for s in samp])
+        res[mode] = {"sigma": sig, "samples": samp, "mean": float(vals.mean()), "std": float(vals.std())}
+    main = res[modes[0]]
+    curve = []
+    for m in SIGMA_CURVE:
+        pts = []
+        for _ in range(min(mc, 8)):
+            pts.append(sample(m * main["sigma"], verify=modes[0] == "write_verify")[metric])
+            progress("sigma curve", done := done + 1, total)
+        curve.append({"sigma": m * main["sigma"], "mean": float(np.mean(pts)), "std": float(np.std(pts)),
+                      "samples": len(pts)})
+    # each non-ideality alone (the others off), at the first mode's sigma: which one costs the accuracy
+    effects = {}
+    off = {"read_noise_sigma": 0.0, "stuck_hrs_rate": 0.0, "stuck_lrs_rate": 0.0, "drift_factor": 1.0}
+    for name, keep in (("programming", ()), ("read_noise", ("read_noise_sigma",)),
+                       ("stuck_at", ("stuck_hrs_rate", "stuck_lrs_rate")), ("drift", ("drift_factor",))):
+        v = {**var, **{k: val for k, val in off.items() if k not in keep}}
+        if name != "programming" and all(v[k] == off[k] for k in keep):
+            continue   # the model has none of it
+        pts = []
+        for _ in range(mc):
+            pts.append(sample(main["sigma"] if name == "programming" else 0.0, v, modes[0] == "write_verify")[metric])
+            progress(f"monte carlo ({name.replace('_', ' ')} alone)", done := done + 1, total)
+        effects[name] = {"mean": float(np.mean(pts)), "std": float(np.std(pts))}
+    rep = {"engine": "ideal tiles with Monte-Carlo chips (programming error, stuck-at faults, drift, read noise)",
+           "effects": effects,
+           "mode": modes[0], "samples": main["samples"], "sigma": main["sigma"], "mean": main["mean"],
+           "std": main["std"], "metric": metric, "sigma_curve": curve,
+           "modes": {k: {kk: v[kk] for kk in ("sigma", "mean", "std")} for k, v in res.items()},
+           "device": {k: v for k, v in var.items() if k != "write_verify"}}
+    if "write_verify" in var:
+        rep["write_verify"] = write_verify_cost(var, design)
+    return rep, done
 
 
 def _sweep(design: Design, x, ref, y, metric: str, progress) -> dict:
@@ -193,9 +309,21 @@ def _html(rep: dict, pngs: dict) -> str:
     mc = rep.get("mc")
     mc_html = ""
     if mc:
-        mc_html = (f"<h2>Monte Carlo: {len(mc['samples'])} samples, programming sigma {mc['sigma']:g}</h2>"
-                   f"<p>{html.escape(mc['engine'])}: {mc['metric'].replace('_', ' ')} {100 * mc['mean']:.2f} % "
-                   f"&plusmn; {100 * mc['std']:.2f} %</p>")
+        dev = mc["device"]
+        mc_html = (f"<h2>Monte Carlo: {len(mc['samples'])} samples per mode</h2><p>{html.escape(mc['engine'])}; "
+                   f"read noise {dev['read_noise_sigma']:g}, stuck at HRS {dev['stuck_hrs_rate']:g}, at LRS "
+                   f"{dev['stuck_lrs_rate']:g}, drift factor {dev['drift_factor']:.4g} at {dev['read_time_s']:g} s.</p>"
+                   "<table><tr><th>mode</th><th>programming sigma</th><th>" + mc["metric"].replace("_", " ") + "</th></tr>"
+                   + "".join(f"<tr><td>{k.replace('_', '-')}</td><td>{v['sigma']:g}</td><td>{100 * v['mean']:.2f} % "
+                             f"&plusmn; {100 * v['std']:.2f} %</td></tr>" for k, v in mc["modes"].items()) + "</table>")
+        mc_html += ("<p>Each non-ideality alone: " + ", ".join(
+            f"{k.replace('_', ' ')} {100 * v['mean']:.2f} % &plusmn; {100 * v['std']:.2f} %"
+            for k, v in mc["effects"].items()) + ".</p>")
+        if "write_verify" in mc:
+            wv = mc["write_verify"]
+            mc_html += (f"<p>Write-verify: {wv['iterations']} iterations, {wv['pulses_per_weight']} pulses and "
+                        f"{wv['energy_per_weight_j'] * 1e12:.3g} pJ per weight; {wv['energy_all_cells_j'] * 1e6:.3g} uJ "
+                        f"for all {wv['cells']} cells.</p>")
     sweep_html = "".join(
         f"<h2>Sweep of {html.escape(k)}</h2><table><tr><th>value</th><th>engine</th><th>result</th></tr>"
         + "".join(f"<tr><td>{p['value']:g}</td><td>{p['engine']}</td>"
@@ -216,7 +344,8 @@ def _html(rep: dict, pngs: dict) -> str:
 
 
 def evaluate_design(out, inputs, labels=None, engine: str = "ideal", samples: int | None = None, mc: int = 0,
-                    sigma: float | None = None, seed: int = 0, progress=None, sweep: bool = False) -> dict:
+                    sigma: float | None = None, seed: int = 0, progress=None, sweep: bool = False,
+                    write_verify: bool | None = None, read_time: float | None = None) -> dict:
     """``amsc evaluate``; returns the report (also written to OUT/eval.json, eval.html, eval-report/)."""
     from .run import ENGINES
     from ..verify.run import write_json_atomic
@@ -240,11 +369,21 @@ def evaluate_design(out, inputs, labels=None, engine: str = "ideal", samples: in
         if samples > x.shape[0]:
             raise InputError(inputs, f"holds {x.shape[0]} inputs; --samples {samples} asks for more")
         x, y = x[:samples], (None if y is None else y[:samples])
-    if mc and sigma is None:
+    if read_time is not None and not read_time > 0:
+        raise InputError("--read-time", f"{read_time:g}; expected a positive time in seconds")
+    var = device_model(design.manifest, sigma, read_time)
+    if mc and var is None:
         raise InputError("--sigma", f"PDK '{design.manifest['pdk']['name']}' declares no programming sigma of the "
                                     "conductance; give --sigma (relative, for example 0.05)")
+    if write_verify and (var is None or "write_verify" not in var):
+        raise InputError("--write-verify", f"PDK '{design.manifest['pdk']['name']}' models no write-verify programming")
+    modes = []
+    if mc:
+        has_wv = "write_verify" in var
+        modes = (["one_shot"] if write_verify is False or not has_wv else ["write_verify"]) + \
+                (["one_shot" if write_verify is not False else "write_verify"] if has_wv else [])
     runs = ["float", "ideal"] + ([engine] if engine != "ideal" else [])
-    total = len(runs) + (mc + mc * len(SIGMA_CURVE) if mc else 0)
+    total = len(runs) + (mc * (len(modes) + 4) + min(mc, 8) * len(SIGMA_CURVE) if mc else 0)
     rep: dict = {"design": design.manifest["design"], "samples": int(x.shape[0]), "chip_model": design.chip_model(),
                  "runs": runs}
     ref = design.float_reference(x)
@@ -273,22 +412,9 @@ def evaluate_design(out, inputs, labels=None, engine: str = "ideal", samples: in
     for r in traces:
         rep[r]["per_layer"] = _per_layer(traces[r], traces["ideal"])
     if mc:
-        rng = np.random.default_rng(seed)
-        samp = []
-        for _ in range(mc):
-            samp.append(_metrics(design.run(x, "ideal", conductances=_perturbed(design, sigma, rng)), ref, y))
-            progress("monte carlo", done := done + 1, total)
-        vals = np.array([s[metric] for s in samp])
-        curve = []
-        for m in SIGMA_CURVE:
-            pts = []
-            for _ in range(min(mc, 8)):
-                pts.append(_metrics(design.run(x, "ideal", conductances=_perturbed(design, m * sigma, rng)), ref, y)[metric])
-                progress("sigma curve", done := done + 1, total)
-            curve.append({"sigma": m * sigma, "mean": float(np.mean(pts)), "std": float(np.std(pts)), "samples": len(pts)})
-        rep["mc"] = {"engine": "ideal tiles with perturbed conductances", "samples": samp, "sigma": sigma,
-                     "seed": seed, "metric": metric, "mean": float(vals.mean()), "std": float(vals.std()),
-                     "sigma_curve": curve}
+        rep["mc"], done = _monte_carlo(design, x, ref, y, var, modes, mc, metric, np.random.default_rng(seed),
+                                       progress, done, total)
+        rep["mc"]["seed"] = seed
     if sweep:
         rep["sweeps"] = _sweep(design, x, ref, y, metric, progress)
     rep["seconds"] = time.perf_counter() - t0

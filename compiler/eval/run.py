@@ -182,19 +182,29 @@ class Design:
                 f"{self.manifest['rtl_datapath']['reason']})")
 
     def run(self, x: np.ndarray, engine: str = "ideal", conductances: dict | None = None,
-            trace: dict | None = None) -> list[np.ndarray]:
+            trace: dict | None = None, read_noise: tuple | None = None) -> list[np.ndarray]:
         """Batch-first outputs of the compiled network on batch-first inputs ``x``. With the ideal
         engine, ``conductances`` ``{tile: (G+, G-)}`` replaces tiles' programmed conductances (a
-        Monte-Carlo sample of programming error). ``trace`` receives each layer's output:
-        ``{layer: (value, code step)}`` (the step is None without the integer datapath)."""
+        Monte-Carlo chip), and ``read_noise`` ``(sigma, rng)`` adds to every read the current noise of
+        cells whose conductance fluctuates by a relative ``sigma`` per read. ``trace`` receives each
+        layer's output: ``{layer: (value, code step)}`` (the step is None without the integer datapath)."""
         if engine not in ENGINES:
             raise InputError("--engine", f"unknown engine '{engine}'; expected one of {', '.join(ENGINES)}")
         circuit = CircuitTiles(self.out, self.manifest, engine) if engine != "ideal" else None
         if self.prog is not None:
-            return self._run_program(x, circuit, conductances or {}, trace)
-        return self._run_segments(x, circuit, conductances or {}, trace)
+            return self._run_program(x, circuit, conductances or {}, trace, read_noise)
+        return self._run_segments(x, circuit, conductances or {}, trace, read_noise)
 
-    def _run_program(self, x, circuit, conductances: dict, trace) -> list[np.ndarray]:
+    @staticmethod
+    def _read(xs: np.ndarray, gp: np.ndarray, gn: np.ndarray, read_noise) -> np.ndarray:
+        """``xs @ (G+ - G-)``, plus read noise: each output's variance is sum_i x_i^2 sigma^2 (G+^2 + G-^2)."""
+        y = xs @ (gp - gn)
+        if read_noise is not None:
+            sig, rng = read_noise
+            y = y + np.sqrt((xs ** 2) @ (sig ** 2 * (gp ** 2 + gn ** 2))) * rng.standard_normal(y.shape)
+        return y
+
+    def _run_program(self, x, circuit, conductances: dict, trace, read_noise=None) -> list[np.ndarray]:
         from ..backend.qmodel import input_codes, run_program
 
         prog = self.prog
@@ -208,10 +218,9 @@ class Design:
             def tile_fn(name, codes):
                 return circuit.currents(name, codes * (pdk["v_read"] / dmax)) / unit
         elif conductances:
-            diff = {t: (gp - gn) / g_step for t, (gp, gn) in conductances.items()}   # in level steps
-
-            def tile_fn(name, codes):
-                return codes @ diff[name]
+            def tile_fn(name, codes):   # in level steps
+                gp, gn = conductances[name]
+                return self._read(codes.astype(np.float64), gp, gn, read_noise) / g_step
 
         host = HostSide(self.out, {self.input: np.asarray(x, dtype=np.float64)})
         codes_trace = {} if trace is not None else None
@@ -220,7 +229,8 @@ class Design:
             trace.update({k: (c * sc, sc) for k, (c, sc) in codes_trace.items()})
         return [host.values[self.ir.inputs(o)[0]] for o in self.outputs]
 
-    def _run_segments(self, x, circuit, conductances: dict | None = None, trace=None) -> list[np.ndarray]:
+    def _run_segments(self, x, circuit, conductances: dict | None = None, trace=None,
+                      read_noise=None) -> list[np.ndarray]:
         ir = self.ir
         vals = {self.input: np.asarray(x, dtype=np.float64)}
         tile_fn = None
@@ -236,7 +246,7 @@ class Design:
         elif conductances:
             def tile_fn(name, xs):
                 gp, gn = conductances[name]
-                return xs @ (gp - gn)
+                return self._read(xs, gp, gn, read_noise)
 
         for seg in self.segments:
             if seg["kind"] == "host":

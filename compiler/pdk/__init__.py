@@ -56,6 +56,8 @@ class Pdk:
     #: area, energy and timing figures of 'amsc report' (``ppa`` in pdk.yaml, merged over the
     #: inherited PDK's), or None: ``{section: {field: number}}``, see PPA_FIELDS
     ppa: dict | None = None
+    #: device non-idealities for Monte Carlo ('amsc evaluate --mc'; ``variation`` in pdk.yaml), or None
+    variation: dict | None = None
 
     @property
     def g_step(self) -> float:
@@ -216,6 +218,35 @@ def _ppa(file: Path, doc: dict, inherited: dict | None) -> dict | None:
     return res
 
 
+def _variation(file: Path, doc: dict) -> dict | None:
+    v = doc.get("variation")
+    if v is None:
+        return None
+    if not isinstance(v, dict):
+        raise PdkError(file, "field 'variation' must be a mapping")
+    t = lambda d, ok, ex: _typed(file, doc, f"variation.{d}", float, ok, ex)  # noqa: E731
+    frac = lambda x: 0 <= x < 1  # noqa: E731
+    res = {
+        "program_sigma": t("program_sigma", lambda x: 0 <= x < 2, "a relative sigma in [0, 2)"),
+        "read_noise_sigma": t("read_noise_sigma", lambda x: 0 <= x < 1, "a relative sigma in [0, 1)"),
+        "stuck_hrs_rate": t("stuck_hrs_rate", frac, "a fraction of cells in [0, 1)"),
+        "stuck_lrs_rate": t("stuck_lrs_rate", frac, "a fraction of cells in [0, 1)"),
+        "drift_nu": t("drift_nu", lambda x: 0 <= x < 1, "a drift exponent in [0, 1)"),
+        "drift_t0_s": t("drift_t0_s", _pos, "a positive time in seconds"),
+    }
+    if v.get("write_verify") is not None:
+        res["write_verify"] = {
+            "iterations": int(t("write_verify.iterations", lambda x: x >= 1 and x == int(x), "a whole number >= 1")),
+            "sigma_factor": t("write_verify.sigma_factor", lambda x: 0 < x < 1, "a factor in (0, 1)"),
+            "sigma_floor": t("write_verify.sigma_floor", lambda x: 0 <= x < 2, "a relative sigma in [0, 2)"),
+            "pulse_energy_pj": t("write_verify.pulse_energy_pj", _pos, "a positive energy in pJ"),
+            "pulse_ns": t("write_verify.pulse_ns", _pos, "a positive duration in ns"),
+        }
+    if res["stuck_hrs_rate"] + res["stuck_lrs_rate"] >= 1:
+        raise PdkError(file, "fields 'variation.stuck_hrs_rate' + 'stuck_lrs_rate' must stay below 1")
+    return res
+
+
 def search_path() -> list[Path]:
     extra = [Path(p) for p in os.environ.get("AMSC_PDK_PATH", "").split(os.pathsep) if p]
     return extra + [BUNDLED]
@@ -293,4 +324,5 @@ def load_pdk(name_or_path: str) -> Pdk:
         cell=_cell(file, doc), tia=_tia(file, doc), models=_models(file, doc), template_dirs=tuple(dirs),
         dac_bipolar=_flag(file, doc, "dac.bipolar", False),
         ppa=_ppa(file, doc, base.ppa if base is not None else None),
+        variation=_variation(file, doc),
     )

@@ -136,3 +136,92 @@ def test_sweeps_recompile_the_source(designs, digits):
 def test_wire_r_needs_parasitics(tmp_path):
     r = amsc("compile", MLP / "model.onnx", "-o", tmp_path / "o", "--wire-r", "2")
     assert_clean_error(r, "--wire-r", "--parasitics", out=tmp_path / "o")
+
+
+@pytest.fixture(scope="module")
+def sky(tmp_path_factory):
+    out = tmp_path_factory.mktemp("sky") / "mlp"
+    r = amsc("compile", MLP / "model.onnx", "-o", out, "--pdk", "sky130_1t1r")
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+def test_monte_carlo_from_the_pdk_device_model(sky, digits):
+    """sky130_1t1r's variation section: programming error, read noise, stuck-at faults and drift,
+    with and without write-verify; write-verify finds the stuck cells and keeps their pairs' weights."""
+    r = amsc("evaluate", sky, "--inputs", digits / "x.npy", "--labels", digits / "y.npy", "--samples", "200",
+             "--mc", "6", "--read-time", "86400")
+    assert r.returncode == 0, r.stderr
+    mc = json.loads((sky / "eval.json").read_text())["mc"]
+    from compiler.pdk import load_pdk
+
+    var = load_pdk("sky130_1t1r").variation
+    wv = var["write_verify"]
+    assert mc["mode"] == "write_verify" and set(mc["modes"]) == {"write_verify", "one_shot"}
+    assert mc["modes"]["one_shot"]["sigma"] == var["program_sigma"]
+    assert mc["modes"]["write_verify"]["sigma"] == pytest.approx(
+        max(var["program_sigma"] * wv["sigma_factor"] ** wv["iterations"], wv["sigma_floor"]))
+    # undetected stuck cells ruin one-shot chips; write-verify's pair compensation recovers most of it
+    assert mc["modes"]["write_verify"]["mean"] > mc["modes"]["one_shot"]["mean"] + 0.2
+    assert set(mc["effects"]) == {"programming", "read_noise", "stuck_at", "drift"}
+    assert mc["effects"]["stuck_at"]["mean"] < mc["effects"]["programming"]["mean"]
+    assert mc["device"]["drift_factor"] == pytest.approx(86400 ** -var["drift_nu"])
+    assert mc["write_verify"]["pulses_per_weight"] == 2 * wv["iterations"]
+    assert mc["write_verify"]["energy_per_weight_j"] == pytest.approx(2 * wv["iterations"] * wv["pulse_energy_pj"] * 1e-12)
+    assert "each alone" in r.stderr and "write-verify" in r.stderr
+    r = amsc("evaluate", sky, "--inputs", digits / "x.npy", "--labels", digits / "y.npy", "--samples", "50",
+             "--mc", "2", "--no-write-verify")
+    assert r.returncode == 0, r.stderr
+    assert json.loads((sky / "eval.json").read_text())["mc"]["mode"] == "one_shot"
+
+
+def test_device_model_draws(sky):
+    """The draws themselves: stuck-at rates, pair compensation, drift and the read-noise variance."""
+    from compiler.eval.evaluate import device_model, draw_chip
+    from compiler.eval.run import Design
+
+    d = Design(sky)
+    pdk = d.manifest["pdk"]
+    g_min, g_max = pdk["g_min"], pdk["g_max"]
+    var = {**device_model(d.manifest, 0.0, None), "stuck_hrs_rate": 0.2, "stuck_lrs_rate": 0.3}
+    chip = draw_chip(d, var, 0.0, np.random.default_rng(1))
+    cells = np.concatenate([g.ravel() for pair in chip.values() for g in pair])
+    g_step = (g_max - g_min) / (pdk["levels"] - 1)
+    targets = np.concatenate([(g_min + d.ir.g.nodes[n]["params"][k] * g_step).ravel()
+                              for n in chip for k in ("lpos", "lneg")])
+    at_max = np.isclose(cells, g_max) & ~np.isclose(targets, g_max)
+    assert abs(at_max.mean() - 0.3 * np.mean(~np.isclose(targets, g_max))) < 0.02
+    # write-verify: a pair with one stuck cell keeps its difference wherever the partner can reach it
+    stuck: dict = {}
+    chip = draw_chip(d, var, 0.0, np.random.default_rng(1), verify=True, stuck_out=stuck)
+    checked = 0
+    for n, (gp, gn) in chip.items():
+        p = d.ir.g.nodes[n]["params"]
+        want = (g_min + p["lpos"] * g_step) - (g_min + p["lneg"] * g_step)
+        sp, sn = ~np.isnan(stuck[n][0]), ~np.isnan(stuck[n][1])
+        assert np.allclose(gp[sp], stuck[n][0][sp]) and np.allclose(gn[sn], stuck[n][1][sn])
+        partner = np.where(sp, stuck[n][0] - want, stuck[n][1] + want)
+        fixable = (sp ^ sn) & (partner >= g_min) & (partner <= g_max)
+        assert np.allclose((gp - gn)[fixable], want[fixable], rtol=0, atol=1e-15), n
+        assert np.allclose((gp - gn)[~sp & ~sn], want[~sp & ~sn], rtol=0, atol=1e-15), n
+        checked += int(fixable.sum())
+    assert checked > 100
+    # drift scales every conductance
+    v2 = {**device_model(d.manifest, 0.0, 1e4), "stuck_hrs_rate": 0.0, "stuck_lrs_rate": 0.0}
+    chip = draw_chip(d, v2, 0.0, np.random.default_rng(1))
+    n0 = next(iter(chip))
+    assert np.allclose(chip[n0][0], (g_min + d.ir.g.nodes[n0]["params"]["lpos"] * g_step) * 1e4 ** -v2["drift_nu"])
+    # read noise: each output's variance is sum_i x_i^2 sigma^2 (G+^2 + G-^2)
+    rng = np.random.default_rng(0)
+    gp, gn = rng.uniform(1e-6, 1e-4, (16, 4)), rng.uniform(1e-6, 1e-4, (16, 4))
+    xs = np.tile(rng.uniform(0, 1, (1, 16)), (20000, 1))
+    y = Design._read(xs, gp, gn, (0.05, rng))
+    want = np.sqrt((xs[0] ** 2) @ (0.05 ** 2 * (gp ** 2 + gn ** 2)))
+    assert np.allclose(y.std(0), want, rtol=0.03) and np.allclose(y.mean(0), xs[0] @ (gp - gn), atol=4 * want / 100)
+
+
+def test_variation_bad_input(sky, designs, digits):
+    x = digits / "x.npy"
+    assert_clean_error(amsc("evaluate", sky, "--inputs", x, "--mc", "2", "--read-time", "0"), "--read-time")
+    assert_clean_error(amsc("evaluate", designs / "mlp", "--inputs", x, "--labels", digits / "y.npy", "--mc", "2",
+                            "--sigma", "0.1", "--write-verify"), "--write-verify", "no write-verify")
