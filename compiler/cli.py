@@ -313,6 +313,11 @@ def _cmd_evaluate(args) -> int:
     for key, pts in rep.get("sweeps", {}).items():
         metric = next(k for k in ("accuracy", "top1_agreement") if k in pts[0])
         print(f"  sweep {key}: " + ", ".join(f"{p['value']:g}: {100 * p[metric]:.1f} %" for p in pts), file=sys.stderr)
+        if pts and "compensated" in pts[0]:
+            print(f"  sweep {key}, --compensate-ir: " + ", ".join(
+                f"{p['value']:g}: {100 * p['compensated'][metric]:.1f} % (output error vs ideal wires "
+                f"{100 * p['err_vs_ideal']:.2f} -> {100 * p['compensated']['err_vs_ideal']:.2f} %)" for p in pts),
+                file=sys.stderr)
     print(f"  -> {args.out}/eval.json, {args.out}/eval.html", file=sys.stderr)
     return 0
 

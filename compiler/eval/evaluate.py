@@ -199,8 +199,17 @@ def _monte_carlo(design: Design, x, ref, y, var: dict, modes: list[str], mc: int
     return rep, done
 
 
-def _sweep(design: Design, x, ref, y, metric: str, progress) -> dict:
-    """Accuracy against each SWEEPS option: the source recompiled with that option changed."""
+def _err_vs(ys: list[np.ndarray], base: list[np.ndarray]) -> float:
+    """RMS of the outputs' difference from ``base`` over base's RMS."""
+    e = np.sqrt(np.mean((np.asarray(ys[0], float) - base[0]) ** 2))
+    return float(e / (np.sqrt(np.mean(np.asarray(base[0], float) ** 2)) or 1.0))
+
+
+def _sweep(design: Design, x, ref, y, metric: str, progress, ideal: list[np.ndarray]) -> dict:
+    """Accuracy against each SWEEPS option: the source recompiled with that option changed. Each wire
+    resistance is compiled twice, as is and with --compensate-ir (where the PDK allows it), and the
+    point reports how much of the loss against the ideal-wire chip compensation recovers: of the
+    output error against it (``recovered_error``), and of the accuracy (``recovered_accuracy``)."""
     import dataclasses
     import tempfile
 
@@ -215,18 +224,32 @@ def _sweep(design: Design, x, ref, y, metric: str, progress) -> dict:
     if "calibration" in m["source"]:
         opts["calibration"] = str(design.out / m["source"]["calibration"])
     base = CompileOptions(**opts)
+    comp_ok = m["pdk"]["cell"] == "1r" and m["pdk"]["tia"] == "ideal"
+    ideal_metric = _metrics(ideal, ref, y)[metric]
     res = {}
     with tempfile.TemporaryDirectory(prefix="amsc-sweep-") as tmp:
         for key, values, eng in SWEEPS:
             pts = []
             for v in values:
-                change = {key: v, **({"parasitics": True} if key == "wire_r" else {})}
-                out = Path(tmp) / f"{key}_{v}"
-                compile_model(design.out / src, out, dataclasses.replace(base, **change))
-                d = Design(out)
-                ys = d.run(x, eng)
-                pts.append({"value": v, "engine": eng, metric: _metrics(ys, ref, y)[metric]})
-                shutil.rmtree(out, ignore_errors=True)
+                change = {key: v, **({"parasitics": True, "compensate_ir": False} if key == "wire_r" else {})}
+                pt = {"value": v, "engine": eng}
+                for variant in ((False, True) if key == "wire_r" and comp_ok else (False,)):
+                    out = Path(tmp) / f"{key}_{v}_{int(variant)}"
+                    compile_model(design.out / src, out,
+                                  dataclasses.replace(base, **{**change, **({"compensate_ir": True} if variant else {})}))
+                    ys = Design(out).run(x, eng)
+                    got = {metric: _metrics(ys, ref, y)[metric], "err_vs_ideal": _err_vs(ys, ideal)}
+                    if variant:
+                        pt["compensated"] = got
+                    else:
+                        pt.update(got)
+                    shutil.rmtree(out, ignore_errors=True)
+                if "compensated" in pt:
+                    c = pt["compensated"]
+                    pt["recovered_error"] = 1.0 - c["err_vs_ideal"] / pt["err_vs_ideal"] if pt["err_vs_ideal"] else None
+                    lost = ideal_metric - pt[metric]
+                    pt["recovered_accuracy"] = (c[metric] - pt[metric]) / lost if lost > 0 else None
+                pts.append(pt)
                 progress(f"sweep {key}", 1, 1)
             res[key] = pts
     return res
@@ -266,9 +289,13 @@ def _plots(rep: dict, traces: dict) -> dict[str, bytes]:
         metric = next(k for k in ("accuracy", "top1_agreement") if k in pts[0])
         fig = figure(5.5, 3.0)
         ax = fig.add_axes((0.12, 0.2, 0.84, 0.68))
-        ax.plot([p["value"] for p in pts], [100 * p[metric] for p in pts], marker="o")
+        ax.plot([p["value"] for p in pts], [100 * p[metric] for p in pts], marker="o", label="as compiled")
         if key == "wire_r":
             ax.set_xscale("log")
+            if all("compensated" in p for p in pts):
+                ax.plot([p["value"] for p in pts], [100 * p["compensated"][metric] for p in pts], marker="s",
+                        label="--compensate-ir")
+                ax.legend(fontsize=8)
         ax.set_xlabel(labels[key])
         ax.set_ylabel(f"{metric.replace('_', ' ')} [%]")
         pngs[f"sweep_{key}.png"] = png_bytes(fig)
@@ -327,7 +354,11 @@ def _html(rep: dict, pngs: dict) -> str:
     sweep_html = "".join(
         f"<h2>Sweep of {html.escape(k)}</h2><table><tr><th>value</th><th>engine</th><th>result</th></tr>"
         + "".join(f"<tr><td>{p['value']:g}</td><td>{p['engine']}</td>"
-                  f"<td>{pct(p.get('accuracy', p.get('top1_agreement')))}</td></tr>" for p in pts) + "</table>"
+                  f"<td>{pct(p.get('accuracy', p.get('top1_agreement')))}</td>"
+                  + (f"<td>compensated {pct(p['compensated'].get('accuracy', p['compensated'].get('top1_agreement')))}"
+                     f", output error vs ideal wires {100 * p['err_vs_ideal']:.2f} % -> "
+                     f"{100 * p['compensated']['err_vs_ideal']:.2f} %</td>" if "compensated" in p else "")
+                  + "</tr>" for p in pts) + "</table>"
         for k, pts in rep.get("sweeps", {}).items())
     imgs = "".join(f"<p><img src='{REPORT_DIR}/{name}' alt='{name}'></p>" for name in sorted(pngs))
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>amsc evaluate {html.escape(rep['design'])}"
@@ -406,6 +437,8 @@ def evaluate_design(out, inputs, labels=None, engine: str = "ideal", samples: in
             continue
         tr: dict = {}
         ys = design.run(x, r, trace=tr)
+        if r == "ideal":
+            ideal_out = ys
         traces[r] = tr
         rep[r] = _metrics(ys, ref, y)
         progress(r, done := done + 1, total)
@@ -416,7 +449,7 @@ def evaluate_design(out, inputs, labels=None, engine: str = "ideal", samples: in
                                        progress, done, total)
         rep["mc"]["seed"] = seed
     if sweep:
-        rep["sweeps"] = _sweep(design, x, ref, y, metric, progress)
+        rep["sweeps"] = _sweep(design, x, ref, y, metric, progress, ideal_out)
     rep["seconds"] = time.perf_counter() - t0
     out = Path(out)
     pngs = _plots(rep, traces)

@@ -129,6 +129,14 @@ def test_sweeps_recompile_the_source(designs, digits):
     assert sw["adc_bits"][4]["accuracy"] < sw["adc_bits"][8]["accuracy"]
     assert sw["weight_bits"][2]["accuracy"] < sw["weight_bits"][4]["accuracy"]
     assert {p["engine"] for p in rep["sweeps"]["wire_r"]} == {"mna"}
+    # every wire resistance also compiled with --compensate-ir: the outputs move back toward the
+    # ideal-wire chip's, and the uncompensated error grows with the resistance
+    errs = [p["err_vs_ideal"] for p in rep["sweeps"]["wire_r"]]
+    assert errs == sorted(errs) and errs[0] > 0
+    for p in rep["sweeps"]["wire_r"]:
+        assert p["compensated"]["err_vs_ideal"] < p["err_vs_ideal"], p
+        assert p["recovered_error"] == pytest.approx(1 - p["compensated"]["err_vs_ideal"] / p["err_vs_ideal"])
+    assert "--compensate-ir" in r.stderr
     for k in ("adc_bits", "weight_bits", "wire_r"):
         assert (out / "eval-report" / f"sweep_{k}.png").is_file()
 
