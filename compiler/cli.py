@@ -225,20 +225,30 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _cmd_report(args) -> int:
+def _phase_bar(command: str):
+    """A transient progress bar on stderr (shown only on a terminal) for a command's long phases:
+    ``(bar, progress)``, with ``progress(phase, done, total)`` as the library functions call it."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    console = Console(stderr=True)
+    bar = Progress(TextColumn(f"{command}: {{task.description}}"), BarColumn(), MofNCompleteColumn(),
+                   TimeElapsedColumn(), console=console, transient=True, disable=not console.is_terminal)
+    task = bar.add_task("", total=1)
+
+    def progress(phase: str, done: int, total: int) -> None:
+        bar.update(task, description=phase, completed=done, total=total)
+
+    return bar, progress
+
+
+def _cmd_report(args) -> int:
     from .eval.ppa import report_design
 
-    console = Console(stderr=True)
-    bar = Progress(TextColumn("report: {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   console=console, transient=True, disable=not console.is_terminal)
-    task = bar.add_task("", total=1)
+    bar, progress = _phase_bar("report")
     with bar:
         rep = report_design(args.out, args.inputs, args.samples, args.adc_share, args.engine, args.seed,
-                            args.clock_mhz, not args.no_synth,
-                            lambda what, done, total: bar.update(task, description=what, completed=done, total=total))
+                            args.clock_mhz, not args.no_synth, progress)
     ec, dom = rep["energy_check"], rep["dominant"]
     print(f"amsc: report {args.out}: {rep['area_mm2']:.4g} mm^2, {rep['energy_per_inference_j'] * 1e9:.4g} nJ and "
           f"{rep['latency_s'] * 1e6:.4g} us per inference; {rep['tops']:.3g} TOPS, {rep['tops_per_w']:.3g} TOPS/W, "
@@ -274,19 +284,12 @@ def _cmd_run(args) -> int:
 
 
 def _cmd_evaluate(args) -> int:
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from .eval.evaluate import evaluate_design
 
-    console = Console(stderr=True)
-    bar = Progress(TextColumn("evaluate: {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   console=console, transient=True, disable=not console.is_terminal)
-    task = bar.add_task("", total=1)
+    bar, progress = _phase_bar("evaluate")
     with bar:
         rep = evaluate_design(args.out, args.inputs, args.labels, args.engine, args.samples, args.mc, args.sigma,
-                              args.seed, lambda what, done, total: bar.update(task, description=what,
-                                                                               completed=done, total=total),
+                              args.seed, progress,
                               sweep=args.sweep, write_verify=args.write_verify, read_time=args.read_time)
     print(f"amsc: evaluate {args.out}: {rep['samples']} input(s); chip model: {rep['chip_model']}", file=sys.stderr)
     for r in rep["runs"]:
@@ -343,17 +346,7 @@ def _cmd_compile(args) -> int:
     def dump(name, ir):
         sys.stdout.write(ir_to_json(ir))
 
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    console = Console(stderr=True)
-    bar = Progress(TextColumn("compile: {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   console=console, transient=True, disable=not console.is_terminal)
-    task = bar.add_task("", total=1)
-
-    def progress(phase: str, done: int, total: int) -> None:
-        bar.update(task, description=phase, completed=done, total=total)
-
+    bar, progress = _phase_bar("compile")
     with bar:
         m = compile_model(args.model, args.out, opts, dump=dump, progress=progress)
     u = m["utilization"]

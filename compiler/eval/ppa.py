@@ -47,7 +47,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError, ToolError
+from ..errors import InputError, SimulationError, ToolError
 from ..sim.netlist import read_deck
 from ..verify.report import figure, png_bytes
 from .run import Design, HostSide
@@ -160,7 +160,7 @@ def settling(design: Design, tile: dict, ppa: dict, write_to: Path) -> dict:
             break
         t_stop *= 4
     else:
-        raise InputError(tile["testbench"], f"the tile does not settle within {t_stop:.3g} s")
+        raise SimulationError(tile["testbench"], f"the tile does not settle within {t_stop:.3g} s")
     # the transient that ran, as a deck of its own (ngspice -b runs it)
     (write_to / f"settle_{tile['name']}.sp").write_text(
         f"* amsc report: settling of tile {tile['name']}, every word line stepped to {tile['v_read']:g} V\n"
@@ -191,6 +191,14 @@ def crossbar_power(design: Design, tile: dict, volts: np.ndarray, engine_name: s
     eng = engine(engine_name)
     deck = read_deck(design.out / tile["testbench"])
     src, probes = [f"VIN_{i}" for i in range(rows)], [f"I(VIN_{i})" for i in range(rows)]
+    drive = np.ones(rows)
+    p = design.ir.g.nodes[tile["name"]]["params"]
+    if "dac_gain" in p:
+        # a compensated tile's word lines are driven by its DAC trims (E sources inside the subckt,
+        # at dac_gain times the input): their branch currents carry the power, named per engine
+        inst = f"x{tile['name']}".lower()
+        probes = [f"I({'e.' if engine_name == 'ngspice' else ''}{inst}.edac_{i})" for i in range(rows)]
+        drive = np.asarray(p["dac_gain"], float)
     if tile["cell"]["type"] == "1r":
         i_src = superpose(measure_transfer(eng, deck, tile["testbench"], rows, rows, tile["v_read"], probes), volts)
         used = volts.shape[0]
@@ -200,7 +208,7 @@ def crossbar_power(design: Design, tile: dict, volts: np.ndarray, engine_name: s
         analytic = float(np.mean((volts ** 2) @ _cell_rowsums(design, tile)))
         i_src = eng.sweep(deck, tile["testbench"], src, volts, probes)
         used = len(pick)
-    measured = float(np.mean(-np.sum(volts * i_src, axis=1)))
+    measured = float(np.mean(-np.sum(volts * drive * i_src, axis=1)))
     return {"analytic_w": analytic, "spice_w": measured, "reads_simulated": int(used)}
 
 

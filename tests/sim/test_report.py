@@ -170,3 +170,17 @@ def test_energy_check_on_sky130_1t1r(tmp_path, digits):
     assert rep["energy_check"]["max_tile_rel_err"] > 0.01
     assert rep["settling"]["tia"] == "the PDK's op-amp TIA"
     assert_clean_error(amsc("report", out, "--engine", "mna"), "1T1R")
+
+
+def test_compensated_tiles_measured_at_their_dac_trims(tmp_path, digits):
+    """A --compensate-ir tile's word lines are driven by its DAC trims inside the subckt: the energy
+    is measured there, the same in both engines, and the estimate (with the trims) stays within 10 %."""
+    require_tool("libngspice")
+    out = tmp_path / "comp"
+    assert amsc("compile", MLP / "model.onnx", "-o", out, "--parasitics", "--tile", "32x32",
+                "--compensate-ir").returncode == 0
+    ng, _ = _report(out, "--inputs", digits / "x.npy", "--samples", "2", "--no-synth")
+    mna, _ = _report(out, "--inputs", digits / "x.npy", "--samples", "2", "--no-synth", "--engine", "mna")
+    for a, b in zip(ng["energy_check"]["tiles"], mna["energy_check"]["tiles"]):
+        assert a["crossbar_spice_j"] == pytest.approx(b["crossbar_spice_j"], rel=1e-5) and a["crossbar_spice_j"] > 0
+        assert a["rel_err"] < 0.10, a
