@@ -139,10 +139,13 @@ def write_design(plan: OutputWriter, ir: IR, pdk: Pdk, options: CompileOptions, 
                                                                                          ("out", "send"))}}
     except RtlUnsupported as e:
         prog, datapath = None, {"generated": False, "reason": str(e)}
+    # a 1T1R PDK's access transistor, calibrated once: the golden model of every cell (and the
+    # IR-drop compensation of a 1T1R tile) solves against it
+    table = transistor_table(pdk, options.corner) if pdk.cell["type"] == "1t1r" else None
     if options.compensate_ir:
         # after the program: whether a tile's inputs are signed (bipolar DACs) sets how it is compensated
         progress("IR-drop compensation", 0, 1)
-        ir = compensate_ir(ir, options, pdk, bipolar_tiles(prog))
+        ir = compensate_ir(ir, options, pdk, bipolar_tiles(prog), table)
     for k, (rel, text) in enumerate(emit_spice(ir, pdk, env, source_sha, options.corner)):
         plan.add(rel, text)
         if k % 64 == 0:
@@ -167,8 +170,6 @@ def write_design(plan: OutputWriter, ir: IR, pdk: Pdk, options: CompileOptions, 
                                              "and the integer model ('amsc run') are written"}
     cell = {"type": "1r"}
     if pdk.cell["type"] == "1t1r":
-        # the access transistor, calibrated once: the golden model of every cell solves against it
-        table = transistor_table(pdk, options.corner)
         cell = {"type": "1t1r", "rram": pdk.cell["rram"], "v_gate": pdk.cell["v_gate"], "corner": options.corner,
                 "transistor": pdk.cell["transistor"], "table": {}}
         for key in ("vds", "vgs", "ids"):
@@ -264,9 +265,9 @@ def compile_model(model: str | Path, out: str | Path, options: CompileOptions,
     out = Path(out)
     check_output_dir(out)  # fail early, before any work
     pdk = apply_overrides(load_pdk(options.pdk), options)
-    if options.compensate_ir and (pdk.cell["type"] != "1r" or pdk.tia["type"] != "ideal"):
-        raise PdkError("--compensate-ir", f"PDK '{pdk.name}' has {pdk.cell['type']} cells and {pdk.tia['type']} TIAs; "
-                                          "the compensation models linear 1R tiles read by ideal TIAs")
+    if options.compensate_ir and pdk.cell["type"] == "1r" and pdk.tia["type"] != "ideal":
+        raise PdkError("--compensate-ir", f"PDK '{pdk.name}' has 1r cells and {pdk.tia['type']} TIAs; the "
+                                          "compensation models 1R tiles read by ideal TIAs, and 1T1R tiles")
     if pdk.models is None and options.corner != "tt":
         raise PdkError("--corner", f"PDK '{pdk.name}' has no device models, so corner '{options.corner}' does not apply")
     if progress is not None:

@@ -132,9 +132,10 @@ def tile_context(ir: IR, t: str, pdk, fet_model: dict | None = None) -> dict:
         devices = device_block(p["gpos_comp"], p["gneg_comp"], pdk, fet_model, par, "wlt")
         dac_trims = [{"i": i, "gain": spice_num(float(g))} for i, g in enumerate(p["dac_gain"])]
         gains = [spice_num(-a["rf_ohm"] * float(g)) for g in p["tia_gain"]]
+        rfs = [spice_num(a["rf_ohm"] * float(g)) for g in p["tia_gain"]]      # an op-amp TIA's trimmed feedback
     else:
         devices = device_block(p["gpos"], p["gneg"], pdk, fet_model, par)
-        dac_trims, gains = [], [tia.get("gain")] * cols
+        dac_trims, gains, rfs = [], [tia.get("gain")] * cols, [tia["rf"]] * cols
     return {
         "name": t,
         "subckt": f"xbar_{t}",
@@ -144,6 +145,7 @@ def tile_context(ir: IR, t: str, pdk, fet_model: dict | None = None) -> dict:
         "devices": devices,
         "columns": list(range(cols)),
         "tia_gains": gains,
+        "tia_rfs": rfs,
         "dac_trims": dac_trims,
         "compensation": a.get("compensation"),
         "tia": tia,

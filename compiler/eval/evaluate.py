@@ -224,11 +224,13 @@ def _sweep(design: Design, x, ref, y, metric: str, progress, ideal: list[np.ndar
     if "calibration" in m["source"]:
         opts["calibration"] = str(design.out / m["source"]["calibration"])
     base = CompileOptions(**opts)
-    comp_ok = m["pdk"]["cell"] == "1r" and m["pdk"]["tia"] == "ideal"
+    comp_ok = m["pdk"]["cell"] == "1t1r" or m["pdk"]["tia"] == "ideal"     # what --compensate-ir models
     ideal_metric = _metrics(ideal, ref, y)[metric]
     res = {}
     with tempfile.TemporaryDirectory(prefix="amsc-sweep-") as tmp:
         for key, values, eng in SWEEPS:
+            if eng == "mna" and m["pdk"]["cell"] != "1r":
+                eng = "ngspice"      # a nonlinear 1T1R mesh needs the simulator
             pts = []
             for v in values:
                 change = {key: v, **({"parasitics": True, "compensate_ir": False} if key == "wire_r" else {})}

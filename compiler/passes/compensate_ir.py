@@ -121,18 +121,63 @@ def compensate_tile(gpos: np.ndarray, gneg: np.ndarray, pdk, par: dict, lsb: flo
                        "dac_gain": [float(a.min()), float(a.max())], "tia_gain": [float(b.min()), float(b.max())]}}
 
 
-def compensate_ir(ir: IR, options, pdk, bipolar: frozenset = frozenset()) -> IR:
+def compensate_tile_1t1r(gpos: np.ndarray, gneg: np.ndarray, pdk, par: dict, lsb: float, table: dict) -> dict:
+    """The compensation of one 1T1R tile, linearized: each cell (RRAM and access transistor, solved
+    against the calibrated transistor table) becomes its large-signal conductance at half the read
+    voltage, ``G_eff = I(V_read / 2) / (V_read / 2)``, the mean word-line voltage of unipolar inputs;
+    on those the mesh is linear, and the 1R procedure (trims, per-cell pre-distortion, refit) runs as
+    for a unipolar tile. Each pre-distorted ``G_eff`` maps back to the small-signal conductance the
+    cell is programmed to, through the same (monotone) cell model. The cells of a 1T1R PDK are
+    programmed off the level grid already (the programming error of the compiled chip): the
+    compensated values stay continuous, within the range of the tile's programmed conductances and
+    [G_min, G_max]."""
+    from ..pdk.devices import cell_currents
+
+    R, J = gpos.shape
+    G = np.stack([gpos, gneg], axis=-1).reshape(R, 2 * J)
+    r_wl, r_bl = par["r_wl_segment"], par["r_bl_segment"]
+    rram, v = pdk.cell["rram"], pdk.v_read
+    lo, hi = min(float(G.min()), pdk.g_min), max(float(G.max()), pdk.g_max)
+    grid = np.geomspace(lo / 4, hi * 4, 2001)
+    eff = cell_currents(v / 2, grid, 0.0, rram, table) / (v / 2)          # increasing in G
+    to_eff = lambda g: np.interp(np.log(g), np.log(grid), eff)            # noqa: E731
+    Ge = to_eff(G)
+    D = Ge[:, 0::2] - Ge[:, 1::2]
+    E = _diff(mesh_transfer(Ge, r_wl, r_bl))
+    a, b = fit_trims(E, D, 0.0, 1.0)
+    mu, s2 = v / 2.0, v * v / 12.0
+    gain = a[:, None] * np.repeat(b, 2)[None, :]
+    gc = Ge.copy()
+    for _ in range(ROUNDS):
+        gc = np.clip(gc * Ge / (mesh_transfer(gc, r_wl, r_bl).T * gain), to_eff(lo), to_eff(hi))
+    E = _diff(mesh_transfer(gc, r_wl, r_bl))
+    a, b = fit_trims(E, D, mu, s2)
+    r = a[:, None] * b[None, :] * E - D
+    rms = np.sqrt(s2 * (r * r).sum(0) + mu ** 2 * r.sum(0) ** 2)
+    gq = np.exp(np.interp(gc, eff, np.log(grid))).reshape(R, J, 2)
+    return {"gpos_comp": gq[..., 0], "gneg_comp": gq[..., 1], "dac_gain": a, "tia_gain": b,
+            "report": {"predicted_rms_lsb": float(np.max(rms) / lsb), "inputs": "unipolar",
+                       "model": "1T1R cells linearized at V_read / 2",
+                       "moved_rel": float(np.max(np.abs(gq.reshape(R, 2 * J) / G - 1))),
+                       "dac_gain": [float(a.min()), float(a.max())], "tia_gain": [float(b.min()), float(b.max())]}}
+
+
+def compensate_ir(ir: IR, options, pdk, bipolar: frozenset = frozenset(), table: dict | None = None) -> IR:
     """Every tile with a wire mesh compensated; ``bipolar``: the tiles whose word lines are driven to
     either sign (the integer program decides it from the calibration, so the back end calls this
-    pass after building the program, not the pipeline)."""
+    pass after building the program, not the pipeline); ``table``: a 1T1R PDK's calibrated access
+    transistor."""
     ir = ir.copy()
     for t in ir.nodes_of("xbar_tile"):
         d = ir.g.nodes[t]
         a, p = d["attrs"], d["params"]
         if not a["parasitics"]:
             continue
-        c = compensate_tile(p["gpos"], p["gneg"], pdk, a["parasitics"], 2.0 * a["adc_full_scale_a"] / 2 ** pdk.adc_bits,
-                            t in bipolar)
+        lsb = 2.0 * a["adc_full_scale_a"] / 2 ** pdk.adc_bits
+        if pdk.cell["type"] == "1t1r":
+            c = compensate_tile_1t1r(p["gpos"], p["gneg"], pdk, a["parasitics"], lsb, table)
+        else:
+            c = compensate_tile(p["gpos"], p["gneg"], pdk, a["parasitics"], lsb, t in bipolar)
         rep = c.pop("report")
         ir.set(t, params={**p, **c}, attrs={**a, "compensation": rep})
     return ir
