@@ -69,6 +69,8 @@ GATE_CELLS = {
     "$_DFF_P_": ("dfxtp",), "$_DFF_PN0_": ("dfrtp",), "$_DFF_PN1_": ("dfstp",), "$_DFFE_PP_": ("edfxtp",),
     "$_DFFE_PN0P_": ("dfrtp", "mux2"), "$_DFFE_PN1P_": ("dfstp", "mux2"),
 }
+PUBLISHED_NOTE = ("figures as the cited papers' abstracts are commonly quoted; amsc has not re-derived them, and "
+                  "their conditions (node, array size, ADC sharing, measured or simulated) differ from this design's")
 #: published analog in-memory designs, as their papers report them (conditions differ from ours)
 PUBLISHED = [
     {"design": "ISAAC", "tops_per_w": 0.63, "tops_per_mm2": 0.48,
@@ -520,6 +522,7 @@ def _build(design, ppa, reads, dmax, n, adc_share, engine, seed, clock, synth, t
                       "dacs": len(dac_nets), "tias": sum(t["tile_size"][1] for t in m["tiles"]),
                       "adc_area_mm2": ppa["adc"]["area_um2"] * 1e-6},
         "published": PUBLISHED,
+        "published_note": PUBLISHED_NOTE,
     }
     rep["dominant"] = _dominant(rep)
     rep["_wave"] = wave
@@ -622,5 +625,5 @@ def _html(rep: dict, pngs: dict) -> str:
             f"SPICE {ec['crossbar_spice_j']:.5g} J, relative error {100 * ec['rel_err']:.3f} % (largest per tile "
             f"{100 * ec['max_tile_rel_err']:.3f} %). {html.escape(ec['model'])}.</p>"
             "<table><tr><th>tile</th><th>analytic [J]</th><th>SPICE [J]</th><th>error</th></tr>" + tiles + "</table>"
-            "<h2>Published analog in-memory designs</h2><table><tr><th>design</th><th>TOPS/W</th><th>TOPS/mm&sup2;</th>"
+            f"<h2>Published analog in-memory designs</h2><p>{html.escape(PUBLISHED_NOTE)}.</p><table><tr><th>design</th><th>TOPS/W</th><th>TOPS/mm&sup2;</th>"
             "<th>conditions</th><th>source</th></tr>" + pub + "</table>" + imgs + "</body></html>\n")
