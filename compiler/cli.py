@@ -200,8 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=_number(), default=0, help="seed of the Monte-Carlo draws")
     e.add_argument("--sweep", action="store_true",
                    help="also recompile the design's source in a temporary folder with one option changed at a time "
-                   "(ADC bits 4-10, weight bits 2-6, wire resistance 0.25-4 ohm with --parasitics through MNA) and "
-                   "report accuracy against each")
+                   "(ADC bits 4-10, weight bits 2-6, wire resistance 0.25-16 ohm with --parasitics through MNA, each "
+                   "also with --compensate-ir) and report accuracy against each")
     q = sub.add_parser("report", help="area, energy per inference, latency, TOPS/W of the compiled chip, checked "
                        "against SPICE", description="Estimate the chip's area (crossbar cells, TIAs, ADCs, DACs, and "
                        "the digital datapath synthesized by yosys onto sky130 standard cells), its energy per inference "

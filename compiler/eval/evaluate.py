@@ -50,7 +50,7 @@ SIGMA_CURVE = (0.0, 0.5, 1.0, 2.0, 4.0)
 #: ``--sweep``: each compile option, its values, and the engine each recompiled design runs on
 #: (wire resistance needs a circuit engine: the mesh is only in the netlists).
 SWEEPS = (("adc_bits", (4, 5, 6, 7, 8, 10), "ideal"), ("weight_bits", (2, 3, 4, 5, 6), "ideal"),
-          ("wire_r", (0.25, 0.5, 1.0, 2.0, 4.0), "mna"))
+          ("wire_r", (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0), "mna"))
 REPORT_DIR = "eval-report"
 
 
