@@ -349,6 +349,12 @@ def _cmd_compile(args) -> int:
     bar, progress = _phase_bar("compile")
     with bar:
         m = compile_model(args.model, args.out, opts, dump=dump, progress=progress)
+    if m.get("kind") == "dynamics":
+        d, sc = m["dynamics"], m["dynamics"]["scaling"]
+        print(f"amsc: compiled {args.model} -> {args.out}: continuous-time model, {d['states']} state(s), "
+              f"{d['activation']}, W on {len(m['tiles'])} tile(s); amplitude {sc['amplitude_v_per_unit']:.4g} V per "
+              f"unit, time {sc['time_s_per_unit']:.4g} s per unit -> {d['deck']}", file=sys.stderr)
+        return 0
     u = m["utilization"]
     print(f"amsc: compiled {args.model} -> {args.out}: {len(m['tiles'])} tile(s) in {len(m['layers'])} "
           f"layer(s), {len(m['files'])} files; cells used {u['used_cells']}/{u['available_cells']} "

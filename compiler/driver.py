@@ -270,6 +270,10 @@ def compile_model(model: str | Path, out: str | Path, options: CompileOptions,
                                           "compensation models 1R tiles read by ideal TIAs, and 1T1R tiles")
     if pdk.models is None and options.corner != "tt":
         raise PdkError("--corner", f"PDK '{pdk.name}' has no device models, so corner '{options.corner}' does not apply")
+    from .dynamics import compile_dynamics, is_dynamics
+
+    if is_dynamics(Path(model)):     # an amsc_dynamics YAML: a continuous-time circuit, not a network
+        return compile_dynamics(Path(model), out, options, pdk)
     if progress is not None:
         progress("front end (constant folding, lowering)", 0, 1)
     ir, data = load_model(model)

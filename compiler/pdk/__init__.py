@@ -84,6 +84,8 @@ _FIELDS = {
     "sim.reltol": (float, lambda x: 0 < x < 0.1, "a relative tolerance in (0, 0.1)"),
     "sim.abstol": (float, _pos, "a positive current in amperes"),
 }
+#: roles a PDK may template: continuous-time dynamics (compiler/dynamics.py)
+_OPTIONAL_ROLES = ("dynamics",)
 _TEMPLATE_ROLES = ("crossbar", "testbench", "chip", "verilog_top", "verilog_tile", "verilog_macro",
                    "verilog_macro_sim", "verilog_tb")
 
@@ -320,7 +322,9 @@ def load_pdk(name_or_path: str) -> Pdk:
         adc_bits=vals["adc.bits"], dac_bits=vals["dac.bits"], tia_v_out_fs=vals["tia.v_out_fs"],
         r_wl_segment=vals["wire.r_wl_segment"], r_bl_segment=vals["wire.r_bl_segment"],
         reltol=vals["sim.reltol"], abstol=vals["sim.abstol"],
-        templates={r: templates[r] for r in _TEMPLATE_ROLES},
+        templates={**{r: templates[r] for r in _TEMPLATE_ROLES},
+                   **{r: templates[r] for r in _OPTIONAL_ROLES if isinstance(templates.get(r), str)
+                      and "/" not in templates[r] and any((d / templates[r]).is_file() for d in dirs)}},
         cell=_cell(file, doc), tia=_tia(file, doc), models=_models(file, doc), template_dirs=tuple(dirs),
         dac_bipolar=_flag(file, doc, "dac.bipolar", False),
         ppa=_ppa(file, doc, base.ppa if base is not None else None),

@@ -119,6 +119,16 @@ class NgspiceSession:
         self.ng.destroy()
         return t, out
 
+    def transient(self, deck: str, where: str, probes: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Run a deck that holds its own ``.tran``; returns ``(time, probes [len(time), len(probes)])``
+        of node voltages (only the probes are saved)."""
+        body = [ln for ln in deck.splitlines() if ln.strip().lower() != ".end"]
+        plot = self._run(body + [".save " + " ".join(probes), ".end"], where, None)
+        t = np.asarray(plot["time"]._data, dtype=np.float64)
+        out = self._vectors(plot, probes, [p.lower() for p in probes], where)
+        self.ng.destroy()
+        return t, out
+
     def _vectors(self, plot, probes: list[str], keys: list[str], where: str) -> np.ndarray:
         missing = [p for p, k in zip(probes, keys) if k not in plot]
         if missing:

@@ -157,6 +157,13 @@ def summary_table(report: dict):
                       _within(r["min_within_lsb"]), f"{r['seconds']:.1f}")
         return t
     t = Table(title=f"amsc verify: {report['design']} ({report['engine']})")
+    if report.get("kind") == "dynamics":    # states against solve_ivp, in fractions of full scale
+        for col in ("state", "status", "max err / FS", "RMS err / FS", "settling time"):
+            t.add_column(col, justify="left" if col in ("state", "status") else "right")
+        for b in report["blocks"]:
+            t.add_row(b["name"], "[green]pass[/]" if b["passed"] else "[red]FAIL[/]", _fmt(b["max_err_over_fs"]),
+                      _fmt(b["rms_err_over_fs"]), _fmt(b["settle_time"], ".4g"))
+        return t
     for col in ("block", "status", "max err [A]", "RMS err [A]", "tolerance [A]", "<=1 LSB", "seconds", "cached"):
         t.add_column(col, justify="left" if col in ("block", "status") else "right")
     for b in report["blocks"]:

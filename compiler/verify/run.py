@@ -296,6 +296,12 @@ def verify_dir(out: str | Path, jobs: int = 1, vectors: int = 16, seed: int = 0,
         raise InputError("--tolerance-lsb", f"{tolerance_lsb} must be positive")
     out = Path(out)
     manifest = load_compiled(out)
+    if manifest.get("kind") == "dynamics":
+        from ..dynamics import verify_dynamics
+
+        if engine_name != "ngspice":
+            raise InputError("--engine", "a dynamics design is verified by its ngspice transient; mna solves DC decks")
+        return verify_dynamics(out, manifest)
     simulator = engine(engine_name).version  # also fails early, with the install hint, if ngspice is missing
     tiles, sample_info = select_tiles(sorted(manifest["tiles"], key=lambda t: t["name"]), sample, seed)
     digests = {f["path"]: f["sha256"] for f in manifest["files"]}
