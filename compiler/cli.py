@@ -213,7 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("out", help="output folder of 'amsc compile'")
     q.add_argument("--inputs", metavar="X.npy", help="model inputs whose activations the energy is measured for "
                    "(default: the calibration samples the design holds, OUT/source/calib.npy)")
-    q.add_argument("--samples", type=_number(positive=True), default=16, help="use the first N inputs (default 16)")
+    q.add_argument("--samples", type=_number(positive=True),
+                   help="use the first N inputs (default: 16, or all the inputs if they are fewer)")
     q.add_argument("--adc-share", type=_number(positive=True), default=1, metavar="M",
                    help="outputs per ADC through a column multiplexer (default 1: one ADC per output); fewer ADCs, "
                    "M conversions per read")

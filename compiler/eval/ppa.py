@@ -353,7 +353,11 @@ def digital_ops(prog: dict, reads_per_image: dict, ref_bytes: float) -> dict:
 
 
 # --------------------------------------------------------------------------------------------- report
-def _inputs(design: Design, inputs, samples: int) -> tuple[np.ndarray, str]:
+#: inputs whose activity the report measures, unless --samples says otherwise
+DEFAULT_SAMPLES = 16
+
+
+def _inputs(design: Design, inputs, samples: int | None) -> tuple[np.ndarray, str]:
     if inputs is None:
         cal = design.manifest["source"].get("calibration")
         if cal is None:
@@ -363,12 +367,14 @@ def _inputs(design: Design, inputs, samples: int) -> tuple[np.ndarray, str]:
     else:
         what = str(inputs)
     x = design.load_inputs(inputs)
+    if samples is None:
+        samples = min(DEFAULT_SAMPLES, x.shape[0])
     if samples > x.shape[0]:
         raise InputError(inputs, f"holds {x.shape[0]} inputs; --samples {samples} asks for more")
     return x[:samples], what
 
 
-def report_design(out, inputs=None, samples: int = 16, adc_share: int = 1, engine: str = "ngspice", seed: int = 0,
+def report_design(out, inputs=None, samples: int | None = None, adc_share: int = 1, engine: str = "ngspice", seed: int = 0,
                   clock_mhz: float | None = None, synth: bool = True, progress=None) -> dict:
     """``amsc report``; returns the report (also written to OUT/report.json, report.html, report/)."""
     from ..verify.run import write_json_atomic
@@ -377,7 +383,7 @@ def report_design(out, inputs=None, samples: int = 16, adc_share: int = 1, engin
     t0 = time.perf_counter()
     if engine not in ("ngspice", "mna"):
         raise InputError("--engine", f"unknown engine '{engine}'; expected ngspice or mna")
-    if samples < 1:
+    if samples is not None and samples < 1:
         raise InputError("--samples", f"{samples}; expected a positive number of inputs")
     if adc_share < 1:
         raise InputError("--adc-share", f"{adc_share}; expected a positive number of outputs per ADC")
