@@ -224,6 +224,8 @@ def compile_dynamics(path: Path, out: Path, options, pdk) -> dict:
     from . import __version__
     from .backend.plan import OutputWriter, sha256
     from .backend.render import chunks, environment, render, spice_num
+    from .backend.spice import deck_context
+    from .driver import pdk_summary
     from .ir.names import sanitize
 
     if pdk.cell["type"] != "1r" or "dynamics" not in pdk.templates:
@@ -274,13 +276,12 @@ def compile_dynamics(path: Path, out: Path, options, pdk) -> dict:
             for k, (nm, p) in enumerate(zip(model["inputs"], model["pwl"]))]
     t_stop = model["t_end"] * k_t
     design = sanitize(model["name"])
-    deck = render(environment(pdk), "dynamics", version=__version__, design=design, source_sha=sha256(data),
-                  pdk=pdk, n=n, states=states, tiles=tiles, sources=srcs, c=spice_num(C_INT),
+    deck = render(environment(pdk), "dynamics", **deck_context(model["name"], pdk, sha256(data)), n=n, states=states, tiles=tiles, sources=srcs, c=spice_num(C_INT),
                   tstep=spice_num(t_stop / TRAN_POINTS), tstop=spice_num(t_stop), a=spice_num(a), k_t=spice_num(k_t),
                   activation=model["activation"])
     man = {"amsc_version": __version__, "kind": "dynamics", "design": design,
            "source": {"name": path.name, "sha256": sha256(data), "file": f"source/{path.name}"},
-           "pdk": {"name": pdk.name, "g_min": pdk.g_min, "g_max": pdk.g_max, "levels": pdk.levels, "v_read": pdk.v_read},
+           "pdk": pdk_summary(pdk),
            "dynamics": {"states": n, "activation": model["activation"], "tau": model["tau"].tolist(),
                         "t_end": model["t_end"], "inputs": model["inputs"], "deck": "spice/dynamics.sp",
                         "w_step": w_step, "levels": "arrays/w_levels.npy",
@@ -340,11 +341,10 @@ def verify_dynamics(out: Path, man: dict) -> dict:
         away = np.nonzero(np.abs(x_ref[:, i] - x_ref[-1, i]) > SETTLE_FRACTION * fs)[0]
         settle = float(tm[away[-1] + 1]) if away.size and away[-1] + 1 < tm.size else (0.0 if not away.size else float(tm[-1]))
         mx, rms = float(e.max() / fs), float(np.sqrt(np.mean(e ** 2)) / fs)
-        blocks.append({"name": f"x_{i}", "layer": "state", "passed": mx <= TOLERANCE_FS, "max_err_over_fs": mx,
-                       "rms_err_over_fs": rms, "settle_time": settle, "error": None, "cached": False,
-                       "max_abs_err": float(e.max()), "rms_err": float(np.sqrt(np.mean(e ** 2))), "tolerance": TOLERANCE_FS * fs,
-                       "lsb": TOLERANCE_FS * fs, "within_lsb": float(np.mean(e <= TOLERANCE_FS * fs)),
-                       "vectors": int(t.size), "seconds": 0.0, "simulator": eng.version})
+        blocks.append({"name": f"x_{i}", "layer": "state", "passed": mx <= TOLERANCE_FS, "error": None,
+                       "max_err_over_fs": mx, "rms_err_over_fs": rms, "settle_time": settle,
+                       "max_abs_err": float(e.max()), "rms_err": float(np.sqrt(np.mean(e ** 2))),
+                       "tolerance": TOLERANCE_FS * fs})
     rep = {"design": man["design"], "kind": "dynamics", "engine": "ngspice", "simulator": eng.version,
            "passed": all(b["passed"] for b in blocks), "blocks": blocks, "simulated": n, "vectors": int(t.size),
            "seed": 0, "tolerance_lsb": 1.0, "tolerance_rule": f"max |x_spice - x_ref| <= {TOLERANCE_FS:g} of full scale "

@@ -157,19 +157,23 @@ def tile_context(ir: IR, t: str, pdk, fet_model: dict | None = None) -> dict:
     }
 
 
+def deck_context(design: str, pdk, source_sha: str, cards: list[str] = ()) -> dict:
+    """What every SPICE template of a design is rendered with, besides its own items."""
+    return {"version": __version__, "design": sanitize(design), "source_sha": source_sha, "pdk": pdk,
+            "reltol": spice_num(pdk.reltol), "abstol": spice_num(pdk.abstol), "model_cards": list(cards),
+            "v_gate": spice_num(pdk.cell.get("v_gate", 0.0))}
+
+
 def emit_spice(ir: IR, pdk, env, source_sha: str, corner: str = "tt"):
     """Yield ``(relative path, text)`` of every SPICE file, one tile at a time (a tile's text is
     dropped once it is written: no list of every netlist is ever held)."""
-    design = sanitize(ir.name)
     cards = model_cards(pdk.models, corner) if pdk.models else []
     fet_model = None
     if pdk.cell["type"] == "1t1r":
         fet = pdk.cell["transistor"]
         fet_model = specialize_fet(pdk.models, fet["subckt"], fet["w_um"], fet["l_um"])
         cards += fet_model["cards"]
-    common = {"version": __version__, "design": design, "source_sha": source_sha, "pdk": pdk,
-              "reltol": spice_num(pdk.reltol), "abstol": spice_num(pdk.abstol), "model_cards": cards,
-              "v_gate": spice_num(pdk.cell.get("v_gate", 0.0))}
+    common = deck_context(ir.name, pdk, source_sha, cards)
     # chip.sp: tiles of one layer that read the same rows share the DAC nets of those rows
     dacs: dict[tuple[str, int], str] = {}
     insts = []

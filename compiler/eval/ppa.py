@@ -110,10 +110,8 @@ def record_reads(design: Design, x: np.ndarray) -> dict[str, np.ndarray]:
 def settle_deck(design: Design, tile: dict, ppa: dict) -> str:
     """The largest tile's testbench as one self-contained deck, with op-amp TIAs (the PDK's own, or
     ``ppa.tia`` in place of ideal ones)."""
-    from .. import __version__
-    from ..backend.render import environment, render, spice_num
-    from ..backend.spice import tile_context
-    from ..ir.names import sanitize
+    from ..backend.render import environment, render
+    from ..backend.spice import deck_context, tile_context
     from ..pdk import load_pdk
 
     out = design.out
@@ -123,9 +121,8 @@ def settle_deck(design: Design, tile: dict, ppa: dict) -> str:
     pdk = load_pdk(design.manifest["options"]["pdk"])
     pdk = dataclasses.replace(pdk, tia={"type": "opamp", "gain": ppa["tia"]["gain"], "gbw_hz": ppa["tia"]["gbw_hz"]})
     ctx = tile_context(design.ir, tile["name"], pdk)
-    sub = render(environment(pdk), "crossbar", tile=ctx, version=__version__, design=sanitize(design.ir.name),
-                 source_sha=design.manifest["source"]["sha256"], pdk=pdk, reltol=spice_num(pdk.reltol),
-                 abstol=spice_num(pdk.abstol))
+    sub = render(environment(pdk), "crossbar", tile=ctx,
+                 **deck_context(design.ir.name, pdk, design.manifest["source"]["sha256"]))
     lines = []
     for line in tb.read_text().splitlines(keepends=True):
         lines.append(sub if line.lower().startswith(".include") and tile["subckt_file"].split("/")[-1] in line
@@ -189,7 +186,6 @@ def crossbar_power(design: Design, tile: dict, volts: np.ndarray, engine_name: s
     from ..verify.run import engine, measure_transfer, superpose
 
     rows = volts.shape[1]
-    analytic = float(np.mean((volts ** 2) @ _cell_rowsums(design, tile)))
     eng = engine(engine_name)
     deck = read_deck(design.out / tile["testbench"])
     src, probes = [f"VIN_{i}" for i in range(rows)], [f"I(VIN_{i})" for i in range(rows)]
@@ -207,9 +203,9 @@ def crossbar_power(design: Design, tile: dict, volts: np.ndarray, engine_name: s
     else:
         pick = np.sort(np.random.default_rng(seed).permutation(volts.shape[0])[:SPICE_READS])
         volts = volts[pick]
-        analytic = float(np.mean((volts ** 2) @ _cell_rowsums(design, tile)))
         i_src = eng.sweep(deck, tile["testbench"], src, volts, probes)
         used = len(pick)
+    analytic = float(np.mean((volts ** 2) @ _cell_rowsums(design, tile)))     # over the same reads
     measured = float(np.mean(-np.sum(volts * drive * i_src, axis=1)))
     return {"analytic_w": analytic, "spice_w": measured, "reads_simulated": int(used)}
 
@@ -456,17 +452,17 @@ def _build(design, ppa, reads, dmax, n, adc_share, engine, seed, clock, synth, t
         rows, outs = codes.shape[1], t["cols"][1] - t["cols"][0]
         volts = codes * (t["v_read"] / dmax)
         pw = crossbar_power(design, t, volts, engine, seed)
-        r_img = codes.shape[0] / n                       # reads of this tile per inference
-        e_a, e_s = pw["analytic_w"] * t_read * r_img, pw["spice_w"] * t_read * r_img
+        per_inf = codes.shape[0] / n                     # reads of this tile per inference
+        e_a, e_s = pw["analytic_w"] * t_read * per_inf, pw["spice_w"] * t_read * per_inf
         analytic_total += e_a
         spice_total += e_s
         energy["crossbar"] += e_s
-        energy["adc"] += r_img * outs * e_adc
-        energy["dac"] += r_img * rows * e_dac
+        energy["adc"] += per_inf * outs * e_adc
+        energy["dac"] += per_inf * rows * e_dac
         # each word line's wire (every bit line it crosses) charged to its voltage, per read
-        energy["word_lines"] += r_img * float(np.mean(np.sum(volts ** 2, axis=1))) * c_cell * t["tile_size"][1]
-        energy["tia"] += r_img * t["tile_size"][1] * p_tia * t_read
-        per_tile.append({"tile": name, "reads_per_inference": r_img, "reads_simulated": pw["reads_simulated"],
+        energy["word_lines"] += per_inf * float(np.mean(np.sum(volts ** 2, axis=1))) * c_cell * t["tile_size"][1]
+        energy["tia"] += per_inf * t["tile_size"][1] * p_tia * t_read
+        per_tile.append({"tile": name, "reads_per_inference": per_inf, "reads_simulated": pw["reads_simulated"],
                          "crossbar_analytic_j": e_a, "crossbar_spice_j": e_s,
                          "rel_err": abs(e_a - e_s) / e_s if e_s else 0.0})
     r_img = {k: v.shape[0] / n for k, v in reads.items()}
