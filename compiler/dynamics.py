@@ -26,7 +26,6 @@ time points: per state the largest and RMS error over full scale and the settlin
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -377,11 +376,3 @@ def verify_dynamics(out: Path, man: dict) -> dict:
     rep["seconds"] = time.perf_counter() - t0
     write_json_atomic(out / "verify.json", rep)
     return rep
-
-
-def manifest_kind(out: Path) -> str | None:
-    try:
-        return json.loads((Path(out) / "manifest.json").read_text()).get("kind")
-    except (OSError, ValueError, AttributeError):
-        return None
-
