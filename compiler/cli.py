@@ -353,7 +353,7 @@ def _cmd_compile(args) -> int:
     if m.get("kind") == "dynamics":
         d, sc = m["dynamics"], m["dynamics"]["scaling"]
         print(f"amsc: compiled {args.model} -> {args.out}: continuous-time model, {d['states']} state(s), "
-              f"{d['activation']}, W on {len(m['tiles'])} tile(s); amplitude {sc['amplitude_v_per_unit']:.4g} V per "
+              f"{d['activation']}, {'W1 and W2' if d['form'] == 'vector_field' else 'W'} on {len(m['tiles'])} tile(s); amplitude {sc['amplitude_v_per_unit']:.4g} V per "
               f"unit, time {sc['time_s_per_unit']:.4g} s per unit -> {d['deck']}", file=sys.stderr)
         return 0
     u = m["utilization"]

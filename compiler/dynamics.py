@@ -1,27 +1,40 @@
 """Continuous-time dynamics on crossbars: ``amsc_dynamics`` YAML models (docs/dynamics.md).
 
-A model ``tau dx/dt = -x + W s(x) + U u(t) + b`` becomes a circuit per state: a capacitor C with a
-leak resistor R (R C = tau, time-scaled) is a leaky integrator whose node voltage is the state, and
-a crossbar of differential conductance pairs computes ``W s(x)``:
+Two forms of model, both integrated by capacitors in continuous time:
 
-- **W** is quantized onto the PDK's conductance levels, one pair (G+, G-) per weight, and laid out
-  on PDK-sized tiles; the word lines of row block r carry ``s(x)`` of those states, and the bit
-  lines of every row tile of a state sum into that state's sense node (held at 0 V), whose current
-  is mirrored into its integrator (an F source: an ideal current mirror).
-- **s** (tanh, sigmoid, relu, identity) is a behavioural voltage source on the generic PDK, driving
-  the word line to ``V_read s(x) / s_max``.
-- **u(t)** are PWL sources, each steered into the integrators through transconductors (``U``);
-  **b** a constant current per integrator.
+- **recurrent** (``W``): ``tau dx/dt = -x + W s(x) + U u(t) + b`` (continuous-time RNNs, Hopfield
+  networks). Each state is a leaky integrator: a capacitor C with a leak resistor R (R C = tau,
+  time-scaled) whose node voltage is the state; a crossbar of differential conductance pairs computes
+  ``W s(x)``: the word lines of row block r carry ``s(x)`` of those states, and the bit lines of every
+  row tile of a state sum into that state's sense node (held at 0 V), whose current is mirrored into
+  its integrator (an F source: an ideal current mirror).
+- **vector field** (``vector_field: {hidden, W1, b1, W2}``): ``tau dx/dt = W2 s(W1 x + b1) + U u(t) + b``,
+  a neural ODE whose right-hand side is a one-hidden-layer MLP. The hidden layer is a memoryless
+  crossbar read: the states drive W1's word lines (linear buffers), an ideal TIA turns each hidden
+  bit-line pair's current into a voltage, s of it drives W2's word lines, and W2's bit lines feed
+  the states' integrators, which have no leak. The hidden layer has no time constant of its own, so
+  the lowering adds no approximation beyond the quantization of W1 and W2.
+
+``s`` (tanh, sigmoid, relu, identity) is a behavioural voltage source on the generic PDK, driving its
+word line to ``V_read s / s_max``; **u(t)** are PWL sources, each steered into the integrators
+through transconductors (``U``); **b** a constant current per integrator.
 
 Scaling (written to the manifest; verification un-scales with it):
 - amplitude: state voltage = ``a x``, with ``a`` such that the largest |x| of a reference solve of
   the quantized model over [0, t_end] sits at 1 / (1 + MARGIN) of the PDK's analog full scale
-  (``tia.v_out_fs``);
-- time: physical time = ``k_t`` model time, with ``k_t`` setting the fastest tau to TAU_FAST_S.
+  (``tia.v_out_fs``); the hidden voltages of a vector field likewise;
+- time: physical time = ``k_t`` model time. The system's fastest rate is bounded by the spectral norm
+  of its Jacobian, ``rate <= (1 + ||W|| s'_max) / tau_min`` (recurrent) or ``||W2|| ||W1|| s'_max /
+  tau_min`` (vector field); ``k_t`` puts that rate at 1 / (1 + MARGIN) of the PDK's integrator
+  bandwidth, BANDWIDTH_FRACTION of its op-amps' gain-bandwidth product (an op-amp integrator's
+  relative error at frequency f is about f / GBW: S. Franco, "Design with Operational Amplifiers and
+  Analog Integrated Circuits", 4th ed., McGraw-Hill 2015, section 6.5). A model's own ``time_scale``
+  overrides ``k_t`` and is refused, with the time scale that fits, when it is too fast.
 
 ``amsc verify OUT`` runs the transient in ngspice, un-scales the state waveforms and compares them
-with ``scipy.integrate.solve_ivp`` (rtol 1e-9, atol 1e-12) on the quantized W at the simulator's
-time points: per state the largest and RMS error over full scale and the settling time.
+with ``scipy.integrate.solve_ivp`` (rtol 1e-9, atol 1e-12) on the quantized weights at the
+simulator's time points: per state the largest and RMS error over full scale and the settling time.
+``amsc evaluate OUT --inputs X0.npy`` runs many initial states (compiler/eval/dynamics.py).
 """
 
 from __future__ import annotations
@@ -36,18 +49,25 @@ from .errors import InputError, PdkError
 
 SCHEMA_VERSION = 1
 ACTIVATIONS = ("tanh", "sigmoid", "relu", "identity")
-_KEYS = {"amsc_dynamics", "name", "states", "tau", "activation", "W", "b", "inputs", "U", "x0", "t_end"}
-_REQUIRED = {"amsc_dynamics", "states", "W", "x0", "t_end"}
-#: largest state count (a dense N x N crossbar and an N-state transient)
+#: the largest slope of each activation (the Jacobian bound of the time scaling)
+SLOPE = {"tanh": 1.0, "sigmoid": 0.25, "relu": 1.0, "identity": 1.0}
+_KEYS = {"amsc_dynamics", "name", "states", "tau", "activation", "W", "vector_field", "b", "inputs", "U", "x0",
+         "t_end", "time_scale"}
+_REQUIRED = {"amsc_dynamics", "states", "x0", "t_end"}
+_VF_KEYS = {"hidden", "W1", "b1", "W2"}
+#: largest state (and hidden) count (a dense N x N crossbar and an N-state transient)
 MAX_STATES = 1024
 #: the reference solve's tolerances (the issue's), and the sign-off tolerance on the generic PDK
 RTOL, ATOL = 1e-9, 1e-12
 TOLERANCE_FS = 1e-3
 MARGIN = 0.25
-TAU_FAST_S = 1e-6
+#: the integrators' bandwidth as a fraction of the op-amps' GBW (module docstring)
+BANDWIDTH_FRACTION = 1e-3
 C_INT = 1e-12                 # F, every integrator's capacitor
 SETTLE_FRACTION = 0.01        # a state has settled once it stays within 1 % of full scale of its end value
-TRAN_POINTS = 4000            # largest step of the transient: the window over this
+#: a reference trajectory this many times larger than max(1, |x0|, |b|, |U u|) is taken as diverging
+DIVERGED = 1e4
+TRAN_POINTS = 1000            # largest step of the transient: the window over this
 
 
 def is_dynamics(path: Path) -> bool:
@@ -113,6 +133,12 @@ def _matrix(path: Path, spec, field: str, shape: tuple) -> np.ndarray:
     return a
 
 
+def _count(path: Path, v, field: str) -> int:
+    if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= MAX_STATES:
+        raise _fail(path, field, f"{v!r}; expected an integer in 1..{MAX_STATES}")
+    return v
+
+
 def load_dynamics(path: str | Path) -> dict:
     """Read and check an ``amsc_dynamics`` YAML model (see docs/dynamics.md)."""
     path = Path(path)
@@ -132,9 +158,9 @@ def load_dynamics(path: str | Path) -> dict:
         raise InputError(path, f"missing required key(s) {missing}")
     if doc["amsc_dynamics"] != SCHEMA_VERSION:
         raise _fail(path, "amsc_dynamics", f"schema version {doc['amsc_dynamics']!r}; this amsc reads {SCHEMA_VERSION}")
-    n = doc["states"]
-    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MAX_STATES:
-        raise _fail(path, "states", f"{n!r}; expected an integer in 1..{MAX_STATES}")
+    if ("W" in doc) == ("vector_field" in doc):
+        raise InputError(path, "expected exactly one of 'W' (a recurrent model) and 'vector_field' (an MLP vector field)")
+    n = _count(path, doc["states"], "states")
     actn = doc.get("activation", "tanh")
     if actn not in ACTIVATIONS:
         raise _fail(path, "activation", f"{actn!r}; expected one of {', '.join(ACTIVATIONS)}")
@@ -144,6 +170,9 @@ def load_dynamics(path: str | Path) -> dict:
     t_end = doc["t_end"]
     if not isinstance(t_end, (int, float)) or isinstance(t_end, bool) or not 0 < t_end < 1e9:
         raise _fail(path, "t_end", f"{t_end!r}; expected a positive model time")
+    ts = doc.get("time_scale")
+    if ts is not None and (not isinstance(ts, (int, float)) or isinstance(ts, bool) or not 0 < ts < 1e6):
+        raise _fail(path, "time_scale", f"{ts!r}; expected a positive number of seconds per unit of model time")
     inputs = doc.get("inputs") or []
     if not isinstance(inputs, list):
         raise _fail(path, "inputs", "expected a list of {name, pwl}")
@@ -164,9 +193,18 @@ def load_dynamics(path: str | Path) -> dict:
     if inputs and "U" not in doc:
         raise _fail(path, "U", f"required with inputs: an {n} x {len(inputs)} matrix")
     U = _matrix(path, doc["U"], "U", (n, len(inputs))) if inputs else np.zeros((n, 0))
-    return {"name": str(doc.get("name") or path.stem), "n": n, "tau": tau, "activation": actn,
-            "W": _matrix(path, doc["W"], "W", (n, n)), "b": _vector(path, doc, "b", n, 0.0),
-            "x0": _vector(path, doc, "x0", n), "t_end": float(t_end), "inputs": names, "pwl": pwl, "U": U}
+    model = {"name": str(doc.get("name") or path.stem), "n": n, "tau": tau, "activation": actn,
+             "b": _vector(path, doc, "b", n, 0.0), "x0": _vector(path, doc, "x0", n), "t_end": float(t_end),
+             "inputs": names, "pwl": pwl, "U": U, "time_scale": None if ts is None else float(ts)}
+    if "W" in doc:
+        return {**model, "form": "recurrent", "layers": {"W": _matrix(path, doc["W"], "W", (n, n))}}
+    vf = doc["vector_field"]
+    if not isinstance(vf, dict) or not {"hidden", "W1", "W2"} <= set(vf) <= _VF_KEYS:
+        raise _fail(path, "vector_field", "expected {hidden: H, W1: H x N, b1: H (optional), W2: N x H}")
+    h = _count(path, vf["hidden"], "vector_field.hidden")
+    return {**model, "form": "vector_field", "hidden": h, "b1": _vector(path, vf, "b1", h, 0.0),
+            "layers": {"W1": _matrix(path, vf["W1"], "vector_field.W1", (h, n)),
+                       "W2": _matrix(path, vf["W2"], "vector_field.W2", (n, h))}}
 
 
 def quantize_w(W: np.ndarray, levels: int) -> tuple[np.ndarray, float]:
@@ -183,21 +221,35 @@ def u_at(model: dict, t: float | np.ndarray) -> np.ndarray:
                      for p in model["pwl"]])
 
 
-def reference(model: dict, Wq: np.ndarray, t_eval: np.ndarray | None = None):
-    """``solve_ivp`` of the model with the quantized W (rtol 1e-9, atol 1e-12)."""
-    from scipy.integrate import solve_ivp
+def hidden_pre(model: dict, Wq: dict, x: np.ndarray) -> np.ndarray:
+    """A vector field's hidden pre-activations ``W1 x + b1`` (x: [N] or [N, T])."""
+    b1 = model["b1"] if x.ndim == 1 else model["b1"][:, None]
+    return Wq["W1"] @ x + b1
 
+
+def rhs(model: dict, Wq: dict):
+    """The right-hand side ``f(t, x)`` with the quantized weights ``Wq`` (name -> matrix)."""
     tau, b, U, a_name = model["tau"], model["b"], model["U"], model["activation"]
-    knots = sorted({float(k) for p in model["pwl"] for k in p[:, 0] if 0 < k < model["t_end"]})
 
     def f(t, x):
         du = U @ u_at(model, t) if U.shape[1] else 0.0
-        return (-x + Wq @ act(a_name, x) + du + b) / tau
+        if model["form"] == "recurrent":
+            return (-x + Wq["W"] @ act(a_name, x) + du + b) / tau
+        return (Wq["W2"] @ act(a_name, hidden_pre(model, Wq, x)) + du + b) / tau
+    return f
 
+
+def reference(model: dict, Wq: dict, t_eval: np.ndarray | None = None, x0: np.ndarray | None = None):
+    """``solve_ivp`` of the model with the quantized weights (rtol 1e-9, atol 1e-12), from ``x0``
+    (default: the model's)."""
+    from scipy.integrate import solve_ivp
+
+    f = rhs(model, Wq)
+    knots = sorted({float(k) for p in model["pwl"] for k in p[:, 0] if 0 < k < model["t_end"]})
     # integrate between the PWL knots, where the right-hand side has kinks
     edges = [0.0] + knots + [model["t_end"]]
     sols = []
-    x = model["x0"].copy()
+    x = (model["x0"] if x0 is None else np.asarray(x0, float)).copy()
     for lo, hi in zip(edges[:-1], edges[1:]):
         sol = solve_ivp(f, (lo, hi), x, method="DOP853", rtol=RTOL, atol=ATOL, dense_output=True)
         if not sol.success:
@@ -218,11 +270,83 @@ def reference(model: dict, Wq: np.ndarray, t_eval: np.ndarray | None = None):
     return t_eval, y
 
 
+def rate_bound(model: dict, Wq: dict) -> float:
+    """An upper bound of the system's fastest rate (1 / model time): the spectral norm of its
+    Jacobian over every state (module docstring). A vector field's bound is at least 1 / tau_max."""
+    d, inv = SLOPE[model["activation"]], 1.0 / float(np.min(model["tau"]))
+    if model["form"] == "recurrent":
+        return inv * (1.0 + float(np.linalg.norm(Wq["W"], 2)) * d)
+    r = inv * float(np.linalg.norm(Wq["W2"], 2) * np.linalg.norm(Wq["W1"], 2)) * d
+    return max(r, 1.0 / float(np.max(model["tau"])))
+
+
+def integrator_bandwidth(pdk) -> tuple[float, float]:
+    """(the PDK's integrator bandwidth in Hz, the op-amp GBW it comes from)."""
+    if pdk.tia.get("type") == "opamp":
+        gbw = float(pdk.tia["gbw_hz"])
+    elif pdk.ppa is not None:
+        gbw = float(pdk.ppa["tia"]["gbw_hz"])
+    else:
+        raise PdkError(pdk.name, "names no op-amp gain-bandwidth (tia.gbw_hz or ppa.tia.gbw_hz) to bound the "
+                                 "integrators' bandwidth")
+    return BANDWIDTH_FRACTION * gbw, gbw
+
+
+def time_scale(model: dict, Wq: dict, pdk, where) -> dict:
+    """The time scaling: ``k_t`` seconds per unit of model time (the model's ``time_scale`` or the
+    automatic one), with the bandwidths behind it."""
+    rate = rate_bound(model, Wq)
+    f_bw, gbw = integrator_bandwidth(pdk)
+    fit = rate / (2 * np.pi * f_bw)           # the fastest time scale at which the system fits the bandwidth
+    k_t = model["time_scale"] if model["time_scale"] is not None else fit * (1 + MARGIN)
+    f_sys = rate / (2 * np.pi * k_t)
+    if f_sys > f_bw:
+        raise _fail(Path(where), "time_scale", f"{k_t:.4g} s per unit puts the system's fastest rate at "
+                    f"{f_sys:.4g} Hz, above the PDK's integrator bandwidth of {f_bw:.4g} Hz ({BANDWIDTH_FRACTION:g} "
+                    f"of its op-amps' {gbw:.4g} Hz GBW); a time_scale of at least {fit:.4g} s per unit fits")
+    return {"time_s_per_unit": k_t, "rate_bound_per_unit": rate, "system_bandwidth_hz": f_sys,
+            "pdk_bandwidth_hz": f_bw, "automatic": model["time_scale"] is None}
+
+
+def _tiles(prefix: str, q: np.ndarray, inputs: list[str], out_p: str, out_n: str, pdk) -> list[dict]:
+    """The crossbar tiles of one weight matrix ``q`` [outputs, inputs] (levels): input j drives word
+    line ``inputs[j]``; output i's pair sums on nodes ``<out_p>_i`` / ``<out_n>_i``. Each tile is a
+    subckt on local ports (wl_*, blp_*, bln_*), its devices formatted in bulk as a network tile's."""
+    from .backend.render import chunks
+    from .backend.spice import PORTS_PER_LINE, device_block
+
+    rows, cols = pdk.tile_rows, pdk.tile_cols // 2
+    n_out, n_in = q.shape
+    gp = pdk.g_min + np.maximum(q, 0) * pdk.g_step
+    gn = pdk.g_min + np.maximum(-q, 0) * pdk.g_step
+    tiles = []
+    for r0 in range(0, n_in, rows):
+        for c0 in range(0, n_out, cols):
+            r1, c1 = min(r0 + rows, n_in), min(c0 + cols, n_out)
+            ports = [f"wl_{j}" for j in range(r1 - r0)] + [f"bl{s}_{i}" for i in range(c1 - c0) for s in ("p", "n")]
+            nodes = inputs[r0:r1] + [f"{o}_{i}" for i in range(c0, c1) for o in (out_p, out_n)]
+            tiles.append({"name": f"{prefix}_r{r0 // rows}c{c0 // cols}", "layer": prefix, "rows": [r0, r1],
+                          "cols": [c0, c1], "port_lines": chunks(ports, PORTS_PER_LINE),
+                          "node_lines": chunks(nodes, PORTS_PER_LINE),
+                          "devices": device_block(gp[c0:c1, r0:r1].T, gn[c0:c1, r0:r1].T, pdk, None, None)})
+    return tiles
+
+
+_EXPR = {"tanh": "tanh({x})", "sigmoid": "1/(1+exp(-({x})))", "relu": "max({x},0)", "identity": "({x})"}
+
+
+def ic_line(a: float, x0: np.ndarray) -> str:
+    """The deck's ``.ic`` card for initial state ``x0`` at ``a`` volts per unit."""
+    from .backend.render import spice_num
+
+    return ".ic " + " ".join(f"V(x_{i})={spice_num(a * v)}" for i, v in enumerate(x0))
+
+
 def compile_dynamics(path: Path, out: Path, options, pdk) -> dict:
     """``amsc compile dyn.yaml -o OUT``: the SPICE deck, the manifest and the arrays."""
     from . import __version__
     from .backend.plan import OutputWriter, sha256
-    from .backend.render import chunks, environment, render, spice_num
+    from .backend.render import environment, render, spice_num
     from .backend.spice import deck_context
     from .driver import pdk_summary
     from .ir.names import sanitize
@@ -232,42 +356,47 @@ def compile_dynamics(path: Path, out: Path, options, pdk) -> dict:
                                     "the generic PDK (sky130_1t1r's transistor activations are not built yet)")
     data = path.read_bytes()
     model = load_dynamics(path)
-    n = model["n"]
-    q, w_step = quantize_w(model["W"], pdk.levels)
-    Wq = q * w_step
-    t_ref, x_ref = reference(model, Wq)
+    n, vf = model["n"], model["form"] == "vector_field"
+    quant = {k: quantize_w(W, pdk.levels) for k, W in model["layers"].items()}
+    Wq = {k: q * step for k, (q, step) in quant.items()}
+    scaling = time_scale(model, Wq, pdk, path)
+    k_t = scaling["time_s_per_unit"]
+    _, x_ref = reference(model, Wq)
     x_max = float(np.max(np.abs(x_ref))) or 1.0
-    a = pdk.tia_v_out_fs / (x_max * (1 + MARGIN))
-    k_t = TAU_FAST_S / float(np.min(model["tau"]))
-    s_max = {"tanh": 1.0, "sigmoid": 1.0}.get(model["activation"], x_max * (1 + MARGIN))
-    g_step = pdk.g_step
+    drive = max([1.0, float(np.max(np.abs(model["x0"]))), float(np.max(np.abs(model["b"])))]
+                + [float(np.max(np.abs(model["U"][:, k])) * np.max(np.abs(p[:, 1]))) for k, p in enumerate(model["pwl"])])
+    if x_max > DIVERGED * drive:
+        raise InputError(path, f"the quantized model's trajectory grows to |x| = {x_max:.3g} over [0, t_end]; an "
+                               "unbounded system has no amplitude scaling (check W's gain or shorten t_end)")
+    v_fs, v_read, g_step = pdk.tia_v_out_fs, pdk.v_read, pdk.g_step
+    a = v_fs / (x_max * (1 + MARGIN))
+    sig = x_ref if not vf else hidden_pre(model, Wq, x_ref)
+    s_in_max = float(np.max(np.abs(sig))) or 1.0          # the largest argument of the activation
+    s_max = {"tanh": 1.0, "sigmoid": 1.0}.get(model["activation"], s_in_max * (1 + MARGIN))
     R = model["tau"] * k_t / C_INT
     # current into integrator i: a (W s + U u + b) / R_i; the crossbar gives sum_j q_ij g_step A_j with
     # word-line voltage A_j = V_read s_j / s_max, so the mirror gain is a w_step s_max / (g_step V_read R_i)
-    mirror = a * w_step * s_max / (g_step * pdk.v_read * R)
-    rows, cols = pdk.tile_rows, pdk.tile_cols // 2
-    gp = pdk.g_min + np.maximum(q, 0) * g_step
-    gn = pdk.g_min + np.maximum(-q, 0) * g_step
-    # cell (i, j) is word line j (state j's activation) to bit line i (state i's sum)
-    tiles = []
-    for r0 in range(0, n, rows):
-        for c0 in range(0, n, cols):
-            r1, c1 = min(r0 + rows, n), min(c0 + cols, n)
-            name = f"w_r{r0 // rows}c{c0 // cols}"
-            lines = []
-            for j in range(r0, r1):
-                for i in range(c0, c1):
-                    lines.append(f"RP_{j}_{i} a_{j} blp_{i} {spice_num(1.0 / gp[i, j])}")
-                    lines.append(f"RN_{j}_{i} a_{j} bln_{i} {spice_num(1.0 / gn[i, j])}")
-            ports = [f"a_{j}" for j in range(r0, r1)] + [f"bl{s}_{i}" for i in range(c0, c1) for s in ("p", "n")]
-            tiles.append({"name": name, "rows": [r0, r1], "cols": [c0, c1], "port_lines": chunks(ports, 8),
-                          "devices": "\n".join(lines)})
-    expr = {"tanh": "tanh({x})", "sigmoid": "1/(1+exp(-({x})))", "relu": "max({x},0)", "identity": "({x})"}[model["activation"]]
+    out_layer = "W2" if vf else "W"
+    mirror = a * quant[out_layer][1] * s_max / (g_step * v_read * R)
+    expr = _EXPR[model["activation"]]
+    drive = f"{spice_num(v_read / s_max)}*{expr}"
+    hidden, drivers = [], []
+    if vf:
+        h = model["hidden"]
+        x_fs = x_max * (1 + MARGIN)                       # x drives W1's word lines at V_read x / x_fs
+        a_h = v_fs / (s_in_max * (1 + MARGIN))            # hidden pre-activation h at a_h volts per unit
+        rf = a_h * quant["W1"][1] * x_fs / (g_step * v_read)
+        drivers = [{"i": j, "gain": spice_num(v_read / (a * x_fs))} for j in range(n)]
+        hidden = [{"k": k, "rf": spice_num(rf), "off": spice_num(a_h * model["b1"][k]),
+                   "act": drive.format(x=f"V(hv_{k})/{spice_num(a_h)}")} for k in range(h)]
+        tiles = (_tiles("w1", quant["W1"][0], [f"ax_{j}" for j in range(n)], "hp", "hn", pdk)
+                 + _tiles("w2", quant["W2"][0], [f"a_{k}" for k in range(h)], "blp", "bln", pdk))
+    else:
+        tiles = _tiles("w", quant["W"][0], [f"a_{j}" for j in range(n)], "blp", "bln", pdk)
     states = []
     for i in range(n):
-        x = f"V(x_{i})/{spice_num(a)}"
-        states.append({"i": i, "r": spice_num(R[i]), "ic": spice_num(a * model["x0"][i]),
-                       "act": f"{spice_num(pdk.v_read / s_max)}*{expr.format(x=x)}", "mirror": spice_num(mirror[i]),
+        states.append({"i": i, "r": None if vf else spice_num(R[i]), "mirror": spice_num(mirror[i]),
+                       "act": None if vf else drive.format(x=f"V(x_{i})/{spice_num(a)}"),
                        "bias": spice_num(a * model["b"][i] / R[i]),
                        "inputs": [{"k": k, "gm": spice_num(a * model["U"][i, k] / R[i])}
                                   for k in range(len(model["inputs"])) if model["U"][i, k] != 0]})
@@ -275,38 +404,78 @@ def compile_dynamics(path: Path, out: Path, options, pdk) -> dict:
             for k, (nm, p) in enumerate(zip(model["inputs"], model["pwl"]))]
     t_stop = model["t_end"] * k_t
     design = sanitize(model["name"])
-    deck = render(environment(pdk), "dynamics", **deck_context(model["name"], pdk, sha256(data)), n=n, states=states, tiles=tiles, sources=srcs, c=spice_num(C_INT),
-                  tstep=spice_num(t_stop / TRAN_POINTS), tstop=spice_num(t_stop), a=spice_num(a), k_t=spice_num(k_t),
-                  activation=model["activation"])
+    deck = render(environment(pdk), "dynamics", **deck_context(model["name"], pdk, sha256(data)), n=n, states=states,
+                  hidden=hidden, drivers=drivers, tiles=tiles, sources=srcs, c=spice_num(C_INT),
+                  ic=ic_line(a, model["x0"]), tstep=spice_num(t_stop / TRAN_POINTS), tstop=spice_num(t_stop),
+                  a=spice_num(a), k_t=spice_num(k_t), activation=model["activation"], form=model["form"])
+    sc = {"amplitude_v_per_unit": a, "x_max_reference": x_max, "margin": MARGIN, "v_full_scale": v_fs, **scaling}
+    if vf:
+        sc.update(hidden_v_per_unit=a_h, hidden_max_reference=s_in_max)
     man = {"amsc_version": __version__, "kind": "dynamics", "design": design,
            "source": {"name": path.name, "sha256": sha256(data), "file": f"source/{path.name}"},
            "pdk": pdk_summary(pdk),
-           "dynamics": {"states": n, "activation": model["activation"], "tau": model["tau"].tolist(),
-                        "t_end": model["t_end"], "inputs": model["inputs"], "deck": "spice/dynamics.sp",
-                        "w_step": w_step, "levels": "arrays/w_levels.npy",
-                        "scaling": {"amplitude_v_per_unit": a, "time_s_per_unit": k_t, "x_max_reference": x_max,
-                                    "margin": MARGIN, "v_full_scale": pdk.tia_v_out_fs},
-                        "integrator": {"c_f": C_INT, "r_ohm": R.tolist()}},
-           "tiles": [{"name": t["name"], "rows": t["rows"], "cols": t["cols"]} for t in tiles]}
+           "dynamics": {"form": model["form"], "states": n, "hidden": model.get("hidden", 0),
+                        "activation": model["activation"], "tau": model["tau"].tolist(), "t_end": model["t_end"],
+                        "inputs": model["inputs"], "deck": "spice/dynamics.sp",
+                        "layers": {k: {"levels": f"arrays/{k}_levels.npy", "w_step": step, "shape": list(q.shape)}
+                                   for k, (q, step) in quant.items()},
+                        "scaling": sc, "integrator": {"c_f": C_INT, "r_ohm": R.tolist(), "leak": not vf},
+                        "mirror_gain": mirror.tolist(), "s_max": s_max},
+           "tiles": [{k: t[k] for k in ("name", "layer", "rows", "cols")} for t in tiles]}
     with OutputWriter(out) as w:
         w.add("spice/dynamics.sp", deck)
-        w.add_npy("arrays/w_levels.npy", q)
+        for k, (q, _) in quant.items():
+            w.add_npy(f"arrays/{k}_levels.npy", q)
         w.add_file(f"source/{path.name}", path)
         # the model's own arrays travel with the design (the source YAML may name files next to it)
-        for key in ("W", "U", "b", "x0", "tau"):
-            w.add_npy(f"arrays/{key}.npy", np.asarray(model[key], float))
+        for key, v in _arrays(model).items():
+            w.add_npy(f"arrays/{key}.npy", v)
         man["files"] = [{"path": k, "sha256": v} for k, v in w.digests().items()]
         w.commit(man)
     return man
 
 
-def _model_from(out: Path, man: dict) -> dict:
+def _arrays(model: dict) -> dict:
+    keys = ["U", "b", "x0", "tau"] + (["b1"] if model["form"] == "vector_field" else [])
+    return {**{k: np.asarray(W, float) for k, W in model["layers"].items()},
+            **{k: np.asarray(model[k], float) for k in keys}}
+
+
+def load_design(out: Path, man: dict) -> tuple[dict, dict]:
+    """The compiled model (from OUT's arrays and source) and its quantized weights."""
     d = man["dynamics"]
     src = yaml.safe_load((out / man["source"]["file"]).read_bytes())
     pwl = [np.array(u["pwl"], float) for u in (src.get("inputs") or [])]
     ld = lambda k: np.load(out / f"arrays/{k}.npy", allow_pickle=False)  # noqa: E731
-    return {"name": man["design"], "n": d["states"], "tau": ld("tau"), "activation": d["activation"], "W": ld("W"),
-            "b": ld("b"), "x0": ld("x0"), "t_end": d["t_end"], "inputs": d["inputs"], "pwl": pwl, "U": ld("U")}
+    model = {"name": man["design"], "n": d["states"], "tau": ld("tau"), "activation": d["activation"],
+             "b": ld("b"), "x0": ld("x0"), "t_end": d["t_end"], "inputs": d["inputs"], "pwl": pwl, "U": ld("U"),
+             "form": d["form"], "layers": {k: ld(k) for k in d["layers"]}, "time_scale": None}
+    if d["form"] == "vector_field":
+        model.update(hidden=d["hidden"], b1=ld("b1"))
+    Wq = {k: np.load(out / v["levels"], allow_pickle=False) * v["w_step"] for k, v in d["layers"].items()}
+    return model, Wq
+
+
+def settle_time(tm: np.ndarray, x: np.ndarray, fs: float) -> np.ndarray:
+    """Per state (x: [T, N]), the model time after which it stays within SETTLE_FRACTION of full
+    scale of its final value (the window's end if it never does)."""
+    away = np.abs(x - x[-1]) > SETTLE_FRACTION * fs
+    last = np.where(away.any(axis=0), tm.size - 1 - np.argmax(away[::-1], axis=0), -1)
+    return np.where(last < 0, 0.0, tm[np.minimum(last + 1, tm.size - 1)])
+
+
+def run_spice(eng, out: Path, man: dict, x0: np.ndarray | None = None, extra: list[str] = ()):
+    """The design's transient in ngspice (from ``x0``, default the model's): model time, the states
+    un-scaled [T, N], and the ``extra`` probes' raw vectors [T, len(extra)]."""
+    d = man["dynamics"]
+    sc = d["scaling"]
+    deck = (out / d["deck"]).read_text()
+    if x0 is not None:
+        deck = "\n".join(ic_line(sc["amplitude_v_per_unit"], x0) if ln.startswith(".ic ") else ln
+                         for ln in deck.splitlines())
+    n = d["states"]
+    t, v = eng.transient(deck, d["deck"], [f"x_{i}" for i in range(n)] + list(extra))
+    return t / sc["time_s_per_unit"], v[:, :n] / sc["amplitude_v_per_unit"], v[:, n:]
 
 
 def verify_dynamics(out: Path, man: dict) -> dict:
@@ -317,40 +486,37 @@ def verify_dynamics(out: Path, man: dict) -> dict:
 
     t0 = time.perf_counter()
     d = man["dynamics"]
-    model = _model_from(out, man)
+    model, Wq = load_design(out, man)
     n = d["states"]
-    Wq = np.load(out / d["levels"], allow_pickle=False) * d["w_step"]
     sc = d["scaling"]
     eng = session()
-    deck = (out / d["deck"]).read_text()
     t_sim = time.perf_counter()
-    t, v = eng.transient(deck, d["deck"], [f"x_{i}" for i in range(n)])
+    tm, x_spice, _ = run_spice(eng, out, man)
     t_spice = time.perf_counter() - t_sim
-    tm = t / sc["time_s_per_unit"]
-    x_spice = v / sc["amplitude_v_per_unit"]
     t_ref0 = time.perf_counter()
     _, x_ref = reference(model, Wq, np.clip(tm, 0, model["t_end"]))
     t_ivp = time.perf_counter() - t_ref0
     x_ref = x_ref.T
     fs = float(np.max(np.abs(x_ref))) or 1.0
     err = x_spice - x_ref
+    settle = settle_time(tm, x_ref, fs)
+    settle_spice = settle_time(tm, x_spice, fs)
     blocks = []
     for i in range(n):
         e = np.abs(err[:, i])
-        away = np.nonzero(np.abs(x_ref[:, i] - x_ref[-1, i]) > SETTLE_FRACTION * fs)[0]
-        settle = float(tm[away[-1] + 1]) if away.size and away[-1] + 1 < tm.size else (0.0 if not away.size else float(tm[-1]))
         mx, rms = float(e.max() / fs), float(np.sqrt(np.mean(e ** 2)) / fs)
         blocks.append({"name": f"x_{i}", "layer": "state", "passed": mx <= TOLERANCE_FS, "error": None,
-                       "max_err_over_fs": mx, "rms_err_over_fs": rms, "settle_time": settle,
+                       "max_err_over_fs": mx, "rms_err_over_fs": rms, "settle_time": float(settle[i]),
+                       "settle_time_spice": float(settle_spice[i]),
                        "max_abs_err": float(e.max()), "rms_err": float(np.sqrt(np.mean(e ** 2))),
                        "tolerance": TOLERANCE_FS * fs})
     rep = {"design": man["design"], "kind": "dynamics", "engine": "ngspice", "simulator": eng.version,
-           "passed": all(b["passed"] for b in blocks), "blocks": blocks, "simulated": n, "vectors": int(t.size),
+           "passed": all(b["passed"] for b in blocks), "blocks": blocks, "simulated": n, "vectors": int(tm.size),
            "seed": 0, "tolerance_lsb": 1.0, "tolerance_rule": f"max |x_spice - x_ref| <= {TOLERANCE_FS:g} of full scale "
            f"({fs:.4g}, the largest |x| of the reference)", "full_scale": fs,
            "max_err_over_fs": max(b["max_err_over_fs"] for b in blocks),
            "rms_err_over_fs": float(np.sqrt(np.mean(err ** 2)) / fs),
-           "reference": f"scipy solve_ivp DOP853, rtol {RTOL:g}, atol {ATOL:g}, quantized W",
+           "reference": f"scipy solve_ivp DOP853, rtol {RTOL:g}, atol {ATOL:g}, quantized weights",
            "spice_seconds": t_spice, "solve_ivp_seconds": t_ivp, "scaling": sc}
     fig = figure(6.5, 3.6)
     ax = fig.add_axes((0.1, 0.15, 0.86, 0.75))

@@ -15,11 +15,11 @@ from conftest import amsc, require_tool
 from helpers import assert_clean_error
 
 
-def make_model(d: Path, n: int, seed: int, activation: str = "tanh") -> Path:
-    """A random continuous-time RNN with two PWL inputs (seeded)."""
+def make_model(d: Path, n: int, seed: int, activation: str = "tanh", gain: float = 1.5) -> Path:
+    """A random continuous-time RNN with two PWL inputs (seeded); W's entries have deviation gain / sqrt(n)."""
     rng = np.random.default_rng(seed)
     d.mkdir(parents=True, exist_ok=True)
-    np.save(d / "W.npy", rng.normal(0, 1.5 / np.sqrt(n), (n, n)))
+    np.save(d / "W.npy", rng.normal(0, gain / np.sqrt(n), (n, n)))
     np.save(d / "U.npy", rng.normal(0, 1, (n, 2)))
     doc = {"amsc_dynamics": 1, "name": f"ctrnn{n}_s{seed}", "states": n,
            "tau": rng.uniform(0.5, 2.0, n).round(3).tolist(), "activation": activation, "W": {"file": "W.npy"},
@@ -31,12 +31,12 @@ def make_model(d: Path, n: int, seed: int, activation: str = "tanh") -> Path:
     return d / "dyn.yaml"
 
 
-def _compile_verify(tmp: Path, n: int, seed: int, activation: str = "tanh") -> dict:
+def _compile_verify(tmp: Path, n: int, seed: int, activation: str = "tanh", gain: float = 1.5) -> dict:
     from compiler.driver import compile_model
     from compiler.options import CompileOptions
     from compiler.verify.run import verify_dir
 
-    model = make_model(tmp / f"m{n}_{seed}", n, seed, activation)
+    model = make_model(tmp / f"m{n}_{seed}", n, seed, activation, gain)
     out = tmp / f"o{n}_{seed}"
     compile_model(model, out, CompileOptions())
     return verify_dir(out)
@@ -60,7 +60,8 @@ def test_transient_matches_solve_ivp_on_20_seeds(tmp_path, n):
 @pytest.mark.parametrize("activation", ["sigmoid", "relu", "identity"])
 def test_other_activations(tmp_path, activation):
     require_tool("libngspice")
-    rep = _compile_verify(tmp_path, 8, 3, activation)
+    # a linear (identity) system with W's spectral radius above 1 grows without bound: keep it below
+    rep = _compile_verify(tmp_path, 8, 3, activation, 0.5 if activation == "identity" else 1.5)
     assert rep["passed"], rep["max_err_over_fs"]
 
 
@@ -80,7 +81,14 @@ def test_scaling_and_the_check_can_fail(tmp_path, monkeypatch):
     sc = m["dynamics"]["scaling"]
     v_fs = load_pdk("generic").tia_v_out_fs
     assert sc["amplitude_v_per_unit"] * sc["x_max_reference"] * (1 + sc["margin"]) == pytest.approx(v_fs)
-    assert sc["time_s_per_unit"] == pytest.approx(dynamics.TAU_FAST_S / min(m["dynamics"]["tau"]))
+    # time: the Jacobian's bound (1 + ||Wq|| max s') / tau_min at 1 / (1 + margin) of the integrator bandwidth
+    from compiler.dynamics import load_design
+
+    _, Wq = load_design(out, m)
+    rate = (1 + np.linalg.norm(Wq["W"], 2)) / min(m["dynamics"]["tau"])
+    f_bw = dynamics.BANDWIDTH_FRACTION * load_pdk("generic").ppa["tia"]["gbw_hz"]
+    assert sc["time_s_per_unit"] == pytest.approx(rate * (1 + dynamics.MARGIN) / (2 * np.pi * f_bw))
+    assert sc["system_bandwidth_hz"] == pytest.approx(f_bw / (1 + dynamics.MARGIN)) and sc["automatic"]
     deck = (out / "spice" / "dynamics.sp").read_text()
     assert ".tran" in deck and "uic" in deck and deck.count("CI_") == 16
     # the same input gives the same deck
@@ -92,7 +100,8 @@ def test_scaling_and_the_check_can_fail(tmp_path, monkeypatch):
     assert v["kind"] == "dynamics" and all("max_err_over_fs" in b and "settle_time" in b for b in v["blocks"])
     assert (out / "verify.html").is_file() and (out / "verify-dynamics.png").is_file()
     real = dynamics.reference
-    monkeypatch.setattr(dynamics, "reference", lambda model, Wq, t_eval=None: real(model, Wq * 1.01, t_eval))
+    monkeypatch.setattr(dynamics, "reference",
+                        lambda model, Wq, t_eval=None, x0=None: real(model, {k: 1.01 * v for k, v in Wq.items()}, t_eval, x0))
     assert not verify_dir(out)["passed"]
 
 
@@ -127,5 +136,93 @@ def test_dynamics_bad_input(tmp_path):
     bad({"inputs": [{"name": "u", "pwl": [[1, 0], [0, 1]]}]}, "inputs[0].pwl", "increasing")
     bad({"W": {"file": "../W.npy"}}, "W.file", "inside")
     bad({"bogus": 1}, "unknown key")
+    bad({"t_end": 0}, "t_end", "positive")
+    bad({"t_end": -3.0}, "t_end", "positive")
+    bad({"x0": [0.1, float("nan"), 0.0, 0.0]}, "x0", "finite")
+    bad({"b": [0.0, 0.0, float("inf"), 0.0]}, "b", "finite")
+    w = np.load(tmp_path / "m" / "W.npy")
+    w[1, 2] = np.nan
+    np.save(tmp_path / "m" / "Wnan.npy", w)
+    bad({"W": {"file": "Wnan.npy"}}, "W", "NaN")
+    u = np.load(tmp_path / "m" / "U.npy")
+    u[0, 0] = np.inf
+    np.save(tmp_path / "m" / "Unan.npy", u)
+    bad({"U": {"file": "Unan.npy"}}, "U", "NaN")
+    bad({"W": [[0.0] * 3] * 3}, "W", "expected shape [4, 4]")            # not matching 'states'
+    bad({"W": [[0.0] * 4] * 3}, "W", "expected shape [4, 4]")            # not square
+    bad({"vector_field": {"hidden": 3, "W1": [[0.0] * 4] * 3, "W2": [[0.0] * 3] * 4}}, "exactly one of")
+    bad({"vector_field": {"hidden": 3, "W1": [[0.0] * 4] * 2, "W2": [[0.0] * 3] * 4}}, "vector_field.W1",
+        "expected shape [3, 4]", drop=("W",))
+    bad({"W": [[5.0] * 4] * 4, "activation": "identity", "b": 0.0, "x0": 1.0, "t_end": 1.0}, "grows", "unbounded")
+    # a time scale the integrators cannot follow: refused, with the one that fits
+    bad({"time_scale": 1e-9}, "time_scale", "bandwidth", "at least")
     out = tmp_path / "sky"
     assert_clean_error(amsc("compile", model, "-o", out, "--pdk", "sky130_1t1r"), "sky130_1t1r", "generic", out=out)
+
+
+def make_vector_field(d: Path, activation: str, seed: int = 1) -> Path:
+    """A random dissipative MLP vector field, dx/dt = W2 s(W1 x + b1) + b with W2 near -W1^T / 2."""
+    rng = np.random.default_rng(seed)
+    n, h = 3, 12
+    d.mkdir(parents=True, exist_ok=True)
+    w1 = rng.normal(0, 1, (h, n))
+    np.save(d / "W1.npy", w1)
+    np.save(d / "W2.npy", -0.5 * w1.T + rng.normal(0, 0.1, (n, h)))
+    doc = {"amsc_dynamics": 1, "name": f"vf_{activation}", "states": n, "activation": activation,
+           "vector_field": {"hidden": h, "W1": {"file": "W1.npy"}, "W2": {"file": "W2.npy"},
+                            "b1": rng.normal(0, 0.3, h).round(4).tolist()},
+           "b": [0.1, -0.1, 0.0], "x0": [0.5, -0.3, 0.2], "t_end": 10.0,
+           "inputs": [{"name": "u", "pwl": [[0, 0.0], [3, 0.4], [6, 0.0]]}], "U": [[0.5], [0.0], [-0.3]]}
+    (d / "dyn.yaml").write_text(yaml.safe_dump(doc))
+    return d / "dyn.yaml"
+
+
+@pytest.mark.parametrize("activation", ["tanh", "sigmoid", "relu", "identity"])
+def test_vector_field_matches_solve_ivp(tmp_path, activation):
+    """The MLP vector-field form: W1 and W2 on their own tiles, the hidden layer a memoryless crossbar
+    read through ideal TIAs, the states' integrators without leak."""
+    require_tool("libngspice")
+    from compiler.driver import compile_model
+    from compiler.options import CompileOptions
+    from compiler.verify.run import verify_dir
+
+    out = tmp_path / "o"
+    m = compile_model(make_vector_field(tmp_path / "m", activation), out, CompileOptions())
+    assert m["dynamics"]["form"] == "vector_field" and {t["layer"] for t in m["tiles"]} == {"w1", "w2"}
+    deck = (out / "spice" / "dynamics.sp").read_text()
+    starts = [ln.split("_")[0] for ln in deck.splitlines() if not ln.startswith("*")]
+    assert starts.count("BH") == 12 and starts.count("EX") == 3 and "RL" not in starts
+    rep = verify_dir(out)
+    assert rep["passed"] and 0 < rep["max_err_over_fs"] <= 1e-3, rep["max_err_over_fs"]
+
+
+def test_neural_ode_spiral_design(tmp_path):
+    """designs/neural_ode_spiral: the fitted MLP's SPICE trajectory matches solve_ivp on the
+    quantized weights, and the quantized model still traces the true spiral."""
+    require_tool("libngspice")
+    from compiler.driver import compile_model
+    from compiler.options import CompileOptions
+    from compiler.verify.run import verify_dir
+
+    root = Path(__file__).resolve().parents[2] / "designs" / "neural_ode_spiral"
+    out = tmp_path / "spiral"
+    r = amsc("compile", root / "dynamics.yaml", "-o", out)
+    assert r.returncode == 0 and "W1 and W2 on 2 tile(s)" in r.stderr, r.stderr
+    rep = verify_dir(out)
+    assert rep["passed"] and rep["max_err_over_fs"] <= 1e-3
+    # the spiral itself: the quantized model from (2, 0) stays near the true system's trajectory
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("spiral", root / "make_model.py")
+    sp = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sp)
+    from compiler import dynamics
+
+    model, Wq = dynamics.load_design(out, json.loads((out / "manifest.json").read_text()))
+    t = np.linspace(0, sp.T_END, 400)
+    _, xq = dynamics.reference(model, Wq, t)
+    true = sp.trajectory(sp.true_field, t)
+    # measured: 0.070 RMS, 0.11 at most, on a spiral of radius 2 to 0.74
+    assert np.sqrt(np.mean(np.sum((xq.T - true) ** 2, axis=1))) < 0.08
+    compile_model(root / "dynamics.yaml", tmp_path / "again", CompileOptions())
+    assert (tmp_path / "again" / "spice" / "dynamics.sp").read_bytes() == (out / "spice" / "dynamics.sp").read_bytes()
