@@ -8,6 +8,9 @@ BUILD      ?= build
 JOBS       ?= 2
 RTL_IMAGES ?= 100
 DESIGNS    := $(sort $(patsubst designs/%/model.onnx,%,$(wildcard designs/*/model.onnx)))
+# continuous-time designs (amsc_dynamics); those with probes.npy and targets.npy are evaluated on them
+DYNAMICS   := $(sort $(patsubst designs/%/dynamics.yaml,%,$(wildcard designs/*/dynamics.yaml)))
+PROBES     ?= 150
 STAMP      := $(VENV)/.amsc-installed
 
 .PHONY: help setup demo netlists verify rtl-sim evaluate report test bench clean
@@ -34,12 +37,13 @@ demo: setup ## compile designs/mlp_digits (ONNX) and verify every tile in ngspic
 
 # A design's optional compile.args holds its extra compile options; its testset names the held-out
 # set (designs/digits_testset.py) its model reads (default: x, pixels in [0, 1]).
-netlists: setup ## compile every design under designs/ into build/<design>
+netlists: setup ## compile every design under designs/ (networks and continuous-time models) into build/<design>
 	@set -e; for d in $(DESIGNS); do $(AMSC) compile designs/$$d/model.onnx -o $(BUILD)/$$d \
 		$$(cat designs/$$d/compile.args 2>/dev/null); done
+	@set -e; for d in $(DYNAMICS); do $(AMSC) compile designs/$$d/dynamics.yaml -o $(BUILD)/$$d; done
 
 verify: netlists ## verify every compiled design in ngspice
-	@set -e; for d in $(DESIGNS); do $(AMSC) verify $(BUILD)/$$d --jobs $(JOBS); done
+	@set -e; for d in $(DESIGNS) $(DYNAMICS); do $(AMSC) verify $(BUILD)/$$d --jobs $(JOBS); done
 
 rtl-sim: netlists ## stream held-out digits through each design's chip RTL (iverilog), bit-exact vs numpy
 	$(VPY) designs/digits_testset.py $(BUILD)/digits
@@ -47,11 +51,13 @@ rtl-sim: netlists ## stream held-out digits through each design's chip RTL (iver
 		--inputs $(BUILD)/digits/$$(cat designs/$$d/testset 2>/dev/null || echo x).npy \
 		--labels $(BUILD)/digits/y.npy --limit $(RTL_IMAGES); done
 
-evaluate: netlists ## accuracy of each bundled design on the held-out digits: float, ideal tiles, ngspice
+evaluate: netlists ## accuracy on the held-out digits (float, ideal tiles, ngspice); Hopfield retrieval on PROBES probes
 	$(VPY) designs/digits_testset.py $(BUILD)/digits
 	@set -e; for d in $(DESIGNS); do $(AMSC) evaluate $(BUILD)/$$d \
 		--inputs $(BUILD)/digits/$$(cat designs/$$d/testset 2>/dev/null || echo x).npy \
 		--labels $(BUILD)/digits/y.npy --engine ngspice; done
+	@set -e; for d in $(DYNAMICS); do if [ -f designs/$$d/probes.npy ]; then $(AMSC) evaluate $(BUILD)/$$d \
+		--inputs designs/$$d/probes.npy --labels designs/$$d/targets.npy --samples $(PROBES) --jobs $(JOBS); fi; done
 
 report: netlists ## area, energy per inference, latency and TOPS/W of each bundled design (SPICE-checked energy)
 	$(VPY) designs/digits_testset.py $(BUILD)/digits

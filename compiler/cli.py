@@ -7,6 +7,7 @@ import argparse
 import os
 import re
 import sys
+from pathlib import Path
 
 from . import __version__
 from .errors import AmscError, InputError
@@ -176,10 +177,15 @@ def build_parser() -> argparse.ArgumentParser:
                        "emitted netlists. Reports accuracy (with --labels), top-1 agreement and output SNR against "
                        "float, and each layer's error against ideal tiles; --mc K adds K Monte-Carlo samples of "
                        "programming error (relative sigma --sigma) and an accuracy-against-sigma curve. Writes "
-                       "OUT/eval.json, OUT/eval.html and plots in OUT/eval-report/. Exit 0, or 2 on bad input.")
+                       "OUT/eval.json, OUT/eval.html and plots in OUT/eval-report/. For a continuous-time design (amsc_dynamics), "
+                       "each row of INPUTS is an initial state run through the ngspice transient against solve_ivp, "
+                       "with settling time, supply energy and, with --labels (target states), retrieval accuracy "
+                       "by the fraction of bits flipped (docs/dynamics.md). Exit 0, or 2 on bad input.")
     e.add_argument("out", help="output folder of 'amsc compile'")
-    e.add_argument("--inputs", required=True, metavar="X.npy", help="model inputs [N, *input shape] as floats")
-    e.add_argument("--labels", metavar="Y.npy", help="class labels [N], for accuracy")
+    e.add_argument("--inputs", required=True, metavar="X.npy", help="model inputs [N, *input shape] as floats "
+                   "(a continuous-time design: initial states [K, states])")
+    e.add_argument("--labels", metavar="Y.npy", help="class labels [N], for accuracy (a continuous-time design: "
+                   "target states [K, states], for retrieval)")
     e.add_argument("--engine", choices=("ideal", "mna", "ngspice"), default="ideal",
                    help="the circuit engine run besides float and ideal: mna (sparse solve of the netlists, linear "
                    "tiles) or ngspice (sign-off; nonlinear 1T1R tiles); ideal runs only float and ideal")
@@ -198,6 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="time since programming at which the chip is read: conductances drift by (t/t0)^-nu "
                    "(the PDK's variation.drift_nu)")
     e.add_argument("--seed", type=_number(), default=0, help="seed of the Monte-Carlo draws")
+    e.add_argument("--jobs", type=_number(positive=True), default=os.cpu_count() or 1,
+                   help="parallel ngspice processes for a continuous-time design's runs (default: the CPU count)")
     e.add_argument("--sweep", action="store_true",
                    help="also recompile the design's source in a temporary folder with one option changed at a time "
                    "(ADC bits 4-10, weight bits 2-6, wire resistance 0.25-16 ohm with --parasitics through MNA, each "
@@ -284,9 +292,46 @@ def _cmd_run(args) -> int:
     return 0
 
 
+def _evaluate_dynamics(args) -> int:
+    from .eval.dynamics import evaluate_dynamics
+    from .verify.run import load_compiled
+
+    man = load_compiled(args.out)
+    for flag, on in (("--mc", args.mc), ("--sweep", args.sweep), ("--sigma", args.sigma is not None),
+                     ("--read-time", args.read_time is not None), ("--engine", args.engine not in ("ideal", "ngspice"))):
+        if on:
+            raise InputError(flag, f"{args.out} is a continuous-time design: evaluate runs its initial states in the "
+                                   "ngspice transient; this option applies to networks")
+    bar, progress = _phase_bar("evaluate")
+    with bar:
+        rep = evaluate_dynamics(Path(args.out), man, args.inputs, args.labels, args.samples, args.jobs, progress=progress)
+    print(f"amsc: evaluate {args.out}: {rep['runs']} run(s) in ngspice; final states agree in sign with solve_ivp in "
+          f"{100 * rep['agreement']:.1f} %, largest trajectory error {rep['max_err_over_fs']:.2e} of full scale; energy "
+          f"per run {rep['energy_per_run_j'] * 1e12:.4g} pJ ({rep['energy_to_settle_j'] * 1e12:.4g} pJ to settle)",
+          file=sys.stderr)
+    for g in rep.get("retrieval", {}).get("by_flipped_bits", []):
+        print(f"  {g['flipped_bits']} bit(s) flipped ({g['flipped_percent']:.1f} %), {g['runs']} run(s): retrieval ngspice "
+              f"{100 * g['accuracy_spice']:.1f} %, digital {100 * g['accuracy_digital']:.1f} %, float "
+              f"{100 * g['accuracy_float']:.1f} %; settling {g['settle_spice_mean']:.3g} (digital "
+              f"{g['settle_ref_mean']:.3g}) model time", file=sys.stderr)
+    print(f"  -> {args.out}/eval.json, {args.out}/eval.html", file=sys.stderr)
+    return 0
+
+
+def _kind(out) -> str | None:
+    import json
+
+    try:
+        return json.loads((Path(out) / "manifest.json").read_text()).get("kind")
+    except (OSError, ValueError, AttributeError):
+        return None       # the evaluator names what is wrong with the folder
+
+
 def _cmd_evaluate(args) -> int:
     from .eval.evaluate import evaluate_design
 
+    if (Path(args.out) / "manifest.json").is_file() and _kind(args.out) == "dynamics":
+        return _evaluate_dynamics(args)
     bar, progress = _phase_bar("evaluate")
     with bar:
         rep = evaluate_design(args.out, args.inputs, args.labels, args.engine, args.samples, args.mc, args.sigma,

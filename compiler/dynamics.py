@@ -52,7 +52,7 @@ ACTIVATIONS = ("tanh", "sigmoid", "relu", "identity")
 #: the largest slope of each activation (the Jacobian bound of the time scaling)
 SLOPE = {"tanh": 1.0, "sigmoid": 0.25, "relu": 1.0, "identity": 1.0}
 _KEYS = {"amsc_dynamics", "name", "states", "tau", "activation", "W", "vector_field", "b", "inputs", "U", "x0",
-         "t_end", "time_scale"}
+         "t_end", "time_scale", "sample_times"}
 _REQUIRED = {"amsc_dynamics", "states", "x0", "t_end"}
 _VF_KEYS = {"hidden", "W1", "b1", "W2"}
 #: largest state (and hidden) count (a dense N x N crossbar and an N-state transient)
@@ -67,6 +67,8 @@ C_INT = 1e-12                 # F, every integrator's capacitor
 SETTLE_FRACTION = 0.01        # a state has settled once it stays within 1 % of full scale of its end value
 #: a reference trajectory this many times larger than max(1, |x0|, |b|, |U u|) is taken as diverging
 DIVERGED = 1e4
+#: the controller's default sample times: this many, evenly over (0, t_end]
+SAMPLE_POINTS = 16
 TRAN_POINTS = 1000            # largest step of the transient: the window over this
 
 
@@ -193,7 +195,18 @@ def load_dynamics(path: str | Path) -> dict:
     if inputs and "U" not in doc:
         raise _fail(path, "U", f"required with inputs: an {n} x {len(inputs)} matrix")
     U = _matrix(path, doc["U"], "U", (n, len(inputs))) if inputs else np.zeros((n, 0))
+    st = doc.get("sample_times")
+    if st is None:
+        st = [float(t_end) * (k + 1) / SAMPLE_POINTS for k in range(SAMPLE_POINTS)]
+    try:
+        st = np.array(st, dtype=np.float64)
+    except (TypeError, ValueError):
+        st = np.zeros((0, 0))
+    if st.ndim != 1 or not 1 <= st.size <= 4096 or not np.all(np.isfinite(st)) or np.any(np.diff(st) <= 0) \
+            or st[0] <= 0 or st[-1] > t_end:
+        raise _fail(path, "sample_times", "expected 1..4096 increasing model times in (0, t_end]")
     model = {"name": str(doc.get("name") or path.stem), "n": n, "tau": tau, "activation": actn,
+             "sample_times": st,
              "b": _vector(path, doc, "b", n, 0.0), "x0": _vector(path, doc, "x0", n), "t_end": float(t_end),
              "inputs": names, "pwl": pwl, "U": U, "time_scale": None if ts is None else float(ts)}
     if "W" in doc:
@@ -408,22 +421,32 @@ def compile_dynamics(path: Path, out: Path, options, pdk) -> dict:
                   hidden=hidden, drivers=drivers, tiles=tiles, sources=srcs, c=spice_num(C_INT),
                   ic=ic_line(a, model["x0"]), tstep=spice_num(t_stop / TRAN_POINTS), tstop=spice_num(t_stop),
                   a=spice_num(a), k_t=spice_num(k_t), activation=model["activation"], form=model["form"])
+    ctrl = controller(model, pdk, k_t, path)
+    ctrl_v = render(environment(pdk), "dynamics_ctrl", **deck_context(model["name"], pdk, sha256(data)), prefix=design,
+                    n=n, adc_bits=pdk.adc_bits, cycles=ctrl["sample_cycles"], adc_lat=ctrl["adc_latency_cycles"],
+                    cw=ctrl["counter_bits"], iw=ctrl["index_bits"], clock_hz=spice_num(ctrl["clock_hz"]),
+                    k_t=spice_num(k_t)) if "dynamics_ctrl" in pdk.templates else None
     sc = {"amplitude_v_per_unit": a, "x_max_reference": x_max, "margin": MARGIN, "v_full_scale": v_fs, **scaling}
     if vf:
         sc.update(hidden_v_per_unit=a_h, hidden_max_reference=s_in_max)
     man = {"amsc_version": __version__, "kind": "dynamics", "design": design,
            "source": {"name": path.name, "sha256": sha256(data), "file": f"source/{path.name}"},
-           "pdk": pdk_summary(pdk),
+           "pdk": pdk_summary(pdk), **({"ppa": pdk.ppa} if pdk.ppa is not None else {}),
            "dynamics": {"form": model["form"], "states": n, "hidden": model.get("hidden", 0),
                         "activation": model["activation"], "tau": model["tau"].tolist(), "t_end": model["t_end"],
                         "inputs": model["inputs"], "deck": "spice/dynamics.sp",
                         "layers": {k: {"levels": f"arrays/{k}_levels.npy", "w_step": step, "shape": list(q.shape)}
                                    for k, (q, step) in quant.items()},
                         "scaling": sc, "integrator": {"c_f": C_INT, "r_ohm": R.tolist(), "leak": not vf},
-                        "mirror_gain": mirror.tolist(), "s_max": s_max},
+                        "mirror_gain": mirror.tolist(), "s_max": s_max,
+                        **({"controller": {**ctrl, "rtl": f"rtl/{design}_ctrl.v", "top": f"{design}_ctrl"}}
+                           if ctrl_v is not None else {})},
            "tiles": [{k: t[k] for k in ("name", "layer", "rows", "cols")} for t in tiles]}
     with OutputWriter(out) as w:
         w.add("spice/dynamics.sp", deck)
+        if ctrl_v is not None:
+            w.add(f"rtl/{design}_ctrl.v", ctrl_v)
+            w.add("rtl/files.f", f"{design}_ctrl.v\n")
         for k, (q, _) in quant.items():
             w.add_npy(f"arrays/{k}_levels.npy", q)
         w.add_file(f"source/{path.name}", path)
@@ -433,6 +456,31 @@ def compile_dynamics(path: Path, out: Path, options, pdk) -> dict:
         man["files"] = [{"path": k, "sha256": v} for k, v in w.digests().items()]
         w.commit(man)
     return man
+
+
+def adc_code(v: np.ndarray, v_fs: float, bits: int) -> np.ndarray:
+    """A state voltage's ADC code: offset binary over [-v_fs, v_fs], clipped."""
+    top = (1 << bits) - 1
+    return np.clip(np.rint((np.asarray(v) / v_fs + 1) / 2 * top), 0, top).astype(np.int64)
+
+
+def controller(model: dict, pdk, k_t: float, where) -> dict:
+    """The controller's timing: each sample time in clock cycles after the integrators' release."""
+    if pdk.ppa is None:
+        raise PdkError(pdk.name, "names no ppa.digital.clock_mhz and ppa.adc.rate_msps for the dynamics controller")
+    clock = pdk.ppa["digital"]["clock_mhz"] * 1e6
+    lat = max(1, int(np.ceil(clock / (pdk.ppa["adc"]["rate_msps"] * 1e6))))
+    cyc = np.rint(model["sample_times"] * k_t * clock).astype(np.int64)
+    gaps = np.diff(np.concatenate([[0], cyc]))
+    if np.any(gaps <= lat):
+        k = int(np.argmax(gaps <= lat))
+        raise _fail(Path(where), "sample_times", f"sample {k} comes {int(gaps[k])} clock cycle(s) after the "
+                    f"{'previous one' if k else 'release'}; at {clock / 1e6:g} MHz the ADC needs more than {lat} "
+                    f"(model time {lat / (clock * k_t):.3g})")
+    return {"clock_hz": clock, "adc_latency_cycles": lat, "adc_bits": pdk.adc_bits,
+            "sample_times": model["sample_times"].tolist(), "sample_cycles": cyc.tolist(),
+            "counter_bits": int(cyc[-1]).bit_length() + 1, "index_bits": max(1, int(len(cyc)).bit_length()),
+            "code": "offset binary over [-v_fs, v_fs] of the state voltage (dynamics.adc_code)"}
 
 
 def _arrays(model: dict) -> dict:

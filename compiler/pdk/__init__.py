@@ -84,8 +84,8 @@ _FIELDS = {
     "sim.reltol": (float, lambda x: 0 < x < 0.1, "a relative tolerance in (0, 0.1)"),
     "sim.abstol": (float, _pos, "a positive current in amperes"),
 }
-#: roles a PDK may template: continuous-time dynamics (compiler/dynamics.py)
-_OPTIONAL_ROLES = ("dynamics",)
+#: roles a PDK may template: continuous-time dynamics and their controller (compiler/dynamics.py)
+_OPTIONAL_ROLES = ("dynamics", "dynamics_ctrl")
 _TEMPLATE_ROLES = ("crossbar", "testbench", "chip", "verilog_top", "verilog_tile", "verilog_macro",
                    "verilog_macro_sim", "verilog_tb")
 

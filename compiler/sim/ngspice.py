@@ -121,11 +121,12 @@ class NgspiceSession:
 
     def transient(self, deck: str, where: str, probes: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """Run a deck that holds its own ``.tran``; returns ``(time, probes [len(time), len(probes)])``
-        of node voltages (only the probes are saved)."""
+        of node voltages and, for probes ``i(<source>)``, branch currents (only the probes are saved)."""
         body = [ln for ln in deck.splitlines() if ln.strip().lower() != ".end"]
         plot = self._run(body + [".save " + " ".join(probes), ".end"], where, None)
         t = np.asarray(plot["time"]._data, dtype=np.float64)
-        out = self._vectors(plot, probes, [p.lower() for p in probes], where)
+        keys = [p[2:-1].lower() + "#branch" if p.lower().startswith("i(") else p.lower() for p in probes]
+        out = self._vectors(plot, probes, keys, where)
         self.ng.destroy()
         return t, out
 

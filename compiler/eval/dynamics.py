@@ -1,0 +1,210 @@
+"""``amsc evaluate`` of a continuous-time design: many initial states through the ngspice transient.
+
+Each row of ``--inputs X0.npy`` [K, N] is one run from that initial state (the deck's ``.ic``
+changed, nothing else). Per run: the final state and settling time in ngspice, against
+``solve_ivp`` on the quantized weights (the digital reference) and on the float weights; the largest
+trajectory error over full scale; and the energy drawn from the supply.
+
+With ``--labels Y.npy`` [K, N] (target states, e.g. a Hopfield network's stored patterns) a run
+*retrieves* when the signs of its final state all equal the target's. Runs are grouped by the
+number of bits in which the initial state's signs differ from the target (the probe's corruption),
+and each group reports retrieval accuracy in SPICE, in the digital reference and in float.
+
+Energy per run, from the simulated currents: every active element (word-line drivers, x buffers of
+a vector field, the integrators' current mirrors) is a class-AB stage on the PDK's periphery supply
+(VDD, 1.8 V: ppa in pdk.yaml), so it draws |I_out| from it; the crossbar currents, the mirrors'
+output currents and the input transconductors' currents come from the transient, the biases are
+constant. On top of that each such stage draws its quiescent power (``ppa.tia.power_uw``) for the
+run's duration. Energy is reported over the whole window and up to the SPICE settling time.
+"""
+
+from __future__ import annotations
+
+import time
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+
+VDD = 1.8          # V, the periphery supply the ppa figures assume (pdk.yaml, ppa)
+
+
+def _currents(d: dict) -> list[str]:
+    """The branch currents a run saves for its energy: the stages that draw |I| from the supply
+    themselves, then the states' sense pairs (which the mirrors scale)."""
+    n, h = d["states"], d.get("hidden", 0)
+    # a vector field's hidden TIAs source their bit lines' currents (the sense sources) too
+    drv = ([f"i(ex_{j})" for j in range(n)] + [f"i(ba_{k})" for k in range(h)]
+           + [f"i(vh{s}_{k})" for k in range(h) for s in ("p", "n")]) if d["form"] == "vector_field" \
+        else [f"i(ba_{j})" for j in range(n)]
+    return drv + [f"i(vs{s}_{i})" for i in range(n) for s in ("p", "n")]
+
+
+def _energy(man: dict, model: dict, tm: np.ndarray, cur: np.ndarray, settle: float) -> dict:
+    """Supply energy of one run (module docstring) from its saved currents ``cur`` [T, len(_currents)]."""
+    from ..dynamics import u_at
+
+    d = man["dynamics"]
+    n = d["states"]
+    k_t, a = d["scaling"]["time_s_per_unit"], d["scaling"]["amplitude_v_per_unit"]
+    t = tm * k_t
+    n_drv = cur.shape[1] - 2 * n
+    mirror = np.repeat(np.asarray(d["mirror_gain"]), 2)
+    i_sup = np.abs(cur[:, :n_drv]).sum(axis=1) + (np.abs(cur[:, n_drv:]) * mirror).sum(axis=1)
+    R = np.asarray(d["integrator"]["r_ohm"])
+    i_sup = i_sup + float(np.sum(np.abs(a * model["b"] / R)))
+    if model["U"].shape[1]:
+        u = np.stack([u_at(model, x) for x in tm])                    # [T, inputs]
+        i_sup = i_sup + np.abs(u @ (a * model["U"] / R[:, None]).T).sum(axis=1)
+    stages = 2 * n + 2 * d.get("hidden", 0)       # drivers and mirrors; a vector field's x buffers and hidden TIAs
+    p_q = stages * man["ppa"]["tia"]["power_uw"] * 1e-6
+    p = VDD * i_sup + p_q
+    e_cum = np.concatenate([[0.0], np.cumsum(0.5 * (p[1:] + p[:-1]) * np.diff(t))])
+    return {"energy_j": float(e_cum[-1]), "energy_to_settle_j": float(np.interp(settle * k_t, t, e_cum)),
+            "dynamic_j": float(e_cum[-1] - p_q * t[-1]), "quiescent_w": p_q, "stages": stages,
+            "duration_s": float(t[-1]), "peak_supply_a": float(i_sup.max())}
+
+
+def probe_task(task: dict) -> dict:
+    """One run (a worker task): ngspice from ``task['x0']`` against solve_ivp."""
+    from ..dynamics import TOLERANCE_FS, load_design, reference, run_spice, settle_time
+    from ..sim.ngspice import session
+    from ..verify.run import load_compiled
+
+    out = Path(task["out"])
+    man = load_compiled(out)
+    model, Wq = load_design(out, man)
+    x0 = np.asarray(task["x0"], float)
+    t0 = time.perf_counter()
+    tm, xs, cur = run_spice(session(), out, man, x0, _currents(man["dynamics"]))
+    secs = time.perf_counter() - t0
+    _, xr = reference(model, Wq, np.clip(tm, 0, model["t_end"]), x0)
+    xr = xr.T
+    _, xf = reference(model, model["layers"], np.array([model["t_end"]]), x0)
+    fs = float(np.max(np.abs(xr))) or 1.0
+    settle_s = float(settle_time(tm, xs, fs).max())
+    return {"k": task["k"], "final_spice": xs[-1].tolist(), "final_ref": xr[-1].tolist(), "final_float": xf[:, -1].tolist(),
+            "settle_spice": settle_s, "settle_ref": float(settle_time(tm, xr, fs).max()),
+            "max_err_over_fs": float(np.abs(xs - xr).max() / fs), "tolerance_fs": TOLERANCE_FS,
+            "spice_seconds": secs, **_energy(man, model, tm, cur, settle_s)}
+
+
+def _load_states(path, what: str, n: int) -> np.ndarray:
+    from ..frontend.common import load_npy
+
+    x = load_npy(path, what).astype(np.float64)
+    if x.ndim == 1:
+        x = x[None]
+    if x.ndim != 2 or x.shape[1] != n or not x.shape[0]:
+        raise InputError(path, f"{what}: expected [K, {n}] states, got shape {list(x.shape)}")
+    if not np.all(np.isfinite(x)):
+        raise InputError(path, f"{what} hold NaN or Inf")
+    return x
+
+
+def evaluate_dynamics(out: Path, man: dict, inputs, labels=None, samples: int | None = None, jobs: int = 1,
+                      timeout: float = 600.0, progress=None) -> dict:
+    """``amsc evaluate`` of a dynamics design (module docstring); writes OUT/eval.json and eval.html."""
+    from ..sim.executor import run_local
+    from ..verify.run import warm_up, write_json_atomic
+
+    t0 = time.perf_counter()
+    n = man["dynamics"]["states"]
+    x0 = _load_states(inputs, "initial states", n)
+    y = None if labels is None else _load_states(labels, "target states", n)
+    if y is not None and y.shape[0] != x0.shape[0]:
+        raise InputError(labels, f"{y.shape[0]} target states for {x0.shape[0]} initial states")
+    if samples is not None:
+        if samples > x0.shape[0]:
+            raise InputError(inputs, f"holds {x0.shape[0]} initial states; --samples {samples} asks for more")
+        x0, y = x0[:samples], (None if y is None else y[:samples])
+    if not 1 <= jobs <= 256:
+        raise InputError("--jobs", f"{jobs}; expected 1..256")
+    if "ppa" not in man:
+        raise InputError(out, "the manifest has no ppa figures (compiled by an older amsc); recompile")
+    tasks = [{"out": str(Path(out).resolve()), "k": k, "x0": x0[k].tolist()} for k in range(len(x0))]
+    got: dict[int, dict] = {}
+    failed: list[str] = []
+
+    def done(j: int, res: tuple) -> None:
+        status, val = res
+        if status == "ok":
+            got[j] = val
+        else:
+            failed.append(f"run {j}: {val}")
+        if progress is not None:
+            progress("ngspice runs", len(got) + len(failed), len(tasks))
+
+    run_local(probe_task, tasks, jobs, timeout, on_done=done, init=partial(warm_up, "ngspice"))
+    if failed:
+        raise InputError(out, f"{len(failed)} of {len(tasks)} ngspice run(s) failed; first: {failed[0]}")
+    runs = [got[k] for k in range(len(tasks))]
+    fs = np.array([r["final_spice"] for r in runs])
+    fr = np.array([r["final_ref"] for r in runs])
+    ff = np.array([r["final_float"] for r in runs])
+    rep = {"design": man["design"], "kind": "dynamics", "runs": len(runs), "engine": "ngspice",
+           "agreement": float(np.mean(np.all(np.sign(fs) == np.sign(fr), axis=1))),
+           "max_err_over_fs": max(r["max_err_over_fs"] for r in runs),
+           "settle_spice_mean": float(np.mean([r["settle_spice"] for r in runs])),
+           "settle_ref_mean": float(np.mean([r["settle_ref"] for r in runs])),
+           "energy_per_run_j": float(np.mean([r["energy_j"] for r in runs])),
+           "energy_to_settle_j": float(np.mean([r["energy_to_settle_j"] for r in runs])),
+           "energy_rule": f"VDD {VDD:g} V x sum |I| of every driver and mirror output (simulated) + biases + "
+                          "inputs + quiescent ppa.tia.power_uw per stage, over the run",
+           "reference": "solve_ivp on the quantized weights (digital reference) and on the float weights",
+           "time_unit": "model time", "per_run": runs}
+    if y is not None:
+        ok = lambda f: np.all(np.sign(f) == np.sign(y), axis=1)  # noqa: E731
+        flips = np.sum(np.sign(x0) != np.sign(y), axis=1)
+        groups = []
+        for g in sorted(set(flips.tolist())):
+            m = flips == g
+            st_s = np.array([r["settle_spice"] for r in runs])[m]
+            st_r = np.array([r["settle_ref"] for r in runs])[m]
+            groups.append({"flipped_bits": int(g), "flipped_percent": 100.0 * g / n, "runs": int(m.sum()), "accuracy_spice": float(ok(fs)[m].mean()),
+                           "accuracy_digital": float(ok(fr)[m].mean()), "accuracy_float": float(ok(ff)[m].mean()),
+                           "settle_spice_mean": float(st_s.mean()), "settle_ref_mean": float(st_r.mean())})
+        rep["retrieval"] = {"accuracy_spice": float(ok(fs).mean()), "accuracy_digital": float(ok(fr).mean()),
+                            "accuracy_float": float(ok(ff).mean()), "by_flipped_bits": groups}
+    rep["seconds"] = time.perf_counter() - t0
+    write_json_atomic(Path(out) / "eval.json", rep)
+    _html(Path(out), rep)
+    return rep
+
+
+def _html(out: Path, rep: dict) -> None:
+    from ..verify.report import figure, png_bytes
+
+    runs = rep["per_run"]
+    fig = figure(6.5, 3.2)
+    ax = fig.add_axes((0.1, 0.16, 0.38, 0.72))
+    ax.scatter([r["settle_ref"] for r in runs], [r["settle_spice"] for r in runs], s=8)
+    lim = max(max(r["settle_ref"] for r in runs), max(r["settle_spice"] for r in runs)) * 1.05 or 1.0
+    ax.plot([0, lim], [0, lim], lw=0.8, color="k")
+    ax.set_xlabel("settling, solve_ivp")
+    ax.set_ylabel("settling, ngspice")
+    ax.set_title("settling time (model time)", fontsize=9)
+    ax2 = fig.add_axes((0.6, 0.16, 0.36, 0.72))
+    ax2.hist([1e12 * r["energy_j"] for r in runs], bins=20)
+    ax2.set_xlabel("energy per run [pJ]")
+    ax2.set_title("supply energy", fontsize=9)
+    (out / "eval-dynamics.png").write_bytes(png_bytes(fig))
+    rows = ""
+    if "retrieval" in rep:
+        rows = "".join(f"<tr><td>{g['flipped_bits']} ({g['flipped_percent']:.1f} %)</td><td>{g['runs']}</td><td>{100 * g['accuracy_spice']:.1f} %</td>"
+                       f"<td>{100 * g['accuracy_digital']:.1f} %</td><td>{100 * g['accuracy_float']:.1f} %</td>"
+                       f"<td>{g['settle_spice_mean']:.3g}</td><td>{g['settle_ref_mean']:.3g}</td></tr>"
+                       for g in rep["retrieval"]["by_flipped_bits"])
+        rows = ("<table><tr><th>bits flipped</th><th>runs</th><th>retrieval, ngspice</th><th>digital</th><th>float</th>"
+                f"<th>settling, ngspice</th><th>digital</th></tr>{rows}</table>")
+    html = ("<!doctype html><html><head><meta charset='utf-8'><title>amsc evaluate " + rep["design"] + "</title>"
+            "<style>body{font-family:sans-serif;margin:2em}td,th{padding:2px 10px;text-align:right}</style></head><body>"
+            f"<h1>{rep['design']}: {rep['runs']} run(s) in ngspice against solve_ivp</h1>"
+            f"<p>Final states agree in sign in {100 * rep['agreement']:.1f} % of runs; largest trajectory error "
+            f"{rep['max_err_over_fs']:.2e} of full scale; energy per run {1e12 * rep['energy_per_run_j']:.4g} pJ "
+            f"({1e12 * rep['energy_to_settle_j']:.4g} pJ to settle). {rep['energy_rule']}.</p>{rows}"
+            "<p><img src='eval-dynamics.png'></p></body></html>\n")
+    (out / ".eval.html.tmp").write_text(html)
+    (out / ".eval.html.tmp").replace(out / "eval.html")
