@@ -355,9 +355,60 @@ def ic_line(a: float, x0: np.ndarray) -> str:
     return ".ic " + " ".join(f"V(x_{i})={spice_num(a * v)}" for i, v in enumerate(x0))
 
 
+def _generic_circuit(model: dict, quant: dict, pdk, a: float, k_t: float, s_max: float, s_in_max: float,
+                     x_max: float, common: dict) -> dict:
+    """The generic PDK's deck: RC integrators fed by ideal current mirrors, behavioural activations
+    (module docstring). Returns the deck, the tiles and the manifest's circuit fields."""
+    from .backend.render import environment, render, spice_num
+
+    n, vf = model["n"], model["form"] == "vector_field"
+    v_fs, v_read, g_step = pdk.tia_v_out_fs, pdk.v_read, pdk.g_step
+    R = model["tau"] * k_t / C_INT
+    # current into integrator i: a (W s + U u + b) / R_i; the crossbar gives sum_j q_ij g_step A_j with
+    # word-line voltage A_j = V_read s_j / s_max, so the mirror gain is a w_step s_max / (g_step V_read R_i)
+    mirror = a * quant["W2" if vf else "W"][1] * s_max / (g_step * v_read * R)
+    drive = f"{spice_num(v_read / s_max)}*{_EXPR[model['activation']]}"
+    hidden, drivers, extra = [], [], {}
+    if vf:
+        h = model["hidden"]
+        x_fs = x_max * (1 + MARGIN)                       # x drives W1's word lines at V_read x / x_fs
+        a_h = v_fs / (s_in_max * (1 + MARGIN))            # hidden pre-activation h at a_h volts per unit
+        rf = a_h * quant["W1"][1] * x_fs / (g_step * v_read)
+        drivers = [{"i": j, "gain": spice_num(v_read / (a * x_fs))} for j in range(n)]
+        hidden = [{"k": k, "rf": spice_num(rf), "off": spice_num(a_h * model["b1"][k]),
+                   "act": drive.format(x=f"V(hv_{k})/{spice_num(a_h)}")} for k in range(h)]
+        tiles = (_tiles("w1", quant["W1"][0], [f"ax_{j}" for j in range(n)], "hp", "hn", pdk)
+                 + _tiles("w2", quant["W2"][0], [f"a_{k}" for k in range(h)], "blp", "bln", pdk))
+        extra = {"hidden_v_per_unit": a_h, "hidden_max_reference": s_in_max}
+    else:
+        h = 0
+        tiles = _tiles("w", quant["W"][0], [f"a_{j}" for j in range(n)], "blp", "bln", pdk)
+    states = []
+    for i in range(n):
+        states.append({"i": i, "r": None if vf else spice_num(R[i]), "mirror": spice_num(mirror[i]),
+                       "act": None if vf else drive.format(x=f"V(x_{i})/{spice_num(a)}"),
+                       "bias": spice_num(a * model["b"][i] / R[i]),
+                       "inputs": [{"k": k, "gm": spice_num(a * model["U"][i, k] / R[i])}
+                                  for k in range(len(model["inputs"])) if model["U"][i, k] != 0]})
+    deck = render(environment(pdk), "dynamics", **common, states=states, hidden=hidden, drivers=drivers,
+                  tiles=tiles, c=spice_num(C_INT), ic=ic_line(a, model["x0"]), a=spice_num(a))
+    # supply energy (compiler/eval/dynamics.py): every stage draws |I_out|; the mirrors scale their
+    # sense currents; a vector field's hidden TIAs source their bit lines' currents
+    drv = ([f"i(ex_{j})" for j in range(n)] + [f"i(ba_{k})" for k in range(h)]
+           + [f"i(vh{s}_{k})" for k in range(h) for s in ("p", "n")]) if vf else [f"i(ba_{j})" for j in range(n)]
+    sense = [f"i(vs{s}_{i})" for i in range(n) for s in ("p", "n")]
+    energy = {"probes": drv + sense, "weights": [1.0] * len(drv) + np.repeat(mirror, 2).tolist(),
+              "bias_a": float(np.sum(np.abs(a * model["b"] / R))), "input_gm": (a * model["U"] / R[:, None]).tolist(),
+              "stages": 2 * n + 2 * h}
+    return {"deck": deck, "tiles": tiles, "amplitude": a, "scaling_extra": extra, "energy": energy,
+            "integrator": {"c_f": [C_INT] * n, "r_ohm": R.tolist(), "leak": not vf},
+            "circuit": {"mirror_gain": mirror.tolist(), "s_max": s_max}}
+
+
 def compile_dynamics(path: Path, out: Path, options, pdk) -> dict:
     """``amsc compile dyn.yaml -o OUT``: the SPICE deck, the manifest and the arrays."""
     from . import __version__
+    from .backend.floorplan import placement_images, placement_json
     from .backend.plan import OutputWriter, sha256
     from .backend.render import environment, render, spice_num
     from .backend.spice import deck_context
@@ -381,54 +432,28 @@ def compile_dynamics(path: Path, out: Path, options, pdk) -> dict:
     if x_max > DIVERGED * drive:
         raise InputError(path, f"the quantized model's trajectory grows to |x| = {x_max:.3g} over [0, t_end]; an "
                                "unbounded system has no amplitude scaling (check W's gain or shorten t_end)")
-    v_fs, v_read, g_step = pdk.tia_v_out_fs, pdk.v_read, pdk.g_step
+    v_fs = pdk.tia_v_out_fs
     a = v_fs / (x_max * (1 + MARGIN))
     sig = x_ref if not vf else hidden_pre(model, Wq, x_ref)
     s_in_max = float(np.max(np.abs(sig))) or 1.0          # the largest argument of the activation
     s_max = {"tanh": 1.0, "sigmoid": 1.0}.get(model["activation"], s_in_max * (1 + MARGIN))
-    R = model["tau"] * k_t / C_INT
-    # current into integrator i: a (W s + U u + b) / R_i; the crossbar gives sum_j q_ij g_step A_j with
-    # word-line voltage A_j = V_read s_j / s_max, so the mirror gain is a w_step s_max / (g_step V_read R_i)
-    out_layer = "W2" if vf else "W"
-    mirror = a * quant[out_layer][1] * s_max / (g_step * v_read * R)
-    expr = _EXPR[model["activation"]]
-    drive = f"{spice_num(v_read / s_max)}*{expr}"
-    hidden, drivers = [], []
-    if vf:
-        h = model["hidden"]
-        x_fs = x_max * (1 + MARGIN)                       # x drives W1's word lines at V_read x / x_fs
-        a_h = v_fs / (s_in_max * (1 + MARGIN))            # hidden pre-activation h at a_h volts per unit
-        rf = a_h * quant["W1"][1] * x_fs / (g_step * v_read)
-        drivers = [{"i": j, "gain": spice_num(v_read / (a * x_fs))} for j in range(n)]
-        hidden = [{"k": k, "rf": spice_num(rf), "off": spice_num(a_h * model["b1"][k]),
-                   "act": drive.format(x=f"V(hv_{k})/{spice_num(a_h)}")} for k in range(h)]
-        tiles = (_tiles("w1", quant["W1"][0], [f"ax_{j}" for j in range(n)], "hp", "hn", pdk)
-                 + _tiles("w2", quant["W2"][0], [f"a_{k}" for k in range(h)], "blp", "bln", pdk))
-    else:
-        tiles = _tiles("w", quant["W"][0], [f"a_{j}" for j in range(n)], "blp", "bln", pdk)
-    states = []
-    for i in range(n):
-        states.append({"i": i, "r": None if vf else spice_num(R[i]), "mirror": spice_num(mirror[i]),
-                       "act": None if vf else drive.format(x=f"V(x_{i})/{spice_num(a)}"),
-                       "bias": spice_num(a * model["b"][i] / R[i]),
-                       "inputs": [{"k": k, "gm": spice_num(a * model["U"][i, k] / R[i])}
-                                  for k in range(len(model["inputs"])) if model["U"][i, k] != 0]})
+    design = sanitize(model["name"])
     srcs = [{"k": k, "name": sanitize(nm), "pwl": " ".join(f"{spice_num(t * k_t)} {spice_num(v)}" for t, v in p)}
             for k, (nm, p) in enumerate(zip(model["inputs"], model["pwl"]))]
     t_stop = model["t_end"] * k_t
-    design = sanitize(model["name"])
-    deck = render(environment(pdk), "dynamics", **deck_context(model["name"], pdk, sha256(data)), n=n, states=states,
-                  hidden=hidden, drivers=drivers, tiles=tiles, sources=srcs, c=spice_num(C_INT),
-                  ic=ic_line(a, model["x0"]), tstep=spice_num(t_stop / TRAN_POINTS), tstop=spice_num(t_stop),
-                  a=spice_num(a), k_t=spice_num(k_t), activation=model["activation"], form=model["form"])
+    common = {**deck_context(model["name"], pdk, sha256(data)), "n": n, "sources": srcs,
+              "tstep": spice_num(t_stop / TRAN_POINTS), "tstop": spice_num(t_stop), "k_t": spice_num(k_t),
+              "activation": model["activation"], "form": model["form"]}
+    built = _generic_circuit(model, quant, pdk, a, k_t, s_max, s_in_max, x_max, common)
+    deck, tiles = built.pop("deck"), built.pop("tiles")
     ctrl = controller(model, pdk, k_t, path)
     ctrl_v = render(environment(pdk), "dynamics_ctrl", **deck_context(model["name"], pdk, sha256(data)), prefix=design,
                     n=n, adc_bits=pdk.adc_bits, cycles=ctrl["sample_cycles"], adc_lat=ctrl["adc_latency_cycles"],
                     cw=ctrl["counter_bits"], iw=ctrl["index_bits"], clock_hz=spice_num(ctrl["clock_hz"]),
                     k_t=spice_num(k_t)) if "dynamics_ctrl" in pdk.templates else None
-    sc = {"amplitude_v_per_unit": a, "x_max_reference": x_max, "margin": MARGIN, "v_full_scale": v_fs, **scaling}
-    if vf:
-        sc.update(hidden_v_per_unit=a_h, hidden_max_reference=s_in_max)
+    fp_ir = place_dynamics(design, model, tiles, pdk, options.seed)
+    sc = {"amplitude_v_per_unit": built["amplitude"], "x_max_reference": x_max, "margin": MARGIN,
+          "v_full_scale": v_fs, **scaling, **built["scaling_extra"]}
     man = {"amsc_version": __version__, "kind": "dynamics", "design": design,
            "source": {"name": path.name, "sha256": sha256(data), "file": f"source/{path.name}"},
            "pdk": pdk_summary(pdk), **({"ppa": pdk.ppa} if pdk.ppa is not None else {}),
@@ -437,16 +462,21 @@ def compile_dynamics(path: Path, out: Path, options, pdk) -> dict:
                         "inputs": model["inputs"], "deck": "spice/dynamics.sp",
                         "layers": {k: {"levels": f"arrays/{k}_levels.npy", "w_step": step, "shape": list(q.shape)}
                                    for k, (q, step) in quant.items()},
-                        "scaling": sc, "integrator": {"c_f": C_INT, "r_ohm": R.tolist(), "leak": not vf},
-                        "mirror_gain": mirror.tolist(), "s_max": s_max,
+                        "scaling": sc, "integrator": built["integrator"], "energy": built["energy"],
+                        **built["circuit"],
                         **({"controller": {**ctrl, "rtl": f"rtl/{design}_ctrl.v", "top": f"{design}_ctrl"}}
                            if ctrl_v is not None else {})},
-           "tiles": [{k: t[k] for k in ("name", "layer", "rows", "cols")} for t in tiles]}
+           "tiles": [{k: t[k] for k in ("name", "layer", "rows", "cols")} for t in tiles],
+           "placement": {k: fp_ir.g.graph["floorplan"][k] for k in ("grid", "wirelength", "baseline_wirelength", "seed")}}
     with OutputWriter(out) as w:
         w.add("spice/dynamics.sp", deck)
         if ctrl_v is not None:
             w.add(f"rtl/{design}_ctrl.v", ctrl_v)
             w.add("rtl/files.f", f"{design}_ctrl.v\n")
+        w.add("placement.json", placement_json(fp_ir))
+        png, svg = placement_images(fp_ir)
+        w.add("placement.png", png)
+        w.add("placement.svg", svg)
         for k, (q, _) in quant.items():
             w.add_npy(f"arrays/{k}_levels.npy", q)
         w.add_file(f"source/{path.name}", path)
@@ -456,6 +486,50 @@ def compile_dynamics(path: Path, out: Path, options, pdk) -> dict:
         man["files"] = [{"path": k, "sha256": v} for k, v in w.digests().items()]
         w.commit(man)
     return man
+
+
+def _units(prefix: str, count: int, block: int) -> list[tuple[str, int, int]]:
+    return [(f"{prefix}_c{k // block}", k, min(k + block, count)) for k in range(0, count, block)]
+
+
+def place_dynamics(name: str, model: dict, tiles: list[dict], pdk, seed: int):
+    """The floorplan of a dynamics design, by the network placer's annealer: the crossbar tiles and
+    one analog unit per block of outputs of a tile column (``x_c<k>``: those states' integrators,
+    mirrors and drivers; ``h_c<k>``: a vector field's hidden TIAs and drivers). Edges follow the
+    currents: the unit driving a tile's word lines feeds it, the tile feeds the unit its bit lines
+    sum into, the inputs' pad feeds every state unit, and every state unit feeds the ADCs' pad.
+    Returns a placement IR (compiler/backend/floorplan.py draws and writes it)."""
+    from .ir import IR
+    from .passes.place import anneal, grid_shape, wirelength
+
+    block = pdk.tile_cols // 2
+    xs = _units("x", model["n"], block)
+    hs = _units("h", model.get("hidden", 0), block)
+    ir = IR(name)
+    for u, lo, hi in xs + hs:
+        ir.add(u, "accum", (hi - lo,), attrs={"layer": "states" if u[0] == "x" else "hidden"})
+    feeds = {"w": xs, "w1": xs, "w2": hs}           # whose outputs drive each layer's word lines
+    sums = {"w": xs, "w1": hs, "w2": xs}            # whose inputs its bit lines feed
+    edges = set()
+    for t in tiles:
+        ir.add(t["name"], "xbar_tile", (t["rows"][1] - t["rows"][0], t["cols"][1] - t["cols"][0]),
+               attrs={"layer": t["layer"]})
+        edges |= {(u, t["name"]) for u, lo, hi in feeds[t["layer"]] if lo < t["rows"][1] and t["rows"][0] < hi}
+        edges |= {(t["name"], u) for u, lo, hi in sums[t["layer"]] if lo < t["cols"][1] and t["cols"][0] < hi}
+    edges |= {("@in", u) for u, _, _ in xs if model["U"].shape[1]} | {(u, "@out") for u, _, _ in xs}
+    cells = [u for u, _, _ in xs + hs] + [t["name"] for t in tiles]
+    edges = sorted(edges)
+    rows, cols = grid_shape(len(cells))
+    final, baseline, moves = anneal(cells, edges, rows, cols, seed)
+    pads = {"@in": (rows / 2 - 0.5, -1.0), "@out": (rows / 2 - 0.5, float(cols))}
+    for c in cells:
+        ir.set(c, attrs={**ir.g.nodes[c]["attrs"], "grid": list(final[c])})
+    ir.g.graph["floorplan"] = {
+        "grid": [rows, cols], "seed": seed, "edges": [list(e) for e in edges], "pads": {k: list(v) for k, v in pads.items()},
+        "wirelength": wirelength(final, edges, pads), "baseline_wirelength": wirelength(baseline, edges, pads),
+        "baseline": "row-major: state units, hidden units, then tiles", "moves": moves,
+        "units": "analog: integrators, TIAs, drivers"}
+    return ir
 
 
 def adc_code(v: np.ndarray, v_fs: float, bits: int) -> np.ndarray:
@@ -519,8 +593,8 @@ def run_spice(eng, out: Path, man: dict, x0: np.ndarray | None = None, extra: li
     sc = d["scaling"]
     deck = (out / d["deck"]).read_text()
     if x0 is not None:
-        deck = "\n".join(ic_line(sc["amplitude_v_per_unit"], x0) if ln.startswith(".ic ") else ln
-                         for ln in deck.splitlines())
+        ic = ic_line(sc["amplitude_v_per_unit"], x0)
+        deck = "\n".join(ic if ln.startswith(".ic ") else ln for ln in deck.splitlines())
     n = d["states"]
     t, v = eng.transient(deck, d["deck"], [f"x_{i}" for i in range(n)] + list(extra))
     return t / sc["time_s_per_unit"], v[:, :n] / sc["amplitude_v_per_unit"], v[:, n:]
@@ -547,20 +621,21 @@ def verify_dynamics(out: Path, man: dict) -> dict:
     x_ref = x_ref.T
     fs = float(np.max(np.abs(x_ref))) or 1.0
     err = x_spice - x_ref
+    tol = TOLERANCE_FS
     settle = settle_time(tm, x_ref, fs)
     settle_spice = settle_time(tm, x_spice, fs)
     blocks = []
     for i in range(n):
         e = np.abs(err[:, i])
         mx, rms = float(e.max() / fs), float(np.sqrt(np.mean(e ** 2)) / fs)
-        blocks.append({"name": f"x_{i}", "layer": "state", "passed": mx <= TOLERANCE_FS, "error": None,
+        blocks.append({"name": f"x_{i}", "layer": "state", "passed": mx <= tol, "error": None,
                        "max_err_over_fs": mx, "rms_err_over_fs": rms, "settle_time": float(settle[i]),
                        "settle_time_spice": float(settle_spice[i]),
                        "max_abs_err": float(e.max()), "rms_err": float(np.sqrt(np.mean(e ** 2))),
-                       "tolerance": TOLERANCE_FS * fs})
+                       "tolerance": tol * fs})
     rep = {"design": man["design"], "kind": "dynamics", "engine": "ngspice", "simulator": eng.version,
            "passed": all(b["passed"] for b in blocks), "blocks": blocks, "simulated": n, "vectors": int(tm.size),
-           "seed": 0, "tolerance_lsb": 1.0, "tolerance_rule": f"max |x_spice - x_ref| <= {TOLERANCE_FS:g} of full scale "
+           "seed": 0, "tolerance_lsb": 1.0, "tolerance_rule": f"max |x_spice - x_ref| <= {tol:g} of full scale "
            f"({fs:.4g}, the largest |x| of the reference)", "full_scale": fs,
            "max_err_over_fs": max(b["max_err_over_fs"] for b in blocks),
            "rms_err_over_fs": float(np.sqrt(np.mean(err ** 2)) / fs),

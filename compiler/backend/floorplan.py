@@ -77,7 +77,7 @@ def _figure(ir: IR):
     ax.set_title(f"{ir.name}: wirelength {fp['wirelength']} (row-major {fp['baseline_wirelength']}), seed {fp['seed']}",
                  fontsize=9)
     handles = [Rectangle((0, 0), 1, 1, color=colors[lay]) for lay in layers]
-    fig.legend(handles, [f"{lay}" for lay in layers], loc="center right", fontsize=7, title="layer (hatched: digital)",
+    fig.legend(handles, [f"{lay}" for lay in layers], loc="center right", fontsize=7, title=f"layer (hatched: {fp.get('units', 'digital')})",
                title_fontsize=7)
     return fig
 

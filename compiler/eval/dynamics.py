@@ -31,39 +31,24 @@ from ..errors import InputError
 VDD = 1.8          # V, the periphery supply the ppa figures assume (pdk.yaml, ppa)
 
 
-def _currents(d: dict) -> list[str]:
-    """The branch currents a run saves for its energy: the stages that draw |I| from the supply
-    themselves, then the states' sense pairs (which the mirrors scale)."""
-    n, h = d["states"], d.get("hidden", 0)
-    # a vector field's hidden TIAs source their bit lines' currents (the sense sources) too
-    drv = ([f"i(ex_{j})" for j in range(n)] + [f"i(ba_{k})" for k in range(h)]
-           + [f"i(vh{s}_{k})" for k in range(h) for s in ("p", "n")]) if d["form"] == "vector_field" \
-        else [f"i(ba_{j})" for j in range(n)]
-    return drv + [f"i(vs{s}_{i})" for i in range(n) for s in ("p", "n")]
-
-
 def _energy(man: dict, model: dict, tm: np.ndarray, cur: np.ndarray, settle: float) -> dict:
-    """Supply energy of one run (module docstring) from its saved currents ``cur`` [T, len(_currents)]."""
+    """Supply energy of one run (module docstring) from its saved currents ``cur`` [T, probes]: the
+    manifest's ``dynamics.energy`` names the probes, the weight of each (a mirror's gain), the
+    constant bias current, the inputs' transconductances and the number of quiescent stages."""
     from ..dynamics import u_at
 
     d = man["dynamics"]
-    n = d["states"]
-    k_t, a = d["scaling"]["time_s_per_unit"], d["scaling"]["amplitude_v_per_unit"]
-    t = tm * k_t
-    n_drv = cur.shape[1] - 2 * n
-    mirror = np.repeat(np.asarray(d["mirror_gain"]), 2)
-    i_sup = np.abs(cur[:, :n_drv]).sum(axis=1) + (np.abs(cur[:, n_drv:]) * mirror).sum(axis=1)
-    R = np.asarray(d["integrator"]["r_ohm"])
-    i_sup = i_sup + float(np.sum(np.abs(a * model["b"] / R)))
+    spec = d["energy"]
+    t = tm * d["scaling"]["time_s_per_unit"]
+    i_sup = (np.abs(cur) * np.asarray(spec["weights"])).sum(axis=1) + spec["bias_a"]
     if model["U"].shape[1]:
         u = np.stack([u_at(model, x) for x in tm])                    # [T, inputs]
-        i_sup = i_sup + np.abs(u @ (a * model["U"] / R[:, None]).T).sum(axis=1)
-    stages = 2 * n + 2 * d.get("hidden", 0)       # drivers and mirrors; a vector field's x buffers and hidden TIAs
-    p_q = stages * man["ppa"]["tia"]["power_uw"] * 1e-6
+        i_sup = i_sup + np.abs(u @ np.asarray(spec["input_gm"]).T).sum(axis=1)
+    p_q = spec["stages"] * man["ppa"]["tia"]["power_uw"] * 1e-6
     p = VDD * i_sup + p_q
     e_cum = np.concatenate([[0.0], np.cumsum(0.5 * (p[1:] + p[:-1]) * np.diff(t))])
-    return {"energy_j": float(e_cum[-1]), "energy_to_settle_j": float(np.interp(settle * k_t, t, e_cum)),
-            "dynamic_j": float(e_cum[-1] - p_q * t[-1]), "quiescent_w": p_q, "stages": stages,
+    return {"energy_j": float(e_cum[-1]), "energy_to_settle_j": float(np.interp(settle * d["scaling"]["time_s_per_unit"], t, e_cum)),
+            "dynamic_j": float(e_cum[-1] - p_q * t[-1]), "quiescent_w": p_q, "stages": spec["stages"],
             "duration_s": float(t[-1]), "peak_supply_a": float(i_sup.max())}
 
 
@@ -78,7 +63,7 @@ def probe_task(task: dict) -> dict:
     model, Wq = load_design(out, man)
     x0 = np.asarray(task["x0"], float)
     t0 = time.perf_counter()
-    tm, xs, cur = run_spice(session(), out, man, x0, _currents(man["dynamics"]))
+    tm, xs, cur = run_spice(session(), out, man, x0, man["dynamics"]["energy"]["probes"])
     secs = time.perf_counter() - t0
     _, xr = reference(model, Wq, np.clip(tm, 0, model["t_end"]), x0)
     xr = xr.T

@@ -96,9 +96,14 @@ def test_scaling_and_the_check_can_fail(tmp_path, monkeypatch):
     assert sc["system_bandwidth_hz"] == pytest.approx(f_bw / (1 + dynamics.MARGIN)) and sc["automatic"]
     deck = (out / "spice" / "dynamics.sp").read_text()
     assert ".tran" in deck and "uic" in deck and deck.count("CI_") == 16
-    # the same input gives the same deck
+    # the same input gives the same deck, controller and placement
     compile_model(model, tmp_path / "o2", CompileOptions())
-    assert (tmp_path / "o2" / "spice" / "dynamics.sp").read_text() == deck
+    for f in ("spice/dynamics.sp", f"rtl/{m['design']}_ctrl.v", "placement.json", "placement.png", "placement.svg"):
+        assert (tmp_path / "o2" / f).read_bytes() == (out / f).read_bytes(), f
+    # the placement: every tile and state unit on the grid, annealed no longer than row-major
+    pl = json.loads((out / "placement.json").read_text())
+    assert {c["name"] for c in pl["cells"]} == {t["name"] for t in m["tiles"]} | {"x_c0"}
+    assert pl["wirelength"] <= pl["baseline_wirelength"] and ["x_c0", "@out"] in pl["edges"]
     rep = verify_dir(out)
     assert rep["passed"]
     v = json.loads((out / "verify.json").read_text())
