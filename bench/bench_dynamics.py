@@ -54,7 +54,7 @@ def main() -> int:
                          "solve_ivp_s": v["solve_ivp_seconds"], "time_points": v["vectors"],
                          "spice_over_solve_ivp": v["spice_seconds"] / v["solve_ivp_seconds"]})
             print(f"N = {n:4d}: compile {t_c:6.2f} s, verify {t_v:7.2f} s (ngspice {v['spice_seconds']:7.2f} s, "
-                  f"solve_ivp {v['solve_ivp_seconds']:6.3f} s: x{rows[-1]['spice_over_solve_ivp']:.0f}), "
+                  f"solve_ivp {v['solve_ivp_seconds']:6.3f} s: x{rows[-1]['spice_over_solve_ivp']:.3g}), "
                   f"max err {v['max_err_over_fs']:.2e} of full scale, {'pass' if rows[-1]['passed'] else 'FAIL'}")
         hop = ROOT / "designs" / "hopfield_digits"
         out = Path(tmp) / "hopfield"

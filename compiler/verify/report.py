@@ -143,9 +143,29 @@ ADC LSB.</p>
     return page_path
 
 
+def _dynamics_table(report: dict, Table):
+    """A dynamics design's states; above DETAIL_MAX of them, one summary row and the failures only."""
+    blocks = report["blocks"]
+    many = len(blocks) > DETAIL_MAX
+    t = Table(title=f"amsc verify: {report['design']} ({report['engine']})"
+              + (f", {len(blocks)} states: the worst and every failure" if many else ""))
+    for col in ("state", "status", "max err / FS", "RMS err / FS", "settling time"):
+        t.add_column(col, justify="left" if col in ("state", "status") else "right")
+    rows = blocks
+    if many:
+        worst = max(blocks, key=lambda b: b["max_err_over_fs"])
+        rows = [worst] + [b for b in blocks if not b["passed"] and b is not worst]
+    for b in rows:
+        t.add_row(b["name"], "[green]pass[/]" if b["passed"] else "[red]FAIL[/]", _fmt(b["max_err_over_fs"]),
+                  _fmt(b["rms_err_over_fs"]), _fmt(b["settle_time"], ".4g"))
+    return t
+
+
 def summary_table(report: dict):
     from rich.table import Table
 
+    if report.get("kind") == "dynamics":    # states against solve_ivp, in fractions of full scale
+        return _dynamics_table(report, Table)
     if len(report["blocks"]) > DETAIL_MAX:
         t = Table(title=f"amsc verify: {report['design']} ({report['engine']}), per layer")
         for col in ("layer", "passed", "errors", "worst err/tol", "least <=1 LSB", "seconds"):
@@ -157,13 +177,6 @@ def summary_table(report: dict):
                       _within(r["min_within_lsb"]), f"{r['seconds']:.1f}")
         return t
     t = Table(title=f"amsc verify: {report['design']} ({report['engine']})")
-    if report.get("kind") == "dynamics":    # states against solve_ivp, in fractions of full scale
-        for col in ("state", "status", "max err / FS", "RMS err / FS", "settling time"):
-            t.add_column(col, justify="left" if col in ("state", "status") else "right")
-        for b in report["blocks"]:
-            t.add_row(b["name"], "[green]pass[/]" if b["passed"] else "[red]FAIL[/]", _fmt(b["max_err_over_fs"]),
-                      _fmt(b["rms_err_over_fs"]), _fmt(b["settle_time"], ".4g"))
-        return t
     for col in ("block", "status", "max err [A]", "RMS err [A]", "tolerance [A]", "<=1 LSB", "seconds", "cached"):
         t.add_column(col, justify="left" if col in ("block", "status") else "right")
     for b in report["blocks"]:

@@ -359,3 +359,18 @@ endmodule
     got = [ln.split()[1:] for ln in lines if ln.startswith("OUT")]
     assert [int(i) for i, _ in got] == list(range(k)) and [w for _, w in got] == words
     assert [ln for ln in lines if ln.startswith("DONE")][0].endswith(" 1")     # reset again after the last sample
+
+
+def test_summary_table_of_many_states():
+    """Above DETAIL_MAX states the terminal table shows the worst state and the failures only (a
+    256-state design once crashed the per-layer summary, which expects network blocks)."""
+    from rich.console import Console
+
+    from compiler.verify.report import DETAIL_MAX, summary_table
+
+    blocks = [{"name": f"x_{i}", "layer": "state", "passed": i != 7, "error": None, "max_err_over_fs": 1e-4 * (i % 13),
+               "rms_err_over_fs": 1e-5, "settle_time": 3.0} for i in range(DETAIL_MAX + 56)]
+    con = Console(width=120, record=True)
+    con.print(summary_table({"design": "big", "engine": "ngspice", "kind": "dynamics", "blocks": blocks}))
+    text = con.export_text()
+    assert "x_7 " in text and "FAIL" in text and "x_12 " in text and "x_3 " not in text
