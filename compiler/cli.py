@@ -319,6 +319,7 @@ def _evaluate_dynamics(args) -> int:
 
 
 def _kind(out) -> str | None:
+    """The manifest's kind, peeked at without checking the files (the command's loader checks them)."""
     import json
 
     try:
@@ -330,7 +331,7 @@ def _kind(out) -> str | None:
 def _cmd_evaluate(args) -> int:
     from .eval.evaluate import evaluate_design
 
-    if (Path(args.out) / "manifest.json").is_file() and _kind(args.out) == "dynamics":
+    if _kind(args.out) == "dynamics":
         return _evaluate_dynamics(args)
     bar, progress = _phase_bar("evaluate")
     with bar:

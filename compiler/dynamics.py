@@ -26,10 +26,11 @@ Scaling (written to the manifest; verification un-scales with it):
 - time: physical time = ``k_t`` model time. The system's fastest rate is bounded by the spectral norm
   of its Jacobian, ``rate <= (1 + ||W|| s'_max) / tau_min`` (recurrent) or ``||W2|| ||W1|| s'_max /
   tau_min`` (vector field); ``k_t`` puts that rate at 1 / (1 + MARGIN) of the PDK's integrator
-  bandwidth, BANDWIDTH_FRACTION of its op-amps' gain-bandwidth product (an op-amp integrator's
-  relative error at frequency f is about f / GBW: S. Franco, "Design with Operational Amplifiers and
-  Analog Integrated Circuits", 4th ed., McGraw-Hill 2015, section 6.5). A model's own ``time_scale``
-  overrides ``k_t`` and is refused, with the time scale that fits, when it is too fast.
+  bandwidth, BANDWIDTH_FRACTION of its op-amps' gain-bandwidth product. (Derived here: with a
+  single-pole op-amp A(s) = 2 pi GBW / s, an inverting integrator's transfer is the ideal one times
+  1 / (1 + (1 + s R C) / (A(s) s R C)), whose relative error at frequency f (>> 1 / (2 pi R C)) is
+  about f / GBW.) A model's own ``time_scale`` overrides ``k_t`` and is refused, with the time
+  scale that fits, when it is too fast.
 
 ``amsc verify OUT`` runs the transient in ngspice, un-scales the state waveforms and compares them
 with ``scipy.integrate.solve_ivp`` (rtol 1e-9, atol 1e-12) on the quantized weights at the
@@ -621,21 +622,20 @@ def verify_dynamics(out: Path, man: dict) -> dict:
     x_ref = x_ref.T
     fs = float(np.max(np.abs(x_ref))) or 1.0
     err = x_spice - x_ref
-    tol = TOLERANCE_FS
     settle = settle_time(tm, x_ref, fs)
     settle_spice = settle_time(tm, x_spice, fs)
     blocks = []
     for i in range(n):
         e = np.abs(err[:, i])
         mx, rms = float(e.max() / fs), float(np.sqrt(np.mean(e ** 2)) / fs)
-        blocks.append({"name": f"x_{i}", "layer": "state", "passed": mx <= tol, "error": None,
+        blocks.append({"name": f"x_{i}", "layer": "state", "passed": mx <= TOLERANCE_FS, "error": None,
                        "max_err_over_fs": mx, "rms_err_over_fs": rms, "settle_time": float(settle[i]),
                        "settle_time_spice": float(settle_spice[i]),
                        "max_abs_err": float(e.max()), "rms_err": float(np.sqrt(np.mean(e ** 2))),
-                       "tolerance": tol * fs})
+                       "tolerance": TOLERANCE_FS * fs})
     rep = {"design": man["design"], "kind": "dynamics", "engine": "ngspice", "simulator": eng.version,
            "passed": all(b["passed"] for b in blocks), "blocks": blocks, "simulated": n, "vectors": int(tm.size),
-           "seed": 0, "tolerance_lsb": 1.0, "tolerance_rule": f"max |x_spice - x_ref| <= {tol:g} of full scale "
+           "seed": 0, "tolerance_lsb": 1.0, "tolerance_rule": f"max |x_spice - x_ref| <= {TOLERANCE_FS:g} of full scale "
            f"({fs:.4g}, the largest |x| of the reference)", "full_scale": fs,
            "max_err_over_fs": max(b["max_err_over_fs"] for b in blocks),
            "rms_err_over_fs": float(np.sqrt(np.mean(err ** 2)) / fs),

@@ -53,13 +53,12 @@ def _energy(man: dict, model: dict, tm: np.ndarray, cur: np.ndarray, settle: flo
 
 
 def probe_task(task: dict) -> dict:
-    """One run (a worker task): ngspice from ``task['x0']`` against solve_ivp."""
+    """One run (a worker task): ngspice from ``task['x0']`` against solve_ivp. The task carries the
+    manifest, which the parent checked against the files once."""
     from ..dynamics import TOLERANCE_FS, load_design, reference, run_spice, settle_time
     from ..sim.ngspice import session
-    from ..verify.run import load_compiled
 
-    out = Path(task["out"])
-    man = load_compiled(out)
+    out, man = Path(task["out"]), task["manifest"]
     model, Wq = load_design(out, man)
     x0 = np.asarray(task["x0"], float)
     t0 = time.perf_counter()
@@ -109,7 +108,7 @@ def evaluate_dynamics(out: Path, man: dict, inputs, labels=None, samples: int | 
         raise InputError("--jobs", f"{jobs}; expected 1..256")
     if "ppa" not in man:
         raise InputError(out, "the manifest has no ppa figures (compiled by an older amsc); recompile")
-    tasks = [{"out": str(Path(out).resolve()), "k": k, "x0": x0[k].tolist()} for k in range(len(x0))]
+    tasks = [{"out": str(Path(out).resolve()), "manifest": man, "k": k, "x0": x0[k].tolist()} for k in range(len(x0))]
     got: dict[int, dict] = {}
     failed: list[str] = []
 

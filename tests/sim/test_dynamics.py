@@ -280,7 +280,7 @@ def test_evaluate_runs_initial_states_with_energy(tmp_path):
         + np.sum(np.abs(a * model["b"] / R)) + np.abs(u @ (a * model["U"] / R[:, None]).T).sum(axis=1)
     t = tm * d["scaling"]["time_s_per_unit"]
     e = VDD * np.sum(0.5 * (i_sup[1:] + i_sup[:-1]) * np.diff(t))
-    got = probe_task({"out": str(out), "k": 1, "x0": x0[1].tolist()})
+    got = probe_task({"out": str(out), "manifest": man, "k": 1, "x0": x0[1].tolist()})
     assert got["dynamic_j"] == pytest.approx(e, rel=1e-4)
     assert got["energy_j"] == pytest.approx(e + got["quiescent_w"] * t[-1], rel=1e-4) and got["stages"] == 12
     # bad input: initial states of the wrong width
