@@ -401,7 +401,7 @@ def _generic_circuit(model: dict, quant: dict, pdk, a: float, k_t: float, s_max:
     energy = {"probes": drv + sense, "weights": [1.0] * len(drv) + np.repeat(mirror, 2).tolist(),
               "bias_a": float(np.sum(np.abs(a * model["b"] / R))), "input_gm": (a * model["U"] / R[:, None]).tolist(),
               "stages": 2 * n + 2 * h}
-    return {"deck": deck, "tiles": tiles, "amplitude": a, "scaling_extra": extra, "energy": energy,
+    return {"deck": deck, "tiles": tiles, "scaling_extra": extra, "energy": energy,
             "integrator": {"c_f": [C_INT] * n, "r_ohm": R.tolist(), "leak": not vf},
             "circuit": {"mirror_gain": mirror.tolist(), "s_max": s_max}}
 
@@ -453,7 +453,7 @@ def compile_dynamics(path: Path, out: Path, options, pdk) -> dict:
                     cw=ctrl["counter_bits"], iw=ctrl["index_bits"], clock_hz=spice_num(ctrl["clock_hz"]),
                     k_t=spice_num(k_t)) if "dynamics_ctrl" in pdk.templates else None
     fp_ir = place_dynamics(design, model, tiles, pdk, options.seed)
-    sc = {"amplitude_v_per_unit": built["amplitude"], "x_max_reference": x_max, "margin": MARGIN,
+    sc = {"amplitude_v_per_unit": a, "x_max_reference": x_max, "margin": MARGIN,
           "v_full_scale": v_fs, **scaling, **built["scaling_extra"]}
     man = {"amsc_version": __version__, "kind": "dynamics", "design": design,
            "source": {"name": path.name, "sha256": sha256(data), "file": f"source/{path.name}"},

@@ -42,7 +42,7 @@ def _energy(man: dict, model: dict, tm: np.ndarray, cur: np.ndarray, settle: flo
     t = tm * d["scaling"]["time_s_per_unit"]
     i_sup = (np.abs(cur) * np.asarray(spec["weights"])).sum(axis=1) + spec["bias_a"]
     if model["U"].shape[1]:
-        u = np.stack([u_at(model, x) for x in tm])                    # [T, inputs]
+        u = u_at(model, tm).T                                         # [T, inputs]
         i_sup = i_sup + np.abs(u @ np.asarray(spec["input_gm"]).T).sum(axis=1)
     p_q = spec["stages"] * man["ppa"]["tia"]["power_uw"] * 1e-6
     p = VDD * i_sup + p_q

@@ -274,7 +274,7 @@ def test_evaluate_runs_initial_states_with_energy(tmp_path):
     mirror = np.asarray(d["mirror_gain"])
     R = np.asarray(d["integrator"]["r_ohm"])
     a = d["scaling"]["amplitude_v_per_unit"]
-    u = np.stack([u_at(model, t) for t in tm])
+    u = u_at(model, tm).T
     i_sup = (np.abs(va) * (gp + gn).sum(axis=0)).sum(axis=1) \
         + ((np.abs(va @ gp.T) + np.abs(va @ gn.T)) * mirror).sum(axis=1) \
         + np.sum(np.abs(a * model["b"] / R)) + np.abs(u @ (a * model["U"] / R[:, None]).T).sum(axis=1)
