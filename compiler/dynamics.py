@@ -235,6 +235,15 @@ def u_at(model: dict, t: float | np.ndarray) -> np.ndarray:
                      for p in model["pwl"]])
 
 
+def u_rate(model: dict, t: float) -> np.ndarray:
+    """The inputs' slopes at model time ``t`` (of the PWL segment that starts at or before t)."""
+    out = []
+    for p in model["pwl"]:
+        k = int(np.searchsorted(p[:, 0], t, side="right")) - 1
+        out.append((p[k + 1, 1] - p[k, 1]) / (p[k + 1, 0] - p[k, 0]) if 0 <= k < len(p) - 1 else 0.0)
+    return np.array(out)
+
+
 def hidden_pre(model: dict, Wq: dict, x: np.ndarray) -> np.ndarray:
     """A vector field's hidden pre-activations ``W1 x + b1`` (x: [N] or [N, T])."""
     b1 = model["b1"] if x.ndim == 1 else model["b1"][:, None]
@@ -242,11 +251,17 @@ def hidden_pre(model: dict, Wq: dict, x: np.ndarray) -> np.ndarray:
 
 
 def rhs(model: dict, Wq: dict):
-    """The right-hand side ``f(t, x)`` with the quantized weights ``Wq`` (name -> matrix)."""
+    """The right-hand side ``f(t, x)`` with the quantized weights ``Wq`` (name -> matrix); with a
+    ``circuit`` (sky130_1t1r), the characterized circuit's instead."""
     tau, b, U, a_name = model["tau"], model["b"], model["U"], model["activation"]
+
+    circuit = model.get("circuit")
 
     def f(t, x):
         du = U @ u_at(model, t) if U.shape[1] else 0.0
+        if circuit is not None:         # sky130_1t1r: the characterized circuit (compiler/dynamics_1t1r.py)
+            rate = U @ u_rate(model, t) if U.shape[1] else 0.0
+            return circuit.rhs(x, model["circuit_bias"] + du + b, tau, rate)
         if model["form"] == "recurrent":
             return (-x + Wq["W"] @ act(a_name, x) + du + b) / tau
         return (Wq["W2"] @ act(a_name, hidden_pre(model, Wq, x)) + du + b) / tau
@@ -322,7 +337,8 @@ def time_scale(model: dict, Wq: dict, pdk, where) -> dict:
             "pdk_bandwidth_hz": f_bw, "automatic": model["time_scale"] is None}
 
 
-def _tiles(prefix: str, q: np.ndarray, inputs: list[str], out_p: str, out_n: str, pdk) -> list[dict]:
+def _tiles(prefix: str, q: np.ndarray, inputs: list[str], out_p: str, out_n: str, pdk,
+           fet_model: dict | None = None) -> list[dict]:
     """The crossbar tiles of one weight matrix ``q`` [outputs, inputs] (levels): input j drives word
     line ``inputs[j]``; output i's pair sums on nodes ``<out_p>_i`` / ``<out_n>_i``. Each tile is a
     subckt on local ports (wl_*, blp_*, bln_*), its devices formatted in bulk as a network tile's."""
@@ -339,10 +355,12 @@ def _tiles(prefix: str, q: np.ndarray, inputs: list[str], out_p: str, out_n: str
             r1, c1 = min(r0 + rows, n_in), min(c0 + cols, n_out)
             ports = [f"wl_{j}" for j in range(r1 - r0)] + [f"bl{s}_{i}" for i in range(c1 - c0) for s in ("p", "n")]
             nodes = inputs[r0:r1] + [f"{o}_{i}" for i in range(c0, c1) for o in (out_p, out_n)]
+            if fet_model is not None:          # 1T1R: the access transistors' gates
+                ports, nodes = ports + ["sel"], nodes + ["sel"]
             tiles.append({"name": f"{prefix}_r{r0 // rows}c{c0 // cols}", "layer": prefix, "rows": [r0, r1],
                           "cols": [c0, c1], "port_lines": chunks(ports, PORTS_PER_LINE),
                           "node_lines": chunks(nodes, PORTS_PER_LINE),
-                          "devices": device_block(gp[c0:c1, r0:r1].T, gn[c0:c1, r0:r1].T, pdk, None, None)})
+                          "devices": device_block(gp[c0:c1, r0:r1].T, gn[c0:c1, r0:r1].T, pdk, fet_model, None)})
     return tiles
 
 
@@ -416,14 +434,19 @@ def compile_dynamics(path: Path, out: Path, options, pdk) -> dict:
     from .driver import pdk_summary
     from .ir.names import sanitize
 
-    if pdk.cell["type"] != "1r" or "dynamics" not in pdk.templates:
-        raise PdkError(options.pdk, f"PDK '{pdk.name}' has no dynamics templates; continuous-time models compile on "
-                                    "the generic PDK (sky130_1t1r's transistor activations are not built yet)")
+    if "dynamics" not in pdk.templates:
+        raise PdkError(options.pdk, f"PDK '{pdk.name}' has no dynamics template; continuous-time models compile on "
+                                    "the generic and sky130_1t1r PDKs")
     data = path.read_bytes()
     model = load_dynamics(path)
     n, vf = model["n"], model["form"] == "vector_field"
     quant = {k: quantize_w(W, pdk.levels) for k, W in model["layers"].items()}
     Wq = {k: q * step for k, (q, step) in quant.items()}
+    sky = pdk.cell["type"] == "1t1r"
+    if sky:
+        from . import dynamics_1t1r as d1
+
+        char, k_x = d1.prepare(model, quant, pdk, options.corner, path)
     scaling = time_scale(model, Wq, pdk, path)
     k_t = scaling["time_s_per_unit"]
     _, x_ref = reference(model, Wq)
@@ -445,7 +468,10 @@ def compile_dynamics(path: Path, out: Path, options, pdk) -> dict:
     common = {**deck_context(model["name"], pdk, sha256(data)), "n": n, "sources": srcs,
               "tstep": spice_num(t_stop / TRAN_POINTS), "tstop": spice_num(t_stop), "k_t": spice_num(k_t),
               "activation": model["activation"], "form": model["form"]}
-    built = _generic_circuit(model, quant, pdk, a, k_t, s_max, s_in_max, x_max, common)
+    if sky:
+        built = d1.build(model, quant, pdk, options.corner, a, k_t, k_x, char, common)
+    else:
+        built = _generic_circuit(model, quant, pdk, a, k_t, s_max, s_in_max, x_max, common)
     deck, tiles = built.pop("deck"), built.pop("tiles")
     ctrl = controller(model, pdk, k_t, path)
     ctrl_v = render(environment(pdk), "dynamics_ctrl", **deck_context(model["name"], pdk, sha256(data)), prefix=design,
@@ -453,7 +479,8 @@ def compile_dynamics(path: Path, out: Path, options, pdk) -> dict:
                     cw=ctrl["counter_bits"], iw=ctrl["index_bits"], clock_hz=spice_num(ctrl["clock_hz"]),
                     k_t=spice_num(k_t)) if "dynamics_ctrl" in pdk.templates else None
     fp_ir = place_dynamics(design, model, tiles, pdk, options.seed)
-    sc = {"amplitude_v_per_unit": a, "x_max_reference": x_max, "margin": MARGIN,
+    # the state node's volts per unit: sky130_1t1r's inverting integrators give -a
+    sc = {"amplitude_v_per_unit": built.get("amplitude", a), "x_max_reference": x_max, "margin": MARGIN,
           "v_full_scale": v_fs, **scaling, **built["scaling_extra"]}
     man = {"amsc_version": __version__, "kind": "dynamics", "design": design,
            "source": {"name": path.name, "sha256": sha256(data), "file": f"source/{path.name}"},
@@ -480,6 +507,8 @@ def compile_dynamics(path: Path, out: Path, options, pdk) -> dict:
         w.add("placement.svg", svg)
         for k, (q, _) in quant.items():
             w.add_npy(f"arrays/{k}_levels.npy", q)
+        for k, v in built.get("arrays", {}).items():       # sky130_1t1r: the circuit's characterization
+            w.add_npy(f"arrays/{k}.npy", v)
         w.add_file(f"source/{path.name}", path)
         # the model's own arrays travel with the design (the source YAML may name files next to it)
         for key, v in _arrays(model).items():
@@ -576,6 +605,13 @@ def load_design(out: Path, man: dict) -> tuple[dict, dict]:
     if d["form"] == "vector_field":
         model.update(hidden=d["hidden"], b1=ld("b1"))
     Wq = {k: np.load(out / v["levels"], allow_pickle=False) * v["w_step"] for k, v in d["layers"].items()}
+    if d.get("circuit", {}).get("kind") == "1t1r":
+        from .dynamics_1t1r import circuit_from
+
+        q = np.load(out / d["layers"]["W"]["levels"], allow_pickle=False)
+        model["circuit"] = circuit_from(out, d, q, man["pdk"]["v_read"])
+        model["circuit_bias"] = (-d["layers"]["W"]["w_step"] * q.sum(axis=1) if d["activation"] == "tanh"
+                                 else np.zeros(d["states"]))
     return model, Wq
 
 
@@ -594,8 +630,19 @@ def run_spice(eng, out: Path, man: dict, x0: np.ndarray | None = None, extra: li
     sc = d["scaling"]
     deck = (out / d["deck"]).read_text()
     if x0 is not None:
-        ic = ic_line(sc["amplitude_v_per_unit"], x0)
-        deck = "\n".join(ic if ln.startswith(".ic ") else ln for ln in deck.splitlines())
+        if d.get("circuit", {}).get("kind") == "1t1r":
+            from .dynamics_1t1r import ic_card
+
+            model, _ = load_design(out, man)
+            c = d["circuit"]
+            char = {k: np.load(out / rel, allow_pickle=False) for k, rel in c["arrays"].items()}
+            q = np.load(out / d["layers"]["W"]["levels"], allow_pickle=False)
+            ic = ic_card(-sc["amplitude_v_per_unit"], x0, sc["k_x"], char, model["circuit"], c["r_tia_ohm"], q,
+                         man["tiles"])
+        else:
+            ic = ic_line(sc["amplitude_v_per_unit"], x0)
+        deck = "\n".join(ic if ln.startswith(".ic ") else ln for ln in deck.splitlines()
+                         if not ln.startswith(".nodeset "))
     n = d["states"]
     t, v = eng.transient(deck, d["deck"], [f"x_{i}" for i in range(n)] + list(extra))
     return t / sc["time_s_per_unit"], v[:, :n] / sc["amplitude_v_per_unit"], v[:, n:]
@@ -622,20 +669,21 @@ def verify_dynamics(out: Path, man: dict) -> dict:
     x_ref = x_ref.T
     fs = float(np.max(np.abs(x_ref))) or 1.0
     err = x_spice - x_ref
+    tol = d.get("circuit", {}).get("tolerance_fs", TOLERANCE_FS)
     settle = settle_time(tm, x_ref, fs)
     settle_spice = settle_time(tm, x_spice, fs)
     blocks = []
     for i in range(n):
         e = np.abs(err[:, i])
         mx, rms = float(e.max() / fs), float(np.sqrt(np.mean(e ** 2)) / fs)
-        blocks.append({"name": f"x_{i}", "layer": "state", "passed": mx <= TOLERANCE_FS, "error": None,
+        blocks.append({"name": f"x_{i}", "layer": "state", "passed": mx <= tol, "error": None,
                        "max_err_over_fs": mx, "rms_err_over_fs": rms, "settle_time": float(settle[i]),
                        "settle_time_spice": float(settle_spice[i]),
                        "max_abs_err": float(e.max()), "rms_err": float(np.sqrt(np.mean(e ** 2))),
-                       "tolerance": TOLERANCE_FS * fs})
+                       "tolerance": tol * fs})
     rep = {"design": man["design"], "kind": "dynamics", "engine": "ngspice", "simulator": eng.version,
            "passed": all(b["passed"] for b in blocks), "blocks": blocks, "simulated": n, "vectors": int(tm.size),
-           "seed": 0, "tolerance_lsb": 1.0, "tolerance_rule": f"max |x_spice - x_ref| <= {TOLERANCE_FS:g} of full scale "
+           "seed": 0, "tolerance_lsb": 1.0, "tolerance_rule": f"max |x_spice - x_ref| <= {tol:g} of full scale "
            f"({fs:.4g}, the largest |x| of the reference)", "full_scale": fs,
            "max_err_over_fs": max(b["max_err_over_fs"] for b in blocks),
            "rms_err_over_fs": float(np.sqrt(np.mean(err ** 2)) / fs),

@@ -43,7 +43,10 @@ def _cell_template(pdk, fet_model: dict | None, side: str, j: int, top: str, bot
     rram = pdk.cell["rram"]
     mid = f"m{side.lower()}_{{I}}_{j}"
     if rram["nonlinear"]:
-        br = f"BR{name} {top} {mid} I = %s*sinh(V({_esc(top)},{mid})/{_esc(spice_num(rram['v0']))})\n"
+        x = f"V({_esc(top)},{mid})/{_esc(spice_num(rram['v0']))}"
+        c = "8"
+        xc = f"min(max({x},-{c}),{c})"
+        br = f"BR{name} {top} {mid} I = %s*(sinh({xc})+cosh({c})*({x}-{xc}))\n"
     else:
         br = f"BR{name} {top} {mid} I = %s*V({_esc(top)},{mid})\n"
     return br + f"M{name} {mid} sel {_esc(bottom)} 0 {_esc(fet_model['model'])} {_esc(fet_model['attrs'])}\n"

@@ -1,0 +1,362 @@
+"""Continuous-time dynamics on the sky130_1t1r PDK: transistor activations, 1T1R crossbars and
+op-amp integrators, characterized at compile time so that the golden model is the circuit's own.
+
+Per state i (compiler/pdk_templates/sky130_1t1r/dynamics.sp.j2):
+
+- **Integrator**: an op-amp (the PDK's macromodel: DC gain A0, GBW) with C_i and R in its feedback
+  path. Its inverting input is state i's summing node, held near 0 V, where the G+ bit lines of its
+  row tiles end; its output x_i is ``-a x`` (inverting). The G- bit lines end at a second op-amp TIA
+  (feedback R_T), whose output drives R_T into the summing node: a current of -I_N. So the summing
+  node collects I_P - I_N, and ``tau dx/dt = -x + (R / a)(I_P - I_N) + ...`` with ``tau = R C``.
+- **Activation** (tanh; sigmoid as tanh(x / 2)): a differential pair of sky130_fd_pr__nfet_01v8
+  (W/L = DP_W / DP_L um) with an ideal tail current I_T and resistor loads from VDD. Ideal
+  gain stages set its input, ``dV = k_x x``. They map its differential output onto the unipolar
+  word-line range, ``V_wl = V_read (1 + o) / 2``, with ``o = R_D (I_1 - I_2) / (R_D I_T)`` in [-1, 1].
+  An op-amp follower (macromodel) drives the word line. ``k_x`` puts the slope of ``o`` at x = 0 at
+  1, as tanh's.
+- **Signed activations on a unipolar array**: the word line carries ``p = (1 + s) / 2``, so
+  ``W s = 2 W p - W 1``. The scaling of R absorbs the factor 2, and a bias current per state
+  cancels ``-W 1``; sigmoid is unipolar (``p = s``), so it needs neither.
+
+The golden model replaces each ideal part by its characterization:
+- ``o(dV)``: one ngspice DC sweep of the activation stage at the compile's corner;
+- each 1T1R cell's current at every programmed level: the RRAM law solved against the calibrated
+  access transistor (compiler.pdk.devices.cell_currents), on a fine grid of word-line voltages;
+- the integrator and TIA as ideal op-amps.
+``amsc verify`` checks ngspice against this model to TOLERANCE_FS (finite op-amp gain and GBW, and
+the tables' interpolation, are what remain; docs/dynamics.md). It also reports how far the
+characterized circuit's trajectory is from the intended one, with ideal tanh and linear weights.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import InputError
+
+#: sign-off tolerance of a sky130_1t1r dynamics design, in fractions of full scale (tested)
+TOLERANCE_FS = 5e-3
+ACTIVATIONS = ("tanh", "sigmoid")
+VDD = 1.8
+VCM = 0.9           # V, the differential pair's input common mode
+I_TAIL = 20e-6      # A
+R_LOAD = 20e3       # ohm: R_LOAD * I_TAIL = 0.4 V of full differential swing
+DP_W, DP_L = 2.0, 0.5
+DV_SPAN = 1.2        # V, the characterized differential input range (+-): gates from 0.3 to 1.5 V
+ACT_POINTS = 961
+CELL_POINTS = 401
+#: the bit-line offset of the characterization's central difference dI / dV_bl (V)
+DV_BL = 2e-3
+#: the G- TIA's output swing at the largest column current a tile can carry (V)
+TIA_SWING = 0.8
+C_MIN = 1e-12
+#: the transient's largest step is the window over this: with the op-amps' ns poles, steps of a
+#: thousandth of the window let Newton's iterates leave the RRAM's sinh range (measured: a tenth of
+#: that step runs)
+TRAN_POINTS = 1000
+#: the activation stage's internal nodes (of state 0 in the characterization deck), set at t = 0 too
+STAGE_NODES = ("d1_0", "d2_0", "tl_0")
+
+
+def check_model(model: dict, path) -> None:
+    if model["form"] != "recurrent":
+        raise InputError(path, "vector_field: sky130_1t1r builds recurrent models only (its hidden TIAs are not "
+                               "built yet); compile a vector field on the generic PDK")
+    if model["activation"] not in ACTIVATIONS:
+        raise InputError(path, f"activation: {model['activation']!r} on sky130_1t1r; its transistor activations "
+                               f"are {', '.join(ACTIVATIONS)} (relu's clamp is not built yet; generic has all four)")
+
+
+def fet_models(pdk) -> tuple[dict, dict]:
+    """The cell's access transistor and the differential pair's transistor, each a flat model."""
+    from .pdk.devices import specialize_fet
+
+    t = pdk.cell["transistor"]
+    cell = specialize_fet(pdk.models, t["subckt"], t["w_um"], t["l_um"])
+    dp = specialize_fet(pdk.models, t["subckt"], DP_W, DP_L, prefix="amsc_dp")
+    return cell, dp
+
+
+def opamp_numbers(pdk) -> dict:
+    """The PDK's op-amp macromodel (compiler.backend.spice.tia_context's): gm into R1 || C1, buffer."""
+    from .backend.spice import tia_context
+
+    t = tia_context(1.0, pdk)
+    return {k: t[k] for k in ("gm", "r1", "c1", "a0")}
+
+
+def activation_stage(k: str, gp: str, gn: str, out: str, dp: dict, op: dict, k_o: str) -> list[str]:
+    """The differential pair of one state (gates gp / gn), its loads, the output gain stage and
+    the op-amp follower that drives word line ``out``."""
+    return [f"MD1_{k} d1_{k} {gp} tl_{k} 0 {dp['model']} {dp['attrs']}",
+            f"MD2_{k} d2_{k} {gn} tl_{k} 0 {dp['model']} {dp['attrs']}",
+            f"MT_{k} tl_{k} vbt 0 0 {dp['model']} {dp['attrs']}",
+            f"RD1_{k} vdd d1_{k} {R_LOAD!r}", f"RD2_{k} vdd d2_{k} {R_LOAD!r}",
+            f"EO_{k} wo_{k} vhalf d2_{k} d1_{k} {k_o}",
+            f"GDR_{k} 0 odr_{k} wo_{k} {out} {op['gm']}", f"RDR_{k} odr_{k} 0 {op['r1']}",
+            f"CDR_{k} odr_{k} 0 {op['c1']}", f"EDR_{k} {out} 0 odr_{k} 0 1"]
+
+
+def _supplies(pdk, dp: dict) -> list[str]:
+    from .backend.render import spice_num
+
+    # the tails' bias: I_TAIL into a diode-connected transistor, mirrored by every state's tail
+    # (an ideal tail source leaves the tail node floating whenever Newton cuts both transistors off)
+    return [f"VDD vdd 0 DC {VDD!r}", f"VCMS vcm 0 DC {VCM!r}", f"VHALF vhalf 0 DC {spice_num(pdk.v_read / 2)}",
+            f"IBT vdd vbt DC {I_TAIL!r}", f"MBT vbt vbt 0 0 {dp['model']} {dp['attrs']}"]
+
+
+def cell_sweep(pdk, corner: str, cell_fet: dict, g: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each level's 1T1R cell current over word-line voltages ``v`` with its bit line at 0 V, and
+    its derivative against the bit line's voltage (the summing nodes sit at a x / A0, not 0 V), from
+    one ngspice DC sweep of the crossbar's own device lines (``device_block``): ``[levels, V]`` each.
+    The bisection of compiler.pdk.devices.cell_currents against the calibrated transistor table
+    differs from this by about 1e-4 of the current, which the dynamics integrate."""
+    from .backend.spice import device_block
+    from .pdk.devices import model_cards
+    from .sim.ngspice import session
+
+    row = g[None, :]
+    lines = device_block(row, row, pdk, cell_fet, None)
+    amm = [f"VB{s}_{k} bl{s}_{k} bl DC 0" for k in range(g.size) for s in ("p", "n")]
+    deck = "\n".join(["* amsc 1T1R cell characterization", *model_cards(pdk.models, corner), *cell_fet["cards"],
+                      f"VSEL sel 0 DC {pdk.cell['v_gate']!r}", "VW wl_0 0 DC 0", "VBL bl 0 DC 0", lines, *amm,
+                      ".op", ".end"]) + "\n"
+    grid = np.array([[w, b] for b in (0.0, DV_BL, -DV_BL) for w in v])
+    cur = session().sweep(deck, "1T1R cell characterization", ["VW", "VBL"], grid,
+                          [f"I(VBp_{k})" for k in range(g.size)])
+    cur = cur.reshape(3, v.size, g.size).transpose(0, 2, 1)           # [bit line, levels, V]
+    return cur[0], (cur[1] - cur[2]) / (2 * DV_BL)
+
+
+def characterize(pdk, corner: str) -> dict:
+    """The activation stage's ``o(dV)`` and the cell currents of every level, from ngspice."""
+    from .backend.render import spice_num
+    from .pdk.devices import cell_solve, model_cards, transistor_table
+    from .sim.ngspice import session
+
+    cell_fet, dp = fet_models(pdk)
+    op = opamp_numbers(pdk)
+    k_o = spice_num(pdk.v_read / (2 * R_LOAD * I_TAIL))
+    deck = "\n".join(["* amsc activation-stage characterization", *model_cards(pdk.models, corner), *dp["cards"],
+                      *_supplies(pdk, dp), "VIN vin 0 DC 0", "EGP gp vcm vin 0 0.5", "EGN gn vcm vin 0 -0.5",
+                      *activation_stage("0", "gp", "gn", "wl", dp, op, k_o), "RLOAD wl 0 1e6", ".op", ".end"]) + "\n"
+    dv = np.linspace(-DV_SPAN, DV_SPAN, ACT_POINTS)
+    nodes = session().sweep(deck, "activation characterization", ["VIN"], dv[:, None], ["wl", *STAGE_NODES])
+    wl = nodes[:, 0]
+    o = (wl - pdk.v_read / 2) / (pdk.v_read / 2)
+    table = transistor_table(pdk, corner)
+    v = np.linspace(0.0, pdk.v_read, CELL_POINTS)
+    g = pdk.g_min + np.arange(pdk.levels) * pdk.g_step
+    cur, d_bl = cell_sweep(pdk, corner, cell_fet, g, v)
+    vm = cell_solve(v[None, :], g[:, None], np.zeros((1, 1)), pdk.cell["rram"], table)[1]   # [levels, V]
+    del cell_fet
+    # the stage's node voltages: the initial condition of every state's stage (ic_card)
+    # and each level's mid-node voltage (between the RRAM and the transistor), for the same reason
+    return {"dv": dv, "o": o, "v": v, "cell_i": cur, "cell_dbl": d_bl, "cell_vm": vm, "stage": nodes[:, 1:]}
+
+
+class Circuit:
+    """The characterized circuit's right-hand side (module docstring), built from the arrays the
+    compile writes (``arrays/char_*.npy``) and the manifest's numbers.
+
+    The op-amps are the PDK's macromodel (DC gain A0, gain-bandwidth GBW), so no summing node is
+    a perfect virtual ground (eps = 1 / A0, gamma = 1 / (2 pi GBW k_t), the op-amp's time constant in
+    model time):
+    - state i's integrator holds its summing node at ``a d_i``, ``d = eps x + gamma dx/dt``. Its G+
+      cells see that much less voltage (each cell's ``dI / dV_bl`` from the characterization, to
+      first order, summed over the column: D_P), the G- TIA's return resistor R_T draws ``a d / R_T``
+      and the feedback R and C see ``a (x + d)``;
+    - the G- TIA's input sits at ``R_T I_N / (1 + A0)``, which lowers I_N the same way, and the TIA
+      returns ``I_N / (1 + eps)``. Its GBW, and the word-line followers', are left out: raising
+      either tenfold in the deck changes the trajectory by under 3 % of what the integrator's does
+      (measured on a random N = 8 model).
+    KCL at the summing node, in state units (currents times R / a; ``tau = R C``):
+    ``tau (1 + eps) x' + tau gamma x'' + gamma (1 + R / R_T - R D_P) x'
+    = I_P - I_N / (1 + eps) - x (1 + eps) - x R eps / R_T + drive``.
+    The ``x''`` term is taken from the equation without gamma (``x'' = J f0 + df0/dt``, an error
+    of order gamma^2), so the model stays a first-order ODE that solve_ivp integrates explicitly.
+    ``r_ohm``, ``r_tia``, ``v_bl_per_x`` (a eps) and ``gamma`` are 0 for the compile's first reference,
+    before the amplitude and the time scale fix them."""
+
+    def __init__(self, char: dict, q: np.ndarray, k_x: float, v_read: float, r_over_a: float, activation: str,
+                 a0: float, r_ohm: float = 0.0, r_tia: float = 0.0, v_bl_per_x: float = 0.0, gamma: float = 0.0):
+        from scipy.interpolate import CubicSpline
+
+        self.o = CubicSpline(char["dv"], char["o"])
+        self.do = self.o.derivative()
+        self.cells = CubicSpline(char["v"], np.asarray(char["cell_i"]).T)     # V -> [levels]
+        self.dcells = self.cells.derivative()
+        self.d_bl = CubicSpline(char["v"], np.asarray(char["cell_dbl"]).T)    # V -> [levels], dI / dV_bl
+        self.k_x = k_x * (0.5 if activation == "sigmoid" else 1.0)
+        self.v_read, self.r_over_a = v_read, r_over_a
+        self.eps = 1.0 / a0
+        self.leak = r_ohm * self.eps / r_tia if r_tia else 0.0
+        self.r_ratio = r_ohm / r_tia if r_tia else 0.0
+        self.v_bl_per_x, self.r_tia, self.gamma, self.r_ohm = v_bl_per_x, r_tia, gamma, r_ohm
+        lp, ln = np.maximum(q, 0), np.maximum(-q, 0)
+        levels = np.asarray(char["cell_i"]).shape[0]
+        self.DP = np.stack([(lp == k).astype(float) for k in range(levels)])
+        self.DN = np.stack([(ln == k).astype(float) for k in range(levels)])
+
+    def p(self, x: np.ndarray) -> np.ndarray:
+        """A word line's voltage over V_read for state x."""
+        return 0.5 * (1.0 + self.o(np.clip(self.k_x * x, -DV_SPAN, DV_SPAN)))
+
+    def _parts(self, x: np.ndarray):
+        v_wl = self.v_read * self.p(x)
+        ivals, dvals = self.cells(v_wl), self.d_bl(v_wl)                  # [N, levels]
+        d_p = np.einsum("kij,jk->i", self.DP, dvals)                      # column sums of dI / dV_bl
+        ip = np.einsum("kij,jk->i", self.DP, ivals) + self.v_bl_per_x * x * d_p
+        i0 = np.einsum("kij,jk->i", self.DN, ivals)
+        # I_N = I0 + V_bln dI/dV_bl, with V_bln = R_T I_N / (1 + A0)
+        i_n = i0 / (1.0 - self.r_tia * self.eps / (1 + self.eps) * np.einsum("kij,jk->i", self.DN, dvals))
+        return v_wl, self.r_over_a * ip, self.r_over_a * i_n, d_p
+
+    def currents(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(R / a) I_P and (R / a) I_N for states x [N] (class docstring)."""
+        _, ip, i_n, _ = self._parts(x)
+        return ip, i_n
+
+    def rhs(self, x: np.ndarray, drive: np.ndarray, tau: np.ndarray, drive_rate: np.ndarray | float = 0.0) -> np.ndarray:
+        """dx/dt, with ``drive`` the biases and inputs in state units ((R / a) of their currents)
+        and ``drive_rate`` its time derivative (the inputs' PWL slopes)."""
+        v_wl, ip, i_n, d_p = self._parts(x)
+        e = self.eps
+        f0 = (-x * (1 + e) - x * self.leak + ip - i_n / (1 + e) + drive) / (tau * (1 + e))
+        if not self.gamma:
+            return f0
+        # x'' of the equation without gamma: J f0 + (drive rate) / (tau (1 + e))
+        xc = np.clip(self.k_x * x, -DV_SPAN, DV_SPAN)
+        dwl = self.v_read * 0.5 * self.do(xc) * self.k_x * (np.abs(self.k_x * x) < DV_SPAN)   # dV_wl / dx [N]
+        slope = self.dcells(v_wl) * dwl[:, None]                                             # [N, levels]
+        m = self.r_over_a * (np.einsum("kij,jk->ij", self.DP, slope) - np.einsum("kij,jk->ij", self.DN, slope) / (1 + e))
+        xdd = (m @ f0 - (1 + e + self.leak) * f0 + drive_rate) / (tau * (1 + e))
+        g = self.gamma
+        return (tau * (1 + e) * f0 - tau * g * xdd) / (tau * (1 + e) + g * (1 + self.r_ratio - self.r_ohm * d_p))
+
+
+def gamma(gbw_hz: float, k_t: float) -> float:
+    """The op-amp's time constant 1 / (2 pi GBW) in model time (k_t seconds per unit)."""
+    return 1.0 / (2 * np.pi * gbw_hz * k_t)
+
+
+def slope_scale(o_table: tuple[np.ndarray, np.ndarray]) -> float:
+    """k_x: volts of differential input per unit of x that give o a unit slope at 0."""
+    dv, o = o_table
+    k = np.searchsorted(dv, 0.0)
+    s = (o[k + 2] - o[k - 2]) / (dv[k + 2] - dv[k - 2])
+    return 1.0 / s
+
+
+def prepare(model: dict, quant: dict, pdk, corner: str, path) -> tuple[dict, float]:
+    """Check the model, characterize the circuit and attach its right-hand side to ``model`` (for
+    the compile's reference solve; the TIA's leak is left out until the amplitude fixes R).
+    Returns the characterization and k_x."""
+    check_model(model, path)
+    char = characterize(pdk, corner)
+    k_x = slope_scale((char["dv"], char["o"]))
+    q, step = quant["W"]
+    signed = model["activation"] == "tanh"     # the word line carries (1 + s) / 2
+    r_over_a = (2.0 if signed else 1.0) * step / (pdk.g_step * pdk.v_read)
+    model["circuit"] = Circuit(char, q, k_x, pdk.v_read, r_over_a, model["activation"], pdk.tia["gain"])
+    model["circuit_bias"] = -step * q.sum(axis=1) if signed else np.zeros(model["n"])
+    return char, k_x
+
+
+def build(model: dict, quant: dict, pdk, corner: str, a: float, k_t: float, k_x: float, char: dict,
+          common: dict) -> dict:
+    """The sky130_1t1r deck (module docstring) and the manifest's circuit fields. The state node is
+    the integrator's output, ``-a`` volts per unit."""
+    from .backend.render import environment, render, spice_num
+    from .dynamics import _tiles
+    from .pdk.devices import model_cards
+
+    n = model["n"]
+    q = quant["W"][0]
+    r_over_a = model["circuit"].r_over_a
+    R = r_over_a * a                                  # every integrator's feedback resistor
+    C = model["tau"] * k_t / R
+    if np.any(C < C_MIN):
+        raise InputError(model["name"], f"the integrators' capacitors come out at {float(C.min()):.3g} F, below "
+                                        f"{C_MIN:g} F; set a slower time_scale")
+    bias = a * (model["b"] + model["circuit_bias"]) / R
+    # the G- TIA: its feedback (and return) resistor puts the largest possible column current at
+    # TIA_SWING, and no higher than R
+    r_tia = min(R, TIA_SWING / (q.shape[1] * pdk.g_max * pdk.v_read))
+    # the circuit with the amplitude's finite-gain terms (Circuit), for the initial state's cards
+    model["circuit"] = Circuit(char, q, k_x, pdk.v_read, r_over_a, model["activation"], pdk.tia["gain"], R, r_tia,
+                               a / pdk.tia["gain"], gamma(pdk.tia["gbw_hz"], k_t))
+    cell_fet, dp = fet_models(pdk)
+    op = opamp_numbers(pdk)
+    kx = k_x * (0.5 if model["activation"] == "sigmoid" else 1.0)
+    k_o = spice_num(pdk.v_read / (2 * R_LOAD * I_TAIL))
+    tiles = _tiles("w", q, [f"a_{j}" for j in range(n)], "blp", "bln", pdk, cell_fet)
+    states = [{"i": i, "c": spice_num(C[i]), "bias": spice_num(bias[i]),
+               "stage": "\n".join(activation_stage(str(i), f"gp_{i}", f"gn_{i}", f"a_{i}", dp, op, k_o)),
+               "inputs": [{"k": k, "gm": spice_num(a * model["U"][i, k] / R)}
+                          for k in range(len(model["inputs"])) if model["U"][i, k] != 0]} for i in range(n)]
+    gain = -kx / (2 * a)       # V(x) = -a x, so the gates see vcm +- k x / 2
+    cards = model_cards(pdk.models, corner) + cell_fet["cards"] + dp["cards"]
+    t_stop = model["t_end"] * k_t
+    deck = render(environment(pdk), "dynamics", **{**common, "model_cards": cards,
+                                                   "tstep": spice_num(t_stop / TRAN_POINTS)}, states=states, tiles=tiles,
+                  op=op, r=spice_num(R), r_tia=spice_num(r_tia), supplies="\n".join(_supplies(pdk, dp)), gate_gain=spice_num(gain), gate_gain_n=spice_num(-gain),
+                  ic=ic_card(a, model["x0"], kx, char, model["circuit"], r_tia, q, tiles), a=spice_num(-a), dp_w=DP_W, dp_l=DP_L, i_tail=spice_num(I_TAIL),
+                  r_load=spice_num(R_LOAD))
+    # supply energy: the op-amps' outputs (word-line followers, integrators, TIAs) draw |I_out|; the
+    # differential pairs' tails are drawn from VDD itself
+    probes = [f"i(edr_{j})" for j in range(n)] + [f"i(ei_{i})" for i in range(n)] + [f"i(et_{i})" for i in range(n)]
+    energy = {"probes": probes + ["i(vdd)"], "weights": [1.0] * (len(probes) + 1),
+              "bias_a": float(np.sum(np.abs(bias))), "input_gm": (a * model["U"] / R).tolist(), "stages": 3 * n}
+    return {"deck": deck, "tiles": tiles, "amplitude": -a, "scaling_extra": {"k_x": kx}, "energy": energy,
+            "integrator": {"c_f": C.tolist(), "r_ohm": [R] * n, "leak": True, "opamp": op},
+            "circuit": {"circuit": {"kind": "1t1r", "k_x": k_x, "r_over_a": r_over_a, "corner": corner,
+                                    "a0": pdk.tia["gain"], "gbw_hz": pdk.tia["gbw_hz"], "r_tia_ohm": r_tia, "r_ohm": R,
+                                    "tolerance_fs": TOLERANCE_FS, "arrays": {k: f"arrays/char_{k}.npy" for k in char}}},
+            "arrays": {f"char_{k}": v for k, v in char.items()}}
+
+
+def ic_card(a: float, x0: np.ndarray, k_x: float, char: dict, circuit: "Circuit", r_tia: float, q: np.ndarray,
+            tiles: list[dict]) -> str:
+    """The initial state ``x0`` as deck cards, the way the controller's reset holds it. In the
+    operating point at t = 0, ``.ic`` holds each integrator's op-amp (internal node) at ``-a x0``,
+    its summing node and the G- TIA's input at 0 V, the TIA's output at ``-R_T I_N`` and each word
+    line's follower where the characterization puts it for ``x0``. So each capacitor starts charged
+    to ``-a x0``, no node floats, and the rest (the cells, the differential pairs, which
+    ``.nodeset`` starts at their characterized voltages) solves against fixed word lines. From 0 V
+    instead, Newton's first iterates leave the RRAM's sinh range. The transient releases every
+    node at t = 0."""
+    from .backend.render import spice_num
+
+    x0 = np.asarray(x0, float)
+    dv = np.clip(k_x * x0, -DV_SPAN, DV_SPAN)
+    tn = -r_tia * circuit.currents(x0)[1] / circuit.r_over_a         # the G- TIA's output, -R_T I_N
+    wl = np.interp(dv, char["dv"], 0.5 * (1 + char["o"]) * char["v"][-1])      # v[-1] is V_read
+    ic = ([f"V(oi_{i})={spice_num(-a * v)}" for i, v in enumerate(x0)]
+          + [f"V({p}_{i})=0" for p in ("blp", "bln") for i in range(x0.size)]
+          + [f"V(ot_{i})={spice_num(v)}" for i, v in enumerate(tn)]
+          + [f"V(odr_{i})={spice_num(v)}" for i, v in enumerate(wl)])
+    guess = [f"V(x_{i})={spice_num(-a * v)}" for i, v in enumerate(x0)]
+    guess += [f"V(a_{i})={spice_num(v)}" for i, v in enumerate(wl)]
+    guess += [f"V(tn_{i})={spice_num(v)}" for i, v in enumerate(tn)]
+    for k, node in enumerate(STAGE_NODES):
+        vals = np.interp(dv, char["dv"], char["stage"][:, k])
+        guess += [f"V({node[:-2]}_{i})={spice_num(v)}" for i, v in enumerate(vals)]
+    # every cell's mid node, from its level's characterized curve at its word line's voltage
+    vm = np.stack([np.interp(wl, char["v"], char["cell_vm"][k]) for k in range(char["cell_vm"].shape[0])])
+    for t in tiles:
+        (r0, r1), (c0, c1) = t["rows"], t["cols"]
+        for side, lev in (("p", np.maximum(q, 0)), ("n", np.maximum(-q, 0))):
+            guess += [f"V(x{t['name']}.m{side}_{j - r0}_{i - c0})={spice_num(vm[lev[i, j], j])}"
+                      for j in range(r0, r1) for i in range(c0, c1)]
+    return ".ic " + " ".join(ic) + "\n.nodeset " + " ".join(guess)
+
+
+def circuit_from(out, d: dict, q: np.ndarray, v_read: float):
+    """The Circuit of a compiled design (its characterization arrays under OUT)."""
+    c = d["circuit"]
+    char = {k: np.load(out / rel, allow_pickle=False) for k, rel in c["arrays"].items()}
+    a = -d["scaling"]["amplitude_v_per_unit"]
+    return Circuit(char, q, c["k_x"], v_read, c["r_over_a"], d["activation"], c["a0"], c["r_ohm"], c["r_tia_ohm"],
+                   a / c["a0"], gamma(c["gbw_hz"], d["scaling"]["time_s_per_unit"]))
