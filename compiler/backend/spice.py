@@ -22,7 +22,7 @@ import numpy as np
 from .. import __version__
 from ..ir import IR
 from ..ir.names import sanitize
-from ..pdk.devices import model_cards, specialize_fet
+from ..pdk.devices import SINH_LIMIT, model_cards, specialize_fet
 from .render import chunks, render, spice_num
 
 PORTS_PER_LINE = 8
@@ -43,10 +43,10 @@ def _cell_template(pdk, fet_model: dict | None, side: str, j: int, top: str, bot
     rram = pdk.cell["rram"]
     mid = f"m{side.lower()}_{{I}}_{j}"
     if rram["nonlinear"]:
+        # beyond |V| = SINH_LIMIT V0 the law continues along its tangent (compiler/pdk/devices.py)
         x = f"V({_esc(top)},{mid})/{_esc(spice_num(rram['v0']))}"
-        c = "8"
-        xc = f"min(max({x},-{c}),{c})"
-        br = f"BR{name} {top} {mid} I = %s*(sinh({xc})+cosh({c})*({x}-{xc}))\n"
+        xc = f"min(max({x},-{SINH_LIMIT}),{SINH_LIMIT})"
+        br = f"BR{name} {top} {mid} I = %s*(sinh({xc})+{spice_num(math.cosh(SINH_LIMIT))}*({x}-{xc}))\n"
     else:
         br = f"BR{name} {top} {mid} I = %s*V({_esc(top)},{mid})\n"
     return br + f"M{name} {mid} sel {_esc(bottom)} 0 {_esc(fet_model['model'])} {_esc(fet_model['attrs'])}\n"

