@@ -647,8 +647,8 @@ def run_spice(eng, out: Path, man: dict, x0: np.ndarray | None = None, extra: li
             c = d["circuit"]
             char = {k: np.load(out / rel, allow_pickle=False) for k, rel in c["arrays"].items()}
             q = np.load(out / d["layers"]["W"]["levels"], allow_pickle=False)
-            ic = ic_card(-sc["amplitude_v_per_unit"], x0, sc["k_x"], char, model["circuit"], c["r_tia_ohm"], q,
-                         man["tiles"])
+            ic = ic_card(-sc["amplitude_v_per_unit"], x0, char, model["circuit"], c["r_tia_ohm"], q, man["tiles"],
+                         c["stage"])
         else:
             ic = ic_line(sc["amplitude_v_per_unit"], x0)
         deck = "\n".join(ic if ln.startswith(".ic ") else ln for ln in deck.splitlines()

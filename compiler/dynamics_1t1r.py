@@ -36,7 +36,7 @@ from .errors import InputError
 
 #: sign-off tolerance of a sky130_1t1r dynamics design, in fractions of full scale (tested)
 TOLERANCE_FS = 5e-3
-ACTIVATIONS = ("tanh", "sigmoid")
+ACTIVATIONS = ("tanh", "sigmoid", "relu")
 VDD = 1.8
 VCM = 0.9           # V, the differential pair's input common mode
 I_TAIL = 20e-6      # A
@@ -54,8 +54,15 @@ C_MIN = 1e-12
 #: thousandth of the window let Newton's iterates leave the RRAM's sinh range (measured: a tenth of
 #: that step runs)
 TRAN_POINTS = 1000
-#: the activation stage's internal nodes (of state 0 in the characterization deck), set at t = 0 too
-STAGE_NODES = ("d1_0", "d2_0", "tl_0")
+#: the activation stages' internal nodes (of state 0 in the characterization deck), set at t = 0 too
+STAGE_NODES = {"pair": ("d1_0", "d2_0", "tl_0"), "follower": ("s_0",)}
+#: relu's source follower: its source resistor, the gate voltage of the largest activation s_max,
+#: and the swept gate range
+R_SOURCE = 20e3
+V_G_TOP = 1.6
+V_G_SPAN = (-0.6, 1.8)
+#: at most this many references fix relu's s_max (prepare)
+RELU_PASSES = 4
 
 
 def check_model(model: dict, path) -> None:
@@ -64,7 +71,7 @@ def check_model(model: dict, path) -> None:
                                "built yet); compile a vector field on the generic PDK")
     if model["activation"] not in ACTIVATIONS:
         raise InputError(path, f"activation: {model['activation']!r} on sky130_1t1r; its transistor activations "
-                               f"are {', '.join(ACTIVATIONS)} (relu's clamp is not built yet; generic has all four)")
+                               f"are {', '.join(ACTIVATIONS)} (generic has identity too)")
 
 
 def fet_models(pdk) -> tuple[dict, dict]:
@@ -85,21 +92,39 @@ def opamp_numbers(pdk) -> dict:
     return {k: t[k] for k in ("gm", "r1", "c1", "a0")}
 
 
-def activation_stage(k: str, gp: str, gn: str, out: str, dp: dict, op: dict, k_o: str) -> list[str]:
-    """The differential pair of one state (gates gp / gn), its loads, the output gain stage and
-    the op-amp follower that drives word line ``out``."""
-    return [f"MD1_{k} d1_{k} {gp} tl_{k} 0 {dp['model']} {dp['attrs']}",
-            f"MD2_{k} d2_{k} {gn} tl_{k} 0 {dp['model']} {dp['attrs']}",
-            f"MT_{k} tl_{k} vbt 0 0 {dp['model']} {dp['attrs']}",
-            f"RD1_{k} vdd d1_{k} {R_LOAD!r}", f"RD2_{k} vdd d2_{k} {R_LOAD!r}",
-            f"EO_{k} wo_{k} vhalf d2_{k} d1_{k} {k_o}",
-            f"GDR_{k} 0 odr_{k} wo_{k} {out} {op['gm']}", f"RDR_{k} odr_{k} 0 {op['r1']}",
-            f"CDR_{k} odr_{k} 0 {op['c1']}", f"EDR_{k} {out} 0 odr_{k} 0 1"]
+def stage_kind(activation: str) -> str:
+    """The transistor stage of an activation: a differential pair (tanh, sigmoid) or a source follower (relu)."""
+    return "follower" if activation == "relu" else "pair"
 
 
-def _supplies(pdk, dp: dict) -> list[str]:
+def activation_stage(kind: str, k: str, src: str, gain: float, out: str, dp: dict, op: dict, k_o: float) -> list[str]:
+    """One state's activation: ideal gain stages from node ``src`` onto the gates (``gain`` volts
+    per volt), the transistor stage, the output gain stage ``k_o`` and the op-amp follower that
+    drives word line ``out``. ``pair``: a differential pair with gates at vcm +- gain V(src) / 2,
+    resistor loads and a mirrored tail; its output is vhalf + k_o (V(d2) - V(d1)). ``follower``: an
+    nfet source follower into R_SOURCE, gate at vbr + gain V(src), source clamped near 0 V below
+    threshold; its output is k_o V(s)."""
     from .backend.render import spice_num
 
+    fet = f"{dp['model']} {dp['attrs']}"
+    g, k_o = spice_num(gain), spice_num(k_o)
+    if kind == "pair":
+        core = [f"EGP_{k} gp_{k} vcm {src} 0 {g}", f"EGN_{k} gn_{k} vcm {src} 0 {spice_num(-gain)}",
+                f"MD1_{k} d1_{k} gp_{k} tl_{k} 0 {fet}", f"MD2_{k} d2_{k} gn_{k} tl_{k} 0 {fet}",
+                f"MT_{k} tl_{k} vbt 0 0 {fet}", f"RD1_{k} vdd d1_{k} {R_LOAD!r}", f"RD2_{k} vdd d2_{k} {R_LOAD!r}",
+                f"EO_{k} wo_{k} vhalf d2_{k} d1_{k} {k_o}"]
+    else:
+        core = [f"EGR_{k} gr_{k} vbr {src} 0 {g}", f"MF_{k} vdd gr_{k} s_{k} 0 {fet}",
+                f"RS_{k} s_{k} 0 {R_SOURCE!r}", f"EO_{k} wo_{k} 0 s_{k} 0 {k_o}"]
+    return core + [f"GDR_{k} 0 odr_{k} wo_{k} {out} {op['gm']}", f"RDR_{k} odr_{k} 0 {op['r1']}",
+                   f"CDR_{k} odr_{k} 0 {op['c1']}", f"EDR_{k} {out} 0 odr_{k} 0 1"]
+
+
+def _supplies(pdk, dp: dict, kind: str, v_b: float = 0.0) -> list[str]:
+    from .backend.render import spice_num
+
+    if kind == "follower":      # the followers' gate bias
+        return [f"VDD vdd 0 DC {VDD!r}", f"VBR vbr 0 DC {spice_num(v_b)}"]
     # the tails' bias: I_TAIL into a diode-connected transistor, mirrored by every state's tail
     # (an ideal tail source leaves the tail node floating whenever Newton cuts both transistors off)
     return [f"VDD vdd 0 DC {VDD!r}", f"VCMS vcm 0 DC {VCM!r}", f"VHALF vhalf 0 DC {spice_num(pdk.v_read / 2)}",
@@ -129,22 +154,41 @@ def cell_sweep(pdk, corner: str, cell_fet: dict, g: np.ndarray, v: np.ndarray) -
     return cur[0], (cur[1] - cur[2]) / (2 * DV_BL)
 
 
-def characterize(pdk, corner: str) -> dict:
-    """The activation stage's ``o(dV)`` and the cell currents of every level, from ngspice."""
+def pair_k_o(pdk) -> float:
+    """The differential pair's output gain: its full differential swing R_D I_T onto V_read / 2."""
+    return pdk.v_read / (2 * R_LOAD * I_TAIL)
+
+
+def characterize(pdk, corner: str, kind: str = "pair") -> dict:
+    """The activation stage's transfer curve and the cell currents of every level, from ngspice.
+    ``pair``: ``o(dV)`` in [-1, 1] (the word line is V_read (1 + o) / 2) over the differential
+    input. ``follower``: the word line over V_read, ``o(V_g - v_b)``, with ``v_b`` the gate voltage
+    where the follower's linear range extrapolates to 0 V and its output gain putting V_G_TOP at
+    V_read (``k_o`` and ``v_b`` in the returned dict)."""
     from .backend.render import spice_num
     from .pdk.devices import cell_solve, model_cards, transistor_table
     from .sim.ngspice import session
 
     cell_fet, dp = fet_models(pdk)
     op = opamp_numbers(pdk)
-    k_o = spice_num(pdk.v_read / (2 * R_LOAD * I_TAIL))
+    k_o = pair_k_o(pdk) if kind == "pair" else 1.0
     deck = "\n".join(["* amsc activation-stage characterization", *model_cards(pdk.models, corner), *dp["cards"],
-                      *_supplies(pdk, dp), "VIN vin 0 DC 0", "EGP gp vcm vin 0 0.5", "EGN gn vcm vin 0 -0.5",
-                      *activation_stage("0", "gp", "gn", "wl", dp, op, k_o), "RLOAD wl 0 1e6", ".op", ".end"]) + "\n"
-    dv = np.linspace(-DV_SPAN, DV_SPAN, ACT_POINTS)
-    nodes = session().sweep(deck, "activation characterization", ["VIN"], dv[:, None], ["wl", *STAGE_NODES])
+                      *_supplies(pdk, dp, kind), "VIN vin 0 DC 0",
+                      *activation_stage(kind, "0", "vin", 0.5 if kind == "pair" else 1.0, "wl", dp, op, k_o),
+                      "RLOAD wl 0 1e6", ".op", ".end"]) + "\n"
+    dv = np.linspace(-DV_SPAN, DV_SPAN, ACT_POINTS) if kind == "pair" else np.linspace(*V_G_SPAN, ACT_POINTS)
+    nodes = session().sweep(deck, "activation characterization", ["VIN"], dv[:, None], ["wl", *STAGE_NODES[kind]])
     wl = nodes[:, 0]
-    o = (wl - pdk.v_read / 2) / (pdk.v_read / 2)
+    extra = {}
+    if kind == "pair":
+        o = (wl - pdk.v_read / 2) / (pdk.v_read / 2)
+    else:
+        top = (dv >= V_G_TOP - 0.4) & (dv <= V_G_TOP)
+        slope, icpt = np.polyfit(dv[top], nodes[top, 1], 1)
+        v_b = -icpt / slope
+        k_f = pdk.v_read / float(np.interp(V_G_TOP, dv, wl))       # the output gain k_o
+        o, dv = wl * k_f / pdk.v_read, dv - v_b
+        extra = {"v_b": np.array(v_b), "k_o": np.array(k_f)}
     table = transistor_table(pdk, corner)
     v = np.linspace(0.0, pdk.v_read, CELL_POINTS)
     g = pdk.g_min + np.arange(pdk.levels) * pdk.g_step
@@ -153,7 +197,7 @@ def characterize(pdk, corner: str) -> dict:
     del cell_fet
     # the stage's node voltages: the initial condition of every state's stage (ic_card)
     # and each level's mid-node voltage (between the RRAM and the transistor), for the same reason
-    return {"dv": dv, "o": o, "v": v, "cell_i": cur, "cell_dbl": d_bl, "cell_vm": vm, "stage": nodes[:, 1:]}
+    return {"dv": dv, "o": o, "v": v, "cell_i": cur, "cell_dbl": d_bl, "cell_vm": vm, "stage": nodes[:, 1:], **extra}
 
 
 class Circuit:
@@ -189,6 +233,9 @@ class Circuit:
         self.dcells = self.cells.derivative()
         self.d_bl = CubicSpline(char["v"], np.asarray(char["cell_dbl"]).T)    # V -> [levels], dI / dV_bl
         self.k_x = k_x * (0.5 if activation == "sigmoid" else 1.0)
+        # the word line over V_read: (1 + o) / 2 from a differential pair, o itself from a follower
+        self.c0, self.c1 = (0.0, 1.0) if stage_kind(activation) == "follower" else (0.5, 0.5)
+        self.span = (float(char["dv"][0]), float(char["dv"][-1]))
         self.v_read, self.r_over_a = v_read, r_over_a
         self.eps = 1.0 / a0
         self.leak = r_ohm * self.eps / r_tia if r_tia else 0.0
@@ -201,7 +248,7 @@ class Circuit:
 
     def p(self, x: np.ndarray) -> np.ndarray:
         """A word line's voltage over V_read for state x."""
-        return 0.5 * (1.0 + self.o(np.clip(self.k_x * x, -DV_SPAN, DV_SPAN)))
+        return self.c0 + self.c1 * self.o(np.clip(self.k_x * x, *self.span))
 
     def _parts(self, x: np.ndarray):
         v_wl = self.v_read * self.p(x)
@@ -227,8 +274,9 @@ class Circuit:
         if not self.gamma:
             return f0
         # x'' of the equation without gamma: J f0 + (drive rate) / (tau (1 + e))
-        xc = np.clip(self.k_x * x, -DV_SPAN, DV_SPAN)
-        dwl = self.v_read * 0.5 * self.do(xc) * self.k_x * (np.abs(self.k_x * x) < DV_SPAN)   # dV_wl / dx [N]
+        u = self.k_x * x
+        inside = (u > self.span[0]) & (u < self.span[1])
+        dwl = self.v_read * self.c1 * self.do(np.clip(u, *self.span)) * self.k_x * inside      # dV_wl / dx [N]
         slope = self.dcells(v_wl) * dwl[:, None]                                             # [N, levels]
         m = self.r_over_a * (np.einsum("kij,jk->ij", self.DP, slope) - np.einsum("kij,jk->ij", self.DN, slope) / (1 + e))
         xdd = (m @ f0 - (1 + e + self.leak) * f0 + drive_rate) / (tau * (1 + e))
@@ -253,12 +301,36 @@ def prepare(model: dict, quant: dict, pdk, corner: str, path) -> tuple[dict, flo
     """Check the model, characterize the circuit and attach its right-hand side to ``model`` (for
     the compile's reference solve; the TIA's leak is left out until the amplitude fixes R).
     Returns the characterization and k_x."""
+    from .dynamics import MARGIN, reference
+
     check_model(model, path)
-    char = characterize(pdk, corner)
-    k_x = slope_scale((char["dv"], char["o"]))
+    kind = stage_kind(model["activation"])
+    char = characterize(pdk, corner, kind)
     q, step = quant["W"]
     signed = model["activation"] == "tanh"     # the word line carries (1 + s) / 2
-    r_over_a = (2.0 if signed else 1.0) * step / (pdk.g_step * pdk.v_read)
+    if kind == "pair":
+        k_x = slope_scale((char["dv"], char["o"]))
+        r_over_a = (2.0 if signed else 1.0) * step / (pdk.g_step * pdk.v_read)
+    else:
+        # relu is unbounded: the largest activation s_max, with the margin, sits at V_G_TOP, where
+        # the word line is at V_read. It comes from the model's trajectory (quantized W), then from
+        # the characterized circuit's, which may swing further, until the circuit stays inside it
+        x_ref = reference(model, {"W": q * step})[1]
+        s_max = 0.0
+        for k in range(RELU_PASSES + 1):
+            peak = float(max(x_ref.max(), 0.1 * np.abs(x_ref).max())) or 1.0
+            if peak * (1 + MARGIN) <= s_max * (1 + MARGIN / 2):
+                break
+            if k == RELU_PASSES:
+                raise InputError(path, f"activation: relu on sky130_1t1r: the characterized circuit's trajectory "
+                                       f"keeps growing (to |x| = {peak:.3g} against {s_max / (1 + MARGIN):.3g} a pass "
+                                       "before), so no gate range holds it; lower W's gain or shorten t_end")
+            s_max = max(s_max, peak * (1 + MARGIN))
+            k_x = (V_G_TOP - float(char["v_b"])) / s_max
+            r_over_a = s_max * step / (pdk.g_step * pdk.v_read)
+            model["circuit"] = Circuit(char, q, k_x, pdk.v_read, r_over_a, model["activation"], pdk.tia["gain"])
+            model["circuit_bias"] = np.zeros(model["n"])
+            x_ref = reference(model, {"W": q * step})[1]
     model["circuit"] = Circuit(char, q, k_x, pdk.v_read, r_over_a, model["activation"], pdk.tia["gain"])
     model["circuit_bias"] = -step * q.sum(axis=1) if signed else np.zeros(model["n"])
     return char, k_x
@@ -289,21 +361,22 @@ def build(model: dict, quant: dict, pdk, corner: str, a: float, k_t: float, k_x:
                                a / pdk.tia["gain"], gamma(pdk.tia["gbw_hz"], k_t))
     cell_fet, dp = fet_models(pdk)
     op = opamp_numbers(pdk)
-    kx = k_x * (0.5 if model["activation"] == "sigmoid" else 1.0)
-    k_o = spice_num(pdk.v_read / (2 * R_LOAD * I_TAIL))
+    kx = model["circuit"].k_x
+    kind = stage_kind(model["activation"])
+    # V(x) = -a x: a pair's gates see vcm +- k x / 2, a follower's gate v_b + k x
+    gain, k_o = (-kx / (2 * a), pair_k_o(pdk)) if kind == "pair" else (-kx / a, float(char["k_o"]))
     tiles = _tiles("w", q, [f"a_{j}" for j in range(n)], "blp", "bln", pdk, cell_fet)
     states = [{"i": i, "c": spice_num(C[i]), "bias": spice_num(bias[i]),
-               "stage": "\n".join(activation_stage(str(i), f"gp_{i}", f"gn_{i}", f"a_{i}", dp, op, k_o)),
+               "stage": "\n".join(activation_stage(kind, str(i), f"x_{i}", gain, f"a_{i}", dp, op, k_o)),
                "inputs": [{"k": k, "gm": spice_num(a * model["U"][i, k] / R)}
                           for k in range(len(model["inputs"])) if model["U"][i, k] != 0]} for i in range(n)]
-    gain = -kx / (2 * a)       # V(x) = -a x, so the gates see vcm +- k x / 2
     cards = model_cards(pdk.models, corner) + cell_fet["cards"] + dp["cards"]
     t_stop = model["t_end"] * k_t
     deck = render(environment(pdk), "dynamics", **{**common, "model_cards": cards,
                                                    "tstep": spice_num(t_stop / TRAN_POINTS)}, states=states, tiles=tiles,
-                  op=op, r=spice_num(R), r_tia=spice_num(r_tia), supplies="\n".join(_supplies(pdk, dp)), gate_gain=spice_num(gain), gate_gain_n=spice_num(-gain),
-                  ic=ic_card(a, model["x0"], kx, char, model["circuit"], r_tia, q, tiles), a=spice_num(-a), dp_w=DP_W, dp_l=DP_L, i_tail=spice_num(I_TAIL),
-                  r_load=spice_num(R_LOAD))
+                  op=op, r=spice_num(R), r_tia=spice_num(r_tia), supplies="\n".join(_supplies(pdk, dp, kind, float(char.get("v_b", 0.0)))),
+                  stage_kind=kind, ic=ic_card(a, model["x0"], char, model["circuit"], r_tia, q, tiles, kind), a=spice_num(-a), dp_w=DP_W, dp_l=DP_L, i_tail=spice_num(I_TAIL),
+                  r_load=spice_num(R_LOAD), r_source=spice_num(R_SOURCE))
     # supply energy: the op-amps' outputs (word-line followers, integrators, TIAs) draw |I_out|; the
     # differential pairs' tails are drawn from VDD itself
     probes = [f"i(edr_{j})" for j in range(n)] + [f"i(ei_{i})" for i in range(n)] + [f"i(et_{i})" for i in range(n)]
@@ -311,14 +384,14 @@ def build(model: dict, quant: dict, pdk, corner: str, a: float, k_t: float, k_x:
               "bias_a": float(np.sum(np.abs(bias))), "input_gm": (a * model["U"] / R).tolist(), "stages": 3 * n}
     return {"deck": deck, "tiles": tiles, "amplitude": -a, "scaling_extra": {"k_x": kx}, "energy": energy,
             "integrator": {"c_f": C.tolist(), "r_ohm": [R] * n, "leak": True, "opamp": op},
-            "circuit": {"circuit": {"kind": "1t1r", "k_x": k_x, "r_over_a": r_over_a, "corner": corner,
+            "circuit": {"circuit": {"kind": "1t1r", "stage": kind, "k_x": k_x, "r_over_a": r_over_a, "corner": corner,
                                     "a0": pdk.tia["gain"], "gbw_hz": pdk.tia["gbw_hz"], "r_tia_ohm": r_tia, "r_ohm": R,
                                     "tolerance_fs": TOLERANCE_FS, "arrays": {k: f"arrays/char_{k}.npy" for k in char}}},
             "arrays": {f"char_{k}": v for k, v in char.items()}}
 
 
-def ic_card(a: float, x0: np.ndarray, k_x: float, char: dict, circuit: "Circuit", r_tia: float, q: np.ndarray,
-            tiles: list[dict]) -> str:
+def ic_card(a: float, x0: np.ndarray, char: dict, circuit: "Circuit", r_tia: float, q: np.ndarray,
+            tiles: list[dict], kind: str) -> str:
     """The initial state ``x0`` as deck cards, the way the controller's reset holds it. In the
     operating point at t = 0, ``.ic`` holds each integrator's op-amp (internal node) at ``-a x0``,
     its summing node and the G- TIA's input at 0 V, the TIA's output at ``-R_T I_N`` and each word
@@ -330,9 +403,9 @@ def ic_card(a: float, x0: np.ndarray, k_x: float, char: dict, circuit: "Circuit"
     from .backend.render import spice_num
 
     x0 = np.asarray(x0, float)
-    dv = np.clip(k_x * x0, -DV_SPAN, DV_SPAN)
+    dv = np.clip(circuit.k_x * x0, *circuit.span)
     tn = -r_tia * circuit.currents(x0)[1] / circuit.r_over_a         # the G- TIA's output, -R_T I_N
-    wl = np.interp(dv, char["dv"], 0.5 * (1 + char["o"]) * char["v"][-1])      # v[-1] is V_read
+    wl = circuit.v_read * circuit.p(x0)
     ic = ([f"V(oi_{i})={spice_num(-a * v)}" for i, v in enumerate(x0)]
           + [f"V({p}_{i})=0" for p in ("blp", "bln") for i in range(x0.size)]
           + [f"V(ot_{i})={spice_num(v)}" for i, v in enumerate(tn)]
@@ -340,7 +413,7 @@ def ic_card(a: float, x0: np.ndarray, k_x: float, char: dict, circuit: "Circuit"
     guess = [f"V(x_{i})={spice_num(-a * v)}" for i, v in enumerate(x0)]
     guess += [f"V(a_{i})={spice_num(v)}" for i, v in enumerate(wl)]
     guess += [f"V(tn_{i})={spice_num(v)}" for i, v in enumerate(tn)]
-    for k, node in enumerate(STAGE_NODES):
+    for k, node in enumerate(STAGE_NODES[kind]):
         vals = np.interp(dv, char["dv"], char["stage"][:, k])
         guess += [f"V({node[:-2]}_{i})={spice_num(v)}" for i, v in enumerate(vals)]
     # every cell's mid node, from its level's characterized curve at its word line's voltage
