@@ -469,7 +469,7 @@ def compile_dynamics(path: Path, out: Path, options, pdk) -> dict:
               "tstep": spice_num(t_stop / TRAN_POINTS), "tstop": spice_num(t_stop), "k_t": spice_num(k_t),
               "activation": model["activation"], "form": model["form"]}
     if sky:
-        built = d1.build(model, quant, pdk, options.corner, a, k_t, k_x, char, common)
+        built = d1.build(model, quant, pdk, options.corner, a, k_t, k_x, char, common, path)
     else:
         built = _generic_circuit(model, quant, pdk, a, k_t, s_max, s_in_max, x_max, common)
     deck, tiles = built.pop("deck"), built.pop("tiles")
@@ -606,12 +606,11 @@ def load_design(out: Path, man: dict) -> tuple[dict, dict]:
         model.update(hidden=d["hidden"], b1=ld("b1"))
     Wq = {k: np.load(out / v["levels"], allow_pickle=False) * v["w_step"] for k, v in d["layers"].items()}
     if d.get("circuit", {}).get("kind") == "1t1r":
-        from .dynamics_1t1r import circuit_from
+        from .dynamics_1t1r import circuit_from, offset_bias
 
         q = np.load(out / d["layers"]["W"]["levels"], allow_pickle=False)
         model["circuit"] = circuit_from(out, d, q, man["pdk"]["v_read"])
-        model["circuit_bias"] = (-d["layers"]["W"]["w_step"] * q.sum(axis=1) if d["activation"] == "tanh"
-                                 else np.zeros(d["states"]))
+        model["circuit_bias"] = offset_bias(d["activation"], q, d["layers"]["W"]["w_step"])
     return model, Wq
 
 

@@ -8,24 +8,36 @@ Per state i (compiler/pdk_templates/sky130_1t1r/dynamics.sp.j2):
   row tiles end; its output x_i is ``-a x`` (inverting). The G- bit lines end at a second op-amp TIA
   (feedback R_T), whose output drives R_T into the summing node: a current of -I_N. So the summing
   node collects I_P - I_N, and ``tau dx/dt = -x + (R / a)(I_P - I_N) + ...`` with ``tau = R C``.
-- **Activation** (tanh; sigmoid as tanh(x / 2)): a differential pair of sky130_fd_pr__nfet_01v8
-  (W/L = DP_W / DP_L um) with an ideal tail current I_T and resistor loads from VDD. Ideal
-  gain stages set its input, ``dV = k_x x``. They map its differential output onto the unipolar
-  word-line range, ``V_wl = V_read (1 + o) / 2``, with ``o = R_D (I_1 - I_2) / (R_D I_T)`` in [-1, 1].
-  An op-amp follower (macromodel) drives the word line. ``k_x`` puts the slope of ``o`` at x = 0 at
-  1, as tanh's.
+- **Activation**, from the state node through ideal gain stages onto transistor gates, then an
+  output gain stage and an op-amp follower (macromodel) on the word line:
+  - tanh, and sigmoid as tanh(x / 2): a differential pair of sky130_fd_pr__nfet_01v8 (W/L =
+    DP_W / DP_L um), resistor loads from VDD and a tail mirrored from one I_TAIL reference. Its gates
+    sit at ``vcm +- k_x x / 2``; ``k_x`` puts the slope of ``o = (V_d2 - V_d1) / (R_D I_T)`` at x = 0
+    at 1, as tanh's; the word line is ``V_read (1 + o) / 2``.
+  - relu: an nfet source follower into R_SOURCE, its gate at ``v_b + k_x x``, with ``v_b`` where
+    its linear range extrapolates to 0 V. Below threshold it clamps near 0 V. The largest activation
+    s_max (with the margin) puts the gate at V_G_TOP and the word line at V_read; s_max comes from
+    the model's trajectory, then from the characterized circuit's until it holds still (a network
+    that keeps growing is refused).
 - **Signed activations on a unipolar array**: the word line carries ``p = (1 + s) / 2``, so
   ``W s = 2 W p - W 1``. The scaling of R absorbs the factor 2, and a bias current per state
-  cancels ``-W 1``; sigmoid is unipolar (``p = s``), so it needs neither.
+  cancels ``-W 1``. Sigmoid and relu are unipolar (``p = s / s_max``), so they need neither.
 
-The golden model replaces each ideal part by its characterization:
-- ``o(dV)``: one ngspice DC sweep of the activation stage at the compile's corner;
-- each 1T1R cell's current at every programmed level: the RRAM law solved against the calibrated
-  access transistor (compiler.pdk.devices.cell_currents), on a fine grid of word-line voltages;
-- the integrator and TIA as ideal op-amps.
-``amsc verify`` checks ngspice against this model to TOLERANCE_FS (finite op-amp gain and GBW, and
-the tables' interpolation, are what remain; docs/dynamics.md). It also reports how far the
-characterized circuit's trajectory is from the intended one, with ideal tanh and linear weights.
+The golden model (:class:`Circuit`) replaces each ideal part by its characterization at the
+compile's corner, written to ``arrays/char_*.npy``:
+- the activation stage's transfer curve: one ngspice DC sweep of the stage and its follower;
+- each level's 1T1R cell current over the word-line voltage, and its derivative against the bit
+  line's voltage: one ngspice DC sweep of the crossbar's own device lines;
+- the op-amps' finite gain, and the integrators' finite GBW to first order (Circuit's docstring).
+  Leaving the GBW out costs up to 1.3e-2 of full scale on a random N = 8 network: the integrator's
+  time constant 1 / (2 pi GBW) is 1e-4 of a model time unit at the automatic time scale.
+
+The deck starts from the initial state with ``.ic`` on the op-amps, summing nodes and followers and
+``.nodeset`` on every transistor node (:func:`ic_card`); it runs with reltol 1e-5 and chgtol 1e-12,
+which every measured initial state passed, where reltol 1e-6 and the default chgtol failed some on
+the first step. ``amsc verify`` checks ngspice against the golden model to TOLERANCE_FS, and also
+reports how far the characterized circuit is from the model's own math (ideal activation, linear
+weights): a few % of full scale for a contractive network, O(1) for one that amplifies differences.
 """
 
 from __future__ import annotations
@@ -329,15 +341,20 @@ def prepare(model: dict, quant: dict, pdk, corner: str, path) -> tuple[dict, flo
             k_x = (V_G_TOP - float(char["v_b"])) / s_max
             r_over_a = s_max * step / (pdk.g_step * pdk.v_read)
             model["circuit"] = Circuit(char, q, k_x, pdk.v_read, r_over_a, model["activation"], pdk.tia["gain"])
-            model["circuit_bias"] = np.zeros(model["n"])
+            model["circuit_bias"] = offset_bias("relu", q, step)
             x_ref = reference(model, {"W": q * step})[1]
     model["circuit"] = Circuit(char, q, k_x, pdk.v_read, r_over_a, model["activation"], pdk.tia["gain"])
-    model["circuit_bias"] = -step * q.sum(axis=1) if signed else np.zeros(model["n"])
+    model["circuit_bias"] = offset_bias(model["activation"], q, step)
     return char, k_x
 
 
+def offset_bias(activation: str, q: np.ndarray, step: float) -> np.ndarray:
+    """The bias (model units) that cancels ``-W 1`` of a signed activation's unipolar word lines."""
+    return -step * q.sum(axis=1) if activation == "tanh" else np.zeros(q.shape[0])
+
+
 def build(model: dict, quant: dict, pdk, corner: str, a: float, k_t: float, k_x: float, char: dict,
-          common: dict) -> dict:
+          common: dict, path) -> dict:
     """The sky130_1t1r deck (module docstring) and the manifest's circuit fields. The state node is
     the integrator's output, ``-a`` volts per unit."""
     from .backend.render import environment, render, spice_num
@@ -350,7 +367,7 @@ def build(model: dict, quant: dict, pdk, corner: str, a: float, k_t: float, k_x:
     R = r_over_a * a                                  # every integrator's feedback resistor
     C = model["tau"] * k_t / R
     if np.any(C < C_MIN):
-        raise InputError(model["name"], f"the integrators' capacitors come out at {float(C.min()):.3g} F, below "
+        raise InputError(path, f"the integrators' capacitors come out at {float(C.min()):.3g} F, below "
                                         f"{C_MIN:g} F; set a slower time_scale")
     bias = a * (model["b"] + model["circuit_bias"]) / R
     # the G- TIA: its feedback (and return) resistor puts the largest possible column current at
