@@ -62,9 +62,7 @@ DV_BL = 2e-3
 #: the G- TIA's output swing at the largest column current a tile can carry (V)
 TIA_SWING = 0.8
 C_MIN = 1e-12
-#: the transient's largest step is the window over this: with the op-amps' ns poles, steps of a
-#: thousandth of the window let Newton's iterates leave the RRAM's sinh range (measured: a tenth of
-#: that step runs)
+#: the transient's largest step is the window over this
 TRAN_POINTS = 1000
 #: the activation stages' internal nodes (of state 0 in the characterization deck), set at t = 0 too
 STAGE_NODES = {"pair": ("d1_0", "d2_0", "tl_0"), "follower": ("s_0",)}
@@ -143,12 +141,13 @@ def _supplies(pdk, dp: dict, kind: str, v_b: float = 0.0) -> list[str]:
             f"IBT vdd vbt DC {I_TAIL!r}", f"MBT vbt vbt 0 0 {dp['model']} {dp['attrs']}"]
 
 
-def cell_sweep(pdk, corner: str, cell_fet: dict, g: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each level's 1T1R cell current over word-line voltages ``v`` with its bit line at 0 V, and
-    its derivative against the bit line's voltage (the summing nodes sit at a x / A0, not 0 V), from
-    one ngspice DC sweep of the crossbar's own device lines (``device_block``): ``[levels, V]`` each.
-    The bisection of compiler.pdk.devices.cell_currents against the calibrated transistor table
-    differs from this by about 1e-4 of the current, which the dynamics integrate."""
+def cell_sweep(pdk, corner: str, cell_fet: dict, g: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Each level's 1T1R cell current over word-line voltages ``v`` with its bit line at 0 V, its
+    derivative against the bit line's voltage (the summing nodes sit at a x / A0, not 0 V) and the
+    voltage of its mid node (between the RRAM and the transistor, for ``.nodeset``), from one ngspice
+    DC sweep of the crossbar's own device lines (``device_block``): ``[levels, V]`` each. The
+    bisection of compiler.pdk.devices.cell_currents against the calibrated transistor table differs
+    from this by about 1e-4 of the current, which the dynamics would integrate."""
     from .backend.spice import device_block
     from .pdk.devices import model_cards
     from .sim.ngspice import session
@@ -160,10 +159,11 @@ def cell_sweep(pdk, corner: str, cell_fet: dict, g: np.ndarray, v: np.ndarray) -
                       f"VSEL sel 0 DC {pdk.cell['v_gate']!r}", "VW wl_0 0 DC 0", "VBL bl 0 DC 0", lines, *amm,
                       ".op", ".end"]) + "\n"
     grid = np.array([[w, b] for b in (0.0, DV_BL, -DV_BL) for w in v])
-    cur = session().sweep(deck, "1T1R cell characterization", ["VW", "VBL"], grid,
-                          [f"I(VBp_{k})" for k in range(g.size)])
-    cur = cur.reshape(3, v.size, g.size).transpose(0, 2, 1)           # [bit line, levels, V]
-    return cur[0], (cur[1] - cur[2]) / (2 * DV_BL)
+    res = session().sweep(deck, "1T1R cell characterization", ["VW", "VBL"], grid,
+                          [f"I(VBp_{k})" for k in range(g.size)] + [f"mp_0_{k}" for k in range(g.size)])
+    res = res.reshape(3, v.size, 2, g.size).transpose(2, 0, 3, 1)     # [current | mid, bit line, levels, V]
+    cur, mid = res
+    return cur[0], (cur[1] - cur[2]) / (2 * DV_BL), mid[0]
 
 
 def pair_k_o(pdk) -> float:
@@ -178,7 +178,7 @@ def characterize(pdk, corner: str, kind: str = "pair") -> dict:
     where the follower's linear range extrapolates to 0 V and its output gain putting V_G_TOP at
     V_read (``k_o`` and ``v_b`` in the returned dict)."""
     from .backend.render import spice_num
-    from .pdk.devices import cell_solve, model_cards, transistor_table
+    from .pdk.devices import model_cards
     from .sim.ngspice import session
 
     cell_fet, dp = fet_models(pdk)
@@ -201,14 +201,10 @@ def characterize(pdk, corner: str, kind: str = "pair") -> dict:
         k_f = pdk.v_read / float(np.interp(V_G_TOP, dv, wl))       # the output gain k_o
         o, dv = wl * k_f / pdk.v_read, dv - v_b
         extra = {"v_b": np.array(v_b), "k_o": np.array(k_f)}
-    table = transistor_table(pdk, corner)
     v = np.linspace(0.0, pdk.v_read, CELL_POINTS)
     g = pdk.g_min + np.arange(pdk.levels) * pdk.g_step
-    cur, d_bl = cell_sweep(pdk, corner, cell_fet, g, v)
-    vm = cell_solve(v[None, :], g[:, None], np.zeros((1, 1)), pdk.cell["rram"], table)[1]   # [levels, V]
-    del cell_fet
-    # the stage's node voltages: the initial condition of every state's stage (ic_card)
-    # and each level's mid-node voltage (between the RRAM and the transistor), for the same reason
+    cur, d_bl, vm = cell_sweep(pdk, corner, cell_fet, g, v)
+    # the stage's node voltages and each level's mid-node voltage start the deck's .nodeset (ic_card)
     return {"dv": dv, "o": o, "v": v, "cell_i": cur, "cell_dbl": d_bl, "cell_vm": vm, "stage": nodes[:, 1:], **extra}
 
 
@@ -389,10 +385,11 @@ def build(model: dict, quant: dict, pdk, corner: str, a: float, k_t: float, k_x:
                           for k in range(len(model["inputs"])) if model["U"][i, k] != 0]} for i in range(n)]
     cards = model_cards(pdk.models, corner) + cell_fet["cards"] + dp["cards"]
     t_stop = model["t_end"] * k_t
-    deck = render(environment(pdk), "dynamics", **{**common, "model_cards": cards,
-                                                   "tstep": spice_num(t_stop / TRAN_POINTS)}, states=states, tiles=tiles,
-                  op=op, r=spice_num(R), r_tia=spice_num(r_tia), supplies="\n".join(_supplies(pdk, dp, kind, float(char.get("v_b", 0.0)))),
-                  stage_kind=kind, ic=ic_card(a, model["x0"], char, model["circuit"], r_tia, q, tiles, kind), a=spice_num(-a), dp_w=DP_W, dp_l=DP_L, i_tail=spice_num(I_TAIL),
+    supplies = "\n".join(_supplies(pdk, dp, kind, float(char.get("v_b", 0.0))))
+    ic = ic_card(a, model["x0"], char, model["circuit"], r_tia, q, tiles, kind)
+    deck = render(environment(pdk), "dynamics", **{**common, "model_cards": cards, "tstep": spice_num(t_stop / TRAN_POINTS)},
+                  states=states, tiles=tiles, op=op, r=spice_num(R), r_tia=spice_num(r_tia), supplies=supplies,
+                  stage_kind=kind, ic=ic, a=spice_num(-a), dp_w=DP_W, dp_l=DP_L, i_tail=spice_num(I_TAIL),
                   r_load=spice_num(R_LOAD), r_source=spice_num(R_SOURCE))
     # supply energy: the op-amps' outputs (word-line followers, integrators, TIAs) draw |I_out|; the
     # differential pairs' tails are drawn from VDD itself
@@ -413,10 +410,9 @@ def ic_card(a: float, x0: np.ndarray, char: dict, circuit: "Circuit", r_tia: flo
     operating point at t = 0, ``.ic`` holds each integrator's op-amp (internal node) at ``-a x0``,
     its summing node and the G- TIA's input at 0 V, the TIA's output at ``-R_T I_N`` and each word
     line's follower where the characterization puts it for ``x0``. So each capacitor starts charged
-    to ``-a x0``, no node floats, and the rest (the cells, the differential pairs, which
-    ``.nodeset`` starts at their characterized voltages) solves against fixed word lines. From 0 V
-    instead, Newton's first iterates leave the RRAM's sinh range. The transient releases every
-    node at t = 0."""
+    to ``-a x0``, no node floats, and the rest (the cells and the activation stages, which
+    ``.nodeset`` starts at their characterized voltages) solves against fixed word lines. The
+    transient releases every node at t = 0."""
     from .backend.render import spice_num
 
     x0 = np.asarray(x0, float)

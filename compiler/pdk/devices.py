@@ -113,11 +113,6 @@ def cell_currents(v: np.ndarray, G: np.ndarray, v_bl: np.ndarray, rram: dict, ta
     """Current of 1T1R cells (RRAM from the word line at ``v`` to node m, transistor from m to the
     bit line at ``v_bl``, gate at the table's first Vgs) by bisection on the voltage of node m.
     Broadcasts ``v``, ``G`` and ``v_bl``."""
-    return cell_solve(v, G, v_bl, rram, table)[0]
-
-
-def cell_solve(v: np.ndarray, G: np.ndarray, v_bl: np.ndarray, rram: dict, table: dict):
-    """``(current, voltage of node m)`` of 1T1R cells (see :func:`cell_currents`)."""
     v, G, v_bl = np.broadcast_arrays(np.asarray(v, float), np.asarray(G, float), np.asarray(v_bl, float))
     t = (v_bl / (table["vgs"][0] - table["vgs"][1]))  # Vgs = v_gate - v_bl, linear between the two rows
 
@@ -132,8 +127,7 @@ def cell_solve(v: np.ndarray, G: np.ndarray, v_bl: np.ndarray, rram: dict, table
         excess = rram_current(v - mid, G, rram) - fet(mid)  # > 0: node m must rise
         lo = np.where(excess > 0, mid, lo)
         hi = np.where(excess > 0, hi, mid)
-    vm = 0.5 * (lo + hi)
-    return fet(vm), vm
+    return fet(0.5 * (lo + hi))
 
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
