@@ -33,9 +33,9 @@ compile's corner, written to ``arrays/char_*.npy``:
   time constant 1 / (2 pi GBW) is 1e-4 of a model time unit at the automatic time scale.
 
 The deck starts from the initial state with ``.ic`` on the op-amps, summing nodes and followers and
-``.nodeset`` on every transistor node (:func:`ic_card`); it runs with reltol 1e-5 and chgtol 1e-12,
-which every measured initial state passed, where reltol 1e-6 and the default chgtol failed some on
-the first step. ``amsc verify`` checks ngspice against the golden model to TOLERANCE_FS, and also
+``.nodeset`` on every transistor node (:func:`ic_card`); it runs with reltol 1e-5, chgtol 1e-12 and
+trtol 7 (the step capped at 1/1000 of the window), which every measured initial state passed, where
+reltol 1e-6, the default chgtol or trtol 1 failed some on the first step. ``amsc verify`` checks ngspice against the golden model to TOLERANCE_FS, and also
 reports how far the characterized circuit is from the model's own math (ideal activation, linear
 weights): a few % of full scale for a contractive network, O(1) for one that amplifies differences.
 """
