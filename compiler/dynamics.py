@@ -360,7 +360,8 @@ def _tiles(prefix: str, q: np.ndarray, inputs: list[str], out_p: str, out_n: str
             tiles.append({"name": f"{prefix}_r{r0 // rows}c{c0 // cols}", "layer": prefix, "rows": [r0, r1],
                           "cols": [c0, c1], "port_lines": chunks(ports, PORTS_PER_LINE),
                           "node_lines": chunks(nodes, PORTS_PER_LINE),
-                          "devices": device_block(gp[c0:c1, r0:r1].T, gn[c0:c1, r0:r1].T, pdk, fet_model, None)})
+                          "devices": device_block(gp[c0:c1, r0:r1].T, gn[c0:c1, r0:r1].T, pdk, fet_model, None,
+                                                  guard=True)})
     return tiles
 
 

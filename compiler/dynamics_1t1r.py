@@ -153,7 +153,7 @@ def cell_sweep(pdk, corner: str, cell_fet: dict, g: np.ndarray, v: np.ndarray) -
     from .sim.ngspice import session
 
     row = g[None, :]
-    lines = device_block(row, row, pdk, cell_fet, None)
+    lines = device_block(row, row, pdk, cell_fet, None, guard=True)
     amm = [f"VB{s}_{k} bl{s}_{k} bl DC 0" for k in range(g.size) for s in ("p", "n")]
     deck = "\n".join(["* amsc 1T1R cell characterization", *model_cards(pdk.models, corner), *cell_fet["cards"],
                       f"VSEL sel 0 DC {pdk.cell['v_gate']!r}", "VW wl_0 0 DC 0", "VBL bl 0 DC 0", lines, *amm,

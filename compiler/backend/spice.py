@@ -33,20 +33,24 @@ def _esc(text: str) -> str:
     return text.replace("%", "%%")
 
 
-def _cell_template(pdk, fet_model: dict | None, side: str, j: int, top: str, bottom: str) -> str:
+def _cell_template(pdk, fet_model: dict | None, side: str, j: int, top: str, bottom: str, guard: bool = False) -> str:
     """The line(s) of one device as a %-template: ``%s`` stands for its value (see
     :func:`_cell_values`); ``{I}`` for its row. A 1R cell is a resistor; a 1T1R cell an RRAM B
-    source to a mid node plus the access transistor (see compiler/pdk/devices.py)."""
+    source to a mid node plus the access transistor (see compiler/pdk/devices.py). ``guard``: the
+    RRAM's sinh continues along its tangent beyond SINH_LIMIT V0, for decks whose Newton iterates
+    can leave the supply range (continuous-time dynamics); it doubles the B sources' cost, and a
+    network tile's operating point never needed it."""
     name = f"{side}_{{I}}_{j}"
     if pdk.cell["type"] == "1r":
         return f"R{name} {_esc(top)} {_esc(bottom)} %s\n"
     rram = pdk.cell["rram"]
     mid = f"m{side.lower()}_{{I}}_{j}"
-    if rram["nonlinear"]:
-        # beyond |V| = SINH_LIMIT V0 the law continues along its tangent (compiler/pdk/devices.py)
-        x = f"V({_esc(top)},{mid})/{_esc(spice_num(rram['v0']))}"
+    x = f"V({_esc(top)},{mid})/{_esc(spice_num(rram['v0']))}"
+    if rram["nonlinear"] and guard:
         xc = f"min(max({x},-{SINH_LIMIT}),{SINH_LIMIT})"
         br = f"BR{name} {top} {mid} I = %s*(sinh({xc})+{spice_num(math.cosh(SINH_LIMIT))}*({x}-{xc}))\n"
+    elif rram["nonlinear"]:
+        br = f"BR{name} {top} {mid} I = %s*sinh({x})\n"
     else:
         br = f"BR{name} {top} {mid} I = %s*V({_esc(top)},{mid})\n"
     return br + f"M{name} {mid} sel {_esc(bottom)} 0 {_esc(fet_model['model'])} {_esc(fet_model['attrs'])}\n"
@@ -67,12 +71,13 @@ def format_unique(values: np.ndarray) -> np.ndarray:
     return np.array([spice_num(x) for x in u], dtype=object)[inv.reshape(values.shape)]
 
 
-def _row_templates(pdk, fet_model, rows: int, cols: int, par: dict | None, wl: str = "wl") -> tuple[str, str]:
+def _row_templates(pdk, fet_model, rows: int, cols: int, par: dict | None, wl: str = "wl",
+                   guard: bool = False) -> tuple[str, str]:
     """%-templates of one row of devices (and, with parasitics, its wire segments), for the rows
     above the last and for the last row (where the bit-line segments end at the TIA nodes).
     ``wl``: the word-line nodes the rows start at (``wlt`` behind a compensated tile's DAC trims)."""
     if not par:
-        t = "".join(_cell_template(pdk, fet_model, s, j, "wl_{I}", f"bl{s.lower()}_{j}")
+        t = "".join(_cell_template(pdk, fet_model, s, j, "wl_{I}", f"bl{s.lower()}_{j}", guard)
                     for j in range(cols) for s in ("P", "N"))
         return t, t
     rw, rb = _esc(spice_num(par["r_wl_segment"])), _esc(spice_num(par["r_bl_segment"]))
@@ -82,7 +87,7 @@ def _row_templates(pdk, fet_model, rows: int, cols: int, par: dict | None, wl: s
         for k in range(2 * cols):
             j, side = divmod(k, 2)
             s = "N" if side else "P"
-            parts.append(_cell_template(pdk, fet_model, s, j, f"w_{{I}}_{k}", f"b_{k}_{{I}}"))
+            parts.append(_cell_template(pdk, fet_model, s, j, f"w_{{I}}_{k}", f"b_{k}_{{I}}", guard))
             if k + 1 < 2 * cols:
                 parts.append(f"RW_{{I}}_{k + 1} w_{{I}}_{k} w_{{I}}_{k + 1} {rw}\n")
             below = f"bl{s.lower()}_{j}" if last else f"b_{k}_{{I1}}"
@@ -92,14 +97,14 @@ def _row_templates(pdk, fet_model, rows: int, cols: int, par: dict | None, wl: s
 
 
 def device_block(gpos: np.ndarray, gneg: np.ndarray, pdk, fet_model: dict | None, par: dict | None,
-                 wl: str = "wl") -> str:
+                 wl: str = "wl", guard: bool = False) -> str:
     """Every device (and wire segment) line of a tile, formatted in bulk: one %-template per row,
     filled with the row's pre-formatted values. Rows run word line by word line; within a row the
     devices go G+ then G- per output, and with parasitics each device is followed by its next
     word-line segment and the bit-line segment below it."""
     rows, cols = gpos.shape
     vals = format_unique(_cell_values(pdk, np.stack([gpos, gneg], axis=-1).reshape(rows, 2 * cols)))
-    inner, last = _row_templates(pdk, fet_model, rows, cols, par, wl)
+    inner, last = _row_templates(pdk, fet_model, rows, cols, par, wl, guard)
     parts = []
     for i in range(rows):
         t = last if i == rows - 1 else inner

@@ -11,8 +11,9 @@ metal oxide resistive switching memory with variations", IEEE Electron Device Le
 Its small-signal conductance is ``G = I0 / V0 * exp(-gap / g0)``, so a programmed level is a gap,
 and ``I = G * V0 * sinh(V / V0)``: ohmic for V << V0, and about 11 % above ohmic at 0.2 V (the read
 nonlinearity). Beyond ``|V| = SINH_LIMIT * V0`` (2 V, above the 1.8 V supply) the law continues
-along its tangent: no circuit here reaches that, but a Newton iterate may, and ngspice aborts the
-whole run when a B source's sinh overflows.
+along its tangent. No circuit here reaches that, but a Newton iterate of a continuous-time deck
+may, and ngspice aborts the whole run when a B source's sinh overflows; those decks carry the same
+continuation (compiler/backend/spice.py, ``guard``).
 """
 
 from __future__ import annotations

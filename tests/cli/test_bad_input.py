@@ -239,8 +239,11 @@ def test_signal_mid_compile_leaves_nothing(tmp_path, sig):
     model = save_model(tmp_path / "wide.onnx", [node], [("x", ["N", 2048])], [("y", ["N", 1024])],
                        [("W", rng.normal(size=(1024, 2048)))])
     out = tmp_path / "out"
+    # SIGINT at its default in the child: a suite started in the background (where the shell ignores
+    # SIGINT, and Python then keeps it ignored) would otherwise never interrupt the compile
     proc = subprocess.Popen([sys.executable, "-m", "compiler.cli", "compile", str(model), "-o", str(out)],
-                            cwd=ROOT, stderr=subprocess.PIPE, text=True)
+                            cwd=ROOT, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
         tmp = [p for p in tmp_path.iterdir() if p.name.startswith(".out.tmp-")]
