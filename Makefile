@@ -11,6 +11,8 @@ DESIGNS    := $(sort $(patsubst designs/%/model.onnx,%,$(wildcard designs/*/mode
 # continuous-time designs (amsc_dynamics); those with probes.npy and targets.npy are evaluated on them
 DYNAMICS   := $(sort $(patsubst designs/%/dynamics.yaml,%,$(wildcard designs/*/dynamics.yaml)))
 PROBES     ?= 150
+# extra options of 'amsc report' (e.g. --no-synth skips the yosys synthesis, about a minute a design)
+REPORT_ARGS ?=
 STAMP      := $(VENV)/.amsc-installed
 
 .PHONY: help setup demo netlists verify rtl-sim evaluate report test bench clean
@@ -62,7 +64,7 @@ evaluate: netlists ## accuracy on the held-out digits (float, ideal tiles, ngspi
 report: netlists ## area, energy per inference, latency and TOPS/W of each bundled design (SPICE-checked energy)
 	$(VPY) designs/digits_testset.py $(BUILD)/digits
 	@set -e; for d in $(DESIGNS); do $(AMSC) report $(BUILD)/$$d \
-		--inputs $(BUILD)/digits/$$(cat designs/$$d/testset 2>/dev/null || echo x).npy; done
+		--inputs $(BUILD)/digits/$$(cat designs/$$d/testset 2>/dev/null || echo x).npy $(REPORT_ARGS); done
 
 test: setup ## run the whole test suite (simulation tests run ngspice, verilator, iverilog)
 	$(VPY) -m pytest -q

@@ -22,7 +22,10 @@ def test_make_verify_evaluate_and_report(tmp_path):
                 pytest.fail(f"CI requires it: {why}")
             pytest.skip(why)
     env = {**os.environ, "BUILD": str(tmp_path)}
-    r = subprocess.run(["make", "verify", "evaluate", "report", f"BUILD={tmp_path}", "PROBES=6"], cwd=ROOT, env=env,
+    # REPORT_ARGS=--no-synth: yosys takes about a minute per design here; tests/sim/test_report.py
+    # synthesizes a design's RTL and checks the cell areas
+    r = subprocess.run(["make", "verify", "evaluate", "report", f"BUILD={tmp_path}", "PROBES=6",
+                        "REPORT_ARGS=--no-synth"], cwd=ROOT, env=env,
                        capture_output=True,
                        text=True, timeout=1500)
     assert r.returncode == 0, (r.stdout[-2000:], r.stderr[-2000:])
@@ -31,7 +34,7 @@ def test_make_verify_evaluate_and_report(tmp_path):
         rep = json.loads((tmp_path / d / "eval.json").read_text())
         assert abs(rep["ngspice"]["accuracy"] - rep["float"]["accuracy"]) <= 0.005, (d, rep)
         ppa = json.loads((tmp_path / d / "report.json").read_text())
-        assert ppa["digital"]["synthesis"]["synthesized"] and ppa["energy_check"]["max_tile_rel_err"] <= 0.10, d
+        assert not ppa["digital"]["synthesis"]["synthesized"] and ppa["energy_check"]["max_tile_rel_err"] <= 0.10, d
     # the continuous-time designs: compiled, verified against solve_ivp, the Hopfield memory probed
     for d in ("hopfield_digits", "neural_ode_spiral"):
         assert json.loads((tmp_path / d / "verify.json").read_text())["passed"], d
