@@ -4,6 +4,8 @@ characterized circuit's solve_ivp to the PDK's documented bound."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import yaml
@@ -85,6 +87,16 @@ def test_sky130_circuit_deck_and_the_check_can_fail(tmp_path, monkeypatch):
     assert (tmp_path / "o2" / "spice" / "dynamics.sp").read_bytes() == deck.encode()
     rep = verify_dir(out)
     assert rep["passed"]
+    # evaluate from other initial states: each run against the circuit, with the supply energy
+    x0 = np.random.default_rng(7).uniform(-1, 1, (3, 8))
+    np.save(tmp_path / "x0.npy", x0)
+    r = amsc("evaluate", out, "--inputs", tmp_path / "x0.npy", "--jobs", "1")
+    assert r.returncode == 0, r.stderr
+    ev = json.loads((out / "eval.json").read_text())
+    assert len(ev["per_run"]) == 3
+    for run in ev["per_run"]:
+        assert run["max_err_over_fs"] <= run["tolerance_fs"] == dynamics_1t1r.TOLERANCE_FS
+        assert run["energy_j"] > run["dynamic_j"] > 0
     monkeypatch.setattr(dynamics_1t1r, "gamma", lambda gbw_hz, k_t: 0.0)
     bad = verify_dir(out)
     assert not bad["passed"] and bad["max_err_over_fs"] > 2 * dynamics_1t1r.TOLERANCE_FS > 10 * rep["max_err_over_fs"]
