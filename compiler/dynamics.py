@@ -633,9 +633,11 @@ def settle_time(tm: np.ndarray, x: np.ndarray, fs: float) -> np.ndarray:
     return np.where(last < 0, 0.0, tm[np.minimum(last + 1, tm.size - 1)])
 
 
-def run_spice(eng, out: Path, man: dict, x0: np.ndarray | None = None, extra: list[str] = ()):
+def run_spice(eng, out: Path, man: dict, x0: np.ndarray | None = None, extra: list[str] = (),
+              model: dict | None = None):
     """The design's transient in ngspice (from ``x0``, default the model's): model time, the states
-    un-scaled [T, N], and the ``extra`` probes' raw vectors [T, len(extra)]."""
+    un-scaled [T, N], and the ``extra`` probes' raw vectors [T, len(extra)]. ``model``: the
+    design's, if the caller has loaded it (``load_design``)."""
     d = man["dynamics"]
     sc = d["scaling"]
     deck = (out / d["deck"]).read_text()
@@ -643,12 +645,8 @@ def run_spice(eng, out: Path, man: dict, x0: np.ndarray | None = None, extra: li
         if d.get("circuit", {}).get("kind") == "1t1r":
             from .dynamics_1t1r import ic_card
 
-            model, _ = load_design(out, man)
-            c = d["circuit"]
-            char = {k: np.load(out / rel, allow_pickle=False) for k, rel in c["arrays"].items()}
-            q = np.load(out / d["layers"]["W"]["levels"], allow_pickle=False)
-            ic = ic_card(-sc["amplitude_v_per_unit"], x0, char, model["circuit"], c["r_tia_ohm"], q, man["tiles"],
-                         c["stage"])
+            circuit = (model or load_design(out, man)[0])["circuit"]
+            ic = ic_card(-sc["amplitude_v_per_unit"], x0, circuit, d["circuit"]["r_tia_ohm"], man["tiles"])
         else:
             ic = ic_line(sc["amplitude_v_per_unit"], x0)
         deck = "\n".join(ic if ln.startswith(".ic ") else ln for ln in deck.splitlines()

@@ -242,7 +242,9 @@ class Circuit:
         self.d_bl = CubicSpline(char["v"], np.asarray(char["cell_dbl"]).T)    # V -> [levels], dI / dV_bl
         self.k_x = k_x * (0.5 if activation == "sigmoid" else 1.0)
         # the word line over V_read: (1 + o) / 2 from a differential pair, o itself from a follower
-        self.c0, self.c1 = (0.0, 1.0) if stage_kind(activation) == "follower" else (0.5, 0.5)
+        self.kind = stage_kind(activation)
+        self.char, self.q = char, q
+        self.c0, self.c1 = (0.0, 1.0) if self.kind == "follower" else (0.5, 0.5)
         self.span = (float(char["dv"][0]), float(char["dv"][-1]))
         self.v_read, self.r_over_a = v_read, r_over_a
         self.eps = 1.0 / a0
@@ -386,7 +388,7 @@ def build(model: dict, quant: dict, pdk, corner: str, a: float, k_t: float, k_x:
     cards = model_cards(pdk.models, corner) + cell_fet["cards"] + dp["cards"]
     t_stop = model["t_end"] * k_t
     supplies = "\n".join(_supplies(pdk, dp, kind, float(char.get("v_b", 0.0))))
-    ic = ic_card(a, model["x0"], char, model["circuit"], r_tia, q, tiles, kind)
+    ic = ic_card(a, model["x0"], model["circuit"], r_tia, tiles)
     deck = render(environment(pdk), "dynamics", **{**common, "model_cards": cards, "tstep": spice_num(t_stop / TRAN_POINTS)},
                   states=states, tiles=tiles, op=op, r=spice_num(R), r_tia=spice_num(r_tia), supplies=supplies,
                   stage_kind=kind, ic=ic, a=spice_num(-a), dp_w=DP_W, dp_l=DP_L, i_tail=spice_num(I_TAIL),
@@ -404,8 +406,7 @@ def build(model: dict, quant: dict, pdk, corner: str, a: float, k_t: float, k_x:
             "arrays": {f"char_{k}": v for k, v in char.items()}}
 
 
-def ic_card(a: float, x0: np.ndarray, char: dict, circuit: "Circuit", r_tia: float, q: np.ndarray,
-            tiles: list[dict], kind: str) -> str:
+def ic_card(a: float, x0: np.ndarray, circuit: "Circuit", r_tia: float, tiles: list[dict]) -> str:
     """The initial state ``x0`` as deck cards, the way the controller's reset holds it. In the
     operating point at t = 0, ``.ic`` holds each integrator's op-amp (internal node) at ``-a x0``,
     its summing node and the G- TIA's input at 0 V, the TIA's output at ``-R_T I_N`` and each word
@@ -415,6 +416,7 @@ def ic_card(a: float, x0: np.ndarray, char: dict, circuit: "Circuit", r_tia: flo
     transient releases every node at t = 0."""
     from .backend.render import spice_num
 
+    char, q = circuit.char, circuit.q
     x0 = np.asarray(x0, float)
     dv = np.clip(circuit.k_x * x0, *circuit.span)
     tn = -r_tia * circuit.currents(x0)[1] / circuit.r_over_a         # the G- TIA's output, -R_T I_N
@@ -426,7 +428,7 @@ def ic_card(a: float, x0: np.ndarray, char: dict, circuit: "Circuit", r_tia: flo
     guess = [f"V(x_{i})={spice_num(-a * v)}" for i, v in enumerate(x0)]
     guess += [f"V(a_{i})={spice_num(v)}" for i, v in enumerate(wl)]
     guess += [f"V(tn_{i})={spice_num(v)}" for i, v in enumerate(tn)]
-    for k, node in enumerate(STAGE_NODES[kind]):
+    for k, node in enumerate(STAGE_NODES[circuit.kind]):
         vals = np.interp(dv, char["dv"], char["stage"][:, k])
         guess += [f"V({node[:-2]}_{i})={spice_num(v)}" for i, v in enumerate(vals)]
     # every cell's mid node, from its level's characterized curve at its word line's voltage

@@ -62,7 +62,7 @@ def probe_task(task: dict) -> dict:
     model, Wq = load_design(out, man)
     x0 = np.asarray(task["x0"], float)
     t0 = time.perf_counter()
-    tm, xs, cur = run_spice(session(), out, man, x0, man["dynamics"]["energy"]["probes"])
+    tm, xs, cur = run_spice(session(), out, man, x0, man["dynamics"]["energy"]["probes"], model)
     secs = time.perf_counter() - t0
     _, xr = reference(model, Wq, np.clip(tm, 0, model["t_end"]), x0)
     xr = xr.T
