@@ -309,8 +309,8 @@ def slope_scale(o_table: tuple[np.ndarray, np.ndarray]) -> float:
 
 def prepare(model: dict, quant: dict, pdk, corner: str, path) -> tuple[dict, float]:
     """Check the model, characterize the circuit and attach its right-hand side to ``model`` (for
-    the compile's reference solve; the TIA's leak is left out until the amplitude fixes R).
-    Returns the characterization and k_x."""
+    the compile's reference solve; the op-amps' finite-gain and GBW terms are left out until the
+    amplitude and the time scale fix them, in :func:`build`). Returns the characterization and k_x."""
     from .dynamics import MARGIN, reference
 
     check_model(model, path)
