@@ -366,7 +366,7 @@ def build(model: dict, quant: dict, pdk, corner: str, a: float, k_t: float, k_x:
     C = model["tau"] * k_t / R
     if np.any(C < C_MIN):
         raise InputError(path, f"the integrators' capacitors come out at {float(C.min()):.3g} F, below "
-                                        f"{C_MIN:g} F; set a slower time_scale")
+                               f"{C_MIN:g} F; set a slower time_scale")
     bias = a * (model["b"] + model["circuit_bias"]) / R
     # the G- TIA: its feedback (and return) resistor puts the largest possible column current at
     # TIA_SWING, and no higher than R
