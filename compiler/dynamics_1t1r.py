@@ -177,7 +177,6 @@ def characterize(pdk, corner: str, kind: str = "pair") -> dict:
     input. ``follower``: the word line over V_read, ``o(V_g - v_b)``, with ``v_b`` the gate voltage
     where the follower's linear range extrapolates to 0 V and its output gain putting V_G_TOP at
     V_read (``k_o`` and ``v_b`` in the returned dict)."""
-    from .backend.render import spice_num
     from .pdk.devices import model_cards
     from .sim.ngspice import session
 
