@@ -294,7 +294,7 @@ def _cmd_run(args) -> int:
 
 def _evaluate_dynamics(args) -> int:
     from .eval.dynamics import evaluate_dynamics
-    from .verify.run import load_compiled
+    from .design import load_compiled
 
     man = load_compiled(args.out)
     for flag, on in (("--mc", args.mc), ("--sweep", args.sweep), ("--sigma", args.sigma is not None),
@@ -318,20 +318,12 @@ def _evaluate_dynamics(args) -> int:
     return 0
 
 
-def _kind(out) -> str | None:
-    """The manifest's kind, peeked at without checking the files (the command's loader checks them)."""
-    import json
-
-    try:
-        return json.loads((Path(out) / "manifest.json").read_text()).get("kind")
-    except (OSError, ValueError, AttributeError):
-        return None       # the evaluator names what is wrong with the folder
-
-
 def _cmd_evaluate(args) -> int:
     from .eval.evaluate import evaluate_design
 
-    if _kind(args.out) == "dynamics":
+    from .design import peek_kind
+
+    if peek_kind(args.out) == "dynamics":
         return _evaluate_dynamics(args)
     bar, progress = _phase_bar("evaluate")
     with bar:
@@ -515,9 +507,15 @@ def main(argv: list[str] | None = None) -> int:
     import signal
 
     signal.signal(signal.SIGTERM, _terminate)
+    command = {"compile": _cmd_compile, "verify": _cmd_verify, "rtl-sim": _cmd_rtl_sim, "run": _cmd_run,
+               "evaluate": _cmd_evaluate, "report": _cmd_report}[args.cmd]
     try:
-        return {"compile": _cmd_compile, "verify": _cmd_verify, "rtl-sim": _cmd_rtl_sim, "run": _cmd_run,
-                "evaluate": _cmd_evaluate, "report": _cmd_report}[args.cmd](args)
+        if args.cmd == "compile":
+            return command(args)
+        from .design import using
+
+        with using(args.out, args.cmd):   # compile cannot replace the folder under it; stale results removed
+            return command(args)
     except AmscError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code

@@ -9,7 +9,7 @@ import numpy as np
 from typing import Callable
 
 from . import __version__
-from .backend.plan import OutputWriter, array_file, check_output_dir, sha256
+from .design.writer import OutputWriter, array_file, check_output_dir, sha256
 from .backend.qmodel import RtlUnsupported, build_program, program_json
 from .passes.compensate_ir import compensate_ir
 from .backend.floorplan import placement_images, placement_json

@@ -429,7 +429,7 @@ def compile_dynamics(path: Path, out: Path, options, pdk) -> dict:
     """``amsc compile dyn.yaml -o OUT``: the SPICE deck, the manifest and the arrays."""
     from . import __version__
     from .backend.floorplan import placement_images, placement_json
-    from .backend.plan import OutputWriter, sha256
+    from .design.writer import OutputWriter, sha256
     from .backend.render import environment, render, spice_num
     from .backend.spice import deck_context
     from .driver import pdk_summary
@@ -599,7 +599,9 @@ def load_design(out: Path, man: dict) -> tuple[dict, dict]:
     d = man["dynamics"]
     src = yaml.safe_load((out / man["source"]["file"]).read_bytes())
     pwl = [np.array(u["pwl"], float) for u in (src.get("inputs") or [])]
-    ld = lambda k: np.load(out / f"arrays/{k}.npy", allow_pickle=False)  # noqa: E731
+    from .design import MANIFEST, confined
+
+    ld = lambda k: np.load(confined(out, f"arrays/{k}.npy", out / MANIFEST, "array"), allow_pickle=False)  # noqa: E731
     model = {"name": man["design"], "n": d["states"], "tau": ld("tau"), "activation": d["activation"],
              "b": ld("b"), "x0": ld("x0"), "t_end": d["t_end"], "inputs": d["inputs"], "pwl": pwl, "U": ld("U"),
              "form": d["form"], "layers": {k: ld(k) for k in d["layers"]}, "time_scale": None}
@@ -660,7 +662,7 @@ def verify_dynamics(out: Path, man: dict) -> dict:
     """``amsc verify`` of a dynamics design: the ngspice transient against solve_ivp (see the module docstring)."""
     from .sim.ngspice import session
     from .verify.report import figure, png_bytes
-    from .verify.run import write_json_atomic
+    from .design import write_json_atomic
 
     t0 = time.perf_counter()
     d = man["dynamics"]

@@ -1,1 +1,1 @@
-"""Back ends: lowered IR -> files streamed into an OutputWriter (backend/plan.py)."""
+"""Back ends: lowered IR -> files streamed into an OutputWriter (design/writer.py)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 
 from ..ir import IR
-from .plan import json_text
+from ..design.writer import json_text
 
 
 def placement_json(ir: IR) -> str:

@@ -40,7 +40,7 @@ from ..ir import IR
 from ..ir.interp import TABLE_ACTS, value_ranges
 from ..ir.kernels import activation
 from ..ir.kernels import windows
-from .plan import array_file
+from ..design.writer import array_file
 
 OUT_BITS = 16
 MQ_BITS = 24
@@ -581,7 +581,7 @@ def program_json(prog: dict) -> str:
     """The program as canonical JSON (arrays as lists), for ``amsc rtl-sim`` and ``amsc run``. A
     tile's levels are not repeated here: they are ``tiles/<tile>_{lpos,lneg}.npy`` of the same
     output folder (ResNet-50's would be 51 M numbers of JSON)."""
-    from .plan import json_text
+    from ..design.writer import json_text
 
     prog = {**prog, "steps": [{**st, "tiles": [{k: v for k, v in t.items() if k not in ("lpos", "lneg")}
                                                for t in st["tiles"]]} if st["kind"] == "layer" else st
@@ -604,11 +604,13 @@ def program_json(prog: dict) -> str:
 def load_program(out) -> dict:
     """The program of the compiled design in folder ``out`` (inverse of :func:`program_json`, with
     each tile's levels read back from ``tiles/``)."""
-    import json
     from pathlib import Path
 
+    from ..design import confined, load_json
+
     out = Path(out)
-    prog = json.loads((out / "rtl" / "program.json").read_text())
+    path = out / "rtl" / "program.json"
+    prog = load_json(path, "integer program")
     for st in prog["steps"]:
         if st["kind"] == "pool" and "rq" in st:
             st["rq"] = np.array(st["rq"], np.int64)
@@ -618,5 +620,6 @@ def load_program(out) -> dict:
                 st["act"]["lut"] = np.array(st["act"]["lut"], np.int64)
             for t in st["tiles"]:
                 for k in ("lpos", "lneg"):
-                    t[k] = np.load(out / array_file(t["name"], "xbar_tile", k), allow_pickle=False)
+                    t[k] = np.load(confined(out, array_file(t["name"], "xbar_tile", k), path, "tile levels"),
+                                   allow_pickle=False)
     return prog

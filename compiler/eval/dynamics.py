@@ -96,7 +96,8 @@ def evaluate_dynamics(out: Path, man: dict, inputs, labels=None, samples: int | 
                       timeout: float = 600.0, progress=None) -> dict:
     """``amsc evaluate`` of a dynamics design (module docstring); writes OUT/eval.json and eval.html."""
     from ..sim.executor import run_local
-    from ..verify.run import warm_up, write_json_atomic
+    from ..design import write_json_atomic
+    from ..verify.run import warm_up
 
     t0 = time.perf_counter()
     n = man["dynamics"]["states"]

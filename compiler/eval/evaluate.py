@@ -381,7 +381,7 @@ def evaluate_design(out, inputs, labels=None, engine: str = "ideal", samples: in
                     write_verify: bool | None = None, read_time: float | None = None) -> dict:
     """``amsc evaluate``; returns the report (also written to OUT/eval.json, eval.html, eval-report/)."""
     from .run import ENGINES
-    from ..verify.run import write_json_atomic
+    from ..design import write_json_atomic
 
     progress = progress or (lambda *a: None)
     t0 = time.perf_counter()

@@ -373,7 +373,7 @@ def _inputs(design: Design, inputs, samples: int | None) -> tuple[np.ndarray, st
 def report_design(out, inputs=None, samples: int | None = None, adc_share: int = 1, engine: str = "ngspice", seed: int = 0,
                   clock_mhz: float | None = None, synth: bool = True, progress=None) -> dict:
     """``amsc report``; returns the report (also written to OUT/report.json, report.html, report/)."""
-    from ..verify.run import write_json_atomic
+    from ..design import write_json_atomic
 
     progress = progress or (lambda *a: None)
     t0 = time.perf_counter()

@@ -27,12 +27,12 @@ output SNR in dB, ``10 log10(sum ref^2 / sum (out - ref)^2)``.
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
 import numpy as np
 
-from ..backend.plan import array_file
+from ..design import MANIFEST, confined, load_json
+from ..design.writer import array_file
 from ..errors import InputError
 from ..frontend.common import load_samples
 from ..ir import IR
@@ -47,16 +47,13 @@ CHUNK = 256
 def load_ir(out: Path) -> IR:
     """The lowered IR of a compiled design, with every array checked against ir.json's digest."""
     path = out / "ir.json"
-    try:
-        doc = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise InputError(path, f"unreadable: {e}") from None
+    doc = load_json(path, "IR")
     ir = IR(doc["name"], source=str(out))
     ir.g.graph.update(doc.get("graph", {}))
     for nd in doc["nodes"]:
         params = {}
         for key, dig in nd["params"].items():
-            p = out / array_file(nd["name"], nd["op"], key)
+            p = confined(out, array_file(nd["name"], nd["op"], key), path, f"the array of node {nd['name']!r}")
             try:
                 a = np.load(p, allow_pickle=False)
             except (OSError, ValueError) as e:
@@ -90,7 +87,7 @@ def _batch_axes(sess) -> dict[str, int]:
 
 def run_host_segment(out: Path, seg: dict, vals: dict) -> None:
     """Run one host segment file in onnxruntime; its outputs go into ``vals`` (batch first)."""
-    sess = _session(out / seg["file"])
+    sess = _session(confined(out, seg["file"], out / MANIFEST, f"host segment {seg.get('name')!r}"))
     axes = _batch_axes(sess)
     feeds = {v: np.ascontiguousarray(np.moveaxis(vals[v], 0, axes[v]), dtype=np.float32) for v in seg["inputs"]}
     try:
@@ -152,7 +149,7 @@ class CircuitTiles:
 
 class Design:
     def __init__(self, out: str | Path):
-        from ..verify.run import load_compiled
+        from ..design import load_compiled
 
         self.out = Path(out)
         self.manifest = load_compiled(self.out)

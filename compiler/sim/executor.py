@@ -11,6 +11,9 @@ everything they need (deck text, conductances), so workers need no shared file s
 from __future__ import annotations
 
 import multiprocessing as mp
+import re
+import socket
+import struct
 import multiprocessing.connection
 import time
 import traceback
@@ -129,12 +132,63 @@ def run_local(fn: Callable, args: list, jobs: int, timeout: float,
     return results  # type: ignore[return-value]
 
 
+_ADDRESS = re.compile(r"^(?:tcp://)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})/?$")
+#: a Dask handshake message is small: its frames' total size and count (distributed.comm.tcp framing)
+_HANDSHAKE_BYTES, _HANDSHAKE_FRAMES = 1 << 20, 64
+
+
+def dask_handshake(scheduler: str, connect_timeout: float) -> None:
+    """Check that a Dask scheduler answers at ``scheduler`` (``tcp://HOST:PORT``) before a client is
+    made: a Dask server sends its handshake first, framed as ``Q`` total bytes, ``Q`` frame count.
+    Whatever else listens there (an HTTP server, such as the scheduler's own dashboard, says nothing
+    until it is asked; another protocol sends something that is not that framing) is refused in one
+    line within ``connect_timeout``, instead of a client that waits forever or reads a garbage
+    length as a 3 EiB message."""
+    m = _ADDRESS.match(scheduler.strip())
+    if not m or not 1 <= int(m.group(2)) <= 65535:
+        raise InputError("--scheduler", f"{scheduler!r} is not a Dask scheduler address; expected tcp://HOST:PORT "
+                                        "(the scheduler's port, 8786 by default)")
+    host, port = m.group(1).strip("[]"), int(m.group(2))
+    deadline = time.monotonic() + connect_timeout
+    head = b""
+    try:
+        with socket.create_connection((host, port), timeout=connect_timeout) as s:
+            while len(head) < 16:
+                s.settimeout(max(0.01, deadline - time.monotonic()))
+                chunk = s.recv(16 - len(head))
+                if not chunk:
+                    raise InputError(scheduler, "no Dask scheduler answered: the connection was closed without a "
+                                                "Dask handshake")
+                head += chunk
+    except (socket.timeout, TimeoutError):
+        what = ("something listens there but sent no Dask handshake" if head or _listening(host, port)
+                else "no answer")
+        raise InputError(scheduler, f"no Dask scheduler answered: {what} within {connect_timeout:g} s (an HTTP server, such as the Dask "
+                                    "dashboard on port 8787? the scheduler listens on 8786 by default)") from None
+    except OSError as e:
+        raise InputError(scheduler, f"no Dask scheduler answered: cannot connect ({e.strerror or e})") from None
+    total, frames = struct.unpack("<QQ", head)
+    if not (16 <= total <= _HANDSHAKE_BYTES and 1 <= frames <= _HANDSHAKE_FRAMES):
+        raise InputError(scheduler, "no Dask scheduler answered: what listens there sent something that is not a "
+                                    "Dask handshake")
+
+
+def _listening(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
 def dask_connect(scheduler: str, connect_timeout: float = 10.0):
     """A client of the Dask scheduler at ``scheduler``, or a clear error within ``connect_timeout``."""
     try:
         from distributed import Client
     except ImportError:
         raise ToolError("dask", "--scheduler needs dask.distributed: pip install 'dask[distributed]'") from None
+    if not scheduler.startswith(("tls://", "ucx://", "inproc://", "ws://", "wss://")):
+        dask_handshake(scheduler, connect_timeout)
     try:
         return Client(scheduler, timeout=connect_timeout, set_as_default=False)
     except (OSError, TimeoutError, ValueError) as e:

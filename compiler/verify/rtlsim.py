@@ -16,7 +16,7 @@ from ..backend.verilog import link_in_bits
 from ..errors import InputError, SimulationError, ToolError
 from ..frontend.common import load_npy, load_samples
 from ..eval.run import HostSide
-from .run import write_json_atomic, load_compiled
+from ..design import confined, load_compiled, write_json_atomic
 
 #: Refuse more images than this in one run (each is a few thousand clock cycles).
 MAX_IMAGES = 100_000
@@ -56,7 +56,8 @@ def rtl_sim(out: str | Path, inputs: str | Path, labels: str | Path | None = Non
     with tempfile.TemporaryDirectory(prefix="amsc-rtlsim-") as tmp:
         tmp = Path(tmp)
         rtl = out / "rtl"
-        srcs = [str(rtl / p) for p in (rtl / "sim" / "files.f").read_text().split()]
+        files_f = rtl / "sim" / "files.f"
+        srcs = [str(confined(rtl, p, files_f, "Verilog source")) for p in files_f.read_text().split()]
         shutil.copy(rtl / "sim" / "scan.mem", tmp / "scan.mem")
         bits = link_in_bits(prog)
         width = (bits + 3) // 4   # hex digits; signed codes as two's complement of in_data's width

@@ -10,8 +10,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
-import tempfile
 import time
 from functools import partial
 from pathlib import Path
@@ -20,7 +18,7 @@ from typing import Callable
 import numpy as np
 
 from .. import __version__
-from ..backend.plan import MANIFEST, json_text, sha256
+from ..design import foreign_files, load_compiled, write_json_atomic
 from ..errors import InputError
 from .checks import lsb, tolerance
 from ..sim.netlist import read_deck
@@ -49,36 +47,6 @@ def engine(name: str):
 
         return MnaEngine()
     raise InputError("--engine", f"unknown engine '{name}'; expected one of {', '.join(ENGINES)}")
-
-
-def load_compiled(out: str | Path) -> dict:
-    """Read ``OUT/manifest.json`` and check that every file it lists is present and unchanged."""
-    out = Path(out)
-    if not out.is_dir():
-        raise InputError(out, "not a directory; expected the output folder of 'amsc compile'")
-    mpath = out / MANIFEST
-    try:
-        manifest = json.loads(mpath.read_text())
-    except FileNotFoundError:
-        raise InputError(mpath, "missing; is this the output folder of 'amsc compile'?") from None
-    except (OSError, ValueError) as e:
-        raise InputError(mpath, f"unreadable: {e}") from None
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), list) \
-            or not isinstance(manifest.get("tiles"), list):
-        raise InputError(mpath, "not an amsc manifest (needs 'files' and 'tiles' lists)")
-    root = out.resolve()
-    for f in manifest["files"]:
-        rel = f.get("path", "") if isinstance(f, dict) else ""
-        p = (out / rel).resolve()
-        if not rel or root not in p.parents:
-            raise InputError(mpath, f"file entry {f!r} points outside the output folder")
-        try:
-            data = p.read_bytes()
-        except OSError:
-            raise InputError(out / rel, "listed in manifest.json but missing or unreadable (partial output?)") from None
-        if sha256(data) != f.get("sha256"):
-            raise InputError(out / rel, "sha256 differs from manifest.json (file modified after compile)")
-    return manifest
 
 
 def warm_up(engine_name: str) -> None:
@@ -214,13 +182,6 @@ def chunks(vectors: int, size: int = CHUNK) -> list[tuple[int, int]]:
     return [(lo, min(vectors, lo + size)) for lo in range(0, vectors, size)]
 
 
-def write_json_atomic(path: Path, obj) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=path.parent)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(json_text(obj))
-    os.replace(tmp, path)
-
-
 def _cache_key(meta: dict, digests: dict, simulator: str) -> str:
     """Everything that decides a block's result: the digests of its files (testbench, the tile subckt it
     includes, conductances, calibration tables, from the manifest), its settings, the simulator and
@@ -296,6 +257,11 @@ def verify_dir(out: str | Path, jobs: int = 1, vectors: int = 16, seed: int = 0,
         raise InputError("--tolerance-lsb", f"{tolerance_lsb} must be positive")
     out = Path(out)
     manifest = load_compiled(out)
+    extra = foreign_files(out, manifest)
+    if extra:
+        more = f" and {len(extra) - 3} more" if len(extra) > 3 else ""
+        raise InputError(out, f"holds files its manifest does not list: {', '.join(extra[:3])}{more}; verify signs off "
+                              "exactly the design amsc wrote (remove them, or recompile)")
     if manifest.get("kind") == "dynamics":
         from ..dynamics import verify_dynamics
 

@@ -204,7 +204,7 @@ def test_full_disk_mid_compile_leaves_nothing(tmp_path, monkeypatch, capsys):
     import errno
 
     from compiler import cli
-    from compiler.backend import plan
+    from compiler.design import writer as plan
 
     calls = {"n": 0}
 

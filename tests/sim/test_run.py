@@ -147,7 +147,7 @@ def test_run_bad_inputs(mixer, tmp_path):
     r = amsc("run", out, "--inputs", mixer / "x.npy")
     assert_clean_error(r, "seg0.onnx", "sha256 differs")
     # ... and if the manifest was rewritten to match, onnxruntime's refusal is one clean line
-    from compiler.backend.plan import sha256
+    from compiler.design.writer import sha256
 
     mpath = out / "manifest.json"
     m = json.loads(mpath.read_text())

@@ -1,5 +1,7 @@
 """OutputWriter: every file of a compile streamed into a temporary sibling folder as soon as it is
-rendered, hashed while it is written, and the folder renamed into place at the end.
+rendered, hashed while it is written, sealed (see :mod:`.folder`), and the folder renamed into place
+at the end; it replaces an earlier design only if that folder holds nothing amsc did not write, and
+only while no other amsc command is using it.
 
 Nothing is half-written: on an exception, Ctrl-C (SIGINT), SIGTERM (the CLI turns it into the same
 interrupt) or a full disk, the temporary folder is removed and ``OUT`` is untouched. No stage holds
@@ -20,12 +22,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..ir.serialize import canonical_json as json_text
-
-MANIFEST = "manifest.json"
-
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+from .folder import MANIFEST, SEAL, check_output_dir, replacing, seal_text, sha256  # noqa: F401 (re-exported)
 
 
 def npy_bytes(a: np.ndarray) -> bytes:
@@ -42,16 +39,6 @@ def array_file(node: str, op: str, key: str) -> str:
     if op == "accum":
         return f"layers/{node}_{'bias' if key == 'b' else key}.npy"
     return f"params/{node}__{key}.npy"
-
-
-def check_output_dir(out: Path) -> None:
-    """Refuse an output path we must not replace: a file, or a non-empty folder amsc did not write."""
-    if out.exists() or out.is_symlink():
-        if not out.is_dir() or out.is_symlink():
-            raise InputError(out, "output path exists and is not a directory")
-        if any(out.iterdir()) and not (out / MANIFEST).is_file():
-            raise InputError(out, f"output directory is not empty and holds no {MANIFEST} from amsc; "
-                                  "refusing to replace it")
 
 
 class OutputWriter:
@@ -87,7 +74,7 @@ class OutputWriter:
     def add(self, relpath: str, content: str | bytes) -> None:
         """Write one file now (text as UTF-8) and remember its sha256."""
         p = PurePosixPath(relpath)
-        if p.is_absolute() or ".." in p.parts or relpath in self._digests or relpath == MANIFEST:
+        if p.is_absolute() or ".." in p.parts or relpath in self._digests or relpath in (MANIFEST, SEAL):
             raise ValueError(f"bad or duplicate output path {relpath!r}")
         data = content.encode() if isinstance(content, str) else bytes(content)
         dst = self.tmp / relpath
@@ -102,7 +89,7 @@ class OutputWriter:
 
     def add_chunks(self, relpath: str, chunks) -> None:
         """Write a file from an iterable of byte strings as they come (hashing them on the way)."""
-        if relpath in self._digests or relpath == MANIFEST:
+        if relpath in self._digests or relpath in (MANIFEST, SEAL):
             raise ValueError(f"bad or duplicate output path {relpath!r}")
         h = hashlib.sha256()
         dst = self.tmp / relpath
@@ -132,21 +119,31 @@ class OutputWriter:
         return dict(sorted(self._digests.items()))
 
     def commit(self, manifest: dict) -> None:
-        """Write the manifest and swap the folder into place."""
+        """Write the manifest and its seal, and swap the folder into place: an earlier design there is
+        replaced only if it still holds nothing amsc did not write, and no other command is using it."""
         try:
-            (self.tmp / MANIFEST).write_text(json_text(manifest))
+            text = json_text(manifest)
+            (self.tmp / MANIFEST).write_text(text)
+            (self.tmp / SEAL).write_text(seal_text(text))
             os.chmod(self.tmp, 0o755)
-            check_output_dir(self.out)
-            old = None
-            if self.out.exists():
-                old = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.old-", dir=self.parent))
-                os.rename(self.out, old / "x")
-            os.rename(self.tmp, self.out)
-            self.committed = True
-            if old is not None:
-                shutil.rmtree(old, ignore_errors=True)
         except OSError as e:
             self._fail(MANIFEST, e)
+        try:
+            with replacing(self.out):
+                check_output_dir(self.out)
+                old = None
+                if self.out.exists():
+                    old = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.old-", dir=self.parent))
+                    os.rename(self.out, old / "x")
+                os.rename(self.tmp, self.out)
+                self.committed = True
+        except OSError as e:
+            self._fail(MANIFEST, e)
+        except InputError:
+            self.abort()
+            raise
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
 
     def abort(self) -> None:
         shutil.rmtree(self.tmp, ignore_errors=True)

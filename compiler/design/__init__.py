@@ -1,0 +1,14 @@
+"""The compiled design on disk has one owner: this package.
+
+- :mod:`.writer` writes an output folder (streamed into a temporary sibling, hashed, renamed into
+  place, sealed) and knows where each array lives in it;
+- :mod:`.folder` reads it back: ownership (what compile may replace), confinement (every path a
+  command reads stays inside the folder), integrity (the manifest's schema, files nobody listed),
+  locking (no compile replaces a folder another command is using) and the commands' own result
+  files (written atomically, removed when a command starts so that no stale verdict survives).
+
+Every command goes through it; no other module parses ``manifest.json``.
+"""
+
+from .folder import (MANIFEST, SEAL, confined, foreign_files, load_compiled, load_json, peek_kind, using,  # noqa: F401
+                     write_bytes_atomic, write_json_atomic)
