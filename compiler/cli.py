@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 import sys
@@ -59,6 +60,8 @@ def _number(kind=int, lo=None, hi=None, positive=False):
             v = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"'{text}' is not {'an integer' if kind is int else 'a number'}") from None
+        if kind is float and not math.isfinite(v):
+            raise argparse.ArgumentTypeError(f"'{text}' must be a finite number")
         if positive and not v > 0:
             raise argparse.ArgumentTypeError(f"'{text}' must be positive")
         if (lo is not None and v < lo) or (hi is not None and v > hi):

@@ -26,7 +26,7 @@ from .ir.host import segment_model
 from .ir.serialize import ir_to_json
 from .options import CompileOptions
 from .passes.pipeline import run_pipeline
-from .errors import InputError, PdkError
+from .errors import InputError, PdkError, UnsupportedOpError
 from .pdk import Pdk, load_pdk
 from .pdk.devices import transistor_table
 
@@ -280,6 +280,11 @@ def compile_model(model: str | Path, out: str | Path, options: CompileOptions,
     source_sha = sha256(data)
     del data                      # the model's bytes (575 MB for VGG-19) are not needed any more
     verify_ir(ir)                 # sizes are checked before any array is made for them
+    inputs = [ir.g.nodes[n]["origin"] for n in ir.nodes_of("input")]
+    if len(inputs) > 1:
+        raise UnsupportedOpError(model, f"the model has {len(inputs)} runtime inputs ({', '.join(map(repr, inputs))}); "
+                                        "a compiled chip takes one input stream (fold the others into constants, or "
+                                        "export the model with one input)")
     has_xbar = any(ir.g.nodes[n]["op"] in MATMUL_OPS for n in ir.g.nodes)
     host = sorted({d["attrs"]["op_type"] for _, d in ir.g.nodes(data=True) if d["op"] == "host"})
     calib = calibration_inputs(ir, options, Path(model))

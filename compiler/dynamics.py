@@ -44,7 +44,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from .errors import InputError, PdkError
 
@@ -68,6 +67,10 @@ C_INT = 1e-12                 # F, every integrator's capacitor
 SETTLE_FRACTION = 0.01        # a state has settled once it stays within 1 % of full scale of its end value
 #: a reference trajectory this many times larger than max(1, |x0|, |b|, |U u|) is taken as diverging
 DIVERGED = 1e4
+#: the time-step budget: t_end times the model's rate bound (how many of its fastest time constants the
+#: window spans; the bundled designs span about 100). Each costs the reference solve and the transient
+#: some steps, so a window of 9e8 model time on a unit-rate model would run for hours.
+MAX_SPAN = 1e5
 #: the controller's default sample times: this many, evenly over (0, t_end]
 SAMPLE_POINTS = 16
 TRAN_POINTS = 1000            # largest step of the transient: the window over this
@@ -77,10 +80,12 @@ def is_dynamics(path: Path) -> bool:
     """A YAML file whose top level names ``amsc_dynamics``."""
     if path.suffix.lower() not in (".yaml", ".yml"):
         return False
+    from .frontend.common import load_yaml
+
     try:
-        doc = yaml.safe_load(path.read_bytes())
-    except (OSError, yaml.YAMLError):
-        return False
+        doc = load_yaml(path.read_bytes(), path)
+    except (OSError, InputError):
+        return False          # the network front end reads it again and names what is wrong
     return isinstance(doc, dict) and "amsc_dynamics" in doc
 
 
@@ -145,12 +150,13 @@ def _count(path: Path, v, field: str) -> int:
 def load_dynamics(path: str | Path) -> dict:
     """Read and check an ``amsc_dynamics`` YAML model (see docs/dynamics.md)."""
     path = Path(path)
+    from .frontend.common import load_yaml
+
     try:
-        doc = yaml.safe_load(path.read_bytes())
+        data = path.read_bytes()
     except OSError as e:
         raise InputError(path, f"cannot read: {e.strerror}") from None
-    except yaml.YAMLError as e:
-        raise InputError(path, f"invalid YAML: {getattr(e, 'problem', None) or type(e).__name__}") from None
+    doc = load_yaml(data, path)
     if not isinstance(doc, dict):
         raise InputError(path, "expected a mapping at the top level")
     unknown = sorted(str(k) for k in doc if k not in _KEYS)
@@ -443,6 +449,11 @@ def compile_dynamics(path: Path, out: Path, options, pdk) -> dict:
     n, vf = model["n"], model["form"] == "vector_field"
     quant = {k: quantize_w(W, pdk.levels) for k, W in model["layers"].items()}
     Wq = {k: q * step for k, (q, step) in quant.items()}
+    span = model["t_end"] * rate_bound(model, Wq)
+    if span > MAX_SPAN:
+        raise _fail(path, "t_end", f"{model['t_end']:g} spans {span:.3g} of the model's fastest time constant (the "
+                    f"inverse of its rate bound); the reference solve and the transient resolve at most {MAX_SPAN:.0e}, "
+                    f"so t_end may be at most {MAX_SPAN / span * model['t_end']:.4g} for this model")
     sky = pdk.cell["type"] == "1t1r"
     if sky:
         from . import dynamics_1t1r as d1
@@ -597,7 +608,9 @@ def _arrays(model: dict) -> dict:
 def load_design(out: Path, man: dict) -> tuple[dict, dict]:
     """The compiled model (from OUT's arrays and source) and its quantized weights."""
     d = man["dynamics"]
-    src = yaml.safe_load((out / man["source"]["file"]).read_bytes())
+    from .frontend.common import load_yaml
+
+    src = load_yaml((out / man["source"]["file"]).read_bytes(), out / man["source"]["file"])
     pwl = [np.array(u["pwl"], float) for u in (src.get("inputs") or [])]
     from .design import MANIFEST, confined
 

@@ -278,6 +278,13 @@ def confined(out: Path, rel, where: Path | str, what: str) -> Path:
     return out / rel
 
 
+def require_network(out: Path, manifest: dict, command: str) -> None:
+    """Refuse a continuous-time design in a command that runs networks, in one line."""
+    if manifest.get("kind") == "dynamics":
+        raise InputError(out, f"is a continuous-time design (amsc_dynamics): '{command}' runs networks; its circuit is "
+                              "checked by 'amsc verify' and run by 'amsc evaluate' (docs/dynamics.md)")
+
+
 def load_compiled(out: str | Path) -> dict:
     """Read ``OUT/manifest.json``, check it against the schema, check that every file it lists is
     inside OUT, present and unchanged, and that every path it names is one of those files."""

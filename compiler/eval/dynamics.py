@@ -80,9 +80,9 @@ def probe_task(task: dict) -> dict:
 
 
 def _load_states(path, what: str, n: int) -> np.ndarray:
-    from ..frontend.common import load_npy
+    from ..frontend.common import load_floats
 
-    x = load_npy(path, what).astype(np.float64)
+    x = load_floats(path, what)
     if x.ndim == 1:
         x = x[None]
     if x.ndim != 2 or x.shape[1] != n or not x.shape[0]:

@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from ..frontend.common import load_npy
+from ..frontend.common import check_labels, load_labels
 from ..verify.report import figure, png_bytes
 from .run import Design, agreement
 
@@ -395,9 +395,7 @@ def evaluate_design(out, inputs, labels=None, engine: str = "ideal", samples: in
     x = design.load_inputs(inputs)
     y = None
     if labels is not None:
-        y = load_npy(labels, "labels").reshape(-1).astype(np.int64)
-        if y.shape[0] != x.shape[0]:
-            raise InputError(labels, f"{y.shape[0]} labels for {x.shape[0]} inputs")
+        y = load_labels(labels, x.shape[0])
     if samples is not None:
         if samples > x.shape[0]:
             raise InputError(inputs, f"holds {x.shape[0]} inputs; --samples {samples} asks for more")
@@ -428,6 +426,8 @@ def evaluate_design(out, inputs, labels=None, engine: str = "ideal", samples: in
         raise InputError("--mc" if mc else "--sweep", "needs --labels, or a class-vector output and an ONNX source "
                                                        "to score top-1 agreement against")
     done = 1
+    if y is not None and ref is not None:
+        check_labels(labels, y, ref[0].reshape(ref[0].shape[0], -1).shape[1])
     if ref is not None:
         rep["float"] = _metrics(ref, ref, y)
     else:

@@ -385,7 +385,7 @@ def report_design(out, inputs=None, samples: int | None = None, adc_share: int =
         raise InputError("--adc-share", f"{adc_share}; expected a positive number of outputs per ADC")
     if clock_mhz is not None and not clock_mhz > 0:
         raise InputError("--clock-mhz", f"{clock_mhz:g}; expected a positive clock frequency")
-    design = Design(out)
+    design = Design(out, "report")
     out = design.out
     m = design.manifest
     from ..pdk import PPA_FIELDS

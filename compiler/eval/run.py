@@ -40,6 +40,8 @@ from ..ir.interp import eval_node
 from ..sim.netlist import read_deck
 
 ENGINES = ("ideal", "mna", "ngspice")
+_ORT_DTYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(float16)": np.float16,
+               "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(bool)": np.bool_}
 #: vectors per circuit simulation call (one DC sweep point each)
 CHUNK = 256
 
@@ -148,11 +150,12 @@ class CircuitTiles:
 
 
 class Design:
-    def __init__(self, out: str | Path):
-        from ..design import load_compiled
+    def __init__(self, out: str | Path, command: str = "run"):
+        from ..design import load_compiled, require_network
 
         self.out = Path(out)
         self.manifest = load_compiled(self.out)
+        require_network(self.out, self.manifest, command)
         if "partition" not in self.manifest:
             raise InputError(self.out / "manifest.json", "has no partition; recompile with this amsc version")
         self.ir = load_ir(self.out)
@@ -266,15 +269,34 @@ class Design:
         sess = _session(self.out / src)
         name = self.ir.g.nodes[self.input]["origin"]
         axis = self.ir.g.nodes[self.input]["attrs"]["batch_axis"]
-        feed = np.asarray(x, np.float32) if axis is not None else np.asarray(x, np.float32)[0]
-        if axis not in (None, 0):
-            feed = np.moveaxis(feed, 0, axis)
-        got = sess.run(None, {name: feed})
-        res = []
-        for o, y in zip(self.outputs, got):
-            ax = self.ir.g.nodes[o]["attrs"]["batch_axis"]
-            res.append(np.asarray(y, np.float64)[None] if ax is None else np.moveaxis(np.asarray(y, np.float64), ax, 0))
-        return res
+        spec = {i.name: i for i in sess.get_inputs()}
+        fixed = spec[name].shape[axis] if axis is not None else 1
+        # a model exported with a fixed batch (1, as torch.onnx.export writes it, or 64) runs in
+        # chunks of that many rows, the last one padded with zeros; a symbolic batch runs whole
+        step = fixed if isinstance(fixed, int) and fixed > 0 else x.shape[0]
+        x = np.asarray(x, np.float32)
+        chunks = []
+        for lo in range(0, x.shape[0], step):
+            part = x[lo:lo + step]
+            rows = part.shape[0]
+            if rows < step:
+                part = np.concatenate([part, np.zeros((step - rows, *part.shape[1:]), np.float32)])
+            feed = part if axis is not None else part[0]
+            if axis not in (None, 0):
+                feed = np.moveaxis(feed, 0, axis)
+            feeds = {name: feed}
+            for other, v in spec.items():    # declared inputs that no node reads: zeros
+                if other != name:
+                    feeds[other] = np.zeros([d if isinstance(d, int) and d > 0 else step for d in v.shape],
+                                            _ORT_DTYPES.get(v.type, np.float32))
+            got = sess.run(None, feeds)
+            out = []
+            for o, y in zip(self.outputs, got):
+                ax = self.ir.g.nodes[o]["attrs"]["batch_axis"]
+                y = np.asarray(y, np.float64)[None] if ax is None else np.moveaxis(np.asarray(y, np.float64), ax, 0)
+                out.append(y[:rows])
+            chunks.append(out)
+        return [np.concatenate([c[k] for c in chunks]) for k in range(len(self.outputs))]
 
 
 def agreement(out: np.ndarray, ref: np.ndarray) -> dict:

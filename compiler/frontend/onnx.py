@@ -109,12 +109,15 @@ class _Lowering:
     def run(self) -> IR:
         graph = self.model.graph
         inits = {i.name for i in graph.initializer}
-        real_inputs = [i for i in graph.input if i.name not in inits]
+        self.used = {i for n in graph.node for i in n.input if i} | {o.name for o in graph.output}
+        declared = [i for i in graph.input if i.name not in inits]
+        # a declared input no node reads is left out of the chip (the float reference feeds it zeros)
+        real_inputs = [i for i in declared if i.name in self.used]
         if not real_inputs:
-            raise InputError(self.where, "graph has no runtime input")
+            raise InputError(self.where, "graph has no runtime input" if not declared else
+                             f"no node reads the graph input(s) {', '.join(repr(i.name) for i in declared)}")
         for vi in real_inputs:
             self._input(vi)
-        self.used = {i for n in graph.node for i in n.input if i} | {o.name for o in graph.output}
         for self.index, node in enumerate(graph.node):
             self._node(node)
         if not graph.output:
@@ -136,7 +139,11 @@ class _Lowering:
             raise InputError(self.where, f"input '{vi.name}': element type {t.elem_type} is not floating point")
         if not t.HasField("shape"):
             raise InputError(self.where, f"input '{vi.name}': shape is not declared")
-        dims = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in t.shape.dim]
+        if any(d.HasField("dim_value") and d.dim_value <= 0 for d in t.shape.dim):
+            raise InputError(self.where, f"input '{vi.name}': a dimension of size 0 in its shape "
+                                         f"{[d.dim_value if d.HasField('dim_value') else d.dim_param for d in t.shape.dim]}; "
+                                         "a tensor with no elements")
+        dims = [d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim]
         symbolic = [i for i, d in enumerate(dims) if d is None]
         if len(symbolic) > 1:
             raise InputError(self.where, f"input '{vi.name}': several unknown dimensions {dims}; "
@@ -791,4 +798,25 @@ def onnx_to_ir(data: bytes, path: Path) -> IR:
     except Exception as e:  # noqa: BLE001 - ValidationError and friends
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise InputError(where, f"invalid ONNX model: {first}") from None
+    _check_names_and_types(model, where)
     return _Lowering(fold_constants(model, where), path).run()
+
+
+def _check_names_and_types(model, where: str) -> None:
+    """What onnx's checker lets through and onnxruntime refuses: two nodes of one name, and a tensor
+    of a type its operator does not take (an int64 or bool weight fed to Gemm). The latter comes from
+    onnx's strict type inference; its other complaints (shapes it cannot resolve) are not refusals."""
+    import onnx
+
+    seen = set()
+    for node in model.graph.node:
+        if node.name and node.name in seen:
+            raise InputError(where, f"node name '{node.name}' is used by two nodes; ONNX requires unique node names "
+                                    "(onnxruntime refuses the model)")
+        seen.add(node.name)
+    try:
+        onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
+    except Exception as e:  # noqa: BLE001 - InferenceError and friends
+        first = (str(e).strip().splitlines() or [""])[0]
+        if " type" in first and "ShapeInferenceError" in first:
+            raise InputError(where, f"a tensor has a type its operator does not take: {first}") from None

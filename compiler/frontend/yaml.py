@@ -1,7 +1,8 @@
 """YAML graph front end. The schema is documented in ``docs/yaml-graph.md``.
 
 Weights are inline nested lists, or ``{file: name.npy}`` / ``{file: name.npz, key: array}`` relative
-to the YAML file's folder (never outside it). Files are read with ``yaml.safe_load`` and
+to the YAML file's folder (never outside it). Files are read with ``yaml.SafeLoader`` (with the depth and
+alias-expansion limits of ``common.load_yaml``) and
 ``numpy.load(allow_pickle=False)``.
 """
 
@@ -10,12 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from ..errors import InputError, UnsupportedOpError
 from ..ir import IR
 from ..ir.names import Namer
-from .common import check_weights
+from .common import check_weights, load_yaml
 
 SCHEMA_VERSION = 1
 YAML_OPS = ("dense", "flatten", "identity", "relu", "reshape", "sigmoid", "tanh")
@@ -100,13 +100,7 @@ class _Reader:
 
 def yaml_to_ir(data: bytes, path: Path) -> IR:
     r = _Reader(path)
-    try:
-        doc = yaml.safe_load(data)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        at = f" at line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(e, "problem", None) or type(e).__name__
-        raise InputError(r.where, f"invalid YAML{at}: {problem}") from None
+    doc = load_yaml(data, r.where)
     if not isinstance(doc, dict):
         raise InputError(r.where, f"expected a YAML mapping at the top level, got {type(doc).__name__}")
     r.mapping(doc, "top level", _TOP_KEYS, {"amsc_graph", "inputs", "nodes", "outputs"})

@@ -14,9 +14,9 @@ import numpy as np
 from ..backend.qmodel import input_codes, load_program, run_program
 from ..backend.verilog import link_in_bits
 from ..errors import InputError, SimulationError, ToolError
-from ..frontend.common import load_npy, load_samples
+from ..frontend.common import check_labels, load_labels, load_samples
 from ..eval.run import HostSide
-from ..design import confined, load_compiled, write_json_atomic
+from ..design import confined, load_compiled, require_network, write_json_atomic
 
 #: Refuse more images than this in one run (each is a few thousand clock cycles).
 MAX_IMAGES = 100_000
@@ -26,6 +26,7 @@ def rtl_sim(out: str | Path, inputs: str | Path, labels: str | Path | None = Non
             timeout: float = 1800.0) -> dict:
     out = Path(out)
     manifest = load_compiled(out)
+    require_network(out, manifest, "rtl-sim")
     dp = manifest.get("rtl_datapath", {})
     if not dp.get("generated"):
         raise InputError(out, f"this design has no generated datapath ({dp.get('reason', 'unknown reason')})")
@@ -36,18 +37,19 @@ def rtl_sim(out: str | Path, inputs: str | Path, labels: str | Path | None = Non
             raise ToolError(tool, "Icarus Verilog is not installed; run 'make setup' (Debian: apt-get install iverilog)")
     prog = load_program(out)
     x = load_samples(inputs, prog["input"]["shape"], "inputs", flat_ok=True)
+    x_all_n = x.shape[0]
     n = x.shape[0] if limit is None else min(limit, x.shape[0])
     if not 1 <= n <= MAX_IMAGES:
         raise InputError(inputs, f"{n} images; expected 1..{MAX_IMAGES}")
     x = x[:n]
     y = None
     if labels is not None:
-        y = load_npy(labels, "labels").reshape(-1)[:n]
-        if y.shape[0] != n:
-            raise InputError(labels, f"{y.shape[0]} labels for {n} images")
+        y = load_labels(labels, x_all_n)[:n]
     streams: list = []
     host = HostSide(out, {prog["input_value"]: np.asarray(x, dtype=np.float64)})
     out_codes = run_program(prog, input_codes(prog, x), host=host, streams=streams)
+    if y is not None:
+        check_labels(labels, y, out_codes.shape[1])
     # the host's side of the link, image by image: what it streams in (the input, and each host
     # segment's result coded as the chip reads it), and what the chip must send
     stim = np.concatenate([c for d, c in streams if d == "in"], axis=1)

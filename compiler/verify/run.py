@@ -267,6 +267,9 @@ def verify_dir(out: str | Path, jobs: int = 1, vectors: int = 16, seed: int = 0,
 
         if engine_name != "ngspice":
             raise InputError("--engine", "a dynamics design is verified by its ngspice transient; mna solves DC decks")
+        if scheduler:
+            raise InputError("--scheduler", "a dynamics design is one ngspice transient, run here; a Dask scheduler "
+                                            "spreads the tiles of a network")
         return verify_dynamics(out, manifest)
     simulator = engine(engine_name).version  # also fails early, with the install hint, if ngspice is missing
     tiles, sample_info = select_tiles(sorted(manifest["tiles"], key=lambda t: t["name"]), sample, seed)
