@@ -15,7 +15,7 @@ PROBES     ?= 150
 REPORT_ARGS ?=
 STAMP      := $(VENV)/.amsc-installed
 
-.PHONY: help setup demo netlists verify rtl-sim evaluate report test bench clean
+.PHONY: help setup demo netlists verify rtl-sim evaluate report test bench fuzz clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -68,6 +68,14 @@ report: netlists ## area, energy per inference, latency and TOPS/W of each bundl
 
 test: setup ## run the whole test suite (simulation tests run ngspice, verilator, iverilog)
 	$(VPY) -m pytest -q
+
+# the long fuzz run: FUZZ_CASES generated cases for each of the 5 targets of tests/fuzz (the suite runs 8 each)
+FUZZ_CASES ?= 1000
+fuzz: setup ## fuzz every front end and numeric option (5 x FUZZ_CASES cases): no traceback, hang or leftover file
+	@mkdir -p $(BUILD) && rm -f $(BUILD)/fuzz.jsonl
+	AMSC_FUZZ_CASES=$(FUZZ_CASES) AMSC_FUZZ_LOG=$(abspath $(BUILD))/fuzz.jsonl $(VPY) -m pytest -q -p no:cacheprovider \
+		tests/fuzz -k test_fuzz_ || true
+	$(VPY) tests/fuzz/summary.py $(BUILD)/fuzz.jsonl
 
 bench: setup ## run the benchmarks in bench/ (ratios against baselines measured in the same run)
 	@set -e; for b in bench/bench_*.py; do $(VPY) $$b; done

@@ -13,6 +13,12 @@ from pathlib import Path
 from . import __version__
 from .errors import AmscError, InputError
 
+#: upper bounds of numeric options: beyond them a run is a typo, not a plan (and a timeout past
+#: ~1e9 s overflows the OS's timers; a seed must fit the int64 that numpy and the reports keep)
+SEED_MAX = 2 ** 63 - 1
+JOBS_MAX = 1024
+TIMEOUT_MAX = 1e6
+MC_MAX = 100_000
 _TILE = re.compile(r"^\s*(\d+)\s*(?:[xX]\s*(\d+))?\s*$")
 
 
@@ -65,7 +71,8 @@ def _number(kind=int, lo=None, hi=None, positive=False):
         if positive and not v > 0:
             raise argparse.ArgumentTypeError(f"'{text}' must be positive")
         if (lo is not None and v < lo) or (hi is not None and v > hi):
-            raise argparse.ArgumentTypeError(f"'{text}' must be " + (f"in {lo}..{hi}" if hi is not None else f">= {lo}"))
+            raise argparse.ArgumentTypeError(f"'{text}' must be " + (f"in {lo}..{hi}" if lo is not None and hi is not None
+                                                                     else f">= {lo}" if lo is not None else f"<= {hi:g}"))
         return v
     return parse
 
@@ -104,19 +111,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --parasitics (1R cells, ideal TIAs): pre-distort each tile's conductances on the level "
                    "grid and trim its word-line DAC and column TIA gains, fitted on the tile's own mesh model, so "
                    "that it computes its ideal-wire golden model (verify then holds it to 1 LSB)")
-    c.add_argument("--wire-r", type=_number(float, positive=True), metavar="OHMS",
+    c.add_argument("--wire-r", type=_number(float, positive=True, hi=1e9), metavar="OHMS",
                    help="with --parasitics: wire resistance per cell pitch of word and bit lines (default: the "
                    "PDK's wire.r_wl_segment and wire.r_bl_segment)")
     c.add_argument("--calibration", metavar="FILE.npy",
                    help="inputs [N, *input shape] that set the datapath's activation ranges (default: calib.npy "
                    "next to the model, else uniform samples of the input range: 64 for a small model, fewer for a "
                    "large one, 64 G multiply-accumulates in all and at least 8; evaluated 8 at a time)")
-    c.add_argument("--input-range", type=_number(float), nargs=2, metavar=("LO", "HI"), default=(0.0, 1.0),
+    c.add_argument("--input-range", type=_number(float, lo=-1e30, hi=1e30), nargs=2, metavar=("LO", "HI"), default=(0.0, 1.0),
                    help="range of the model's input values, mapped onto the first layer's DACs (default 0 1); a "
                    "negative LO (a normalized input) needs bipolar DACs, as the generic PDK has")
     c.add_argument("--corner", default="tt", metavar="CORNER",
                    help="process corner of a device-level PDK's models: tt (default), ss, ff, sf, fs")
-    c.add_argument("--seed", type=_number(lo=0), default=0,
+    c.add_argument("--seed", type=_number(lo=0, hi=SEED_MAX), default=0,
                    help="seed for every random choice: placement, device programming error (default 0)")
     c.add_argument("--max-tiles", type=_number(positive=True), default=4096,
                    help="refuse designs needing more tiles than this (default 4096)")
@@ -130,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "OUT/verify.html. Results are cached in OUT/.verify-cache/, so an unchanged second run "
                        "simulates nothing. Exit 0 if every block passes, 1 if any fails, 2 on bad input.")
     v.add_argument("out", help="output folder of 'amsc compile'")
-    v.add_argument("--jobs", type=_number(positive=True), default=os.cpu_count() or 1,
+    v.add_argument("--jobs", type=_number(positive=True, hi=JOBS_MAX), default=os.cpu_count() or 1,
                    help="worker processes, one ngspice each (default: CPU count)")
     v.add_argument("--scheduler", metavar="tcp://HOST:PORT",
                    help="run the blocks on this Dask distributed scheduler instead of local processes")
@@ -138,11 +145,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ngspice (sign-off, default) or mna: a scipy.sparse solve of the same netlist, for "
                    "linear resistive tiles")
     v.add_argument("--vectors", type=_number(positive=True), default=16, help="random input vectors per tile (default 16)")
-    v.add_argument("--seed", type=_number(lo=0), default=0, help="seed of the input vectors (default 0)")
+    v.add_argument("--seed", type=_number(lo=0, hi=SEED_MAX), default=0, help="seed of the input vectors (default 0)")
     v.add_argument("--tolerance-lsb", type=_number(float, positive=True), default=1.0, metavar="N",
                    help="pass if every output is within N ADC LSBs of the ideal-wire golden model (default 1; "
                    "with --parasitics designs the IR drop counts as error, so choose N for your design)")
-    v.add_argument("--timeout", type=_number(float, positive=True), default=600.0,
+    v.add_argument("--timeout", type=_number(float, positive=True, hi=TIMEOUT_MAX), default=600.0,
                    help="seconds one simulation task (one tile, up to 256 vectors) may take before it is stopped "
                    "and its block reported as an error (default 600)")
     v.add_argument("--no-cache", action="store_true", help="ignore and do not write OUT/.verify-cache/")
@@ -193,9 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the circuit engine run besides float and ideal: mna (sparse solve of the netlists, linear "
                    "tiles) or ngspice (sign-off; nonlinear 1T1R tiles); ideal runs only float and ideal")
     e.add_argument("--samples", type=_number(positive=True), help="use only the first N inputs")
-    e.add_argument("--mc", type=_number(positive=True), default=0, metavar="K",
+    e.add_argument("--mc", type=_number(positive=True, hi=MC_MAX), default=0, metavar="K",
                    help="Monte-Carlo samples of programming error (ideal tiles with perturbed conductances)")
-    e.add_argument("--sigma", type=_number(float), help="relative one-shot programming sigma of each conductance "
+    e.add_argument("--sigma", type=_number(float, lo=0.0, hi=10.0), help="relative one-shot programming sigma of each conductance "
                    "(>= 0; default: the PDK's variation.program_sigma)")
     wv = e.add_mutually_exclusive_group()
     wv.add_argument("--write-verify", dest="write_verify", action="store_true", default=None,
@@ -203,11 +210,11 @@ def build_parser() -> argparse.ArgumentParser:
                     "one-shot chips are reported next to them)")
     wv.add_argument("--no-write-verify", dest="write_verify", action="store_false",
                     help="Monte Carlo of one-shot programmed chips first")
-    e.add_argument("--read-time", type=_number(float), metavar="SECONDS",
+    e.add_argument("--read-time", type=_number(float, positive=True, hi=1e12), metavar="SECONDS",
                    help="time since programming at which the chip is read: conductances drift by (t/t0)^-nu "
                    "(the PDK's variation.drift_nu)")
-    e.add_argument("--seed", type=_number(), default=0, help="seed of the Monte-Carlo draws")
-    e.add_argument("--jobs", type=_number(positive=True), default=os.cpu_count() or 1,
+    e.add_argument("--seed", type=_number(lo=0, hi=SEED_MAX), default=0, help="seed of the Monte-Carlo draws")
+    e.add_argument("--jobs", type=_number(positive=True, hi=JOBS_MAX), default=os.cpu_count() or 1,
                    help="parallel ngspice processes for a continuous-time design's runs (default: the CPU count)")
     e.add_argument("--sweep", action="store_true",
                    help="also recompile the design's source in a temporary folder with one option changed at a time "
@@ -226,13 +233,13 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: the calibration samples the design holds, OUT/source/calib.npy)")
     q.add_argument("--samples", type=_number(positive=True),
                    help="use the first N inputs (default: 16, or all the inputs if they are fewer)")
-    q.add_argument("--adc-share", type=_number(positive=True), default=1, metavar="M",
+    q.add_argument("--adc-share", type=_number(positive=True, hi=4096), default=1, metavar="M",
                    help="outputs per ADC through a column multiplexer (default 1: one ADC per output); fewer ADCs, "
                    "M conversions per read")
     q.add_argument("--engine", choices=("ngspice", "mna"), default="ngspice",
                    help="circuit engine of the crossbar energy (default ngspice; mna for linear 1R tiles)")
-    q.add_argument("--clock-mhz", type=_number(float), help="clock of the digital datapath (default: the PDK's)")
-    q.add_argument("--seed", type=_number(), default=0, help="seed of the reads sampled from nonlinear tiles")
+    q.add_argument("--clock-mhz", type=_number(float, positive=True, hi=1e6), help="clock of the digital datapath (default: the PDK's)")
+    q.add_argument("--seed", type=_number(lo=0, hi=SEED_MAX), default=0, help="seed of the reads sampled from nonlinear tiles")
     q.add_argument("--no-synth", action="store_true", help="skip yosys; the digital area is then left out")
     return p
 
