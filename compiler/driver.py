@@ -125,9 +125,10 @@ def partition_manifest(ir: IR) -> dict:
 
 def write_design(plan: OutputWriter, ir: IR, pdk: Pdk, options: CompileOptions, source_name: str, source_sha: str,
                  calib: tuple[np.ndarray, str], source_file: Path | None = None,
-                 progress: Callable[[str, int, int], None] | None = None) -> dict:
+                 progress: Callable[[str, int, int], None] | None = None, external: list[str] = ()) -> dict:
     """Write every file of the compiled design into ``plan`` as it is produced; returns the manifest.
-    ``progress(phase, done, total)`` hears how far each long phase is."""
+    ``progress(phase, done, total)`` hears how far each long phase is; ``external`` names the source's
+    external data files (relative to its folder), copied beside it so that the copy runs as it is."""
     progress = progress or (lambda *a: None)
     env = environment(pdk)
     n_tiles = len(ir.nodes_of("xbar_tile"))
@@ -183,6 +184,8 @@ def write_design(plan: OutputWriter, ir: IR, pdk: Pdk, options: CompileOptions, 
     plan.add("ir.json", ir_to_json(ir))
     if source_file is not None:
         plan.add_file(f"source/{source_name}", source_file)
+        for rel in external:
+            plan.add_file(f"source/{rel}", source_file.parent / rel)
     if calib[2] is not None:   # with the source, what recompiles it the same way ('amsc evaluate --sweep')
         plan.add_file("source/calib.npy", calib[2])
     # the parameters of the digital nodes (tiles and accumulators have theirs under tiles/ and
@@ -241,6 +244,7 @@ def write_design(plan: OutputWriter, ir: IR, pdk: Pdk, options: CompileOptions, 
         "design": ir.name,
         "source": {"name": source_name, "sha256": source_sha,
                    **({"file": f"source/{source_name}"} if source_file is not None else {}),
+                   **({"external_data": [f"source/{rel}" for rel in external]} if external else {}),
                    **({"calibration": "source/calib.npy"} if calib[2] is not None else {})},
         "options": options.to_json(),
         "pdk": pdk_summary(pdk),
@@ -277,6 +281,7 @@ def compile_model(model: str | Path, out: str | Path, options: CompileOptions,
     if progress is not None:
         progress("front end (constant folding, lowering)", 0, 1)
     ir, data = load_model(model)
+    external = ir.g.graph.pop("external_data", [])   # the source's external data files, copied with it
     source_sha = sha256(data)
     del data                      # the model's bytes (575 MB for VGG-19) are not needed any more
     verify_ir(ir)                 # sizes are checked before any array is made for them
@@ -301,6 +306,6 @@ def compile_model(model: str | Path, out: str | Path, options: CompileOptions,
     onnx_source = Path(model) if Path(model).suffix.lower() not in (".yaml", ".yml") else None
     with OutputWriter(out) as plan:
         manifest = write_design(plan, lowered, pdk, options, Path(model).name, source_sha, calib, onnx_source,
-                                progress)
+                                progress, external)
         plan.commit(manifest)
     return manifest

@@ -68,11 +68,31 @@ def load_ir(out: Path) -> IR:
     return ir
 
 
+#: sessions of the design's model files, by file identity (a host segment runs once per batch and step)
+_SESSIONS: dict = {}
+
+
 def _session(path: Path):
-    from ..ir.host import session
+    """An onnxruntime session of a model file in the design (a host segment, or the source with
+    its external data files beside it, each confined to the source's folder first)."""
+    import onnx
+
+    from ..frontend.onnx import check_external_data
+    from ..ir.host import session_file
 
     try:
-        return session(path.read_bytes())
+        st = path.stat()
+        key = (str(path.resolve()), st.st_ino, st.st_size, st.st_mtime_ns)
+        if key not in _SESSIONS:
+            model = onnx.load(str(path), load_external_data=False)
+            check_external_data(model, path)
+            del model
+            if len(_SESSIONS) >= 64:
+                _SESSIONS.clear()
+            _SESSIONS[key] = session_file(str(path))
+        return _SESSIONS[key]
+    except InputError:
+        raise
     except Exception as e:  # noqa: BLE001 - onnxruntime raises its own exception types
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise InputError(path, f"onnxruntime cannot load this host segment: {first}") from None

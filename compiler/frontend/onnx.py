@@ -793,13 +793,109 @@ def onnx_to_ir(data: bytes, path: Path) -> IR:
         raise InputError(where, f"not an ONNX model (protobuf decode failed: {e})") from None
     if model.ir_version <= 0 or not model.HasField("graph") or not model.graph.node:
         raise InputError(where, "not an ONNX model (no ir_version or no graph nodes; truncated or another format?)")
+    external = load_external_data(model, path)
+    if model.functions:
+        # the dynamo exporter writes modules as local functions: onnx's inliner expands them
+        import onnx.inliner
+
+        try:
+            model = onnx.inliner.inline_local_functions(model)
+        except Exception as e:  # noqa: BLE001 - the inliner raises RuntimeError and friends
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise InputError(where, f"cannot inline the model's local functions: {first}") from None
     try:
         onnx.checker.check_model(model)
     except Exception as e:  # noqa: BLE001 - ValidationError and friends
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise InputError(where, f"invalid ONNX model: {first}") from None
     _check_names_and_types(model, where)
-    return _Lowering(fold_constants(model, where), path).run()
+    ir = _Lowering(fold_constants(model, where), path).run()
+    if external:
+        ir.g.graph["external_data"] = external
+    return ir
+
+
+_ELEM_BYTES = {1: 4, 2: 1, 3: 1, 4: 2, 5: 2, 6: 4, 7: 8, 9: 1, 10: 2, 11: 8, 12: 4, 13: 8, 16: 2}
+
+
+def _external_tensors(model):
+    """Every tensor of the model (initializers, Constant attributes, also in subgraphs and functions)
+    whose data lives in an external file."""
+    import onnx
+
+    def in_graph(g):
+        for t in g.initializer:
+            yield t
+        for node in g.node:
+            yield from in_nodes([node])
+
+    def in_nodes(nodes):
+        for node in nodes:
+            for a in node.attribute:
+                if a.type == onnx.AttributeProto.TENSOR:
+                    yield a.t
+                elif a.type == onnx.AttributeProto.TENSORS:
+                    yield from a.tensors
+                elif a.type == onnx.AttributeProto.GRAPH:
+                    yield from in_graph(a.g)
+                elif a.type == onnx.AttributeProto.GRAPHS:
+                    for g in a.graphs:
+                        yield from in_graph(g)
+
+    tensors = list(in_graph(model.graph))
+    for f in model.functions:
+        tensors += list(in_nodes(f.node))
+    return [t for t in tensors if t.data_location == onnx.TensorProto.EXTERNAL]
+
+
+def load_external_data(model, path: Path) -> list[str]:
+    """Load the tensors a model keeps in external files (``torch.onnx.export(..., external_data=True)``
+    and the dynamo exporter write ``model.onnx.data``), each checked first by
+    :func:`check_external_data`. Returns the files' paths relative to the model's folder, sorted
+    (the compiled design copies them next to its copy of the source)."""
+    from onnx.external_data_helper import load_external_data_for_model
+
+    files = check_external_data(model, path)
+    if not files:
+        return []
+    try:
+        load_external_data_for_model(model, str(path.parent))
+    except (OSError, ValueError) as e:
+        raise InputError(str(path), f"cannot read the model's external data: {e}") from None
+    return files
+
+
+def check_external_data(model, path: Path) -> list[str]:
+    """Each external tensor's ``location`` must name a file inside the model's folder (a subfolder is
+    fine), present, and long enough for ``offset + length`` (or for the tensor's own size); returns
+    the files, relative to the model's folder."""
+    where = str(path)
+    tensors = _external_tensors(model)
+    if not tensors:
+        return []
+    base = path.parent.resolve()
+    files: dict[str, int] = {}
+    for t in tensors:
+        info = {e.key: e.value for e in t.external_data}
+        loc = info.get("location", "")
+        what = f"tensor '{t.name}': external data file {loc!r}"
+        target = (path.parent / loc).resolve() if loc and "\0" not in loc else None
+        if target is None or Path(loc).is_absolute() or base not in target.parents:
+            raise InputError(where, f"{what} is not a file inside the model's folder {path.parent}")
+        if not target.is_file():
+            raise InputError(where, f"{what} is missing (expected at {path.parent / loc}; keep the .onnx.data file "
+                                    "next to the model, as the exporter wrote it)")
+        try:
+            offset = int(info.get("offset", 0))
+            length = int(info["length"]) if "length" in info else \
+                int(np.prod(list(t.dims), dtype=np.int64)) * _ELEM_BYTES.get(t.data_type, 1)
+        except ValueError:
+            raise InputError(where, f"{what}: offset or length is not an integer") from None
+        size = files.setdefault(loc, target.stat().st_size)
+        if offset < 0 or length < 0 or offset + length > size:
+            raise InputError(where, f"{what} is truncated: the tensor needs bytes {offset}..{offset + length}, the "
+                                    f"file has {size}")
+    return sorted(files)
 
 
 def _check_names_and_types(model, where: str) -> None:

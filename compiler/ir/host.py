@@ -82,13 +82,19 @@ def single_node_model(attrs: dict, params: dict, in_shapes: list[tuple]):
 @functools.lru_cache(maxsize=256)
 def session(model_bytes: bytes):
     """An onnxruntime session of a serialized model (cached: host nodes are run many times)."""
+    return session_file(model_bytes)
+
+
+def session_file(model: bytes | str):
+    """An onnxruntime session of a serialized model, or of a model file (whose external data files
+    onnxruntime then finds beside it); not cached."""
     import onnxruntime as ort
 
     ort.set_default_logger_severity(4)   # errors come back as exceptions; nothing on stderr
     so = ort.SessionOptions()
     so.log_severity_level = 4
     so.intra_op_num_threads = 1
-    return ort.InferenceSession(model_bytes, so, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
 
 
 def run_model(model_bytes: bytes, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
