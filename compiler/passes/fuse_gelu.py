@@ -6,8 +6,9 @@ products. The Erf and the runtime x runtime product have no chip lowering, so le
 every MLP of a transformer to the host twice. Matched here (the front end has made the constant
 Mul/Div ``mul_const`` and the Add ``add_const``; Erf and the product are ``host`` nodes), the
 chain becomes ``act`` with ``{"kind": "gelu"}``, which ``fuse_activation`` then moves into the layer
-before it and the datapath computes with a table. The constants must match to float32 precision;
-anything else is left as it is."""
+before it and the datapath computes with a table. The match is on the algebra, not on one node
+order: any association of the product and any split of the 1/2 (``0.5 + 0.5 erf``) is found. The
+constants must match to float32 precision; anything else is left as it is."""
 
 from __future__ import annotations
 
@@ -28,34 +29,65 @@ def _host_op(ir: IR, n: str, op_type: str, runtime: int) -> bool:
             and all(o[0] == "x" for o in d["attrs"]["operands"]))
 
 
+#: a value of the cluster around one Erf, as the algebra sees it: ``k * x**m * (alpha + beta * E)``
+#: with ``E = erf(x / sqrt 2)``; GELU is ``m = 1, k alpha = k beta = 1/2``
+_TOL = 1e-6
+
+
+def _scaled_x(ir: IR, v: str, x: str) -> float | None:
+    """``s`` if value ``v`` is ``s * x`` (``x`` itself, or a constant Mul of it by one number)."""
+    if v == x:
+        return 1.0
+    if ir.g.nodes[v]["op"] == "mul_const" and ir.inputs(v) == [x]:
+        return _scalar(ir, v)
+    return None
+
+
+def _scalar(ir: IR, n: str) -> float | None:
+    c = np.asarray(ir.g.nodes[n]["params"]["c"])
+    return float(c.ravel()[0]) if c.size and np.all(c == c.ravel()[0]) else None
+
+
 def _rule(ir: IR, n: str) -> bool:
+    """Match GELU on the algebra, whatever the association order: from an Erf of ``x / sqrt 2``,
+    follow the single-consumer chain of constant scales, constant offsets and products with a
+    scaled ``x`` (``x * 0.5 * (1 + E)``, ``0.5 * (x * (1 + E))``, ``x * (0.5 + 0.5 E)``,
+    ``(0.5 x) * (E + 1)``, ...), tracking ``k x^m (alpha + beta E)``, until it equals
+    ``0.5 x (1 + E)``."""
     if not _host_op(ir, n, "Erf", 1):
         return False
     (div,) = ir.inputs(n)
     if not _const_is(ir, div, "mul_const", 1.0 / np.sqrt(2.0)) or single_consumer(ir, div) != n:
         return False
     (x,) = ir.inputs(div)
-    add = single_consumer(ir, n)
-    if add is None or not _const_is(ir, add, "add_const", 1.0):
-        return False
-    prod = single_consumer(ir, add)
-    if prod is None or not _host_op(ir, prod, "Mul", 2):
-        return False
-    other = [v for v in ir.inputs(prod) if v != add]
-    if len(other) != 1:
-        return False
-    dead = [div, n, add, prod]
-    if other[0] == x:                     # x * (1 + erf): the 0.5 must follow
-        target = single_consumer(ir, prod)
-        if target is None or not _const_is(ir, target, "mul_const", 0.5):
+    k, m, alpha, beta = 1.0, 0, 0.0, 1.0
+    dead, cur = [div, n], n
+    while True:
+        if m == 1 and np.isclose(k * alpha, 0.5, rtol=_TOL, atol=0) and np.isclose(k * beta, 0.5, rtol=_TOL, atol=0):
+            break
+        nxt = single_consumer(ir, cur)
+        if nxt is None:
             return False
-        dead.append(target)
-    elif _const_is(ir, other[0], "mul_const", 0.5) and ir.inputs(other[0]) == [x] \
-            and single_consumer(ir, other[0]) == prod:   # (0.5 x) * (1 + erf)
-        target = prod
-        dead.append(other[0])
-    else:
-        return False
+        d = ir.g.nodes[nxt]
+        if d["op"] == "mul_const" and _scalar(ir, nxt) is not None:
+            k *= _scalar(ir, nxt)
+        elif d["op"] == "add_const" and _scalar(ir, nxt) is not None and m == 0:
+            alpha, beta, k = k * alpha + _scalar(ir, nxt), k * beta, 1.0
+        elif _host_op(ir, nxt, "Mul", 2) and m == 0:
+            other = [v for v in ir.inputs(nxt) if v != cur]
+            s = _scaled_x(ir, other[0], x) if len(other) == 1 else None
+            if s is None:
+                return False
+            if other[0] != x:
+                if single_consumer(ir, other[0]) != nxt:
+                    return False
+                dead.append(other[0])
+            k, m = k * s, 1
+        else:
+            return False
+        dead.append(nxt)
+        cur = nxt
+    target = cur
     name = f"{target}_gelu"
     while name in ir.g:
         name += "_"

@@ -182,7 +182,8 @@ def test_merge_pad_into_conv(tmp_path, opset):
     np.testing.assert_allclose(ir_run_onnx_layout(after, feeds)[0], ort_run(p, feeds)[0], rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("form", ["half_last", "half_first", "mul_inv_sqrt2"])
+@pytest.mark.parametrize("form", ["half_last", "half_first", "mul_inv_sqrt2", "half_of_sum", "half_inside",
+                                  "erf_plus_one_first_x", "half_x_right"])
 def test_fuse_gelu(tmp_path, form):
     """GELU as PyTorch exports it before opset 20 (Div, Erf, Add 1, Mul x, Mul 0.5, either order)
     becomes one gelu activation, which fuse_activation then moves into the layer before it."""
@@ -196,6 +197,16 @@ def test_fuse_gelu(tmp_path, form):
             mk("Erf", ["g1"], ["g2"], name="erf"), mk("Add", ["g2", "one"], ["g3"])]
     if form == "half_first":
         tail = [mk("Mul", ["z", "half"], ["zh"]), mk("Mul", ["zh", "g3"], ["y"])]
+    elif form == "half_of_sum":          # 0.5 * (1 + erf) first, then * x
+        tail = [mk("Mul", ["half", "g3"], ["g4"]), mk("Mul", ["g4", "z"], ["y"])]
+    elif form == "half_inside":          # x * (0.5 + 0.5 * erf): the half split over the sum
+        head = head[:-1] + [mk("Mul", ["g2", "half"], ["e2"]), mk("Add", ["half", "e2"], ["g3"])]
+        tail = [mk("Mul", ["z", "g3"], ["y"])]
+    elif form == "erf_plus_one_first_x":  # (x * (erf + 1)) * 0.5 with the operands swapped
+        head = head[:-1] + [mk("Add", ["one", "g2"], ["g3"])]
+        tail = [mk("Mul", ["g3", "z"], ["g4"]), mk("Mul", ["half", "g4"], ["y"])]
+    elif form == "half_x_right":         # (1 + erf) * (x * 0.5)
+        tail = [mk("Mul", ["half", "z"], ["zh"]), mk("Mul", ["g3", "zh"], ["y"])]
     else:
         tail = [mk("Mul", ["z", "g3"], ["g4"]), mk("Mul", ["g4", "half"], ["y"])]
     x = ("x", ["N", 5, 8])
