@@ -346,19 +346,58 @@ class _Lowering:
                 total = max((out - 1) * stride[ax] + (kernel[ax] - 1) * dil[ax] + 1 - size, 0)
                 small, big = total // 2, total - total // 2
                 pads[ax], pads[ax + 2] = (small, big) if auto == "SAME_UPPER" else (big, small)
-        if int(self._attr(attrs, "ceil_mode", 0)):
-            raise self.err(node, "attribute ceil_mode=1 is not supported", UnsupportedOpError)
         for ax, size in enumerate((H, W)):
             span = (kernel[ax] - 1) * dil[ax] + 1
             if span > size + pads[ax] + pads[ax + 2]:
                 raise self.err(node, f"attribute kernel_shape={kernel} (dilated span {span}) is larger than the "
                                      f"padded input {size + pads[ax] + pads[ax + 2]} on axis {ax + 2}")
-        return {"kernel": kernel, "stride": stride, "pads": pads, "dilation": dil}
+        ceil_pads = [0, 0]
+        if int(self._attr(attrs, "ceil_mode", 0)):
+            # ceil_mode: the output size rounds up, as if the input had more padding at its end; a last
+            # window that would start in the end padding is dropped (PyTorch's and onnxruntime's rule)
+            for ax, size in enumerate((H, W)):
+                span = (kernel[ax] - 1) * dil[ax] + 1
+                full = size + pads[ax] + pads[ax + 2]
+                out = -(-(full - span) // stride[ax]) + 1
+                if (out - 1) * stride[ax] >= size + pads[ax]:
+                    out -= 1
+                ceil_pads[ax] = max(0, (out - 1) * stride[ax] + span - full)
+        return {"kernel": kernel, "stride": stride, "pads": pads, "dilation": dil, "ceil_pads": ceil_pads}
+
+    def _lift_1d(self, node, attrs):
+        """A 1-D window op (Conv1d, MaxPool1d, AvgPool1d on [N, C, L]) as the 2-D one with a unit
+        height: ``(x reshaped to [C, 1, L], the attributes with a unit first axis)``, or None if the
+        operand is not a runtime [N, C, L] tensor."""
+        import onnx.helper as oh
+
+        x = self.get(node, node.input[0])
+        if not (isinstance(x, Val) and x.batch_axis == 0 and len(x.shape) == 2):
+            return None
+        lifted = dict(attrs)
+        for key in ("kernel_shape", "strides", "dilations"):
+            if key in attrs:
+                lifted[key] = oh.make_attribute(key, [1] + [int(v) for v in self._attr(attrs, key, [])])
+        if "pads" in attrs:
+            p = [int(v) for v in self._attr(attrs, "pads", [])]
+            lifted["pads"] = oh.make_attribute("pads", [0, p[0], 0, p[1]] if len(p) == 2 else p)
+        shape = (x.shape[0], 1, x.shape[1])
+        return Val(self.emit(node, "reshape", shape, [x.node]), shape, 0), lifted
+
+    def _drop_1d(self, node, y: Val) -> Val:
+        """The result of a lifted 1-D op, [C, 1, L] back to [C, L]."""
+        shape = (y.shape[0], y.shape[2])
+        return Val(self.emit(node, "reshape", shape, [y.node]), shape, 0)
 
     def _op_Conv(self, node, attrs):
         self._nin(node, 2, 3)
-        x = self._image(node)
         W = self._weight(node, 1, self.const(node, node.input[1], "weight"))
+        lifted = self._lift_1d(node, attrs) if W.ndim == 3 else None
+        if lifted is not None:
+            x, attrs = lifted
+            return self._drop_1d(node, self._conv(node, attrs, x, W[:, :, None, :]))
+        return self._conv(node, attrs, self._image(node), W)
+
+    def _conv(self, node, attrs, x: Val, W: np.ndarray) -> Val:
         group = int(self._attr(attrs, "group", 1))
         if W.ndim != 4:
             raise self.err(node, f"weight '{node.input[1]}' has shape {list(W.shape)}; only 2-D convolution "
@@ -372,6 +411,8 @@ class _Lowering:
         if list(ks) != list(W.shape[2:]):
             raise self.err(node, f"attribute kernel_shape={list(ks)} differs from the weight's {list(W.shape[2:])}")
         geo = self._window(node, attrs, x, ks)
+        if any(geo.pop("ceil_pads")):
+            raise self.err(node, "attribute ceil_mode is not defined for Conv", UnsupportedOpError)
         b = np.zeros(W.shape[0])
         if len(node.input) > 2 and node.input[2]:
             b = check_weights(self.where, self.label(node), f"bias '{node.input[2]}'",
@@ -386,16 +427,28 @@ class _Lowering:
 
     def _pool(self, node, attrs, kind: str):
         self._nin(node, 1, 1)
-        x = self._image(node)
         if "kernel_shape" not in attrs:
             raise self.err(node, "attribute kernel_shape is required")
+        lifted = self._lift_1d(node, attrs) if len(self._attr(attrs, "kernel_shape", [])) == 1 else None
+        x, attrs = lifted if lifted is not None else (self._image(node), attrs)
         geo = self._window(node, attrs, x, self._attr(attrs, "kernel_shape", None))
         if kind == "avg" and geo["dilation"] != [1, 1]:
             raise self.err(node, "dilated average pooling is not supported", UnsupportedOpError)
+        include = bool(self._attr(attrs, "count_include_pad", 0))
+        extra = geo.pop("ceil_pads")
+        if any(extra) and kind == "avg" and include and any(geo["pads"]):
+            # the overhang of ceil_mode is not counted, the padding is: two kinds of pad in one window
+            raise self.err(node, "ceil_mode with count_include_pad=1 and pads is not supported", UnsupportedOpError)
+        if any(extra):
+            # the overhang is padding that no average counts (with count_include_pad=1 and no pads,
+            # PyTorch and onnxruntime divide by the part of the window inside the input too)
+            geo["pads"] = [geo["pads"][0], geo["pads"][1], geo["pads"][2] + extra[0], geo["pads"][3] + extra[1]]
+            include = False
         ho, wo = K.window_geometry(x.shape, geo["kernel"], geo["stride"], geo["pads"], geo["dilation"])
         shape = (x.shape[0], ho, wo)
-        a = {"kind": kind, **geo, "count_include_pad": bool(self._attr(attrs, "count_include_pad", 0))}
-        return Val(self.emit(node, "pool", shape, [x.node], attrs=a), shape, 0)
+        a = {"kind": kind, **geo, "count_include_pad": include}
+        y = Val(self.emit(node, "pool", shape, [x.node], attrs=a), shape, 0)
+        return self._drop_1d(node, y) if lifted is not None else y
 
     def _op_MaxPool(self, node, attrs):
         if len([o for o in node.output if o]) > 1:
@@ -409,9 +462,13 @@ class _Lowering:
 
     def _op_GlobalAveragePool(self, node, attrs):
         self._nin(node, 1, 1)
-        x = self._image(node)
+        lifted = self._lift_1d(node, attrs)
+        x = lifted[0] if lifted is not None else self._image(node)
         shape = (x.shape[0], 1, 1)
-        return Val(self.emit(node, "global_avgpool", shape, [x.node]), shape, 0)
+        y = Val(self.emit(node, "global_avgpool", shape, [x.node]), shape, 0)
+        if lifted is not None:     # [N, C, L] -> [N, C, 1]
+            return Val(self.emit(node, "reshape", (x.shape[0], 1), [y.node]), (x.shape[0], 1), 0)
+        return y
 
     def _op_ReduceMean(self, node, attrs):
         """The mean over a run of adjacent feature axes, as average pooling: the operand seen as

@@ -7,7 +7,7 @@ from onnx import helper, numpy_helper
 
 from compiler.errors import InputError, UnsupportedOpError
 from compiler.frontend import load_model
-from helpers import compare_with_ort, ir_run_onnx_layout, save_model
+from helpers import compare_with_ort, ir_run_onnx_layout, ort_run, save_model
 
 RNG = np.random.default_rng(0)
 K, M, N = 6, 4, 5
@@ -175,3 +175,50 @@ def test_per_token_matmul_on_three_d_input(tmp_path):
     ir = compare_with_ort(p, {"x": RNG.normal(size=(3, 5, 6))})
     (d,) = [n for n in ir.g.nodes if ir.g.nodes[n]["op"] == "dense"]
     assert ir.g.nodes[d]["shape"] == (5, 4)
+
+
+# ------------------------------------------------------------------ 1-D windows and ceil_mode (issue 18)
+
+_CEIL_CASES = [(kind, k, s, p, cip, size) for kind in ("MaxPool", "AveragePool") for k in (2, 3) for s in (1, 2, 3)
+               for p in (0, 1) for cip in (0, 1) for size in (7, 8, 13)
+               if 2 * p < k and not (kind == "MaxPool" and cip)]
+
+
+@pytest.mark.parametrize("kind, k, s, p, cip, size", _CEIL_CASES)
+def test_ceil_mode_pooling_matches_onnxruntime(tmp_path, kind, k, s, p, cip, size):
+    """ceil_mode as extra end padding that no average counts; one combination (an average that
+    counts real pads, with an overhang) is refused in one line rather than computed wrongly."""
+    from compiler.errors import UnsupportedOpError
+
+    attrs = dict(kernel_shape=[k, k], strides=[s, s], pads=[p] * 4, ceil_mode=1)
+    if kind == "AveragePool":
+        attrs["count_include_pad"] = cip
+    path = save_model(tmp_path / "pool.onnx", [helper.make_node(kind, ["x"], ["y"], **attrs)],
+                      [("x", ["N", 2, size, size])], [("y", ["N", 2, None, None])])
+    x = np.random.default_rng(k * 100 + s * 10 + size).normal(size=(2, 2, size, size))
+    try:
+        ir, _ = load_model(path)
+    except UnsupportedOpError as e:
+        assert kind == "AveragePool" and cip and p and "ceil_mode with count_include_pad=1" in str(e)
+        return
+    np.testing.assert_allclose(ir_run_onnx_layout(ir, {"x": x})[0], ort_run(path, {"x": x})[0], atol=1e-5)
+
+
+@pytest.mark.parametrize("op, attrs, out_shape, inits", [
+    ("Conv", dict(kernel_shape=[5], pads=[2, 2], strides=[2]), [6, 8], [("W", (6, 4, 5)), ("b", (6,))]),
+    ("Conv", dict(kernel_shape=[3], dilations=[2], group=2), [6, 12], [("W", (6, 2, 3))]),
+    ("MaxPool", dict(kernel_shape=[3], strides=[2], ceil_mode=1), [4, 8], []),
+    ("AveragePool", dict(kernel_shape=[4], strides=[4]), [4, 4], []),
+    ("GlobalAveragePool", {}, [4, 1], []),
+])
+def test_one_d_windows_lower_as_two_d_with_a_unit_height(tmp_path, op, attrs, out_shape, inits):
+    """Conv1d, MaxPool1d, AvgPool1d and a 1-D global average pool are the 2-D units with H = 1:
+    no host node, and the same numbers as onnxruntime."""
+    rng = np.random.default_rng(3)
+    ins = ["x"] + [n for n, _ in inits]
+    path = save_model(tmp_path / "m.onnx", [helper.make_node(op, ins, ["y"], **attrs)], [("x", ["N", 4, 16])],
+                      [("y", ["N", *out_shape])], [(n, rng.normal(size=sh)) for n, sh in inits])
+    ir, _ = load_model(path)
+    assert "host" not in {ir.g.nodes[n]["op"] for n in ir.g.nodes}
+    x = rng.normal(size=(3, 4, 16))
+    np.testing.assert_allclose(ir_run_onnx_layout(ir, {"x": x})[0], ort_run(path, {"x": x})[0], atol=1e-4)
