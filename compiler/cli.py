@@ -445,8 +445,20 @@ def partition_table(part: dict) -> str:
     lines = ["  " + "  ".join(c.rjust(w) if 2 <= k <= 7 else c.ljust(w) for k, (c, w) in enumerate(zip(r, width)))
              for r in rows]
     share = 100.0 * tot[0] / (tot[0] + tot[1]) if tot[0] + tot[1] else 100.0
-    return "\n".join(["  partition (segments in execution order):", *lines,
-                      f"  {share:.2f} % of the MACs run on crossbars"])
+    out = ["  partition (segments in execution order):", *lines, f"  {share:.2f} % of the MACs run on crossbars"]
+    order = {s["name"]: k for k, s in enumerate(part["segments"])}
+    host = sorted((s for s in part["segments"] if s["kind"] == "host"), key=lambda s: (-s["macs_host"], order[s["name"]]))
+    if host:
+        why = {}
+        for n in part["nodes"]:
+            if n["home"] == "host" and "onnx_op" in n:
+                why.setdefault(n["segment"], []).append(f"{n['onnx_op']} ({n['reason']})")
+        out.append(f"  largest host segment(s) by MACs ({len(host)} in all; manifest.json names every host node's reason):")
+        for s in host[:3]:
+            first = why.get(s["name"], ["digital nodes between host nodes"])
+            more = f" and {len(first) - 1} more" if len(first) > 1 else ""
+            out.append(f"    {s['name']}: {s['macs_host']:,} MACs, {s['nodes']} node(s): {first[0]}{more}")
+    return "\n".join(out)
 
 
 def _cmd_verify(args) -> int:

@@ -68,6 +68,9 @@ def test_corpus_model_compiles_and_runs_like_onnxruntime(name, compiled):
     assert sorted(n["onnx_op"] for n in m["partition"]["nodes"] if n["home"] == "host" and "onnx_op" in n) \
         == sorted(host_ops)
     assert m["rtl_datapath"]["generated"], m["rtl_datapath"]
+    if host_ops:          # compile names the largest host segments and why they are there
+        line = r.stderr.split("largest host segment(s) by MACs")[1].splitlines()[1]
+        assert host_ops[0] in line and "MACs" in line, r.stderr
     x = compiled / f"{name}_x.npy"
     np.save(x, np.random.default_rng(0).uniform(0, 1, (8, *shape)).astype(np.float32))
     r = amsc("run", out, "--inputs", x)
