@@ -60,41 +60,33 @@ def _case_dir() -> Path:
     return Path(tempfile.mkdtemp(prefix="amsc-fuzz-"))
 
 
+def _compile_case(tally, filename: str, content: bytes) -> None:
+    """One case: ``content`` written as ``filename`` in a fresh folder and compiled there."""
+    d = _case_dir()
+    try:
+        (d / filename).write_bytes(content)
+        tally(["compile", str(d / filename), "-o", str(d / OUTPUT)], d, {filename})
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 @FUZZ
 @given(data=st.data())
 def test_fuzz_onnx_front_end(tally, data):
     base = data.draw(st.sampled_from([dense_model, conv_model]), label="base")()
-    raw = mutate_onnx(base, data)
-    d = _case_dir()
-    try:
-        (d / "m.onnx").write_bytes(raw)
-        tally(["compile", str(d / "m.onnx"), "-o", str(d / OUTPUT)], d, {"m.onnx"})
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
+    _compile_case(tally, "m.onnx", mutate_onnx(base, data))
 
 
 @FUZZ
 @given(data=st.data())
 def test_fuzz_yaml_graph_front_end(tally, data):
-    text = mutate_yaml(GRAPH_YAML, data)
-    d = _case_dir()
-    try:
-        (d / "m.yaml").write_text(text)
-        tally(["compile", str(d / "m.yaml"), "-o", str(d / OUTPUT)], d, {"m.yaml"})
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
+    _compile_case(tally, "m.yaml", mutate_yaml(GRAPH_YAML, data).encode())
 
 
 @FUZZ
 @given(data=st.data())
 def test_fuzz_dynamics_front_end(tally, data):
-    text = mutate_yaml(DYNAMICS_YAML, data)
-    d = _case_dir()
-    try:
-        (d / "d.yaml").write_text(text)
-        tally(["compile", str(d / "d.yaml"), "-o", str(d / OUTPUT)], d, {"d.yaml"})
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
+    _compile_case(tally, "d.yaml", mutate_yaml(DYNAMICS_YAML, data).encode())
 
 
 COMPILE_OPTIONS = ["--tile", "--weight-bits", "--adc-bits", "--dac-bits", "--seed", "--max-tiles", "--wire-r",
