@@ -95,7 +95,7 @@ def test_evaluate_bad_input(designs, digits, tmp_path):
     assert_clean_error(amsc("evaluate", out, "--inputs", x, "--labels", tmp_path / "y_short.npy"),
                        "y_short.npy", "10 labels for 450 inputs")
     assert_clean_error(amsc("evaluate", out, "--inputs", x, "--samples", "451"), "x.npy", "--samples 451")
-    assert_clean_error(amsc("evaluate", out, "--inputs", x, "--sigma", "-0.1", "--mc", "2"), "--sigma", ">= 0")
+    assert_clean_error(amsc("evaluate", out, "--inputs", x, "--sigma", "-0.1", "--mc", "2"), "--sigma", "must be in 0.0..10.0")
     assert_clean_error(amsc("evaluate", out, "--inputs", x, "--mc", "0"), "--mc")
     assert_clean_error(amsc("evaluate", out, "--inputs", x, "--labels", y, "--mc", "2"), "--sigma",
                        "declares no programming sigma")
