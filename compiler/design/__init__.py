@@ -10,5 +10,5 @@
 Every command goes through it; no other module parses ``manifest.json``.
 """
 
-from .folder import (MANIFEST, SEAL, confined, foreign_files, load_compiled, load_json, peek_kind, require_network, using,  # noqa: F401
+from .folder import (MANIFEST, SEAL, confined, foreign_files, load_compiled, load_ir, load_json, peek_kind, require_network, using,  # noqa: F401
                      write_bytes_atomic, write_json_atomic)

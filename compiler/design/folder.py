@@ -313,3 +313,31 @@ def load_compiled(out: str | Path) -> dict:
                              + (" (it points outside the design's folder)" if ".." in str(rel).split("/")
                                 or str(rel).startswith("/") else ""))
     return manifest
+
+
+def load_ir(out: Path):
+    """The lowered IR of a compiled design (``ir.json``), with every array confined to the folder and
+    checked against the digest ``ir.json`` records."""
+    import numpy as np
+
+    from ..ir import IR
+    from .writer import array_file
+
+    path = out / "ir.json"
+    doc = load_json(path, "IR")
+    ir = IR(doc["name"], source=str(out))
+    ir.g.graph.update(doc.get("graph", {}))
+    for nd in doc["nodes"]:
+        params = {}
+        for key, dig in nd["params"].items():
+            p = confined(out, array_file(nd["name"], nd["op"], key), path, f"the array of node {nd['name']!r}")
+            try:
+                a = np.load(p, allow_pickle=False)
+            except (OSError, ValueError) as e:
+                raise InputError(p, f"cannot read the array of node '{nd['name']}': {e}") from None
+            if hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest() != dig["sha256"]:
+                raise InputError(p, f"array differs from the digest in ir.json (node '{nd['name']}')")
+            params[key] = a
+        ir.add(nd["name"], nd["op"], nd["shape"], inputs=nd["inputs"], attrs=nd["attrs"], params=params,
+               origin=nd["origin"])
+    return ir

@@ -26,16 +26,13 @@ output SNR in dB, ``10 log10(sum ref^2 / sum (out - ref)^2)``.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
 
-from ..design import MANIFEST, confined, load_json
-from ..design.writer import array_file
+from ..design import MANIFEST, confined, load_ir
 from ..errors import InputError
 from ..frontend.common import load_samples
-from ..ir import IR
 from ..ir.interp import eval_node
 from ..sim.netlist import read_deck
 
@@ -44,28 +41,6 @@ _ORT_DTYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tenso
                "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(bool)": np.bool_}
 #: vectors per circuit simulation call (one DC sweep point each)
 CHUNK = 256
-
-
-def load_ir(out: Path) -> IR:
-    """The lowered IR of a compiled design, with every array checked against ir.json's digest."""
-    path = out / "ir.json"
-    doc = load_json(path, "IR")
-    ir = IR(doc["name"], source=str(out))
-    ir.g.graph.update(doc.get("graph", {}))
-    for nd in doc["nodes"]:
-        params = {}
-        for key, dig in nd["params"].items():
-            p = confined(out, array_file(nd["name"], nd["op"], key), path, f"the array of node {nd['name']!r}")
-            try:
-                a = np.load(p, allow_pickle=False)
-            except (OSError, ValueError) as e:
-                raise InputError(p, f"cannot read the array of node '{nd['name']}': {e}") from None
-            if hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest() != dig["sha256"]:
-                raise InputError(p, f"array differs from the digest in ir.json (node '{nd['name']}')")
-            params[key] = a
-        ir.add(nd["name"], nd["op"], nd["shape"], inputs=nd["inputs"], attrs=nd["attrs"], params=params,
-               origin=nd["origin"])
-    return ir
 
 
 #: sessions of the design's model files, by file identity (a host segment runs once per batch and step)
