@@ -73,12 +73,13 @@ def _session(path: Path):
         raise InputError(path, f"onnxruntime cannot load this host segment: {first}") from None
 
 
-def _batch_axes(sess) -> dict[str, int]:
-    """Where each input/output of a host segment file has its symbolic batch dimension."""
+def _batch_axes(sess) -> dict[str, int | None]:
+    """Where each input/output of a host segment file has its symbolic batch dimension (None: the
+    value has no batch axis, a per-sample result of a model defined at batch 1)."""
     axes = {}
     for v in list(sess.get_inputs()) + list(sess.get_outputs()):
         sym = [k for k, d in enumerate(v.shape) if not isinstance(d, int)]
-        axes[v.name] = sym[0] if sym else 0
+        axes[v.name] = sym[0] if sym else None
     return axes
 
 
@@ -86,14 +87,29 @@ def run_host_segment(out: Path, seg: dict, vals: dict) -> None:
     """Run one host segment file in onnxruntime; its outputs go into ``vals`` (batch first)."""
     sess = _session(confined(out, seg["file"], out / MANIFEST, f"host segment {seg.get('name')!r}"))
     axes = _batch_axes(sess)
-    feeds = {v: np.ascontiguousarray(np.moveaxis(vals[v], 0, axes[v]), dtype=np.float32) for v in seg["inputs"]}
+    if seg.get("per_sample") or any(axes[v] is None for v in [*seg["inputs"], *seg["outputs"]]):
+        # a segment of a model defined at batch 1 only: one sample at a time
+        from ..ir.host import per_sample_feed
+
+        n = vals[seg["inputs"][0]].shape[0]
+        runs = [_run_segment(out, seg, sess, {v: per_sample_feed(vals[v], i, axes[v]) for v in seg["inputs"]})
+                for i in range(n)]
+        for k, name in enumerate(seg["outputs"]):
+            vals[name] = np.stack([y[k] if axes[name] is None else np.moveaxis(y[k], axes[name], 0)[0] for y in runs])
+        return
+    feeds = {v: np.moveaxis(vals[v], 0, axes[v]) for v in seg["inputs"]}
+    got = _run_segment(out, seg, sess, feeds)
+    for name, y in zip(seg["outputs"], got):
+        vals[name] = np.moveaxis(y, axes[name], 0)
+
+
+def _run_segment(out: Path, seg: dict, sess, feeds: dict) -> list[np.ndarray]:
     try:
-        got = sess.run(seg["outputs"], feeds)
+        got = sess.run(seg["outputs"], {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in feeds.items()})
     except Exception as e:  # noqa: BLE001
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise InputError(out / seg["file"], f"onnxruntime failed on this host segment: {first}") from None
-    for name, y in zip(seg["outputs"], got):
-        vals[name] = np.moveaxis(np.asarray(y, dtype=np.float64), axes[name], 0)
+    return [np.asarray(y, dtype=np.float64) for y in got]
 
 
 class HostSide:

@@ -56,6 +56,7 @@ class _Lowering:
         self.namer = Namer()
         self.env: dict[str, object] = {}
         self.index = 0
+        self.batch_one = False
         self.opset = default_opset(model)
         for init in graph.initializer:
             self.env[init.name] = self._tensor(init, f"initializer '{init.name}'")
@@ -157,6 +158,9 @@ class _Lowering:
         shape = tuple(d for i, d in enumerate(dims) if i != axis)
         if not shape:
             raise InputError(self.where, f"input '{vi.name}': no feature dimensions in shape {dims}")
+        # exported with a fixed batch of 1 (torch.onnx.export's default): host nodes that embed it
+        # (a reshape target, an initial state) may run one sample at a time
+        self.batch_one = axis is not None and not symbolic and dims[axis] == 1
         name = self.namer.fresh(vi.name)
         self.ir.add(name, "input", shape, attrs={"batch_axis": axis}, origin=vi.name)
         self.env[vi.name] = Val(name, shape, axis)
@@ -193,7 +197,7 @@ class _Lowering:
                 continue
             v = self.get(node, name)
             if isinstance(v, Val):
-                if v.batch_axis is None:
+                if v.batch_axis is None and not self.batch_one:
                     raise self.err(node, f"runs on the host ({reason}), but its operand '{name}' has no batch "
                                          "axis", UnsupportedOpError)
                 operands.append(["x", len(xs)])
@@ -216,8 +220,19 @@ class _Lowering:
                 shape, axis = H.infer_output(attrs, params, in_full, in_axes)
             except Exception as e:  # noqa: BLE001 - onnxruntime raises its own types for bad nodes
                 first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-                raise self.err(node, f"runs on the host ({reason}), but onnxruntime cannot run it: {first}",
-                               UnsupportedOpError) from None
+                if not self.batch_one:
+                    raise self.err(node, f"runs on the host ({reason}), but onnxruntime cannot run it: {first}",
+                                   UnsupportedOpError) from None
+                # the model is defined at its exported batch of 1 only: the node runs one sample at a
+                # time, and its result is per sample as it is (no batch axis of its own)
+                try:
+                    shape, axis = H.infer_per_sample(attrs, params, in_full, in_axes), None
+                except Exception as e2:  # noqa: BLE001
+                    first = (str(e2).strip().splitlines() or [type(e2).__name__])[0]
+                    raise self.err(node, f"runs on the host ({reason}), but onnxruntime cannot run it even one "
+                                         f"sample at a time: {first}", UnsupportedOpError) from None
+                attrs["per_sample"] = True
+                attrs["reason"] = f"{reason}; one sample at a time (exported with batch 1)"
             attrs["out_axis"] = axis
             name = self.emit(node, "host", shape, xs, attrs=attrs, params=params)
             self.env[out] = Val(name, shape, axis)
@@ -729,6 +744,15 @@ class _Lowering:
         if isinstance(A, Val) and isinstance(B, Val):
             raise self.err(node, "both operands are runtime tensors; one must be a weight initializer",
                            UnsupportedOpError)
+        if isinstance(A, Val) and A.batch_axis is None and not ta and len(A.shape) == 2:
+            # a per-sample matrix (a model defined at batch 1 only, after a host node run one sample
+            # at a time): each of its rows reads the same crossbar, like the tokens of a MatMul
+            B = self._weight(node, 1, B)
+            Bp = B.T if tb else B
+            if Bp.ndim != 2 or Bp.shape[0] != A.shape[1]:
+                raise self.err(node, f"weight B{'^T' if tb else ''} has shape {list(Bp.shape)}, "
+                                     f"expected [{A.shape[1]}, M] to match {A.shape[1]} input features")
+            return self._dense(node, A, alpha * Bp.T, bias, None)
         if isinstance(A, Val):
             # Y[N,M] = A'[N,K] B'[K,M]: per sample y = (alpha B')^T x
             self._need_vector(node, A, 1 if ta else 0, "operand A")
@@ -756,14 +780,15 @@ class _Lowering:
             raise self.err(node, "both operands are runtime tensors; one must be a weight initializer",
                            UnsupportedOpError)
         if isinstance(A, Val):
-            if len(A.shape) > 1 and A.batch_axis == 0:
-                # [N, T.., K] @ [K, M]: per token (bias, if any, comes from a following Add)
+            if len(A.shape) > 1 and (A.batch_axis == 0 or (A.batch_axis is None and self.batch_one)):
+                # [N, T.., K] @ [K, M]: per token (bias, if any, comes from a following Add); a
+                # per-sample [T.., K] of a model defined at batch 1 only likewise
                 Bm = self._weight(node, 1, B)
                 if Bm.ndim != 2 or Bm.shape[0] != A.shape[-1]:
                     raise self.err(node, f"weight B has shape {list(Bm.shape)}, expected [{A.shape[-1]}, M] for "
                                          f"the per-token product of an operand of per-sample shape {list(A.shape)}",
                                    UnsupportedOpError)
-                return self._dense(node, A, Bm.T, None, 0)
+                return self._dense(node, A, Bm.T, None, A.batch_axis)
             self._need_vector(node, A, A.batch_axis if A.batch_axis in (0, None) else 0, "operand A")
             Bm = self._weight(node, 1, B)
             if Bm.ndim != 2 or Bm.shape[0] != A.shape[0]:

@@ -102,12 +102,39 @@ def run_model(model_bytes: bytes, feeds: dict[str, np.ndarray]) -> list[np.ndarr
     return sess.run(None, {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in feeds.items()})
 
 
+def per_sample_feed(x: np.ndarray, i: int, ax) -> np.ndarray:
+    """Sample ``i`` of a batch-first array in a one-sample ONNX layout: a batch of 1 on axis ``ax``,
+    or the per-sample value as it is where the value has no batch axis."""
+    return np.asarray(x[i]) if ax is None else np.moveaxis(np.asarray(x[i:i + 1]), 0, ax)
+
+
 def run_host(attrs: dict, params: dict, xs: list[np.ndarray]) -> np.ndarray:
-    """Evaluate a host node on batch-first operands; returns the batch-first result (float64)."""
+    """Evaluate a host node on batch-first operands; returns the batch-first result (float64). A
+    ``per_sample`` node (of a model defined at batch 1 only) runs once per sample."""
+    if attrs.get("per_sample"):
+        ys = []
+        for i in range(xs[0].shape[0]):
+            onx = [per_sample_feed(x, i, ax) for x, ax in zip(xs, attrs["in_axes"])]
+            model = single_node_model(attrs, params, [x.shape for x in onx])
+            (y,) = run_model(model.SerializeToString(), {f"x{k}": x for k, x in enumerate(onx)})
+            ys.append(np.asarray(y, dtype=np.float64))
+        return np.stack(ys)
     onx = [np.moveaxis(np.asarray(x), 0, ax) for x, ax in zip(xs, attrs["in_axes"])]
     model = single_node_model(attrs, params, [x.shape for x in onx])
     (y,) = run_model(model.SerializeToString(), {f"x{k}": x for k, x in enumerate(onx)})
     return np.moveaxis(np.asarray(y, dtype=np.float64), attrs["out_axis"], 0)
+
+
+def infer_per_sample(attrs: dict, params: dict, in_full_shapes: list[tuple], in_axes: list) -> tuple:
+    """The full shape of a host node's result at batch 1 (its per-sample shape when it runs one
+    sample at a time)."""
+    shapes = [tuple(1 if ax is not None and k == ax else d for k, d in enumerate(s)) for s, ax in
+              zip(in_full_shapes, in_axes)]
+    model = single_node_model(attrs, params, shapes)
+    (y,) = run_model(model.SerializeToString(), {f"x{k}": np.zeros(s, np.float32) for k, s in enumerate(shapes)})
+    if y.dtype != np.float32:
+        raise ValueError(f"its result has element type {y.dtype}; tensors between nodes must be float32")
+    return tuple(y.shape)
 
 
 def infer_output(attrs: dict, params: dict, in_full_shapes: list[tuple], in_axes: list) -> tuple[tuple, int | None]:
@@ -133,6 +160,12 @@ def infer_output(attrs: dict, params: dict, in_full_shapes: list[tuple], in_axes
         raise ValueError(f"its result shape {list(a)} (batch 1) / {list(b)} (batch 2) does not keep one batch axis")
     ax = diff[0]
     return tuple(d for k, d in enumerate(a) if k != ax), ax
+
+
+def _no_batch(ir, v: str) -> bool:
+    """Whether value ``v`` has no batch axis in ONNX layout (a per-sample host result)."""
+    d = ir.g.nodes[v]
+    return d["op"] == "host" and d["attrs"].get("out_axis", 0) is None
 
 
 def segment_model(ir, seg: dict):
@@ -167,7 +200,12 @@ def segment_model(ir, seg: dict):
             continue
         if d["op"] == "softmax":
             # batch first; a positive axis. The front end makes a softmax node before opset 13 only for
-            # the last axis, where the old flattening semantics agree with the new ones.
+            # the last axis, where the old flattening semantics agree with the new ones. An operand
+            # without a batch axis (a per-sample host result) keeps its own axes.
+            if ins[0] in axis_of and axis_of[ins[0]] is None or (ins[0] not in axis_of and _no_batch(ir, ins[0])):
+                axis_of[ins[0]] = axis_of[n] = None
+                nodes.append(helper.make_node("Softmax", [ins[0]], [n], name=n, axis=a["axis"] % len(d["shape"])))
+                continue
             axis_of.setdefault(ins[0], 0)
             axis_of[n] = 0
             rank = len(d["shape"]) + 1
@@ -190,7 +228,8 @@ def segment_model(ir, seg: dict):
 
     def info(v):
         shape = list(g.nodes[v]["shape"])
-        shape.insert(axis_of[v], "N")
+        if axis_of[v] is not None:
+            shape.insert(axis_of[v], "N")
         return helper.make_tensor_value_info(v, _FLOAT, shape)
 
     graph = helper.make_graph(nodes, seg["name"], [info(v) for v in seg["inputs"]], [info(v) for v in seg["outputs"]],

@@ -76,6 +76,11 @@ def host_macs(ir: IR, n: str) -> int:
     if t in ("MatMul", "Gemm", "MatMulInteger", "Einsum"):
         k = ins[0][-1] if ins and ins[0] else 1
         return out * int(k)
+    if t in ("LSTM", "GRU", "RNN") and len(consts) >= 2:
+        # every time step multiplies the input by W and the state by R (all gates and directions)
+        w, r = consts[0], consts[1]
+        steps = int(np.prod(ins[0])) // max(1, int(w.shape[-1])) if ins else 1
+        return steps * int(w.size + r.size)
     if t in ("Conv", "ConvTranspose") and consts:
         w = consts[0]
         return out * int(np.prod(w.shape[1:]))
@@ -130,6 +135,9 @@ def partition(ir: IR, options=None, pdk=None) -> IR:
         seg["macs_host"] = sum(host_macs(ir, n) for n in seg["nodes"])
         if seg["kind"] == "host":
             seg["file"] = f"host/{seg['name']}.onnx"
+            # a host node of a model defined at batch 1 only: the segment runs one sample at a time
+            if any(g.nodes[n]["attrs"].get("per_sample") for n in seg["nodes"] if g.nodes[n]["op"] == "host"):
+                seg["per_sample"] = True
     g.graph["partition"] = {
         "segments": segments,
         "homes": {n: "host" if side[n] == "host" else home(g.nodes[n]["op"]) for n in sorted(work)},

@@ -3,9 +3,11 @@ scripts/export_corpus.py with torch.onnx.export and the dynamo exporter; the sui
 
 Every model either compiles, with the share of its MACs on crossbars and its host nodes asserted,
 and ``amsc run`` on 8 rows against models exported with batch 1 reproduces onnxruntime at 8-bit
-weights (SNR >= 12 dB), or is refused in one clean line. The refusals are what issue 18 still has to
-build (attention with the batch on axis 1, the class-token Concat, LSTM and GRU); when one of them
-starts to compile, its case here fails and moves to the first table."""
+weights (SNR >= 12 dB), or is refused in one clean line. The refusal is what issue 18 still has to
+build (self-attention whose reshape folds the exported batch into the heads, after the front end
+placed the batch on axis 1); when it starts to compile, its case here fails and moves to the first
+table. The LSTM and GRU cells themselves still run on the host (their share of MACs on crossbars
+is the classifier head's)."""
 
 from __future__ import annotations
 
@@ -29,13 +31,16 @@ COMPILES = {
     "shufflenet_v2": ((3, 64, 64), 1.0, ["Slice"] * 6, 0.875),
     "squeezenet1_1": ((3, 64, 64), 1.0, [], 0.5),
     "mlp_dynamo": ((64,), 1.0, [], 0.875),
+    # exported at batch 1 with the batch folded into constants: these host nodes run one sample at a time
+    "vit_tiny": ((3, 32, 32), 0.94, ["Concat", *["Gather"] * 7, *["LayerNormalization"] * 5, *["MatMul"] * 4,
+                                     *["Softmax"] * 2, *["Squeeze"] * 2, *["Transpose"] * 16, *["Unsqueeze"] * 2],
+                 0.875),
+    "lstm_classifier": ((20, 16), 0.0025, ["Gather", "LSTM", "Squeeze", "Transpose", "Transpose"], 0.875),
+    "gru_classifier": ((20, 16), 0.003, ["GRU", "Gather", "Transpose", "Transpose", "Transpose"], 0.75),
 }
 #: model -> what the refusal names (the first node a host segment cannot run at the exported batch)
 REFUSED = {
     "transformer_encoder": "Reshape",
-    "vit_tiny": "Concat",
-    "lstm_classifier": "LSTM",
-    "gru_classifier": "GRU",
 }
 SNR_DB = 12.0
 
@@ -70,7 +75,7 @@ def test_corpus_model_compiles_and_runs_like_onnxruntime(name, compiled):
     assert m["rtl_datapath"]["generated"], m["rtl_datapath"]
     if host_ops:          # compile names the largest host segments and why they are there
         line = r.stderr.split("largest host segment(s) by MACs")[1].splitlines()[1]
-        assert host_ops[0] in line and "MACs" in line, r.stderr
+        assert any(op in line for op in host_ops) and "MACs" in line, r.stderr
     x = compiled / f"{name}_x.npy"
     np.save(x, np.random.default_rng(0).uniform(0, 1, (8, *shape)).astype(np.float32))
     r = amsc("run", out, "--inputs", x)
@@ -82,7 +87,7 @@ def test_corpus_model_compiles_and_runs_like_onnxruntime(name, compiled):
         assert agree >= top1, r.stderr
 
 
-@pytest.mark.parametrize("name", ["conv1d_kws", "mlp_dynamo"])
+@pytest.mark.parametrize("name", ["conv1d_kws", "mlp_dynamo", "lstm_classifier", "gru_classifier"])
 def test_small_corpus_chips_are_bit_exact_in_rtl_sim(name, compiled):
     import subprocess
 
