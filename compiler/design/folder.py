@@ -128,7 +128,8 @@ def check_output_dir(out: Path) -> None:
         sealed, manifest = False, None
     if not sealed or not isinstance(manifest, dict) or not isinstance(manifest.get("files"), list):
         raise InputError(out, f"output folder is not empty and is not an amsc design (no {SEAL} seal matching its "
-                              f"{MANIFEST}); refusing to replace it: nothing was deleted")
+                              f"{MANIFEST}); refusing to replace it: nothing was deleted (an output of an amsc "
+                              "older than the seal? remove it yourself, or compile into another folder)")
     bad = foreign_files(out, manifest, check_digests=True)
     if bad:
         more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
