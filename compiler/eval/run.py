@@ -286,6 +286,9 @@ class Design:
         # chunks of that many rows, the last one padded with zeros; a symbolic batch runs whole
         step = fixed if isinstance(fixed, int) and fixed > 0 else x.shape[0]
         x = np.asarray(x, np.float32)
+        # declared inputs that no node reads: zeros, the same for every chunk
+        unused = {other: np.zeros([d if isinstance(d, int) and d > 0 else step for d in v.shape],
+                                  _ORT_DTYPES.get(v.type, np.float32)) for other, v in spec.items() if other != name}
         chunks = []
         for lo in range(0, x.shape[0], step):
             part = x[lo:lo + step]
@@ -295,12 +298,7 @@ class Design:
             feed = part if axis is not None else part[0]
             if axis not in (None, 0):
                 feed = np.moveaxis(feed, 0, axis)
-            feeds = {name: feed}
-            for other, v in spec.items():    # declared inputs that no node reads: zeros
-                if other != name:
-                    feeds[other] = np.zeros([d if isinstance(d, int) and d > 0 else step for d in v.shape],
-                                            _ORT_DTYPES.get(v.type, np.float32))
-            got = sess.run(None, feeds)
+            got = sess.run(None, {name: feed, **unused})
             out = []
             for o, y in zip(self.outputs, got):
                 ax = self.ir.g.nodes[o]["attrs"]["batch_axis"]

@@ -112,24 +112,22 @@ def run_host(attrs: dict, params: dict, xs: list[np.ndarray]) -> np.ndarray:
     """Evaluate a host node on batch-first operands; returns the batch-first result (float64). A
     ``per_sample`` node (of a model defined at batch 1 only) runs once per sample."""
     if attrs.get("per_sample"):
-        ys = []
-        for i in range(xs[0].shape[0]):
-            onx = [per_sample_feed(x, i, ax) for x, ax in zip(xs, attrs["in_axes"])]
-            model = single_node_model(attrs, params, [x.shape for x in onx])
-            (y,) = run_model(model.SerializeToString(), {f"x{k}": x for k, x in enumerate(onx)})
-            ys.append(np.asarray(y, dtype=np.float64))
-        return np.stack(ys)
+        feeds = [[per_sample_feed(x, i, ax) for x, ax in zip(xs, attrs["in_axes"])] for i in range(xs[0].shape[0])]
+        model = single_node_model(attrs, params, [x.shape for x in feeds[0]]).SerializeToString()  # one per node
+        return np.stack([_run_single(model, onx) for onx in feeds])
     onx = [np.moveaxis(np.asarray(x), 0, ax) for x, ax in zip(xs, attrs["in_axes"])]
-    model = single_node_model(attrs, params, [x.shape for x in onx])
-    (y,) = run_model(model.SerializeToString(), {f"x{k}": x for k, x in enumerate(onx)})
-    return np.moveaxis(np.asarray(y, dtype=np.float64), attrs["out_axis"], 0)
+    model = single_node_model(attrs, params, [x.shape for x in onx]).SerializeToString()
+    return np.moveaxis(_run_single(model, onx), attrs["out_axis"], 0)
 
 
-def infer_per_sample(attrs: dict, params: dict, in_full_shapes: list[tuple], in_axes: list) -> tuple:
-    """The full shape of a host node's result at batch 1 (its per-sample shape when it runs one
-    sample at a time)."""
-    shapes = [tuple(1 if ax is not None and k == ax else d for k, d in enumerate(s)) for s, ax in
-              zip(in_full_shapes, in_axes)]
+def _run_single(model_bytes: bytes, onx: list[np.ndarray]) -> np.ndarray:
+    """The result of a one-node model (:func:`single_node_model`) on its ONNX-layout operands."""
+    (y,) = run_model(model_bytes, {f"x{k}": x for k, x in enumerate(onx)})
+    return np.asarray(y, dtype=np.float64)
+
+
+def _result_shape(attrs: dict, params: dict, shapes: list[tuple]) -> tuple:
+    """The shape of a host node's result on zeros of the given full shapes (float32 required)."""
     model = single_node_model(attrs, params, shapes)
     (y,) = run_model(model.SerializeToString(), {f"x{k}": np.zeros(s, np.float32) for k, s in enumerate(shapes)})
     if y.dtype != np.float32:
@@ -137,24 +135,21 @@ def infer_per_sample(attrs: dict, params: dict, in_full_shapes: list[tuple], in_
     return tuple(y.shape)
 
 
+def infer_per_sample(attrs: dict, params: dict, in_full_shapes: list[tuple], in_axes: list) -> tuple:
+    """The full shape of a host node's result at batch 1 (its per-sample shape when it runs one
+    sample at a time)."""
+    return _result_shape(attrs, params, _batched(in_full_shapes, in_axes, 1))
+
+
+def _batched(in_full_shapes: list[tuple], in_axes: list, batch: int) -> list[tuple]:
+    """The operands' full shapes with ``batch`` on each one's batch axis (if it has one)."""
+    return [tuple(batch if k == ax else d for k, d in enumerate(s)) for s, ax in zip(in_full_shapes, in_axes)]
+
+
 def infer_output(attrs: dict, params: dict, in_full_shapes: list[tuple], in_axes: list) -> tuple[tuple, int | None]:
     """(per-sample shape, batch axis) of a host node's result, found by running it on zeros at
     batch 1 and batch 2: the axis that grows with the batch is the batch axis."""
-    outs = []
-    for batch in (1, 2):
-        shapes = []
-        for s, ax in zip(in_full_shapes, in_axes):
-            s = list(s)
-            if ax is not None:
-                s[ax] = batch
-            shapes.append(tuple(s))
-        model = single_node_model(attrs, params, shapes)
-        feeds = {f"x{k}": np.zeros(s, np.float32) for k, s in enumerate(shapes)}
-        (y,) = run_model(model.SerializeToString(), feeds)
-        if y.dtype != np.float32:
-            raise ValueError(f"its result has element type {y.dtype}; tensors between nodes must be float32")
-        outs.append(y.shape)
-    a, b = outs
+    a, b = (_result_shape(attrs, params, _batched(in_full_shapes, in_axes, batch)) for batch in (1, 2))
     diff = [k for k in range(len(a)) if len(a) == len(b) and a[k] != b[k]]
     if len(a) != len(b) or len(diff) != 1 or a[diff[0]] != 1 or b[diff[0]] != 2:
         raise ValueError(f"its result shape {list(a)} (batch 1) / {list(b)} (batch 2) does not keep one batch axis")
@@ -202,7 +197,7 @@ def segment_model(ir, seg: dict):
             # batch first; a positive axis. The front end makes a softmax node before opset 13 only for
             # the last axis, where the old flattening semantics agree with the new ones. An operand
             # without a batch axis (a per-sample host result) keeps its own axes.
-            if ins[0] in axis_of and axis_of[ins[0]] is None or (ins[0] not in axis_of and _no_batch(ir, ins[0])):
+            if axis_of.get(ins[0], None if _no_batch(ir, ins[0]) else 0) is None:
                 axis_of[ins[0]] = axis_of[n] = None
                 nodes.append(helper.make_node("Softmax", [ins[0]], [n], name=n, axis=a["axis"] % len(d["shape"])))
                 continue

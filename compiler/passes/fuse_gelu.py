@@ -68,11 +68,12 @@ def _rule(ir: IR, n: str) -> bool:
         nxt = single_consumer(ir, cur)
         if nxt is None:
             return False
-        d = ir.g.nodes[nxt]
-        if d["op"] == "mul_const" and _scalar(ir, nxt) is not None:
-            k *= _scalar(ir, nxt)
-        elif d["op"] == "add_const" and _scalar(ir, nxt) is not None and m == 0:
-            alpha, beta, k = k * alpha + _scalar(ir, nxt), k * beta, 1.0
+        op = ir.g.nodes[nxt]["op"]
+        c = _scalar(ir, nxt) if op in ("mul_const", "add_const") else None
+        if op == "mul_const" and c is not None:
+            k *= c
+        elif op == "add_const" and c is not None and m == 0:
+            alpha, beta, k = k * alpha + c, k * beta, 1.0
         elif _host_op(ir, nxt, "Mul", 2) and m == 0:
             other = [v for v in ir.inputs(nxt) if v != cur]
             s = _scaled_x(ir, other[0], x) if len(other) == 1 else None
