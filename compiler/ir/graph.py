@@ -3,10 +3,10 @@
 Every node produces one tensor. Shapes are *per sample* (the batch axis is not part of the IR).
 Node data, all required:
 
-``op``      one of :data:`OPS`
+``op``      one of :data:`OPS` (the operator registry, ``ir/ops``)
 ``shape``   tuple of ints, the per-sample output shape
 ``dtype``   ``"float32"``
-``attrs``   dict of JSON-able scalars/lists (op-specific, see :data:`OPS`)
+``attrs``   dict of JSON-able scalars/lists (op-specific, see the op's registry entry)
 ``params``  dict name -> read-only numpy array (weights, conductances)
 ``origin``  the name the node had in the source model (never emitted into SPICE/Verilog)
 
@@ -20,56 +20,19 @@ import copy
 import networkx as nx
 import numpy as np
 
-# op -> (number of operands or None for "one or more", required attrs, required params)
-# Window attrs: kernel [kh, kw], stride [sh, sw], pads [top, left, bottom, right], dilation [dh, dw].
-# An activation is a dict: {"kind": one of kernels.ACT_KINDS, plus "alpha" (leaky_relu) or
-# "lo"/"hi" (clip)}.
+from .ops import REGISTRY
+
+#: op -> (number of operands or None for "one or more", required attrs, required params): a view of the
+#: operator registry (``ir/ops``), where each op is defined with its shape rule, kernels, home and unit.
 OPS: dict[str, tuple[int | None, tuple[str, ...], tuple[str, ...]]] = {
-    "input": (0, ("batch_axis",), ()),
-    "output": (1, ("batch_axis",), ()),
-    "identity": (1, (), ()),
-    "act": (1, ("activation",), ()),
-    "reshape": (1, (), ()),
-    "transpose": (1, ("perm",), ()),
-    "concat": (None, ("axis",), ()),
-    "add": (2, (), ()),
-    "add_const": (1, (), ("c",)),
-    # y = x * c elementwise, c of the per-sample shape (Mul/Div by a constant that no layer absorbed)
-    "mul_const": (1, (), ("c",)),
-    "batchnorm": (1, ("eps",), ("scale", "bias", "mean", "var")),
-    "pool": (1, ("kind", "kernel", "stride", "pads", "dilation", "count_include_pad"), ()),
-    "global_avgpool": (1, (), ()),
-    # constant padding of a (C, H, W) map, pads [top, left, bottom, right] (merged into a following conv)
-    "pad": (1, ("pads", "value"), ()),
-    "softmax": (1, ("axis",), ()),
-    # an ONNX node run on the host by onnxruntime (see ir/host.py); params are its constant inputs
-    "host": (None, ("op_type", "onnx", "operands", "in_axes", "out_axis", "output", "opset", "reason"), ()),
-    # y = act(W x + b) over the last axis, W: [out, in]; leading axes are tokens (an [N, T, K] MatMul),
-    # each read through the same crossbar. After `quantize` also gpos/gneg [in, out] in siemens.
-    "dense": (1, ("activation",), ("W", "b")),
-    # 2-D convolution: W [C_out, C_in/group, kh, kw] (attr "group", default 1: output channel block k
-    # reads input channel block k); after `quantize` gpos/gneg of W.reshape(C_out, -1).T, [C_in/group*kh*kw, C_out]
-    "conv": (1, ("activation", "kernel", "stride", "pads", "dilation"), ("W", "b")),
-    # (C, H, W) -> (Ho*Wo, C*kh*kw): the patches a convolution's crossbar sees, one per output position
-    "im2col": (1, ("kernel", "stride", "pads", "dilation"), ()),
-    # One crossbar tile: rows [row0,row1) of the layer's inputs (last axis), outputs [col0,col1).
-    # A tile of a grouped convolution holds several groups block-diagonally; attr "blocks" then lists
-    # the programmed [r0, r1, c0, c1] blocks (tile-local), and the cells between them sit at G_min.
-    "xbar_tile": (1, ("layer", "row0", "row1", "col0", "col1", "tile_rows", "tile_cols",
-                      "adc_full_scale_a", "rf_ohm"), ("gpos", "gneg")),
-    # Digital accumulator: sums row-split partial sums, concatenates column splits,
-    # rescales to weight units, adds the bias, applies the activation; for a convolution it
-    # lays the (Ho*Wo, C_out) results out as (C_out, Ho, Wo) (attr "spatial" = [Ho, Wo]).
-    # w_scale [C_out]: weight units per siemens of each output column (see passes/quantize.py).
-    "accum": (None, ("layer", "activation", "row_splits", "col_splits", "spatial"), ("b", "w_scale")),
-}
+    name: (o.arity, o.attrs, o.params) for name, o in sorted(REGISTRY.items())}
 
 #: Ops that run on crossbars; everything else in the lowered IR is digital, or host (HOST_OPS).
-MATMUL_OPS = ("dense", "conv")
-HOST_OPS = ("host", "softmax")
+MATMUL_OPS = tuple(sorted(n for n, o in REGISTRY.items() if o.home == "crossbar" and n != "xbar_tile"))
+HOST_OPS = tuple(sorted(n for n, o in REGISTRY.items() if o.home == "host"))
 #: Digital ops a host segment can compute too, as the ONNX operator they came from: the partition
 #: moves one between host nodes to the host (passes/partition.py, ir/host.py:segment_model).
-SWING_OPS = ("mul_const", "add_const", "transpose", "reshape")
+SWING_OPS = tuple(sorted(n for n, o in REGISTRY.items() if o.swing))
 
 
 def _frozen(a: np.ndarray) -> np.ndarray:

@@ -23,6 +23,7 @@ import functools
 import numpy as np
 
 from .graph import SWING_OPS
+from .ops import REGISTRY
 
 #: ONNX element types of runtime tensors between host nodes and the chip: float32 only.
 _FLOAT = 1
@@ -183,15 +184,9 @@ def segment_model(ir, seg: dict):
             # a digital node the partition moved to the host (its operand is batch first there)
             axis_of.setdefault(ins[0], 0)
             axis_of[n] = 0
-            if d["op"] == "transpose":
-                nodes.append(helper.make_node("Transpose", [ins[0]], [n], name=n, perm=[0] + [p + 1 for p in a["perm"]]))
-            elif d["op"] == "reshape":
-                inits.append(numpy_helper.from_array(np.array([-1, *d["shape"]], np.int64), f"{n}__shape"))
-                nodes.append(helper.make_node("Reshape", [ins[0], f"{n}__shape"], [n], name=n))
-            else:
-                inits.append(numpy_helper.from_array(np.asarray(d["params"]["c"], np.float32), f"{n}__c"))
-                nodes.append(helper.make_node("Mul" if d["op"] == "mul_const" else "Add", [ins[0], f"{n}__c"], [n],
-                                              name=n))
+            made, consts = REGISTRY[d["op"]].to_onnx(helper, numpy_helper, n, d, ins)
+            nodes += made
+            inits += consts
             continue
         if d["op"] == "softmax":
             # batch first; a positive axis. The front end makes a softmax node before opset 13 only for

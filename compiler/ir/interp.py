@@ -8,17 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import kernels as K
 from .graph import IR
-from .host import run_host
-
-
-def layer_matrix(p: dict, a: dict) -> np.ndarray:
-    """The ``[out, in]`` matrix a dense/conv layer computes with: quantized once it has conductances."""
-    if "gpos" in p:
-        return (p["gpos"] - p["gneg"]).T * p["w_scale"][:, None]
-    W = p["W"]
-    return W.reshape(W.shape[0], -1)
+from .ops import REGISTRY
 
 
 def run_ir(ir: IR, feeds: dict[str, np.ndarray], every_node: bool = False) -> dict[str, np.ndarray]:
@@ -41,60 +32,7 @@ def eval_node(ir: IR, n: str, xs: list[np.ndarray], tile_fn=None, pre_activation
     if given, computes a crossbar tile's ``x @ (G+ - G-)`` instead (a circuit engine). With
     ``pre_activation`` an accumulator's value before its activation."""
     d = ir.g.nodes[n]
-    op, a, p = d["op"], d["attrs"], d["params"]
-    if op in ("identity", "output"):
-        y = xs[0]
-    elif op == "act":
-        y = K.activation(xs[0], a["activation"])
-    elif op == "reshape":
-        y = xs[0].reshape((xs[0].shape[0],) + d["shape"])
-    elif op == "transpose":
-        y = xs[0].transpose([0] + [q + 1 for q in a["perm"]])
-    elif op == "concat":
-        y = np.concatenate(xs, axis=a["axis"] + 1)
-    elif op == "add":
-        y = xs[0] + xs[1]
-    elif op == "add_const":
-        y = xs[0] + p["c"]
-    elif op == "mul_const":
-        y = xs[0] * p["c"]
-    elif op == "host":
-        y = run_host(a, p, xs)
-    elif op == "batchnorm":
-        shp = (1, -1) + (1,) * (len(d["shape"]) - 1)
-        s = p["scale"] / np.sqrt(p["var"] + a["eps"])
-        y = (xs[0] - p["mean"].reshape(shp)) * s.reshape(shp) + p["bias"].reshape(shp)
-    elif op == "pool":
-        y = K.pool(xs[0], a["kind"], a["kernel"], a["stride"], a["pads"], a["dilation"],
-                   a["count_include_pad"])
-    elif op == "pad":
-        t, l_, b, r = a["pads"]
-        y = np.pad(xs[0], ((0, 0), (0, 0), (t, b), (l_, r)), constant_values=a["value"])
-    elif op == "global_avgpool":
-        y = xs[0].mean(axis=(2, 3), keepdims=True)
-    elif op == "softmax":
-        y = K.softmax(xs[0], a["axis"] + 1 if a["axis"] >= 0 else a["axis"])
-    elif op == "dense":
-        y = K.activation(xs[0] @ layer_matrix(p, a).T + p["b"], a["activation"])
-    elif op == "conv":
-        cols = K.im2col(xs[0], a["kernel"], a["stride"], a["pads"], a["dilation"])
-        z = K.grouped_matmul(cols, layer_matrix(p, a), a.get("group", 1)) + p["b"]   # [N, P, C_out]
-        y = K.activation(z.transpose(0, 2, 1).reshape((-1,) + d["shape"]), a["activation"])
-    elif op == "im2col":
-        y = K.im2col(xs[0], a["kernel"], a["stride"], a["pads"], a["dilation"])
-    elif op == "xbar_tile":
-        x = xs[0][..., a["row0"]:a["row1"]]
-        y = x @ (p["gpos"] - p["gneg"]) if tile_fn is None else tile_fn(n, x)
-    elif op == "accum":
-        rs, cs = a["row_splits"], a["col_splits"]
-        cols = [sum(xs[r * cs + c] for r in range(rs)) for c in range(cs)]
-        z = np.concatenate(cols, axis=-1) * p["w_scale"] + p["b"]   # [N, (P,) C_out]
-        if a["spatial"] is not None:
-            z = z.transpose(0, 2, 1).reshape((-1,) + d["shape"])
-        y = z if pre_activation else K.activation(z, a["activation"])
-    else:  # pragma: no cover - the verifier rejects unknown ops first
-        raise ValueError(f"interpreter has no rule for op {op!r}")
-    return y
+    return REGISTRY[d["op"]].eval(d, xs, tile_fn=tile_fn, pre_activation=pre_activation, name=n)
 
 
 #: Calibration samples evaluated together, at most: bounds the interpreter's memory to a few

@@ -1,7 +1,8 @@
 """partition: give every node its home (crossbar, digital or host) and cut the graph into segments.
 
-Homes: crossbar tiles are ``crossbar``; ``host`` nodes (ONNX operators with no lowering) and
-``softmax`` are ``host``; everything else the chip's digital side computes is ``digital``. A
+Homes come from the operator registry (``ir/ops``): crossbar tiles are ``crossbar``; ``host`` nodes
+(ONNX operators with no lowering) and ``softmax`` are ``host``; everything else the chip's digital
+side computes is ``digital``. A
 *segment* is a run of nodes that execute in one place: ``chip`` segments hold crossbar and digital
 nodes, ``host`` segments host nodes. Segments are listed in execution order, and every value a
 segment reads comes from the model input or an earlier segment.
@@ -25,15 +26,15 @@ import heapq
 import numpy as np
 
 from ..ir import IR
-from ..ir.graph import HOST_OPS, SWING_OPS
+from ..ir.graph import SWING_OPS
+from ..ir.ops import REGISTRY
 
 _IO = ("input", "output")
 
 
 def home(op: str) -> str:
-    if op == "xbar_tile" or op in ("dense", "conv"):
-        return "crossbar"
-    return "host" if op in HOST_OPS else "digital"
+    """Where an op runs (its registry entry's home)."""
+    return REGISTRY[op].home
 
 
 def _side(op: str) -> str:

@@ -1,0 +1,111 @@
+"""Data-movement operators: reshape, transpose, concat and slice.
+
+On the chip a reshape is another view of the same memory; transpose, concat and slice run on the
+data-movement unit (``remap``), which reads each output element at a computed address."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import Remap, fail, register, row_major, size
+
+
+def _reshape_check(ir, n, d, ins) -> None:
+    if size(ins[0]) != size(d["shape"]):
+        fail(ir, n, f"reshape {ins[0]} -> {d['shape']} changes the element count")
+
+
+def _reshape_onnx(helper, numpy_helper, n, d, ins):
+    shape = numpy_helper.from_array(np.array([-1, *d["shape"]], np.int64), f"{n}__shape")
+    return [helper.make_node("Reshape", [ins[0], f"{n}__shape"], [n], name=n)], [shape]
+
+
+register("reshape", arity=1, check=_reshape_check,
+         eval=lambda d, xs, **_: xs[0].reshape((xs[0].shape[0],) + d["shape"]),
+         unit="view", swing=True, to_onnx=_reshape_onnx,
+         doc="y = x in another shape (row-major, the element count kept)")
+
+
+def _transpose_check(ir, n, d, ins) -> None:
+    perm = d["attrs"]["perm"]
+    if sorted(perm) != list(range(len(ins[0]))) or tuple(ins[0][p] for p in perm) != d["shape"]:
+        fail(ir, n, f"perm {perm} does not map {ins[0]} to {d['shape']}")
+
+
+def _transpose_remap(d, ins, dims) -> Remap:
+    pad = len(dims) - len(d["shape"])
+    st_in = row_major(ins[0])
+    return Remap(strides=[[0] * pad + [st_in[p] for p in d["attrs"]["perm"]]], gain=[1.0], offset=[0.0])
+
+
+def _transpose_onnx(helper, numpy_helper, n, d, ins):
+    perm = [0] + [p + 1 for p in d["attrs"]["perm"]]
+    return [helper.make_node("Transpose", [ins[0]], [n], name=n, perm=perm)], []
+
+
+register("transpose", arity=1, attrs=("perm",), check=_transpose_check,
+         eval=lambda d, xs, **_: xs[0].transpose([0] + [q + 1 for q in d["attrs"]["perm"]]),
+         unit="remap", remap=_transpose_remap, swing=True, to_onnx=_transpose_onnx,
+         doc="y = x with its axes permuted (perm as ONNX Transpose's, over the per-sample axes)")
+
+
+def _concat_check(ir, n, d, ins) -> None:
+    shape, ax = d["shape"], d["attrs"]["axis"]
+    if not 0 <= ax < len(shape) or any(len(s) != len(shape) for s in ins):
+        fail(ir, n, f"axis {ax} / operand ranks do not fit {shape}")
+    rest = [tuple(s[:ax] + s[ax + 1:]) for s in ins]
+    if len(set(rest)) != 1 or rest[0] != tuple(shape[:ax] + shape[ax + 1:]) or sum(s[ax] for s in ins) != shape[ax]:
+        fail(ir, n, f"operand shapes {ins} do not concatenate to {shape} on axis {ax}")
+
+
+def _concat_remap(d, ins, dims) -> Remap:
+    pad = len(dims) - len(d["shape"])
+    ax = d["attrs"]["axis"] + pad
+    strides, offs, at = [], [], 0
+    for s in ins:
+        sh = [1] * pad + list(s)
+        strides.append(row_major(sh))
+        offs.append(at)
+        at += sh[ax]
+    return Remap(strides=strides, gain=[1.0] * len(ins), offset=[0.0] * len(ins), ax=ax, offs=offs,
+                 base=[0] * len(ins))
+
+
+register("concat", arity=None, attrs=("axis",), check=_concat_check,
+         eval=lambda d, xs, **_: np.concatenate(xs, axis=d["attrs"]["axis"] + 1),
+         unit="remap", remap=_concat_remap,
+         doc="y = the operands joined along a per-sample axis")
+
+
+def _slice_check(ir, n, d, ins) -> None:
+    a, shape = d["attrs"], d["shape"]
+    ax, start, step = a["axis"], a["start"], a["step"]
+    if not (isinstance(ax, int) and 0 <= ax < len(ins[0]) and len(shape) == len(ins[0])):
+        fail(ir, n, f"axis {ax!r} does not fit operand shape {ins[0]}")
+    if not (isinstance(start, int) and isinstance(step, int) and step >= 1 and 0 <= start < ins[0][ax]):
+        fail(ir, n, f"start {start!r} / step {step!r} do not fit axis {ax} of {ins[0]}")
+    count = shape[ax] if len(shape) == len(ins[0]) else 0
+    if shape[:ax] != ins[0][:ax] or shape[ax + 1:] != ins[0][ax + 1:] or start + (count - 1) * step >= ins[0][ax]:
+        fail(ir, n, f"shape {shape} is not a slice of {ins[0]} on axis {ax} from {start} by {step}")
+
+
+def _slice_eval(d, xs, **_):
+    a = d["attrs"]
+    ax, start, step, count = a["axis"], a["start"], a["step"], d["shape"][a["axis"]]
+    idx = [slice(None)] * xs[0].ndim
+    idx[ax + 1] = slice(start, start + (count - 1) * step + 1, step)
+    return xs[0][tuple(idx)]
+
+
+def _slice_remap(d, ins, dims) -> Remap:
+    pad = len(dims) - len(d["shape"])
+    a = d["attrs"]
+    st = [0] * pad + row_major(ins[0])
+    base = a["start"] * st[pad + a["axis"]]
+    st[pad + a["axis"]] *= a["step"]
+    return Remap(strides=[st], gain=[1.0], offset=[0.0], base=[base])
+
+
+register("slice", arity=1, attrs=("axis", "start", "step"), check=_slice_check, eval=_slice_eval,
+         unit="remap", remap=_slice_remap,
+         doc="y = x[start::step] along one per-sample axis, shape[axis] elements (ONNX Slice, Split)")
