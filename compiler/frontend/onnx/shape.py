@@ -1,0 +1,266 @@
+"""Shapes and data movement: Constant, Identity, Dropout, Transpose, Squeeze, Unsqueeze, Concat, Flatten, Reshape."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ...errors import UnsupportedOpError
+from .reader import Val
+from .registry import lowers
+
+
+@lowers("Constant")
+def op_constant(cx, node, attrs):
+    if "value" in attrs:
+        return cx._tensor(attrs["value"].t, f"node '{cx.label(node)}' value")
+    for key in ("value_float", "value_floats", "value_int", "value_ints"):
+        if key in attrs:
+            return np.asarray(cx._attr(attrs, key, None))
+    raise cx.err(node, "needs a 'value' attribute (sparse/string constants are not supported)")
+
+
+@lowers("Transpose")
+def op_transpose(cx, node, attrs):
+    cx._nin(node, 1, 1)
+    x = cx.get(node, node.input[0])
+    perm = cx._attr(attrs, "perm", None)
+    if not isinstance(x, Val):
+        try:
+            return np.transpose(x, None if perm is None else [int(p) for p in perm])
+        except ValueError as e:
+            raise cx.err(node, f"attribute perm={list(perm)} does not fit rank {x.ndim}: {e}") from None
+    x = cx._batch0(node, x)
+    rank = len(x.shape) + 1
+    perm = list(range(rank))[::-1] if perm is None else [int(p) for p in perm]
+    if sorted(perm) != list(range(rank)) or perm[0] != 0:
+        raise cx.err(node, f"attribute perm={perm} must keep the batch axis first", UnsupportedOpError)
+    sp = [p - 1 for p in perm[1:]]
+    shape = tuple(x.shape[p] for p in sp)
+    return Val(cx.emit(node, "transpose", shape, [x.node], attrs={"perm": sp}), shape, 0)
+
+
+@lowers("Identity")
+def op_identity(cx, node, attrs):
+    cx._nin(node, 1, 1)
+    return cx._identity_of(node, node.input[0])
+
+
+@lowers("Dropout")
+def op_dropout(cx, node, attrs):
+    # inference: the identity (a mask output, if any, runs on the host)
+    if len(node.output) > 1 and node.output[1] in cx.used:
+        raise cx.err(node, "the mask output is read", UnsupportedOpError)
+    return cx._identity_of(node, node.input[0])
+
+
+@lowers("Squeeze")
+def op_squeeze(cx, node, attrs):
+    x = cx._batch0(node, cx.get(node, node.input[0]))
+    full = list(x.full_shape(1))
+    axes = cx._axes(node, attrs, len(full)) or [k for k in range(1, len(full)) if full[k] == 1]
+    if any(full[a] != 1 for a in axes):
+        raise cx.err(node, f"cannot squeeze axes {axes} of shape {full}: not of size 1")
+    shape = tuple(d for k, d in enumerate(full) if k not in axes)[1:]
+    return _shape_op(cx, node, x, (1, *shape), True)
+
+
+@lowers("Unsqueeze")
+def op_unsqueeze(cx, node, attrs):
+    x = cx._batch0(node, cx.get(node, node.input[0]))
+    rank = len(x.shape) + 1
+    n_new = len(cx._attr(attrs, "axes", [])) if cx.opset < 13 else \
+        int(cx.const(node, node.input[1], "axes").size)
+    axes = cx._axes(node, attrs, rank + n_new)
+    shape = list(x.shape)
+    for a in axes:
+        shape.insert(a - 1, 1)
+    return _shape_op(cx, node, x, (1, *shape), True)
+
+
+@lowers("Concat")
+def op_concat(cx, node, attrs):
+    xs = [cx._batch0(node, cx.get(node, i)) for i in node.input if i]
+    rank = len(xs[0].shape) + 1
+    axis = int(cx._attr(attrs, "axis", 1))
+    axis = axis + rank if axis < 0 else axis
+    if not 1 <= axis < rank:
+        raise cx.err(node, f"attribute axis={axis} must be a feature axis in 1..{rank - 1}", UnsupportedOpError)
+    ax = axis - 1
+    if any(len(x.shape) != len(xs[0].shape) or x.shape[:ax] + x.shape[ax + 1:] != xs[0].shape[:ax] + xs[0].shape[ax + 1:]
+           for x in xs):
+        raise cx.err(node, f"operand shapes {[list(x.shape) for x in xs]} do not concatenate on axis {axis}")
+    shape = list(xs[0].shape)
+    shape[ax] = sum(x.shape[ax] for x in xs)
+    return Val(cx.emit(node, "concat", shape, [x.node for x in xs], attrs={"axis": ax}), tuple(shape), 0)
+
+
+def _shape_op(cx, node, x: Val, full_out: tuple[int, ...], keeps_batch: bool) -> Val:
+    if x.batch_axis is None:
+        shape, axis = tuple(full_out), None
+    else:
+        shape, axis = tuple(full_out[1:]), 0
+    if not shape or int(np.prod(shape)) != int(np.prod(x.shape)) or not keeps_batch:
+        raise cx.err(node, f"reshaping per-sample shape {list(x.shape)} to {list(full_out)} would mix "
+                             "the batch axis into the features; only per-sample reshapes are supported",
+                       UnsupportedOpError)
+    return Val(cx.emit(node, "reshape", shape, [x.node]), shape, axis)
+
+
+@lowers("Flatten")
+def op_flatten(cx, node, attrs):
+    cx._nin(node, 1, 1)
+    x = cx.get(node, node.input[0])
+    full = x.full_shape(1) if isinstance(x, Val) else x.shape
+    axis = int(cx._attr(attrs, "axis", 1))
+    if axis < 0:
+        axis += len(full)
+    if not 0 <= axis <= len(full):
+        raise cx.err(node, f"attribute axis={axis} is out of range for rank {len(full)}")
+    out = (int(np.prod(full[:axis])), int(np.prod(full[axis:])))
+    if not isinstance(x, Val):
+        return x.reshape(out)
+    if x.batch_axis not in (None, 0):
+        raise cx.err(node, f"the operand's batch is on axis {x.batch_axis}; Flatten needs it on axis 0",
+                       UnsupportedOpError)
+    keeps = x.batch_axis is None or axis == 1
+    return _shape_op(cx, node, x, out if x.batch_axis is None else (1, out[1]), keeps)
+
+
+@lowers("Reshape")
+def op_reshape(cx, node, attrs):
+    cx._nin(node, 2, 2)
+    x = cx.get(node, node.input[0])
+    target = [int(t) for t in cx.const(node, node.input[1], "shape").reshape(-1)]
+    allowzero = int(cx._attr(attrs, "allowzero", 0))
+    if not isinstance(x, Val):
+        return x.reshape([x.shape[i] if t == 0 and not allowzero else t for i, t in enumerate(target)])
+    if x.batch_axis not in (None, 0):
+        raise cx.err(node, f"the operand's batch is on axis {x.batch_axis}; Reshape needs it on axis 0",
+                       UnsupportedOpError)
+    if x.batch_axis is None:
+        src, tgt = list(x.shape), target
+    else:
+        src, tgt = list(x.shape), target[1:]
+        if not target or (target[0] == 0 and allowzero) or (target[0] == -1 and -1 in tgt):
+            return _shape_op(cx, node, x, tuple(target), False)
+    resolved = []
+    for i, t in enumerate(tgt):
+        off = 0 if x.batch_axis is None else 1
+        if t == 0 and not allowzero:
+            if i + off >= len(x.full_shape(1)):
+                raise cx.err(node, f"shape entry {i + off} is 0 but the input has no such axis")
+            t = x.full_shape(1)[i + off]
+        resolved.append(t)
+    if resolved.count(-1) > 1 or any(t < -1 for t in resolved):
+        raise cx.err(node, f"invalid target shape {target}")
+    if -1 in resolved:
+        known = int(np.prod([t for t in resolved if t != -1]))
+        if known == 0 or int(np.prod(src)) % known:
+            raise cx.err(node, f"cannot infer -1 in {target} from per-sample shape {src}")
+        resolved[resolved.index(-1)] = int(np.prod(src)) // known
+    full = tuple(resolved) if x.batch_axis is None else (1, *resolved)
+    return _shape_op(cx, node, x, full, True)
+
+
+def _slice_of(cx, node, x: Val, axis: int, start: int, count: int, step: int) -> Val:
+    """``x`` sliced on full-shape axis ``axis`` (not its batch axis): ``count`` elements from
+    ``start`` by ``step``, as one IR slice node (none for the whole axis)."""
+    ax = axis - (x.batch_axis is not None and axis > x.batch_axis)
+    if start == 0 and step == 1 and count == x.shape[ax]:
+        return x
+    shape = x.shape[:ax] + (count,) + x.shape[ax + 1:]
+    attrs = {"axis": int(ax), "start": int(start), "step": int(step)}
+    return Val(cx.emit(node, "slice", shape, [x.node], attrs=attrs), shape, x.batch_axis)
+
+
+def _slice_axis(cx, node, x: Val, axis: int, what: str) -> int:
+    rank = len(x.shape) + (x.batch_axis is not None)
+    axis = axis + rank if axis < 0 else axis
+    if not 0 <= axis < rank:
+        raise cx.err(node, f"{what} {axis} is out of range for rank {rank}")
+    return axis
+
+
+def _slice(cx, node, starts, ends, axes, steps):
+    x = cx.get(node, node.input[0])
+    if not isinstance(x, Val):
+        raise cx.err(node, "slices a constant that constant folding left", UnsupportedOpError)
+    full = x.full_shape(1)
+    axes = list(range(len(starts))) if axes is None else [int(a) for a in axes]
+    steps = [1] * len(starts) if steps is None else [int(s) for s in steps]
+    if not len(starts) == len(ends) == len(axes) == len(steps):
+        raise cx.err(node, f"starts, ends, axes and steps differ in length ({len(starts)}, {len(ends)}, "
+                           f"{len(axes)}, {len(steps)})")
+    axes = [_slice_axis(cx, node, x, a, "axis") for a in axes]
+    if len(set(axes)) != len(axes):
+        raise cx.err(node, f"axes {axes} repeat an axis")
+    for a, s, e, st in sorted(zip(axes, starts, ends, steps)):
+        dim = full[a]
+        if st == 0:
+            raise cx.err(node, "a step of 0")
+        if st < 0:
+            raise cx.err(node, f"step {st} on axis {a}: only forward slices are lowered", UnsupportedOpError)
+        s, e = int(s), int(e)
+        if a == x.batch_axis:
+            if s == 0 and st == 1 and e >= 2 ** 31 - 1:   # the whole batch axis (an exporter's [0:INT_MAX])
+                continue
+            raise cx.err(node, f"slices the batch axis {a}", UnsupportedOpError)
+        s = min(max(s + dim if s < 0 else s, 0), dim)
+        e = min(max(e + dim if e < 0 else e, 0), dim)
+        count = max(0, -(-(e - s) // st))
+        if count == 0:
+            raise cx.err(node, f"slice {s}:{e}:{st} of axis {a} (size {dim}) is empty")
+        x = _slice_of(cx, node, x, a, s, count, st)
+    return x
+
+
+@lowers("Slice", until=10)
+def op_slice_attrs(cx, node, attrs):
+    cx._nin(node, 1, 1)
+    starts, ends = cx._attr(attrs, "starts", None), cx._attr(attrs, "ends", None)
+    if starts is None or ends is None:
+        raise cx.err(node, "needs the attributes starts and ends")
+    return _slice(cx, node, list(starts), list(ends), cx._attr(attrs, "axes", None), None)
+
+
+@lowers("Slice", since=10)
+def op_slice(cx, node, attrs):
+    cx._nin(node, 3, 5)
+
+    def ints(k, what):
+        if len(node.input) <= k or not node.input[k]:
+            return None
+        return [int(v) for v in cx.const(node, node.input[k], what).reshape(-1)]
+    return _slice(cx, node, ints(1, "starts"), ints(2, "ends"), ints(3, "axes"), ints(4, "steps"))
+
+
+@lowers("Split")
+def op_split(cx, node, attrs):
+    """Split into consecutive parts along one axis: a slice per output that something reads."""
+    x = cx.get(node, node.input[0])
+    if not isinstance(x, Val):
+        raise cx.err(node, "splits a constant that constant folding left", UnsupportedOpError)
+    axis = _slice_axis(cx, node, x, int(cx._attr(attrs, "axis", 0)), "attribute axis")
+    if axis == x.batch_axis:
+        raise cx.err(node, f"splits the batch axis {axis}", UnsupportedOpError)
+    dim, n_out = x.full_shape(1)[axis], len(node.output)
+    if len(node.input) > 1 and node.input[1]:
+        sizes = [int(v) for v in cx.const(node, node.input[1], "split").reshape(-1)]
+    elif "split" in attrs:
+        sizes = [int(v) for v in cx._attr(attrs, "split", [])]
+    else:   # equal parts; from opset 18 num_outputs, the last part smaller when it does not divide
+        n = int(cx._attr(attrs, "num_outputs", n_out))
+        chunk = -(-dim // n)
+        sizes = [min(chunk, dim - k * chunk) for k in range(n)]
+    if len(sizes) != n_out or sum(sizes) != dim or min(sizes) < 0:
+        raise cx.err(node, f"parts {sizes} do not split axis {axis} of size {dim} into {n_out} outputs")
+    first, at = None, 0
+    for k, (out, size) in enumerate(zip(node.output, sizes)):
+        if out and out in cx.used:
+            if size == 0:
+                raise cx.err(node, f"output '{out}' is empty")
+            v = _slice_of(cx, node, x, axis, at, size, 1)
+            cx.env[out] = v
+            first = v if k == 0 else first
+        at += size
+    return first
