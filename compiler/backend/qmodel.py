@@ -26,6 +26,8 @@ Arithmetic (Bd = DAC bits, Ba = ADC bits, Dmax = 2^Bd - 1):
   fixed-point reciprocal of its size: (sum * RQ + 2^(S-1)) >>> S.
 - A residual add rescales both maps to the output's scale: clamp((a*AQ + b*BQ + 2^(S-1)) >>> S,
   0, 2^Bd - 1).
+- A product of two maps (a squeeze-excite scale, a gate) is clamp((x*g*MQ + 2^(S-1)) >>> S, lo,
+  2^Bd - 1), the gate broadcast over the value.
 - A softmax (or any chain of host nodes) right before the output runs on the host; the chip returns
   the value that enters it (the logits).
 """
@@ -40,6 +42,8 @@ from ..ir import IR
 from ..ir.interp import TABLE_ACTS, value_ranges
 from ..ir.kernels import activation
 from ..ir.kernels import windows
+from ..ir.ops import REGISTRY, row_major
+from ..ir.ops.elementwise import gate_broadcast
 from ..design.writer import array_file
 
 OUT_BITS = 16
@@ -149,14 +153,6 @@ REMAP_MAX = 16384  # elements of a remap whose constants differ along more than 
 REMAP_RANK = 4     # axes of a remap's counters
 
 
-def _row_major(shape) -> list[int]:
-    st, acc = [], 1
-    for d in reversed(shape):
-        st.insert(0, acc)
-        acc *= int(d)
-    return st
-
-
 def _vary_axis(c: np.ndarray) -> int:
     """How constant ``c`` (of the padded output shape) varies: -1 not at all, k along axis k only,
     REMAP_RANK along more than one axis."""
@@ -171,17 +167,18 @@ def _vary_axis(c: np.ndarray) -> int:
 
 
 def _remap_step(ir: IR, n: str, maps: dict, vals: dict, pdk, k: int) -> dict:
-    """Transpose, Concat, a BatchNormalization that was not folded, a constant Mul or Add that no
-    layer absorbed, and a ReLU on signed codes, as one data-movement unit with counters.
+    """An operator on the data-movement unit (Transpose, Concat, Slice, a BatchNormalization that was
+    not folded, a constant Mul or Add that no layer absorbed, a ReLU on signed codes), with counters.
 
     The output is produced in row-major order over its shape, padded to REMAP_RANK axes, with
-    counters c_0..c_3. Source j is the one whose range on the concat axis ``ax`` holds c_ax (the
-    only source, if ``ax`` is -1); it is read at ``sum_k (c_k - off_jk) * stride_jk`` (off_jk: the
-    source's start on the concat axis, 0 elsewhere; a transpose's strides are the source's own
-    strides, permuted), and the element is clamp((x * a + b) >>> S, lo, Dmax), lo = -Dmax for a
-    signed result, else 0. Per source, ``a`` and ``b`` are constants or tables along the axis
-    ``ab_axis`` (a channel's BatchNorm scale and shift, a per-channel constant), and only when they
-    vary along more than one axis a table per element (at most REMAP_MAX)."""
+    counters c_0..c_3. The op's registry entry gives its integer kernel (``ir.ops.Remap``): source j
+    is the one whose range on the concat axis ``ax`` holds c_ax (the only source, if ``ax`` is -1);
+    it is read at ``base_j + sum_k (c_k - off_jk) * stride_jk`` (off_jk: the source's start on the
+    concat axis, 0 elsewhere), and the element is clamp((x * a + b) >>> S, lo, Dmax), lo = -Dmax for a
+    signed result, else 0, where a and b are the entry's gain and offset in the codes' scales. Per
+    source, ``a`` and ``b`` are constants or tables along the axis ``ab_axis`` (a channel's BatchNorm
+    scale and shift, a per-channel constant), and only when they vary along more than one axis a table
+    per element (at most REMAP_MAX)."""
     d = ir.g.nodes[n]
     op, shape = d["op"], tuple(d["shape"])
     dmax = 2 ** pdk.dac_bits - 1
@@ -190,48 +187,21 @@ def _remap_step(ir: IR, n: str, maps: dict, vals: dict, pdk, k: int) -> dict:
     if len(shape) > REMAP_RANK:
         raise RtlUnsupported(f"node '{d['origin']}' ({op}) has {len(shape)} axes; the data-movement unit "
                              f"counts over {REMAP_RANK}")
-    pad = REMAP_RANK - len(shape)
-    dims = [1] * pad + list(shape)
+    dims = [1] * (REMAP_RANK - len(shape)) + list(shape)
+    kern = REGISTRY[op].remap(d, [tuple(ir.g.nodes[i]["shape"]) for i in ir.inputs(n)], dims)
     post = np.asarray(vals[n], dtype=float)
-    signed = op != "act" and (any(m["signed"] for m in srcs) or float(np.min(post)) < 0)
+    signed = not kern.keep_scale and (any(m["signed"] for m in srcs) or float(np.min(post)) < 0)
     if signed:
         _need_bipolar(pdk, f"the output of node '{d['origin']}' ({op})")
-    s_y = ((float(np.max(np.abs(post))) if signed else float(np.max(post))) or 1.0) / dmax
-    s = 16
-    ax, offs = -1, [0]
-    one, zero = np.ones(dims), np.zeros(dims)
-    ident = _row_major(dims)
-    if op == "act":   # ReLU of signed codes: the same scale, negative codes clamp to 0
+    if kern.keep_scale:
         s_y = srcs[0]["scale"]
-        strides, a, b = [ident], [one * 2 ** s], [zero]
-    elif op == "transpose":
-        src_shape = ir.g.nodes[ir.inputs(n)[0]]["shape"]
-        st_in = _row_major(src_shape)
-        strides = [[0] * pad + [st_in[p] for p in d["attrs"]["perm"]]]
-        a, b = [one * round(srcs[0]["scale"] / s_y * 2 ** s)], [zero]
-    elif op == "concat":
-        ax = d["attrs"]["axis"] + pad
-        strides, a, b, offs, at = [], [], [], [], 0
-        for j, i in enumerate(ir.inputs(n)):
-            sh = [1] * pad + list(ir.g.nodes[i]["shape"])
-            strides.append(_row_major(sh))
-            offs.append(at)
-            at += sh[ax]
-            a.append(one * round(srcs[j]["scale"] / s_y * 2 ** s))
-            b.append(zero)
-    elif op == "mul_const":   # y = x * c, elementwise
-        strides = [ident]
-        a, b = [np.rint(srcs[0]["scale"] * np.asarray(d["params"]["c"]).reshape(dims) / s_y * 2 ** s)], [zero]
-    elif op == "add_const":   # y = x + c, elementwise
-        strides = [ident]
-        a, b = [one * round(srcs[0]["scale"] / s_y * 2 ** s)], [np.rint(np.asarray(d["params"]["c"]).reshape(dims) / s_y * 2 ** s)]
-    else:  # batchnorm: y = (x - mean) * g / sqrt(var + eps) + beta, per channel (axis 0)
-        p = d["params"]
-        g = p["scale"] / np.sqrt(p["var"] + d["attrs"]["eps"])
-        chan = [shape[0] if j == pad else 1 for j in range(REMAP_RANK)]
-        strides = [ident]
-        a = [one * np.rint(srcs[0]["scale"] * g / s_y * 2 ** s).reshape(chan)]
-        b = [one * np.rint((p["bias"] - p["mean"] * g) / s_y * 2 ** s).reshape(chan)]
+    else:
+        s_y = ((float(np.max(np.abs(post))) if signed else float(np.max(post))) or 1.0) / dmax
+    s = 16
+    one = np.ones(dims)
+    strides = [row_major(dims) if st is None else list(st) for st in kern.strides]
+    a = [np.rint(one * (m["scale"] * np.asarray(g, float) / s_y * 2 ** s)) for m, g in zip(srcs, kern.gain)]
+    b = [np.rint(one * (np.asarray(o, float) / s_y * 2 ** s)) for o in kern.offset]
     # one axis along which every source's a and b vary (the rounding half folds into b)
     b = [x + (1 << s >> 1) for x in b]
     kinds = [_vary_axis(x) for x in a + b]
@@ -252,7 +222,8 @@ def _remap_step(ir: IR, n: str, maps: dict, vals: dict, pdk, k: int) -> dict:
 
     dst = feature_map(f"r{k}", shape, s_y, signed, pdk.dac_bits)
     return {"kind": "remap", "op": op, "srcs": srcs, "src": srcs[0], "dst": dst, "s": s, "dims": dims,
-            "ax": ax, "offs": offs, "strides": strides, "ab_axis": ab_axis,
+            "ax": kern.ax, "offs": list(kern.offs), "base": [int(x) for x in kern.base], "strides": strides,
+            "ab_axis": ab_axis,
             "a": [table(x) for x in a], "b": [table(x) for x in b]}
 
 
@@ -269,7 +240,7 @@ def remap_tables(st: dict) -> tuple[np.ndarray, ...]:
     cc = c.copy()
     if st["ax"] >= 0:
         cc[st["ax"]] -= np.asarray(st["offs"], np.int64)[sel]
-    addr = np.einsum("ke,ek->e", cc, strides[sel])
+    addr = np.einsum("ke,ek->e", cc, strides[sel]) + np.asarray(st.get("base", [0] * len(strides)), np.int64)[sel]
     key = np.zeros_like(e) if st["ab_axis"] == -1 else e if st["ab_axis"] == REMAP_RANK else c[st["ab_axis"]]
     a = np.asarray(st["a"], np.int64)[sel, key]
     b = np.asarray(st["b"], np.int64)[sel, key]
@@ -359,70 +330,95 @@ def build_program(ir: IR, pdk, options, calib: np.ndarray) -> dict:
 
 
 def _chip_step(ir: IR, n: str, maps: dict, steps: list, vals: dict, pdk, fused: set) -> None:
-    """The step(s) of chip node ``n``: its output map goes into ``maps``."""
+    """The step(s) of chip node ``n``, by the datapath unit its registry entry names (``UNITS``): its
+    output map goes into ``maps``."""
+    d = ir.g.nodes[n]
+    if n in fused:
+        return
+    unit = REGISTRY[d["op"]].unit(d)
+    if unit is None:
+        what = f"{d['op']} ({d['attrs']['activation']['kind']})" if d["op"] == "act" else d["op"]
+        raise RtlUnsupported(f"node '{d['origin']}' ({what}) has no digital unit in the datapath generator yet")
+    UNITS[unit](ir, n, maps, steps, vals, pdk, fused)
+
+
+def _fused_step(ir: IR, n: str, maps: dict, steps: list, vals: dict, pdk, fused: set) -> None:
+    """A tile or im2col: the layer step of its accumulator computes it."""
+
+
+def _view_step(ir: IR, n: str, maps: dict, steps: list, vals: dict, pdk, fused: set) -> None:
+    """A reshape: the same memory, another view."""
+    maps[n] = {**maps[ir.inputs(n)[0]], "shape": list(ir.g.nodes[n]["shape"])}
+
+
+def _pool_step(ir: IR, n: str, maps: dict, steps: list, vals: dict, pdk, fused: set) -> None:
+    """Max or average pooling (a global average pool is a window over the whole map)."""
+    d = ir.g.nodes[n]
+    op, a = d["op"], d["attrs"]
+    src = maps[ir.inputs(n)[0]]
+    if op == "global_avgpool":
+        geo = {"kernel": src["shape"][1:], "stride": [1, 1], "pads": [0, 0, 0, 0], "dilation": [1, 1]}
+        kind = "avg"
+    else:
+        geo = {k: a[k] for k in ("kernel", "stride", "pads", "dilation")}
+        kind = a["kind"]
+    maps[n] = feature_map(f"m{len(steps)}", d["shape"], src["scale"], src["signed"], pdk.dac_bits)
+    st = {"kind": "pool", "pool": kind, "src": src, "dst": maps[n], **geo}
+    if kind == "avg":
+        # the divisor of each output: the whole window, or only its in-bounds part when
+        # padding is excluded from the count (then it varies near the borders)
+        c, h, w = src["shape"]
+        ones = np.ones((1, 1, h, w))
+        if op == "pool" and not a["count_include_pad"]:
+            cnt = windows(ones, geo["kernel"], geo["stride"], geo["pads"], geo["dilation"], 0.0).sum(axis=(4, 5))
+        else:
+            cnt = np.full(windows(ones, geo["kernel"], geo["stride"], geo["pads"], geo["dilation"],
+                                  0.0).shape[2:4], geo["kernel"][0] * geo["kernel"][1])
+        st["s"] = 24
+        st["rq"] = np.tile(np.rint(2 ** 24 / np.asarray(cnt).reshape(-1)).astype(np.int64), c)
+    steps.append(st)
+
+
+def _remap_unit(ir: IR, n: str, maps: dict, steps: list, vals: dict, pdk, fused: set) -> None:
+    """The data-movement unit; a ReLU of codes that are non-negative already changes nothing."""
+    d = ir.g.nodes[n]
+    if d["op"] == "act" and not maps[ir.inputs(n)[0]]["signed"]:
+        maps[n] = maps[ir.inputs(n)[0]]
+        return
+    steps.append(_remap_step(ir, n, maps, vals, pdk, len(steps)))
+    maps[n] = steps[-1]["dst"]
+
+
+def _add_step(ir: IR, n: str, maps: dict, steps: list, vals: dict, pdk, fused: set) -> None:
+    """A residual add: both maps rescaled to the output's scale."""
+    d = ir.g.nodes[n]
+    dmax = 2 ** pdk.dac_bits - 1
+    srcs = [maps[i] for i in ir.inputs(n)]
+    cons = ir.consumers(n)
+    # a ReLU that alone reads the sum (ResNet's Add -> Relu) is the add's own clamp at 0
+    relu_after = (len(cons) == 1 and ir.g.nodes[cons[0]]["op"] == "act"
+                  and ir.g.nodes[cons[0]]["attrs"]["activation"]["kind"] == "relu")
+    signed = any(m["signed"] for m in srcs) and not relu_after
+    if signed:
+        _need_bipolar(pdk, f"the residual add '{d['origin']}'")
+    s_y = (float(np.max(np.abs(vals[n]) if signed else vals[n])) or 1.0) / dmax
+    s = 16
+    maps[n] = feature_map(f"a{len(steps)}", d["shape"], s_y, signed, pdk.dac_bits)
+    if relu_after:
+        maps[cons[0]] = maps[n]
+        fused.add(cons[0])
+    steps.append({"kind": "add", "src": srcs[0], "src2": srcs[1], "dst": maps[n], "s": s,
+                  "aq": int(round(srcs[0]["scale"] / s_y * 2 ** s)),
+                  "bq": int(round(srcs[1]["scale"] / s_y * 2 ** s))})
+
+
+def _layer_step(ir: IR, n: str, maps: dict, steps: list, vals: dict, pdk, fused: set) -> None:
+    """A crossbar layer: its tiles' reads, the ADCs, the accumulator, the requantizer and the
+    activation unit."""
     bd, ba = pdk.dac_bits, pdk.adc_bits
     dmax = 2 ** bd - 1
     d = ir.g.nodes[n]
-    op, a = d["op"], d["attrs"]
-    if op in ("xbar_tile", "im2col") or n in fused:
-        return
-    if op == "reshape":
-        maps[n] = {**maps[ir.inputs(n)[0]], "shape": list(d["shape"])}  # same memory, another view
-        return
-    if op in ("pool", "global_avgpool"):
-        src = maps[ir.inputs(n)[0]]
-        if op == "global_avgpool":
-            geo = {"kernel": src["shape"][1:], "stride": [1, 1], "pads": [0, 0, 0, 0], "dilation": [1, 1]}
-            kind = "avg"
-        else:
-            geo = {k: a[k] for k in ("kernel", "stride", "pads", "dilation")}
-            kind = a["kind"]
-        maps[n] = feature_map(f"m{len(steps)}", d["shape"], src["scale"], src["signed"], bd)
-        st = {"kind": "pool", "pool": kind, "src": src, "dst": maps[n], **geo}
-        if kind == "avg":
-            # the divisor of each output: the whole window, or only its in-bounds part when
-            # padding is excluded from the count (then it varies near the borders)
-            c, h, w = src["shape"]
-            ones = np.ones((1, 1, h, w))
-            if op == "pool" and not a["count_include_pad"]:
-                cnt = windows(ones, geo["kernel"], geo["stride"], geo["pads"], geo["dilation"], 0.0).sum(axis=(4, 5))
-            else:
-                cnt = np.full(windows(ones, geo["kernel"], geo["stride"], geo["pads"], geo["dilation"],
-                                      0.0).shape[2:4], geo["kernel"][0] * geo["kernel"][1])
-            st["s"] = 24
-            st["rq"] = np.tile(np.rint(2 ** 24 / np.asarray(cnt).reshape(-1)).astype(np.int64), c)
-        steps.append(st)
-        return
-    relu = op == "act" and d["attrs"]["activation"]["kind"] == "relu"
-    if relu and not maps[ir.inputs(n)[0]]["signed"]:
-        maps[n] = maps[ir.inputs(n)[0]]  # codes are non-negative already: ReLU changes nothing
-        return
-    if op in ("transpose", "concat", "batchnorm", "mul_const", "add_const") or relu:
-        steps.append(_remap_step(ir, n, maps, vals, pdk, len(steps)))
-        maps[n] = steps[-1]["dst"]
-        return
-    if op == "add":
-        srcs = [maps[i] for i in ir.inputs(n)]
-        cons = ir.consumers(n)
-        # a ReLU that alone reads the sum (ResNet's Add -> Relu) is the add's own clamp at 0
-        relu_after = (len(cons) == 1 and ir.g.nodes[cons[0]]["op"] == "act"
-                      and ir.g.nodes[cons[0]]["attrs"]["activation"]["kind"] == "relu")
-        signed = any(m["signed"] for m in srcs) and not relu_after
-        if signed:
-            _need_bipolar(pdk, f"the residual add '{d['origin']}'")
-        s_y = (float(np.max(np.abs(vals[n]) if signed else vals[n])) or 1.0) / dmax
-        s = 16
-        maps[n] = feature_map(f"a{len(steps)}", d["shape"], s_y, signed, bd)
-        if relu_after:
-            maps[cons[0]] = maps[n]
-            fused.add(cons[0])
-        steps.append({"kind": "add", "src": srcs[0], "src2": srcs[1], "dst": maps[n], "s": s,
-                      "aq": int(round(srcs[0]["scale"] / s_y * 2 ** s)),
-                      "bq": int(round(srcs[1]["scale"] / s_y * 2 ** s))})
-        return
-    if op != "accum":
-        what = f"{op} ({d['attrs']['activation']['kind']})" if op == "act" else op
-        raise RtlUnsupported(f"node '{d['origin']}' ({what}) has no digital unit in the datapath generator yet")
+    a = d["attrs"]
     tiles = ir.inputs(n)
     feed = ir.inputs(tiles[0])[0]
     geo = None
@@ -459,6 +455,32 @@ def _chip_step(ir: IR, n: str, maps: dict, steps: list, vals: dict, pdk, fused: 
                   "positions": positions, "tokens": geo is None and len(shape) > 1,
                   "kq": int(round(kappa * 2 ** sk)), "sk": sk, "mq": mq, "bq": bq, "s": s, "act": unit["act"],
                   "final": final, "acc_bits": a["acc_bits"]})
+
+
+def _mul_step(ir: IR, n: str, maps: dict, steps: list, vals: dict, pdk, fused: set) -> None:
+    """A product of two runtime maps, the gate broadcast over the value (``ir.ops.elementwise.
+    gate_broadcast``: element i reads gate element (i // div) % mod): clamp((x * g * MQ + 2^(S-1))
+    >>> S, lo, Dmax), MQ / 2^S the product's scale over the output's."""
+    d = ir.g.nodes[n]
+    dmax = 2 ** pdk.dac_bits - 1
+    x, g = (maps[i] for i in ir.inputs(n))
+    signed = x["signed"] or g["signed"]
+    if signed:
+        _need_bipolar(pdk, f"the product '{d['origin']}'")
+    s_y = (float(np.max(np.abs(vals[n]))) or 1.0) / dmax
+    m = x["scale"] * g["scale"] / s_y
+    s = _fixed(np.array([m]), MQ_BITS)
+    div, mod = gate_broadcast(tuple(x["shape"]), tuple(g["shape"]))
+    maps[n] = feature_map(f"p{len(steps)}", d["shape"], s_y, signed, pdk.dac_bits)
+    steps.append({"kind": "mul", "src": x, "src2": g, "dst": maps[n], "s": s, "mq": int(round(m * 2 ** s)),
+                  "div": div, "mod": mod})
+
+
+#: The datapath's units, by the name an operator's registry entry gives (``ir.ops.OpDef.unit``): each
+#: lowers a node to its program step(s). The RTL of a step kind is in ``pdk_templates/*/top.v.j2``, its
+#: PPA cost in ``eval/ppa.py:digital_ops``.
+UNITS = {"fused": _fused_step, "view": _view_step, "pool": _pool_step, "remap": _remap_unit, "add": _add_step,
+         "mul": _mul_step, "layer": _layer_step}
 
 
 def input_codes(prog: dict, x: np.ndarray) -> np.ndarray:
@@ -550,6 +572,11 @@ def run_program(prog: dict, codes: np.ndarray, tile_fn=None, host=None, streams:
                 mask = sel == j
                 picked[:, mask] = mem[m["name"]][:, addr[mask]]
             mem[st["dst"]["name"]] = np.clip((picked * a + b) >> st["s"], code_min(st["dst"], bd), 2 ** bd - 1)
+            continue
+        if st["kind"] == "mul":
+            gate = mem[st["src2"]["name"]][:, (np.arange(src.shape[1]) // st["div"]) % st["mod"]]
+            y = (src * gate * st["mq"] + (1 << st["s"] >> 1)) >> st["s"]
+            mem[st["dst"]["name"]] = np.clip(y, code_min(st["dst"], bd), 2 ** bd - 1)
             continue
         if st["kind"] == "add":
             y = (src * st["aq"] + mem[st["src2"]["name"]] * st["bq"] + (1 << st["s"] >> 1)) >> st["s"]

@@ -127,6 +127,8 @@ def _remap_ctx(k: int, st: dict, dmax: int, iw: int) -> dict:
             if q == ax and st["offs"][j]:
                 c = f"({c} - {wide}'d{st['offs'][j]})"
             terms.append(f"{c} * {wide}'d{sq}")
+        if st.get("base", [0] * len(st["srcs"]))[j]:   # a slice's first element
+            terms.append(f"{wide}'d{st['base'][j]}")
         ab_bits = _bits(int(np.prod(m["shape"])))
         srcs.append({"j": j, "name": m["name"], "addr": " + ".join(terms) or f"{wide}'d0",
                      "ext": _ext64(f"mem_{m['name']}[xad_{k}_{j}[{ab_bits - 1}:0]]", m),
@@ -152,7 +154,7 @@ def _datapath_ctx(prog: dict, tiles: list[dict]) -> dict:
     dmax = 2 ** bd - 1
     tile_ix = {t["name"]: t for t in tiles}
     maps = {}
-    layers, pools, adds, remaps, recvs, sends, states = [], [], [], [], [], [], []
+    layers, pools, adds, muls, remaps, recvs, sends, states = [], [], [], [], [], [], [], []
     for k, st in enumerate(prog["steps"]):
         if st["kind"] == "host":
             continue   # the host computes between the chip's send and recv streams
@@ -208,6 +210,19 @@ def _datapath_ctx(prog: dict, tiles: list[dict]) -> dict:
                          "b_ext": _ext64(f"mem_{st['src2']['name']}[idx[{ab - 1}:0]]", st["src2"])})
             states.append(f"A{k}")
             continue
+        if st["kind"] == "mul":
+            size = int(np.prod(st["dst"]["shape"]))
+            ab, gb = _bits(size), _bits(int(np.prod(st["src2"]["shape"])))
+            wide = 2 * iw
+            gaddr = f"{{{iw}'d0, idx}}" + (f" / {wide}'d{st['div']}" if st["div"] > 1 else "")
+            muls.append({"k": k, "state": f"M{k}", "dst": st["dst"]["name"], "size": size, "addr_bits": ab,
+                         "mq": st["mq"], "s": st["s"], "half": 1 << st["s"] >> 1, "bits": st["dst"]["bits"],
+                         "lo": -dmax if st["dst"]["signed"] else 0, "div": st["div"], "mod": st["mod"],
+                         "gaddr": f"({gaddr}) % {wide}'d{st['mod']}",
+                         "x_ext": _ext64(f"mem_{st['src']['name']}[idx[{ab - 1}:0]]", st["src"]),
+                         "g_ext": _ext64(f"mem_{st['src2']['name']}[mgad_{k}[{gb - 1}:0]]", st["src2"])})
+            states.append(f"M{k}")
+            continue
         K = st["rows"]
         tokens = bool(st.get("tokens"))
         conv = None
@@ -239,7 +254,7 @@ def _datapath_ctx(prog: dict, tiles: list[dict]) -> dict:
                        "k_bits": _bits(K), "col_bits": _bits(st["cols"]),
                        "src_addr_bits": _bits(int(np.prod(st["src"]["shape"]))),
                        "dst_addr_bits": _bits(int(np.prod(st["dst"]["shape"])))})
-    steps = sorted(layers + pools + adds + remaps + recvs + sends, key=lambda x: x["k"])
+    steps = sorted(layers + pools + adds + muls + remaps + recvs + sends, key=lambda x: x["k"])
     if not recvs or not sends:
         raise ValueError("a chip program receives and sends at least one stream")
     # each step hands over to the next one in program order; after the last send the chip waits for
@@ -253,7 +268,8 @@ def _datapath_ctx(prog: dict, tiles: list[dict]) -> dict:
     # one running-maximum register serves every max pool; signed codes widen it by one bit
     max_pools = [q for q in pools if not q["avg"]]
     pool_signed = any(q["signed"] for q in max_pools)
-    return {"maps": mem, "layers": layers, "pools": pools, "adds": adds, "remaps": remaps, "states": states,
+    return {"maps": mem, "layers": layers, "pools": pools, "adds": adds, "muls": muls, "remaps": remaps,
+            "states": states,
             "recvs": recvs, "sends": sends, "streams": sorted(recvs + sends, key=lambda x: x["k"]),
             "tag_bits": _bits(n_streams), "state_width": _bits(len(states)), "has_avg": any(q["avg"] for q in pools),
             "has_max": any(not q["avg"] for q in pools),

@@ -337,6 +337,15 @@ def digital_ops(prog: dict, reads_per_image: dict, ref_bytes: float) -> dict:
             access(st["src2"], n_out)
             access(st["dst"], n_out)
             ops["cycles"] += n_out
+        elif k == "mul":
+            n_out = size(st["dst"])
+            mul(n_out, 9, 9)                            # value x gate
+            mul(n_out, 18, bits([st["mq"]]))            # the product's rescale
+            ops["add32"] += n_out
+            access(st["src"], n_out)
+            access(st["src2"], n_out)
+            access(st["dst"], n_out)
+            ops["cycles"] += n_out
         elif k == "remap":
             n_out = size(st["dst"])
             mul(n_out, 9, bits(remap_tables(st)[2]))    # the per-element scale

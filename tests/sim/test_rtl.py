@@ -512,3 +512,87 @@ def test_data_movement_units_beyond_table_size_are_bit_exact(tmp_path):
     assert big["batchnorm"]["ab_axis"] == 1 and len(big["batchnorm"]["a"][0]) == 8   # one scale per channel
     # the shuffle reads the (2, 4, 48, 48) groups with their strides permuted
     assert big["transpose"]["strides"][0] == [48 * 48, 4 * 48 * 48, 48, 1]
+
+
+def test_slice_and_split_on_the_data_movement_unit_are_bit_exact(tmp_path):
+    """ShuffleNet's channel halves (Slice), a Split into three parts and a strided spatial Slice:
+    each a data-movement unit that reads from a base address with strides, bit-exact in rtl-sim."""
+    require_tool("iverilog", "vvp", "verilator")
+    from onnx import helper, numpy_helper
+
+    from helpers import save_model
+
+    rng = np.random.default_rng(12)
+
+    def ints(name, v):
+        return numpy_helper.from_array(np.asarray(v, np.int64), name)
+
+    nodes = [
+        helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], name="stem", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c1"], ["r1"], name="r1"),
+        helper.make_node("Slice", ["r1", "s0", "e0", "a0"], ["half"], name="half"),            # channels 3..5
+        helper.make_node("Slice", ["r1", "s1", "e1", "a1", "st1"], ["sub"], name="sub"),       # every 2nd row, col
+        helper.make_node("Split", ["half", "sp"], ["p0", "p1", "p2"], name="split", axis=2),  # rows 2 + 2 + 2
+        helper.make_node("Concat", ["p2", "p0"], ["cat"], name="cat", axis=2),
+        helper.make_node("Flatten", ["cat"], ["f1"], name="fl1"),
+        helper.make_node("Flatten", ["sub"], ["f2"], name="fl2"),
+        helper.make_node("Concat", ["f1", "f2"], ["f"], name="catf", axis=1),
+        helper.make_node("Gemm", ["f", "w3", "b3"], ["y"], name="fc", transB=1),
+    ]
+    inits = [("w1", rng.normal(size=(6, 2, 3, 3)) * 0.4), ("b1", rng.normal(size=6) * 0.1),
+             ("w3", rng.normal(size=(4, 3 * 4 * 6 + 6 * 3 * 2)) * 0.1), ("b3", rng.normal(size=4) * 0.1)]
+    model = save_model(tmp_path / "m.onnx", nodes, [("x", ["N", 2, 6, 6])], [("y", ["N", 4])], inits)
+    import onnx
+
+    m = onnx.load(model)
+    m.graph.initializer.extend([ints("s0", [3]), ints("e0", [2 ** 63 - 1]), ints("a0", [1]),
+                                ints("s1", [0, 1]), ints("e1", [6, -1]), ints("a1", [2, 3]), ints("st1", [2, 2]),
+                                ints("sp", [2, 2, 2])])
+    onnx.save(m, model)
+    np.save(tmp_path / "calib.npy", rng.uniform(0, 1, size=(64, 2, 6, 6)))
+    np.save(tmp_path / "x.npy", rng.uniform(0, 1, size=(20, 2, 6, 6)))
+    manifest = _compile_lint_sim(model, tmp_path / "x.npy", tmp_path / "out")
+    assert not [n for n in manifest["partition"]["nodes"] if n["home"] == "host"]
+    prog = json.loads((tmp_path / "out" / "rtl" / "program.json").read_text())
+    bases = [st["base"] for st in prog["steps"] if st["kind"] == "remap" and st["op"] == "slice"]
+    assert len(bases) == 5 and all(b[0] > 0 for b in bases if b != [0]), bases
+
+
+@pytest.mark.parametrize("signed", [False, True])
+def test_squeeze_excite_and_gate_products_are_bit_exact(signed, tmp_path):
+    """The product unit: MobileNetV3's squeeze-excite (a [C, 1, 1] gate from global pooling, two 1x1
+    convolutions and a HardSigmoid, times the map) and a gate of the map's own shape (x * sigmoid),
+    on unsigned and signed (no ReLU before them) codes."""
+    require_tool("iverilog", "vvp", "verilator")
+    from onnx import helper
+
+    from helpers import save_model
+
+    rng = np.random.default_rng(13)
+    nodes = [
+        helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], name="stem", pads=[1, 1, 1, 1]),
+        *([] if signed else [helper.make_node("Relu", ["c1"], ["c1r"], name="r1")]),
+        helper.make_node("GlobalAveragePool", ["c1" if signed else "c1r"], ["gp"], name="gap"),
+        helper.make_node("Conv", ["gp", "wa", "ba"], ["sa"], name="se_a"),
+        helper.make_node("Relu", ["sa"], ["sr"], name="se_r"),
+        helper.make_node("Conv", ["sr", "wb", "bb"], ["sb"], name="se_b"),
+        helper.make_node("HardSigmoid", ["sb"], ["gate"], name="se_gate", alpha=1 / 6, beta=0.5),
+        helper.make_node("Mul", ["gate", "c1" if signed else "c1r"], ["se"], name="se_mul"),   # gate first
+        helper.make_node("Conv", ["se", "w2", "b2"], ["c2"], name="glu_lin"),
+        helper.make_node("Sigmoid", ["c2"], ["g2"], name="glu_sig"),
+        helper.make_node("Mul", ["se", "g2"], ["glu"], name="glu_mul"),
+        helper.make_node("Flatten", ["glu"], ["f"], name="fl"),
+        helper.make_node("Gemm", ["f", "w3", "b3"], ["y"], name="fc", transB=1),
+    ]
+    inits = [("w1", rng.normal(size=(4, 2, 3, 3)) * 0.5), ("b1", rng.normal(size=4) * 0.1),
+             ("wa", rng.normal(size=(2, 4, 1, 1))), ("ba", rng.normal(size=2) * 0.1),
+             ("wb", rng.normal(size=(4, 2, 1, 1))), ("bb", rng.normal(size=4) * 0.1),
+             ("w2", rng.normal(size=(4, 4, 1, 1)) * 0.5), ("b2", rng.normal(size=4) * 0.1),
+             ("w3", rng.normal(size=(3, 4 * 5 * 5)) * 0.1), ("b3", rng.normal(size=3) * 0.1)]
+    model = save_model(tmp_path / "m.onnx", nodes, [("x", ["N", 2, 5, 5])], [("y", ["N", 3])], inits)
+    np.save(tmp_path / "x.npy", rng.uniform(0, 1, size=(20, 2, 5, 5)))
+    manifest = _compile_lint_sim(model, tmp_path / "x.npy", tmp_path / "out")
+    assert not [n for n in manifest["partition"]["nodes"] if n["home"] == "host"]
+    prog = json.loads((tmp_path / "out" / "rtl" / "program.json").read_text())
+    muls = [(st["div"], st["mod"], st["src"]["signed"]) for st in prog["steps"] if st["kind"] == "mul"]
+    assert muls == [(25, 4, signed), (1, 100, signed)], muls

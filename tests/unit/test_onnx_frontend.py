@@ -222,3 +222,86 @@ def test_one_d_windows_lower_as_two_d_with_a_unit_height(tmp_path, op, attrs, ou
     assert "host" not in {ir.g.nodes[n]["op"] for n in ir.g.nodes}
     x = rng.normal(size=(3, 4, 16))
     np.testing.assert_allclose(ir_run_onnx_layout(ir, {"x": x})[0], ort_run(path, {"x": x})[0], atol=1e-4)
+
+
+# ------------------------------------------------------------------ Slice and Split on the chip (issue 18)
+
+_BIG = 2 ** 63 - 1   # the exporters' "to the end"
+
+
+@pytest.mark.parametrize("starts, ends, axes, steps", [
+    ([0], [4], [1], None),                       # ShuffleNet's channel halves
+    ([4], [_BIG], [1], [1]),
+    ([1], [-1], [2], [2]),                       # negative end, a step
+    ([0, 2], [_BIG, 7], [0, 3], [1, 3]),         # the whole batch axis (a no-op) and a strided last axis
+    ([-3, 0], [_BIG, 3], [-1, -2], None),        # negative axes and start
+])
+def test_slice_lowers_to_the_data_movement_unit(tmp_path, starts, ends, axes, steps):
+    ins = ["x", "s", "e", "a"] + (["st"] if steps else [])
+    inits = [("s", starts), ("e", ends), ("a", axes)] + ([("st", steps)] if steps else [])
+    graph = helper.make_graph(
+        [helper.make_node("Slice", ins, ["y"])], "g",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["N", 8, 5, 9])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [None] * 4)],
+        initializer=[numpy_helper.from_array(np.asarray(v, np.int64), n) for n, v in inits])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    path = tmp_path / "slice.onnx"
+    onnx.save(model, path)
+    x = np.random.default_rng(0).normal(size=(3, 8, 5, 9))
+    ir = compare_with_ort(path, {"x": x})
+    assert "host" not in {ir.g.nodes[n]["op"] for n in ir.g.nodes}
+
+
+def test_slice_with_attributes_before_opset_10(tmp_path):
+    path = save_model(tmp_path / "s9.onnx", [helper.make_node("Slice", ["x"], ["y"], starts=[2], ends=[6], axes=[1])],
+                      [("x", ["N", 8, 4])], [("y", ["N", 4, 4])], opset=9)
+    ir = compare_with_ort(path, {"x": np.random.default_rng(1).normal(size=(2, 8, 4))})
+    assert [ir.g.nodes[n]["attrs"] for n in ir.nodes_of("slice")] == [{"axis": 0, "start": 2, "step": 1}]
+
+
+def test_backward_slice_runs_on_the_host_and_a_batch_slice_is_refused(tmp_path):
+    for k, (starts, ends, axes, steps) in enumerate([([7], [0], [1], [-1]), ([0], [1], [0], [1])]):
+        path = tmp_path / f"b{k}.onnx"
+        save_model(path, [helper.make_node("Slice", ["x", "s", "e", "a", "st"], ["y"])], [("x", ["N", 8])],
+                   [("y", [None, None])])
+        m = onnx.load(path)
+        m.graph.initializer.extend(numpy_helper.from_array(np.asarray(v, np.int64), n)
+                                   for n, v in (("s", starts), ("e", ends), ("a", axes), ("st", steps)))
+        onnx.save(m, path)
+        if k == 0:
+            ir, _ = load_model(path)
+            assert [ir.g.nodes[n]["attrs"]["op_type"] for n in ir.nodes_of("host")] == ["Slice"]
+        else:   # the batch of [0:1] changes with the batch: no per-sample program computes it
+            with pytest.raises(UnsupportedOpError, match="slices the batch axis 0"):
+                load_model(path)
+
+
+@pytest.mark.parametrize("opset, split, attrs", [
+    (11, None, dict(axis=1, split=[2, 3, 3])),
+    (13, [4, 4], dict(axis=-1)),
+    (13, None, dict(axis=1)),
+    (18, None, dict(axis=1, num_outputs=3)),   # 8 into 3: parts of 3, 3 and 2
+])
+def test_split_lowers_to_slices(tmp_path, opset, split, attrs):
+    n_out = len(attrs.get("split", split or [0] * attrs.get("num_outputs", 2)))
+    outs = [f"y{k}" for k in range(n_out)]
+    ins = ["x"] + (["sp"] if split else [])
+    graph = helper.make_graph(
+        [helper.make_node("Split", ins, outs, **attrs), helper.make_node("Relu", [outs[-1]], ["r"])], "g",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["N", 8, 8])],
+        [helper.make_tensor_value_info(o, onnx.TensorProto.FLOAT, [None] * 3) for o in outs[:-1] + ["r"]],
+        initializer=[numpy_helper.from_array(np.asarray(split, np.int64), "sp")] if split else [])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    path = tmp_path / "split.onnx"
+    onnx.save(model, path)
+    x = np.random.default_rng(2).normal(size=(2, 8, 8))
+    ir, _ = load_model(path)
+    from compiler.ir.interp import run_ir
+
+    got = {ir.g.nodes[n]["origin"]: y for n, y in run_ir(ir, {ir.nodes_of("input")[0]: x}).items()}
+    for name, want in zip(outs[:-1] + ["r"], ort_run(path, {"x": x})):
+        np.testing.assert_allclose(got[name], want, atol=1e-6)
+    assert "host" not in {ir.g.nodes[n]["op"] for n in ir.g.nodes}
+    assert len(ir.nodes_of("slice")) == n_out

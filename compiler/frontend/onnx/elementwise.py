@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...errors import UnsupportedOpError
+from ...ir.ops.elementwise import gate_broadcast
 from ..common import check_weights
 from .reader import Val
 from .registry import lowers
@@ -58,9 +59,22 @@ def op_mul(cx, node, attrs):
     cx._nin(node, 2, 2)
     a, b = (cx.get(node, i) for i in node.input)
     if isinstance(a, Val) and isinstance(b, Val):
-        raise cx.err(node, "both operands are runtime tensors (elementwise product)", UnsupportedOpError)
+        return _product(cx, node, a, b)
     x, c = (a, b) if isinstance(a, Val) else (b, a)
     return _scale(cx, node, x, c, "constant factor")
+
+
+def _product(cx, node, a: Val, b: Val) -> Val:
+    """A product of two runtime tensors on the datapath's product unit: the operand of the output's
+    shape times a gate that broadcasts over a run of its axes (squeeze-excite's [N, C, 1, 1] scale)."""
+    if a.batch_axis != b.batch_axis or a.batch_axis is None or len(a.shape) != len(b.shape):
+        raise cx.err(node, f"runtime operands of shapes {list(a.full_shape(1))} and {list(b.full_shape(1))} "
+                           "do not share a batch axis and rank", UnsupportedOpError)
+    for x, g in ((a, b), (b, a)):
+        if gate_broadcast(x.shape, g.shape) is not None:
+            return Val(cx.emit(node, "mul", x.shape, [x.node, g.node]), x.shape, x.batch_axis)
+    raise cx.err(node, f"runtime operands of shapes {list(a.full_shape(1))} and {list(b.full_shape(1))}: "
+                       "neither broadcasts over a run of the other's axes", UnsupportedOpError)
 
 
 @lowers("Div")
