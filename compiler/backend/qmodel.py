@@ -26,6 +26,8 @@ Arithmetic (Bd = DAC bits, Ba = ADC bits, Dmax = 2^Bd - 1):
   fixed-point reciprocal of its size: (sum * RQ + 2^(S-1)) >>> S.
 - A residual add rescales both maps to the output's scale: clamp((a*AQ + b*BQ + 2^(S-1)) >>> S,
   0, 2^Bd - 1).
+- A standalone activation (one no layer absorbed) reads a table over every code its source can
+  hold.
 - A product of two maps (a squeeze-excite scale, a gate) is clamp((x*g*MQ + 2^(S-1)) >>> S, lo,
   2^Bd - 1), the gate broadcast over the value.
 - A softmax (or any chain of host nodes) right before the output runs on the host; the chip returns
@@ -476,11 +478,32 @@ def _mul_step(ir: IR, n: str, maps: dict, steps: list, vals: dict, pdk, fused: s
                   "div": div, "mod": mod})
 
 
+def _lut_step(ir: IR, n: str, maps: dict, steps: list, vals: dict, pdk, fused: set) -> None:
+    """A standalone activation other than ReLU (one no layer absorbed): a table over every code the
+    source map can hold, y = clamp(round(act(code * s_x) / s_y)); signed if the function is negative
+    anywhere on those codes."""
+    d = ir.g.nodes[n]
+    act = d["attrs"]["activation"]
+    bd = pdk.dac_bits
+    dmax = 2 ** bd - 1
+    src = maps[ir.inputs(n)[0]]
+    lo = code_min(src, bd)
+    y = activation(np.arange(lo, dmax + 1) * src["scale"], act)
+    signed = float(np.min(y)) < 0
+    if signed:
+        _need_bipolar(pdk, f"the output of node '{d['origin']}' ({act['kind']})")
+    post = np.asarray(vals[n], dtype=float)
+    s_y = ((float(np.max(np.abs(post))) if signed else float(np.max(post))) or 1.0) / dmax
+    maps[n] = feature_map(f"t{len(steps)}", d["shape"], s_y, signed, bd)
+    table = np.clip(np.rint(y / s_y), -dmax if signed else 0, dmax).astype(np.int64)
+    steps.append({"kind": "lut", "act": act["kind"], "src": src, "dst": maps[n], "lo": lo, "table": table})
+
+
 #: The datapath's units, by the name an operator's registry entry gives (``ir.ops.OpDef.unit``): each
 #: lowers a node to its program step(s). The RTL of a step kind is in ``pdk_templates/*/top.v.j2``, its
 #: PPA cost in ``eval/ppa.py:digital_ops``.
 UNITS = {"fused": _fused_step, "view": _view_step, "pool": _pool_step, "remap": _remap_unit, "add": _add_step,
-         "mul": _mul_step, "layer": _layer_step}
+         "mul": _mul_step, "lut": _lut_step, "layer": _layer_step}
 
 
 def input_codes(prog: dict, x: np.ndarray) -> np.ndarray:
@@ -572,6 +595,9 @@ def run_program(prog: dict, codes: np.ndarray, tile_fn=None, host=None, streams:
                 mask = sel == j
                 picked[:, mask] = mem[m["name"]][:, addr[mask]]
             mem[st["dst"]["name"]] = np.clip((picked * a + b) >> st["s"], code_min(st["dst"], bd), 2 ** bd - 1)
+            continue
+        if st["kind"] == "lut":
+            mem[st["dst"]["name"]] = np.asarray(st["table"], np.int64)[src - st["lo"]]
             continue
         if st["kind"] == "mul":
             gate = mem[st["src2"]["name"]][:, (np.arange(src.shape[1]) // st["div"]) % st["mod"]]

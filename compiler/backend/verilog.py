@@ -154,7 +154,7 @@ def _datapath_ctx(prog: dict, tiles: list[dict]) -> dict:
     dmax = 2 ** bd - 1
     tile_ix = {t["name"]: t for t in tiles}
     maps = {}
-    layers, pools, adds, muls, remaps, recvs, sends, states = [], [], [], [], [], [], [], []
+    layers, pools, adds, muls, luts, remaps, recvs, sends, states = [], [], [], [], [], [], [], [], []
     for k, st in enumerate(prog["steps"]):
         if st["kind"] == "host":
             continue   # the host computes between the chip's send and recv streams
@@ -210,6 +210,16 @@ def _datapath_ctx(prog: dict, tiles: list[dict]) -> dict:
                          "b_ext": _ext64(f"mem_{st['src2']['name']}[idx[{ab - 1}:0]]", st["src2"])})
             states.append(f"A{k}")
             continue
+        if st["kind"] == "lut":
+            size = int(np.prod(st["dst"]["shape"]))
+            sb, ob_ = st["src"]["bits"], st["dst"]["bits"]
+            table = np.asarray(st["table"], np.int64)
+            raw = (np.arange(len(table)) + st["lo"]) & ((1 << sb) - 1)   # the source code's bits
+            luts.append({"k": k, "state": f"T{k}", "act": st["act"], "src": st["src"]["name"], "dst": st["dst"]["name"],
+                         "size": size, "addr_bits": _bits(size), "src_bits": sb, "bits": ob_,
+                         "rows": [{"i": int(i), "v": int(v) & ((1 << ob_) - 1)} for i, v in zip(raw, table)]})
+            states.append(f"T{k}")
+            continue
         if st["kind"] == "mul":
             size = int(np.prod(st["dst"]["shape"]))
             ab, gb = _bits(size), _bits(int(np.prod(st["src2"]["shape"])))
@@ -254,7 +264,7 @@ def _datapath_ctx(prog: dict, tiles: list[dict]) -> dict:
                        "k_bits": _bits(K), "col_bits": _bits(st["cols"]),
                        "src_addr_bits": _bits(int(np.prod(st["src"]["shape"]))),
                        "dst_addr_bits": _bits(int(np.prod(st["dst"]["shape"])))})
-    steps = sorted(layers + pools + adds + muls + remaps + recvs + sends, key=lambda x: x["k"])
+    steps = sorted(layers + pools + adds + muls + luts + remaps + recvs + sends, key=lambda x: x["k"])
     if not recvs or not sends:
         raise ValueError("a chip program receives and sends at least one stream")
     # each step hands over to the next one in program order; after the last send the chip waits for
@@ -268,7 +278,8 @@ def _datapath_ctx(prog: dict, tiles: list[dict]) -> dict:
     # one running-maximum register serves every max pool; signed codes widen it by one bit
     max_pools = [q for q in pools if not q["avg"]]
     pool_signed = any(q["signed"] for q in max_pools)
-    return {"maps": mem, "layers": layers, "pools": pools, "adds": adds, "muls": muls, "remaps": remaps,
+    return {"maps": mem, "layers": layers, "pools": pools, "adds": adds, "muls": muls, "luts": luts,
+            "remaps": remaps,
             "states": states,
             "recvs": recvs, "sends": sends, "streams": sorted(recvs + sends, key=lambda x: x["k"]),
             "tag_bits": _bits(n_streams), "state_width": _bits(len(states)), "has_avg": any(q["avg"] for q in pools),

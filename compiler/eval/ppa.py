@@ -337,6 +337,12 @@ def digital_ops(prog: dict, reads_per_image: dict, ref_bytes: float) -> dict:
             access(st["src2"], n_out)
             access(st["dst"], n_out)
             ops["cycles"] += n_out
+        elif k == "lut":
+            n_out = size(st["dst"])
+            ops["add8"] += n_out                        # a table read per element
+            access(st["src"], n_out)
+            access(st["dst"], n_out)
+            ops["cycles"] += n_out
         elif k == "mul":
             n_out = size(st["dst"])
             mul(n_out, 9, 9)                            # value x gate

@@ -596,3 +596,39 @@ def test_squeeze_excite_and_gate_products_are_bit_exact(signed, tmp_path):
     prog = json.loads((tmp_path / "out" / "rtl" / "program.json").read_text())
     muls = [(st["div"], st["mod"], st["src"]["signed"]) for st in prog["steps"] if st["kind"] == "mul"]
     assert muls == [(25, 4, signed), (1, 100, signed)], muls
+
+
+def test_standalone_activations_read_a_table_and_are_bit_exact(tmp_path):
+    """Activations that no layer absorbs (after a residual add, after a concat): Sigmoid, Tanh,
+    LeakyRelu, HardSwish, Clip and GELU each read a table over every code of their source map."""
+    require_tool("iverilog", "vvp", "verilator")
+    from onnx import helper
+
+    from helpers import save_model
+
+    rng = np.random.default_rng(14)
+    nodes = [
+        helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], name="ca", pads=[1, 1, 1, 1]),
+        helper.make_node("Conv", ["x", "w2", "b2"], ["c2"], name="cb", pads=[1, 1, 1, 1]),
+        helper.make_node("Add", ["c1", "c2"], ["s"], name="res"),
+        helper.make_node("Sigmoid", ["s"], ["a1"], name="sig"),
+        helper.make_node("Tanh", ["s"], ["a2"], name="tanh"),
+        helper.make_node("LeakyRelu", ["s"], ["a3"], name="leaky", alpha=0.1),
+        helper.make_node("Concat", ["a1", "a2", "a3"], ["cat"], name="cat", axis=1),
+        helper.make_node("HardSwish", ["cat"], ["h"], name="hswish"),
+        helper.make_node("Clip", ["h", "lo", "hi"], ["cl"], name="clip"),
+        helper.make_node("Gelu", ["s"], ["g"], name="gelu"),
+        helper.make_node("Concat", ["cl", "g"], ["cat2"], name="cat2", axis=1),
+        helper.make_node("Flatten", ["cat2"], ["f"], name="fl"),
+        helper.make_node("Gemm", ["f", "w3", "b3"], ["y"], name="fc", transB=1),
+    ]
+    inits = [("w1", rng.normal(size=(2, 2, 3, 3)) * 0.6), ("b1", rng.normal(size=2) * 0.1),
+             ("w2", rng.normal(size=(2, 2, 3, 3)) * 0.6), ("b2", rng.normal(size=2) * 0.1),
+             ("lo", np.array(-0.2)), ("hi", np.array(0.6)),
+             ("w3", rng.normal(size=(3, 8 * 4 * 4)) * 0.1), ("b3", rng.normal(size=3) * 0.1)]
+    model = save_model(tmp_path / "m.onnx", nodes, [("x", ["N", 2, 4, 4])], [("y", ["N", 3])], inits, opset=20)
+    np.save(tmp_path / "x.npy", rng.uniform(0, 1, size=(20, 2, 4, 4)))
+    _compile_lint_sim(model, tmp_path / "x.npy", tmp_path / "out")
+    prog = json.loads((tmp_path / "out" / "rtl" / "program.json").read_text())
+    assert sorted(st["act"] for st in prog["steps"] if st["kind"] == "lut") == \
+        ["clip", "gelu", "hardswish", "leaky_relu", "sigmoid", "tanh"]

@@ -28,8 +28,8 @@ def _act_check(ir, n, d, ins) -> None:
 
 
 def _act_unit(d):
-    # ReLU of signed codes clamps on the data-movement unit; the others have no standalone unit
-    return "remap" if d["attrs"]["activation"]["kind"] == "relu" else None
+    # ReLU of signed codes clamps on the data-movement unit; the others read a table of source codes
+    return "remap" if d["attrs"]["activation"]["kind"] == "relu" else "lut"
 
 
 register("act", arity=1, attrs=("activation",), check=_act_check,
