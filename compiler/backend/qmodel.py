@@ -152,7 +152,7 @@ def _fixed(x: np.ndarray, bits: int) -> int:
 
 
 REMAP_MAX = 16384  # elements of a remap whose constants differ along more than one axis (a per-element table)
-REMAP_RANK = 4     # axes of a remap's counters
+REMAP_RANK = 6     # axes of a remap's counters (a depth-to-space walks 5, an upsampling 5)
 
 
 def _vary_axis(c: np.ndarray) -> int:
@@ -173,7 +173,7 @@ def _remap_step(ir: IR, n: str, maps: dict, vals: dict, pdk, k: int) -> dict:
     not folded, a constant Mul or Add that no layer absorbed, a ReLU on signed codes), with counters.
 
     The output is produced in row-major order over its shape, padded to REMAP_RANK axes, with
-    counters c_0..c_3. The op's registry entry gives its integer kernel (``ir.ops.Remap``): source j
+    counters c_0..c_5. The op's registry entry gives its integer kernel (``ir.ops.Remap``): source j
     is the one whose range on the concat axis ``ax`` holds c_ax (the only source, if ``ax`` is -1);
     it is read at ``base_j + sum_k (c_k - off_jk) * stride_jk`` (off_jk: the source's start on the
     concat axis, 0 elsewhere), and the element is clamp((x * a + b) >>> S, lo, Dmax), lo = -Dmax for a

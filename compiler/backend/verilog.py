@@ -17,6 +17,7 @@ import numpy as np
 from .. import __version__
 from ..ir import IR
 from ..ir.names import sanitize
+from .qmodel import REMAP_RANK
 from .render import render
 
 MACRO_LATENCY = 2  # cycles from conv_start to conv_done in the behavioural macro model
@@ -289,6 +290,8 @@ def _datapath_ctx(prog: dict, tiles: list[dict]) -> dict:
             "has_pool": bool(pools), "in_total": sum(r["size"] for r in recvs),
             "out_total": sum(o["size"] for o in sends), "out_bits": ob,
             "in_bits": link_in_bits(prog), "pool_signed": pool_signed,
+            "remap_counters": [f"rc{q}" for q in range(REMAP_RANK)],
+            "remap_reset": " ".join(f"rc{q} <= {iw}'d0;" for q in range(REMAP_RANK)),
             "pool_bits": bd + 1 if pool_signed else bd, "dmax": dmax, "iw": iw}
 
 

@@ -474,7 +474,7 @@ def test_data_movement_units_beyond_table_size_are_bit_exact(tmp_path):
     require_tool("iverilog", "vvp", "verilator")
     from onnx import TensorProto, helper
 
-    from compiler.backend.qmodel import REMAP_MAX
+    from compiler.backend.qmodel import REMAP_MAX, REMAP_RANK
     from helpers import save_model
 
     rng = np.random.default_rng(11)
@@ -509,9 +509,10 @@ def test_data_movement_units_beyond_table_size_are_bit_exact(tmp_path):
     big = {st["op"]: st for st in prog["steps"] if st["kind"] == "remap"}
     assert set(big) == {"concat", "transpose", "batchnorm"}
     assert all(int(np.prod(st["dims"])) > REMAP_MAX for st in big.values())
-    assert big["batchnorm"]["ab_axis"] == 1 and len(big["batchnorm"]["a"][0]) == 8   # one scale per channel
+    # one scale per channel: the channel axis of the (C, H, W) output, padded in front to REMAP_RANK axes
+    assert big["batchnorm"]["ab_axis"] == REMAP_RANK - 3 and len(big["batchnorm"]["a"][0]) == 8
     # the shuffle reads the (2, 4, 48, 48) groups with their strides permuted
-    assert big["transpose"]["strides"][0] == [48 * 48, 4 * 48 * 48, 48, 1]
+    assert big["transpose"]["strides"][0][-4:] == [48 * 48, 4 * 48 * 48, 48, 1]
 
 
 def test_slice_and_split_on_the_data_movement_unit_are_bit_exact(tmp_path):
@@ -632,3 +633,41 @@ def test_standalone_activations_read_a_table_and_are_bit_exact(tmp_path):
     prog = json.loads((tmp_path / "out" / "rtl" / "program.json").read_text())
     assert sorted(st["act"] for st in prog["steps"] if st["kind"] == "lut") == \
         ["clip", "gelu", "hardswish", "leaky_relu", "sigmoid", "tanh"]
+
+
+def test_conv_transpose_resize_and_depth_to_space_are_bit_exact(tmp_path):
+    """A U-Net-style decoder: a strided ConvTranspose with pads (a crossbar convolution of its stride
+    phases, a 5-axis depth-to-space and crop slices on the data-movement unit), a nearest Resize
+    (an expand), a bilinear Resize (one crossbar matrix per axis) and a DepthToSpace."""
+    require_tool("iverilog", "vvp", "verilator")
+    from onnx import helper
+
+    from helpers import save_model
+
+    rng = np.random.default_rng(15)
+    nodes = [
+        helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], name="enc", pads=[1, 1, 1, 1], strides=[2, 2]),
+        helper.make_node("Relu", ["c1"], ["r1"], name="r1"),
+        helper.make_node("ConvTranspose", ["r1", "wt", "bt"], ["up"], name="up", kernel_shape=[3, 3], strides=[2, 2],
+                         pads=[1, 1, 1, 1], output_padding=[1, 1]),
+        helper.make_node("Relu", ["up"], ["r2"], name="r2"),
+        helper.make_node("Resize", ["r1", "", "s2"], ["nn"], name="nearest", mode="nearest"),
+        helper.make_node("Resize", ["r1", "", "s2"], ["bl"], name="bilinear", mode="linear",
+                         coordinate_transformation_mode="half_pixel"),
+        helper.make_node("Conv", ["r1", "w4", "b4"], ["c4"], name="sub"),
+        helper.make_node("DepthToSpace", ["c4"], ["d2s"], name="d2s", blocksize=2, mode="CRD"),
+        helper.make_node("Concat", ["r2", "nn", "bl", "d2s"], ["cat"], name="cat", axis=1),
+        helper.make_node("Flatten", ["cat"], ["f"], name="fl"),
+        helper.make_node("Gemm", ["f", "w3", "b3"], ["y"], name="fc", transB=1),
+    ]
+    inits = [("w1", rng.normal(size=(3, 1, 3, 3)) * 0.6), ("b1", rng.normal(size=3) * 0.1),
+             ("wt", rng.normal(size=(3, 2, 3, 3)) * 0.5), ("bt", rng.normal(size=2) * 0.1),
+             ("s2", [1, 1, 2, 2]), ("w4", rng.normal(size=(4, 3, 1, 1)) * 0.5), ("b4", rng.normal(size=4) * 0.1),
+             ("w3", rng.normal(size=(3, 9 * 6 * 6)) * 0.1), ("b3", rng.normal(size=3) * 0.1)]
+    model = save_model(tmp_path / "m.onnx", nodes, [("x", ["N", 1, 6, 6])], [("y", ["N", 3])], inits, opset=17)
+    np.save(tmp_path / "x.npy", rng.uniform(0, 1, size=(20, 1, 6, 6)))
+    manifest = _compile_lint_sim(model, tmp_path / "x.npy", tmp_path / "out")
+    assert not [n for n in manifest["partition"]["nodes"] if n["home"] == "host"]
+    prog = json.loads((tmp_path / "out" / "rtl" / "program.json").read_text())
+    ops = sorted({st["op"] for st in prog["steps"] if st["kind"] == "remap"})
+    assert ops == ["act", "concat", "expand", "slice", "transpose"], ops   # act: the ReLU after the crop

@@ -305,3 +305,85 @@ def test_split_lowers_to_slices(tmp_path, opset, split, attrs):
         np.testing.assert_allclose(got[name], want, atol=1e-6)
     assert "host" not in {ir.g.nodes[n]["op"] for n in ir.g.nodes}
     assert len(ir.nodes_of("slice")) == n_out
+
+
+# ------------------------------------------------------------------ ConvTranspose, Resize, DepthToSpace (issue 18)
+
+_CT_CASES = [(k, s, p, op) for k in (1, 2, 3, 4) for s in (1, 2, 3) for p in (0, 1, 2) for op in (0, 1)
+             if op < s and 2 * p < k + 2]
+
+
+@pytest.mark.parametrize("k, s, p, op", _CT_CASES)
+def test_conv_transpose_is_a_conv_and_a_depth_to_space(tmp_path, k, s, p, op):
+    """Every kernel / stride / pad / output_padding combination onnxruntime accepts: one crossbar
+    convolution of the stride phases, the phases interleaved, the pads cropped; no host node."""
+    rng = np.random.default_rng(k * 100 + s * 10 + p)
+    attrs = dict(kernel_shape=[k, k], strides=[s, s], pads=[p, p, p + (k > 2), p], output_padding=[op, op])
+    path = save_model(tmp_path / "ct.onnx", [helper.make_node("ConvTranspose", ["x", "W", "b"], ["y"], **attrs)],
+                      [("x", ["N", 3, 5, 6])], [("y", ["N", 2, None, None])],
+                      [("W", rng.normal(size=(3, 2, k, k))), ("b", rng.normal(size=2))])
+    x = rng.normal(size=(2, 3, 5, 6))
+    want = ort_run(path, {"x": x})[0]
+    ir, _ = load_model(path)
+    assert "host" not in {ir.g.nodes[n]["op"] for n in ir.g.nodes}
+    assert [ir.g.nodes[n]["attrs"]["stride"] for n in ir.nodes_of("conv")] == [[1, 1]]
+    np.testing.assert_allclose(ir_run_onnx_layout(ir, {"x": x})[0], want, atol=1e-4)
+
+
+def test_conv_transpose_1d(tmp_path):
+    rng = np.random.default_rng(5)
+    path = save_model(tmp_path / "ct1.onnx",
+                      [helper.make_node("ConvTranspose", ["x", "W"], ["y"], kernel_shape=[4], strides=[2], pads=[1, 1])],
+                      [("x", ["N", 3, 10])], [("y", ["N", 2, 20])], [("W", rng.normal(size=(3, 2, 4)))])
+    ir = compare_with_ort(path, {"x": rng.normal(size=(2, 3, 10))}, atol=1e-4)
+    assert "host" not in {ir.g.nodes[n]["op"] for n in ir.g.nodes}
+
+
+@pytest.mark.parametrize("mode, ctm, nearest, scale, ops", [
+    ("nearest", "asymmetric", "floor", 2.0, {"expand", "reshape"}),          # torch's nn.Upsample(nearest)
+    ("nearest", "half_pixel", "round_prefer_floor", 3.0, {"expand", "reshape"}),
+    ("nearest", "asymmetric", "floor", 0.5, {"dense", "transpose"}),
+    ("linear", "half_pixel", "floor", 2.0, {"dense", "transpose"}),           # bilinear, align_corners=False
+    ("linear", "align_corners", "floor", 1.5, {"dense", "transpose"}),
+    ("linear", "pytorch_half_pixel", "floor", 0.5, {"dense", "transpose"}),
+    ("cubic", "half_pixel", "floor", 2.0, {"dense", "transpose"}),
+])
+def test_resize_on_the_data_movement_unit_or_crossbars(tmp_path, mode, ctm, nearest, scale, ops):
+    """A repeat (nearest, integer factors) is an expand; any other interpolation one matrix per axis
+    (from onnxruntime on probes, checked on a random input) as a dense layer over that axis."""
+    node = helper.make_node("Resize", ["x", "", "sc"], ["y"], mode=mode, coordinate_transformation_mode=ctm,
+                            nearest_mode=nearest)
+    path = save_model(tmp_path / "rs.onnx", [node], [("x", ["N", 3, 6, 8])], [("y", ["N", 3, None, None])],
+                      [("sc", [1, 1, scale, scale])], opset=17)
+    ir = compare_with_ort(path, {"x": np.random.default_rng(6).normal(size=(2, 3, 6, 8))}, atol=1e-4)
+    assert {ir.g.nodes[n]["op"] for n in ir.g.nodes} - {"input", "output"} == ops
+
+
+def test_resize_with_sizes_and_1d(tmp_path):
+    node = helper.make_node("Resize", ["x", "", "", "sz"], ["y"], mode="linear")
+    path = save_model(tmp_path / "rs1.onnx", [node], [("x", ["N", 2, 7])], [("y", ["N", 2, 12])], opset=13)
+    m = onnx.load(path)
+    m.graph.initializer.append(numpy_helper.from_array(np.array([1, 2, 12], np.int64), "sz"))
+    onnx.save(m, path)
+    compare_with_ort(path, {"x": np.random.default_rng(7).normal(size=(1, 2, 7))}, atol=1e-4)
+
+
+@pytest.mark.parametrize("op, attrs, out", [("DepthToSpace", dict(blocksize=2, mode="DCR"), [2, 6, 8]),
+                                            ("DepthToSpace", dict(blocksize=2, mode="CRD"), [2, 6, 8]),
+                                            ("SpaceToDepth", dict(blocksize=2), [32, 1, 2])])
+def test_depth_and_space_rearrangements(tmp_path, op, attrs, out):
+    shape = [8, 3, 4] if op == "DepthToSpace" else [8, 2, 4]
+    path = save_model(tmp_path / "d2s.onnx", [helper.make_node(op, ["x"], ["y"], **attrs)], [("x", ["N", *shape])],
+                      [("y", ["N", *out])])
+    ir = compare_with_ort(path, {"x": np.random.default_rng(8).normal(size=(2, *shape))})
+    assert {ir.g.nodes[n]["op"] for n in ir.g.nodes} - {"input", "output"} == {"reshape", "transpose"}
+
+
+def test_expand_of_a_runtime_tensor(tmp_path):
+    path = save_model(tmp_path / "ex.onnx", [helper.make_node("Expand", ["x", "s"], ["y"])], [("x", ["N", 3, 1, 4])],
+                      [("y", ["N", 3, 5, 4])])
+    m = onnx.load(path)
+    m.graph.initializer.append(numpy_helper.from_array(np.array([1, 3, 5, 1], np.int64), "s"))
+    onnx.save(m, path)
+    ir = compare_with_ort(path, {"x": np.random.default_rng(9).normal(size=(2, 3, 1, 4))})
+    assert ir.nodes_of("expand")

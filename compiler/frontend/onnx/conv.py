@@ -209,3 +209,85 @@ def op_pad(cx, node, attrs):
     c, h, w = x.shape
     shape = (c, h + p4[0] + p4[2], w + p4[1] + p4[3])
     return Val(cx.emit(node, "pad", shape, [x.node], attrs={"pads": p4, "value": value}), shape, 0)
+
+
+@lowers("ConvTranspose")
+def op_convtranspose(cx, node, attrs):
+    """A transposed convolution as a convolution followed by a depth-to-space (the sub-pixel form,
+    Shi et al., CVPR 2016): output phase (a, b) of a stride (sh, sw) is a correlation of the input
+    with the taps W[..., a + sh t, b + sw u], so one convolution with C_out sh sw output channels and
+    a ceil(k / s) kernel computes every phase on crossbars, the data-movement unit interleaves the
+    phases, and slices crop the pads."""
+    from .resample import depth_to_space, view
+    from .shape import slice_of
+
+    cx._nin(node, 2, 3)
+    W = cx._weight(node, 1, cx.const(node, node.input[1], "weight"))
+    one_d = W.ndim == 3
+    x = cx.get(node, node.input[0])
+    if one_d:
+        if not (isinstance(x, Val) and x.batch_axis == 0 and len(x.shape) == 2):
+            raise cx.err(node, "expects a runtime [N, C, L] tensor", UnsupportedOpError)
+        x = view(cx, node, x, (x.shape[0], 1, x.shape[1]))
+        W = W[:, :, None, :]
+    else:
+        x = _image(cx, node)
+    if W.ndim != 4 or W.shape[0] != x.shape[0]:
+        raise cx.err(node, f"weight '{node.input[1]}' of shape {list(W.shape)} does not fit {x.shape[0]} input "
+                           "channels ([C_in, C_out, kh, kw])")
+
+    def pair(key, default, n=2):
+        v = [int(t) for t in cx._attr(attrs, key, default)]
+        if one_d and len(v) == n // 2:
+            v = [0 if key in ("pads", "output_padding") else 1] + v if n == 2 else [0, v[0], 0, v[1]]
+        if len(v) != n:
+            raise cx.err(node, f"attribute {key}={v} does not fit a {'1' if one_d else '2'}-D kernel")
+        return v
+
+    c_in, c_out, kh, kw = W.shape
+    sh, sw = pair("strides", [1, 1])
+    pt, pl, pb, pr = pair("pads", [0, 0, 0, 0], 4)
+    oh, ow = pair("output_padding", [0, 0])
+    if int(cx._attr(attrs, "group", 1)) != 1 or pair("dilations", [1, 1]) != [1, 1]:
+        raise cx.err(node, "only group 1 and dilation 1 are lowered", UnsupportedOpError)
+    auto = cx._attr(attrs, "auto_pad", b"NOTSET")
+    if "output_shape" in attrs or (auto.decode() if isinstance(auto, bytes) else str(auto)) != "NOTSET":
+        raise cx.err(node, "output_shape / auto_pad: only explicit pads are lowered", UnsupportedOpError)
+    if min(sh, sw) < 1 or min(pt, pl, pb, pr, oh, ow) < 0:
+        raise cx.err(node, f"strides {[sh, sw]} / pads {[pt, pl, pb, pr]} / output_padding {[oh, ow]} are invalid")
+    b = np.zeros(c_out)
+    if len(node.input) > 2 and node.input[2]:
+        b = check_weights(cx.where, cx.label(node), f"bias '{node.input[2]}'", cx.const(node, node.input[2], "bias"))
+        if b.shape != (c_out,):
+            raise cx.err(node, f"bias '{node.input[2]}' has shape {list(b.shape)}, expected [{c_out}]")
+    th, tw = -(-kh // sh), -(-kw // sw)
+    Kp = np.zeros((c_out, sh, sw, c_in, th, tw))
+    for a in range(sh):
+        for u in range(th):
+            ky = a + sh * (th - 1 - u)
+            if ky >= kh:
+                continue
+            for bb in range(sw):
+                for v in range(tw):
+                    kx = bb + sw * (tw - 1 - v)
+                    if kx < kw:
+                        Kp[:, a, bb, :, u, v] = W[:, :, ky, kx].T
+    _, H, Wd = x.shape
+    ho, wo = (H - 1) * sh + oh + kh - pt - pb, (Wd - 1) * sw + ow + kw - pl - pr
+    if ho < 1 or wo < 1:
+        raise cx.err(node, f"pads {[pt, pl, pb, pr]} leave an empty output ({ho}x{wo})")
+    # output_padding can reach past the last input's taps: extra phase rows (columns) that only the
+    # bias reaches, from extra zero padding at the bottom (right)
+    eh = max(0, -(-(pt + ho - (H + th - 1) * sh) // sh))
+    ew = max(0, -(-(pl + wo - (Wd + tw - 1) * sw) // sw))
+    shape = (c_out * sh * sw, H + th - 1 + eh, Wd + tw - 1 + ew)
+    geo = {"kernel": [th, tw], "stride": [1, 1], "pads": [th - 1, tw - 1, th - 1 + eh, tw - 1 + ew], "dilation": [1, 1]}
+    y = Val(cx.emit(node, "conv", shape, [x.node], attrs={"activation": dict(K.NO_ACT), **geo, "group": 1},
+                    params={"W": Kp.reshape(shape[0], c_in, th, tw), "b": np.repeat(b, sh * sw)}), shape, 0)
+    if sh * sw > 1:
+        y = depth_to_space(cx, node, y, sh, sw)
+    if (pt, ho) != (0, y.shape[1]):
+        y = slice_of(cx, node, y, 2, pt, ho, 1)
+    if (pl, wo) != (0, y.shape[2]):
+        y = slice_of(cx, node, y, 3, pl, wo, 1)
+    return _drop_1d(cx, node, y) if one_d else y

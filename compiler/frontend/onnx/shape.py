@@ -162,7 +162,7 @@ def op_reshape(cx, node, attrs):
     return _shape_op(cx, node, x, full, True)
 
 
-def _slice_of(cx, node, x: Val, axis: int, start: int, count: int, step: int) -> Val:
+def slice_of(cx, node, x: Val, axis: int, start: int, count: int, step: int) -> Val:
     """``x`` sliced on full-shape axis ``axis`` (not its batch axis): ``count`` elements from
     ``start`` by ``step``, as one IR slice node (none for the whole axis)."""
     ax = axis - (x.batch_axis is not None and axis > x.batch_axis)
@@ -210,7 +210,7 @@ def _slice(cx, node, starts, ends, axes, steps):
         count = max(0, -(-(e - s) // st))
         if count == 0:
             raise cx.err(node, f"slice {s}:{e}:{st} of axis {a} (size {dim}) is empty")
-        x = _slice_of(cx, node, x, a, s, count, st)
+        x = slice_of(cx, node, x, a, s, count, st)
     return x
 
 
@@ -259,7 +259,7 @@ def op_split(cx, node, attrs):
         if out and out in cx.used:
             if size == 0:
                 raise cx.err(node, f"output '{out}' is empty")
-            v = _slice_of(cx, node, x, axis, at, size, 1)
+            v = slice_of(cx, node, x, axis, at, size, 1)
             cx.env[out] = v
             first = v if k == 0 else first
         at += size

@@ -109,3 +109,22 @@ def _slice_remap(d, ins, dims) -> Remap:
 register("slice", arity=1, attrs=("axis", "start", "step"), check=_slice_check, eval=_slice_eval,
          unit="remap", remap=_slice_remap,
          doc="y = x[start::step] along one per-sample axis, shape[axis] elements (ONNX Slice, Split)")
+
+
+def _expand_check(ir, n, d, ins) -> None:
+    if len(ins[0]) != len(d["shape"]) or any(i not in (1, o) for i, o in zip(ins[0], d["shape"])):
+        fail(ir, n, f"operand shape {ins[0]} does not broadcast to {d['shape']} (same rank, 1 or equal per axis)")
+
+
+def _expand_remap(d, ins, dims) -> Remap:
+    pad = len(dims) - len(d["shape"])
+    st = row_major(ins[0])
+    return Remap(strides=[[0] * pad + [0 if i == 1 and o > 1 else s for i, o, s in zip(ins[0], d["shape"], st)]],
+                 gain=[1.0], offset=[0.0])
+
+
+register("expand", arity=1, check=_expand_check,
+         eval=lambda d, xs, **_: np.broadcast_to(xs[0], (xs[0].shape[0],) + d["shape"]).copy(),
+         unit="remap", remap=_expand_remap,
+         doc="y = x repeated along its size-1 axes to the output shape (ONNX Expand; a nearest upsampling by "
+             "integer factors, between two reshapes)")
