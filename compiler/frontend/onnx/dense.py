@@ -82,9 +82,11 @@ def op_matmul(cx, node, attrs):
         raise cx.err(node, "both operands are runtime tensors; one must be a weight initializer",
                        UnsupportedOpError)
     if isinstance(A, Val):
-        if len(A.shape) > 1 and (A.batch_axis == 0 or (A.batch_axis is None and cx.batch_one)):
-            # [N, T.., K] @ [K, M]: per token (bias, if any, comes from a following Add); a
-            # per-sample [T.., K] of a model defined at batch 1 only likewise
+        if len(A.shape) > 1 and ((A.batch_axis is not None and A.batch_axis < len(A.shape))
+                                 or (A.batch_axis is None and cx.batch_one)):
+            # [N, T.., K] @ [K, M]: per token (bias, if any, comes from a following Add), wherever the
+            # batch sits before the last axis (a sequence-first [T, N, K]); a per-sample [T.., K] of a
+            # model defined at batch 1 only likewise
             Bm = cx._weight(node, 1, B)
             if Bm.ndim != 2 or Bm.shape[0] != A.shape[-1]:
                 raise cx.err(node, f"weight B has shape {list(Bm.shape)}, expected [{A.shape[-1]}, M] for "

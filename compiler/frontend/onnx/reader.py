@@ -4,7 +4,8 @@ Each operator is lowered by a function of the registry (``registry.py``), one mo
 
 Tensors are tracked with their full ONNX shape split into a per-sample shape and the position of
 the batch axis, because the IR is per sample. A graph input's batch axis is its one symbolic
-dimension (axis 0 when all dimensions are fixed, none for a rank-1 fixed input).
+dimension (when all dimensions are fixed: the one of size 1, axis 0 if it is or if there is no single
+one; none for a rank-1 fixed input).
 ``Gemm``/``MatMul`` accept the runtime operand on either side, so ``transA``/``transB`` variants
 that put the batch on axis 1 are lowered too; ``alpha``/``beta`` are folded into the weights.
 """
@@ -150,7 +151,10 @@ class Lowering:
         if symbolic:
             axis = symbolic[0]
         elif len(dims) >= 2:
-            axis = 0
+            # all fixed: the exported batch is the axis of size 1 (axis 0 if it is, else the only
+            # one: a sequence-first [T, 1, D] export); otherwise axis 0
+            ones = [i for i, d in enumerate(dims) if d == 1]
+            axis = 0 if dims[0] == 1 or len(ones) != 1 else ones[0]
         else:
             axis = None
         shape = tuple(d for i, d in enumerate(dims) if i != axis)
@@ -215,6 +219,8 @@ class Lowering:
             attrs = {"op_type": node.op_type, "onnx": node.SerializeToString().hex(), "operands": operands,
                      "in_axes": in_axes, "output": k, "opset": opset, "reason": reason, "out_axis": None}
             try:
+                if None in in_axes:   # a per-sample operand (no batch axis): only one sample at a time
+                    raise ValueError("an operand without a batch axis")
                 shape, axis = H.infer_output(attrs, params, in_full, in_axes)
             except Exception as e:  # noqa: BLE001 - onnxruntime raises its own types for bad nodes
                 first = (str(e).strip().splitlines() or [type(e).__name__])[0]
