@@ -2,9 +2,10 @@
 
 PyTorch exports ``nn.GELU()`` before opset 20 as ``x * 0.5 * (1 + erf(x / sqrt(2)))``: a Div (or a
 Mul by 1/sqrt(2)), an Erf, an Add of 1, a Mul by x and a Mul by 0.5, in either order of the two
-products. The Erf and the runtime x runtime product have no chip lowering, so left alone they send
-every MLP of a transformer to the host twice. Matched here (the front end has made the constant
-Mul/Div ``mul_const`` and the Add ``add_const``; Erf and the product are ``host`` nodes), the
+products. The Erf has no chip lowering, so left alone it sends every MLP of a transformer to the
+host. Matched here (the front end has made the constant
+Mul/Div ``mul_const``, the Add ``add_const`` and the product ``mul``, or a ``host`` node where it
+could not; Erf is a ``host`` node), the
 chain becomes ``act`` with ``{"kind": "gelu"}``, which ``fuse_activation`` then moves into the layer
 before it and the datapath computes with a table. The match is on the algebra, not on one node
 order: any association of the product and any split of the 1/2 (``0.5 + 0.5 erf``) is found. The
@@ -74,7 +75,7 @@ def _rule(ir: IR, n: str) -> bool:
             k *= c
         elif op == "add_const" and c is not None and m == 0:
             alpha, beta, k = k * alpha + c, k * beta, 1.0
-        elif _host_op(ir, nxt, "Mul", 2) and m == 0:
+        elif (op == "mul" or _host_op(ir, nxt, "Mul", 2)) and m == 0:
             other = [v for v in ir.inputs(nxt) if v != cur]
             s = _scaled_x(ir, other[0], x) if len(other) == 1 else None
             if s is None:

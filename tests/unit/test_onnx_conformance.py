@@ -75,7 +75,7 @@ def test_backend_model(folder):
 
 #: How many of the suite's models lower (front end, constant folding and host partitioning); the
 #: README quotes it. It may only grow: a change that makes it drop has broken an operator.
-LOWER_AT_LEAST = 102
+LOWER_AT_LEAST = 103
 
 
 def test_conformance_count():
