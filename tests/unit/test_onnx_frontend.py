@@ -1,4 +1,5 @@
 import itertools
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -387,3 +388,14 @@ def test_expand_of_a_runtime_tensor(tmp_path):
     onnx.save(m, path)
     ir = compare_with_ort(path, {"x": np.random.default_rng(9).normal(size=(2, 3, 1, 4))})
     assert ir.nodes_of("expand")
+
+
+def test_a_host_node_onnxruntime_cannot_run_grows_its_segment_before_refusing():
+    """PyTorch's test_operator_basic: its Mul cannot run on the host with an operand the front end
+    left without a batch axis, so its producer (an Add) joins its host segment, in the source model's
+    layout; only when the segment reaches graph inputs that have no batch axis is the model refused,
+    in one line naming the node the segment grew for."""
+    path = Path(onnx.__file__).parent / "backend/test/data/pytorch-operator/test_operator_basic/model.onnx"
+    with pytest.raises(UnsupportedOpError) as e:
+        load_model(path)
+    assert "grown into the host segment of node '#1' (Mul)" in str(e.value) and "\n" not in str(e.value)

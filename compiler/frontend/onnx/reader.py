@@ -24,6 +24,15 @@ from ..common import check_weights
 from ..fold import default_opset, fold_constants
 from .registry import lookup
 
+class HostCutError(UnsupportedOpError):
+    """A node that should run on the host, but onnxruntime cannot run it on operands laid out as
+    the chip lowered them: ``onnx_to_ir`` grows the host segment back through its producers."""
+
+    def __init__(self, where: str, what: str, index: int):
+        super().__init__(where, what)
+        self.index = index
+
+
 @dataclass(frozen=True)
 class Val:
     """A runtime tensor: the IR node producing it, per-sample shape, and batch axis (or None)."""
@@ -43,7 +52,7 @@ class Lowering:
     """The reader of one model: its environment of values, the IR it builds, and the helpers the
     lowerings (``registry.LOWERINGS``) share."""
 
-    def __init__(self, model, path: Path):
+    def __init__(self, model, path: Path, forced: dict | None = None):
         import onnx.numpy_helper as nph
 
         self.nph = nph
@@ -55,6 +64,7 @@ class Lowering:
         self.namer = Namer()
         self.env: dict[str, object] = {}
         self.index = 0
+        self.forced = forced or {}   # ONNX node index -> why it joins a grown host segment
         self.batch_one = False
         self.opset = default_opset(model)
         for init in graph.initializer:
@@ -170,6 +180,9 @@ class Lowering:
     def _node(self, node) -> None:
         if len(node.output) < 1 or not node.output[0]:
             raise self.err(node, "has no output")
+        if self.index in self.forced:
+            self._host(node, self.forced[self.index])
+            return
         handler = lookup(node.op_type, self.opset) if node.domain in ("", "ai.onnx") else None
         if handler is None:
             self._host(node, f"no crossbar or digital lowering for {node.domain + '.' if node.domain else ''}"
@@ -188,6 +201,9 @@ class Lowering:
             return
         self.env[node.output[0]] = out
 
+    def cut(self, node, what: str) -> HostCutError:
+        return HostCutError(self.where, f"node '{self.label(node)}' ({node.op_type}): {what}", self.index)
+
     def _host(self, node, reason: str) -> None:
         """Lower ``node`` as host node(s): one per output that something reads."""
         from ...ir import host as H
@@ -200,8 +216,8 @@ class Lowering:
             v = self.get(node, name)
             if isinstance(v, Val):
                 if v.batch_axis is None and not self.batch_one:
-                    raise self.err(node, f"runs on the host ({reason}), but its operand '{name}' has no batch "
-                                         "axis", UnsupportedOpError)
+                    raise self.cut(node, f"runs on the host ({reason}), but its operand '{name}' has no batch "
+                                         "axis")
                 operands.append(["x", len(xs)])
                 xs.append(v.node)
                 in_axes.append(v.batch_axis)
@@ -225,16 +241,16 @@ class Lowering:
             except Exception as e:  # noqa: BLE001 - onnxruntime raises its own types for bad nodes
                 first = (str(e).strip().splitlines() or [type(e).__name__])[0]
                 if not self.batch_one:
-                    raise self.err(node, f"runs on the host ({reason}), but onnxruntime cannot run it: {first}",
-                                   UnsupportedOpError) from None
+                    raise self.cut(node, f"runs on the host ({reason}), but onnxruntime cannot run it: {first}") \
+                        from None
                 # the model is defined at its exported batch of 1 only: the node runs one sample at a
                 # time, and its result is per sample as it is (no batch axis of its own)
                 try:
                     shape, axis = H.infer_per_sample(attrs, params, in_full, in_axes), None
                 except Exception as e2:  # noqa: BLE001
                     first = (str(e2).strip().splitlines() or [type(e2).__name__])[0]
-                    raise self.err(node, f"runs on the host ({reason}), but onnxruntime cannot run it even one "
-                                         f"sample at a time: {first}", UnsupportedOpError) from None
+                    raise self.cut(node, f"runs on the host ({reason}), but onnxruntime cannot run it even one "
+                                         f"sample at a time: {first}") from None
                 attrs["per_sample"] = True
                 attrs["reason"] = f"{reason}; one sample at a time (exported with batch 1)"
             attrs["out_axis"] = axis
@@ -306,10 +322,31 @@ def onnx_to_ir(data: bytes, path: Path) -> IR:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise InputError(where, f"invalid ONNX model: {first}") from None
     _check_names_and_types(model, where)
-    ir = Lowering(fold_constants(model, where), path).run()
+    ir = _lower_growing_host_segments(fold_constants(model, where), path)
     if external:
         ir.g.graph["external_data"] = external
     return ir
+
+
+def _lower_growing_host_segments(model, path: Path) -> IR:
+    """Lower ``model``; where a host node cannot run on its operands as the chip lowered them, its
+    producers join its host segment (as the ONNX nodes they are, in the source model's layout) and
+    the model is lowered again, until onnxruntime runs every host node. The error stands only when
+    the segment cannot grow any further (the node reads graph inputs alone)."""
+    producer = {o: k for k, node in enumerate(model.graph.node) for o in node.output if o}
+    forced: dict[int, str] = {}
+    while True:
+        try:
+            return Lowering(model, path, forced).run()
+        except HostCutError as e:
+            node = model.graph.node[e.index]
+            grow = sorted({producer[i] for i in node.input if i in producer} - set(forced))
+            if not grow:
+                raise UnsupportedOpError(e.where, e.what) from None
+            label = node.name or f"#{e.index}"
+            for k in grow:
+                forced[k] = f"grown into the host segment of node '{label}' ({node.op_type}), which onnxruntime " \
+                            "cannot run on the chip's layout of its operands"
 
 
 _ELEM_BYTES = {1: 4, 2: 1, 3: 1, 4: 2, 5: 2, 6: 4, 7: 8, 9: 1, 10: 2, 11: 8, 12: 4, 13: 8, 16: 2}
