@@ -116,22 +116,27 @@ def models():
     ]
 
 
+def seed_weights(module: nn.Module, k: int) -> None:
+    """Model ``k``'s weights from a fixed seed (not the init's RNG stream), in eval mode."""
+    torch.manual_seed(1000 + k)
+    for p in module.parameters():
+        with torch.no_grad():
+            # He-scaled weights keep a deep ReLU net's output depending on its input
+            p.copy_(torch.randn_like(p) * (2.0 / max(1, p[0].numel())) ** 0.5 if p.dim() > 1
+                    else torch.randn_like(p) * 0.01)
+    for bname, b in module.named_buffers():          # batch-norm statistics: a plausible spread
+        with torch.no_grad():
+            if bname.endswith("running_var"):
+                b.copy_(torch.rand_like(b) + 0.5)
+            elif bname.endswith("running_mean"):
+                b.copy_(torch.randn_like(b) * 0.1)
+    module.eval()
+
+
 def main(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for k, (name, module, x, exporter) in enumerate(models()):
-        torch.manual_seed(1000 + k)
-        for p in module.parameters():                      # seeded weights, not the init's RNG stream
-            with torch.no_grad():
-                # He-scaled weights keep a deep ReLU net's output depending on its input
-                p.copy_(torch.randn_like(p) * (2.0 / max(1, p[0].numel())) ** 0.5 if p.dim() > 1
-                        else torch.randn_like(p) * 0.01)
-        for bname, b in module.named_buffers():          # batch-norm statistics: a plausible spread
-            with torch.no_grad():
-                if bname.endswith("running_var"):
-                    b.copy_(torch.rand_like(b) + 0.5)
-                elif bname.endswith("running_mean"):
-                    b.copy_(torch.randn_like(b) * 0.1)
-        module.eval()
+        seed_weights(module, k)
         path = out / f"{name}.onnx"
         if exporter == "dynamo":
             prog = torch.onnx.export(module, (x,), dynamo=True, opset_version=18)

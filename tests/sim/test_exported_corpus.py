@@ -33,7 +33,7 @@ COMPILES = {
                                      *["Softmax"] * 2, *["Squeeze"] * 2, *["Transpose"] * 16, *["Unsqueeze"] * 2],
                  0.875),
     # sequence first, [T, 1, D]: the exported batch is the axis of size 1
-    "transformer_encoder": ((16, 64), 0.94, ["Add", *["Gather"] * 6, *["LayerNormalization"] * 4, *["MatMul"] * 4,
+    "transformer_encoder": ((16, 64), 0.94, [*["Gather"] * 6, *["LayerNormalization"] * 4, *["MatMul"] * 4,
                                              "ReduceMean", "Reshape", *["Softmax"] * 2, *["Squeeze"] * 2,
                                              *["Transpose"] * 12, *["Unsqueeze"] * 2], 0.875),
     "lstm_classifier": ((20, 16), 0.0025, ["Gather", "LSTM", "Squeeze", "Transpose", "Transpose"], 0.875),

@@ -22,6 +22,12 @@ def _add(cx, node, a, b, what: str):
     if not isinstance(a, Val) and not isinstance(b, Val):
         return a + b
     if isinstance(a, Val) and isinstance(b, Val):
+        if (a.shape, a.batch_axis) != (b.shape, b.batch_axis) and cx.batch_one \
+                and a.full_shape(1) == b.full_shape(1) and None in (a.batch_axis, b.batch_axis):
+            # a model defined at batch 1: a per-sample operand (no batch axis) and one with its batch
+            # axis of 1 are the same tensor at batch 1; add them per sample
+            a, b = (Val(cx.emit(node, "reshape", v.full_shape(1), [v.node]), v.full_shape(1), None)
+                    if v.batch_axis is not None else v for v in (a, b))
         if a.shape != b.shape or a.batch_axis != b.batch_axis:
             raise cx.err(node, f"runtime operands of shapes {list(a.full_shape(1))} and "
                                  f"{list(b.full_shape(1))} differ; only same-shape residual adds are supported",
