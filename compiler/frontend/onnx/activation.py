@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from ...ir import kernels as K
+from .elementwise import _offset, _scale
 from .reader import Val
 from .registry import lowers
-from .elementwise import _offset, _scale
 
 
 def _act(cx, node, act: dict):
@@ -17,28 +17,22 @@ def _act(cx, node, act: dict):
     return Val(cx.emit(node, "act", x.shape, [x.node], attrs={"activation": act}), x.shape, x.batch_axis)
 
 
-@lowers("Relu")
-def op_relu(cx, node, attrs):
-    cx._nin(node, 1, 1)
-    return _act(cx, node, {"kind": "relu"})
+def _plain(kind: str):
+    """The lowering of a one-operand activation without attributes."""
+    def lower(cx, node, attrs):
+        cx._nin(node, 1, 1)
+        return _act(cx, node, {"kind": kind})
+    return lower
+
+
+for _op, _kind in (("Relu", "relu"), ("Sigmoid", "sigmoid"), ("Tanh", "tanh"), ("HardSwish", "hardswish")):
+    lowers(_op)(_plain(_kind))
 
 
 @lowers("LeakyRelu")
 def op_leakyrelu(cx, node, attrs):
     cx._nin(node, 1, 1)
     return _act(cx, node, {"kind": "leaky_relu", "alpha": float(cx._attr(attrs, "alpha", 0.01))})
-
-
-@lowers("Sigmoid")
-def op_sigmoid(cx, node, attrs):
-    cx._nin(node, 1, 1)
-    return _act(cx, node, {"kind": "sigmoid"})
-
-
-@lowers("Tanh")
-def op_tanh(cx, node, attrs):
-    cx._nin(node, 1, 1)
-    return _act(cx, node, {"kind": "tanh"})
 
 
 @lowers("Gelu")
@@ -49,12 +43,6 @@ def op_gelu(cx, node, attrs):
     if approx not in ("none", "tanh"):
         raise cx.err(node, f"attribute approximate='{approx}' must be 'none' or 'tanh'")
     return _act(cx, node, {"kind": "gelu", "approximate": approx})
-
-
-@lowers("HardSwish")
-def op_hardswish(cx, node, attrs):
-    cx._nin(node, 1, 1)
-    return _act(cx, node, {"kind": "hardswish"})
 
 
 @lowers("Clip")

@@ -29,6 +29,16 @@ def _need_vector(cx, node, x: Val, batch_axis, role: str):
                              "(declare the batch dimension symbolic to place it)", UnsupportedOpError)
 
 
+def _weight_b(cx, node, B, tb: int, k: int) -> np.ndarray:
+    """Gemm's constant B as [K, M] (transposed if transB), checked against ``k`` input features."""
+    B = cx._weight(node, 1, B)
+    Bp = B.T if tb else B
+    if Bp.ndim != 2 or Bp.shape[0] != k:
+        raise cx.err(node, f"weight B{'^T' if tb else ''} has shape {list(Bp.shape)}, "
+                           f"expected [{k}, M] to match {k} input features")
+    return Bp
+
+
 @lowers("Gemm")
 def op_gemm(cx, node, attrs):
     cx._nin(node, 2, 3)
@@ -47,21 +57,11 @@ def op_gemm(cx, node, attrs):
     if isinstance(A, Val) and A.batch_axis is None and not ta and len(A.shape) == 2:
         # a per-sample matrix (a model defined at batch 1 only, after a host node run one sample
         # at a time): each of its rows reads the same crossbar, like the tokens of a MatMul
-        B = cx._weight(node, 1, B)
-        Bp = B.T if tb else B
-        if Bp.ndim != 2 or Bp.shape[0] != A.shape[1]:
-            raise cx.err(node, f"weight B{'^T' if tb else ''} has shape {list(Bp.shape)}, "
-                                 f"expected [{A.shape[1]}, M] to match {A.shape[1]} input features")
-        return _dense(cx, node, A, alpha * Bp.T, bias, None)
+        return _dense(cx, node, A, alpha * _weight_b(cx, node, B, tb, A.shape[1]).T, bias, None)
     if isinstance(A, Val):
         # Y[N,M] = A'[N,K] B'[K,M]: per sample y = (alpha B')^T x
         _need_vector(cx, node, A, 1 if ta else 0, "operand A")
-        B = cx._weight(node, 1, B)
-        Bp = B.T if tb else B
-        if Bp.ndim != 2 or Bp.shape[0] != A.shape[0]:
-            raise cx.err(node, f"weight B{'^T' if tb else ''} has shape {list(Bp.shape)}, "
-                                 f"expected [{A.shape[0]}, M] to match {A.shape[0]} input features")
-        return _dense(cx, node, A, alpha * Bp.T, bias, 0)
+        return _dense(cx, node, A, alpha * _weight_b(cx, node, B, tb, A.shape[0]).T, bias, 0)
     # Y[M,N] = A'[M,K] B'[K,N]: per sample (a column) y = alpha A' x
     _need_vector(cx, node, B, 0 if tb else 1, "operand B")
     A = cx._weight(node, 0, A)

@@ -4,8 +4,8 @@ Each operator is lowered by a function of the registry (``registry.py``), one mo
 
 Tensors are tracked with their full ONNX shape split into a per-sample shape and the position of
 the batch axis, because the IR is per sample. A graph input's batch axis is its one symbolic
-dimension (when all dimensions are fixed: the one of size 1, axis 0 if it is or if there is no single
-one; none for a rank-1 fixed input).
+dimension (when all dimensions are fixed: axis 0, or axis 1 of a sequence-first [T, 1, D] input;
+none for a rank-1 fixed input).
 ``Gemm``/``MatMul`` accept the runtime operand on either side, so ``transA``/``transB`` variants
 that put the batch on axis 1 are lowered too; ``alpha``/``beta`` are folded into the weights.
 """
@@ -161,10 +161,10 @@ class Lowering:
         if symbolic:
             axis = symbolic[0]
         elif len(dims) >= 2:
-            # all fixed: the exported batch is the axis of size 1 (axis 0 if it is, else the only
-            # one: a sequence-first [T, 1, D] export); otherwise axis 0
+            # all fixed: axis 0, except in a sequence-first [T, 1, D] export, whose batch of 1 is
+            # axis 1 (the only axis of size 1, after a longer sequence axis)
             ones = [i for i, d in enumerate(dims) if d == 1]
-            axis = 0 if dims[0] == 1 or len(ones) != 1 else ones[0]
+            axis = 1 if len(dims) == 3 and ones == [1] else 0
         else:
             axis = None
         shape = tuple(d for i, d in enumerate(dims) if i != axis)
