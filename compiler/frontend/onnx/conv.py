@@ -6,7 +6,7 @@ import numpy as np
 
 from ...errors import UnsupportedOpError
 from ...ir import kernels as K
-from ..common import check_weights
+from ..common import MAX_WEIGHT_ELEMENTS, check_weights
 from .reader import Val
 from .registry import lowers
 
@@ -261,6 +261,9 @@ def op_convtranspose(cx, node, attrs):
         if b.shape != (c_out,):
             raise cx.err(node, f"bias '{node.input[2]}' has shape {list(b.shape)}, expected [{c_out}]")
     th, tw = -(-kh // sh), -(-kw // sw)
+    if c_out * sh * sw * c_in * th * tw > MAX_WEIGHT_ELEMENTS:
+        raise cx.err(node, f"its phase convolution would hold {c_out * sh * sw * c_in * th * tw} weights; the "
+                           f"limit is {MAX_WEIGHT_ELEMENTS}", UnsupportedOpError)
     Kp = np.zeros((c_out, sh, sw, c_in, th, tw))
     for a in range(sh):
         for u in range(th):

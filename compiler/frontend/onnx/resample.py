@@ -17,8 +17,10 @@ from ...ir import kernels as K
 from .reader import Val
 from .registry import lowers
 
-#: the largest map side a Resize is probed on (the probes run the node once per row and column)
+#: the largest map side a Resize is probed on (the probes run the node once per row and column) ...
 RESIZE_MAX_SIDE = 4096
+#: ... and the largest map (elements per sample): a larger one runs on the host
+RESIZE_MAX_ELEMENTS = 1 << 24
 
 
 def view(cx, node, x: Val, shape) -> Val:
@@ -181,8 +183,9 @@ def op_resize(cx, node, attrs):
     if not isinstance(x, Val) or x.batch_axis != 0 or len(x.shape) not in (2, 3):
         shape = list(x.full_shape(1)) if isinstance(x, Val) else "constant"
         raise cx.err(node, f"expects a runtime [N, C, L] or [N, C, H, W] tensor, got {shape}", UnsupportedOpError)
-    if max(x.shape[1:]) > RESIZE_MAX_SIDE:
-        raise cx.err(node, f"map sides {list(x.shape[1:])} exceed {RESIZE_MAX_SIDE}", UnsupportedOpError)
+    if max(x.shape[1:]) > RESIZE_MAX_SIDE or int(np.prod(x.shape)) > RESIZE_MAX_ELEMENTS:
+        raise cx.err(node, f"map {list(x.shape)} exceeds the probed sizes (sides {RESIZE_MAX_SIDE}, "
+                           f"{RESIZE_MAX_ELEMENTS} elements)", UnsupportedOpError)
     mats = _axis_matrices(cx, node, x)
     factors = [_repeat_factor(A) for A in mats]
     if all(f is not None for f in factors):
