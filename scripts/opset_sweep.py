@@ -8,7 +8,9 @@ and amsc in another interpreter:
     /tmp/torchenv/bin/python scripts/opset_sweep.py --amsc-python .venv/bin/python [--out DIR]
 
 The classic (TorchScript) exporter writes opsets 7 to 20, the dynamo exporter 18 and up; an
-exporter that refuses a model at an opset is recorded as such (it is not amsc's failure).
+exporter that refuses a model at an opset is recorded as such (it is not amsc's failure). Four of
+these exports are kept in tests/data/exported/opsets/ (<model>_opset<N>.onnx, the classic
+exporter's), where the suite compiles and runs them without torch.
 """
 
 from __future__ import annotations

@@ -121,7 +121,7 @@ def fold_constants(model, where: str):
         try:
             from onnx.reference import ReferenceEvaluator
 
-            results = ReferenceEvaluator(sub_model).run(None, {})
+            results = ReferenceEvaluator(sub_model, new_ops=_experimental_ops()).run(None, {})
         except Exception as e:  # noqa: BLE001 - the evaluator raises many types for bad graphs
             first = (str(e).strip().splitlines() or [type(e).__name__])[0]
             raise InputError(where, f"constant folding failed ({type(e).__name__}: {first})") from None
@@ -147,6 +147,32 @@ def fold_constants(model, where: str):
     out.graph.input.extend(inputs)
     del out.graph.value_info[:]
     return out
+
+
+def _experimental_ops() -> list:
+    """Kernels for the experimental operators the classic PyTorch exporter still writes below opset 9
+    (an RNN's zero initial state is a ``ConstantFill``), which onnx's reference evaluator no longer
+    has. Attributes as in onnx 1.4's ``ConstantFill``: the output has ``shape`` (or the input's
+    values as its shape with ``input_as_shape``, or the input's shape), then ``extra_shape``, and
+    every element is ``value`` of type ``dtype``."""
+    from onnx.helper import tensor_dtype_to_np_dtype
+    from onnx.reference.op_run import OpRun
+
+    class ConstantFill(OpRun):
+        op_domain = ""
+
+        def _run(self, x=None, dtype=None, extra_shape=None, input_as_shape=None, shape=None, value=None):
+            if x is None:
+                dims = list(shape or [])
+            elif input_as_shape:
+                dims = [int(v) for v in np.asarray(x).reshape(-1)]
+            else:
+                dims = list(np.asarray(x).shape)
+            dims += list(extra_shape or [])
+            np_type = tensor_dtype_to_np_dtype(int(dtype if dtype is not None else 1))
+            return (np.full(dims, 0.0 if value is None else value, dtype=np_type),)
+
+    return [ConstantFill]
 
 
 def _shape_constant(node, dims: list[int]):

@@ -102,3 +102,34 @@ def test_small_corpus_chips_are_bit_exact_in_rtl_sim(name, rows, compiled):
     np.save(x, np.random.default_rng(1).uniform(0, 1, (rows, *shape)).astype(np.float32))
     r = amsc("rtl-sim", out, "--inputs", x)
     assert r.returncode == 0 and "bit-exact" in r.stderr, r.stderr
+
+
+#: older opsets, as the classic exporter writes them (scripts/opset_sweep.py's exports, kept here):
+#: Upsample-9 and ConvTranspose, Split with its sizes as an attribute, HardSwish written as
+#: x * HardSigmoid(x) (a runtime product), an LSTM whose zero initial state is the experimental
+#: ConstantFill (folded at compile time; onnxruntime itself cannot load that export)
+OLD_OPSETS = {
+    "unet_small_opset9": (1, 32, 32),
+    "shufflenet_v2_opset9": (3, 64, 64),
+    "mobilenet_v3_small_opset11": (3, 64, 64),
+    "lstm_classifier_opset8": (20, 16),
+}
+
+
+@pytest.mark.parametrize("name", sorted(OLD_OPSETS))
+def test_older_opsets_compile_and_run(name, compiled):
+    out = compiled / name
+    r = amsc("compile", CORPUS / "opsets" / f"{name}.onnx", "-o", out, "--weight-bits", "8", "--max-tiles", "20000")
+    assert r.returncode == 0, r.stderr
+    m = json.loads((out / "manifest.json").read_text())
+    host = sorted(n["onnx_op"] for n in m["partition"]["nodes"] if n["home"] == "host" and "onnx_op" in n)
+    x = compiled / f"{name}_x.npy"
+    np.save(x, np.random.default_rng(0).uniform(0, 1, (8, *OLD_OPSETS[name])).astype(np.float32))
+    r = amsc("run", out, "--inputs", x)
+    if name.startswith("lstm"):
+        assert "LSTM" in host
+        assert r.returncode == 2 and "ConstantFill" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        return
+    assert host == []
+    assert r.returncode == 0, r.stderr
+    assert float(r.stderr.split("SNR ")[1].split(" dB")[0]) >= SNR_DB, r.stderr
