@@ -34,7 +34,7 @@ COMPILES = {
                  0.875),
     # sequence first, [T, 1, D]: the exported batch is the axis of size 1
     "transformer_encoder": ((16, 64), 0.94, [*["Gather"] * 6, *["LayerNormalization"] * 4, *["MatMul"] * 4,
-                                             "ReduceMean", "Reshape", *["Softmax"] * 2, *["Squeeze"] * 2,
+                                             "Reshape", *["Softmax"] * 2, *["Squeeze"] * 2,
                                              *["Transpose"] * 12, *["Unsqueeze"] * 2], 0.875),
     "lstm_classifier": ((20, 16), 0.0025, ["Gather", "LSTM", "Squeeze", "Transpose", "Transpose"], 0.875),
     "gru_classifier": ((20, 16), 0.003, ["GRU", "Gather", "Transpose", "Transpose", "Transpose"], 0.75),

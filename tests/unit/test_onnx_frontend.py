@@ -399,3 +399,15 @@ def test_a_host_node_onnxruntime_cannot_run_grows_its_segment_before_refusing():
     with pytest.raises(UnsupportedOpError) as e:
         load_model(path)
     assert "grown into the host segment of node '#1' (Mul)" in str(e.value) and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("axes, keep", [([0], 0), ([0], 1), ([2], 0), ([-1], 1)])
+def test_reduce_mean_with_the_batch_on_axis_1(tmp_path, axes, keep):
+    """A sequence-first [T, 1, D] model averages over T (or D): average pooling, the batch axis kept
+    where it is; no host node."""
+    path = save_model(tmp_path / "rm.onnx", [helper.make_node("ReduceMean", ["x"], ["y"], axes=axes, keepdims=keep)],
+                      [("x", [6, 1, 4])], [("y", [None] * (3 if keep else 2))])
+    ir, _ = load_model(path)
+    assert "host" not in {ir.g.nodes[n]["op"] for n in ir.g.nodes}
+    x = np.random.default_rng(10).normal(size=(6, 1, 4))
+    np.testing.assert_allclose(ir_run_onnx_layout(ir, {"x": x})[0], ort_run(path, {"x": x})[0], atol=1e-6)

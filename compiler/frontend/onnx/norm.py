@@ -48,27 +48,34 @@ def op_softmax(cx, node, attrs):
 def op_reducemean(cx, node, attrs):
     """The mean over a run of adjacent feature axes, as average pooling: the operand seen as
     (before, reduced, after) is pooled with a (reduced x 1) window (ReduceMean over the tokens
-    of a transformer, or over H and W as a global average pool)."""
+    of a transformer, or over H and W as a global average pool). The batch may sit on any axis
+    but a reduced one (a sequence-first [T, N, D] averaged over T)."""
     x = cx.get(node, node.input[0])
     if not isinstance(x, Val):
         raise cx.err(node, "has no runtime operand")
-    x = cx._batch0(node, x)
-    rank = len(x.shape) + 1
-    if cx.opset >= 18:
-        axes = cx._axes(node, attrs, rank) if len(node.input) > 1 and node.input[1] else []
+    b = x.batch_axis
+    rank = len(x.shape) + (b is not None)
+    if cx.opset >= 18 or (len(node.input) > 1 and node.input[1]):
+        axes = [int(v) for v in cx.const(node, node.input[1], "axes").reshape(-1)] \
+            if len(node.input) > 1 and node.input[1] else []
     else:
-        axes = cx._axes(node, attrs, rank)
-    if not axes:
-        raise cx.err(node, "reducing every axis (batch included) is not supported", UnsupportedOpError)
-    if axes != list(range(axes[0], axes[-1] + 1)):
+        axes = [int(v) for v in cx._attr(attrs, "axes", [])]
+    axes = sorted({a + rank if a < 0 else a for a in axes})
+    if any(not 0 <= a < rank for a in axes):
+        raise cx.err(node, f"axes {axes} are out of range for rank {rank}")
+    if not axes or b in axes:
+        raise cx.err(node, "reducing the batch axis is not supported", UnsupportedOpError)
+    per = [a - (b is not None and a > b) for a in axes]   # the reduced per-sample axes
+    if per != list(range(per[0], per[-1] + 1)):
         raise cx.err(node, f"axes {axes} are not adjacent", UnsupportedOpError)
     sh = list(x.shape)
-    lo, hi = axes[0] - 1, axes[-1]
+    lo, hi = per[0], per[-1] + 1
     pre, red, post = int(np.prod(sh[:lo])), int(np.prod(sh[lo:hi])), int(np.prod(sh[hi:]))
     keep = int(cx._attr(attrs, "keepdims", 1))
     out = tuple(sh[:lo] + ([1] * (hi - lo) if keep else []) + sh[hi:]) or (1,)
+    out_b = None if b is None else b - (0 if keep else sum(a < b for a in axes))
     v = cx.emit(node, "reshape", (pre, red, post), [x.node])
     a = {"kind": "avg", "kernel": [red, 1], "stride": [1, 1], "pads": [0, 0, 0, 0], "dilation": [1, 1],
          "count_include_pad": True}
     v = cx.emit(node, "pool", (pre, 1, post), [v], attrs=a)
-    return Val(cx.emit(node, "reshape", out, [v]), out, 0)
+    return Val(cx.emit(node, "reshape", out, [v]), out, out_b)
