@@ -273,17 +273,6 @@ class Lowering:
             raise self.err(node, f"{what} must be a runtime tensor with the batch on axis 0", UnsupportedOpError)
         return x
 
-    def _axes(self, node, attrs, rank: int) -> list[int]:
-        if self.opset >= 13 and len(node.input) > 1 and node.input[1]:
-            axes = [int(a) for a in self.const(node, node.input[1], "axes").reshape(-1)]
-        else:
-            axes = [int(a) for a in self._attr(attrs, "axes", [])]
-        axes = sorted(a + rank if a < 0 else a for a in axes)
-        if 0 in axes or any(not 0 <= a < rank for a in axes):
-            raise self.err(node, f"axes {axes} must be feature axes in 1..{rank - 1} (axis 0 is the batch)",
-                           UnsupportedOpError)
-        return axes
-
     def _identity_of(self, node, name: str):
         x = self.get(node, name)
         if not isinstance(x, Val):

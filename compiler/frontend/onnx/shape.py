@@ -21,6 +21,8 @@ def op_constant(cx, node, attrs):
 
 @lowers("Transpose")
 def op_transpose(cx, node, attrs):
+    """A transpose of the per-sample axes on the data-movement unit; the batch axis, wherever the
+    permutation takes it, is bookkeeping (none moves no data)."""
     cx._nin(node, 1, 1)
     x = cx.get(node, node.input[0])
     perm = cx._attr(attrs, "perm", None)
@@ -29,14 +31,54 @@ def op_transpose(cx, node, attrs):
             return np.transpose(x, None if perm is None else [int(p) for p in perm])
         except ValueError as e:
             raise cx.err(node, f"attribute perm={list(perm)} does not fit rank {x.ndim}: {e}") from None
-    x = cx._batch0(node, x)
-    rank = len(x.shape) + 1
+    b = x.batch_axis
+    rank = len(x.shape) + (b is not None)
     perm = list(range(rank))[::-1] if perm is None else [int(p) for p in perm]
-    if sorted(perm) != list(range(rank)) or perm[0] != 0:
-        raise cx.err(node, f"attribute perm={perm} must keep the batch axis first", UnsupportedOpError)
-    sp = [p - 1 for p in perm[1:]]
+    if sorted(perm) != list(range(rank)):
+        raise cx.err(node, f"attribute perm={perm} is not a permutation of {rank} axes")
+    if b is None:
+        sp, nb = perm, None
+    else:
+        sp, nb = [p - (p > b) for p in perm if p != b], perm.index(b)
+    if sp == sorted(sp):
+        return Val(x.node, x.shape, nb)
     shape = tuple(x.shape[p] for p in sp)
-    return Val(cx.emit(node, "transpose", shape, [x.node], attrs={"perm": sp}), shape, 0)
+    return Val(cx.emit(node, "transpose", shape, [x.node], attrs={"perm": sp}), shape, nb)
+
+
+def _full_axes(cx, node, attrs, rank: int, what: str = "axes") -> list[int] | None:
+    """A Squeeze/Unsqueeze's axes over the full shape (the batch included), normalized; None if absent."""
+    if cx.opset >= 13:
+        if len(node.input) < 2 or not node.input[1]:
+            return None
+        axes = [int(v) for v in cx.const(node, node.input[1], what).reshape(-1)]
+    else:
+        raw = cx._attr(attrs, "axes", None)
+        if raw is None:
+            return None
+        axes = [int(v) for v in raw]
+    out = sorted({a + rank if a < 0 else a for a in axes})
+    if len(out) != len(axes) or any(not 0 <= a < rank for a in out):
+        raise cx.err(node, f"{what} {axes} are repeated or out of range for rank {rank}")
+    return out
+
+
+def _view(cx, node, x: Val, full_out: list[int], out_b: int | None) -> Val:
+    """``x`` as the full shape ``full_out`` whose batch axis is ``out_b`` (the same elements)."""
+    shape = tuple(d for k, d in enumerate(full_out) if k != out_b)
+    if shape == x.shape:
+        return Val(x.node, x.shape, out_b)
+    return Val(cx.emit(node, "reshape", shape, [x.node]), shape, out_b)
+
+
+def _drops_batch(cx, node, b, axes) -> bool:
+    """Whether removing ``axes`` removes batch axis ``b``: only a model defined at batch 1 can, and
+    its result is per sample from there on."""
+    if b is None or b not in axes:
+        return False
+    if not cx.batch_one:
+        raise cx.err(node, f"removes the batch axis {b}", UnsupportedOpError)
+    return True
 
 
 @lowers("Identity")
@@ -55,26 +97,60 @@ def op_dropout(cx, node, attrs):
 
 @lowers("Squeeze")
 def op_squeeze(cx, node, attrs):
-    x = cx._batch0(node, cx.get(node, node.input[0]))
-    full = list(x.full_shape(1))
-    axes = cx._axes(node, attrs, len(full)) or [k for k in range(1, len(full)) if full[k] == 1]
+    x = cx.get(node, node.input[0])
+    if not isinstance(x, Val):
+        raise cx.err(node, "squeezes a constant that constant folding left", UnsupportedOpError)
+    b, full = x.batch_axis, list(x.full_shape(1))
+    axes = _full_axes(cx, node, attrs, len(full))
+    if axes is None:   # every axis of size 1; the batch too in a model defined at batch 1
+        axes = [k for k, d in enumerate(full) if d == 1 and (k != b or cx.batch_one)]
     if any(full[a] != 1 for a in axes):
         raise cx.err(node, f"cannot squeeze axes {axes} of shape {full}: not of size 1")
-    shape = tuple(d for k, d in enumerate(full) if k not in axes)[1:]
-    return _shape_op(cx, node, x, (1, *shape), True)
+    out_b = None if b is None or _drops_batch(cx, node, b, axes) else b - sum(a < b for a in axes)
+    return _view(cx, node, x, [d for k, d in enumerate(full) if k not in axes], out_b)
 
 
 @lowers("Unsqueeze")
 def op_unsqueeze(cx, node, attrs):
-    x = cx._batch0(node, cx.get(node, node.input[0]))
-    rank = len(x.shape) + 1
-    n_new = len(cx._attr(attrs, "axes", [])) if cx.opset < 13 else \
-        int(cx.const(node, node.input[1], "axes").size)
-    axes = cx._axes(node, attrs, rank + n_new)
-    shape = list(x.shape)
+    x = cx.get(node, node.input[0])
+    if not isinstance(x, Val):
+        raise cx.err(node, "unsqueezes a constant that constant folding left", UnsupportedOpError)
+    b, full = x.batch_axis, list(x.full_shape(1))
+    n_new = len(cx._attr(attrs, "axes", [])) if cx.opset < 13 else int(cx.const(node, node.input[1], "axes").size)
+    axes = _full_axes(cx, node, attrs, len(full) + n_new) or []
+    items = [("x", k) for k in range(len(full))]
     for a in axes:
-        shape.insert(a - 1, 1)
-    return _shape_op(cx, node, x, (1, *shape), True)
+        items.insert(a, ("new", a))
+    out = [full[k] if kind == "x" else 1 for kind, k in items]
+    return _view(cx, node, x, out, None if b is None else items.index(("x", b)))
+
+
+@lowers("Gather")
+def op_gather(cx, node, attrs):
+    """A Gather of constant indices along a feature axis that picks one element (a slice of 1, the
+    axis dropped) or an evenly spaced run (a slice): data movement. Other index sets run on the host."""
+    cx._nin(node, 2, 2)
+    x = cx.get(node, node.input[0])
+    if not isinstance(x, Val):
+        raise cx.err(node, "gathers from a constant that constant folding left", UnsupportedOpError)
+    ind = np.asarray(cx.const(node, node.input[1], "indices")).astype(np.int64)
+    b, full = x.batch_axis, list(x.full_shape(1))
+    axis = _slice_axis(cx, node, x, int(cx._attr(attrs, "axis", 0)), "attribute axis")
+    if axis == b:
+        raise cx.err(node, f"gathers along the batch axis {axis}", UnsupportedOpError)
+    dim = full[axis]
+    ind = np.where(ind < 0, ind + dim, ind)
+    if ind.size and (ind.min() < 0 or ind.max() >= dim):
+        raise cx.err(node, f"indices {ind.reshape(-1).tolist()[:8]} are out of range for axis {axis} of size {dim}")
+    if ind.ndim == 0:
+        v = slice_of(cx, node, x, axis, int(ind), 1, 1)
+        out_b = None if b is None else b - (axis < b)
+        return _view(cx, node, v, [d for k, d in enumerate(full) if k != axis], out_b)
+    steps = np.diff(ind) if ind.ndim == 1 else None
+    if ind.ndim == 1 and ind.size and (ind.size == 1 or (steps.min() == steps.max() and steps[0] >= 1)):
+        return slice_of(cx, node, x, axis, int(ind[0]), int(ind.size), int(steps[0]) if ind.size > 1 else 1)
+    raise cx.err(node, f"indices of shape {list(ind.shape)} are not one element or an evenly spaced run",
+                 UnsupportedOpError)
 
 
 @lowers("Concat")
