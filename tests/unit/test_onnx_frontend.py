@@ -411,3 +411,34 @@ def test_reduce_mean_with_the_batch_on_axis_1(tmp_path, axes, keep):
     assert "host" not in {ir.g.nodes[n]["op"] for n in ir.g.nodes}
     x = np.random.default_rng(10).normal(size=(6, 1, 4))
     np.testing.assert_allclose(ir_run_onnx_layout(ir, {"x": x})[0], ort_run(path, {"x": x})[0], atol=1e-6)
+
+
+@pytest.mark.parametrize("nodes, inits, out_rank", [
+    # the batch moves to axis 1 and back: bookkeeping and one data-movement transpose
+    ([helper.make_node("Transpose", ["x"], ["t"], perm=[1, 0, 2]),
+      helper.make_node("Transpose", ["t"], ["y"], perm=[2, 1, 0])], [], 3),
+    # the Q/K/V split of a sequence-first attention: Unsqueeze, Transpose, Squeeze, Gather of one index
+    ([helper.make_node("Unsqueeze", ["x", "ax0"], ["u"]),
+      helper.make_node("Transpose", ["u"], ["t"], perm=[0, 2, 1, 3]),
+      helper.make_node("Squeeze", ["t", "ax0"], ["s"]),
+      helper.make_node("Gather", ["s", "i1"], ["y"], axis=0)], [("ax0", [0]), ("i1", 1)], 2),
+    # an evenly spaced run of indices is a strided slice
+    ([helper.make_node("Gather", ["x", "run"], ["y"], axis=2)], [("run", [1, 3, 5])], 3),
+])
+def test_layout_ops_take_the_batch_on_any_axis(tmp_path, nodes, inits, out_rank):
+    path = save_model(tmp_path / "lay.onnx", nodes, [("x", ["N", 3, 6])], [("y", [None] * out_rank)])
+    m = onnx.load(path)
+    m.graph.initializer.extend(numpy_helper.from_array(np.asarray(v, np.int64), n) for n, v in inits)
+    onnx.save(m, path)
+    ir = compare_with_ort(path, {"x": np.random.default_rng(11).normal(size=(2, 3, 6))})
+    assert "host" not in {ir.g.nodes[n]["op"] for n in ir.g.nodes}
+
+
+def test_gather_of_scattered_indices_runs_on_the_host(tmp_path):
+    path = save_model(tmp_path / "g.onnx", [helper.make_node("Gather", ["x", "idx"], ["y"], axis=1)],
+                      [("x", ["N", 6])], [("y", ["N", 3])])
+    m = onnx.load(path)
+    m.graph.initializer.append(numpy_helper.from_array(np.array([4, 0, 2], np.int64), "idx"))
+    onnx.save(m, path)
+    ir = compare_with_ort(path, {"x": np.random.default_rng(12).normal(size=(2, 6))})
+    assert [ir.g.nodes[n]["attrs"]["op_type"] for n in ir.nodes_of("host")] == ["Gather"]
