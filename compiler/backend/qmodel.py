@@ -191,6 +191,8 @@ def _remap_step(ir: IR, n: str, maps: dict, vals: dict, pdk, k: int) -> dict:
                              f"counts over {REMAP_RANK}")
     dims = [1] * (REMAP_RANK - len(shape)) + list(shape)
     kern = REGISTRY[op].remap(d, [tuple(ir.g.nodes[i]["shape"]) for i in ir.inputs(n)], dims)
+    if kern.src is not None:
+        srcs = [srcs[k] for k in kern.src]
     post = np.asarray(vals[n], dtype=float)
     signed = not kern.keep_scale and (any(m["signed"] for m in srcs) or float(np.min(post)) < 0)
     if signed:

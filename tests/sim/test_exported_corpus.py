@@ -29,11 +29,11 @@ COMPILES = {
     "squeezenet1_1": ((3, 64, 64), 1.0, [], 0.5),
     "mlp_dynamo": ((64,), 1.0, [], 0.875),
     # exported at batch 1 with the batch folded into constants: these host nodes run one sample at a time
-    "vit_tiny": ((3, 32, 32), 0.94, ["Concat", *["LayerNormalization"] * 5, *["MatMul"] * 4, *["Softmax"] * 2],
+    "vit_tiny": ((3, 32, 32), 0.94, [*["LayerNormalization"] * 5, *["MatMul"] * 4, *["Softmax"] * 2],
                  0.875),
     # sequence first, [T, 1, D]: the exported batch is axis 1
-    "transformer_encoder": ((16, 64), 0.94, [*["LayerNormalization"] * 4, *["MatMul"] * 4, "Reshape",
-                                             *["Softmax"] * 2], 0.875),
+    "transformer_encoder": ((16, 64), 0.94, [*["LayerNormalization"] * 4, *["MatMul"] * 4, *["Softmax"] * 2],
+                 0.875),
     "lstm_classifier": ((20, 16), 0.0025, ["LSTM"], 0.875),
     "gru_classifier": ((20, 16), 0.003, ["GRU"], 0.75),
 }

@@ -671,3 +671,36 @@ def test_conv_transpose_resize_and_depth_to_space_are_bit_exact(tmp_path):
     prog = json.loads((tmp_path / "out" / "rtl" / "program.json").read_text())
     ops = sorted({st["op"] for st in prog["steps"] if st["kind"] == "remap"})
     assert ops == ["act", "concat", "expand", "slice", "transpose"], ops   # act: the ReLU after the crop
+
+
+def test_class_token_concat_and_position_embedding_are_bit_exact(tmp_path):
+    """A ViT's token assembly at batch 1: a constant class token concatenated before the patch
+    tokens (a constant part of the data-movement unit: gain 0, the token as its offset), a position
+    embedding added, a per-token projection; and a constant block of two rows after them."""
+    require_tool("iverilog", "vvp", "verilator")
+    from onnx import helper
+
+    from helpers import compare_with_ort, save_model
+
+    rng = np.random.default_rng(16)
+    nodes = [
+        helper.make_node("MatMul", ["x", "we"], ["emb"], name="embed"),
+        helper.make_node("Concat", ["cls", "emb", "tail"], ["tok"], name="cat", axis=1),
+        helper.make_node("Add", ["tok", "pos"], ["tp"], name="pos_add"),
+        helper.make_node("MatMul", ["tp", "w2"], ["h"], name="proj"),
+        helper.make_node("Relu", ["h"], ["hr"], name="relu"),
+        helper.make_node("Flatten", ["hr"], ["f"], name="fl"),
+        helper.make_node("Gemm", ["f", "w3"], ["y"], name="head", transB=1),
+    ]
+    inits = [("we", rng.normal(size=(6, 8)) * 0.5), ("cls", rng.normal(size=(1, 1, 8))),
+             ("tail", rng.normal(size=(1, 2, 8)) * 0.5), ("pos", rng.normal(size=(1, 7, 8)) * 0.1),
+             ("w2", rng.normal(size=(8, 8)) * 0.4), ("w3", rng.normal(size=(3, 7 * 8)) * 0.2)]
+    model = save_model(tmp_path / "m.onnx", nodes, [("x", [1, 4, 6])], [("y", [1, 3])], inits)
+    x = rng.uniform(0, 1, size=(1, 4, 6))
+    compare_with_ort(model, {"x": x})
+    np.save(tmp_path / "x.npy", rng.uniform(0, 1, size=(20, 4, 6)))
+    manifest = _compile_lint_sim(model, tmp_path / "x.npy", tmp_path / "out", "--input-range", "0", "1")
+    assert not [n for n in manifest["partition"]["nodes"] if n["home"] == "host"]
+    prog = json.loads((tmp_path / "out" / "rtl" / "program.json").read_text())
+    (cat,) = [st for st in prog["steps"] if st["kind"] == "remap" and st["op"] == "concat"]
+    assert len(cat["srcs"]) == 3 and cat["srcs"][0]["name"] == cat["srcs"][1]["name"]

@@ -1,10 +1,12 @@
-"""Shapes and data movement: Constant, Identity, Dropout, Transpose, Squeeze, Unsqueeze, Concat, Flatten, Reshape."""
+"""Shapes and data movement: Constant, Identity, Dropout, Transpose, Squeeze, Unsqueeze, Gather, Concat, Flatten,
+Reshape, Slice, Split."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from ...errors import UnsupportedOpError
+from ..common import check_weights
 from .reader import Val
 from .registry import lowers
 
@@ -155,19 +157,40 @@ def op_gather(cx, node, attrs):
 
 @lowers("Concat")
 def op_concat(cx, node, attrs):
-    xs = [cx._batch0(node, cx.get(node, i)) for i in node.input if i]
-    rank = len(xs[0].shape) + 1
+    """Runtime operands sharing a batch axis (any), joined on a feature axis; in a model defined at
+    batch 1, constants too (a ViT's class token), as parts of the same data-movement unit."""
+    vals = [cx.get(node, i) for i in node.input if i]
+    xs = [v for v in vals if isinstance(v, Val)]
+    b = xs[0].batch_axis
+    if any(x.batch_axis != b for x in xs):
+        raise cx.err(node, "its runtime operands have their batch on different axes", UnsupportedOpError)
+    rank = len(xs[0].shape) + (b is not None)
     axis = int(cx._attr(attrs, "axis", 1))
     axis = axis + rank if axis < 0 else axis
-    if not 1 <= axis < rank:
-        raise cx.err(node, f"attribute axis={axis} must be a feature axis in 1..{rank - 1}", UnsupportedOpError)
-    ax = axis - 1
-    if any(len(x.shape) != len(xs[0].shape) or x.shape[:ax] + x.shape[ax + 1:] != xs[0].shape[:ax] + xs[0].shape[ax + 1:]
-           for x in xs):
-        raise cx.err(node, f"operand shapes {[list(x.shape) for x in xs]} do not concatenate on axis {axis}")
-    shape = list(xs[0].shape)
-    shape[ax] = sum(x.shape[ax] for x in xs)
-    return Val(cx.emit(node, "concat", shape, [x.node for x in xs], attrs={"axis": ax}), tuple(shape), 0)
+    if not 0 <= axis < rank or axis == b:
+        raise cx.err(node, f"attribute axis={axis} must be a feature axis of rank {rank} (batch axis {b})",
+                     UnsupportedOpError)
+    ax = axis - (b is not None and axis > b)
+    parts, consts, params = [], [], {}
+    for v in vals:
+        if isinstance(v, Val):
+            parts.append(v.shape)
+            continue
+        c = np.asarray(v, dtype=np.float64)
+        if b is not None:
+            if not cx.batch_one or c.ndim != rank or c.shape[b] != 1:
+                raise cx.err(node, f"a constant operand of shape {list(c.shape)} next to a batch", UnsupportedOpError)
+            c = np.take(c, 0, axis=b)
+        key = f"c{len(consts)}"
+        consts.append([len(parts), key])
+        params[key] = check_weights(cx.where, cx.label(node), f"constant operand {len(parts)}", c)
+        parts.append(c.shape)
+    if any(len(p) != len(parts[0]) or p[:ax] + p[ax + 1:] != parts[0][:ax] + parts[0][ax + 1:] for p in parts):
+        raise cx.err(node, f"operand shapes {[list(p) for p in parts]} do not concatenate on axis {axis}")
+    shape = list(parts[0])
+    shape[ax] = sum(p[ax] for p in parts)
+    a = {"axis": ax, **({"consts": consts} if consts else {})}
+    return Val(cx.emit(node, "concat", shape, [x.node for x in xs], attrs=a, params=params), tuple(shape), b)
 
 
 def _shape_op(cx, node, x: Val, full_out: tuple[int, ...], keeps_batch: bool) -> Val:
@@ -210,6 +233,10 @@ def op_reshape(cx, node, attrs):
     allowzero = int(cx._attr(attrs, "allowzero", 0))
     if not isinstance(x, Val):
         return x.reshape([x.shape[i] if t == 0 and not allowzero else t for i, t in enumerate(target)])
+    if cx.batch_one and x.batch_axis is not None and (x.batch_axis != 0 or not target or target[0] not in (1, -1, 0)):
+        # a model defined at batch 1 whose reshape moves or folds the batch (an attention's heads):
+        # per sample, the tensor is its full shape at batch 1
+        x = _view(cx, node, x, list(x.full_shape(1)), None)
     if x.batch_axis not in (None, 0):
         raise cx.err(node, f"the operand's batch is on axis {x.batch_axis}; Reshape needs it on axis 0",
                        UnsupportedOpError)

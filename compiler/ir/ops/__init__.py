@@ -52,7 +52,8 @@ class Remap:
     the unit's rank). Output element ``c`` reads source ``j`` (the one whose start on axis ``ax``
     in ``offs`` is the last at or below ``c[ax]``; the only source when ``ax`` is -1) at address
     ``base[j] + sum_k (c_k - offs[j] if k == ax else c_k) * strides[j][k]``, and computes
-    ``gain[j] * x + offset[j]`` (arrays broadcastable to ``dims``, or scalars). With
+    ``gain[j] * x + offset[j]`` (arrays broadcastable to ``dims``, or scalars); ``src[j]`` is the
+    operand source j reads (a constant part reads operand 0 with a gain of 0). With
     ``keep_scale`` the output keeps the source's scale and is unsigned (a ReLU of signed codes)."""
     strides: list
     gain: list
@@ -61,6 +62,7 @@ class Remap:
     offs: list = field(default_factory=lambda: [0])
     base: list = field(default_factory=lambda: [0])
     keep_scale: bool = False
+    src: list | None = None   # the operand each source reads (default: source j reads operand j)
 
 
 @dataclass(frozen=True)

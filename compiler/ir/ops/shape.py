@@ -49,32 +49,73 @@ register("transpose", arity=1, attrs=("perm",), check=_transpose_check,
          doc="y = x with its axes permuted (perm as ONNX Transpose's, over the per-sample axes)")
 
 
+def _concat_parts(d, ins) -> list:
+    """The concatenated parts in order: ("x", k) for operand k, ("c", key) for a constant (attr
+    ``consts``: [position, param key] pairs, a constant such as a ViT's class token)."""
+    parts = [("x", k) for k in range(len(ins))]
+    for pos, key in sorted(d["attrs"].get("consts", [])):
+        parts.insert(pos, ("c", key))
+    return parts
+
+
+def _part_shape(d, ins, part):
+    return tuple(ins[part[1]]) if part[0] == "x" else tuple(d["params"][part[1]].shape)
+
+
 def _concat_check(ir, n, d, ins) -> None:
     shape, ax = d["shape"], d["attrs"]["axis"]
-    if not 0 <= ax < len(shape) or any(len(s) != len(shape) for s in ins):
+    parts = [_part_shape(d, ins, p) for p in _concat_parts(d, ins)]
+    if not 0 <= ax < len(shape) or any(len(s) != len(shape) for s in parts):
         fail(ir, n, f"axis {ax} / operand ranks do not fit {shape}")
-    rest = [tuple(s[:ax] + s[ax + 1:]) for s in ins]
-    if len(set(rest)) != 1 or rest[0] != tuple(shape[:ax] + shape[ax + 1:]) or sum(s[ax] for s in ins) != shape[ax]:
-        fail(ir, n, f"operand shapes {ins} do not concatenate to {shape} on axis {ax}")
+    rest = [tuple(s[:ax] + s[ax + 1:]) for s in parts]
+    if len(set(rest)) != 1 or rest[0] != tuple(shape[:ax] + shape[ax + 1:]) or sum(s[ax] for s in parts) != shape[ax]:
+        fail(ir, n, f"operand shapes {parts} do not concatenate to {shape} on axis {ax}")
+
+
+def _concat_eval(d, xs, **_):
+    n = xs[0].shape[0]
+    parts = [xs[k] if kind == "x" else np.broadcast_to(d["params"][k], (n,) + d["params"][k].shape)
+             for kind, k in _concat_parts(d, [x.shape[1:] for x in xs])]
+    return np.concatenate(parts, axis=d["attrs"]["axis"] + 1)
 
 
 def _concat_remap(d, ins, dims) -> Remap:
+    """Each operand a source at its offset along the axis; a constant part reads operand 0 with a
+    gain of 0 and the constant as its offset (spread along the axis, so that it varies along the
+    other axes only)."""
     pad = len(dims) - len(d["shape"])
     ax = d["attrs"]["axis"] + pad
-    strides, offs, at = [], [], 0
-    for s in ins:
-        sh = [1] * pad + list(s)
-        strides.append(row_major(sh))
+    strides, offs, gain, offset, src, at = [], [], [], [], [], 0
+    for kind, k in _concat_parts(d, ins):
+        sh = [1] * pad + list(_part_shape(d, ins, (kind, k)))
         offs.append(at)
         at += sh[ax]
-    return Remap(strides=strides, gain=[1.0] * len(ins), offset=[0.0] * len(ins), ax=ax, offs=offs,
-                 base=[0] * len(ins))
+        if kind == "x":
+            strides.append(row_major(sh))
+            gain.append(1.0)
+            offset.append(0.0)
+            src.append(k)
+        else:
+            c = np.asarray(d["params"][k], float).reshape(sh)
+            strides.append([0] * len(dims))
+            gain.append(0.0)
+            offset.append(np.broadcast_to(c, dims) if sh[ax] == 1 else _spread(c, ax, dims, offs[-1]))
+            src.append(0)
+    return Remap(strides=strides, gain=gain, offset=offset, ax=ax, offs=offs, base=[0] * len(offs), src=src)
 
 
-register("concat", arity=None, attrs=("axis",), check=_concat_check,
-         eval=lambda d, xs, **_: np.concatenate(xs, axis=d["attrs"]["axis"] + 1),
+def _spread(c: np.ndarray, ax: int, dims, start: int) -> np.ndarray:
+    """A constant part of several rows along ``ax`` laid into the output's dims at ``start``."""
+    out = np.zeros(dims)
+    idx = [slice(None)] * len(dims)
+    idx[ax] = slice(start, start + c.shape[ax])
+    out[tuple(idx)] = c
+    return out
+
+
+register("concat", arity=None, attrs=("axis",), check=_concat_check, eval=_concat_eval,
          unit="remap", remap=_concat_remap,
-         doc="y = the operands joined along a per-sample axis")
+         doc="y = the operands (and constants, attr consts: [position, param key]) joined along a per-sample axis")
 
 
 def _slice_check(ir, n, d, ins) -> None:
