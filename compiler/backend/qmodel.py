@@ -169,8 +169,9 @@ def _vary_axis(c: np.ndarray) -> int:
 
 
 def _remap_step(ir: IR, n: str, maps: dict, vals: dict, pdk, k: int) -> dict:
-    """An operator on the data-movement unit (Transpose, Concat, Slice, a BatchNormalization that was
-    not folded, a constant Mul or Add that no layer absorbed, a ReLU on signed codes), with counters.
+    """An operator on the data-movement unit (Transpose, Concat, Slice, Expand, a BatchNormalization
+    that was not folded, a constant Mul or Add that no layer absorbed, a ReLU on signed codes), with
+    counters.
 
     The output is produced in row-major order over its shape, padded to REMAP_RANK axes, with
     counters c_0..c_5. The op's registry entry gives its integer kernel (``ir.ops.Remap``): source j
@@ -192,7 +193,7 @@ def _remap_step(ir: IR, n: str, maps: dict, vals: dict, pdk, k: int) -> dict:
     dims = [1] * (REMAP_RANK - len(shape)) + list(shape)
     kern = REGISTRY[op].remap(d, [tuple(ir.g.nodes[i]["shape"]) for i in ir.inputs(n)], dims)
     if kern.src is not None:
-        srcs = [srcs[k] for k in kern.src]
+        srcs = [srcs[j] for j in kern.src]
     post = np.asarray(vals[n], dtype=float)
     signed = not kern.keep_scale and (any(m["signed"] for m in srcs) or float(np.min(post)) < 0)
     if signed:
