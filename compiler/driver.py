@@ -9,7 +9,8 @@ import numpy as np
 from typing import Callable
 
 from . import __version__
-from .design.writer import OutputWriter, array_file, check_output_dir, sha256
+from .design.folder import array_file
+from .design.writer import OutputWriter, check_output_dir, sha256
 from .backend.qmodel import RtlUnsupported, build_program, program_json
 from .passes.compensate_ir import compensate_ir
 from .backend.floorplan import placement_images, placement_json
@@ -22,7 +23,7 @@ from .frontend.common import load_samples
 from .ir import IR
 from .ir.graph import MATMUL_OPS
 from .ir.verify import verify_ir
-from .ir.host import segment_model
+from .ir.segment import segment_model
 from .ir.serialize import ir_to_json
 from .options import CompileOptions
 from .passes.pipeline import run_pipeline

@@ -46,7 +46,7 @@ from ..ir.kernels import activation
 from ..ir.kernels import windows
 from ..ir.ops import REGISTRY, row_major
 from ..ir.ops.elementwise import gate_broadcast
-from ..design.writer import array_file
+from ..design.folder import array_file
 
 OUT_BITS = 16
 MQ_BITS = 24

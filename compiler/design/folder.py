@@ -57,6 +57,16 @@ MAX_NAME = 200
 _FS_ERRNOS = (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT, errno.ENAMETOOLONG)
 
 
+def array_file(node: str, op: str, key: str) -> str:
+    """Where a node's array ``key`` lives in a compiled design: a tile's under tiles/, a layer
+    accumulator's under layers/ (its bias ``b`` as ``bias``), any other node's under params/."""
+    if op == "xbar_tile":
+        return f"tiles/{node}_{key}.npy"
+    if op == "accum":
+        return f"layers/{node}_{'bias' if key == 'b' else key}.npy"
+    return f"params/{node}__{key}.npy"
+
+
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -322,7 +332,6 @@ def load_ir(out: Path):
     import numpy as np
 
     from ..ir import IR
-    from .writer import array_file
 
     path = out / "ir.json"
     doc = load_json(path, "IR")

@@ -31,16 +31,6 @@ def npy_bytes(a: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def array_file(node: str, op: str, key: str) -> str:
-    """Where a node's array ``key`` lives in a compiled design: a tile's under tiles/, a layer
-    accumulator's under layers/ (its bias ``b`` as ``bias``), any other node's under params/."""
-    if op == "xbar_tile":
-        return f"tiles/{node}_{key}.npy"
-    if op == "accum":
-        return f"layers/{node}_{'bias' if key == 'b' else key}.npy"
-    return f"params/{node}__{key}.npy"
-
-
 class OutputWriter:
     """Use as a context manager: ``with OutputWriter(out) as w: w.add(...); w.commit(manifest)``.
     Leaving the block without :meth:`commit` (an exception, an interrupt) removes everything."""

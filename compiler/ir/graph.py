@@ -31,7 +31,7 @@ OPS: dict[str, tuple[int | None, tuple[str, ...], tuple[str, ...]]] = {
 MATMUL_OPS = tuple(sorted(n for n, o in REGISTRY.items() if o.home == "crossbar" and n != "xbar_tile"))
 HOST_OPS = tuple(sorted(n for n, o in REGISTRY.items() if o.home == "host"))
 #: Digital ops a host segment can compute too, as the ONNX operator they came from: the partition
-#: moves one between host nodes to the host (passes/partition.py, ir/host.py:segment_model).
+#: moves one between host nodes to the host (passes/partition.py, ir/segment.py).
 SWING_OPS = tuple(sorted(n for n, o in REGISTRY.items() if o.swing))
 
 
