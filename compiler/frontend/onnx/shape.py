@@ -161,6 +161,8 @@ def op_concat(cx, node, attrs):
     batch 1, constants too (a ViT's class token), as parts of the same data-movement unit."""
     vals = [cx.get(node, i) for i in node.input if i]
     xs = [v for v in vals if isinstance(v, Val)]
+    if not xs:
+        raise cx.err(node, "joins constants that constant folding left", UnsupportedOpError)
     b = xs[0].batch_axis
     if any(x.batch_axis != b for x in xs):
         raise cx.err(node, "its runtime operands have their batch on different axes", UnsupportedOpError)
