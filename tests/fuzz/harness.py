@@ -176,7 +176,8 @@ FLOATS = [math.nan, math.inf, -math.inf, -1e300, -1.0, 0.0, 1e-300, 0.5, 1.0, 3e
 LEAVES = INTS + FLOATS + [None, True, "", "abc", "../../etc/passwd", [], {}, [[]], [1, [2, [3]]],
                           {"file": "../x.npy"}, {"file": "nope.npy"}, "x" * 300]
 OPS = ["Relu", "Gemm", "Conv", "MaxPool", "AveragePool", "Add", "Mul", "Reshape", "Softmax", "LSTM", "Foo",
-       "ConvTranspose", "Resize", "Identity", ""]
+       "ConvTranspose", "Resize", "Identity", "", "Slice", "Split", "Gather", "Concat", "Transpose", "Squeeze",
+       "Unsqueeze", "Expand", "DepthToSpace", "SpaceToDepth", "Sigmoid", "ReduceMean"]
 DTYPES = [np.int64, np.float16, np.bool_, np.uint8, np.float64, np.int32]
 OPTION_VALUES = ["0", "-1", "1", "2", "3", "8", "16", "24", "25", "64", "4097", "1e309", "-inf", "inf", "nan",
                  "abc", "", "0.5", "1e-9", "64x64", "0x0", "3x5", "99999999999999999999"]

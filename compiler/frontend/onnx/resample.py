@@ -134,7 +134,11 @@ def _axis_matrices(cx, node, x: Val):
         raise cx.err(node, f"onnxruntime cannot run it alone: {first}", UnsupportedOpError) from None
 
     def run(v):
-        return sess.run(None, {"x": v.astype(np.float32)})[0]
+        try:
+            return np.asarray(sess.run(None, {"x": v.astype(np.float32)})[0], np.float64)
+        except Exception as e:  # noqa: BLE001 - onnxruntime raises its own types
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise cx.err(node, f"onnxruntime cannot run it alone: {first}", UnsupportedOpError) from None
 
     spatial = list(range(2, len(full)))
     base = run(np.zeros(full))
