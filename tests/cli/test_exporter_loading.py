@@ -150,3 +150,23 @@ def test_batch_fixed_model_given_the_wrong_feature_shape(tmp_path, shape, needle
     np.save(p, np.zeros(shape, np.float32))
     for cmd in ("run", "evaluate"):
         assert_clean_error(amsc(cmd, tmp_path / "o", "--inputs", p), "bad.npy", needle)
+
+
+def test_recurrent_node_with_a_dynamic_sequence_length_is_refused(tmp_path):
+    """An LSTM exported with its sequence axis dynamic ([T, N, I], both symbolic): the chip's time
+    steps must be known at compile time; one line, exit 2, nothing written."""
+    rng = np.random.default_rng(3)
+    h, i = 4, 3
+    graph = helper.make_graph(
+        [helper.make_node("LSTM", ["x", "W", "R"], ["", "y_h"], hidden_size=h)], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["T", "N", i])],
+        [helper.make_tensor_value_info("y_h", TensorProto.FLOAT, [1, "N", h])],
+        initializer=[numpy_helper.from_array(rng.normal(size=(1, 4 * h, i)).astype(np.float32), "W"),
+                     numpy_helper.from_array(rng.normal(size=(1, 4 * h, h)).astype(np.float32), "R")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = tmp_path / "lstm.onnx"
+    onnx.save(model, path)
+    out = tmp_path / "out"
+    assert_clean_error(amsc("compile", path, "-o", out), "lstm.onnx", "input 'x'", "several unknown dimensions",
+                       out=out)
