@@ -64,6 +64,9 @@ def _part_shape(d, ins, part):
 
 def _concat_check(ir, n, d, ins) -> None:
     shape, ax = d["shape"], d["attrs"]["axis"]
+    for c in d["attrs"].get("consts", []):
+        if not (isinstance(c, list) and len(c) == 2 and isinstance(c[0], int) and c[1] in d["params"]):
+            fail(ir, n, f"constant part {c!r} is not [position, param key]")
     parts = [_part_shape(d, ins, p) for p in _concat_parts(d, ins)]
     if not 0 <= ax < len(shape) or any(len(s) != len(shape) for s in parts):
         fail(ir, n, f"axis {ax} / operand ranks do not fit {shape}")
