@@ -233,10 +233,13 @@ def write_design(plan: OutputWriter, ir: IR, pdk: Pdk, options: CompileOptions, 
         d = ir.g.nodes[n]
         a = d["attrs"]
         arrays = {}
-        for key, pkey in (("w_scale", "w_scale"), ("bias", "b")):
+        # w_scale and the bias; a recurrent layer's recurrent-side bias bh and initial state h0 (c0) too
+        for pkey in sorted(d["params"]):
+            key = "bias" if pkey == "b" else pkey
             arrays[key] = array_file(n, "accum", pkey)
             plan.add_npy(arrays[key], d["params"][pkey])
         layers.append({"name": n, "kind": a["kind"], "activation": a["activation"], "spatial": a["spatial"],
+                       **({"recurrent": a["recurrent"]} if "recurrent" in a else {}),
                        "weight_scale": a["weight_scale"], "arrays": arrays, "row_splits": a["row_splits"],
                        "col_splits": a["col_splits"], "acc_bits": a["acc_bits"], "tiles": ir.inputs(n),
                        "utilization": utilization(by_layer[n])})

@@ -74,6 +74,32 @@ class RNNClassifier(nn.Module):
         return self.head(y[:, -1])
 
 
+class StackedLSTM(nn.Module):
+    """Two bidirectional LSTM layers, sequence first (``batch_first=False``), mean over time."""
+
+    def __init__(self):
+        super().__init__()
+        self.rnn = nn.LSTM(16, 24, num_layers=2, bidirectional=True)
+        self.head = nn.Linear(48, 10)
+
+    def forward(self, x):               # x: [T, N, 16]
+        y, _ = self.rnn(x)
+        return self.head(y.mean(0))
+
+
+class LastState(nn.Module):
+    """A recurrent classifier on the last hidden state h_n (ONNX's Y_h), batch first."""
+
+    def __init__(self, cell: str):
+        super().__init__()
+        self.rnn = (nn.LSTM if cell == "lstm" else nn.GRU)(16, 32, batch_first=True)
+        self.head = nn.Linear(32, 10)
+
+    def forward(self, x):
+        _, h = self.rnn(x)
+        return self.head((h[0] if isinstance(h, tuple) else h)[-1])
+
+
 class Encoder(nn.Module):
     """nn.TransformerEncoder as written in the PyTorch tutorials (sequence first) with a class head."""
 
@@ -113,6 +139,11 @@ def models():
          torch.randn(1, 3, 64, 64), "classic"),
         ("squeezenet1_1", tv.squeezenet1_1(num_classes=10), torch.randn(1, 3, 64, 64), "classic"),
         ("mlp_dynamo", MLP(), torch.randn(1, 64), "dynamo"),
+        # recurrent layers in the other forms exporters write: stacked and bidirectional, sequence
+        # first; the last state Y_h, from the classic and the dynamo exporter
+        ("lstm_stacked", StackedLSTM(), torch.randn(20, 1, 16), "classic"),
+        ("gru_last_state", LastState("gru"), torch.randn(1, 20, 16), "classic"),
+        ("lstm_dynamo", LastState("lstm"), torch.randn(1, 20, 16), "dynamo"),
     ]
 
 
@@ -133,9 +164,11 @@ def seed_weights(module: nn.Module, k: int) -> None:
     module.eval()
 
 
-def main(out: Path) -> None:
+def main(out: Path, only: set | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for k, (name, module, x, exporter) in enumerate(models()):
+        if only and name not in only:
+            continue
         seed_weights(module, k)
         path = out / f"{name}.onnx"
         if exporter == "dynamo":
@@ -150,4 +183,5 @@ def main(out: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1] if len(sys.argv) > 1 else "tests/data/exported"))
+    # python scripts/export_corpus.py OUT [name ...]: every model, or the named ones
+    main(Path(sys.argv[1] if len(sys.argv) > 1 else "tests/data/exported"), set(sys.argv[2:]) or None)

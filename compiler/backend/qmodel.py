@@ -445,6 +445,9 @@ def _layer_step(ir: IR, n: str, maps: dict, steps: list, vals: dict, pdk, fused:
     mq = np.rint(M / s_z * 2 ** s).astype(np.int64)
     bq = np.rint(bias / s_z * 2 ** s).astype(np.int64) + (1 << s >> 1)
     shape = list(d["shape"])
+    if a.get("recurrent"):
+        _recurrent_layer(ir, n, maps, steps, pdk, src, tiles, kappa, sk)
+        return
     maps[n] = feature_map(f"l{len(steps)}", shape, unit["s_out"], unit["signed"], bd, final)
     tl = []
     for t in tiles:
@@ -460,6 +463,123 @@ def _layer_step(ir: IR, n: str, maps: dict, steps: list, vals: dict, pdk, fused:
                   "positions": positions, "tokens": geo is None and len(shape) > 1,
                   "kq": int(round(kappa * 2 ** sk)), "sk": sk, "mq": mq, "bq": bq, "s": s, "act": unit["act"],
                   "final": final, "acc_bits": a["acc_bits"]})
+
+
+def _tile_list(ir: IR, tiles: list[str]) -> list[dict]:
+    """A layer step's tiles: their slices of the layer's matrix and their own (uint16) level arrays."""
+    tl = []
+    for t in tiles:
+        ta = ir.g.nodes[t]["attrs"]
+        tp = ir.g.nodes[t]["params"]
+        tl.append({"name": t, "row0": ta["row0"], "row1": ta["row1"], "col0": ta["col0"], "col1": ta["col1"],
+                   "lpos": tp["lpos"], "lneg": tp["lneg"]})
+    return tl
+
+
+C_FRAC = 10      # an LSTM's cell state: signed 16-bit, in units of 2^-10 (|c| < 32)
+C_BITS = 16
+CELL_SHIFT = 24  # the cell's products: x * 2^24 / Dmax fixed-point factors
+
+
+def _recurrent_layer(ir: IR, n: str, maps: dict, steps: list, pdk, src: dict, tiles: list, kappa: float,
+                     sk: int) -> None:
+    """A recurrent layer (an LSTM or GRU direction, ``ir/ops/recurrent.py``): T reads of its tiles.
+
+    At step t (T - 1 down to 0 for a reverse direction) the DACs take ``[x_t, h_(t-1)]``: the
+    sequence's codes (scale s_x) and the previous step's hidden codes (scale 1/Dmax, signed; the
+    initial state's codes ``h0`` at the first step). The input rows' and the recurrent rows' tiles
+    are accumulated apart, ``ax`` and ``ah``, and each gate column j requantized to the table
+    domain of the sigmoid/tanh units (steps of LUT_RANGE / 2^(LUT_BITS-1)):
+    ``zq = (ax*MQX_j + ah*MQH_j + BQ_j + BQH_j) >>> S``, then a 1024-entry table gives the gate's
+    code (sigmoid: 0..Dmax, tanh: -Dmax..Dmax, both in units of 1/Dmax). A GRU's candidate column
+    keeps the two parts apart, ``nx = (ax*MQX + BQ) >>> S``, ``nh = (ah*MQH + BQH) >>> S``, and
+    reads tanh at ``nx + ((r * nh * FQ + 2^23) >>> 24)``. With FQ = round(2^24 / Dmax):
+
+    - LSTM: ``c = clamp((f*c*FQ + i*g*IQ + 2^23) >>> 24)`` (16-bit, units 2^-C_FRAC; IQ =
+      round(2^(24 + C_FRAC) / Dmax^2)), ``h = clamp((o * tanh_table[(c + 8) >>> 4] * FQ + 2^23) >>> 24)``;
+    - GRU: ``h = clamp((((Dmax - u)*n + u*h) * FQ + 2^23) >>> 24)``,
+
+    h clamped to [-Dmax, Dmax] and written to the output map at step t ([T, H], read again as
+    h_(t-1) at the next step)."""
+    d = ir.g.nodes[n]
+    a, p = d["attrs"], d["params"]
+    rec = a["recurrent"]
+    bd = pdk.dac_bits
+    dmax = 2 ** bd - 1
+    H, I = rec["hidden"], rec["inputs"]
+    T = d["shape"][0]
+    _need_bipolar(pdk, f"the hidden state of the recurrent layer '{d['origin']}'")
+    s_z = LUT_RANGE / 2 ** (LUT_BITS - 1)
+    w = p["w_scale"]
+    mx = src["scale"] * pdk.g_step * w / kappa / s_z
+    mh = (1.0 / dmax) * pdk.g_step * w / kappa / s_z
+    s = _fixed(np.concatenate([mx, mh, p["b"] / s_z, p["bh"] / s_z]), MQ_BITS)
+    half = 1 << s >> 1
+    bq = np.rint(p["b"] / s_z * 2 ** s).astype(np.int64) + half
+    bqh = np.rint(p["bh"] / s_z * 2 ** s).astype(np.int64)
+    if rec["cell"] == "gru":
+        bqh[2 * H:] += half   # the candidate's recurrent part is shifted on its own
+    grid = (np.arange(2 ** LUT_BITS) - 2 ** (LUT_BITS - 1)) * s_z
+    maps[n] = feature_map(f"l{len(steps)}", d["shape"], 1.0 / dmax, True, bd)
+    c_top = 2 ** (C_BITS - 1) - 1
+    steps.append({"kind": "layer", "name": n, "src": src, "dst": maps[n], "conv": None, "tiles": _tile_list(ir, tiles),
+                  "rows": I + H, "cols": len(p["b"]), "positions": T, "tokens": False,
+                  "kq": int(round(kappa * 2 ** sk)), "sk": sk, "s": s, "final": False, "acc_bits": a["acc_bits"],
+                  "mq": np.rint(mx * 2 ** s).astype(np.int64), "bq": bq, "act": {"kind": "clamp", "lo": -dmax, "hi": dmax},
+                  "recur": {"cell": rec["cell"], "hidden": H, "inputs": I, "reverse": rec["reverse"], "dmax": dmax,
+                            "mqh": np.rint(mh * 2 ** s).astype(np.int64), "bqh": bqh,
+                            "sig": np.rint(1.0 / (1.0 + np.exp(-grid)) * dmax).astype(np.int64),
+                            "tanh": np.rint(np.tanh(grid) * dmax).astype(np.int64),
+                            "fq": int(round(2 ** CELL_SHIFT / dmax)),
+                            "iq": int(round(2 ** (CELL_SHIFT + C_FRAC) / dmax ** 2)),
+                            "h0": np.clip(np.rint(p["h0"] * dmax), -dmax, dmax).astype(np.int64),
+                            "c0": np.clip(np.rint(p.get("c0", np.zeros(H)) * 2 ** C_FRAC), -c_top, c_top)
+                            .astype(np.int64)}})
+
+
+def run_recurrent(st: dict, x: np.ndarray, tile_codes) -> np.ndarray:
+    """A recurrent layer step on input codes ``x`` [N, T * I] (see :func:`_recurrent_layer`):
+    ``tile_codes(tile, v)`` gives a tile's clamped ADC codes for DAC codes ``v`` [N, rows]. Returns
+    the hidden codes [N, T * H]."""
+    r = st["recur"]
+    H, I, T = r["hidden"], r["inputs"], st["positions"]
+    n = x.shape[0]
+    lut_half = 2 ** (LUT_BITS - 1)
+    dmax = r["dmax"]
+    sh, half = st["s"], 1 << st["s"] >> 1
+    cs, chalf = CELL_SHIFT, 1 << CELL_SHIFT >> 1
+    c_top = 2 ** (C_BITS - 1) - 1
+    mq, mqh, bq, bqh = (np.asarray(v, np.int64) for v in (st["mq"], r["mqh"], st["bq"], r["bqh"]))
+    sig, tanh = np.asarray(r["sig"], np.int64), np.asarray(r["tanh"], np.int64)
+
+    def table(lut, z):
+        return lut[np.clip(z, -lut_half, lut_half - 1) + lut_half]
+
+    xs = x.reshape(n, T, I)
+    h = np.broadcast_to(np.asarray(r["h0"], np.int64), (n, H)).copy()
+    c = np.broadcast_to(np.asarray(r["c0"], np.int64), (n, H)).copy()
+    y = np.zeros((n, T, H), np.int64)
+    for t in (range(T - 1, -1, -1) if r["reverse"] else range(T)):
+        v = np.concatenate([xs[:, t], h], axis=1)
+        acc = [np.zeros((n, st["cols"]), np.int64), np.zeros((n, st["cols"]), np.int64)]
+        for tl in st["tiles"]:
+            acc[int(tl["row0"] >= I)][:, tl["col0"]:tl["col1"]] += tile_codes(tl, v[:, tl["row0"]:tl["row1"]])
+        ax, ah = acc
+        z = (ax * mq + ah * mqh + bq + bqh) >> sh
+        if r["cell"] == "lstm":
+            i, o, f = table(sig, z[:, :H]), table(sig, z[:, H:2 * H]), table(sig, z[:, 2 * H:3 * H])
+            g = table(tanh, z[:, 3 * H:])
+            c = np.clip((f * c * r["fq"] + i * g * r["iq"] + chalf) >> cs, -c_top, c_top)
+            th = table(tanh, (c + (1 << (C_FRAC - 7))) >> (C_FRAC - 6))
+            h = np.clip((o * th * r["fq"] + chalf) >> cs, -dmax, dmax)
+        else:
+            u, rr = table(sig, z[:, :H]), table(sig, z[:, H:2 * H])
+            nx = (ax[:, 2 * H:] * mq[2 * H:] + bq[2 * H:]) >> sh
+            nh = (ah[:, 2 * H:] * mqh[2 * H:] + bqh[2 * H:]) >> sh
+            nn = table(tanh, nx + ((rr * nh * r["fq"] + chalf) >> cs))
+            h = np.clip((((dmax - u) * nn + u * h) * r["fq"] + chalf) >> cs, -dmax, dmax)
+        y[:, t] = h
+    return y.reshape(n, -1)
 
 
 def _mul_step(ir: IR, n: str, maps: dict, steps: list, vals: dict, pdk, fused: set) -> None:
@@ -533,6 +653,18 @@ def host_codes(m: dict, v: np.ndarray, bd: int) -> np.ndarray:
     """A host-side value (batch first, floats) coded into map ``m``'s codes, as the host streams it in."""
     return np.clip(np.rint(np.asarray(v, float).reshape(v.shape[0], -1) / m["scale"]),
                    code_min(m, bd), 2 ** bd - 1).astype(np.int64)
+
+
+def _tile_codes(st: dict, t: dict, xt: np.ndarray, tile_fn, ba: int) -> np.ndarray:
+    """Tile ``t``'s ADC codes for DAC codes ``xt`` [vectors, rows]: the integer rule, or the ADC's
+    rounding of ``tile_fn``'s (analog) level sums; clamped to the ADC's range."""
+    if tile_fn is None:
+        D = xt @ (t["lpos"].astype(np.int64) - t["lneg"])  # the level difference of each pair
+        code = (D * st["kq"] + (1 << st["sk"] >> 1)) >> st["sk"]
+    else:
+        D = tile_fn(t["name"], xt)
+        code = np.floor(D * (st["kq"] / 2.0 ** st["sk"]) + 0.5).astype(np.int64)
+    return np.clip(code, -(2 ** (ba - 1)), 2 ** (ba - 1) - 1)
 
 
 def run_program(prog: dict, codes: np.ndarray, tile_fn=None, host=None, streams: list | None = None,
@@ -611,6 +743,11 @@ def run_program(prog: dict, codes: np.ndarray, tile_fn=None, host=None, streams:
             y = (src * st["aq"] + mem[st["src2"]["name"]] * st["bq"] + (1 << st["s"] >> 1)) >> st["s"]
             mem[st["dst"]["name"]] = np.clip(y, code_min(st["dst"], bd), 2 ** bd - 1)
             continue
+        if st.get("recur"):
+            mem[st["dst"]["name"]] = run_recurrent(st, src, lambda t, v: _tile_codes(st, t, v, tile_fn, ba))
+            if trace is not None:
+                trace[st["name"]] = (mem[st["dst"]["name"]], st["dst"]["scale"])
+            continue
         if st["conv"]:
             x = _patches(src, st["src"]["shape"], st["conv"])
         else:   # one position, or one per token: [N, T, K]
@@ -618,13 +755,8 @@ def run_program(prog: dict, codes: np.ndarray, tile_fn=None, host=None, streams:
         acc = np.zeros((n, x.shape[1], st["cols"]), dtype=np.int64)
         for t in st["tiles"]:
             xt = x[:, :, t["row0"]:t["row1"]]
-            if tile_fn is None:
-                D = xt @ (t["lpos"].astype(np.int64) - t["lneg"])  # the level difference of each pair
-                code = (D * st["kq"] + (1 << st["sk"] >> 1)) >> st["sk"]
-            else:
-                D = tile_fn(t["name"], xt.reshape(-1, xt.shape[-1])).reshape(xt.shape[:2] + (-1,))
-                code = np.floor(D * (st["kq"] / 2.0 ** st["sk"]) + 0.5).astype(np.int64)
-            acc[:, :, t["col0"]:t["col1"]] += np.clip(code, -(2 ** (ba - 1)), 2 ** (ba - 1) - 1)
+            acc[:, :, t["col0"]:t["col1"]] += _tile_codes(st, t, xt.reshape(-1, xt.shape[-1]), tile_fn,
+                                                          ba).reshape(xt.shape[:2] + (-1,))
         y = apply_activation_unit((acc * st["mq"] + st["bq"]) >> st["s"], st["act"])
         # a convolution's map is (C_out, positions); a per-token layer's (tokens, C_out)
         mem[st["dst"]["name"]] = (y.transpose(0, 2, 1) if st["conv"] else y).reshape(n, -1)

@@ -144,6 +144,28 @@ def _remap_ctx(k: int, st: dict, dmax: int, iw: int) -> dict:
             "counters": counters, "dims": st["dims"]}
 
 
+def _recurrent_ctx(k: int, st: dict, rec: dict) -> dict:
+    """Template context of a recurrent layer's cell unit (qmodel._recurrent_layer): its tables, the
+    initial state and the fixed-point factors; the step counter ``pos`` walks the time steps."""
+    from .qmodel import C_BITS, C_FRAC, CELL_SHIFT, LUT_BITS
+
+    H, I, T = rec["hidden"], rec["inputs"], st["positions"]
+    src = st["src"]
+    gb = st["dst"]["bits"]     # the DACs read signed codes: the hidden state's width
+    x = f"mem_{src['name']}[xaddr_{k}[{_bits(int(np.prod(src['shape']))) - 1}:0]]"
+    fill = f"{x}[{src['bits'] - 1}]" if src["signed"] else "1'b0"
+    xval = x if src["bits"] == gb else f"{{{{{gb - src['bits']}{{{fill}}}}}, {x}}}"
+    return {"cell": rec["cell"], "H": H, "I": I, "T": T, "G": st["cols"] // H, "reverse": rec["reverse"],
+            "fq": _lit(rec["fq"]), "iq": _lit(rec["iq"]), "cs": CELL_SHIFT, "chalf": _lit(1 << CELL_SHIFT >> 1),
+            "lut_bits": LUT_BITS, "lut_half": 2 ** (LUT_BITS - 1), "c_bits": C_BITS, "c_top": 2 ** (C_BITS - 1) - 1,
+            "c_lo_shift": C_FRAC - 6, "c_round": 1 << (C_FRAC - 7), "dmax": rec["dmax"], "xval": xval,
+            "sig": [{"i": i, "v": _lit(int(v))} for i, v in enumerate(rec["sig"])],
+            "tanh": [{"i": i, "v": _lit(int(v))} for i, v in enumerate(rec["tanh"])],
+            "h0": [{"i": i, "v": _lit(int(v))} for i, v in enumerate(rec["h0"])],
+            "c0": [{"i": i, "v": _lit(int(v))} for i, v in enumerate(rec["c0"])],
+            "h_bits": _bits(H), "g_bits": _bits(st["cols"])}
+
+
 def link_in_bits(prog: dict) -> int:
     """Width of the host link's in_data: the widest map the chip receives (a narrower one takes the low bits)."""
     return max(st["dst"]["bits"] for st in prog["steps"] if st["kind"] == "recv")
@@ -244,20 +266,25 @@ def _datapath_ctx(prog: dict, tiles: list[dict]) -> dict:
         for t in st["tiles"]:
             ctx = tile_ix[t["name"]]
             lt.append({**ctx, "dac_concat": ", ".join(f"dac_{k}[{i}]" for i in reversed(range(t["row0"], t["row1"])))})
+        rec = st.get("recur")
         columns = []
         for j in range(st["cols"]):
-            terms = []
+            terms = [[], []]    # the ADC codes of column j, sign-extended to 64 bits; a recurrent layer's by part
             for t in st["tiles"]:
-                if t["col0"] <= j < t["col1"]:  # the ADC code, sign-extended to the accumulator's 64 bits
+                if t["col0"] <= j < t["col1"]:
                     hi, lo = (j - t["col0"]) * ba + ba - 1, (j - t["col0"]) * ba
                     code = f"adc_{t['name']}[{hi}:{lo}]"
-                    terms.append("$signed({{" + str(64 - ba) + "{" + f"adc_{t['name']}[{hi}]" + "}}, " + code + "})")
-            columns.append({"j": j, "sum": " + ".join(terms),
+                    part = int(rec is not None and t["row0"] >= rec["inputs"])
+                    terms[part].append("$signed({{" + str(64 - ba) + "{" + f"adc_{t['name']}[{hi}]" + "}}, " + code + "})")
+            columns.append({"j": j, "sum": " + ".join(terms[0]) or "64'sd0", "sumh": " + ".join(terms[1]) or "64'sd0",
                             "mq": _lit(int(st["mq"][j])), "bq": _lit(int(st["bq"][j]))})
-        names = [f"L{k}_G", f"L{k}_R", f"L{k}_W", f"L{k}_S"]
+            if rec is not None:
+                columns[-1].update(mqh=_lit(int(rec["mqh"][j])), bqh=_lit(int(rec["bqh"][j])))
+        names = [f"L{k}_G", f"L{k}_R", f"L{k}_W", f"L{k}_S"] + ([f"L{k}_U"] if rec is not None else [])
         states += names
-        layers.append({"k": k, "name": st["name"], "src": st["src"]["name"], "dst": st["dst"]["name"], "K": K,
-                       "gbits": st["src"]["bits"], "ybits": st["dst"]["bits"],
+        layers.append({"rec": None if rec is None else _recurrent_ctx(k, st, rec),
+                       "su": names[-1],"k": k, "name": st["name"], "src": st["src"]["name"], "dst": st["dst"]["name"], "K": K,
+                       "gbits": st["dst"]["bits"] if rec else st["src"]["bits"], "ybits": st["dst"]["bits"],
                        "M": st["cols"], "P": st["positions"], "conv": conv, "tokens": tokens, "tiles": lt,
                        "done_concat": ", ".join(f"done_{t['name']}" for t in reversed(lt)),
                        "columns": columns, "s": st["s"], "act": _act_ctx(st["act"]), "final": st["final"],
@@ -298,7 +325,7 @@ def _datapath_ctx(prog: dict, tiles: list[dict]) -> dict:
 def bipolar_tiles(prog: dict | None) -> frozenset:
     """The tiles whose layer reads signed codes: their word lines are driven to either sign."""
     return frozenset(t["name"] for st in (prog or {}).get("steps", []) if st["kind"] == "layer"
-                     and st["src"]["signed"] for t in st["tiles"])
+                     and (st["src"]["signed"] or st.get("recur")) for t in st["tiles"])
 
 
 def sim_scan_bits(prog: dict) -> int:

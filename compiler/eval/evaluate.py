@@ -418,8 +418,7 @@ def evaluate_design(out, inputs, labels=None, engine: str = "ideal", samples: in
     rep: dict = {"design": design.manifest["design"], "samples": int(x.shape[0]), "chip_model": design.chip_model(),
                  "runs": runs}
     ref = design.float_reference(x)
-    rep["float_reference"] = (f"onnxruntime on {design.manifest['source']['file']}" if ref is not None
-                              else "none (the design holds no ONNX source)")
+    rep["float_reference"] = design.reference_note
     # Monte Carlo and the sweeps score accuracy with labels, else top-1 agreement with float
     metric = "accuracy" if y is not None else "top1_agreement"
     if (mc or sweep) and y is None and (ref is None or ref[0].reshape(ref[0].shape[0], -1).shape[1] < 2):

@@ -47,7 +47,7 @@ CHUNK = 256
 _SESSIONS: dict = {}
 
 
-def _session(path: Path):
+def _session(path: Path, what: str = "host segment"):
     """An onnxruntime session of a model file in the design (a host segment, or the source with
     its external data files beside it, each confined to the source's folder first)."""
     import onnx
@@ -70,7 +70,11 @@ def _session(path: Path):
         raise
     except Exception as e:  # noqa: BLE001 - onnxruntime raises its own exception types
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise InputError(path, f"onnxruntime cannot load this host segment: {first}") from None
+        raise SessionError(path, f"onnxruntime cannot load this {what}: {first}") from None
+
+
+class SessionError(InputError):
+    """onnxruntime refuses a model file of the design."""
 
 
 def _batch_axes(sess) -> dict[str, int | None]:
@@ -178,6 +182,7 @@ class Design:
             self.prog = load_program(self.out)
         (self.input,) = self.ir.nodes_of("input")
         self.outputs = self.ir.nodes_of("output")
+        self.reference_note = "not computed"   # what float_reference ran, or why it could not
 
     @property
     def input_shape(self) -> tuple:
@@ -273,11 +278,19 @@ class Design:
         return [vals[ir.inputs(o)[0]] for o in self.outputs]
 
     def float_reference(self, x: np.ndarray) -> list[np.ndarray] | None:
-        """The source model's outputs in onnxruntime (batch first), or None for a YAML source."""
+        """The source model's outputs in onnxruntime (batch first), or None (``reference_note`` says
+        why: a YAML source, or a source onnxruntime cannot load, such as an old export whose
+        operators amsc folds at compile time and onnxruntime no longer knows)."""
         src = self.manifest["source"].get("file")
         if src is None:
+            self.reference_note = "none (the design holds no ONNX source: a YAML graph, or compiled by an older amsc)"
             return None
-        sess = _session(self.out / src)
+        try:
+            sess = _session(self.out / src, "source model")
+        except SessionError as e:
+            self.reference_note = f"none ({e.what})"
+            return None
+        self.reference_note = f"onnxruntime on {src}"
         name = self.ir.g.nodes[self.input]["origin"]
         axis = self.ir.g.nodes[self.input]["attrs"]["batch_axis"]
         spec = {i.name: i for i in sess.get_inputs()}
@@ -341,10 +354,7 @@ def run_design(out: str | Path, inputs: str | Path, engine: str = "ideal", dest:
         if ref is not None:
             entry.update(agreement(y, ref[k]))
         report["outputs"].append(entry)
-    if ref is None:
-        report["float_reference"] = "none (the design holds no ONNX source: a YAML graph, or compiled by an older amsc)"
-    else:
-        report["float_reference"] = f"onnxruntime on {design.manifest['source']['file']}"
+    report["float_reference"] = design.reference_note
     if dest is not None:
         dest = Path(dest)
         try:

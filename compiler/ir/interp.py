@@ -32,7 +32,7 @@ def eval_node(ir: IR, n: str, xs: list[np.ndarray], tile_fn=None, pre_activation
     if given, computes a crossbar tile's ``x @ (G+ - G-)`` instead (a circuit engine). With
     ``pre_activation`` an accumulator's value before its activation."""
     d = ir.g.nodes[n]
-    return REGISTRY[d["op"]].eval(d, xs, tile_fn=tile_fn, pre_activation=pre_activation, name=n)
+    return REGISTRY[d["op"]].eval(d, xs, tile_fn=tile_fn, pre_activation=pre_activation, name=n, ir=ir)
 
 
 #: Calibration samples evaluated together, at most: bounds the interpreter's memory to a few

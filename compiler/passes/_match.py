@@ -17,7 +17,8 @@ def plain_layer_before(ir: IR, n: str) -> str | None:
     """The dense/conv node feeding ``n`` if ``n`` is its only consumer and it has no activation yet."""
     (src,) = ir.inputs(n)
     d = ir.g.nodes[src]
-    if d["op"] in MATMUL_OPS and d["attrs"]["activation"]["kind"] == "none" and single_consumer(ir, src) == n:
+    if d["op"] in MATMUL_OPS and d["attrs"]["activation"]["kind"] == "none" and single_consumer(ir, src) == n \
+            and "recurrent" not in d["attrs"]:   # a recurrent layer's output is its cell's, not an affine map
         return src
     return None
 

@@ -22,6 +22,12 @@ output channels onto bit-line pairs. An ``im2col`` node in front of the tiles ga
 the Ho*Wo output positions, the input patch (zero where the window covers padding). The tiles are
 evaluated once per position, and the accumulator lays the results out as (C_out, Ho, Wo).
 
+A recurrent layer (an LSTM or GRU direction, ``ir/ops/recurrent.py``) reads ``[x_t, h_(t-1)]``
+once per time step: its input rows and its recurrent rows are split onto tiles separately (an input
+of 16 and 32 hidden units on 64-row tiles takes two row tiles, not one), because the two parts'
+codes have different scales and the accumulator keeps their sums apart. Its tiles read the sequence
+inside the accumulator's time loop.
+
 Each layer's ADCs get one full scale: the largest column current any input in ``[0, V_read]`` can
 draw from any of the layer's tiles, ``V_read * max_j sum_i |G+_ij - G-_ij|`` over each tile's rows.
 This is the range a calibrated ADC is set to, and the feedback resistor maps it to the TIA's
@@ -101,7 +107,13 @@ def tile(ir: IR, options, pdk) -> IR:
     for n in layers:
         d = ir.g.nodes[n]
         K, M = d["params"]["gpos"].shape
-        plans[n] = layout(K, M, d["attrs"].get("group", 1), tr, outs_per_tile)
+        rec = d["attrs"].get("recurrent")
+        if rec:   # the input rows and the recurrent rows on separate tiles (their codes have different scales)
+            xs, hs = (layout(k, M, 1, tr, outs_per_tile) for k in (rec["inputs"], rec["hidden"]))
+            plans[n] = (xs[0] + hs[0], xs[1], xs[2] + [(r0 + rec["inputs"], r1 + rec["inputs"], c0, c1, b)
+                                                       for r0, r1, c0, c1, b in hs[2]])
+        else:
+            plans[n] = layout(K, M, d["attrs"].get("group", 1), tr, outs_per_tile)
     total = sum(len(p[2]) for p in plans.values())
     if total > options.max_tiles:
         raise InputError(ir.source or ir.name, f"the design needs {total} tiles of {tr}x{tc}; the limit "
@@ -112,6 +124,7 @@ def tile(ir: IR, options, pdk) -> IR:
         p, a = d["params"], d["attrs"]
         K, M = p["gpos"].shape
         group = a.get("group", 1)
+        rec = a.get("recurrent")
         rs, cs, slices = plans[n]
         (src,) = ir.inputs(n)
         ir.g.remove_edge(src, n)
@@ -140,11 +153,16 @@ def tile(ir: IR, options, pdk) -> IR:
                                     if options.parasitics else None)}
             if blocks is not None:
                 attrs["blocks"] = [list(b) for b in blocks]
-            ir.add(t, "xbar_tile", ir.g.nodes[src]["shape"][:-1] + (c1 - c0,), inputs=[src],
+            if rec:
+                attrs["recurrent"] = K
+            ir.add(t, "xbar_tile", ir.g.nodes[src]["shape"] if rec else ir.g.nodes[src]["shape"][:-1] + (c1 - c0,),
+                   inputs=[src],
                    origin=f"{d['origin']}[{r0}:{r1},{c0}:{c1}]", attrs=attrs, params=arr)
             tiles.append(t)
-        ir.set(n, op="accum", params={"b": p["b"], "w_scale": p["w_scale"]},
+        extra = {k: p[k] for k in ("bh", "h0", "c0") if k in p}
+        ir.set(n, op="accum", params={"b": p["b"], "w_scale": p["w_scale"], **extra},
                attrs={"layer": n, "kind": d["op"], "activation": a["activation"],
+                      **({"recurrent": rec} if rec else {}),
                       "weight_scale": a["weight_scale"], "row_splits": rs, "col_splits": cs, "spatial": spatial,
                       # a partial sum of up to rs ADC codes needs ceil(log2(rs)) extra bits
                       "acc_bits": pdk.adc_bits + max(0, math.ceil(math.log2(rs)))})

@@ -6,7 +6,7 @@ the node's attributes by name. It returns the node's (first) value: a runtime ``
 A lowering that raises ``UnsupportedOpError`` before emitting anything sends the node to the host.
 
 Families live in this package's modules (``activation``, ``conv``, ``dense``, ``elementwise``,
-``norm``, ``shape``), one function per operator, registered with :func:`lowers`.
+``norm``, ``recurrent``, ``resample``, ``shape``), one function per operator, registered with :func:`lowers`.
 """
 
 from __future__ import annotations

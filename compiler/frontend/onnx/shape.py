@@ -227,6 +227,30 @@ def op_flatten(cx, node, attrs):
     return _shape_op(cx, node, x, out if x.batch_axis is None else (1, out[1]), keeps)
 
 
+def _batch_kept(x: Val, target: list[int], allowzero: int):
+    """A Reshape of a tensor whose batch is on an inner axis b (a sequence-first [T, N, D, H]) that
+    regroups the axes before the batch among themselves and those after it among themselves, with a 1
+    at the batch's place (as exported at batch 1: [T, 1, D*H]): ``(full target shape, its batch
+    axis)``, the same per sample for any batch; None for any other reshape."""
+    b = x.batch_axis
+    if b is None or b == 0 or not target:
+        return None
+    full = list(x.full_shape(1))
+    tgt = [full[i] if t == 0 and not allowzero and i < len(full) else t for i, t in enumerate(target)]
+    if tgt.count(-1) > 1 or any(t < -1 or t == 0 for t in tgt):
+        return None
+    if -1 in tgt:
+        known = int(np.prod([t for t in tgt if t != -1]))
+        if int(np.prod(full)) % known:
+            return None
+        tgt[tgt.index(-1)] = int(np.prod(full)) // known
+    lead = int(np.prod(full[:b]))
+    for nb in range(len(tgt)):
+        if tgt[nb] == 1 and int(np.prod(tgt[:nb])) == lead and int(np.prod(tgt)) == int(np.prod(full)):
+            return tgt, nb
+    return None
+
+
 @lowers("Reshape")
 def op_reshape(cx, node, attrs):
     cx._nin(node, 2, 2)
@@ -235,6 +259,9 @@ def op_reshape(cx, node, attrs):
     allowzero = int(cx._attr(attrs, "allowzero", 0))
     if not isinstance(x, Val):
         return x.reshape([x.shape[i] if t == 0 and not allowzero else t for i, t in enumerate(target)])
+    kept = _batch_kept(x, target, allowzero)
+    if kept is not None:
+        return _view(cx, node, x, kept[0], kept[1])
     if cx.batch_one and x.batch_axis is not None and (x.batch_axis != 0 or not target or target[0] not in (1, -1, 0)):
         # a model defined at batch 1 whose reshape moves or folds the batch (an attention's heads):
         # per sample, the tensor is its full shape at batch 1

@@ -23,7 +23,7 @@ An entry (:class:`OpDef`) holds all that the compiler needs to know about one op
     nodes to the host), with ``to_onnx`` giving the ONNX node(s) it becomes there.
 
 The families live in this package's modules (``io``, ``shape``, ``elementwise``, ``window``,
-``matmul``, ``offload``); ``docs/operators.md`` walks through adding an operator.
+``matmul``, ``recurrent``, ``offload``); ``docs/operators.md`` walks through adding an operator.
 """
 
 from __future__ import annotations
@@ -119,4 +119,4 @@ def size(dims) -> int:
     return int(np.prod(dims, dtype=np.int64))
 
 
-from . import elementwise, io, matmul, offload, shape, window  # noqa: E402,F401  (they register the ops)
+from . import elementwise, io, matmul, offload, recurrent, shape, window  # noqa: E402,F401  (they register the ops)

@@ -77,16 +77,27 @@ def _tile_check(ir, n, d, ins) -> None:
     for p in ("gpos", "gneg"):
         if params[p].shape != (rows, cols) or np.any(params[p] <= 0):
             fail(ir, n, f"'{p}' must be positive with shape {(rows, cols)}")
-    if shape != ins[0][:-1] + (cols,):
-        fail(ir, n, f"output shape {shape} differs from {ins[0][:-1] + (cols,)}")
-    if a["row1"] > ins[0][-1]:
+    # a recurrent layer's tile reads [x_t, h_(t-1)] (attr recurrent: that width) at each time step,
+    # inside its accumulator's time loop; its value in the graph is the sequence it reads
+    width = a.get("recurrent") or ins[0][-1]
+    want = ins[0] if a.get("recurrent") else ins[0][:-1] + (cols,)
+    if shape != want:
+        fail(ir, n, f"output shape {shape} differs from {want}")
+    if a["row1"] > width:
         fail(ir, n, "row slice exceeds the operand size")
 
 
-def _tile_eval(d, xs, tile_fn=None, name=None, **_):
+def tile_read(d, x, tile_fn=None, name=None):
+    """A tile's column results ``x[..., row0:row1] @ (G+ - G-)`` (or ``tile_fn``'s, a circuit engine)."""
     a, p = d["attrs"], d["params"]
-    x = xs[0][..., a["row0"]:a["row1"]]
+    x = x[..., a["row0"]:a["row1"]]
     return x @ (p["gpos"] - p["gneg"]) if tile_fn is None else tile_fn(name, x)
+
+
+def _tile_eval(d, xs, tile_fn=None, name=None, **_):
+    if d["attrs"].get("recurrent"):
+        return xs[0]   # read by the accumulator's time loop (ops/recurrent.py)
+    return tile_read(d, xs[0], tile_fn, name)
 
 
 register("xbar_tile", arity=1, attrs=("layer", "row0", "row1", "col0", "col1", "tile_rows", "tile_cols",
@@ -107,15 +118,28 @@ def _accum_check(ir, n, d, ins) -> None:
     if len(tiles) != attrs["row_splits"] * attrs["col_splits"]:
         fail(ir, n, "operand count differs from row_splits x col_splits")
     check_act(ir, n, attrs["activation"])
-    width = sum(ir.g.nodes[t]["shape"][-1] for t in tiles[: attrs["col_splits"]])
+    width = sum(ir.g.nodes[t]["attrs"]["col1"] - ir.g.nodes[t]["attrs"]["col0"] for t in tiles[: attrs["col_splits"]])
+    if attrs.get("recurrent"):
+        from .recurrent import check_recurrent
+
+        check_recurrent(ir, n, d, attrs["recurrent"], width)
+        if params["b"].shape != (width,) or params["w_scale"].shape != (width,):
+            fail(ir, n, f"bias / w_scale do not match the tiles' width {width}")
+        return
     tokens = tuple(ir.g.nodes[tiles[0]]["shape"][:-1]) if attrs["spatial"] is None else ()
     want = tokens + (width,) if attrs["spatial"] is None else (width, *attrs["spatial"])
     if shape != want or params["b"].shape != (width,) or params["w_scale"].shape != (width,):
         fail(ir, n, f"output shape {shape} / bias do not match the tiles' width {width}")
 
 
-def _accum_eval(d, xs, pre_activation=False, **_):
+def _accum_eval(d, xs, pre_activation=False, ir=None, name=None, tile_fn=None, **_):
     a, p = d["attrs"], d["params"]
+    if a.get("recurrent"):
+        from .recurrent import recurrent_accum_eval
+
+        tiles = [(t, ir.g.nodes[t]) for t in ir.inputs(name)]
+        return recurrent_accum_eval(d, xs, [t for _, t in tiles],
+                                    lambda k, v: tile_read(tiles[k][1], v, tile_fn, tiles[k][0]))
     rs, cs = a["row_splits"], a["col_splits"]
     cols = [sum(xs[r * cs + c] for r in range(rs)) for c in range(cs)]
     z = np.concatenate(cols, axis=-1) * p["w_scale"] + p["b"]   # [N, (P,) C_out]
