@@ -320,6 +320,18 @@ def digital_ops(prog: dict, reads_per_image: dict, ref_bytes: float) -> dict:
             access(st["src"], p * kk)                   # gather each position's inputs
             access(st["dst"], p * m)
             ops["cycles"] += p * (kk + 2 + m)           # gather, start, wait (timed apart), store
+            rec = st.get("recur")
+            if rec:   # a recurrent layer (p time steps): the second part's requantization, then the cell
+                h = rec["hidden"]
+                mul(p * m, st["acc_bits"] + 1, bits(rec["mqh"]))
+                lstm = rec["cell"] == "lstm"
+                # LSTM: f*c*FQ + i*g*IQ, o*tanh(c)*FQ; GRU: r*nh*FQ, ((Dmax-u)*n + u*h)*FQ: 16 x 24-bit products
+                mul(p * h * (5 if lstm else 4), 16, 24)
+                ops["add32"] += p * h * (3 if lstm else 4)
+                ops["add8"] += p * h * (1 if lstm else 0)   # the cell's tanh look-up
+                access(st["dst"], p * h)                    # h_(t-1), read back for the next step
+                ops["sram_bytes"] += p * (m + h * (2 if lstm else 0)) * 2   # gate and cell registers
+                ops["cycles"] += p * h                      # the state update, one unit per clock
         elif k == "pool":
             n_out, win = size(st["dst"]), int(np.prod(st["kernel"]))
             ops["add8"] += n_out * win

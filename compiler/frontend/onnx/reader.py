@@ -178,7 +178,7 @@ class Lowering:
         self.env[vi.name] = Val(name, shape, axis)
 
     def _node(self, node) -> None:
-        if len(node.output) < 1 or not node.output[0]:
+        if not any(node.output):   # an optional output may be left out (''), not all of them
             raise self.err(node, "has no output")
         if self.index in self.forced:
             self._host(node, self.forced[self.index])
@@ -199,7 +199,8 @@ class Lowering:
                 raise
             self._host(node, e.what.split("): ", 1)[-1])
             return
-        self.env[node.output[0]] = out
+        if node.output[0]:
+            self.env[node.output[0]] = out
 
     def cut(self, node, what: str) -> HostCutError:
         return HostCutError(self.where, f"node '{self.label(node)}' ({node.op_type}): {what}", self.index)
