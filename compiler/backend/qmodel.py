@@ -70,11 +70,11 @@ def feature_map(name: str, shape, scale: float, signed: bool, bd: int, final: bo
     return m
 
 
-def _need_bipolar(pdk, where: str) -> None:
+def _need_bipolar(pdk, where: str, fix: str = ", or make it non-negative (ReLU, Sigmoid, Clip with min >= 0)") -> None:
     if not pdk.dac_bipolar:
         raise RtlUnsupported(f"{where} can be negative and feeds the chip on, but PDK '{pdk.name}' drives word lines "
-                             "with unipolar DACs (dac.bipolar: false); compile with a PDK whose DACs are bipolar "
-                             "(generic), or make it non-negative (ReLU, Sigmoid, Clip with min >= 0)")
+                             f"with unipolar DACs (dac.bipolar: false); compile with a PDK whose DACs are bipolar "
+                             f"(generic){fix}")
 
 
 def activation_unit(act: dict, final: bool, z: np.ndarray, dmax: int, where: str, pdk=None,
@@ -437,6 +437,9 @@ def _layer_step(ir: IR, n: str, maps: dict, steps: list, vals: dict, pdk, fused:
     lsb = 2.0 * t0["adc_full_scale_a"] / 2 ** ba
     kappa = pdk.v_read * pdk.g_step / (dmax * lsb)
     sk = _fixed(np.array([kappa]), 18)
+    if a.get("recurrent"):
+        _recurrent_layer(ir, n, maps, steps, pdk, src, tiles, kappa, sk)
+        return
     w_scale, bias = d["params"]["w_scale"], d["params"]["b"]
     M = src["scale"] * pdk.g_step * w_scale / kappa
     unit = activation_unit(act, final, vals[n], dmax, f"layer '{n}'", pdk, vals.get((n, "pre")))
@@ -445,9 +448,6 @@ def _layer_step(ir: IR, n: str, maps: dict, steps: list, vals: dict, pdk, fused:
     mq = np.rint(M / s_z * 2 ** s).astype(np.int64)
     bq = np.rint(bias / s_z * 2 ** s).astype(np.int64) + (1 << s >> 1)
     shape = list(d["shape"])
-    if a.get("recurrent"):
-        _recurrent_layer(ir, n, maps, steps, pdk, src, tiles, kappa, sk)
-        return
     maps[n] = feature_map(f"l{len(steps)}", shape, unit["s_out"], unit["signed"], bd, final)
     tl = []
     for t in tiles:
@@ -508,7 +508,8 @@ def _recurrent_layer(ir: IR, n: str, maps: dict, steps: list, pdk, src: dict, ti
     dmax = 2 ** bd - 1
     H, I = rec["hidden"], rec["inputs"]
     T = d["shape"][0]
-    _need_bipolar(pdk, f"the hidden state of the recurrent layer '{d['origin']}'")
+    _need_bipolar(pdk, f"the hidden state of the recurrent layer '{d['origin']}'",
+                  " (the layer's own crossbar reads it back at every step)")
     s_z = LUT_RANGE / 2 ** (LUT_BITS - 1)
     w = p["w_scale"]
     mx = src["scale"] * pdk.g_step * w / kappa / s_z
