@@ -165,3 +165,19 @@ def test_last_state_alone_needs_no_sequence_output(tmp_path):
     assert sorted(ir.g.nodes[n]["op"] for n in ir.topo()) == ["concat", "input", "output", "rnn", "rnn", "slice",
                                                               "slice"]
     assert run_ir(ir, {ir.nodes_of("input")[0]: _x([3, T, I])})   # any batch
+
+
+@pytest.mark.parametrize("layout", [0, 1])
+def test_symbolic_sequence_length_is_one_line_and_exit_2(tmp_path, capsys, layout):
+    """A sequence exported with a dynamic length: the chip runs a fixed number of steps, so the
+    compile stops with one line naming the node and the input, and writes nothing."""
+    from compiler.cli import main
+    rng = np.random.default_rng(5)
+    inits = [("W", rng.normal(size=(1, 4 * H, I))), ("R", rng.normal(size=(1, 4 * H, H)))]
+    node = helper.make_node("LSTM", ["x", "W", "R"], ["", "yh"], name="enc", hidden_size=H, layout=layout)
+    x_dims = [1, "T", I] if layout else ["T", 1, I]
+    p = save_model(tmp_path / "m.onnx", [node], [("x", x_dims)], [("yh", [1, 1, H])], inits, opset=14)
+    assert main(["compile", str(p), "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "'enc'" in err and "sequence length" in err and "'x'" in err
+    assert not (tmp_path / "out").exists()

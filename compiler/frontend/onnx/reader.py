@@ -66,6 +66,7 @@ class Lowering:
         self.index = 0
         self.forced = forced or {}   # ONNX node index -> why it joins a grown host segment
         self.batch_one = False
+        self.symbolic_inputs: set[str] = set()   # IR inputs whose batch axis is a symbolic dimension
         self.opset = default_opset(model)
         for init in graph.initializer:
             self.env[init.name] = self._tensor(init, f"initializer '{init.name}'")
@@ -78,7 +79,7 @@ class Lowering:
             raise InputError(self.where, f"{what}: unreadable tensor data ({type(e).__name__}: {e})") from None
 
     def label(self, node) -> str:
-        out = node.output[0] if node.output else "?"
+        out = next((o for o in node.output if o), "?")
         return node.name or f"#{self.index} (unnamed, output '{out}')"
 
     def err(self, node, what: str, cls=InputError):
@@ -174,6 +175,8 @@ class Lowering:
         # (a reshape target, an initial state) may run one sample at a time
         self.batch_one = axis is not None and not symbolic and dims[axis] == 1
         name = self.namer.fresh(vi.name)
+        if symbolic:
+            self.symbolic_inputs.add(name)
         self.ir.add(name, "input", shape, attrs={"batch_axis": axis}, origin=vi.name)
         self.env[vi.name] = Val(name, shape, axis)
 

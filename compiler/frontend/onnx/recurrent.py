@@ -59,6 +59,10 @@ def _recurrent(cx, node, attrs, cell: str) -> Val:
         raise host("the sequence X is a constant")
     if layout not in (0, 1) or direction not in ("forward", "reverse", "bidirectional"):
         raise host(f"layout {layout} / direction {direction!r} is not one ONNX defines")
+    seq_axis = 0 if layout == 0 else 1
+    if x.batch_axis == seq_axis and len(x.shape) == 2 and x.node in cx.symbolic_inputs:
+        raise cx.err(node, f"the sequence length (axis {seq_axis} of '{node.input[0]}') is not static; the chip runs a "
+                           "fixed number of steps: export with a fixed sequence length")
     if x.batch_axis != (1 if layout == 0 else 0) or len(x.shape) != 2:
         raise host(f"the sequence has per-sample shape {list(x.shape)} with the batch on axis {x.batch_axis}; "
                    f"layout {layout} needs {'[T, N, I]' if layout == 0 else '[N, T, I]'}")
