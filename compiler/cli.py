@@ -210,6 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "one-shot chips are reported next to them)")
     wv.add_argument("--no-write-verify", dest="write_verify", action="store_false",
                     help="Monte Carlo of one-shot programmed chips first")
+    e.add_argument("--stuck-rates", type=_number(float, lo=0.0, hi=1.0), nargs=2, metavar=("HRS", "LRS"),
+                   help="rates of cells stuck at HRS and at LRS in the Monte-Carlo chips, each in [0, 1), summing "
+                   "to less than 1 (default: the PDK's variation.stuck_hrs_rate / stuck_lrs_rate)")
     e.add_argument("--read-time", type=_number(float, positive=True, hi=1e12), metavar="SECONDS",
                    help="time since programming at which the chip is read: conductances drift by (t/t0)^-nu "
                    "(the PDK's variation.drift_nu)")
@@ -339,7 +342,8 @@ def _cmd_evaluate(args) -> int:
     with bar:
         rep = evaluate_design(args.out, args.inputs, args.labels, args.engine, args.samples, args.mc, args.sigma,
                               args.seed, progress,
-                              sweep=args.sweep, write_verify=args.write_verify, read_time=args.read_time)
+                              sweep=args.sweep, write_verify=args.write_verify, read_time=args.read_time,
+                              stuck_rates=tuple(args.stuck_rates) if args.stuck_rates else None)
     print(f"amsc: evaluate {args.out}: {rep['samples']} input(s); chip model: {rep['chip_model']}", file=sys.stderr)
     for r in rep["runs"]:
         m = rep[r]
@@ -354,8 +358,11 @@ def _cmd_evaluate(args) -> int:
     if "mc" in rep:
         mc = rep["mc"]
         for mode, v in mc["modes"].items():
-            print(f"  monte carlo, {len(mc['samples'])} samples, {mode.replace('_', '-')}, sigma {v['sigma']:g}: "
-                  f"{mc['metric'].replace('_', ' ')} {100 * v['mean']:.2f} % +- {100 * v['std']:.2f} %", file=sys.stderr)
+            abl = mc["remedies"]["ablation"][mode]
+            print(f"  monte carlo, {len(mc['samples'])} chips, {mode.replace('_', '-')}, sigma {v['sigma']:g}: "
+                  f"{mc['metric'].replace('_', ' ')} " + ", ".join(
+                      f"{r} {100 * a['mean']:.2f} % +- {100 * a['std']:.2f} %" for r, a in abl.items()),
+                  file=sys.stderr)
         print("  each alone: " + ", ".join(f"{k.replace('_', ' ')} {100 * v['mean']:.2f} % +- {100 * v['std']:.2f} %"
                                         for k, v in mc["effects"].items()), file=sys.stderr)
         if "write_verify" in mc:

@@ -40,7 +40,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..design.chipstate import check_rates, draw_state
 from ..errors import InputError
+from ..passes.fault_map import pair_levels, place_chip
 from ..frontend.common import check_labels, load_labels
 from ..verify.report import figure, png_bytes
 from .run import Design, agreement
@@ -52,6 +54,15 @@ SIGMA_CURVE = (0.0, 0.5, 1.0, 2.0, 4.0)
 SWEEPS = (("adc_bits", (4, 5, 6, 7, 8, 10), "ideal"), ("weight_bits", (2, 3, 4, 5, 6), "ideal"),
           ("wire_r", (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0), "mna"))
 REPORT_DIR = "eval-report"
+#: Remedies of the Monte Carlo, added in turn: none (where the compiler put the weights; write-verify
+#: still rebalances the pairs it finds stuck), mapping (each chip tested, its weights placed around
+#: its stuck cells: passes/fault_map.py). The default is applied to ``mc.modes``.
+REMEDIES = ("none", "mapping")
+DEFAULT_REMEDY = "mapping"
+#: Total stuck-at rates of the accuracy-against-fault-rate curve (HRS : LRS as in the device model).
+FAULT_CURVE = (0.0, 0.025, 0.05, 0.1, 0.15, 0.2)
+#: calibration inputs that weigh the placement's rows
+CAL_ROWS = 256
 
 
 def _metrics(ys: list[np.ndarray], ref: list[np.ndarray] | None, labels: np.ndarray | None) -> dict:
@@ -81,16 +92,22 @@ def _per_layer(trace: dict, ideal: dict) -> dict:
     return res
 
 
-def device_model(manifest: dict, sigma: float | None, read_time: float | None) -> dict | None:
+def device_model(manifest: dict, sigma: float | None, read_time: float | None,
+                 stuck_rates: tuple[float, float] | None = None) -> dict | None:
     """The Monte-Carlo device model: the compiled PDK's ``variation`` (or, without one, programming
-    error only), with ``--sigma`` replacing the one-shot programming sigma; None if neither exists."""
+    error only), with ``--sigma`` replacing the one-shot programming sigma and ``--stuck-rates`` the
+    stuck-at rates (HRS, LRS); None if neither exists."""
     var = manifest.get("variation")
+    if stuck_rates is not None:
+        check_rates(*stuck_rates)
     if var is None:
         if sigma is None:
             return None
         var = {"program_sigma": sigma, "read_noise_sigma": 0.0, "stuck_hrs_rate": 0.0, "stuck_lrs_rate": 0.0,
                "drift_nu": 0.0, "drift_t0_s": 1.0}
     var = {**var, **({"program_sigma": sigma} if sigma is not None else {})}
+    if stuck_rates is not None:
+        var["stuck_hrs_rate"], var["stuck_lrs_rate"] = (float(r) for r in stuck_rates)
     t0 = var["drift_t0_s"]
     t = t0 if read_time is None else read_time
     var["read_time_s"] = t
@@ -117,65 +134,127 @@ def write_verify_cost(var: dict, design: Design) -> dict:
             "time_per_cell_s": wv["iterations"] * wv["pulse_ns"] * 1e-9, "cells": cells}
 
 
-def draw_chip(design: Design, var: dict, sigma: float, rng, verify: bool = False, stuck_out: dict | None = None) -> dict:
+def row_weights(design: Design) -> tuple[dict | None, str]:
+    """Per tile, the mean square of each row's input over the design's calibration inputs (the
+    placement's weights: a busy row's error costs more), and where they came from."""
+    cal = design.manifest["source"].get("calibration")
+    if cal is None:
+        return None, "uniform (the design holds no calibration inputs)"
+    x = design.load_inputs(design.out / cal)[:CAL_ROWS]
+    acc: dict = {}
+
+    def observe(name, xs):
+        xs = np.asarray(xs, np.float64)
+        s, n = acc.get(name, (0.0, 0))
+        acc[name] = (s + (xs * xs).sum(axis=0), n + xs.shape[0])
+
+    design.run(x, "ideal", observe=observe)
+    return {k: s / max(n, 1) for k, (s, n) in acc.items()}, f"calibration inputs ({x.shape[0]} rows of {cal})"
+
+
+def draw_chip(design: Design, var: dict, sigma: float, rng, verify: bool = False, stuck_out: dict | None = None,
+              state=None, placement: dict | None = None) -> dict:
     """One Monte-Carlo chip: every tile's (G+, G-) drawn around its target levels (see the module
-    docstring). ``verify``: write-verify reads every cell, so it finds the stuck ones, and programs
-    the healthy partner of a stuck cell to keep the pair's difference, ``G- = G+stuck - (G+ - G-)``
-    or ``G+ = G-stuck + (G+ - G-)``, as far as [G_min, G_max] allows. ``stuck_out`` receives each
-    tile's stuck values (NaN where a cell is healthy)."""
+    docstring). The chip's stuck cells come from ``state`` (a chip state over the tiles' physical
+    arrays; drawn from ``rng`` at the model's rates if None); each tile's weights sit on its physical
+    rows and pair columns ``placement[tile]`` (``rows``, ``cols``: the fault-aware placement of a
+    tested chip), or where the compiler put them. ``verify``: write-verify reads every cell, so it
+    finds the stuck ones, and programs the healthy partner of a stuck cell to keep the pair's
+    difference, ``G- = G+stuck - (G+ - G-)`` or ``G+ = G-stuck + (G+ - G-)``, as far as [G_min, G_max]
+    allows; a placed chip knows its stuck cells from its test and does the same. ``stuck_out``
+    receives each tile's stuck conductances under its weights (NaN where a cell is healthy)."""
     pdk = design.manifest["pdk"]
     g_min, g_max = pdk["g_min"], pdk["g_max"]
-    g_step = (g_max - g_min) / (pdk["levels"] - 1)
-    hrs, lrs = var["stuck_hrs_rate"], var["stuck_lrs_rate"]
+    top = pdk["levels"] - 1
+    g_step = (g_max - g_min) / top
+    if state is None:
+        state = draw_state(design.manifest, 0, var["stuck_hrs_rate"], var["stuck_lrs_rate"], sigma, rng=rng)
     out = {}
     for n in design.ir.nodes_of("xbar_tile"):
         p = design.ir.g.nodes[n]["params"]
-        target = [g_min + lv * g_step for lv in (p["lpos"], p["lneg"])]
-        stuck = []
-        for t in target:
-            u = rng.random(t.shape)
-            stuck.append(np.where(u < hrs, g_min, np.where(u < hrs + lrs, g_max, np.nan)))
+        lp, ln = p["lpos"].astype(np.float64), p["lneg"].astype(np.float64)
+        sp, sn = state.stuck_levels(n)
+        where = placement[n] if placement else {"rows": np.arange(lp.shape[0]), "cols": np.arange(lp.shape[1])}
+        ix = np.ix_(where["rows"], where["cols"])
+        sp, sn = sp[ix], sn[ix]
         if stuck_out is not None:
-            stuck_out[n] = tuple(stuck)
-        if verify:
-            d = target[0] - target[1]
-            only_p, only_n = ~np.isnan(stuck[0]) & np.isnan(stuck[1]), np.isnan(stuck[0]) & ~np.isnan(stuck[1])
-            target[1] = np.where(only_p, np.clip(stuck[0] - d, g_min, g_max), target[1])
-            target[0] = np.where(only_n, np.clip(stuck[1] + d, g_min, g_max), target[0])
+            stuck_out[n] = (g_min + sp * g_step, g_min + sn * g_step)
+        if verify or placement:
+            lp, ln = pair_levels(lp, ln, sp, sn, top)
         pair = []
-        for t, st in zip(target, stuck):
+        for lv, st in ((lp, sp), (ln, sn)):
+            t = g_min + lv * g_step
             g = np.clip(t * (1.0 + sigma * rng.standard_normal(t.shape)), 0.0, None)
-            pair.append(np.where(np.isnan(st), g, st) * var["drift_factor"])
+            pair.append(np.where(np.isnan(st), g, g_min + st * g_step) * var["drift_factor"])
         out[n] = tuple(pair)
     return out
 
 
+def _tile_levels(design: Design) -> dict:
+    return {n: (design.ir.g.nodes[n]["params"]["lpos"], design.ir.g.nodes[n]["params"]["lneg"])
+            for n in design.ir.nodes_of("xbar_tile")}
+
+
 def _monte_carlo(design: Design, x, ref, y, var: dict, modes: list[str], mc: int, metric: str, rng, progress,
                  done: int, total: int) -> tuple[dict, int]:
-    def sample(sig, v=var, verify=False):
-        chip = draw_chip(design, v, sig, rng, verify)
+    levels = _tile_levels(design)
+    weights, weights_note = row_weights(design)
+
+    def chip_state(v=var):
+        return draw_state(design.manifest, 0, v["stuck_hrs_rate"], v["stuck_lrs_rate"], var["program_sigma"], rng=rng)
+
+    def sample(sig, v=var, verify=False, state=None, placement=None):
+        chip = draw_chip(design, v, sig, rng, verify, state=state, placement=placement)
         noise = (v["read_noise_sigma"], rng) if v["read_noise_sigma"] > 0 else None
         return _metrics(design.run(x, "ideal", conductances=chip, read_noise=noise), ref, y)
 
-    res = {}
-    for mode in modes:
-        sig = mode_sigma(var, mode)
-        samp = []
-        for _ in range(mc):
-            samp.append(sample(sig, verify=mode == "write_verify"))
-            progress(f"monte carlo ({mode.replace('_', '-')})", done := done + 1, total)
-        vals = np.array([s[metric] for s in samp])
-        res[mode] = {"sigma": sig, "samples": samp, "mean": float(vals.mean()), "std": float(vals.std())}
-    main = res[modes[0]]
+    # each chip: one test (its stuck cells), one placement, then programmed in every mode, without
+    # and with the remedies
+    res = {mode: {r: [] for r in REMEDIES} for mode in modes}
+    moved = []
+    for _ in range(mc):
+        state = chip_state()
+        placed = place_chip(levels, state, weights)
+        moved.append([placed[n]["cost"] / placed[n]["cost_before"] for n in placed if placed[n]["cost_before"] > 0])
+        for mode in modes:
+            for remedy in REMEDIES:
+                res[mode][remedy].append(sample(mode_sigma(var, mode), verify=mode == "write_verify", state=state,
+                                                placement=placed if remedy == "mapping" else None))
+        progress("monte carlo (chips, each mode, each remedy)", done := done + 1, total)
+    stats = {mode: {r: {"mean": float(np.mean([s[metric] for s in v])), "std": float(np.std([s[metric] for s in v]))}
+                    for r, v in res[mode].items()} for mode in modes}
+    main_mode = modes[0]
+    main_sigma = mode_sigma(var, main_mode)
+
+    def placed_sample(sig, v=var):
+        state = chip_state(v)
+        return sample(sig, v, main_mode == "write_verify", state, place_chip(levels, state, weights))
+
     curve = []
     for m in SIGMA_CURVE:
         pts = []
         for _ in range(min(mc, 8)):
-            pts.append(sample(m * main["sigma"], verify=modes[0] == "write_verify")[metric])
+            pts.append(placed_sample(m * main_sigma)[metric])
             progress("sigma curve", done := done + 1, total)
-        curve.append({"sigma": m * main["sigma"], "mean": float(np.mean(pts)), "std": float(np.std(pts)),
+        curve.append({"sigma": m * main_sigma, "mean": float(np.mean(pts)), "std": float(np.std(pts)),
                       "samples": len(pts)})
-    # each non-ideality alone (the others off), at the first mode's sigma: which one costs the accuracy
+    # accuracy against the stuck-at rate (HRS : LRS as in the model), with and without the remedies
+    hrs, lrs = var["stuck_hrs_rate"], var["stuck_lrs_rate"]
+    share = hrs / (hrs + lrs) if hrs + lrs > 0 else 0.5
+    faults = []
+    for f in FAULT_CURVE:
+        v = {**var, "stuck_hrs_rate": f * share, "stuck_lrs_rate": f * (1 - share)}
+        pt = {"rate": f}
+        for remedy in REMEDIES:
+            pts = []
+            for _ in range(min(mc, 8)):
+                state = chip_state(v)
+                pts.append(sample(main_sigma, v, main_mode == "write_verify", state,
+                                  place_chip(levels, state, weights) if remedy == "mapping" else None)[metric])
+                progress("fault-rate curve", done := done + 1, total)
+            pt[remedy] = {"mean": float(np.mean(pts)), "std": float(np.std(pts))}
+        faults.append(pt)
+    # each non-ideality alone (the others off, no remedy), at the first mode's sigma: which one costs the accuracy
     effects = {}
     off = {"read_noise_sigma": 0.0, "stuck_hrs_rate": 0.0, "stuck_lrs_rate": 0.0, "drift_factor": 1.0}
     for name, keep in (("programming", ()), ("read_noise", ("read_noise_sigma",)),
@@ -185,14 +264,20 @@ def _monte_carlo(design: Design, x, ref, y, var: dict, modes: list[str], mc: int
             continue   # the model has none of it
         pts = []
         for _ in range(mc):
-            pts.append(sample(main["sigma"] if name == "programming" else 0.0, v, modes[0] == "write_verify")[metric])
+            pts.append(sample(main_sigma if name == "programming" else 0.0, v, main_mode == "write_verify",
+                              chip_state(v))[metric])
             progress(f"monte carlo ({name.replace('_', ' ')} alone)", done := done + 1, total)
         effects[name] = {"mean": float(np.mean(pts)), "std": float(np.std(pts))}
+    main = stats[main_mode][DEFAULT_REMEDY]
     rep = {"engine": "ideal tiles with Monte-Carlo chips (programming error, stuck-at faults, drift, read noise)",
            "effects": effects,
-           "mode": modes[0], "samples": main["samples"], "sigma": main["sigma"], "mean": main["mean"],
-           "std": main["std"], "metric": metric, "sigma_curve": curve,
-           "modes": {k: {kk: v[kk] for kk in ("sigma", "mean", "std")} for k, v in res.items()},
+           "mode": main_mode, "samples": res[main_mode][DEFAULT_REMEDY], "sigma": main_sigma, "mean": main["mean"],
+           "std": main["std"], "metric": metric, "sigma_curve": curve, "fault_curve": faults,
+           "remedies": {"default": DEFAULT_REMEDY, "applied": list(REMEDIES),
+                        "placement_weights": weights_note,
+                        "placement_cost_ratio": float(np.mean([r for c in moved for r in c])) if any(moved) else None,
+                        "ablation": stats},
+           "modes": {k: {"sigma": mode_sigma(var, k), **stats[k][DEFAULT_REMEDY]} for k in modes},
            "device": {k: v for k, v in var.items() if k != "write_verify"}}
     if "write_verify" in var:
         rep["write_verify"] = write_verify_cost(var, design)
@@ -318,6 +403,17 @@ def _plots(rep: dict, traces: dict) -> dict[str, bytes]:
         ax.set_xlabel("programming sigma (relative)")
         ax.set_ylabel(f"{key.replace('_', ' ')} [%]")
         pngs["sigma.png"] = png_bytes(fig)
+        fig = figure(5.5, 3.0)
+        ax = fig.add_axes((0.12, 0.2, 0.84, 0.68))
+        pts = mc["fault_curve"]
+        for remedy in REMEDIES:
+            ax.errorbar([100 * p["rate"] for p in pts], [100 * p[remedy]["mean"] for p in pts],
+                        [100 * p[remedy]["std"] for p in pts], marker="o", capsize=3,
+                        label="fault-aware placement" if remedy == "mapping" else "as compiled")
+        ax.set_xlabel(f"cells stuck at HRS or LRS [%] ({mc['mode'].replace('_', '-')} chips)")
+        ax.set_ylabel(f"{key.replace('_', ' ')} [%]")
+        ax.legend(fontsize=8)
+        pngs["faults.png"] = png_bytes(fig)
     return pngs
 
 
@@ -345,7 +441,21 @@ def _html(rep: dict, pngs: dict) -> str:
                    "<table><tr><th>mode</th><th>programming sigma</th><th>" + mc["metric"].replace("_", " ") + "</th></tr>"
                    + "".join(f"<tr><td>{k.replace('_', '-')}</td><td>{v['sigma']:g}</td><td>{100 * v['mean']:.2f} % "
                              f"&plusmn; {100 * v['std']:.2f} %</td></tr>" for k, v in mc["modes"].items()) + "</table>")
-        mc_html += ("<p>Each non-ideality alone: " + ", ".join(
+        rem = mc["remedies"]
+        mc_html += ("<h3>Remedies, added in turn</h3><p>mapping: each chip's stuck cells from its test, every tile's "
+                    "rows and columns placed around them (weights: " + html.escape(rem["placement_weights"]) +
+                    "); the table's default, " + html.escape(rem["default"]) + ", is applied above.</p>"
+                    "<table><tr><th>mode</th>" + "".join(f"<th>{html.escape(r)}</th>" for r in rem["applied"])
+                    + "</tr>" + "".join(
+                        f"<tr><td>{k.replace('_', '-')}</td>" + "".join(
+                            f"<td>{100 * a['mean']:.2f} % &plusmn; {100 * a['std']:.2f} %</td>" for a in v.values())
+                        + "</tr>" for k, v in rem["ablation"].items()) + "</table>"
+                    "<table><tr><th>stuck cells</th>" + "".join(f"<th>{html.escape(r)}</th>" for r in rem["applied"])
+                    + "</tr>" + "".join(
+                        f"<tr><td>{100 * p['rate']:g} %</td>" + "".join(
+                            f"<td>{100 * p[r]['mean']:.2f} % &plusmn; {100 * p[r]['std']:.2f} %</td>"
+                            for r in rem["applied"]) + "</tr>" for p in mc["fault_curve"]) + "</table>")
+        mc_html += ("<p>Each non-ideality alone (no remedy): " + ", ".join(
             f"{k.replace('_', ' ')} {100 * v['mean']:.2f} % &plusmn; {100 * v['std']:.2f} %"
             for k, v in mc["effects"].items()) + ".</p>")
         if "write_verify" in mc:
@@ -378,7 +488,8 @@ def _html(rep: dict, pngs: dict) -> str:
 
 def evaluate_design(out, inputs, labels=None, engine: str = "ideal", samples: int | None = None, mc: int = 0,
                     sigma: float | None = None, seed: int = 0, progress=None, sweep: bool = False,
-                    write_verify: bool | None = None, read_time: float | None = None) -> dict:
+                    write_verify: bool | None = None, read_time: float | None = None,
+                    stuck_rates: tuple[float, float] | None = None) -> dict:
     """``amsc evaluate``; returns the report (also written to OUT/eval.json, eval.html, eval-report/)."""
     from .run import ENGINES
     from ..design import write_json_atomic
@@ -402,7 +513,9 @@ def evaluate_design(out, inputs, labels=None, engine: str = "ideal", samples: in
         x, y = x[:samples], (None if y is None else y[:samples])
     if read_time is not None and not read_time > 0:
         raise InputError("--read-time", f"{read_time:g}; expected a positive time in seconds")
-    var = device_model(design.manifest, sigma, read_time)
+    var = device_model(design.manifest, sigma, read_time, stuck_rates)
+    if stuck_rates is not None and not mc:
+        raise InputError("--stuck-rates", "sets the stuck-at rates of the Monte-Carlo chips; give --mc K")
     if mc and var is None:
         raise InputError("--sigma", f"PDK '{design.manifest['pdk']['name']}' declares no programming sigma of the "
                                     "conductance; give --sigma (relative, for example 0.05)")
@@ -414,7 +527,7 @@ def evaluate_design(out, inputs, labels=None, engine: str = "ideal", samples: in
         modes = (["one_shot"] if write_verify is False or not has_wv else ["write_verify"]) + \
                 (["one_shot" if write_verify is not False else "write_verify"] if has_wv else [])
     runs = ["float", "ideal"] + ([engine] if engine != "ideal" else [])
-    total = len(runs) + (mc * (len(modes) + 4) + min(mc, 8) * len(SIGMA_CURVE) if mc else 0)
+    total = len(runs) + (mc * 5 + min(mc, 8) * (len(SIGMA_CURVE) + len(REMEDIES) * len(FAULT_CURVE)) if mc else 0)
     rep: dict = {"design": design.manifest["design"], "samples": int(x.shape[0]), "chip_model": design.chip_model(),
                  "runs": runs}
     ref = design.float_reference(x)

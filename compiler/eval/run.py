@@ -198,18 +198,31 @@ class Design:
                 f"{self.manifest['rtl_datapath']['reason']})")
 
     def run(self, x: np.ndarray, engine: str = "ideal", conductances: dict | None = None,
-            trace: dict | None = None, read_noise: tuple | None = None) -> list[np.ndarray]:
+            trace: dict | None = None, read_noise: tuple | None = None, observe=None) -> list[np.ndarray]:
         """Batch-first outputs of the compiled network on batch-first inputs ``x``. With the ideal
         engine, ``conductances`` ``{tile: (G+, G-)}`` replaces tiles' programmed conductances (a
         Monte-Carlo chip), and ``read_noise`` ``(sigma, rng)`` adds to every read the current noise of
         cells whose conductance fluctuates by a relative ``sigma`` per read. ``trace`` receives each
-        layer's output: ``{layer: (value, code step)}`` (the step is None without the integer datapath)."""
+        layer's output: ``{layer: (value, code step)}`` (the step is None without the integer datapath).
+        ``observe(tile, x)``, if given, sees every tile read's inputs ``x`` [vectors, rows] (DAC codes
+        with the integer datapath, activations without it)."""
         if engine not in ENGINES:
             raise InputError("--engine", f"unknown engine '{engine}'; expected one of {', '.join(ENGINES)}")
         circuit = CircuitTiles(self.out, self.manifest, engine) if engine != "ideal" else None
         if self.prog is not None:
-            return self._run_program(x, circuit, conductances or {}, trace, read_noise)
-        return self._run_segments(x, circuit, conductances or {}, trace, read_noise)
+            return self._run_program(x, circuit, conductances or {}, trace, read_noise, observe)
+        return self._run_segments(x, circuit, conductances or {}, trace, read_noise, observe)
+
+    def _observed(self, tile_fn, observe, default):
+        """``tile_fn`` (or ``default``, the engine's own read) with ``observe`` shown each read's inputs."""
+        if observe is None:
+            return tile_fn
+        inner = tile_fn or default
+
+        def fn(name, xs):
+            observe(name, xs)
+            return inner(name, xs)
+        return fn
 
     @staticmethod
     def _read(xs: np.ndarray, gp: np.ndarray, gn: np.ndarray, read_noise) -> np.ndarray:
@@ -220,7 +233,7 @@ class Design:
             y = y + np.sqrt((xs ** 2) @ (sig ** 2 * (gp ** 2 + gn ** 2))) * rng.standard_normal(y.shape)
         return y
 
-    def _run_program(self, x, circuit, conductances: dict, trace, read_noise=None) -> list[np.ndarray]:
+    def _run_program(self, x, circuit, conductances: dict, trace, read_noise=None, observe=None) -> list[np.ndarray]:
         from ..backend.qmodel import input_codes, run_program
 
         prog = self.prog
@@ -238,6 +251,11 @@ class Design:
                 gp, gn = conductances[name]
                 return self._read(codes.astype(np.float64), gp, gn, read_noise) / g_step
 
+        def levels(name, codes):    # the integer rule's level sum
+            p = self.ir.g.nodes[name]["params"]
+            return codes.astype(np.int64) @ (p["lpos"].astype(np.int64) - p["lneg"])
+
+        tile_fn = self._observed(tile_fn, observe, levels)
         host = HostSide(self.out, {self.input: np.asarray(x, dtype=np.float64)})
         codes_trace = {} if trace is not None else None
         run_program(prog, input_codes(prog, x), tile_fn, host, trace=codes_trace)   # host segments are steps too
@@ -246,7 +264,7 @@ class Design:
         return [host.values[self.ir.inputs(o)[0]] for o in self.outputs]
 
     def _run_segments(self, x, circuit, conductances: dict | None = None, trace=None,
-                      read_noise=None) -> list[np.ndarray]:
+                      read_noise=None, observe=None) -> list[np.ndarray]:
         ir = self.ir
         vals = {self.input: np.asarray(x, dtype=np.float64)}
         tile_fn = None
@@ -264,6 +282,11 @@ class Design:
                 gp, gn = conductances[name]
                 return self._read(xs, gp, gn, read_noise)
 
+        def programmed(name, xs):
+            p = ir.g.nodes[name]["params"]
+            return xs @ (p["gpos"] - p["gneg"])
+
+        tile_fn = self._observed(tile_fn, observe, programmed)
         for seg in self.segments:
             if seg["kind"] == "host":
                 run_host_segment(self.out, seg, vals)

@@ -1,0 +1,149 @@
+"""fault_map: place each tile's weights on one chip's cells so that stuck cells cost the least.
+
+A post-fabrication test (a chip state, :mod:`compiler.design.chipstate`) finds cells stuck at
+their lowest or highest conductance (stuck at HRS / LRS). A differential pair with one stuck cell
+still reaches every difference of one sign: with G+ stuck at level ``s`` the pair gives
+``s - G-`` for ``G-`` in ``[0, top]``, so a weight is exact if ``s - top <= w <= s`` and is
+otherwise clipped to the nearest end; a pair with both cells stuck gives ``s+ - s-``. Healthy
+pairs are exact. Which weight lands on which pair is free: the DAC gather of a tile's inputs and
+the accumulation of its ADC outputs are index tables, so a logical row may drive any physical word
+line and a logical column may read any physical pair of bit lines (the rows and pair columns a
+layer leaves unused, and those ``--spare-rows`` / ``--spare-cols`` reserve, are the slack).
+
+The placement minimizes the input-weighted squared weight error of the tile,
+``sum_i m_i sum_j (w_ij - reach(w_ij, cells at (row_i, col_j)))^2``, where ``m_i`` is the mean
+square of row ``i``'s input (from calibration inputs; 1 without them), by alternating two
+assignment problems (scipy's ``linear_sum_assignment``): the pair column of every logical column
+for fixed rows, then the word line of every logical row for fixed columns, starting from the
+identity placement and keeping a step only if it lowers the cost, so the result is never worse
+than placing the tile where the compiler put it. The same idea is the row/column remapping of
+fault-tolerant crossbar mapping (Xia et al., "Fault-tolerant training with on-line fault detection
+for RRAM-based neural computing systems", DAC 2017) without the retraining.
+
+Everything here is in conductance levels: 0 is G_min, ``top`` (levels - 1) is G_max; a stuck
+cell's level is a float (a measured conductance need not sit on a level), NaN where the cell is
+healthy.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: cells per cost block: the row and column costs are built in slices of at most this many terms
+_BLOCK = 1 << 22
+#: alternating assignment rounds (each one: columns, then rows); the cost stops falling after 2-3
+ROUNDS = 4
+
+
+def pair_difference(w, sp, sn, top: float) -> np.ndarray:
+    """The pair difference (levels) nearest to the target ``w`` that a pair whose cells are stuck at
+    ``sp`` / ``sn`` (NaN: healthy) reaches, broadcasting."""
+    hp, hn = np.isnan(sp), np.isnan(sn)
+    plus = sp - np.clip(sp - w, 0.0, top)      # G+ stuck, G- free
+    minus = np.clip(sn + w, 0.0, top) - sn     # G- stuck, G+ free
+    both = sp - sn
+    return np.where(hp & hn, w, np.where(hn, plus, np.where(hp, minus, both)))
+
+
+def _sq_err(w, sp, sn, top):
+    d = w - pair_difference(w, sp, sn, top)
+    return d * d
+
+
+def placement_cost(w, sp, sn, rows, cols, top, m) -> float:
+    """The weighted squared error of ``w`` [r, c] placed on physical rows ``rows`` and pair columns ``cols``."""
+    e = _sq_err(w, sp[np.ix_(rows, cols)], sn[np.ix_(rows, cols)], top)
+    return float(m @ e.sum(axis=1))
+
+
+def _col_cost(w, sp, sn, rows, top, m) -> np.ndarray:
+    """[c, P]: the cost of logical column j on physical pair column q, rows fixed."""
+    r, c = w.shape
+    P = sp.shape[1]
+    out = np.empty((c, P))
+    step = max(1, _BLOCK // max(1, r * c))
+    a, b = sp[rows], sn[rows]
+    for q0 in range(0, P, step):
+        q1 = min(P, q0 + step)
+        e = _sq_err(w[:, :, None], a[:, None, q0:q1], b[:, None, q0:q1], top)    # [r, c, q]
+        out[:, q0:q1] = np.einsum("i,ijq->jq", m, e)
+    return out
+
+
+def _row_cost(w, sp, sn, cols, top, m) -> np.ndarray:
+    """[r, R]: the cost of logical row i on physical word line p, columns fixed."""
+    r, c = w.shape
+    R = sp.shape[0]
+    out = np.empty((r, R))
+    step = max(1, _BLOCK // max(1, r * c))
+    a, b = sp[:, cols], sn[:, cols]
+    for p0 in range(0, R, step):
+        p1 = min(R, p0 + step)
+        e = _sq_err(w[:, None, :], a[None, p0:p1], b[None, p0:p1], top)           # [r, p, c]
+        out[:, p0:p1] = e.sum(axis=2) * m[:, None]
+    return out
+
+
+def place_tile(w: np.ndarray, sp: np.ndarray, sn: np.ndarray, top: float, m: np.ndarray | None = None,
+               rounds: int = ROUNDS) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """Physical word line of each logical row and physical pair column of each logical column of
+    the weights ``w`` [r, c] (level differences) on a tile whose cells are stuck at ``sp`` / ``sn``
+    [R, P] (NaN: healthy; R >= r, P >= c). Returns ``(rows, cols, cost at the identity placement,
+    cost of the placement)``."""
+    from scipy.optimize import linear_sum_assignment
+
+    w = np.asarray(w, dtype=np.float64)
+    r, c = w.shape
+    m = np.ones(r) if m is None else np.asarray(m, dtype=np.float64)
+    rows, cols = np.arange(r), np.arange(c)
+    base = best = placement_cost(w, sp, sn, rows, cols, top, m)
+    if best == 0.0:        # nothing stuck under the weights: the compiler's placement is exact
+        return rows, cols, base, best
+    for _ in range(rounds):
+        improved = False
+        for which in ("cols", "rows"):
+            if which == "cols":
+                _, cand = linear_sum_assignment(_col_cost(w, sp, sn, rows, top, m))
+                cost = placement_cost(w, sp, sn, rows, cand, top, m)
+            else:
+                _, cand = linear_sum_assignment(_row_cost(w, sp, sn, cols, top, m))
+                cost = placement_cost(w, sp, sn, cand, cols, top, m)
+            if cost < best - 1e-12 * max(1.0, best):
+                best, improved = cost, True
+                if which == "cols":
+                    cols = cand
+                else:
+                    rows = cand
+            if best == 0.0:
+                return rows, cols, base, best
+        if not improved:
+            break
+    return rows, cols, base, best
+
+
+def pair_levels(lp: np.ndarray, ln: np.ndarray, sp: np.ndarray, sn: np.ndarray, top: float):
+    """The levels to program on pairs stuck at ``sp`` / ``sn`` for targets ``lp`` / ``ln``: a healthy
+    pair keeps its targets; a stuck cell reads its stuck level, and its partner is set to keep the
+    pair's difference as far as ``[0, top]`` allows (what write-verify does once its reads find the
+    stuck cell)."""
+    lp, ln = np.asarray(lp, np.float64), np.asarray(ln, np.float64)
+    w = lp - ln
+    hp, hn = np.isnan(sp), np.isnan(sn)
+    gp = np.where(hp, np.where(hn, lp, np.clip(sn + w, 0.0, top)), sp)
+    gn = np.where(hn, np.where(hp, ln, np.clip(sp - w, 0.0, top)), sn)
+    return gp, gn
+
+
+def place_chip(tiles: dict, state, weights: dict | None = None) -> dict[str, dict]:
+    """:func:`place_tile` for every tile ``{name: (lpos, lneg)}`` (target levels) on the chip state
+    ``state`` (:class:`compiler.design.chipstate.ChipState`), with ``weights`` ``{name: m [rows]}``
+    where known. Per tile: ``rows``, ``cols`` (physical indices) and the weighted squared level error
+    at the identity placement (``cost_before``) and at this one (``cost``)."""
+    top = float(state.header["levels"] - 1)
+    out = {}
+    for name, (lp, ln) in tiles.items():
+        sp, sn = state.stuck_levels(name)
+        w = np.asarray(lp, np.float64) - np.asarray(ln, np.float64)
+        rows, cols, base, best = place_tile(w, sp, sn, top, (weights or {}).get(name))
+        out[name] = {"rows": rows, "cols": cols, "cost_before": base, "cost": best}
+    return out
