@@ -127,6 +127,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seed for every random choice: placement, device programming error (default 0)")
     c.add_argument("--max-tiles", type=_number(positive=True), default=4096,
                    help="refuse designs needing more tiles than this (default 4096)")
+    c.add_argument("--spare-rows", type=_number(lo=0, hi=4096), default=0, metavar="K",
+                   help="word lines of every tile kept free for repair: a chip's fault-aware placement moves rows "
+                   "off stuck cells onto them (default 0; their area is in 'amsc report')")
+    c.add_argument("--spare-cols", type=_number(lo=0, hi=4096), default=0, metavar="K",
+                   help="bit-line pairs (outputs) of every tile kept free for repair, as memory macros keep spare "
+                   "columns (default 0)")
+    c.add_argument("--chip-state", metavar="CHIP.npz",
+                   help="compile for one chip: place every tile around the stuck cells its test found (a chip state "
+                   "from 'amsc chip-state' or a tester, docs/variability.md) and give the netlists its conductances; "
+                   "'amsc program' does this for an already compiled design")
     c.add_argument("--dump-ir-after", choices=PASS_NAMES, metavar="PASS",
                    help=f"print the IR (canonical JSON) after PASS to stdout; one of: {', '.join(PASS_NAMES)}")
 
@@ -223,6 +233,33 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also recompile the design's source in a temporary folder with one option changed at a time "
                    "(ADC bits 4-10, weight bits 2-6, wire resistance 0.25-16 ohm with --parasitics through MNA, each "
                    "also with --compensate-ir) and report accuracy against each")
+    k = sub.add_parser("chip-state", help="draw one chip's post-fabrication test (stuck cells) from the PDK's device "
+                       "model", description="Write what a post-fabrication test of one chip of the design OUT measures: "
+                       "per tile, every cell's read conductance and stuck-at map over the tile's physical array, in the "
+                       "tile order of OUT/manifest.json (format: docs/variability.md). Drawn from the PDK's variation "
+                       "model (the draw of one 'evaluate --mc' chip), so the flow runs without silicon; a tester's "
+                       "measurements in the same layout are read the same way. The same OUT and --seed give the same "
+                       "bytes. Exit 0, or 2 on bad input.")
+    k.add_argument("out", help="output folder of 'amsc compile'")
+    k.add_argument("-o", "--output", required=True, metavar="CHIP.npz", help="the chip-state file to write "
+                   "(outside OUT: it describes a chip, not the design)")
+    k.add_argument("--seed", type=_number(lo=0, hi=SEED_MAX), default=0, help="seed of the draw (one seed, one chip)")
+    k.add_argument("--stuck-rates", type=_number(float, lo=0.0, hi=1.0), nargs=2, metavar=("HRS", "LRS"),
+                   help="rates of cells stuck at HRS and at LRS, each in [0, 1), summing to less than 1 (default: the "
+                   "PDK's variation.stuck_hrs_rate / stuck_lrs_rate)")
+    k.add_argument("--sigma", type=_number(float, lo=0.0, hi=10.0), help="the chip's relative one-shot programming "
+                   "sigma, recorded in the state (default: the PDK's variation.program_sigma)")
+    g = sub.add_parser("program", help="compile OUT for one chip: its tiles placed around the chip's stuck cells",
+                       description="Write OUT_CHIP, a complete compiled design for the one chip a chip state describes "
+                       "(from 'amsc chip-state' or a tester): OUT's source recompiled with OUT's options, every tile "
+                       "placed on that chip's word lines and bit-line pairs so that stuck cells land on zero or small "
+                       "weights, stuck cells' partners programmed to keep their pairs' differences, the netlists' cells "
+                       "at the chip's conductances (stuck cells included), the RTL's scan contents at the chip's "
+                       "levels, and a manifest that names the chip state. 'amsc verify' signs it off against its own "
+                       "golden model; run, evaluate, report and rtl-sim work on it. Exit 0, or 2 on bad input.")
+    g.add_argument("out", help="output folder of 'amsc compile' (with its ONNX source)")
+    g.add_argument("--chip-state", required=True, metavar="CHIP.npz", help="the chip's test results")
+    g.add_argument("-o", "--output", required=True, metavar="OUT_CHIP", help="output folder of the chip's design")
     q = sub.add_parser("report", help="area, energy per inference, latency, TOPS/W of the compiled chip, checked "
                        "against SPICE", description="Estimate the chip's area (crossbar cells, TIAs, ADCs, DACs, and "
                        "the digital datapath synthesized by yosys onto sky130 standard cells), its energy per inference "
@@ -282,6 +319,11 @@ def _cmd_report(args) -> int:
     print(f"  crossbar energy check: analytic {ec['crossbar_analytic_j']:.4g} J vs {rep['engine']} "
           f"{ec['crossbar_spice_j']:.4g} J, {100 * ec['rel_err']:.2f} % (largest tile {100 * ec['max_tile_rel_err']:.2f} %)",
           file=sys.stderr)
+    sp = rep["spares"]
+    if sp["cells"]:
+        print(f"  spares: {sp['spare_rows']} word lines and {sp['spare_cols']} bit-line pairs over all tiles, "
+              f"{sp['area_mm2']:.4g} mm^2 ({100 * sp['area_share']:.1f} % of the area) and {sp['energy_j'] * 1e9:.4g} "
+              f"nJ per inference ({100 * sp['energy_share']:.2f} %)", file=sys.stderr)
     print(f"  -> {args.out}/report.json, {args.out}/report.html", file=sys.stderr)
     return 0
 
@@ -381,6 +423,49 @@ def _cmd_evaluate(args) -> int:
     return 0
 
 
+def _cmd_chip_state(args) -> int:
+    from .design import load_compiled, require_network
+    from .design.chipstate import draw_for_design, write_state
+
+    out, dest = Path(args.out), Path(args.output)
+    man = load_compiled(out)
+    require_network(out, man, "chip-state")
+    if dest.is_dir():
+        raise InputError(dest, "is a directory; expected the chip-state file to write (CHIP.npz)")
+    if out.resolve() in dest.resolve().parents:
+        raise InputError(dest, f"is inside the design's folder {out}; write the chip state elsewhere (it describes "
+                               "one chip, not the design)")
+    if not dest.parent.is_dir():
+        raise InputError(dest, "its folder does not exist")
+    state = draw_for_design(man, args.seed, tuple(args.stuck_rates) if args.stuck_rates else None, args.sigma)
+    write_state(state, dest)
+    c = state.fault_counts()
+    d = state.header["origin"]["drawn"]
+    print(f"amsc: chip-state {args.out}: {len(state.stuck)} tiles, {c['cells']} cells; {c['stuck_hrs']} stuck at HRS "
+          f"({100 * c['stuck_hrs'] / c['cells']:.2f} %, rate {d['stuck_hrs_rate']:g}), {c['stuck_lrs']} stuck at LRS "
+          f"({100 * c['stuck_lrs'] / c['cells']:.2f} %, rate {d['stuck_lrs_rate']:g}); seed {args.seed} -> {dest}",
+          file=sys.stderr)
+    return 0
+
+
+def _cmd_program(args) -> int:
+    from .design import load_compiled, require_network
+    from .driver import program_design
+
+    out, dest = Path(args.out), Path(args.output)
+    man = load_compiled(out)
+    require_network(out, man, "program")
+    if dest.resolve() == out.resolve():
+        raise InputError(dest, "is the design's own folder; write the chip's design to another folder")
+    bar, progress = _phase_bar("program")
+    with bar:
+        m = program_design(out, man, args.chip_state, dest, progress=progress)
+    print(f"amsc: program {args.out} for {args.chip_state} -> {dest}: {len(m['tiles'])} tile(s), {len(m['files'])} "
+          "files", file=sys.stderr)
+    print_chip(m)
+    return 0
+
+
 def _cmd_compile(args) -> int:
     from .driver import compile_model
     from .ir.serialize import ir_to_json
@@ -397,7 +482,8 @@ def _cmd_compile(args) -> int:
                           weight_scale=args.weight_scale, weight_bits=args.weight_bits, adc_bits=args.adc_bits,
                           dac_bits=args.dac_bits, wire_r=args.wire_r, compensate_ir=args.compensate_ir, corner=args.corner, calibration=args.calibration,
                           max_tiles=args.max_tiles, dump_ir_after=args.dump_ir_after,
-                          input_range=tuple(args.input_range))
+                          input_range=tuple(args.input_range), spare_rows=args.spare_rows,
+                          spare_cols=args.spare_cols, chip_state=args.chip_state)
 
     def dump(name, ir):
         sys.stdout.write(ir_to_json(ir))
@@ -429,6 +515,7 @@ def _cmd_compile(args) -> int:
                  f"cells re-programmed by at most {100 * max(c.get('moved_rel', 0.0) for c in comp):.1f} %")
         print(f"  IR-drop compensation: {len(comp)} tile(s), worst predicted RMS error {worst:.3f} LSB against the "
               f"ideal-wire golden model; {moved}", file=sys.stderr)
+    print_chip(m)
     dp = m["rtl_datapath"]
     if not dp["generated"]:
         print(f"  chip RTL datapath not generated: {dp['reason']}", file=sys.stderr)
@@ -436,6 +523,18 @@ def _cmd_compile(args) -> int:
         print(f"  chip RTL: one top for every chip segment, {dp['streams']['in']} stream(s) in and "
               f"{dp['streams']['out']} out on its host link (rtl/program.json lists them)", file=sys.stderr)
     return 0
+
+
+def print_chip(m: dict) -> None:
+    """One line on a design compiled for one chip: its stuck cells and what the placement saved."""
+    c = m.get("chip")
+    if c is None:
+        return
+    before, after = c["weight_error_before"], c["weight_error"]
+    saved = f"{100 * (1 - after / before):.1f} % less" if before > 0 else "none to remove"
+    print(f"  chip {c['file']} (from {c['design']}): {c['stuck_cells_under_weights']} stuck cells under the weights "
+          f"after placement; squared weight error of the stuck cells {saved} than where the compiler put the "
+          f"weights (rows weighed by {c['placement_weights']})", file=sys.stderr)
 
 
 def partition_table(part: dict) -> str:
@@ -537,7 +636,8 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, _terminate)
     command = {"compile": _cmd_compile, "verify": _cmd_verify, "rtl-sim": _cmd_rtl_sim, "run": _cmd_run,
-               "evaluate": _cmd_evaluate, "report": _cmd_report}[args.cmd]
+               "evaluate": _cmd_evaluate, "report": _cmd_report, "chip-state": _cmd_chip_state,
+               "program": _cmd_program}[args.cmd]
     try:
         if args.cmd == "compile":
             return command(args)

@@ -221,6 +221,9 @@ def write_design(plan: OutputWriter, ir: IR, pdk: Pdk, options: CompileOptions, 
             "v_read": pdk.v_read, "dac_bits": pdk.dac_bits, "adc_bits": pdk.adc_bits,
             "parasitics": a["parasitics"], "cell": cell, **({"blocks": a["blocks"]} if "blocks" in a else {}),
             **({"compensation": a["compensation"]} if "compensation" in a else {}),
+            **({"spares": {"rows": a["spares"][0], "cols": a["spares"][1]}} if "spares" in a else {}),
+            # compiled for one chip: the physical word line of each row and bit-line pair of each column
+            **({"placement": a["placement"], "faults": a["faults"]} if "placement" in a else {}),
             # bipolar: the tile's word lines are driven to either sign (its layer reads signed codes)
             "bipolar": t in bipolar,
             "tia": {**pdk.tia, "transimpedance_ohm": tia_context(a["rf_ohm"], pdk)["transimpedance"]},
@@ -243,6 +246,7 @@ def write_design(plan: OutputWriter, ir: IR, pdk: Pdk, options: CompileOptions, 
                        "weight_scale": a["weight_scale"], "arrays": arrays, "row_splits": a["row_splits"],
                        "col_splits": a["col_splits"], "acc_bits": a["acc_bits"], "tiles": ir.inputs(n),
                        "utilization": utilization(by_layer[n])})
+    chip = chip_manifest(plan, ir, options, tiles) if "chip_state" in ir.g.graph else None
     manifest = {
         "amsc_version": __version__,
         "design": ir.name,
@@ -264,7 +268,22 @@ def write_design(plan: OutputWriter, ir: IR, pdk: Pdk, options: CompileOptions, 
         # the device non-idealities Monte Carlo draws from ('amsc evaluate --mc')
         **({"variation": pdk.variation} if pdk.variation is not None else {}),
     }
+    if chip is not None:
+        manifest["chip"] = chip
     return manifest
+
+
+def chip_manifest(plan: OutputWriter, ir: IR, options: CompileOptions, tiles: list[dict]) -> dict:
+    """The ``chip`` section of a design compiled for one chip: its state (copied into the design),
+    where it came from, and what the placement achieved."""
+    cs = ir.g.graph["chip_state"]
+    plan.add_file("chip/state.npz", Path(options.chip_state))
+    faults = [t["faults"] for t in tiles]
+    return {"file": "chip/state.npz", "origin": cs["header"]["origin"], "design": cs["header"]["design"],
+            "program_sigma": cs["header"]["program_sigma"], "placement_weights": cs["weights"],
+            "stuck_cells_under_weights": sum(f["stuck_cells"] for f in faults),
+            "weight_error_before": sum(f["error_before"] for f in faults),
+            "weight_error": sum(f["error"] for f in faults)}
 
 
 def compile_model(model: str | Path, out: str | Path, options: CompileOptions,
@@ -301,7 +320,10 @@ def compile_model(model: str | Path, out: str | Path, options: CompileOptions,
     # weights are then freed as soon as the passes have replaced them (1.1 GB for VGG-19)
     owned = [ir]
     del ir
-    lowered = run_pipeline(owned.pop(), options, pdk, dump=dump, progress=progress)
+    # a chip's placement weighs each row by its activity over the calibration inputs the datapath uses
+    popts = options if options.chip_state is None or calib[2] is None else \
+        dataclasses.replace(options, calibration=str(calib[2]))
+    lowered = run_pipeline(owned.pop(), popts, pdk, dump=dump, progress=progress)
     if not has_xbar:
         raise InputError(model, "no node maps to a crossbar (no Gemm, MatMul or Conv with a constant weight), so "
                                 "there is nothing to put on the chip" + (f"; host-only operators: {', '.join(host)}"
@@ -313,3 +335,24 @@ def compile_model(model: str | Path, out: str | Path, options: CompileOptions,
                                 progress, external)
         plan.commit(manifest)
     return manifest
+
+
+def program_design(out: Path, manifest: dict, chip_state, dest: Path,
+                   progress: Callable[[str, int, int], None] | None = None) -> dict:
+    """``amsc program``: the compiled design ``out`` recompiled from its ONNX source with its own
+    options (and calibration inputs) for the chip ``chip_state``, into ``dest``."""
+    from .design.chipstate import load_state
+
+    src = manifest["source"].get("file")
+    if src is None:
+        raise InputError(out, "holds no ONNX source to recompile for a chip (a YAML graph): compile the model with "
+                              "--chip-state instead")
+    load_state(chip_state, manifest)          # the chip's tiles are this design's, in its order
+    if "chip" in manifest:
+        raise InputError(out, f"is already programmed for a chip ({manifest['chip']['file']}); program the design "
+                              "it was made from")
+    opts = {**manifest["options"], "input_range": tuple(manifest["options"]["input_range"]), "dump_ir_after": None,
+            "chip_state": str(chip_state), "calibration": None}
+    if "calibration" in manifest["source"]:
+        opts["calibration"] = str(out / manifest["source"]["calibration"])
+    return compile_model(out / src, dest, CompileOptions(**opts), progress=progress)

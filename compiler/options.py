@@ -32,6 +32,12 @@ class CompileOptions:
     #: .npy of calibration inputs [N, *input shape] for the datapath's activation ranges (None: see driver).
     calibration: str | None = None
     seed: int = 0
+    #: Word lines and bit-line pairs of every tile kept free for repair (passes/tile.py, fault_map.py).
+    spare_rows: int = 0
+    spare_cols: int = 0
+    #: A chip state (.npz, design/chipstate.py): place every tile around that chip's stuck cells and
+    #: program its conductances (passes/fault_map.py); None compiles for no chip in particular.
+    chip_state: str | None = None
     #: Refuse designs needing more tiles than this, before anything is written.
     max_tiles: int = 4096
     #: Run the IR verifier after every pass (always on in tests).

@@ -15,7 +15,7 @@ File format (``.npz``, a zip of ``.npy`` arrays; read with ``numpy.load(path, al
   set: reads near G_min), 2 stuck at LRS (cannot be reset: reads near G_max).
 - ``<tile>.g``: float32 ``[2, R, P]``, siemens: each cell's read conductance in the test (a stuck
   cell: the conductance it is stuck at; a healthy cell: what it read after the test's reset).
-  Finite, >= 0 and at most ``2 G_max``.
+  Finite, positive and at most ``2 G_max`` (an open cell: its leakage, not 0).
 - ``program_sigma``: the chip's relative programming sigma of a one-shot write, as the test
   measured it (the PDK's ``variation.program_sigma`` for a drawn chip).
 
@@ -103,9 +103,24 @@ def draw_state(manifest: dict, seed: int, hrs: float, lrs: float, sigma: float, 
     return ChipState(header, stuck, g)
 
 
+def draw_for_design(manifest: dict, seed: int, stuck_rates: tuple[float, float] | None = None,
+                    sigma: float | None = None) -> ChipState:
+    """``amsc chip-state``: one chip of the compiled design, at the PDK's ``variation`` rates and
+    one-shot sigma unless given."""
+    var = manifest.get("variation") or {}
+    if stuck_rates is None:
+        if "stuck_hrs_rate" not in var:
+            raise InputError("--stuck-rates", f"PDK '{manifest['pdk']['name']}' models no stuck-at faults; give "
+                                              "--stuck-rates HRS LRS (for example 0.0175 0.0904)")
+        stuck_rates = (var["stuck_hrs_rate"], var["stuck_lrs_rate"])
+    if sigma is None:
+        sigma = var.get("program_sigma", 0.0)
+    return draw_state(manifest, seed, float(stuck_rates[0]), float(stuck_rates[1]), float(sigma))
+
+
 def _npy(a: np.ndarray) -> bytes:
     buf = io.BytesIO()
-    np.lib.format.write_array(buf, np.ascontiguousarray(a), allow_pickle=False)
+    np.lib.format.write_array(buf, np.array(a, order="C", copy=True), allow_pickle=False)
     return buf.getvalue()
 
 
@@ -131,6 +146,12 @@ def write_state(state: ChipState, path: Path) -> None:
 def load_state(path, manifest: dict) -> ChipState:
     """Read and check a chip state against the compiled design's ``manifest``: one line naming the
     file and what does not match (``InputError``) otherwise."""
+    return read_state(path, manifest["tiles"], manifest["pdk"], manifest["design"])
+
+
+def read_state(path, want: list[dict], pdk: dict, design: str) -> ChipState:
+    """Read a chip state and check it against the tiles ``want`` (``name``, ``tile_size``, in the
+    design's tile order) and the PDK summary ``pdk`` (``g_min``, ``g_max``, ``levels``)."""
     path = Path(path)
     where = str(path)
     try:
@@ -151,11 +172,9 @@ def load_state(path, manifest: dict) -> ChipState:
         if header.get("version") != VERSION:
             raise InputError(where, f"header: version {header.get('version')!r}; this amsc reads version {VERSION}")
         tiles = header.get("tiles")
-        want = manifest["tiles"]
         if not isinstance(tiles, list) or len(tiles) != len(want):
             raise InputError(where, f"holds {len(tiles) if isinstance(tiles, list) else 'no'} tiles; the design "
-                                    f"'{manifest['design']}' has {len(want)}")
-        pdk = manifest["pdk"]
+                                    f"'{design}' has {len(want)}")
         for k in ("g_min", "g_max", "levels"):
             if header.get(k) != pdk[k]:
                 raise InputError(where, f"header: {k} {header.get(k)!r} is not the design's PDK's {pdk[k]!r}")
@@ -186,10 +205,10 @@ def load_state(path, manifest: dict) -> ChipState:
                                         "HRS), 2 (stuck at LRS)")
             if gv.dtype.kind != "f":
                 raise InputError(where, f"tile '{name}': conductances of dtype {gv.dtype}; expected floats (siemens)")
-            bad = ~np.isfinite(gv) | (gv < 0) | (gv > g_hi)
+            bad = ~np.isfinite(gv) | (gv <= 0) | (gv > g_hi)
             if bad.any():
                 i = tuple(int(v) for v in np.argwhere(bad)[0])
                 raise InputError(where, f"tile '{name}': conductance {float(gv[i]):g} S at cell {list(i)} is not in "
-                                        f"[0, {g_hi:g}] S (NaN, negative or above {G_LIMIT:g} x G_max)")
+                                        f"(0, {g_hi:g}] S (NaN, not positive, or above {G_LIMIT:g} x G_max)")
             stuck[name], g[name] = s.astype(np.int8), gv
     return ChipState(header, stuck, g)

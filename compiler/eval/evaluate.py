@@ -173,10 +173,14 @@ def draw_chip(design: Design, var: dict, sigma: float, rng, verify: bool = False
     for n in design.ir.nodes_of("xbar_tile"):
         p = design.ir.g.nodes[n]["params"]
         lp, ln = p["lpos"].astype(np.float64), p["lneg"].astype(np.float64)
-        sp, sn = state.stuck_levels(n)
-        where = placement[n] if placement else {"rows": np.arange(lp.shape[0]), "cols": np.arange(lp.shape[1])}
-        ix = np.ix_(where["rows"], where["cols"])
-        sp, sn = sp[ix], sn[ix]
+        if "stuck" in p:      # a design programmed for one chip: its stuck cells are known and placed
+            sp, sn = (np.where(p["stuck"][k] != 0, (p[g] - g_min) / g_step, np.nan) for k, g in ((0, "gpos"),
+                                                                                                  (1, "gneg")))
+        else:
+            sp, sn = state.stuck_levels(n)
+            where = placement[n] if placement else {"rows": np.arange(lp.shape[0]), "cols": np.arange(lp.shape[1])}
+            ix = np.ix_(where["rows"], where["cols"])
+            sp, sn = sp[ix], sn[ix]
         if stuck_out is not None:
             stuck_out[n] = (g_min + sp * g_step, g_min + sn * g_step)
         if verify or placement:
@@ -198,7 +202,16 @@ def _tile_levels(design: Design) -> dict:
 def _monte_carlo(design: Design, x, ref, y, var: dict, modes: list[str], mc: int, metric: str, rng, progress,
                  done: int, total: int) -> tuple[dict, int]:
     levels = _tile_levels(design)
-    weights, weights_note = row_weights(design)
+    chip = design.manifest.get("chip")
+    if chip is not None:
+        # programmed for one chip: its stuck cells are the chip's (the tiles' stuck maps), already
+        # placed; the Monte Carlo draws the programming and reads of that chip, no other faults
+        var = {**var, "stuck_hrs_rate": 0.0, "stuck_lrs_rate": 0.0}
+        remedies, default = ("chip",), "chip"
+        weights, weights_note = None, f"the chip's own placement ({chip['file']})"
+    else:
+        remedies, default = REMEDIES, DEFAULT_REMEDY
+        weights, weights_note = row_weights(design)
 
     def chip_state(v=var):
         return draw_state(design.manifest, 0, v["stuck_hrs_rate"], v["stuck_lrs_rate"], var["program_sigma"], rng=rng)
@@ -210,14 +223,15 @@ def _monte_carlo(design: Design, x, ref, y, var: dict, modes: list[str], mc: int
 
     # each chip: one test (its stuck cells), one placement, then programmed in every mode, without
     # and with the remedies
-    res = {mode: {r: [] for r in REMEDIES} for mode in modes}
+    res = {mode: {r: [] for r in remedies} for mode in modes}
     moved = []
     for _ in range(mc):
         state = chip_state()
-        placed = place_chip(levels, state, weights)
-        moved.append([placed[n]["cost"] / placed[n]["cost_before"] for n in placed if placed[n]["cost_before"] > 0])
+        placed = place_chip(levels, state, weights) if chip is None else None
+        if placed:
+            moved.append([placed[n]["cost"] / placed[n]["cost_before"] for n in placed if placed[n]["cost_before"] > 0])
         for mode in modes:
-            for remedy in REMEDIES:
+            for remedy in remedies:
                 res[mode][remedy].append(sample(mode_sigma(var, mode), verify=mode == "write_verify", state=state,
                                                 placement=placed if remedy == "mapping" else None))
         progress("monte carlo (chips, each mode, each remedy)", done := done + 1, total)
@@ -228,7 +242,8 @@ def _monte_carlo(design: Design, x, ref, y, var: dict, modes: list[str], mc: int
 
     def placed_sample(sig, v=var):
         state = chip_state(v)
-        return sample(sig, v, main_mode == "write_verify", state, place_chip(levels, state, weights))
+        return sample(sig, v, main_mode == "write_verify", state,
+                      place_chip(levels, state, weights) if chip is None else None)
 
     curve = []
     for m in SIGMA_CURVE:
@@ -242,10 +257,10 @@ def _monte_carlo(design: Design, x, ref, y, var: dict, modes: list[str], mc: int
     hrs, lrs = var["stuck_hrs_rate"], var["stuck_lrs_rate"]
     share = hrs / (hrs + lrs) if hrs + lrs > 0 else 0.5
     faults = []
-    for f in FAULT_CURVE:
+    for f in (FAULT_CURVE if chip is None else ()):
         v = {**var, "stuck_hrs_rate": f * share, "stuck_lrs_rate": f * (1 - share)}
         pt = {"rate": f}
-        for remedy in REMEDIES:
+        for remedy in remedies:
             pts = []
             for _ in range(min(mc, 8)):
                 state = chip_state(v)
@@ -268,16 +283,16 @@ def _monte_carlo(design: Design, x, ref, y, var: dict, modes: list[str], mc: int
                               chip_state(v))[metric])
             progress(f"monte carlo ({name.replace('_', ' ')} alone)", done := done + 1, total)
         effects[name] = {"mean": float(np.mean(pts)), "std": float(np.std(pts))}
-    main = stats[main_mode][DEFAULT_REMEDY]
+    main = stats[main_mode][default]
     rep = {"engine": "ideal tiles with Monte-Carlo chips (programming error, stuck-at faults, drift, read noise)",
            "effects": effects,
-           "mode": main_mode, "samples": res[main_mode][DEFAULT_REMEDY], "sigma": main_sigma, "mean": main["mean"],
+           "mode": main_mode, "samples": res[main_mode][default], "sigma": main_sigma, "mean": main["mean"],
            "std": main["std"], "metric": metric, "sigma_curve": curve, "fault_curve": faults,
-           "remedies": {"default": DEFAULT_REMEDY, "applied": list(REMEDIES),
+           "remedies": {"default": default, "applied": list(remedies),
                         "placement_weights": weights_note,
                         "placement_cost_ratio": float(np.mean([r for c in moved for r in c])) if any(moved) else None,
                         "ablation": stats},
-           "modes": {k: {"sigma": mode_sigma(var, k), **stats[k][DEFAULT_REMEDY]} for k in modes},
+           "modes": {k: {"sigma": mode_sigma(var, k), **stats[k][default]} for k in modes},
            "device": {k: v for k, v in var.items() if k != "write_verify"}}
     if "write_verify" in var:
         rep["write_verify"] = write_verify_cost(var, design)
@@ -403,10 +418,11 @@ def _plots(rep: dict, traces: dict) -> dict[str, bytes]:
         ax.set_xlabel("programming sigma (relative)")
         ax.set_ylabel(f"{key.replace('_', ' ')} [%]")
         pngs["sigma.png"] = png_bytes(fig)
+    if mc and mc["fault_curve"]:
         fig = figure(5.5, 3.0)
         ax = fig.add_axes((0.12, 0.2, 0.84, 0.68))
         pts = mc["fault_curve"]
-        for remedy in REMEDIES:
+        for remedy in mc["remedies"]["applied"]:
             ax.errorbar([100 * p["rate"] for p in pts], [100 * p[remedy]["mean"] for p in pts],
                         [100 * p[remedy]["std"] for p in pts], marker="o", capsize=3,
                         label="fault-aware placement" if remedy == "mapping" else "as compiled")

@@ -456,6 +456,30 @@ def report_design(out, inputs=None, samples: int | None = None, adc_share: int =
     return rep
 
 
+def spare_cost(tiles: list[dict], ppa: dict, adc_share: int, reads_per_image: dict, e_tia_read: float) -> dict:
+    """What the spare rows and columns of ``compile --spare-rows/--spare-cols`` cost: their cells,
+    the DAC of each spare word line, the TIAs and ADCs of each spare bit-line pair (part of every
+    figure of the report already), and per inference the bias energy of the spare TIAs during the
+    tile's reads (a spare word line idles at 0 V and draws nothing)."""
+    cells = area = energy = 0.0
+    rows = cols = 0
+    for t in tiles:
+        sp = t.get("spares")
+        if not sp:
+            continue
+        r_phys, bl = t["tile_size"]
+        sr, sc = sp["rows"], sp["cols"]
+        n = sr * bl + 2 * sc * r_phys - 2 * sr * sc
+        cells += n
+        rows, cols = rows + sr, cols + sc
+        area += (n * ppa["cell"]["area_um2"] + 2 * sc * ppa["tia"]["area_um2"] + sr * ppa["dac"]["area_um2"]
+                 + (math.ceil(bl // 2 / adc_share) - math.ceil((bl // 2 - sc) / adc_share)) * ppa["adc"]["area_um2"])
+        energy += reads_per_image.get(t["name"], 0.0) * 2 * sc * e_tia_read
+    return {"spare_rows": rows, "spare_cols": cols, "cells": int(cells), "area_mm2": area * 1e-6, "energy_j": energy,
+            "model": "the spare lines' cells, a DAC per spare word line, two TIAs and the ADC share of each spare "
+                     "bit-line pair; energy: the spare TIAs' bias during each read (all in the report's totals)"}
+
+
 def _build(design, ppa, reads, dmax, n, adc_share, engine, seed, clock, synth, tmp, progress, tiles) -> dict:
     m = design.manifest
     prog = design.prog
@@ -516,6 +540,8 @@ def _build(design, ppa, reads, dmax, n, adc_share, engine, seed, clock, synth, t
         # tiles of one layer that read the same rows share those rows' DACs (as in chip.sp)
         dac_nets.update((t["layer"], t["rows"][0] + i) for i in range(t["rows"][1] - t["rows"][0]))
     area["dac"] = len(dac_nets) * ppa["dac"]["area_um2"]
+    spares = spare_cost(m["tiles"], ppa, adc_share, r_img, p_tia * t_read)
+    area["dac"] += spares["spare_rows"] * ppa["dac"]["area_um2"]     # a driver for each spare word line
     syn = {"synthesized": False, "reason": "skipped (--no-synth)"}
     if synth:
         progress("yosys", 0, 1)
@@ -553,6 +579,9 @@ def _build(design, ppa, reads, dmax, n, adc_share, engine, seed, clock, synth, t
         "published": PUBLISHED,
         "published_note": PUBLISHED_NOTE,
     }
+    spares["area_share"] = spares["area_mm2"] / area_mm2
+    spares["energy_share"] = spares["energy_j"] / e_total
+    rep["spares"] = spares
     rep["dominant"] = _dominant(rep)
     rep["_wave"] = wave
     return rep

@@ -147,3 +147,80 @@ def place_chip(tiles: dict, state, weights: dict | None = None) -> dict[str, dic
         rows, cols, base, best = place_tile(w, sp, sn, top, (weights or {}).get(name))
         out[name] = {"rows": rows, "cols": cols, "cost_before": base, "cost": best}
     return out
+
+
+#: calibration inputs whose row activity weighs the placement
+CAL_ROWS = 256
+
+
+def tile_row_weights(ir, calibration: str | None) -> dict | None:
+    """Per tile, the mean square of each row's input over the first CAL_ROWS calibration inputs
+    (the float IR, evaluated up to the tiles), or None without calibration inputs."""
+    if calibration is None:
+        return None
+    from ..frontend.common import load_samples
+    from ..ir.interp import eval_node
+
+    (inp,) = ir.nodes_of("input")
+    x = load_samples(calibration, ir.g.nodes[inp]["shape"], "calibration inputs")[:CAL_ROWS]
+    acc: dict = {}
+
+    def observe(name, xs):
+        p = ir.g.nodes[name]["params"]
+        flat = np.asarray(xs, np.float64).reshape(-1, xs.shape[-1])
+        s, n = acc.get(name, (0.0, 0))
+        acc[name] = (s + (flat * flat).sum(axis=0), n + flat.shape[0])
+        return xs @ (p["gpos"] - p["gneg"])
+
+    vals = {inp: x}
+    for n in ir.topo():
+        if n != inp:
+            vals[n] = eval_node(ir, n, [vals[i] for i in ir.inputs(n)], tile_fn=observe)
+    return {k: s / max(c, 1) for k, (s, c) in acc.items()}
+
+
+def fault_map(ir, options, pdk):
+    """The pass: with ``options.chip_state``, every tile placed on that chip's cells
+    (:func:`place_tile`), its levels and conductances the chip's (:func:`pair_levels`; a stuck cell
+    at its measured conductance), the stuck map kept as the tile's ``stuck`` array [2, r, c] and
+    the placement as its ``placement`` attribute. Without a chip state the IR is unchanged."""
+    if options.chip_state is None:
+        return ir
+    from ..design.chipstate import HEALTHY, read_state
+    from ..errors import InputError
+
+    if options.parasitics:
+        raise InputError("--chip-state", "with --parasitics: the netlists keep the tiles' logical cell order, so "
+                                         "their wire mesh would not see the chip's placement; program without "
+                                         "--parasitics")
+    tiles = ir.nodes_of("xbar_tile")
+    want = [{"name": t, "tile_size": [ir.g.nodes[t]["attrs"]["tile_rows"], ir.g.nodes[t]["attrs"]["tile_cols"]]}
+            for t in tiles]
+    state = read_state(options.chip_state, want, {"g_min": pdk.g_min, "g_max": pdk.g_max, "levels": pdk.levels},
+                       ir.name)
+    ir = ir.copy()
+    weights = tile_row_weights(ir, options.calibration)
+    top = float(pdk.levels - 1)
+    step = (pdk.g_max - pdk.g_min) / top
+    for t in tiles:
+        d = ir.g.nodes[t]
+        p = d["params"]
+        sp, sn = state.stuck_levels(t)
+        w = p["lpos"].astype(np.float64) - p["lneg"]
+        rows, cols, base, best = place_tile(w, sp, sn, top, (weights or {}).get(t))
+        ix = np.ix_(rows, cols)
+        spl, snl = sp[ix], sn[ix]
+        lp, ln = pair_levels(p["lpos"], p["lneg"], spl, snl, top)
+        stuck = np.stack([state.stuck[t][0][ix], state.stuck[t][1][ix]])
+        g = state.g[t].astype(np.float64)
+        gpos = np.where(stuck[0] != HEALTHY, g[0][ix], pdk.g_min + lp * step)
+        gneg = np.where(stuck[1] != HEALTHY, g[1][ix], pdk.g_min + ln * step)
+        ir.set(t, params={**p, "gpos": gpos, "gneg": gneg, "stuck": stuck,
+                          # the chip's levels: what the scan chain writes and the integer model reads
+                          "lpos": np.clip(np.rint(lp), 0, top).astype(p["lpos"].dtype),
+                          "lneg": np.clip(np.rint(ln), 0, top).astype(p["lneg"].dtype)},
+               attrs={**d["attrs"], "placement": {"rows": rows.tolist(), "cols": cols.tolist()},
+                      "faults": {"stuck_cells": int((stuck != HEALTHY).sum()),
+                                 "error_before": base, "error": best}})
+    ir.g.graph["chip_state"] = {"header": state.header, "weights": "calibration inputs" if weights else "uniform"}
+    return ir

@@ -12,6 +12,7 @@ from .fold_batchnorm import fold_batchnorm
 from .fold_scale import fold_scale
 from .fuse_activation import fuse_activation
 from .fuse_bias import fuse_bias
+from .fault_map import fault_map
 from .fuse_gelu import fuse_gelu
 from .merge_pad import merge_pad
 from .partition import partition
@@ -43,6 +44,8 @@ PASSES: tuple[Pass, ...] = (
     Pass("fuse_activation", fuse_activation),
     Pass("quantize", quantize),
     Pass("tile", tile),
+    # with --chip-state: every tile placed around that chip's stuck cells, before it is programmed
+    Pass("fault_map", fault_map),
     Pass("program", program),
     # schedule before place: the placer orders tiles by their step
     Pass("schedule", schedule),

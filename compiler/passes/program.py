@@ -4,7 +4,8 @@ For a PDK with a programming-error model (an RRAM gap sigma), every device's con
 around its target level from a generator seeded by ``--seed`` and the tile's position in the
 schedule, so a seed gives one chip. The netlists and the verifier's golden model both use these
 programmed values; the level indices (``lpos``/``lneg``) keep the targets. PDKs without such a
-model program exactly, and the pass changes nothing.
+model program exactly, and the pass changes nothing. A chip's stuck cells (``stuck``, from
+``fault_map``) keep the conductance the chip's test measured.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ def program(ir: IR, options, pdk) -> IR:
     for k, t in enumerate(ir.nodes_of("xbar_tile")):
         p = ir.g.nodes[t]["params"]
         rng = np.random.default_rng(np.random.SeedSequence([options.seed, k]))
-        ir.set(t, params={**p, "gpos": program_devices(p["gpos"], pdk.cell["rram"], rng),
-                          "gneg": program_devices(p["gneg"], pdk.cell["rram"], rng)})
+        gpos, gneg = program_devices(p["gpos"], pdk.cell["rram"], rng), program_devices(p["gneg"], pdk.cell["rram"], rng)
+        if "stuck" in p:     # a chip's stuck cells (fault_map) read what they are stuck at
+            gpos, gneg = np.where(p["stuck"][0] != 0, p["gpos"], gpos), np.where(p["stuck"][1] != 0, p["gneg"], gneg)
+        ir.set(t, params={**p, "gpos": gpos, "gneg": gneg})
     return ir

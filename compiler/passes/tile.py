@@ -33,6 +33,11 @@ draw from any of the layer's tiles, ``V_read * max_j sum_i |G+_ij - G-_ij|`` ove
 This is the range a calibrated ADC is set to, and the feedback resistor maps it to the TIA's
 full-scale output voltage. Sharing it across a layer's tiles gives every partial sum the same LSB,
 so the digital accumulators add ADC codes directly.
+
+``--spare-rows R --spare-cols C`` keep R word lines and C bit-line pairs of every tile free: a layer
+is laid out on ``tile_rows - R`` rows and ``tile_cols / 2 - C`` outputs per tile, and a chip's
+fault-aware placement (``fault_map``) may move any row or column onto a spare, as a memory macro's
+repair does. The physical tile keeps its size (its periphery serves the spares too).
 """
 
 from __future__ import annotations
@@ -100,8 +105,15 @@ def _slice(arr: np.ndarray, r0, r1, c0, c1, blocks, Mg: int, fill) -> np.ndarray
 
 def tile(ir: IR, options, pdk) -> IR:
     ir = ir.copy()
-    tr, tc = tile_shape(options, pdk)
-    outs_per_tile = tc // 2
+    TR, tc = tile_shape(options, pdk)
+    sr, sc = options.spare_rows, options.spare_cols
+    if not 0 <= sr < TR:
+        raise InputError("--spare-rows", f"{sr}; expected 0 up to {TR - 1} (the tile has {TR} word lines)")
+    if not 0 <= sc < tc // 2:
+        raise InputError("--spare-cols", f"{sc}; expected 0 up to {tc // 2 - 1} (the tile has {tc // 2} bit-line "
+                                         "pairs)")
+    # the spares are left free on every tile: a layer is laid out on what remains
+    tr, outs_per_tile = TR - sr, tc // 2 - sc
     layers = [n for n in ir.topo() if ir.g.nodes[n]["op"] in MATMUL_OPS]
     plans = {}
     for n in layers:
@@ -116,7 +128,7 @@ def tile(ir: IR, options, pdk) -> IR:
             plans[n] = layout(K, M, d["attrs"].get("group", 1), tr, outs_per_tile)
     total = sum(len(p[2]) for p in plans.values())
     if total > options.max_tiles:
-        raise InputError(ir.source or ir.name, f"the design needs {total} tiles of {tr}x{tc}; the limit "
+        raise InputError(ir.source or ir.name, f"the design needs {total} tiles of {TR}x{tc}; the limit "
                                                f"is --max-tiles {options.max_tiles}")
     namer = Namer(list(ir.g.nodes))
     for n in layers:
@@ -147,12 +159,14 @@ def tile(ir: IR, options, pdk) -> IR:
             r, c = divmod(k, cs)
             t = namer.fresh(f"{n}_r{r}c{c}")
             attrs = {"layer": n, "row0": r0, "row1": r1, "col0": c0, "col1": c1,
-                     "split": [r, c], "tile_rows": tr, "tile_cols": tc,
+                     "split": [r, c], "tile_rows": TR, "tile_cols": tc,
                      "adc_full_scale_a": ifs, "rf_ohm": pdk.tia_v_out_fs / ifs,
                      "parasitics": ({"r_wl_segment": pdk.r_wl_segment, "r_bl_segment": pdk.r_bl_segment}
                                     if options.parasitics else None)}
             if blocks is not None:
                 attrs["blocks"] = [list(b) for b in blocks]
+            if sr or sc:
+                attrs["spares"] = [sr, sc]
             if rec:
                 attrs["recurrent"] = K
             ir.add(t, "xbar_tile", ir.g.nodes[src]["shape"] if rec else ir.g.nodes[src]["shape"][:-1] + (c1 - c0,),

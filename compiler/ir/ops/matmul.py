@@ -77,6 +77,8 @@ def _tile_check(ir, n, d, ins) -> None:
     for p in ("gpos", "gneg"):
         if params[p].shape != (rows, cols) or np.any(params[p] <= 0):
             fail(ir, n, f"'{p}' must be positive with shape {(rows, cols)}")
+    if "stuck" in params and params["stuck"].shape != (2, rows, cols):
+        fail(ir, n, f"'stuck' (a chip's stuck map) must have shape {(2, rows, cols)}")
     # a recurrent layer's tile reads [x_t, h_(t-1)] (attr recurrent: that width) at each time step,
     # inside its accumulator's time loop; its value in the graph is the sequence it reads
     width = a.get("recurrent") or ins[0][-1]
@@ -105,7 +107,9 @@ register("xbar_tile", arity=1, attrs=("layer", "row0", "row1", "col0", "col1", "
          params=("gpos", "gneg"), home="crossbar", check=_tile_check, eval=_tile_eval, unit="fused",
          doc="one crossbar tile: rows [row0,row1) of the layer's inputs (last axis), outputs [col0,col1). A tile "
              "of a grouped convolution holds several groups block-diagonally; attr blocks then lists the "
-             "programmed [r0, r1, c0, c1] blocks (tile-local), and the cells between them sit at G_min")
+             "programmed [r0, r1, c0, c1] blocks (tile-local), and the cells between them sit at G_min. Compiled for "
+             "one chip (passes/fault_map.py): attr placement {rows, cols} (the physical word line of each row and "
+             "bit-line pair of each column), param stuck [2, rows, cols] (0 healthy, 1 stuck at HRS, 2 at LRS)")
 
 
 def _accum_check(ir, n, d, ins) -> None:
