@@ -403,7 +403,8 @@ def _cmd_evaluate(args) -> int:
             abl = mc["remedies"]["ablation"][mode]
             print(f"  monte carlo, {len(mc['samples'])} chips, {mode.replace('_', '-')}, sigma {v['sigma']:g}: "
                   f"{mc['metric'].replace('_', ' ')} " + ", ".join(
-                      f"{r} {100 * a['mean']:.2f} % +- {100 * a['std']:.2f} %" for r, a in abl.items()),
+                      f"{r} {100 * a['mean']:.2f} % +- {100 * a['std']:.2f} %"
+                      + (f" (SNR {a['snr_db']:.1f} dB)" if "snr_db" in a else "") for r, a in abl.items()),
                   file=sys.stderr)
         print("  each alone: " + ", ".join(f"{k.replace('_', ' ')} {100 * v['mean']:.2f} % +- {100 * v['std']:.2f} %"
                                         for k, v in mc["effects"].items()), file=sys.stderr)

@@ -13,7 +13,7 @@ File format (``.npz``, a zip of ``.npy`` arrays; read with ``numpy.load(path, al
 - ``<tile>.stuck``: int8 ``[2, R, P]``; index 0 the cells on the G+ bit line of each pair, 1 those on
   the G- bit line; row-major, word line ``r``, pair ``p``. 0 healthy, 1 stuck at HRS (cannot be
   set: reads near G_min), 2 stuck at LRS (cannot be reset: reads near G_max).
-- ``<tile>.g``: float32 ``[2, R, P]``, siemens: each cell's read conductance in the test (a stuck
+- ``<tile>.g``: float64 ``[2, R, P]``, siemens: each cell's read conductance in the test (a stuck
   cell: the conductance it is stuck at; a healthy cell: what it read after the test's reset).
   Finite, positive and at most ``2 G_max`` (an open cell: its leakage, not 0).
 - ``program_sigma``: the chip's relative programming sigma of a one-shot write, as the test
@@ -55,6 +55,8 @@ class ChipState:
         h = self.header
         step = (h["g_max"] - h["g_min"]) / (h["levels"] - 1)
         lv = np.where(self.stuck[tile] != HEALTHY, (self.g[tile].astype(np.float64) - h["g_min"]) / step, np.nan)
+        near = np.rint(lv)
+        lv = np.where(np.abs(lv - near) < 1e-9, near, lv)     # on a level up to rounding: that level
         return lv[0], lv[1]
 
     def fault_counts(self) -> dict:
@@ -94,7 +96,7 @@ def draw_state(manifest: dict, seed: int, hrs: float, lrs: float, sigma: float, 
         r = rng if rng is not None else np.random.default_rng(np.random.SeedSequence([seed, k]))
         s = draw_stuck(r, shape, hrs, lrs)
         stuck[t["name"]] = s
-        g[t["name"]] = np.where(s == STUCK_LRS, pdk["g_max"], pdk["g_min"]).astype(np.float32)
+        g[t["name"]] = np.where(s == STUCK_LRS, pdk["g_max"], pdk["g_min"]).astype(np.float64)
         tiles.append({"name": t["name"], "shape": list(shape)})
     header = {"format": FORMAT, "version": VERSION, "design": manifest["design"], "pdk": pdk["name"],
               "g_min": pdk["g_min"], "g_max": pdk["g_max"], "levels": pdk["levels"], "tiles": tiles,

@@ -235,8 +235,14 @@ def _monte_carlo(design: Design, x, ref, y, var: dict, modes: list[str], mc: int
                 res[mode][remedy].append(sample(mode_sigma(var, mode), verify=mode == "write_verify", state=state,
                                                 placement=placed if remedy == "mapping" else None))
         progress("monte carlo (chips, each mode, each remedy)", done := done + 1, total)
-    stats = {mode: {r: {"mean": float(np.mean([s[metric] for s in v])), "std": float(np.std([s[metric] for s in v]))}
-                    for r, v in res[mode].items()} for mode in modes}
+    def summary(v):
+        out = {"mean": float(np.mean([s[metric] for s in v])), "std": float(np.std([s[metric] for s in v]))}
+        snr = [s["snr_db"] for s in v if s.get("snr_db") is not None]
+        if snr:      # the output's SNR against float, where there is a float reference
+            out["snr_db"] = float(np.mean(snr))
+        return out
+
+    stats = {mode: {r: summary(v) for r, v in res[mode].items()} for mode in modes}
     main_mode = modes[0]
     main_sigma = mode_sigma(var, main_mode)
 

@@ -1,0 +1,159 @@
+"""Variability tamed, on the sky130_1t1r device model (its cited stuck-at rates and programming
+sigma): chips tested and placed around their stuck cells keep the network's accuracy; one chip's
+test results program a chip-specific design that verifies in ngspice, runs bit-exact in the RTL
+and keeps its accuracy; spares are paid for in the report; and bad chip states, rates and spare
+counts are refused in one line."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import MLP, amsc, require_tool
+from helpers import assert_clean_error
+
+CNN = MLP.parent / "cnn_digits"
+
+
+@pytest.fixture(scope="module")
+def sky(tmp_path_factory):
+    d = tmp_path_factory.mktemp("var")
+    for name, model in (("mlp", MLP / "model.onnx"), ("cnn", CNN / "model.onnx")):
+        r = amsc("compile", model, "-o", d / name, "--pdk", "sky130_1t1r")
+        assert r.returncode == 0, r.stderr
+    return d
+
+
+def _mc(out, digits, *extra):
+    r = amsc("evaluate", out, "--inputs", digits / "x.npy", "--labels", digits / "y.npy", "--mc", "10", *extra)
+    assert r.returncode == 0, r.stderr
+    return json.loads((out / "eval.json").read_text()), r
+
+
+@pytest.mark.parametrize("name", ["mlp", "cnn"])
+def test_tested_and_placed_chips_keep_the_accuracy_of_float(sky, digits, name):
+    """10 Monte-Carlo chips, 450 held-out digits, the PDK's own rates: write-verified chips within 1
+    point of float, one-shot chips within 3; where the compiler put the weights they lose 10+."""
+    rep, r = _mc(sky / name, digits)
+    f = rep["float"]["accuracy"]
+    mc = rep["mc"]
+    assert mc["modes"]["write_verify"]["mean"] >= f - 0.01, mc["modes"]
+    assert mc["modes"]["one_shot"]["mean"] >= f - 0.03, mc["modes"]
+    abl = mc["remedies"]["ablation"]
+    assert abl["write_verify"]["none"]["mean"] < f - 0.05          # the problem is real
+    assert mc["remedies"]["placement_weights"].startswith("calibration inputs")
+    # the fault-rate curve: 0 to 20 % stuck cells, placement holds where the compiled placement falls
+    curve = mc["fault_curve"]
+    assert [p["rate"] for p in curve] == [0.0, 0.025, 0.05, 0.1, 0.15, 0.2]
+    assert curve[-1]["mapping"]["mean"] > curve[-1]["none"]["mean"] + 0.1
+    assert curve[0]["mapping"]["mean"] == pytest.approx(curve[0]["none"]["mean"], abs=0.02)
+    assert (sky / name / "eval-report" / "faults.png").is_file()
+    assert "Remedies, added in turn" in (sky / name / "eval.html").read_text()
+    assert "none" in r.stderr and "mapping" in r.stderr
+
+
+@pytest.mark.parametrize("name", ["mlp", "cnn"])
+def test_doubled_stuck_at_rates(sky, digits, name):
+    """--stuck-rates 3.5 % and 18 % (twice the cited rates): write-verified chips within 3 points."""
+    rep, _ = _mc(sky / name, digits, "--stuck-rates", "0.035", "0.18")
+    assert rep["mc"]["device"]["stuck_hrs_rate"] == 0.035 and rep["mc"]["device"]["stuck_lrs_rate"] == 0.18
+    assert rep["mc"]["modes"]["write_verify"]["mean"] >= rep["float"]["accuracy"] - 0.03, rep["mc"]["modes"]
+
+
+def test_one_chip_programmed_verified_and_run(sky, digits, tmp_path):
+    """chip-state draws one chip (the same bytes from the same seed); program writes its design,
+    which ngspice signs off against its own golden model, the RTL runs bit-exactly with the chip's
+    levels in its scan chain, and the chip keeps its accuracy within 1 point of float."""
+    require_tool("libngspice", "iverilog")
+    out = sky / "mlp"
+    a, b = tmp_path / "a.npz", tmp_path / "b.npz"
+    for p in (a, b):
+        r = amsc("chip-state", out, "--seed", "7", "-o", p)
+        assert r.returncode == 0, r.stderr
+    assert a.read_bytes() == b.read_bytes() and "stuck at LRS" in r.stderr
+    chip = tmp_path / "chip"
+    r = amsc("program", out, "--chip-state", a, "-o", chip)
+    assert r.returncode == 0, r.stderr
+    m = json.loads((chip / "manifest.json").read_text())
+    assert m["chip"]["file"] == "chip/state.npz" and m["chip"]["origin"]["drawn"]["seed"] == 7
+    assert (chip / "chip" / "state.npz").read_bytes() == a.read_bytes()
+    assert m["chip"]["weight_error"] < m["chip"]["weight_error_before"]
+    # each tile: its placement, its stuck cells at the conductance the test measured
+    from compiler.design.chipstate import load_state
+    from compiler.eval.run import Design
+
+    state = load_state(a, m)
+    d = Design(chip)
+    for t in m["tiles"]:
+        p = d.ir.g.nodes[t["name"]]["params"]
+        rows, cols = t["placement"]["rows"], t["placement"]["cols"]
+        assert len(set(rows)) == len(rows) == t["rows"][1] - t["rows"][0]
+        ix = np.ix_(rows, cols)
+        assert np.array_equal(p["stuck"][0], state.stuck[t["name"]][0][ix])
+        for k, g in ((0, "gpos"), (1, "gneg")):
+            s = p["stuck"][k] != 0
+            assert np.array_equal(p[g][s], state.g[t["name"]][k][ix][s])
+    r = amsc("verify", chip)
+    assert r.returncode == 0, r.stderr
+    assert json.loads((chip / "verify.json").read_text())["passed"]
+    r = amsc("evaluate", chip, "--inputs", digits / "x.npy", "--labels", digits / "y.npy", "--mc", "4")
+    assert r.returncode == 0, r.stderr
+    rep = json.loads((chip / "eval.json").read_text())
+    assert rep["ideal"]["accuracy"] >= rep["float"]["accuracy"] - 0.01
+    assert rep["mc"]["remedies"]["applied"] == ["chip"] and rep["mc"]["fault_curve"] == []
+    assert rep["mc"]["modes"]["write_verify"]["mean"] >= rep["float"]["accuracy"] - 0.01
+    r = amsc("rtl-sim", chip, "--inputs", digits / "x.npy", "--limit", "3")
+    assert r.returncode == 0, r.stderr
+    assert "bit-exact" in r.stderr
+    # the same chip state programs the same design
+    r = amsc("program", out, "--chip-state", b, "-o", tmp_path / "chip2")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "chip2" / "manifest.json").read_text() .replace(str(b), str(a)) == \
+        (chip / "manifest.json").read_text()
+
+
+def test_spares_are_paid_for_in_the_report(tmp_path):
+    """--spare-rows/--spare-cols leave lines of every tile free; report.json prices them."""
+    require_tool("libngspice")
+    out = tmp_path / "sp"
+    r = amsc("compile", MLP / "model.onnx", "-o", out, "--spare-rows", "4", "--spare-cols", "2")
+    assert r.returncode == 0, r.stderr
+    m = json.loads((out / "manifest.json").read_text())
+    assert all(t["spares"] == {"rows": 4, "cols": 2} for t in m["tiles"])
+    assert all(t["rows"][1] - t["rows"][0] <= 60 and t["cols"][1] - t["cols"][0] <= 30 for t in m["tiles"])
+    r = amsc("report", out, "--no-synth")
+    assert r.returncode == 0, r.stderr
+    sp = json.loads((out / "report.json").read_text())["spares"]
+    n = len(m["tiles"])
+    assert sp["spare_rows"] == 4 * n and sp["spare_cols"] == 2 * n
+    assert sp["cells"] == n * (4 * 64 + 4 * 64 - 2 * 4 * 2)
+    assert 0 < sp["area_share"] < 1 and sp["energy_j"] > 0 and "spares:" in r.stderr
+
+
+def test_variability_bad_input(sky, digits, tmp_path):
+    mlp, cnn = sky / "mlp", sky / "cnn"
+    st = tmp_path / "cnn.npz"
+    assert amsc("chip-state", cnn, "-o", st).returncode == 0
+    out = tmp_path / "o"
+    # a chip state of another design
+    assert_clean_error(amsc("program", mlp, "--chip-state", st, "-o", out), str(st), "the design 'mlp_digits' has",
+                       out=out)
+    assert_clean_error(amsc("compile", MLP / "model.onnx", "-o", out, "--pdk", "sky130_1t1r", "--chip-state", st),
+                       str(st), out=out)
+    assert_clean_error(amsc("program", mlp, "--chip-state", tmp_path / "none.npz", "-o", out), "no such chip-state",
+                       out=out)
+    # rates
+    for rates, needle in ((("0.6", "0.5"), "summing to less than 1"), (("1", "0"), "in [0, 1)")):
+        assert_clean_error(amsc("chip-state", mlp, "-o", tmp_path / "x.npz", "--stuck-rates", *rates), needle)
+        assert_clean_error(amsc("evaluate", mlp, "--inputs", digits / "x.npy", "--labels", digits / "y.npy",
+                                "--mc", "2", "--stuck-rates", *rates), needle)
+    assert_clean_error(amsc("chip-state", mlp, "-o", tmp_path / "x.npz", "--stuck-rates", "-0.1", "0"), "--stuck-rates")
+    assert not (tmp_path / "x.npz").exists()
+    assert_clean_error(amsc("evaluate", mlp, "--inputs", digits / "x.npy", "--stuck-rates", "0.1", "0.1"), "--mc")
+    assert_clean_error(amsc("chip-state", mlp, "-o", mlp / "chip.npz"), "inside the design's folder")
+    # spares
+    for flag, v, needle in (("--spare-rows", "-1", "--spare-rows"), ("--spare-cols", "-2", "--spare-cols"),
+                            ("--spare-rows", "64", "up to 63"), ("--spare-cols", "32", "up to 31")):
+        assert_clean_error(amsc("compile", MLP / "model.onnx", "-o", out, flag, v), needle, out=out)
