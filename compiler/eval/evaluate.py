@@ -42,6 +42,7 @@ import numpy as np
 
 from ..design.chipstate import check_rates, draw_state
 from ..errors import InputError
+from ..passes.calibrate import fit_columns
 from ..passes.fault_map import pair_levels, place_chip
 from ..frontend.common import check_labels, load_labels
 from ..verify.report import figure, png_bytes
@@ -56,13 +57,16 @@ SWEEPS = (("adc_bits", (4, 5, 6, 7, 8, 10), "ideal"), ("weight_bits", (2, 3, 4, 
 REPORT_DIR = "eval-report"
 #: Remedies of the Monte Carlo, added in turn: none (where the compiler put the weights; write-verify
 #: still rebalances the pairs it finds stuck), mapping (each chip tested, its weights placed around
-#: its stuck cells: passes/fault_map.py). The default is applied to ``mc.modes``.
-REMEDIES = ("none", "mapping")
-DEFAULT_REMEDY = "mapping"
+#: its stuck cells: passes/fault_map.py), calibration (then each column's gain and offset measured
+#: and absorbed by the requantizer). All of them (the last) are applied to ``mc.modes``.
+REMEDIES = ("none", "mapping", "calibration")
+REMEDY_LABELS = {"none": "as compiled", "mapping": "fault-aware placement", "calibration": "placement + column calibration",
+                 "chip": "the chip as programmed"}
 #: Total stuck-at rates of the accuracy-against-fault-rate curve (HRS : LRS as in the device model).
 FAULT_CURVE = (0.0, 0.025, 0.05, 0.1, 0.15, 0.2)
-#: calibration inputs that weigh the placement's rows
+#: calibration inputs that weigh the placement's rows, and the read vectors per tile that calibrate its columns
 CAL_ROWS = 256
+CAL_VECTORS = 512
 
 
 def _metrics(ys: list[np.ndarray], ref: list[np.ndarray] | None, labels: np.ndarray | None) -> dict:
@@ -134,22 +138,71 @@ def write_verify_cost(var: dict, design: Design) -> dict:
             "time_per_cell_s": wv["iterations"] * wv["pulse_ns"] * 1e-9, "cells": cells}
 
 
-def row_weights(design: Design) -> tuple[dict | None, str]:
-    """Per tile, the mean square of each row's input over the design's calibration inputs (the
-    placement's weights: a busy row's error costs more), and where they came from."""
+def calibration_reads(design: Design, x: np.ndarray) -> tuple[dict, dict, str]:
+    """The design's calibration inputs (or, without them, the first evaluation inputs) run once
+    through the ideal chip: per tile, up to CAL_VECTORS of its input vectors (the read set a tester
+    drives to calibrate its columns) and each row's mean square input over all of them (the
+    placement's weights: a busy row's error costs more); and where they came from."""
     cal = design.manifest["source"].get("calibration")
-    if cal is None:
-        return None, "uniform (the design holds no calibration inputs)"
-    x = design.load_inputs(design.out / cal)[:CAL_ROWS]
+    if cal is not None:
+        x = design.load_inputs(design.out / cal)
+        note = f"calibration inputs ({min(len(x), CAL_ROWS)} rows of {cal})"
+    else:
+        note = f"the first {min(len(x), CAL_ROWS)} evaluation inputs (the design holds no calibration inputs)"
+    x = x[:CAL_ROWS]
     acc: dict = {}
+    reads: dict = {}
 
     def observe(name, xs):
-        xs = np.asarray(xs, np.float64)
+        xs = np.asarray(xs, np.float64).reshape(-1, xs.shape[-1])
         s, n = acc.get(name, (0.0, 0))
         acc[name] = (s + (xs * xs).sum(axis=0), n + xs.shape[0])
+        have = reads.setdefault(name, [])
+        if sum(len(v) for v in have) < CAL_VECTORS:
+            have.append(xs[:CAL_VECTORS])
 
     design.run(x, "ideal", observe=observe)
-    return {k: s / max(n, 1) for k, (s, n) in acc.items()}, f"calibration inputs ({x.shape[0]} rows of {cal})"
+    reads = {k: np.concatenate(v)[:CAL_VECTORS] for k, v in reads.items()}
+    return reads, {k: s / max(n, 1) for k, (s, n) in acc.items()}, note
+
+
+def column_calibration(design: Design, chip: dict, reads: dict, read_noise=None) -> dict:
+    """Per-column calibration of one programmed chip: the read set through each layer's tiles, every
+    output column's summed result against the targets' (``sum_t X_t (G+ - G-)`` against ``sum_t X_t
+    (lpos - lneg) G_step`` over the layer's row tiles), a least-squares gain a_j and offset b_j, which
+    the requantizer absorbs: ``(acc - b_j) / a_j`` is ``acc * MQ_j / a_j`` with the bias less ``b_j MQ_j /
+    a_j``. Returned per tile as ``(1 / a_j, b_j / row tiles, 0)`` over its columns, applied to each tile
+    read (the same sum) as ``(read - offset) * scale + add``. The fit is ``passes/calibrate.py``'s, which folds it into a chip-specific
+    design's requantizer."""
+    pdk = design.manifest["pdk"]
+    g_step = (pdk["g_max"] - pdk["g_min"]) / (pdk["levels"] - 1)
+    groups: dict = {}
+    for t in design.manifest["tiles"]:
+        groups.setdefault((t["layer"], tuple(t["cols"])), []).append(t["name"])
+    out = {}
+    for names in groups.values():
+        if any(n not in reads or n not in chip for n in names):
+            continue
+        meas = ideal = 0.0
+        for n in names:
+            p = design.ir.g.nodes[n]["params"]
+            X = reads[n]
+            gp, gn = chip[n]
+            meas = meas + Design._read(X, gp, gn, read_noise)
+            lp, ln = (p[k + "_target"] if k + "_target" in p else p[k] for k in ("lpos", "lneg"))
+            ideal = ideal + X @ ((lp.astype(np.float64) - ln) * g_step)
+        a, b = fit_columns(meas, ideal)
+        # a design for one chip already folds its own calibration (cal_gain a_d, cal_offset b_d, in
+        # the float IR's units) into the requantizer: the reads are mapped to what, through it, gives
+        # the targets, (meas - b) a_d / a + b_d
+        layer = design.ir.g.nodes[design.manifest_tile(names[0])["layer"]]["params"]
+        a_d, b_d = np.ones_like(a), np.zeros_like(b)
+        if "cal_gain" in layer:
+            c0, c1 = design.manifest_tile(names[0])["cols"]
+            a_d, b_d = layer["cal_gain"][c0:c1], layer["cal_offset"][c0:c1] / design.read_unit(names[0])
+        for n in names:
+            out[n] = (a_d / a, b / len(names), b_d / len(names))
+    return out
 
 
 def draw_chip(design: Design, var: dict, sigma: float, rng, verify: bool = False, stuck_out: dict | None = None,
@@ -203,38 +256,50 @@ def _monte_carlo(design: Design, x, ref, y, var: dict, modes: list[str], mc: int
                  done: int, total: int) -> tuple[dict, int]:
     levels = _tile_levels(design)
     chip = design.manifest.get("chip")
+    reads, weights, weights_note = calibration_reads(design, x)
     if chip is not None:
         # programmed for one chip: its stuck cells are the chip's (the tiles' stuck maps), already
         # placed; the Monte Carlo draws the programming and reads of that chip, no other faults
         var = {**var, "stuck_hrs_rate": 0.0, "stuck_lrs_rate": 0.0}
-        remedies, default = ("chip",), "chip"
+        remedies = ("chip", "calibration")
         weights, weights_note = None, f"the chip's own placement ({chip['file']})"
     else:
-        remedies, default = REMEDIES, DEFAULT_REMEDY
-        weights, weights_note = row_weights(design)
+        remedies = REMEDIES
+    default = remedies[-1]
 
     def chip_state(v=var):
         return draw_state(design.manifest, 0, v["stuck_hrs_rate"], v["stuck_lrs_rate"], var["program_sigma"], rng=rng)
 
-    def sample(sig, v=var, verify=False, state=None, placement=None):
-        chip = draw_chip(design, v, sig, rng, verify, state=state, placement=placement)
+    def sample(sig, v=var, verify=False, state=None, placement=None, calibrate=False) -> list[dict]:
+        """One programmed chip's metrics, and with ``calibrate`` the same chip's after its columns' calibration."""
+        g = draw_chip(design, v, sig, rng, verify, state=state, placement=placement)
         noise = (v["read_noise_sigma"], rng) if v["read_noise_sigma"] > 0 else None
-        return _metrics(design.run(x, "ideal", conductances=chip, read_noise=noise), ref, y)
+        out = [_metrics(design.run(x, "ideal", conductances=g, read_noise=noise), ref, y)]
+        if calibrate:
+            cal = column_calibration(design, g, reads, noise)
+            out.append(_metrics(design.run(x, "ideal", conductances=g, read_noise=noise, column_cal=cal), ref, y))
+        return out
+
+    def every_remedy(sig, v=var, verify=False, state=None) -> dict:
+        """One chip's test results, programmed as compiled, and placed around its stuck cells (then
+        calibrated): ``{remedy: metrics}``."""
+        if chip is not None:
+            return dict(zip(remedies, sample(sig, v, verify, state, None, True)))
+        placed = place_chip(levels, state, weights)
+        moved.append([placed[n]["cost"] / placed[n]["cost_before"] for n in placed if placed[n]["cost_before"] > 0])
+        return dict(zip(remedies, sample(sig, v, verify, state) + sample(sig, v, verify, state, placed, True)))
 
     # each chip: one test (its stuck cells), one placement, then programmed in every mode, without
     # and with the remedies
     res = {mode: {r: [] for r in remedies} for mode in modes}
-    moved = []
+    moved: list = []
     for _ in range(mc):
         state = chip_state()
-        placed = place_chip(levels, state, weights) if chip is None else None
-        if placed:
-            moved.append([placed[n]["cost"] / placed[n]["cost_before"] for n in placed if placed[n]["cost_before"] > 0])
         for mode in modes:
-            for remedy in remedies:
-                res[mode][remedy].append(sample(mode_sigma(var, mode), verify=mode == "write_verify", state=state,
-                                                placement=placed if remedy == "mapping" else None))
+            for r, met in every_remedy(mode_sigma(var, mode), verify=mode == "write_verify", state=state).items():
+                res[mode][r].append(met)
         progress("monte carlo (chips, each mode, each remedy)", done := done + 1, total)
+
     def summary(v):
         out = {"mean": float(np.mean([s[metric] for s in v])), "std": float(np.std([s[metric] for s in v]))}
         snr = [s["snr_db"] for s in v if s.get("snr_db") is not None]
@@ -245,17 +310,13 @@ def _monte_carlo(design: Design, x, ref, y, var: dict, modes: list[str], mc: int
     stats = {mode: {r: summary(v) for r, v in res[mode].items()} for mode in modes}
     main_mode = modes[0]
     main_sigma = mode_sigma(var, main_mode)
-
-    def placed_sample(sig, v=var):
-        state = chip_state(v)
-        return sample(sig, v, main_mode == "write_verify", state,
-                      place_chip(levels, state, weights) if chip is None else None)
+    wv = main_mode == "write_verify"
 
     curve = []
     for m in SIGMA_CURVE:
         pts = []
         for _ in range(min(mc, 8)):
-            pts.append(placed_sample(m * main_sigma)[metric])
+            pts.append(every_remedy(m * main_sigma, verify=wv, state=chip_state())[default][metric])
             progress("sigma curve", done := done + 1, total)
         curve.append({"sigma": m * main_sigma, "mean": float(np.mean(pts)), "std": float(np.std(pts)),
                       "samples": len(pts)})
@@ -265,16 +326,12 @@ def _monte_carlo(design: Design, x, ref, y, var: dict, modes: list[str], mc: int
     faults = []
     for f in (FAULT_CURVE if chip is None else ()):
         v = {**var, "stuck_hrs_rate": f * share, "stuck_lrs_rate": f * (1 - share)}
-        pt = {"rate": f}
-        for remedy in remedies:
-            pts = []
-            for _ in range(min(mc, 8)):
-                state = chip_state(v)
-                pts.append(sample(main_sigma, v, main_mode == "write_verify", state,
-                                  place_chip(levels, state, weights) if remedy == "mapping" else None)[metric])
-                progress("fault-rate curve", done := done + 1, total)
-            pt[remedy] = {"mean": float(np.mean(pts)), "std": float(np.std(pts))}
-        faults.append(pt)
+        pts = {r: [] for r in remedies}
+        for _ in range(min(mc, 8)):
+            for r, met in every_remedy(main_sigma, v, wv, chip_state(v)).items():
+                pts[r].append(met[metric])
+            progress("fault-rate curve", done := done + 1, total)
+        faults.append({"rate": f, **{r: {"mean": float(np.mean(p)), "std": float(np.std(p))} for r, p in pts.items()}})
     # each non-ideality alone (the others off, no remedy), at the first mode's sigma: which one costs the accuracy
     effects = {}
     off = {"read_noise_sigma": 0.0, "stuck_hrs_rate": 0.0, "stuck_lrs_rate": 0.0, "drift_factor": 1.0}
@@ -285,8 +342,7 @@ def _monte_carlo(design: Design, x, ref, y, var: dict, modes: list[str], mc: int
             continue   # the model has none of it
         pts = []
         for _ in range(mc):
-            pts.append(sample(main_sigma if name == "programming" else 0.0, v, main_mode == "write_verify",
-                              chip_state(v))[metric])
+            pts.append(sample(main_sigma if name == "programming" else 0.0, v, wv, chip_state(v))[0][metric])
             progress(f"monte carlo ({name.replace('_', ' ')} alone)", done := done + 1, total)
         effects[name] = {"mean": float(np.mean(pts)), "std": float(np.std(pts))}
     main = stats[main_mode][default]
@@ -431,7 +487,7 @@ def _plots(rep: dict, traces: dict) -> dict[str, bytes]:
         for remedy in mc["remedies"]["applied"]:
             ax.errorbar([100 * p["rate"] for p in pts], [100 * p[remedy]["mean"] for p in pts],
                         [100 * p[remedy]["std"] for p in pts], marker="o", capsize=3,
-                        label="fault-aware placement" if remedy == "mapping" else "as compiled")
+                        label=REMEDY_LABELS.get(remedy, remedy))
         ax.set_xlabel(f"cells stuck at HRS or LRS [%] ({mc['mode'].replace('_', '-')} chips)")
         ax.set_ylabel(f"{key.replace('_', ' ')} [%]")
         ax.legend(fontsize=8)
@@ -549,7 +605,7 @@ def evaluate_design(out, inputs, labels=None, engine: str = "ideal", samples: in
         modes = (["one_shot"] if write_verify is False or not has_wv else ["write_verify"]) + \
                 (["one_shot" if write_verify is not False else "write_verify"] if has_wv else [])
     runs = ["float", "ideal"] + ([engine] if engine != "ideal" else [])
-    total = len(runs) + (mc * 5 + min(mc, 8) * (len(SIGMA_CURVE) + len(REMEDIES) * len(FAULT_CURVE)) if mc else 0)
+    total = len(runs) + (mc * 5 + min(mc, 8) * (len(SIGMA_CURVE) + len(FAULT_CURVE)) if mc else 0)
     rep: dict = {"design": design.manifest["design"], "samples": int(x.shape[0]), "chip_model": design.chip_model(),
                  "runs": runs}
     ref = design.float_reference(x)

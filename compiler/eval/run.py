@@ -192,26 +192,57 @@ class Design:
         return load_samples(path, self.input_shape, "inputs", flat_ok=True)
 
     def chip_model(self) -> str:
+        if self.prog is not None and "chip" in self.manifest:
+            return ("integer datapath (rtl/program.json) reading the tiles at this chip's conductances "
+                    f"({self.manifest['chip']['file']}: stuck cells and programmed levels; the RTL reads their levels)")
         if self.prog is not None:
             return "integer datapath (rtl/program.json, bit-exact with the RTL)"
         return ("floating point with the quantized conductances (no integer datapath: "
                 f"{self.manifest['rtl_datapath']['reason']})")
 
     def run(self, x: np.ndarray, engine: str = "ideal", conductances: dict | None = None,
-            trace: dict | None = None, read_noise: tuple | None = None, observe=None) -> list[np.ndarray]:
+            trace: dict | None = None, read_noise: tuple | None = None, observe=None,
+            column_cal: dict | None = None) -> list[np.ndarray]:
         """Batch-first outputs of the compiled network on batch-first inputs ``x``. With the ideal
         engine, ``conductances`` ``{tile: (G+, G-)}`` replaces tiles' programmed conductances (a
         Monte-Carlo chip), and ``read_noise`` ``(sigma, rng)`` adds to every read the current noise of
         cells whose conductance fluctuates by a relative ``sigma`` per read. ``trace`` receives each
         layer's output: ``{layer: (value, code step)}`` (the step is None without the integer datapath).
         ``observe(tile, x)``, if given, sees every tile read's inputs ``x`` [vectors, rows] (DAC codes
-        with the integer datapath, activations without it)."""
+        with the integer datapath, activations without it). ``column_cal`` ``{tile: (scale, offset, add)}``
+        corrects the reads of ``conductances`` per column, ``(read - offset) * scale + add`` (a calibrated chip)."""
         if engine not in ENGINES:
             raise InputError("--engine", f"unknown engine '{engine}'; expected one of {', '.join(ENGINES)}")
         circuit = CircuitTiles(self.out, self.manifest, engine) if engine != "ideal" else None
+        if engine == "ideal" and not conductances and "chip" in self.manifest:
+            # a design for one chip: its tiles read at that chip's conductances (stuck cells included)
+            conductances = {t: (self.ir.g.nodes[t]["params"]["gpos"], self.ir.g.nodes[t]["params"]["gneg"])
+                            for t in self.ir.nodes_of("xbar_tile")}
         if self.prog is not None:
-            return self._run_program(x, circuit, conductances or {}, trace, read_noise, observe)
-        return self._run_segments(x, circuit, conductances or {}, trace, read_noise, observe)
+            return self._run_program(x, circuit, conductances or {}, trace, read_noise, observe, column_cal)
+        return self._run_segments(x, circuit, conductances or {}, trace, read_noise, observe, column_cal)
+
+    def _chip_read(self, name: str, xs, conductances: dict, read_noise, column_cal) -> np.ndarray:
+        """A read of a drawn chip's tile: ``xs @ (G+ - G-)`` with read noise, corrected per column."""
+        gp, gn = conductances[name]
+        y = self._read(xs, gp, gn, read_noise)
+        if column_cal and name in column_cal:
+            scale, off, add = column_cal[name]
+            y = (y - off) * scale + add
+        return y
+
+    def manifest_tile(self, name: str) -> dict:
+        if not hasattr(self, "_tiles"):
+            self._tiles = {t["name"]: t for t in self.manifest["tiles"]}
+        return self._tiles[name]
+
+    def read_unit(self, tile: str) -> float:
+        """What one unit of a tile read's input is in the float IR's units: its layer's input map
+        scale (activation per DAC code) with the integer datapath, 1 without it."""
+        if self.prog is None:
+            return 1.0
+        layer = self.manifest_tile(tile)["layer"]
+        return next(st["src"]["scale"] for st in self.prog["steps"] if st.get("kind") == "layer" and st["name"] == layer)
 
     def _observed(self, tile_fn, observe, default):
         """``tile_fn`` (or ``default``, the engine's own read) with ``observe`` shown each read's inputs."""
@@ -233,7 +264,8 @@ class Design:
             y = y + np.sqrt((xs ** 2) @ (sig ** 2 * (gp ** 2 + gn ** 2))) * rng.standard_normal(y.shape)
         return y
 
-    def _run_program(self, x, circuit, conductances: dict, trace, read_noise=None, observe=None) -> list[np.ndarray]:
+    def _run_program(self, x, circuit, conductances: dict, trace, read_noise=None, observe=None,
+                     column_cal=None) -> list[np.ndarray]:
         from ..backend.qmodel import input_codes, run_program
 
         prog = self.prog
@@ -248,8 +280,7 @@ class Design:
                 return circuit.currents(name, codes * (pdk["v_read"] / dmax)) / unit
         elif conductances:
             def tile_fn(name, codes):   # in level steps
-                gp, gn = conductances[name]
-                return self._read(codes.astype(np.float64), gp, gn, read_noise) / g_step
+                return self._chip_read(name, codes.astype(np.float64), conductances, read_noise, column_cal) / g_step
 
         def levels(name, codes):    # the integer rule's level sum
             p = self.ir.g.nodes[name]["params"]
@@ -264,7 +295,7 @@ class Design:
         return [host.values[self.ir.inputs(o)[0]] for o in self.outputs]
 
     def _run_segments(self, x, circuit, conductances: dict | None = None, trace=None,
-                      read_noise=None, observe=None) -> list[np.ndarray]:
+                      read_noise=None, observe=None, column_cal=None) -> list[np.ndarray]:
         ir = self.ir
         vals = {self.input: np.asarray(x, dtype=np.float64)}
         tile_fn = None
@@ -279,8 +310,7 @@ class Design:
                 return (i * (m / v_read)).reshape(xs.shape[:-1] + (-1,))
         elif conductances:
             def tile_fn(name, xs):
-                gp, gn = conductances[name]
-                return self._read(xs, gp, gn, read_noise)
+                return self._chip_read(name, xs, conductances, read_noise, column_cal)
 
         def programmed(name, xs):
             p = ir.g.nodes[name]["params"]

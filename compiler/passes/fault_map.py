@@ -216,6 +216,8 @@ def fault_map(ir, options, pdk):
         gpos = np.where(stuck[0] != HEALTHY, g[0][ix], pdk.g_min + lp * step)
         gneg = np.where(stuck[1] != HEALTHY, g[1][ix], pdk.g_min + ln * step)
         ir.set(t, params={**p, "gpos": gpos, "gneg": gneg, "stuck": stuck,
+                          # what the network wants of the tile: calibration measures the chip against it
+                          "lpos_target": p["lpos"], "lneg_target": p["lneg"],
                           # the chip's levels: what the scan chain writes and the integer model reads
                           "lpos": np.clip(np.rint(lp), 0, top).astype(p["lpos"].dtype),
                           "lneg": np.clip(np.rint(ln), 0, top).astype(p["lneg"].dtype)},

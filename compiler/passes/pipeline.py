@@ -12,6 +12,7 @@ from .fold_batchnorm import fold_batchnorm
 from .fold_scale import fold_scale
 from .fuse_activation import fuse_activation
 from .fuse_bias import fuse_bias
+from .calibrate import calibrate
 from .fault_map import fault_map
 from .fuse_gelu import fuse_gelu
 from .merge_pad import merge_pad
@@ -47,6 +48,8 @@ PASSES: tuple[Pass, ...] = (
     # with --chip-state: every tile placed around that chip's stuck cells, before it is programmed
     Pass("fault_map", fault_map),
     Pass("program", program),
+    # with --chip-state: each column's gain and offset on the programmed chip, into its requantizer
+    Pass("calibrate", calibrate),
     # schedule before place: the placer orders tiles by their step
     Pass("schedule", schedule),
     Pass("place", place),

@@ -43,6 +43,10 @@ def test_tested_and_placed_chips_keep_the_accuracy_of_float(sky, digits, name):
     assert mc["modes"]["one_shot"]["mean"] >= f - 0.03, mc["modes"]
     abl = mc["remedies"]["ablation"]
     assert abl["write_verify"]["none"]["mean"] < f - 0.05          # the problem is real
+    assert mc["remedies"]["applied"] == ["none", "mapping", "calibration"] and set(abl["one_shot"]) == {"none", "mapping", "calibration"}
+    # calibration of each column's gain and offset helps one-shot chips most: their SNR rises
+    assert abl["one_shot"]["calibration"]["snr_db"] > abl["one_shot"]["mapping"]["snr_db"] + 1.0
+    assert mc["modes"]["one_shot"]["mean"] == abl["one_shot"]["calibration"]["mean"]
     assert mc["remedies"]["placement_weights"].startswith("calibration inputs")
     # the fault-rate curve: 0 to 20 % stuck cells, placement holds where the compiled placement falls
     curve = mc["fault_curve"]
@@ -102,7 +106,10 @@ def test_one_chip_programmed_verified_and_run(sky, digits, tmp_path):
     assert r.returncode == 0, r.stderr
     rep = json.loads((chip / "eval.json").read_text())
     assert rep["ideal"]["accuracy"] >= rep["float"]["accuracy"] - 0.01
-    assert rep["mc"]["remedies"]["applied"] == ["chip"] and rep["mc"]["fault_curve"] == []
+    assert rep["mc"]["remedies"]["applied"] == ["chip", "calibration"] and rep["mc"]["fault_curve"] == []
+    # its columns calibrated on its programmed conductances, in the requantizer (and so in the RTL)
+    assert m["chip"]["calibration"]["layers"] == 2 and 0.9 < m["chip"]["calibration"]["gain_min"] <= 1.1
+    assert all({"cal_gain", "cal_offset"} <= set(layer["arrays"]) for layer in m["layers"])
     assert rep["mc"]["modes"]["write_verify"]["mean"] >= rep["float"]["accuracy"] - 0.01
     r = amsc("rtl-sim", chip, "--inputs", digits / "x.npy", "--limit", "3")
     assert r.returncode == 0, r.stderr

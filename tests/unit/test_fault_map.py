@@ -177,3 +177,18 @@ def test_not_a_chip_state(tmp_path):
             read_state(tmp_path / name, m["tiles"], m["pdk"], "toy")
     with pytest.raises(InputError, match="no such chip-state file"):
         read_state(tmp_path / "missing.npz", m["tiles"], m["pdk"], "toy")
+
+
+def test_column_fit_recovers_gain_and_offset():
+    from compiler.passes.calibrate import MIN_GAIN, fit_columns
+
+    rng = np.random.default_rng(0)
+    ideal = rng.normal(size=(200, 5))
+    a, b = np.array([1.1, 0.9, 1.0, 0.5, 0.01]), np.array([0.2, -0.1, 0.0, 3.0, 0.0])
+    meas = ideal * a + b
+    ga, gb = fit_columns(meas, ideal)
+    np.testing.assert_allclose(ga[:4], a[:4], rtol=1e-9)
+    np.testing.assert_allclose(gb[:4], b[:4], atol=1e-9)
+    assert a[4] < MIN_GAIN and ga[4] == 1.0 and gb[4] == 0.0          # a dead column: left alone
+    ga, gb = fit_columns(meas[:, :1] * 0 + 1.0, np.zeros((200, 1)))   # no weight on the column
+    assert ga[0] == 1.0 and gb[0] == 1.0                             # a pure offset

@@ -1,0 +1,110 @@
+"""calibrate: per-column gain and offset of one programmed chip, absorbed by the requantizer.
+
+After a chip is programmed, a calibration read set (known input vectors driven into each tile)
+measures every output column's result through the ADC. Against what the target levels give (the
+network's weights, before a chip's placement put stuck levels under some of them), a
+column j of a layer (its row tiles summed, as the accumulator sums them) reads
+``meas_j = a_j ideal_j + b_j``: a gain (programming error, drift, a stuck cell the placement could
+not hide) and an offset. The least-squares ``a_j``, ``b_j`` over the read set are absorbed by the
+layer's digital requantizer, which already has a scale and a bias per column:
+``(acc - b_j) / a_j * w_j + bias_j`` is ``acc * (w_j / a_j) + (bias_j - b_j w_j / a_j)``, so the
+integer program, the RTL and ``rtl-sim`` carry the calibration in their per-column constants
+(``MQ_j``, ``BQ_j``). A column without weights keeps gain 1 (its offset is still measured); a
+column whose fitted gain is below MIN_GAIN (a dead column) keeps gain 1 and offset 0.
+
+The pass runs for a design compiled for one chip (``--chip-state``, ``amsc program``), after
+``program`` has given every tile its conductances: the read set is the tiles' inputs on the
+design's calibration inputs (the float IR up to the tiles), or, without calibration inputs,
+seeded uniform vectors. ``evaluate --mc`` calibrates each Monte-Carlo chip the same way
+(:func:`fit_columns`). Recurrent layers keep gain 1 (their input and recurrent sums are two
+requantizer inputs; not calibrated yet).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: a fitted gain below this is a dead column: left uncalibrated
+MIN_GAIN = 0.05
+#: calibration inputs evaluated for the read set, and the vectors kept per tile
+CAL_INPUTS = 64
+CAL_VECTORS = 512
+
+
+def fit_columns(meas: np.ndarray, ideal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Least-squares gain and offset of every column, ``meas ~ a * ideal + b`` over the rows (read
+    vectors) of ``meas`` and ``ideal`` [vectors, columns]; gain 1 where the ideal column is constant
+    (its offset the mean difference), gain 1 and offset 0 for a dead column."""
+    di = ideal - ideal.mean(axis=0)
+    var = (di * di).sum(axis=0)
+    a = np.where(var > 0, (di * (meas - meas.mean(axis=0))).sum(axis=0) / np.where(var > 0, var, 1.0), 1.0)
+    b = meas.mean(axis=0) - a * ideal.mean(axis=0)
+    bad = ~(a > MIN_GAIN)
+    return np.where(bad, 1.0, a), np.where(bad, 0.0, b)
+
+
+def tile_reads(ir, calibration: str | None, seed: int = 0, inputs: int = CAL_INPUTS) -> dict:
+    """Per tile, up to CAL_VECTORS input vectors [vectors, rows]: its inputs on the first ``inputs``
+    calibration inputs (the float IR evaluated up to the tiles), or seeded uniform vectors in [0, 1)."""
+    from ..ir.interp import eval_node
+
+    tiles = ir.nodes_of("xbar_tile")
+    if calibration is None:
+        rng = np.random.default_rng(np.random.SeedSequence([seed, 0xCA1]))
+        return {t: rng.random((CAL_VECTORS, ir.g.nodes[t]["params"]["gpos"].shape[0])) for t in tiles}
+    from ..frontend.common import load_samples
+
+    (inp,) = ir.nodes_of("input")
+    x = load_samples(calibration, ir.g.nodes[inp]["shape"], "calibration inputs")[:inputs]
+    reads: dict = {}
+
+    def observe(name, xs):
+        p = ir.g.nodes[name]["params"]
+        flat = np.asarray(xs, np.float64).reshape(-1, xs.shape[-1])
+        have = reads.setdefault(name, [])
+        if sum(len(v) for v in have) < CAL_VECTORS:
+            have.append(flat[:CAL_VECTORS])
+        return xs @ (p["gpos"] - p["gneg"])
+
+    vals = {inp: x}
+    for n in ir.topo():
+        if n != inp:
+            vals[n] = eval_node(ir, n, [vals[i] for i in ir.inputs(n)], tile_fn=observe)
+            for i in ir.inputs(n):      # free what no later node reads
+                if all(c in vals for c in ir.consumers(i)) and i != inp:
+                    vals.pop(i, None)
+    return {k: np.concatenate(v)[:CAL_VECTORS] for k, v in reads.items()}
+
+
+def calibrate(ir, options, pdk):
+    """The pass: with ``options.chip_state``, every non-recurrent layer's per-column gain and offset
+    of its tiles' conductances against their levels, folded into ``w_scale`` and ``b`` (kept as the
+    layer's ``cal_gain`` / ``cal_offset`` arrays). Without a chip state the IR is unchanged."""
+    if options.chip_state is None:
+        return ir
+    ir = ir.copy()
+    reads = tile_reads(ir, options.calibration, options.seed)
+    for n in ir.nodes_of("accum"):
+        d = ir.g.nodes[n]
+        a, p = d["attrs"], d["params"]
+        if a.get("recurrent"):
+            continue
+        tiles = ir.inputs(n)
+        rs, cs = a["row_splits"], a["col_splits"]
+        gains, offsets = [], []
+        for c in range(cs):
+            meas = ideal = 0.0
+            for r in range(rs):
+                t = tiles[r * cs + c]
+                tp = ir.g.nodes[t]["params"]
+                X = reads[t]
+                meas = meas + X @ (tp["gpos"] - tp["gneg"])
+                lp, ln = (tp[k + "_target"] if k + "_target" in tp else tp[k] for k in ("lpos", "lneg"))
+                ideal = ideal + X @ ((lp.astype(np.float64) - ln) * pdk.g_step)
+            g, o = fit_columns(meas, ideal)
+            gains.append(g)
+            offsets.append(o)
+        gain, off = np.concatenate(gains), np.concatenate(offsets)
+        w = p["w_scale"] / gain
+        ir.set(n, params={**p, "w_scale": w, "b": p["b"] - off * w, "cal_gain": gain, "cal_offset": off})
+    return ir
