@@ -195,8 +195,10 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Run INPUTS through the float model (onnxruntime), the quantized chip with ideal "
                        "tiles, and, with --engine mna|ngspice, the chip with every crossbar read computed from the "
                        "emitted netlists. Reports accuracy (with --labels), top-1 agreement and output SNR against "
-                       "float, and each layer's error against ideal tiles; --mc K adds K Monte-Carlo samples of "
-                       "programming error (relative sigma --sigma) and an accuracy-against-sigma curve. Writes "
+                       "float, and each layer's error against ideal tiles; --mc K adds K Monte-Carlo chips drawn from the PDK's "
+                       "device model (programming error --sigma, stuck-at faults --stuck-rates, read noise, drift), "
+                       "each tested and programmed as compiled, placed around its stuck cells, and calibrated per "
+                       "column (docs/variability.md), with accuracy-against-sigma and against-fault-rate curves. Writes "
                        "OUT/eval.json, OUT/eval.html and plots in OUT/eval-report/. For a continuous-time design (amsc_dynamics), "
                        "each row of INPUTS is an initial state run through the ngspice transient against solve_ivp, "
                        "with settling time, supply energy and, with --labels (target states), retrieval accuracy "
@@ -211,7 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "tiles) or ngspice (sign-off; nonlinear 1T1R tiles); ideal runs only float and ideal")
     e.add_argument("--samples", type=_number(positive=True), help="use only the first N inputs")
     e.add_argument("--mc", type=_number(positive=True, hi=MC_MAX), default=0, metavar="K",
-                   help="Monte-Carlo samples of programming error (ideal tiles with perturbed conductances)")
+                   help="Monte-Carlo chips (ideal tiles with drawn conductances), each without and with the "
+                   "variability remedies")
     e.add_argument("--sigma", type=_number(float, lo=0.0, hi=10.0), help="relative one-shot programming sigma of each conductance "
                    "(>= 0; default: the PDK's variation.program_sigma)")
     wv = e.add_mutually_exclusive_group()
