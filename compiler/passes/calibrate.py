@@ -44,8 +44,9 @@ def fit_columns(meas: np.ndarray, ideal: np.ndarray) -> tuple[np.ndarray, np.nda
 
 
 def tile_reads(ir, calibration: str | None, seed: int = 0, inputs: int = CAL_INPUTS) -> dict:
-    """Per tile, up to CAL_VECTORS input vectors [vectors, rows]: its inputs on the first ``inputs``
-    calibration inputs (the float IR evaluated up to the tiles), or seeded uniform vectors in [0, 1)."""
+    """Per tile, up to CAL_VECTORS input vectors [vectors, rows]: a seeded sample of its inputs on the
+    first ``inputs`` calibration inputs (the float IR evaluated up to the tiles), or seeded uniform
+    vectors in [0, 1)."""
     from ..ir.interp import eval_node
 
     tiles = ir.nodes_of("xbar_tile")
@@ -57,13 +58,14 @@ def tile_reads(ir, calibration: str | None, seed: int = 0, inputs: int = CAL_INP
     (inp,) = ir.nodes_of("input")
     x = load_samples(calibration, ir.g.nodes[inp]["shape"], "calibration inputs")[:inputs]
     reads: dict = {}
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 0xCA1]))
 
     def observe(name, xs):
         p = ir.g.nodes[name]["params"]
         flat = np.asarray(xs, np.float64).reshape(-1, xs.shape[-1])
-        have = reads.setdefault(name, [])
-        if sum(len(v) for v in have) < CAL_VECTORS:
-            have.append(flat[:CAL_VECTORS])
+        if len(flat) > CAL_VECTORS:      # a seeded sample of the read vectors (all images, all positions)
+            flat = flat[np.sort(rng.choice(len(flat), CAL_VECTORS, replace=False))]
+        reads.setdefault(name, []).append(flat)
         return xs @ (p["gpos"] - p["gneg"])
 
     vals = {inp: x}
@@ -73,7 +75,11 @@ def tile_reads(ir, calibration: str | None, seed: int = 0, inputs: int = CAL_INP
             for i in ir.inputs(n):      # free what no later node reads
                 if all(c in vals for c in ir.consumers(i)) and i != inp:
                     vals.pop(i, None)
-    return {k: np.concatenate(v)[:CAL_VECTORS] for k, v in reads.items()}
+    out = {}
+    for k, v in reads.items():          # a recurrent tile is read once per time step
+        a = np.concatenate(v)
+        out[k] = a[np.sort(rng.choice(len(a), CAL_VECTORS, replace=False))] if len(a) > CAL_VECTORS else a
+    return out
 
 
 def calibrate(ir, options, pdk):

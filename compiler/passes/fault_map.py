@@ -149,34 +149,14 @@ def place_chip(tiles: dict, state, weights: dict | None = None) -> dict[str, dic
     return out
 
 
-#: calibration inputs whose row activity weighs the placement
-CAL_ROWS = 256
-
-
-def tile_row_weights(ir, calibration: str | None) -> dict | None:
-    """Per tile, the mean square of each row's input over the first CAL_ROWS calibration inputs
-    (the float IR, evaluated up to the tiles), or None without calibration inputs."""
+def tile_row_weights(ir, calibration: str | None, seed: int = 0) -> dict | None:
+    """Per tile, the mean square of each row's input over its calibration read set
+    (:func:`compiler.passes.calibrate.tile_reads`), or None without calibration inputs."""
     if calibration is None:
         return None
-    from ..frontend.common import load_samples
-    from ..ir.interp import eval_node
+    from .calibrate import tile_reads
 
-    (inp,) = ir.nodes_of("input")
-    x = load_samples(calibration, ir.g.nodes[inp]["shape"], "calibration inputs")[:CAL_ROWS]
-    acc: dict = {}
-
-    def observe(name, xs):
-        p = ir.g.nodes[name]["params"]
-        flat = np.asarray(xs, np.float64).reshape(-1, xs.shape[-1])
-        s, n = acc.get(name, (0.0, 0))
-        acc[name] = (s + (flat * flat).sum(axis=0), n + flat.shape[0])
-        return xs @ (p["gpos"] - p["gneg"])
-
-    vals = {inp: x}
-    for n in ir.topo():
-        if n != inp:
-            vals[n] = eval_node(ir, n, [vals[i] for i in ir.inputs(n)], tile_fn=observe)
-    return {k: s / max(c, 1) for k, (s, c) in acc.items()}
+    return {t: (X * X).mean(axis=0) for t, X in tile_reads(ir, calibration, seed).items()}
 
 
 def fault_map(ir, options, pdk):
@@ -199,7 +179,7 @@ def fault_map(ir, options, pdk):
     state = read_state(options.chip_state, want, {"g_min": pdk.g_min, "g_max": pdk.g_max, "levels": pdk.levels},
                        ir.name)
     ir = ir.copy()
-    weights = tile_row_weights(ir, options.calibration)
+    weights = tile_row_weights(ir, options.calibration, options.seed)
     top = float(pdk.levels - 1)
     step = (pdk.g_max - pdk.g_min) / top
     for t in tiles:
