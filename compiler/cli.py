@@ -166,16 +166,22 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--sample", type=_number(lo=1), metavar="K",
                    help="sign off a seeded random sample of K tiles (with --seed) instead of all: each layer's "
                    "largest tile is always in it; the report says it is a sample and names the tiles")
-    s = sub.add_parser("rtl-sim", help="simulate the generated chip RTL in Icarus Verilog, bit-exact against numpy",
+    s = sub.add_parser("rtl-sim", help="simulate the generated chip RTL (Icarus or Verilator), bit-exact against numpy",
                        description="Program the weights through the scan chain, stream every image of INPUTS through "
-                       "OUT's chip RTL (with behavioural models of the analog macros) in Icarus Verilog, and compare "
-                       "every output bit-exactly with the numpy model of the quantized network. Writes "
+                       "OUT's chip RTL (with behavioural models of the analog macros) in Icarus Verilog or Verilator, "
+                       "and compare every output bit-exactly with the numpy model of the quantized network. Writes "
                        "OUT/rtl_sim.json. Exit 0 if bit-exact, 1 if not, 2 on bad input.")
     s.add_argument("out", help="output folder of 'amsc compile'")
     s.add_argument("--inputs", required=True, metavar="X.npy",
                    help="images [N, *input shape] (or flattened [N, size]) as model inputs (floats)")
     s.add_argument("--labels", metavar="Y.npy", help="labels [N] to report accuracy")
     s.add_argument("--limit", type=_number(positive=True), help="use only the first N images")
+    s.add_argument("--simulator", choices=("auto", "icarus", "verilator"), default="auto",
+                   help="icarus (interpreted, no build), verilator (compiled to C++: a build of seconds to minutes, "
+                   "then far faster per cycle), or auto (default): verilator for designs whose scan chain holds more "
+                   "than 2^20 bits, where it is installed")
+    s.add_argument("--timeout", type=_number(float, positive=True, hi=1e6), default=1800.0, metavar="SECONDS",
+                   help="limit of the simulator's build and of its run, each (default 1800)")
     r = sub.add_parser("run", help="run the compiled network on inputs: chip segments and host segments",
                        description="Run the whole compiled network of OUT on INPUTS: the chip segments as the "
                        "chosen engine computes their crossbar reads (with the integer datapath where one was "
@@ -621,12 +627,13 @@ def _cmd_verify(args) -> int:
 def _cmd_rtl_sim(args) -> int:
     from .verify.rtlsim import rtl_sim
 
-    rep = rtl_sim(args.out, args.inputs, args.labels, args.limit)
+    rep = rtl_sim(args.out, args.inputs, args.labels, args.limit, timeout=args.timeout, simulator=args.simulator)
     acc = (f", accuracy {100 * rep['accuracy_rtl']:.1f} % (numpy model {100 * rep['accuracy_model']:.1f} %)"
            if "accuracy_rtl" in rep else "")
     verdict = "bit-exact" if rep["bit_exact"] else f"{rep['mismatches']} MISMATCHES, first {rep['first_mismatch']}"
     print(f"amsc: rtl-sim {args.out}: {rep['images']} images x {rep['outputs_per_image']} outputs {verdict}{acc} "
-          f"in {rep['seconds']:.1f} s -> {args.out}/rtl_sim.json", file=sys.stderr)
+          f"in {rep['seconds']:.1f} s ({rep['simulator']}: build {rep['build_seconds']:.1f} s, run "
+          f"{rep['run_seconds']:.1f} s) -> {args.out}/rtl_sim.json", file=sys.stderr)
     return 0 if rep["bit_exact"] else 1
 
 

@@ -1,8 +1,16 @@
-"""amsc rtl-sim: stream images through the generated chip in Icarus Verilog and check every output
-bit-exactly against the numpy model of the quantized network (compiler/backend/qmodel.py)."""
+"""amsc rtl-sim: stream images through the generated chip in a Verilog simulator and check every
+output bit-exactly against the numpy model of the quantized network (compiler/backend/qmodel.py).
+
+Two simulators run the same testbench (``rtl/sim/tb.v`` with the behavioural macro models):
+Icarus Verilog (``iverilog`` + ``vvp``, an interpreter: no build step, slow on large designs) and
+Verilator (``verilator --binary --timing``: the design compiled to C++, minutes to build, then
+orders of magnitude faster per cycle). ``--simulator auto`` (the default) takes Verilator when it is
+installed and the design's scan chain holds more than AUTO_VERILATOR_BITS bits (a large design:
+its Icarus run would take longer than Verilator's build), Icarus otherwise."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import tempfile
@@ -20,10 +28,63 @@ from ..design import confined, load_compiled, require_network, write_json_atomic
 
 #: Refuse more images than this in one run (each is a few thousand clock cycles).
 MAX_IMAGES = 100_000
+SIMULATORS = ("auto", "icarus", "verilator")
+#: ``auto``: Verilator above this many scan-chain bits (cnn_digits has 3e4, SqueezeNet 1e7)
+AUTO_VERILATOR_BITS = 1 << 20
+_TOOLS = {"icarus": (("iverilog", "vvp"), "Icarus Verilog is not installed; run 'make setup' (Debian: apt-get "
+                                           "install iverilog)"),
+          "verilator": (("verilator",), "Verilator is not installed; run 'make setup' (Debian: apt-get install "
+                                         "verilator)")}
+
+
+def choose_simulator(simulator: str, scan_bits: int) -> str:
+    """The simulator to run: the one named (which must be installed), or by the design's size."""
+    if simulator not in SIMULATORS:
+        raise InputError("--simulator", f"'{simulator}'; expected one of {', '.join(SIMULATORS)}")
+    if simulator == "auto":
+        big = scan_bits > AUTO_VERILATOR_BITS and shutil.which("verilator") is not None
+        simulator = "verilator" if big else "icarus"
+    tools, hint = _TOOLS[simulator]
+    for tool in tools:
+        if shutil.which(tool) is None:
+            raise ToolError(tool, hint)
+    return simulator
+
+
+def _build_and_run(simulator: str, srcs: list[str], n: int, tmp: Path, out: Path,
+                   timeout: float) -> tuple[subprocess.CompletedProcess, float, float]:
+    """Build the testbench with ``simulator`` in ``tmp`` and run it there (it reads scan.mem and
+    stimulus.mem and writes outputs.txt): the finished run, and the seconds of the build and the run."""
+    t0 = time.perf_counter()
+    if simulator == "icarus":
+        r = subprocess.run(["iverilog", "-g2005", "-o", str(tmp / "sim"), f"-Ptb.N_IMAGES={n}", *srcs],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            raise SimulationError(out / "rtl", f"iverilog failed: {(r.stderr or r.stdout).strip().splitlines()[0]}")
+        cmd = ["vvp", "-n", str(tmp / "sim")]
+    else:
+        jobs = str(max(1, min(os.cpu_count() or 1, 8)))
+        try:
+            r = subprocess.run(["verilator", "--binary", "--timing", "-O2", "-Wno-fatal", "-Wno-lint", "-Wno-style",
+                                "--top-module", "tb", f"-GN_IMAGES={n}", "-Mdir", str(tmp / "obj"), "-j", jobs,
+                                *srcs], capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise SimulationError(out / "rtl", f"verilator did not build the testbench within {timeout:g} s") from None
+        if r.returncode != 0 or not (tmp / "obj" / "Vtb").is_file():
+            lines = [ln for ln in (r.stderr or r.stdout).splitlines() if "%Error" in ln] or (r.stderr or r.stdout).strip().splitlines() or ["?"]
+            raise SimulationError(out / "rtl", f"verilator failed: {lines[0]}")
+        cmd = [str(tmp / "obj" / "Vtb")]
+    t1 = time.perf_counter()
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp, timeout=timeout)
+        return r, t1 - t0, time.perf_counter() - t1
+    except subprocess.TimeoutExpired:
+        raise SimulationError(out / "rtl", f"{'vvp' if simulator == 'icarus' else 'the Verilator model'} did not "
+                                           f"finish within {timeout:g} s") from None
 
 
 def rtl_sim(out: str | Path, inputs: str | Path, labels: str | Path | None = None, limit: int | None = None,
-            timeout: float = 1800.0) -> dict:
+            timeout: float = 1800.0, simulator: str = "auto") -> dict:
     out = Path(out)
     manifest = load_compiled(out)
     require_network(out, manifest, "rtl-sim")
@@ -32,9 +93,7 @@ def rtl_sim(out: str | Path, inputs: str | Path, labels: str | Path | None = Non
         raise InputError(out, f"this design has no generated datapath ({dp.get('reason', 'unknown reason')})")
     if not dp.get("rtl_sim", {"generated": True})["generated"]:
         raise InputError(out, f"this design has no RTL simulation files ({dp['rtl_sim']['reason']})")
-    for tool in ("iverilog", "vvp"):
-        if shutil.which(tool) is None:
-            raise ToolError(tool, "Icarus Verilog is not installed; run 'make setup' (Debian: apt-get install iverilog)")
+    simulator = choose_simulator(simulator, int(dp.get("rtl_sim", {}).get("scan_bits", 0)))
     prog = load_program(out)
     x = load_samples(inputs, prog["input"]["shape"], "inputs", flat_ok=True)
     x_all_n = x.shape[0]
@@ -65,20 +124,14 @@ def rtl_sim(out: str | Path, inputs: str | Path, labels: str | Path | None = Non
         width = (bits + 3) // 4   # hex digits; signed codes as two's complement of in_data's width
         (tmp / "stimulus.mem").write_text("".join(f"{int(c) & ((1 << bits) - 1):0{width}x}\n"
                                                   for c in stim.reshape(-1)))
-        r = subprocess.run(["iverilog", "-g2005", "-o", str(tmp / "sim"), f"-Ptb.N_IMAGES={n}", *srcs],
-                           capture_output=True, text=True)
-        if r.returncode != 0:
-            raise SimulationError(out / "rtl", f"iverilog failed: {(r.stderr or r.stdout).strip().splitlines()[0]}")
-        try:
-            r = subprocess.run(["vvp", "-n", str(tmp / "sim")], capture_output=True, text=True, cwd=tmp, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise SimulationError(out / "rtl", f"vvp did not finish within {timeout:g} s") from None
+        r, t_build, t_run = _build_and_run(simulator, srcs, n, tmp, out, timeout)
         if "TAGERR" in r.stdout:
             raise SimulationError(out / "rtl", "the chip's stream tags differ from the program's stream order: "
                                   + r.stdout.strip().splitlines()[0])
         if "DONE" not in r.stdout:
             raise SimulationError(out / "rtl", f"simulation did not finish: {(r.stdout + r.stderr).strip()[-300:]}")
         got = np.array([int(v) for v in (tmp / "outputs.txt").read_text().split()], dtype=np.int64)
+        cycles = next((int(w.split("=")[1]) for w in r.stdout.split() if w.startswith("cycles=")), None)
     seconds = time.perf_counter() - t0
     if got.size != want.size:
         raise SimulationError(out / "rtl", f"the testbench wrote {got.size} outputs, expected {want.size}")
@@ -89,7 +142,8 @@ def rtl_sim(out: str | Path, inputs: str | Path, labels: str | Path | None = Non
         "mismatches": int(bad.shape[0]), "first_mismatch": None if bad.size == 0 else {
             "image": int(bad[0][0]), "output": int(bad[0][1]), "rtl": int(got[tuple(bad[0])]),
             "model": int(want[tuple(bad[0])])},
-        "seconds": seconds,
+        "seconds": seconds, "simulator": simulator, "build_seconds": t_build, "run_seconds": t_run,
+        "cycles_waiting_for_outputs": cycles,
     }
     report["streams"] = len(streams)
     if y is not None:   # the chip's output stream: the last one it sends

@@ -85,6 +85,39 @@ def test_chip_is_bit_exact_on_digits(which, images, request, digits):
     assert rep["accuracy_rtl"] == rep["accuracy_model"] > 0.9
 
 
+def test_verilator_runs_the_same_testbench_bit_exactly(cnn_out, digits):
+    """--simulator verilator: the chip compiled to C++ gives the same outputs as the numpy model
+    (and so as Icarus); the report says which simulator ran, its build and run seconds."""
+    require_tool("verilator")
+    r = amsc("rtl-sim", cnn_out, "--inputs", digits / "x.npy", "--labels", digits / "y.npy", "--limit", 40,
+             "--simulator", "verilator")
+    assert r.returncode == 0 and "verilator: build" in r.stderr, r.stderr
+    rep = json.loads((cnn_out / "rtl_sim.json").read_text())
+    assert rep["simulator"] == "verilator" and rep["bit_exact"] and rep["images"] == 40
+    assert rep["accuracy_rtl"] == rep["accuracy_model"] > 0.9 and rep["build_seconds"] > 0
+    # auto: a design this small stays in Icarus (no build)
+    r = amsc("rtl-sim", cnn_out, "--inputs", digits / "x.npy", "--limit", 2)
+    assert r.returncode == 0, r.stderr
+    assert json.loads((cnn_out / "rtl_sim.json").read_text())["simulator"] == "icarus"
+
+
+def test_a_simulator_that_is_not_installed(mlp_out, digits, tmp_path):
+    """--simulator naming a simulator that is not on PATH: one line, exit 2, no result file."""
+    import os
+    import sys
+
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    for sim, needle in (("verilator", "Verilator is not installed"), ("icarus", "Icarus Verilog is not installed")):
+        r = subprocess.run([sys.executable, "-m", "compiler.cli", "rtl-sim", str(mlp_out), "--inputs",
+                            str(digits / "x.npy"), "--simulator", sim], capture_output=True, text=True,
+                           env={**os.environ, "PATH": str(empty)}, cwd=MLP.parents[1])
+        assert r.returncode == 2 and needle in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert not (mlp_out / "rtl_sim.json").exists()
+    r = amsc("rtl-sim", mlp_out, "--inputs", digits / "x.npy", "--simulator", "modelsim")
+    assert r.returncode == 2 and "--simulator" in r.stderr
+
+
 def test_a_wrong_weight_bit_is_caught(mlp_out, digits, tmp_path):
     require_tool("iverilog", "vvp")
     out = shutil.copytree(mlp_out, tmp_path / "o")
