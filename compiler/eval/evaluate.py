@@ -57,10 +57,12 @@ SWEEPS = (("adc_bits", (4, 5, 6, 7, 8, 10), "ideal"), ("weight_bits", (2, 3, 4, 
 REPORT_DIR = "eval-report"
 #: Remedies of the Monte Carlo, added in turn: none (where the compiler put the weights; write-verify
 #: still rebalances the pairs it finds stuck), mapping (each chip tested, its weights placed around
-#: its stuck cells: passes/fault_map.py), calibration (then each column's gain and offset measured
-#: and absorbed by the requantizer). All of them (the last) are applied to ``mc.modes``.
+#: its stuck cells: passes/fault_map.py), spares (for a design compiled with --spare-rows/-cols: the
+#: placement may use them), calibration (then each column's gain and offset measured and absorbed
+#: by the requantizer). All of them (the last) are applied to ``mc.modes``.
 REMEDIES = ("none", "mapping", "calibration")
-REMEDY_LABELS = {"none": "as compiled", "mapping": "fault-aware placement", "calibration": "placement + column calibration",
+REMEDY_LABELS = {"none": "as compiled", "mapping": "fault-aware placement", "spares": "placement with the spares",
+                 "calibration": "placement + column calibration",
                  "chip": "the chip as programmed"}
 #: Total stuck-at rates of the accuracy-against-fault-rate curve (HRS : LRS as in the device model).
 FAULT_CURVE = (0.0, 0.025, 0.05, 0.1, 0.15, 0.2)
@@ -256,6 +258,7 @@ def _monte_carlo(design: Design, x, ref, y, var: dict, modes: list[str], mc: int
                  done: int, total: int) -> tuple[dict, int]:
     levels = _tile_levels(design)
     chip = design.manifest.get("chip")
+    spares: dict = {}
     reads, weights, weights_note = calibration_reads(design, x)
     if chip is not None:
         # programmed for one chip: its stuck cells are the chip's (the tiles' stuck maps), already
@@ -264,7 +267,10 @@ def _monte_carlo(design: Design, x, ref, y, var: dict, modes: list[str], mc: int
         remedies = ("chip", "calibration")
         weights, weights_note = None, f"the chip's own placement ({chip['file']})"
     else:
-        remedies = REMEDIES
+        # spares are a compile option: a design with them is placed without and then with their repair
+        spares = {t["name"]: (t["spares"]["rows"], t["spares"]["cols"]) for t in design.manifest["tiles"]
+                  if "spares" in t}
+        remedies = REMEDIES[:2] + (("spares",) if spares else ()) + REMEDIES[2:]
     default = remedies[-1]
 
     def chip_state(v=var):
@@ -287,7 +293,11 @@ def _monte_carlo(design: Design, x, ref, y, var: dict, modes: list[str], mc: int
             return dict(zip(remedies, sample(sig, v, verify, state, None, True)))
         placed = place_chip(levels, state, weights)
         moved.append([placed[n]["cost"] / placed[n]["cost_before"] for n in placed if placed[n]["cost_before"] > 0])
-        return dict(zip(remedies, sample(sig, v, verify, state) + sample(sig, v, verify, state, placed, True)))
+        if not spares:
+            return dict(zip(remedies, sample(sig, v, verify, state) + sample(sig, v, verify, state, placed, True)))
+        inside = place_chip(levels, state, weights, spares)       # the same chip, its spares left unused
+        return dict(zip(remedies, sample(sig, v, verify, state) + sample(sig, v, verify, state, inside)
+                        + sample(sig, v, verify, state, placed, True)))
 
     # each chip: one test (its stuck cells), one placement, then programmed in every mode, without
     # and with the remedies

@@ -134,15 +134,20 @@ def pair_levels(lp: np.ndarray, ln: np.ndarray, sp: np.ndarray, sn: np.ndarray, 
     return gp, gn
 
 
-def place_chip(tiles: dict, state, weights: dict | None = None) -> dict[str, dict]:
+def place_chip(tiles: dict, state, weights: dict | None = None, spares: dict | None = None) -> dict[str, dict]:
     """:func:`place_tile` for every tile ``{name: (lpos, lneg)}`` (target levels) on the chip state
     ``state`` (:class:`compiler.design.chipstate.ChipState`), with ``weights`` ``{name: m [rows]}``
-    where known. Per tile: ``rows``, ``cols`` (physical indices) and the weighted squared level error
-    at the identity placement (``cost_before``) and at this one (``cost``)."""
+    where known; ``spares`` ``{name: (rows, cols)}`` keeps a tile's last spare word lines and pairs
+    out of the placement (the placement without the spares' repair). Per tile: ``rows``, ``cols``
+    (physical indices) and the weighted squared level error at the identity placement
+    (``cost_before``) and at this one (``cost``)."""
     top = float(state.header["levels"] - 1)
     out = {}
     for name, (lp, ln) in tiles.items():
         sp, sn = state.stuck_levels(name)
+        if spares and name in spares:
+            sr, sc = spares[name]
+            sp, sn = sp[:sp.shape[0] - sr, :sp.shape[1] - sc], sn[:sn.shape[0] - sr, :sn.shape[1] - sc]
         w = np.asarray(lp, np.float64) - np.asarray(ln, np.float64)
         rows, cols, base, best = place_tile(w, sp, sn, top, (weights or {}).get(name))
         out[name] = {"rows": rows, "cols": cols, "cost_before": base, "cost": best}

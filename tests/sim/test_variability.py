@@ -121,8 +121,9 @@ def test_one_chip_programmed_verified_and_run(sky, digits, tmp_path):
         (chip / "manifest.json").read_text()
 
 
-def test_spares_are_paid_for_in_the_report(tmp_path):
-    """--spare-rows/--spare-cols leave lines of every tile free; report.json prices them."""
+def test_spares_are_paid_for_in_the_report(tmp_path, digits):
+    """--spare-rows/--spare-cols leave lines of every tile free; report.json prices them, and the
+    Monte Carlo places each chip without and then with them."""
     require_tool("libngspice")
     out = tmp_path / "sp"
     r = amsc("compile", MLP / "model.onnx", "-o", out, "--spare-rows", "4", "--spare-cols", "2")
@@ -137,6 +138,12 @@ def test_spares_are_paid_for_in_the_report(tmp_path):
     assert sp["spare_rows"] == 4 * n and sp["spare_cols"] == 2 * n
     assert sp["cells"] == n * (4 * 64 + 4 * 64 - 2 * 4 * 2)
     assert 0 < sp["area_share"] < 1 and sp["energy_j"] > 0 and "spares:" in r.stderr
+    r = amsc("evaluate", out, "--inputs", digits / "x.npy", "--labels", digits / "y.npy", "--samples", "100",
+             "--mc", "2", "--sigma", "0.05", "--stuck-rates", "0.05", "0.2")
+    assert r.returncode == 0, r.stderr
+    mc = json.loads((out / "eval.json").read_text())["mc"]
+    assert mc["remedies"]["applied"] == ["none", "mapping", "spares", "calibration"]
+    assert set(mc["remedies"]["ablation"]["one_shot"]) == {"none", "mapping", "spares", "calibration"}
 
 
 def test_variability_bad_input(sky, digits, tmp_path):
