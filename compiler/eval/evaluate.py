@@ -42,7 +42,7 @@ import numpy as np
 
 from ..design.chipstate import check_rates, draw_state
 from ..errors import InputError
-from ..passes.calibrate import fit_columns
+from ..passes.calibrate import ReadSampler, fit_columns
 from ..passes.fault_map import pair_levels, place_chip
 from ..frontend.common import check_labels, load_labels
 from ..verify.report import figure, png_bytes
@@ -66,9 +66,8 @@ REMEDY_LABELS = {"none": "as compiled", "mapping": "fault-aware placement", "spa
                  "chip": "the chip as programmed"}
 #: Total stuck-at rates of the accuracy-against-fault-rate curve (HRS : LRS as in the device model).
 FAULT_CURVE = (0.0, 0.025, 0.05, 0.1, 0.15, 0.2)
-#: calibration inputs that weigh the placement's rows, and the read vectors per tile that calibrate its columns
+#: calibration inputs that weigh the placement's rows and give the read set that calibrates the columns
 CAL_ROWS = 256
-CAL_VECTORS = 512
 
 
 def _metrics(ys: list[np.ndarray], ref: list[np.ndarray] | None, labels: np.ndarray | None) -> dict:
@@ -142,7 +141,7 @@ def write_verify_cost(var: dict, design: Design) -> dict:
 
 def calibration_reads(design: Design, x: np.ndarray) -> tuple[dict, dict, str]:
     """The design's calibration inputs (or, without them, the first evaluation inputs) run once
-    through the ideal chip: per tile, up to CAL_VECTORS of its input vectors (the read set a tester
+    through the ideal chip: per tile, a seeded sample of its input vectors (the read set a tester
     drives to calibrate its columns) and each row's mean square input over all of them (the
     placement's weights: a busy row's error costs more); and where they came from."""
     cal = design.manifest["source"].get("calibration")
@@ -153,19 +152,16 @@ def calibration_reads(design: Design, x: np.ndarray) -> tuple[dict, dict, str]:
         note = f"the first {min(len(x), CAL_ROWS)} evaluation inputs (the design holds no calibration inputs)"
     x = x[:CAL_ROWS]
     acc: dict = {}
-    reads: dict = {}
+    sampler = ReadSampler()
 
     def observe(name, xs):
+        sampler.add(name, xs)
         xs = np.asarray(xs, np.float64).reshape(-1, xs.shape[-1])
         s, n = acc.get(name, (0.0, 0))
         acc[name] = (s + (xs * xs).sum(axis=0), n + xs.shape[0])
-        have = reads.setdefault(name, [])
-        if sum(len(v) for v in have) < CAL_VECTORS:
-            have.append(xs[:CAL_VECTORS])
 
     design.run(x, "ideal", observe=observe)
-    reads = {k: np.concatenate(v)[:CAL_VECTORS] for k, v in reads.items()}
-    return reads, {k: s / max(n, 1) for k, (s, n) in acc.items()}, note
+    return sampler.sets(), {k: s / max(n, 1) for k, (s, n) in acc.items()}, note
 
 
 def column_calibration(design: Design, chip: dict, reads: dict, read_noise=None) -> dict:

@@ -12,18 +12,23 @@ from .graph import IR
 from .ops import REGISTRY
 
 
-def run_ir(ir: IR, feeds: dict[str, np.ndarray], every_node: bool = False) -> dict[str, np.ndarray]:
+def run_ir(ir: IR, feeds: dict[str, np.ndarray], every_node: bool = False, tile_fn=None) -> dict[str, np.ndarray]:
     """Evaluate ``ir`` on batch-first inputs ``{input node: [N, *shape]}``; returns the outputs
-    likewise (or, with ``every_node``, the value of every node)."""
+    likewise (or, with ``every_node``, the value of every node; without it a value is freed once
+    every node that reads it has run). ``tile_fn`` as in :func:`eval_node`."""
     vals: dict[str, np.ndarray] = {}
     outs: dict[str, np.ndarray] = {}
     for n in ir.topo():
         if ir.g.nodes[n]["op"] == "input":
             vals[n] = np.asarray(feeds[n], dtype=np.float64)
             continue
-        vals[n] = eval_node(ir, n, [vals[i] for i in ir.inputs(n)])
+        vals[n] = eval_node(ir, n, [vals[i] for i in ir.inputs(n)], tile_fn)
         if ir.g.nodes[n]["op"] == "output":
             outs[n] = vals[n]
+        if not every_node:
+            for i in ir.inputs(n):
+                if all(c in vals for c in ir.consumers(i)):
+                    vals.pop(i, None)
     return vals if every_node else outs
 
 

@@ -43,11 +43,29 @@ def fit_columns(meas: np.ndarray, ideal: np.ndarray) -> tuple[np.ndarray, np.nda
     return np.where(bad, 1.0, a), np.where(bad, 0.0, b)
 
 
+class ReadSampler:
+    """A seeded sample of at most CAL_VECTORS read vectors per tile over every read of a run (all
+    images, all positions, every time step): ``add`` each read's inputs, then ``sets()``."""
+
+    def __init__(self, seed: int = 0):
+        self.rng = np.random.default_rng(np.random.SeedSequence([seed, 0xCA1]))
+        self.parts: dict = {}
+
+    def _sample(self, a: np.ndarray) -> np.ndarray:
+        return a[np.sort(self.rng.choice(len(a), CAL_VECTORS, replace=False))] if len(a) > CAL_VECTORS else a
+
+    def add(self, name: str, xs) -> None:
+        self.parts.setdefault(name, []).append(self._sample(np.asarray(xs, np.float64).reshape(-1, xs.shape[-1])))
+
+    def sets(self) -> dict:
+        return {k: self._sample(np.concatenate(v)) for k, v in self.parts.items()}
+
+
 def tile_reads(ir, calibration: str | None, seed: int = 0, inputs: int = CAL_INPUTS) -> dict:
     """Per tile, up to CAL_VECTORS input vectors [vectors, rows]: a seeded sample of its inputs on the
     first ``inputs`` calibration inputs (the float IR evaluated up to the tiles), or seeded uniform
     vectors in [0, 1)."""
-    from ..ir.interp import eval_node
+    from ..ir.interp import run_ir
 
     tiles = ir.nodes_of("xbar_tile")
     if calibration is None:
@@ -57,29 +75,15 @@ def tile_reads(ir, calibration: str | None, seed: int = 0, inputs: int = CAL_INP
 
     (inp,) = ir.nodes_of("input")
     x = load_samples(calibration, ir.g.nodes[inp]["shape"], "calibration inputs")[:inputs]
-    reads: dict = {}
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 0xCA1]))
+    sampler = ReadSampler(seed)
 
     def observe(name, xs):
+        sampler.add(name, xs)
         p = ir.g.nodes[name]["params"]
-        flat = np.asarray(xs, np.float64).reshape(-1, xs.shape[-1])
-        if len(flat) > CAL_VECTORS:      # a seeded sample of the read vectors (all images, all positions)
-            flat = flat[np.sort(rng.choice(len(flat), CAL_VECTORS, replace=False))]
-        reads.setdefault(name, []).append(flat)
         return xs @ (p["gpos"] - p["gneg"])
 
-    vals = {inp: x}
-    for n in ir.topo():
-        if n != inp:
-            vals[n] = eval_node(ir, n, [vals[i] for i in ir.inputs(n)], tile_fn=observe)
-            for i in ir.inputs(n):      # free what no later node reads
-                if all(c in vals for c in ir.consumers(i)) and i != inp:
-                    vals.pop(i, None)
-    out = {}
-    for k, v in reads.items():          # a recurrent tile is read once per time step
-        a = np.concatenate(v)
-        out[k] = a[np.sort(rng.choice(len(a), CAL_VECTORS, replace=False))] if len(a) > CAL_VECTORS else a
-    return out
+    run_ir(ir, {inp: x}, tile_fn=observe)
+    return sampler.sets()
 
 
 def calibrate(ir, options, pdk):
