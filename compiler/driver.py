@@ -12,12 +12,14 @@ from . import __version__
 from .design.folder import array_file
 from .design.writer import OutputWriter, check_output_dir, sha256
 from .backend.qmodel import RtlUnsupported, build_program, program_json
+from .passes.calibrate import nominal_ir
 from .passes.compensate_ir import compensate_ir
 from .backend.floorplan import placement_images, placement_json
 from .backend.render import environment
 from .backend.spice import emit_spice, tia_context
 from .backend import verilog
-from .backend.verilog import bipolar_tiles, chain_order, emit_verilog, scan_bits, scan_mem_text, sim_scan_bits
+from .backend.verilog import (bipolar_tiles, chain_order, emit_verilog, requant_regs, scan_bits, scan_mem_text,
+                              sim_scan_bits)
 from .frontend import load_model
 from .frontend.common import load_samples
 from .ir import IR
@@ -135,7 +137,9 @@ def write_design(plan: OutputWriter, ir: IR, pdk: Pdk, options: CompileOptions, 
     n_tiles = len(ir.nodes_of("xbar_tile"))
     progress("calibration and integer program", 0, 1)
     try:
-        prog = build_program(ir, pdk, options, calib[0])
+        nominal = ir if pdk.cell["type"] != "1t1r" and options.chip_state is None else nominal_ir(ir, pdk)
+        prog = build_program(ir, pdk, options, calib[0], nominal)
+        del nominal
         datapath = {"generated": True, "calibration": calib[1], "output_scale": prog["output_scale"],
                     "streams": {d: sum(st["kind"] == k for st in prog["steps"]) for d, k in (("in", "recv"),
                                                                                          ("out", "send"))}}
@@ -161,6 +165,7 @@ def write_design(plan: OutputWriter, ir: IR, pdk: Pdk, options: CompileOptions, 
         plan.add("rtl/program.json", program_json(prog))
         order = chain_order(ir)
         datapath["scan_order"] = order
+        datapath["requant_scan"] = requant_regs(prog)
         n_bits, limit = sim_scan_bits(prog), verilog.SIM_MAX_SCAN_BITS
         if n_bits <= limit:
             plan.add_chunks("rtl/sim/scan.mem", (scan_mem_text(b) for b in scan_bits(prog, order)))

@@ -50,6 +50,11 @@ from ..design.folder import array_file
 
 OUT_BITS = 16
 MQ_BITS = 24
+#: headroom bits of a layer's per-column requantizer registers (MQ, BQ: loaded through the scan
+#: chain) above what the layer as compiled needs: a chip's calibration may raise a column's scale to
+#: at least 2^(CAL_BITS+1) = 32 times the layer's largest as compiled (calibrate.MIN_GAIN = 0.05
+#: bounds a live column's correction at 20 times)
+CAL_BITS = 4
 
 
 class RtlUnsupported(Exception):
@@ -272,8 +277,10 @@ def _code_map(name: str, shape, post: np.ndarray, bd: int, pdk, where: str) -> d
                        signed, bd)
 
 
-def build_program(ir: IR, pdk, options, calib: np.ndarray) -> dict:
-    """The integer program of a lowered IR. ``calib``: batch-first calibration inputs.
+def build_program(ir: IR, pdk, options, calib: np.ndarray, nominal: IR | None = None) -> dict:
+    """The integer program of a lowered IR. ``calib``: batch-first calibration inputs; ``nominal``:
+    the network as compiled, before one chip's programming (default ``ir``), whose value ranges set
+    the feature-map scales, so that the datapath does not depend on which chip it drives.
 
     The steps follow the partition's segments. A chip segment starts with a ``recv`` of every value
     it reads from the host (the model input first of all: the host holds it), a host segment with a
@@ -286,7 +293,9 @@ def build_program(ir: IR, pdk, options, calib: np.ndarray) -> dict:
     if len(inputs) != 1 or len(outputs) != 1:
         raise RtlUnsupported("the datapath generator handles one input and one output")
     lo, hi = options.input_range
-    vals = value_ranges(ir, {inputs[0]: calib})   # node -> [min, max] over the calibration inputs
+    nom = ir if nominal is None else nominal
+    vals = value_ranges(nom, {nom.nodes_of("input")[0]: calib})   # node -> [min, max] over the calibration inputs
+    del nom
     maps: dict[str, dict] = {}   # IR node -> feature map (see feature_map)
     steps: list[dict] = []
     in_map = feature_map("in", ir.g.nodes[inputs[0]]["shape"], (max(abs(lo), abs(hi)) or 1.0) / dmax, lo < 0, bd)
@@ -440,13 +449,23 @@ def _layer_step(ir: IR, n: str, maps: dict, steps: list, vals: dict, pdk, fused:
     if a.get("recurrent"):
         _recurrent_layer(ir, n, maps, steps, pdk, src, tiles, kappa, sk)
         return
-    w_scale, bias = d["params"]["w_scale"], d["params"]["b"]
+    p = d["params"]
+    w_scale, bias = p["w_scale"], p["b"]
     M = src["scale"] * pdk.g_step * w_scale / kappa
     unit = activation_unit(act, final, vals[n], dmax, f"layer '{n}'", pdk, vals.get((n, "pre")))
     s_z = unit["s_z"]
-    s = _fixed(np.concatenate([M / s_z, bias / s_z]), MQ_BITS)
+    # the shift and the register widths from the layer as compiled: a chip's calibration (w_scale,
+    # b of calibrate) changes only the per-column constants the scan chain loads
+    m0 = src["scale"] * pdk.g_step * p.get("w_scale_nominal", w_scale) / kappa
+    s = _fixed(np.concatenate([m0 / s_z, p.get("b_nominal", bias) / s_z]), MQ_BITS)
     mq = np.rint(M / s_z * 2 ** s).astype(np.int64)
     bq = np.rint(bias / s_z * 2 ** s).astype(np.int64) + (1 << s >> 1)
+    mq_bits, bq_bits = MQ_BITS + CAL_BITS, max(MQ_BITS, s + 1) + CAL_BITS
+    for what, v, b in (("scale", mq, mq_bits), ("bias", bq, bq_bits)):
+        if np.any(np.abs(v) >= 1 << (b - 1)):
+            raise RtlUnsupported(f"layer '{n}': a calibrated per-column {what} does not fit the requantizer's "
+                                 f"{b}-bit register (a column whose gain is below 1/{1 << (CAL_BITS + 1)} of the "
+                                 "layer's largest as compiled)")
     shape = list(d["shape"])
     maps[n] = feature_map(f"l{len(steps)}", shape, unit["s_out"], unit["signed"], bd, final)
     tl = []
@@ -462,7 +481,7 @@ def _layer_step(ir: IR, n: str, maps: dict, steps: list, vals: dict, pdk, fused:
                   "rows": max(t["row1"] for t in tl), "cols": len(bias),  # rows: the layer's inputs (K)
                   "positions": positions, "tokens": geo is None and len(shape) > 1,
                   "kq": int(round(kappa * 2 ** sk)), "sk": sk, "mq": mq, "bq": bq, "s": s, "act": unit["act"],
-                  "final": final, "acc_bits": a["acc_bits"]})
+                  "mq_bits": mq_bits, "bq_bits": bq_bits, "final": final, "acc_bits": a["acc_bits"]})
 
 
 def _tile_list(ir: IR, tiles: list[str]) -> list[dict]:

@@ -56,9 +56,31 @@ def _tile_ctx(ir: IR, prefix: str, pdk, level_bits: int, bipolar: frozenset = fr
 SIM_MAX_SCAN_BITS = 1 << 24
 
 
+def requant_regs(prog: dict) -> list[dict]:
+    """The requantizer registers on the scan chain, after the tiles, in chain order: one per
+    non-recurrent layer, holding each output column's MQ (``mq_bits``, two's complement) and then its
+    BQ (``bq_bits``), column 0 at bit 0. A chip's calibration (passes/calibrate.py) changes only
+    these contents, never the RTL."""
+    return [{"layer": st["name"], "columns": st["cols"], "mq_bits": st["mq_bits"], "bq_bits": st["bq_bits"],
+             "bits": st["cols"] * (st["mq_bits"] + st["bq_bits"])}
+            for st in prog["steps"] if st["kind"] == "layer" and not st.get("recur")]
+
+
+def _twos(v, bits: int) -> np.ndarray:
+    """[n, bits] uint8: the two's complement bits of each value of ``v``, least significant first."""
+    u = np.asarray(v, np.int64).astype(np.uint64) & np.uint64((1 << bits) - 1)
+    return ((u[:, None] >> np.arange(bits, dtype=np.uint64)) & np.uint64(1)).astype(np.uint8)
+
+
 def scan_bits(prog: dict, tile_order: list[str]):
-    """The bit stream to shift into scan_in, first bit first, that programs every tile's levels:
-    one uint8 array per tile (the last tile's bits first: they travel through all the others)."""
+    """The bit stream to shift into scan_in, first bit first, that programs every tile's levels and
+    every layer's requantizer constants: one uint8 array per register, the last on the chain first
+    (its bits travel through all the others): the requantizer registers in reverse, then the tiles
+    in reverse. Within a register the first bit shifted in ends at bit 0."""
+    by_layer = {st["name"]: st for st in prog["steps"] if st["kind"] == "layer"}
+    for r in reversed(requant_regs(prog)):
+        st = by_layer[r["layer"]]
+        yield np.concatenate([_twos(st["mq"], r["mq_bits"]), _twos(st["bq"], r["bq_bits"])], axis=1).reshape(-1)
     lb = prog["level_bits"]
     by_name = {t["name"]: t for st in prog["steps"] if st["kind"] == "layer" for t in st["tiles"]}
     for name in reversed(tile_order):
@@ -73,6 +95,12 @@ def scan_mem_text(bits: np.ndarray) -> bytes:
     out[0::2] = bits + ord("0")
     out[1::2] = ord("\n")
     return out.tobytes()
+
+
+def _field(reg: str, lo: int, bits: int) -> str:
+    """Bits ``[lo +: bits]`` of register ``reg``, a two's complement value sign-extended to 64 bits."""
+    hi = lo + bits - 1
+    return f"$signed({{{{{64 - bits}{{{reg}[{hi}]}}}}, {reg}[{hi}:{lo}]}})"
 
 
 def _lit(v: int) -> str:
@@ -178,6 +206,7 @@ def _datapath_ctx(prog: dict, tiles: list[dict]) -> dict:
     tile_ix = {t["name"]: t for t in tiles}
     maps = {}
     layers, pools, adds, muls, luts, remaps, recvs, sends, states = [], [], [], [], [], [], [], [], []
+    cal_regs = []     # the requantizer registers on the scan chain, after the tiles (requant_regs)
     for k, st in enumerate(prog["steps"]):
         if st["kind"] == "host":
             continue   # the host computes between the chip's send and recv streams
@@ -278,11 +307,21 @@ def _datapath_ctx(prog: dict, tiles: list[dict]) -> dict:
                     terms[part].append("$signed({{" + str(64 - ba) + "{" + f"adc_{t['name']}[{hi}]" + "}}, " + code + "})")
             columns.append({"j": j, "sum": " + ".join(terms[0]) or "64'sd0", "sumh": " + ".join(terms[1]) or "64'sd0",
                             "mq": _lit(int(st["mq"][j])), "bq": _lit(int(st["bq"][j]))})
+            if rec is None:     # the constants from the layer's requantizer register (requant_regs)
+                wm, wb = st["mq_bits"], st["bq_bits"]
+                base = j * (wm + wb)
+                columns[-1].update(mq=_field(f"cal_{k}", base, wm), bq=_field(f"cal_{k}", base + wm, wb))
             if rec is not None:
                 columns[-1].update(mqh=_lit(int(rec["mqh"][j])), bqh=_lit(int(rec["bqh"][j])))
         names = [f"L{k}_G", f"L{k}_R", f"L{k}_W", f"L{k}_S"] + ([f"L{k}_U"] if rec is not None else [])
         states += names
-        layers.append({"rec": None if rec is None else _recurrent_ctx(k, st, rec),
+        cal = None
+        if rec is None:
+            n_cal = len(cal_regs)
+            cal = {"bits": st["cols"] * (st["mq_bits"] + st["bq_bits"]), "sin": f"scan_c{n_cal}",
+                   "sout": f"scan_c{n_cal + 1}", "mq_bits": st["mq_bits"], "bq_bits": st["bq_bits"]}
+            cal_regs.append(cal)
+        layers.append({"rec": None if rec is None else _recurrent_ctx(k, st, rec), "cal": cal,
                        "su": names[-1],"k": k, "name": st["name"], "src": st["src"]["name"], "dst": st["dst"]["name"], "K": K,
                        "gbits": st["dst"]["bits"] if rec else st["src"]["bits"], "ybits": st["dst"]["bits"],
                        "M": st["cols"], "P": st["positions"], "conv": conv, "tokens": tokens, "tiles": lt,
@@ -308,7 +347,7 @@ def _datapath_ctx(prog: dict, tiles: list[dict]) -> dict:
     pool_signed = any(q["signed"] for q in max_pools)
     return {"maps": mem, "layers": layers, "pools": pools, "adds": adds, "muls": muls, "luts": luts,
             "remaps": remaps,
-            "states": states,
+            "states": states, "n_cal": len(cal_regs), "scan_tail": f"scan_c{len(cal_regs)}",
             "recvs": recvs, "sends": sends, "streams": sorted(recvs + sends, key=lambda x: x["k"]),
             "tag_bits": _bits(n_streams), "state_width": _bits(len(states)), "has_avg": any(q["avg"] for q in pools),
             "has_max": any(not q["avg"] for q in pools),
@@ -329,9 +368,10 @@ def bipolar_tiles(prog: dict | None) -> frozenset:
 
 
 def sim_scan_bits(prog: dict) -> int:
-    """Scan-chain bits of a program's tiles (what the simulation testbench shifts in)."""
+    """Scan-chain bits of a program's tiles and requantizer registers (what the testbench shifts in)."""
     return sum((t["row1"] - t["row0"]) * (t["col1"] - t["col0"]) * 2 * prog["level_bits"]
-               for st in prog["steps"] if st["kind"] == "layer" for t in st["tiles"])
+               for st in prog["steps"] if st["kind"] == "layer" for t in st["tiles"]) + \
+        sum(r["bits"] for r in requant_regs(prog))
 
 
 def emit_verilog(ir: IR, pdk, env, source_sha: str, prog: dict | None):
@@ -359,7 +399,7 @@ def emit_verilog(ir: IR, pdk, env, source_sha: str, prog: dict | None):
         yield names[-1], render(env, "verilog_macro_sim", **{**ctx, "tiles": [
             {**t, "kq": kq[t["name"]][0], "sk": kq[t["name"]][1]} for t in tiles]})
         names.append("rtl/sim/tb.v")
-        yield names[-1], render(env, "verilog_tb", **ctx, **dp, scan_len=sum(t["scan_bits"] for t in tiles))
+        yield names[-1], render(env, "verilog_tb", **ctx, **dp, scan_len=sim_scan_bits(prog))
         sim = sorted(p[len("rtl/"):] for p in names if p.startswith("rtl/sim/") or p == f"rtl/{prefix}_tile.v"
                      or p == f"rtl/{prefix}_top.v")
         yield "rtl/sim/files.f", "".join(f"{p}\n" for p in sim)

@@ -116,5 +116,24 @@ def calibrate(ir, options, pdk):
             offsets.append(o)
         gain, off = np.concatenate(gains), np.concatenate(offsets)
         w = p["w_scale"] / gain
-        ir.set(n, params={**p, "w_scale": w, "b": p["b"] - off * w, "cal_gain": gain, "cal_offset": off})
+        ir.set(n, params={**p, "w_scale": w, "b": p["b"] - off * w, "cal_gain": gain, "cal_offset": off,
+                          "w_scale_nominal": p["w_scale"], "b_nominal": p["b"]})
+    return ir
+
+
+def nominal_ir(ir, pdk):
+    """The network as compiled, before one chip was programmed: every tile at its target levels
+    (without programming error, stuck cells or a chip's placement levels) and every layer's
+    requantizer without its calibration. The chip's datapath (its feature-map scales, shifts and
+    register widths) is laid out on this network, so every chip of a design shares one RTL and
+    differs only in what the scan chain loads."""
+    ir = ir.copy()
+    for t in ir.nodes_of("xbar_tile"):
+        p = ir.g.nodes[t]["params"]
+        lp, ln = (p.get(k + "_target", p[k]).astype(np.float64) for k in ("lpos", "lneg"))
+        ir.set(t, params={**p, "gpos": pdk.g_min + lp * pdk.g_step, "gneg": pdk.g_min + ln * pdk.g_step})
+    for n in ir.nodes_of("accum"):
+        p = ir.g.nodes[n]["params"]
+        if "w_scale_nominal" in p:
+            ir.set(n, params={**p, "w_scale": p["w_scale_nominal"], "b": p["b_nominal"]})
     return ir

@@ -114,6 +114,28 @@ def test_one_chip_programmed_verified_and_run(sky, digits, tmp_path):
     r = amsc("rtl-sim", chip, "--inputs", digits / "x.npy", "--limit", "3")
     assert r.returncode == 0, r.stderr
     assert "bit-exact" in r.stderr
+    # one silicon for every chip: the chip's RTL and testbench are the design's, byte for byte; its
+    # levels and its calibrated requantizer constants are what the scan chain loads
+    for f in ("rtl/mlp_digits_top.v", "rtl/mlp_digits_tile.v", "rtl/sim/tb.v"):
+        assert (chip / f).read_bytes() == (out / f).read_bytes(), f
+    from compiler.backend.qmodel import load_program
+    from compiler.backend.verilog import requant_regs, scan_bits
+
+    prog = load_program(chip)
+    regs = m["rtl_datapath"]["requant_scan"]
+    assert regs == requant_regs(prog) == json.loads((out / "manifest.json").read_text())["rtl_datapath"]["requant_scan"]
+    assert [r["layer"] for r in regs] == [s["name"] for s in prog["steps"] if s["kind"] == "layer"]
+    bits = np.array((chip / "rtl" / "sim" / "scan.mem").read_text().split(), dtype=np.uint8)
+    assert bits.size == sum(r["bits"] for r in regs) + sum(
+        (t["rows"][1] - t["rows"][0]) * (t["cols"][1] - t["cols"][0]) * 2 * prog["level_bits"] for t in m["tiles"])
+    # the last layer's register comes first on the stream: column 0's MQ, least significant bit first
+    last = next(s for s in prog["steps"] if s["kind"] == "layer" and s["name"] == regs[-1]["layer"])
+    w = regs[-1]["mq_bits"]
+    assert int((bits[:w].astype(np.int64) << np.arange(w)).sum()) == int(last["mq"][0]) % (1 << w)
+    assert np.array_equal(np.concatenate(list(scan_bits(prog, m["rtl_datapath"]["scan_order"]))), bits)
+    base = np.array((out / "rtl" / "sim" / "scan.mem").read_text().split(), dtype=np.uint8)
+    assert base.size == bits.size and not np.array_equal(base[:sum(r["bits"] for r in regs)],
+                                                         bits[:sum(r["bits"] for r in regs)])
     # the same chip state programs the same design
     r = amsc("program", out, "--chip-state", b, "-o", tmp_path / "chip2")
     assert r.returncode == 0, r.stderr
