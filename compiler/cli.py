@@ -8,6 +8,7 @@ import math
 import os
 import re
 import sys
+import time
 from pathlib import Path
 
 from . import __version__
@@ -137,6 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="compile for one chip: place every tile around the stuck cells its test found (a chip state "
                    "from 'amsc chip-state' or a tester, docs/variability.md) and give the netlists its conductances; "
                    "'amsc program' does this for an already compiled design")
+    c.add_argument("--finetune-data", nargs=2, metavar=("X.npy", "Y.npy"),
+                   help="with a chip state: fit the chip's final layer (its weights, within what each pair reaches "
+                   "around its stuck cells) and its requantizer's per-column scale and bias to a few hundred labelled "
+                   "inputs (integer labels), in numpy; the cost and the accuracy on X before and after go into the "
+                   "manifest's chip.finetune (passes/finetune.py, docs/variability.md)")
     c.add_argument("--dump-ir-after", choices=PASS_NAMES, metavar="PASS",
                    help=f"print the IR (canonical JSON) after PASS to stdout; one of: {', '.join(PASS_NAMES)}")
 
@@ -269,6 +275,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("out", help="output folder of 'amsc compile' (with its ONNX source)")
     g.add_argument("--chip-state", required=True, metavar="CHIP.npz", help="the chip's test results")
     g.add_argument("-o", "--output", required=True, metavar="OUT_CHIP", help="output folder of the chip's design")
+    g.add_argument("--finetune-data", nargs=2, metavar=("X.npy", "Y.npy"),
+                   help="with a chip state: fit the chip's final layer (its weights, within what each pair reaches "
+                   "around its stuck cells) and its requantizer's per-column scale and bias to a few hundred labelled "
+                   "inputs (integer labels), in numpy; the cost and the accuracy on X before and after go into the "
+                   "manifest's chip.finetune (passes/finetune.py, docs/variability.md)")
     q = sub.add_parser("report", help="area, energy per inference, latency, TOPS/W of the compiled chip, checked "
                        "against SPICE", description="Estimate the chip's area (crossbar cells, TIAs, ADCs, DACs, and "
                        "the digital datapath synthesized by yosys onto sky130 standard cells), its energy per inference "
@@ -469,9 +480,10 @@ def _cmd_program(args) -> int:
         raise InputError(dest, "is the design's own folder; write the chip's design to another folder")
     bar, progress = _phase_bar("program")
     with bar:
-        m = program_design(out, man, args.chip_state, dest, progress=progress)
+        t0 = time.perf_counter()
+        m = program_design(out, man, args.chip_state, dest, progress=progress, finetune_data=args.finetune_data)
     print(f"amsc: program {args.out} for {args.chip_state} -> {dest}: {len(m['tiles'])} tile(s), {len(m['files'])} "
-          "files", file=sys.stderr)
+          f"files in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
     print_chip(m)
     return 0
 
@@ -486,6 +498,8 @@ def _cmd_compile(args) -> int:
         raise InputError("--compensate-ir", "compensates the IR drop of the wire mesh, which only --parasitics emits")
     if args.wire_r is not None and not args.parasitics:
         raise InputError("--wire-r", "sets the resistance of the wire mesh, which only --parasitics emits")
+    if args.finetune_data is not None and args.chip_state is None:
+        raise InputError("--finetune-data", "fits one programmed chip; give its --chip-state (or use 'amsc program')")
     if not args.input_range[0] < args.input_range[1]:
         raise InputError("--input-range", f"LO {args.input_range[0]:g} must be below HI {args.input_range[1]:g}")
     opts = CompileOptions(pdk=args.pdk, tile_rows=rows, tile_cols=cols, seed=args.seed, parasitics=args.parasitics,
@@ -493,7 +507,8 @@ def _cmd_compile(args) -> int:
                           dac_bits=args.dac_bits, wire_r=args.wire_r, compensate_ir=args.compensate_ir, corner=args.corner, calibration=args.calibration,
                           max_tiles=args.max_tiles, dump_ir_after=args.dump_ir_after,
                           input_range=tuple(args.input_range), spare_rows=args.spare_rows,
-                          spare_cols=args.spare_cols, chip_state=args.chip_state)
+                          spare_cols=args.spare_cols, chip_state=args.chip_state,
+                          finetune_data=None if args.finetune_data is None else tuple(args.finetune_data))
 
     def dump(name, ir):
         sys.stdout.write(ir_to_json(ir))
@@ -545,6 +560,11 @@ def print_chip(m: dict) -> None:
     print(f"  chip {c['file']} (from {c['design']}): {c['stuck_cells_under_weights']} stuck cells under the weights "
           f"after placement; squared weight error of the stuck cells {saved} than where the compiler put the "
           f"weights (rows weighed by {c['placement_weights']})", file=sys.stderr)
+    f = c.get("finetune")
+    if f:
+        print(f"  fine-tuned {f['layer']} on {f['samples']} labelled inputs: {f['parameters']} parameters, "
+              f"{f['cells_rewritten']} cells rewritten; accuracy on them {100 * f['accuracy_before']:.1f} -> "
+              f"{100 * f['accuracy_after']:.1f} %, loss {f['loss_before']:.3f} -> {f['loss_after']:.3f}", file=sys.stderr)
 
 
 def partition_table(part: dict) -> str:

@@ -294,7 +294,8 @@ def chip_manifest(plan: OutputWriter, ir: IR, options: CompileOptions, tiles: li
             "program_sigma": cs["header"]["program_sigma"], "placement_weights": cs["weights"],
             "stuck_cells_under_weights": sum(f["stuck_cells"] for f in faults),
             "weight_error_before": sum(f["error_before"] for f in faults),
-            "weight_error": sum(f["error"] for f in faults)}
+            "weight_error": sum(f["error"] for f in faults),
+            **({"finetune": ir.g.graph["finetune"]} if "finetune" in ir.g.graph else {})}
 
 
 def compile_model(model: str | Path, out: str | Path, options: CompileOptions,
@@ -349,9 +350,10 @@ def compile_model(model: str | Path, out: str | Path, options: CompileOptions,
 
 
 def program_design(out: Path, manifest: dict, chip_state, dest: Path,
-                   progress: Callable[[str, int, int], None] | None = None) -> dict:
+                   progress: Callable[[str, int, int], None] | None = None, finetune_data=None) -> dict:
     """``amsc program``: the compiled design ``out`` recompiled from its ONNX source with its own
-    options (and calibration inputs) for the chip ``chip_state``, into ``dest``."""
+    options (and calibration inputs) for the chip ``chip_state``, into ``dest``; with
+    ``finetune_data`` (inputs, labels) its final layer fitted to them (passes/finetune.py)."""
     from .design.chipstate import load_state
 
     src = manifest["source"].get("file")
@@ -363,7 +365,8 @@ def program_design(out: Path, manifest: dict, chip_state, dest: Path,
         raise InputError(out, f"is already programmed for a chip ({manifest['chip']['file']}); program the design "
                               "it was made from")
     opts = {**manifest["options"], "input_range": tuple(manifest["options"]["input_range"]), "dump_ir_after": None,
-            "chip_state": str(chip_state), "calibration": None}
+            "chip_state": str(chip_state), "calibration": None,
+            "finetune_data": None if finetune_data is None else tuple(map(str, finetune_data))}
     if "calibration" in manifest["source"]:
         opts["calibration"] = str(out / manifest["source"]["calibration"])
     return compile_model(out / src, dest, CompileOptions(**opts), progress=progress)

@@ -38,6 +38,9 @@ class CompileOptions:
     #: A chip state (.npz, design/chipstate.py): place every tile around that chip's stuck cells and
     #: program its conductances (passes/fault_map.py); None compiles for no chip in particular.
     chip_state: str | None = None
+    #: With ``chip_state``: (inputs .npy, labels .npy) to fit the chip's final layer and its
+    #: requantizer to (passes/finetune.py); None leaves them as compiled.
+    finetune_data: tuple[str, str] | None = None
     #: Refuse designs needing more tiles than this, before anything is written.
     max_tiles: int = 4096
     #: Run the IR verifier after every pass (always on in tests).
@@ -48,4 +51,6 @@ class CompileOptions:
     def to_json(self) -> dict:
         d = dataclasses.asdict(self)
         d["input_range"] = list(self.input_range)
+        if self.finetune_data is not None:
+            d["finetune_data"] = list(self.finetune_data)
         return d

@@ -14,6 +14,7 @@ from .fuse_activation import fuse_activation
 from .fuse_bias import fuse_bias
 from .calibrate import calibrate
 from .fault_map import fault_map
+from .finetune import finetune
 from .fuse_gelu import fuse_gelu
 from .merge_pad import merge_pad
 from .partition import partition
@@ -50,6 +51,8 @@ PASSES: tuple[Pass, ...] = (
     Pass("program", program),
     # with --chip-state: each column's gain and offset on the programmed chip, into its requantizer
     Pass("calibrate", calibrate),
+    # with --finetune-data: the chip's final layer and requantizer fitted to labelled inputs
+    Pass("finetune", finetune),
     # schedule before place: the placer orders tiles by their step
     Pass("schedule", schedule),
     Pass("place", place),

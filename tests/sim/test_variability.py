@@ -193,3 +193,67 @@ def test_variability_bad_input(sky, digits, tmp_path):
     for flag, v, needle in (("--spare-rows", "-1", "--spare-rows"), ("--spare-cols", "-2", "--spare-cols"),
                             ("--spare-rows", "64", "up to 63"), ("--spare-cols", "32", "up to 31")):
         assert_clean_error(amsc("compile", MLP / "model.onnx", "-o", out, flag, v), needle, out=out)
+
+
+def _train_digits(tmp_path, n=300):
+    """n labelled digits of the training split (the bundled designs' own), as a user's calibration set."""
+    import sys
+    sys.path.insert(0, str(MLP.parent))
+    from digits import split
+
+    xtr, _, ytr, _ = split()
+    ix = np.random.default_rng(0).choice(len(ytr), n, replace=False)
+    np.save(tmp_path / "ftx.npy", xtr[ix].astype(np.float32))
+    np.save(tmp_path / "fty.npy", ytr[ix].astype(np.int64))
+    return tmp_path / "ftx.npy", tmp_path / "fty.npy"
+
+
+def test_fine_tuned_chip(sky, digits, tmp_path):
+    """program --finetune-data fits one chip's final layer (within what its stuck pairs reach) and
+    its requantizer to labelled inputs: the loss on them falls, the chip keeps its held-out accuracy,
+    the RTL is the design's (new levels and constants are scan contents) and runs bit-exactly; bad
+    labels are refused in one line."""
+    require_tool("iverilog")
+    out = sky / "mlp"
+    st = tmp_path / "chip.npz"
+    assert amsc("chip-state", out, "--seed", "5", "--stuck-rates", "0.06", "0.3", "-o", st).returncode == 0
+    x, y = _train_digits(tmp_path)
+    plain, ft = tmp_path / "plain", tmp_path / "ft"
+    assert amsc("program", out, "--chip-state", st, "-o", plain).returncode == 0
+    r = amsc("program", out, "--chip-state", st, "-o", ft, "--finetune-data", x, y)
+    assert r.returncode == 0, r.stderr
+    assert "fine-tuned fc2 on 300 labelled inputs" in r.stderr
+    f = json.loads((ft / "manifest.json").read_text())["chip"]["finetune"]
+    assert f["layer"] == "fc2" and f["samples"] == 300 and f["parameters"] == 32 * 10 + 2 * 10
+    assert f["loss_after"] <= f["loss_before"] and f["accuracy_after"] >= f["accuracy_before"]
+    from compiler.eval.run import Design
+
+    # the rewritten pairs stay within what each pair reaches: a stuck cell reads what it is stuck at
+    d0, d1 = Design(plain), Design(ft)
+    for t in d1.manifest["tiles"]:
+        p0, p1 = d0.ir.g.nodes[t["name"]]["params"], d1.ir.g.nodes[t["name"]]["params"]
+        for k, g in ((0, "gpos"), (1, "gneg")):
+            s = p1["stuck"][k] != 0
+            assert np.array_equal(p1[g][s], p0[g][s])
+        if t["layer"] != "fc2":
+            assert np.array_equal(p0["lpos"], p1["lpos"]) and np.array_equal(p0["gpos"], p1["gpos"])
+    for f_ in ("rtl/mlp_digits_top.v", "rtl/sim/tb.v"):
+        assert (ft / f_).read_bytes() == (out / f_).read_bytes()
+    accs = []
+    for d in (plain, ft):
+        r = amsc("evaluate", d, "--inputs", digits / "x.npy", "--labels", digits / "y.npy")
+        assert r.returncode == 0, r.stderr
+        accs.append(json.loads((d / "eval.json").read_text())["ideal"]["accuracy"])
+    assert accs[1] >= accs[0] - 0.01, accs
+    r = amsc("rtl-sim", ft, "--inputs", digits / "x.npy", "--limit", "3")
+    assert r.returncode == 0 and "bit-exact" in r.stderr, r.stderr
+    # bad input
+    bad = tmp_path / "bad.npy"
+    np.save(bad, np.zeros(299, np.int64))
+    assert_clean_error(amsc("program", out, "--chip-state", st, "-o", tmp_path / "b", "--finetune-data", x, bad),
+                       str(bad), "300 labels", out=tmp_path / "b")
+    np.save(bad, np.full(300, 10, np.int64))
+    assert_clean_error(amsc("program", out, "--chip-state", st, "-o", tmp_path / "b", "--finetune-data", x, bad),
+                       "integer labels in [0, 10)", out=tmp_path / "b")
+    assert_clean_error(amsc("compile", MLP / "model.onnx", "-o", tmp_path / "b", "--finetune-data", x, y),
+                       "--finetune-data", "--chip-state", out=tmp_path / "b")

@@ -8,7 +8,8 @@
 //   stream 1: chip -> host, 1 values of map l2 (sign- or zero-extended to 16 bits)
 // Between a send and the next receive the host runs its segment (host/<segment>.onnx; see
 // rtl/program.json). Weights are programmed first through the scan chain (scan_en high, one level
-// bit per clock, see rtl/sim/scan order in the manifest).
+// bit per clock; the tiles in rtl_datapath.scan_order of the manifest, then the layers' requantizer
+// registers, rtl_datapath.requant_scan: a chip's calibration is scan contents, not RTL).
 // The integer arithmetic is compiler/backend/qmodel.py's, bit for bit.
 module tiny_top (
     input  wire                  clk,
@@ -56,7 +57,12 @@ module tiny_top (
     wire scan_1;
     wire scan_2;
     wire scan_0 = scan_in;
-    assign scan_out = scan_2;
+    // after the tiles, the layers' requantizer registers: scan_c0 .. scan_c2
+    wire scan_c0;
+    wire scan_c1;
+    wire scan_c2;
+    assign scan_c0 = scan_2;
+    assign scan_out = scan_c2;
     reg [7:0] dac_1 [0:2];
     reg start_1;
     reg [0:0] got_1;
@@ -80,21 +86,19 @@ module tiny_top (
     wire signed [63:0] acc_1 [0:1];
     assign acc_1[0] = $signed({{56{adc_l1_r0c0[7]}}, adc_l1_r0c0[7:0]});
     assign acc_1[1] = $signed({{56{adc_l1_r0c0[15]}}, adc_l1_r0c0[15:8]});
-    function automatic signed [63:0] mq_1(input [15:0] col);
-        case (col)
-            16'd0: mq_1 = 64'sd194741;
-            16'd1: mq_1 = 64'sd194741;
-            default: mq_1 = 64'sd0;
-        endcase
-    endfunction
-    function automatic signed [63:0] bq_1(input [15:0] col);
-        case (col)
-            16'd0: bq_1 = 64'sd1417592;
-            16'd1: bq_1 = -64'sd2736879;
-            default: bq_1 = 64'sd0;
-        endcase
-    endfunction
-    wire signed [63:0] rq_1 = (acc_1[idx[0:0]] * mq_1(idx) + bq_1(idx)) >>> 16;
+    // requantizer constants, loaded through the scan chain (rtl_datapath.requant_scan in the manifest):
+    // column j's MQ is bits [j*56 +: 28], its BQ the 28 bits above, two's complement
+    reg [111:0] cal_1;
+    always @(posedge clk) if (scan_en) cal_1 <= {scan_c0, cal_1[111:1]};
+    assign scan_c1 = cal_1[0];
+    wire signed [63:0] mq_1 [0:1];
+    wire signed [63:0] bq_1 [0:1];
+    assign mq_1[0] = $signed({{36{cal_1[27]}}, cal_1[27:0]});
+    assign bq_1[0] = $signed({{36{cal_1[55]}}, cal_1[55:28]});
+    assign mq_1[1] = $signed({{36{cal_1[83]}}, cal_1[83:56]});
+    assign bq_1[1] = $signed({{36{cal_1[111]}}, cal_1[111:84]});
+    wire signed [63:0] rq_1 = (acc_1[idx[0:0]] * mq_1[idx[0:0]]
+                                    + bq_1[idx[0:0]]) >>> 16;
     // address arithmetic is 32 bits wide; the bits above the memory's address width are zero
     /* verilator lint_off UNUSEDSIGNAL */
     wire [31:0] daddr_1 = {16'd0, idx} * 1 + {16'd0, pos};
@@ -129,19 +133,17 @@ module tiny_top (
     // accumulators: the ADC codes of the row-split tiles of each output column
     wire signed [63:0] acc_2 [0:0];
     assign acc_2[0] = $signed({{56{adc_l2_r0c0[7]}}, adc_l2_r0c0[7:0]});
-    function automatic signed [63:0] mq_2(input [15:0] col);
-        case (col)
-            16'd0: mq_2 = 64'sd3014564;
-            default: mq_2 = 64'sd0;
-        endcase
-    endfunction
-    function automatic signed [63:0] bq_2(input [15:0] col);
-        case (col)
-            16'd0: bq_2 = 64'sd2048;
-            default: bq_2 = 64'sd0;
-        endcase
-    endfunction
-    wire signed [63:0] rq_2 = (acc_2[idx[0:0]] * mq_2(idx) + bq_2(idx)) >>> 12;
+    // requantizer constants, loaded through the scan chain (rtl_datapath.requant_scan in the manifest):
+    // column j's MQ is bits [j*56 +: 28], its BQ the 28 bits above, two's complement
+    reg [55:0] cal_2;
+    always @(posedge clk) if (scan_en) cal_2 <= {scan_c1, cal_2[55:1]};
+    assign scan_c2 = cal_2[0];
+    wire signed [63:0] mq_2 [0:0];
+    wire signed [63:0] bq_2 [0:0];
+    assign mq_2[0] = $signed({{36{cal_2[27]}}, cal_2[27:0]});
+    assign bq_2[0] = $signed({{36{cal_2[55]}}, cal_2[55:28]});
+    wire signed [63:0] rq_2 = (acc_2[idx[0:0]] * mq_2[idx[0:0]]
+                                    + bq_2[idx[0:0]]) >>> 12;
     // address arithmetic is 32 bits wide; the bits above the memory's address width are zero
     /* verilator lint_off UNUSEDSIGNAL */
     wire [31:0] daddr_2 = {16'd0, idx} * 1 + {16'd0, pos};
