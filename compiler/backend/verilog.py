@@ -98,9 +98,9 @@ def scan_mem_text(bits: np.ndarray) -> bytes:
 
 
 def _field(reg: str, lo: int, bits: int) -> str:
-    """Bits ``[lo +: bits]`` of register ``reg``, a two's complement value sign-extended to 64 bits."""
+    """Bits ``[lo +: bits]`` of register ``reg``, a two's complement value."""
     hi = lo + bits - 1
-    return f"$signed({{{{{64 - bits}{{{reg}[{hi}]}}}}, {reg}[{hi}:{lo}]}})"
+    return f"$signed({reg}[{hi}:{lo}])"
 
 
 def _lit(v: int) -> str:
@@ -319,6 +319,7 @@ def _datapath_ctx(prog: dict, tiles: list[dict]) -> dict:
         if rec is None:
             n_cal = len(cal_regs)
             cal = {"bits": st["cols"] * (st["mq_bits"] + st["bq_bits"]), "sin": f"scan_c{n_cal}",
+                   "wa": st["acc_bits"] + 1,     # the accumulator's value, signed (it sums signed ADC codes)
                    "sout": f"scan_c{n_cal + 1}", "mq_bits": st["mq_bits"], "bq_bits": st["bq_bits"]}
             cal_regs.append(cal)
         layers.append({"rec": None if rec is None else _recurrent_ctx(k, st, rec), "cal": cal,

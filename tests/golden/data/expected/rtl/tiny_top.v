@@ -91,14 +91,22 @@ module tiny_top (
     reg [111:0] cal_1;
     always @(posedge clk) if (scan_en) cal_1 <= {scan_c0, cal_1[111:1]};
     assign scan_c1 = cal_1[0];
-    wire signed [63:0] mq_1 [0:1];
-    wire signed [63:0] bq_1 [0:1];
-    assign mq_1[0] = $signed({{36{cal_1[27]}}, cal_1[27:0]});
-    assign bq_1[0] = $signed({{36{cal_1[55]}}, cal_1[55:28]});
-    assign mq_1[1] = $signed({{36{cal_1[83]}}, cal_1[83:56]});
-    assign bq_1[1] = $signed({{36{cal_1[111]}}, cal_1[111:84]});
-    wire signed [63:0] rq_1 = (acc_1[idx[0:0]] * mq_1[idx[0:0]]
-                                    + bq_1[idx[0:0]]) >>> 16;
+    wire signed [27:0] mq_1 [0:1];
+    wire signed [27:0] bq_1 [0:1];
+    assign mq_1[0] = $signed(cal_1[27:0]);
+    assign bq_1[0] = $signed(cal_1[55:28]);
+    assign mq_1[1] = $signed(cal_1[83:56]);
+    assign bq_1[1] = $signed(cal_1[111:84]);
+    // the product at its own width (9-bit accumulator x 28-bit MQ), then sign-extended
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire signed [63:0] acw_1 = acc_1[idx[0:0]];
+    /* verilator lint_on UNUSEDSIGNAL */
+    wire signed [8:0] aca_1 = acw_1[8:0];
+    wire signed [36:0] rqm_1 = aca_1 * mq_1[idx[0:0]];
+    wire signed [27:0] rqc_1 = bq_1[idx[0:0]];
+    wire signed [63:0] rqp_1 = $signed({{27{rqm_1[36]}}, rqm_1});
+    wire signed [63:0] rqb_1 = $signed({{36{rqc_1[27]}}, rqc_1});
+    wire signed [63:0] rq_1 = (rqp_1 + rqb_1) >>> 16;
     // address arithmetic is 32 bits wide; the bits above the memory's address width are zero
     /* verilator lint_off UNUSEDSIGNAL */
     wire [31:0] daddr_1 = {16'd0, idx} * 1 + {16'd0, pos};
@@ -138,12 +146,20 @@ module tiny_top (
     reg [55:0] cal_2;
     always @(posedge clk) if (scan_en) cal_2 <= {scan_c1, cal_2[55:1]};
     assign scan_c2 = cal_2[0];
-    wire signed [63:0] mq_2 [0:0];
-    wire signed [63:0] bq_2 [0:0];
-    assign mq_2[0] = $signed({{36{cal_2[27]}}, cal_2[27:0]});
-    assign bq_2[0] = $signed({{36{cal_2[55]}}, cal_2[55:28]});
-    wire signed [63:0] rq_2 = (acc_2[idx[0:0]] * mq_2[idx[0:0]]
-                                    + bq_2[idx[0:0]]) >>> 12;
+    wire signed [27:0] mq_2 [0:0];
+    wire signed [27:0] bq_2 [0:0];
+    assign mq_2[0] = $signed(cal_2[27:0]);
+    assign bq_2[0] = $signed(cal_2[55:28]);
+    // the product at its own width (9-bit accumulator x 28-bit MQ), then sign-extended
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire signed [63:0] acw_2 = acc_2[idx[0:0]];
+    /* verilator lint_on UNUSEDSIGNAL */
+    wire signed [8:0] aca_2 = acw_2[8:0];
+    wire signed [36:0] rqm_2 = aca_2 * mq_2[idx[0:0]];
+    wire signed [27:0] rqc_2 = bq_2[idx[0:0]];
+    wire signed [63:0] rqp_2 = $signed({{27{rqm_2[36]}}, rqm_2});
+    wire signed [63:0] rqb_2 = $signed({{36{rqc_2[27]}}, rqc_2});
+    wire signed [63:0] rq_2 = (rqp_2 + rqb_2) >>> 12;
     // address arithmetic is 32 bits wide; the bits above the memory's address width are zero
     /* verilator lint_off UNUSEDSIGNAL */
     wire [31:0] daddr_2 = {16'd0, idx} * 1 + {16'd0, pos};
