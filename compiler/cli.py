@@ -78,14 +78,23 @@ def _number(kind=int, lo=None, hi=None, positive=False):
     return parse
 
 
-def build_parser() -> argparse.ArgumentParser:
+class _GridError(Exception):
+    """An argument error of a parser built for checking (``amsc explore``'s grid points)."""
+
+
+class _CheckParser(_Parser):
+    def error(self, message):
+        raise _GridError(message)
+
+
+def build_parser(parser_class=_Parser) -> argparse.ArgumentParser:
     from .passes.pipeline import PASS_NAMES
 
-    p = _Parser(prog="amsc", description="Compile neural-network models onto analog resistive crossbars: "
+    p = parser_class(prog="amsc", description="Compile neural-network models onto analog resistive crossbars: "
                 "SPICE netlists (ngspice), Verilog glue, and verification in ngspice against numpy.")
     p.add_argument("--version", action="version", version=f"amsc {__version__}")
     p.add_argument("--list-ops", action=_ListOps, help="print the supported ONNX and YAML operators and exit")
-    sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser, metavar="COMMAND")
+    sub = p.add_subparsers(dest="cmd", required=True, parser_class=parser_class, metavar="COMMAND")
 
     c = sub.add_parser("compile", help="compile an ONNX or YAML model into OUT/",
                        description="Compile MODEL (.onnx, or a .yaml graph, see docs/yaml-graph.md) into OUT: "
@@ -280,6 +289,33 @@ def build_parser() -> argparse.ArgumentParser:
                    "around its stuck cells) and its requantizer's per-column scale and bias to a few hundred labelled "
                    "inputs (integer labels), in numpy; the cost and the accuracy on X before and after go into the "
                    "manifest's chip.finetune (passes/finetune.py, docs/variability.md)")
+    x = sub.add_parser("explore", help="compile MODEL at every point of a grid of options and measure each design",
+                       description="Compile MODEL at every point of a grid of compile options (in parallel) and "
+                       "measure each design as 'evaluate' and 'report' do: accuracy with ideal tiles (with --labels) "
+                       "and SNR / top-1 agreement against the float model, energy per inference, area, latency, "
+                       "throughput, TOPS/W and TOPS/mm^2. Writes DIR/explore.json (points, each with its options, "
+                       "figures and a Pareto flag), DIR/explore.html with the Pareto fronts plotted, and "
+                       "DIR/explore-report/. Exit 0, or 2 on bad input.")
+    x.add_argument("model", help="model file (.onnx, or a .yaml graph)")
+    x.add_argument("-o", "--output", required=True, metavar="DIR", help="folder for explore.json and explore.html "
+                   "(replaced only if it holds an earlier explore)")
+    x.add_argument("--grid", nargs="+", metavar="KEY=V1,V2",
+                   help="the values of each option: any 'amsc compile' option without its dashes (tile=64x64,128x128 "
+                   "adc-bits=6,8 weight-bits=3,4 pdk=sky130_1t1r; a flag takes on/off; two-value options take LO:HI), "
+                   "or adc-share=1,8,32 (outputs per ADC in the report). One value fixes an option. Default: "
+                   "tile=64x64,128x128 adc-bits=6,8 adc-share=1,8,32")
+    x.add_argument("--inputs", metavar="X.npy", help="inputs to score and to measure energy on (default: each "
+                   "design's calibration samples)")
+    x.add_argument("--labels", metavar="Y.npy", help="labels of --inputs: accuracy is the quality axis (else SNR)")
+    x.add_argument("--samples", type=_number(positive=True), default=16, metavar="N",
+                   help="inputs used per point (default 16)")
+    x.add_argument("--jobs", type=_number(positive=True, hi=JOBS_MAX), default=os.cpu_count() or 1,
+                   help="points compiled and measured at once on local processes (default: the number of CPUs)")
+    x.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="run the points on this Dask distributed scheduler")
+    x.add_argument("--timeout", type=_number(float, positive=True), default=3600.0, metavar="SECONDS",
+                   help="limit of one point's compile and measurement (default 3600)")
+    x.add_argument("--no-synth", action="store_true", help="skip yosys: the digital area is left out of every point")
+    x.add_argument("--keep-designs", action="store_true", help="keep every point's compiled design in DIR/points/")
     q = sub.add_parser("report", help="area, energy per inference, latency, TOPS/W of the compiled chip, checked "
                        "against SPICE", description="Estimate the chip's area (crossbar cells, TIAs, ADCs, DACs, and "
                        "the digital datapath synthesized by yosys onto sky130 standard cells), its energy per inference "
@@ -488,9 +524,9 @@ def _cmd_program(args) -> int:
     return 0
 
 
-def _cmd_compile(args) -> int:
-    from .driver import compile_model
-    from .ir.serialize import ir_to_json
+def compile_options(args):
+    """The CompileOptions of parsed ``amsc compile`` arguments, after the checks across options
+    (one way for compile and for every point of ``amsc explore``)."""
     from .options import CompileOptions
 
     rows, cols = args.tile if args.tile else (None, None)
@@ -502,13 +538,85 @@ def _cmd_compile(args) -> int:
         raise InputError("--finetune-data", "fits one programmed chip; give its --chip-state (or use 'amsc program')")
     if not args.input_range[0] < args.input_range[1]:
         raise InputError("--input-range", f"LO {args.input_range[0]:g} must be below HI {args.input_range[1]:g}")
-    opts = CompileOptions(pdk=args.pdk, tile_rows=rows, tile_cols=cols, seed=args.seed, parasitics=args.parasitics,
+    return CompileOptions(pdk=args.pdk, tile_rows=rows, tile_cols=cols, seed=args.seed, parasitics=args.parasitics,
                           weight_scale=args.weight_scale, weight_bits=args.weight_bits, adc_bits=args.adc_bits,
-                          dac_bits=args.dac_bits, wire_r=args.wire_r, compensate_ir=args.compensate_ir, corner=args.corner, calibration=args.calibration,
+                          dac_bits=args.dac_bits, wire_r=args.wire_r, compensate_ir=args.compensate_ir,
+                          corner=args.corner, calibration=args.calibration,
                           max_tiles=args.max_tiles, dump_ir_after=args.dump_ir_after,
                           input_range=tuple(args.input_range), spare_rows=args.spare_rows,
                           spare_cols=args.spare_cols, chip_state=args.chip_state,
                           finetune_data=None if args.finetune_data is None else tuple(args.finetune_data))
+
+
+def _grid_point_options(model: str, grid: list, point: dict) -> dict:
+    """A grid point's CompileOptions (as JSON) and ADC sharing, parsed and checked as 'amsc compile'
+    would parse and check them."""
+    from .eval.explore import FIXED, REPORT_KEYS
+
+    parser = build_parser(_CheckParser)
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices["compile"]
+    flags = {o[2:]: a for a in sub._actions for o in a.option_strings if o.startswith("--") and o[2:] not in FIXED}
+    argv, adc_share = ["compile", model, "-o", "-"], 1
+    for key, _ in grid:
+        v = point[key]
+        if key in REPORT_KEYS:
+            try:
+                adc_share = _number(positive=True)(v)
+            except argparse.ArgumentTypeError as e:
+                raise InputError("--grid", f"{key}={v}: {e}") from None
+            continue
+        act = flags.get(key)
+        if act is None:
+            raise InputError("--grid", f"'{key}' is not a compile option; grid keys: "
+                                       f"{', '.join(sorted([*flags, *REPORT_KEYS]))}")
+        if act.nargs == 0:
+            if v.lower() not in ("on", "off", "true", "false", "yes", "no", "1", "0"):
+                raise InputError("--grid", f"{key}={v}: a flag takes on or off")
+            argv += [f"--{key}"] if v.lower() in ("on", "true", "yes", "1") else []
+        elif isinstance(act.nargs, int) and act.nargs > 1:
+            argv += [f"--{key}", *v.split(":")]
+        else:
+            argv += [f"--{key}", v]
+    try:
+        ns = parser.parse_args(argv)
+    except _GridError as e:
+        raise InputError("--grid", f"{', '.join(f'{k}={point[k]}' for k, _ in grid)}: {e}") from None
+    return {"grid": dict(point), "compile": compile_options(ns).to_json(), "adc_share": adc_share}
+
+
+def _cmd_explore(args) -> int:
+    from .eval.explore import explore, parse_grid, points
+
+    model = Path(args.model)
+    if not model.is_file():
+        raise InputError(model, "no such model file")
+    grid = parse_grid(args.grid)
+    opts = [_grid_point_options(str(model), grid, p) for p in points(grid)]
+    for f in (args.inputs, args.labels):
+        if f is not None and not Path(f).is_file():
+            raise InputError(f, "no such file")
+    bar, progress = _phase_bar("explore")
+    with bar:
+        rep = explore(model, Path(args.output), opts, grid, args.inputs, args.labels, args.samples,
+                      not args.no_synth, args.keep_designs, args.jobs, args.scheduler, args.timeout, progress)
+    q = rep["quality"]
+    best = [p for p in rep["points"] if p["pareto"]]
+    print(f"amsc: explore {args.model} -> {args.output}: {len(rep['points'])} points ({rep['failed']} refused) in "
+          f"{rep['seconds']:.0f} s; {len(best)} on the Pareto front of {q}, TOPS/W and TOPS/mm^2:", file=sys.stderr)
+    for p in best:
+        opt = " ".join(f"{k}={v}" for k, v in p["options"].items())
+        qv = "-" if p.get(q) is None else (f"{100 * p[q]:.2f} %" if q == "accuracy" else f"{p[q]:.1f} dB")
+        print(f"  #{p['index']} {opt}: {q} {qv}, {p['tops_per_w']:.3g} TOPS/W, {p['tops_per_mm2']:.3g} TOPS/mm^2, "
+              f"{p['energy_per_inference_j'] * 1e9:.3g} nJ, {p['area_mm2']:.3g} mm^2", file=sys.stderr)
+    print(f"  -> {args.output}/explore.json, {args.output}/explore.html", file=sys.stderr)
+    return 0
+
+
+def _cmd_compile(args) -> int:
+    from .driver import compile_model
+    from .ir.serialize import ir_to_json
+
+    opts = compile_options(args)
 
     def dump(name, ir):
         sys.stdout.write(ir_to_json(ir))
@@ -668,9 +776,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     command = {"compile": _cmd_compile, "verify": _cmd_verify, "rtl-sim": _cmd_rtl_sim, "run": _cmd_run,
                "evaluate": _cmd_evaluate, "report": _cmd_report, "chip-state": _cmd_chip_state,
-               "program": _cmd_program}[args.cmd]
+               "program": _cmd_program, "explore": _cmd_explore}[args.cmd]
     try:
-        if args.cmd == "compile":
+        if args.cmd in ("compile", "explore"):
             return command(args)
         from .design import using
 
@@ -680,7 +788,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
-        done = "; nothing was written" if args.cmd == "compile" else ""
+        done = "; nothing was written" if args.cmd in ("compile", "explore") else ""
         print(f"error: {args.cmd}: interrupted{done}", file=sys.stderr)
         return 2
 
