@@ -19,7 +19,8 @@ manifest at compile time; each number is cited or derived in pdk.yaml):
   no sinh), times the same time. ``energy_check`` compares the two.
 - **Periphery.** Per read, each output's ADC conversion, each word line's DAC conversion plus the
   charge of its wire capacitance to the actual word-line voltage, and each bit line's TIA powered
-  for the settling time.
+  for the settling time. Only the bit-line pairs a layer uses (and spare pairs) have a TIA and a
+  share of an ADC (``read_pairs``), as in the netlists; the cells are counted over the physical tile.
 - **Digital.** Operations counted from the program (partial-sum adds, requantization multiplies,
   activations, pooling, residual adds, data movement, buffer accesses), times the scaled
   per-operation energies. Area: the RTL synthesized by yosys into generic gates, each gate counted
@@ -456,6 +457,12 @@ def report_design(out, inputs=None, samples: int | None = None, adc_share: int =
     return rep
 
 
+def read_pairs(t: dict) -> int:
+    """Bit-line pairs of a tile with a TIA each and a share of an ADC: the outputs its layer uses and
+    its spare pairs. A physical column nothing is placed on gets no periphery (as in the netlists)."""
+    return t["cols"][1] - t["cols"][0] + (t.get("spares") or {}).get("cols", 0)
+
+
 def spare_cost(tiles: list[dict], ppa: dict, adc_share: int, reads_per_image: dict, e_tia_read: float) -> dict:
     """What the spare rows and columns of ``compile --spare-rows/--spare-cols`` cost: their cells,
     the DAC of each spare word line, the TIAs and ADCs of each spare bit-line pair (part of every
@@ -472,8 +479,9 @@ def spare_cost(tiles: list[dict], ppa: dict, adc_share: int, reads_per_image: di
         n = sr * bl + 2 * sc * r_phys - 2 * sr * sc
         cells += n
         rows, cols = rows + sr, cols + sc
+        used = t["cols"][1] - t["cols"][0]
         area += (n * ppa["cell"]["area_um2"] + 2 * sc * ppa["tia"]["area_um2"] + sr * ppa["dac"]["area_um2"]
-                 + (math.ceil(bl // 2 / adc_share) - math.ceil((bl // 2 - sc) / adc_share)) * ppa["adc"]["area_um2"])
+                 + (math.ceil((used + sc) / adc_share) - math.ceil(used / adc_share)) * ppa["adc"]["area_um2"])
         energy += reads_per_image.get(t["name"], 0.0) * 2 * sc * e_tia_read
     return {"spare_rows": rows, "spare_cols": cols, "cells": int(cells), "area_mm2": area * 1e-6, "energy_j": energy,
             "model": "the spare lines' cells, a DAC per spare word line, two TIAs and the ADC share of each spare "
@@ -512,7 +520,7 @@ def _build(design, ppa, reads, dmax, n, adc_share, engine, seed, clock, synth, t
         energy["dac"] += per_inf * rows * e_dac
         # each word line's wire (every bit line it crosses) charged to its voltage, per read
         energy["word_lines"] += per_inf * float(np.mean(np.sum(volts ** 2, axis=1))) * c_cell * t["tile_size"][1]
-        energy["tia"] += per_inf * t["tile_size"][1] * p_tia * t_read
+        energy["tia"] += per_inf * 2 * read_pairs(t) * p_tia * t_read
         per_tile.append({"tile": name, "reads_per_inference": per_inf, "reads_simulated": pw["reads_simulated"],
                          "crossbar_analytic_j": e_a, "crossbar_spice_j": e_s,
                          "rel_err": abs(e_a - e_s) / e_s if e_s else 0.0})
@@ -535,8 +543,8 @@ def _build(design, ppa, reads, dmax, n, adc_share, engine, seed, clock, synth, t
     for t in m["tiles"]:
         r_phys, bl = t["tile_size"]
         area["cells"] += r_phys * bl * ppa["cell"]["area_um2"]
-        area["tia"] += bl * ppa["tia"]["area_um2"]
-        area["adc"] += math.ceil(bl // 2 / adc_share) * ppa["adc"]["area_um2"]
+        area["tia"] += 2 * read_pairs(t) * ppa["tia"]["area_um2"]
+        area["adc"] += math.ceil(read_pairs(t) / adc_share) * ppa["adc"]["area_um2"]
         # tiles of one layer that read the same rows share those rows' DACs (as in chip.sp)
         dac_nets.update((t["layer"], t["rows"][0] + i) for i in range(t["rows"][1] - t["rows"][0]))
     area["dac"] = len(dac_nets) * ppa["dac"]["area_um2"]
@@ -573,8 +581,8 @@ def _build(design, ppa, reads, dmax, n, adc_share, engine, seed, clock, synth, t
         "digital": {"ops": ops, "synthesis": syn, "gate_area_um2": per_gate,
                     "cells": "sky130_fd_sc_hd (LEF SIZE), drive strength 1", "utilization": d["utilization"]},
         "periphery": {"adc_energy_j": e_adc, "dac_energy_j": e_dac, "tia_power_w": p_tia,
-                      "adcs": sum(math.ceil(t["tile_size"][1] // 2 / adc_share) for t in m["tiles"]),
-                      "dacs": len(dac_nets), "tias": sum(t["tile_size"][1] for t in m["tiles"]),
+                      "adcs": sum(math.ceil(read_pairs(t) / adc_share) for t in m["tiles"]),
+                      "dacs": len(dac_nets), "tias": sum(2 * read_pairs(t) for t in m["tiles"]),
                       "adc_area_mm2": ppa["adc"]["area_um2"] * 1e-6},
         "published": PUBLISHED,
         "published_note": PUBLISHED_NOTE,

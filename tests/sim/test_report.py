@@ -127,7 +127,12 @@ def test_adc_sharing_trades_area_for_latency(designs, digits):
     out = designs / "mlp"
     one, _ = _report(out, "--inputs", digits / "x.npy", "--samples", "2", "--no-synth")
     eight, _ = _report(out, "--inputs", digits / "x.npy", "--samples", "2", "--no-synth", "--adc-share", "8")
-    assert eight["area_breakdown_mm2"]["adc"] == pytest.approx(one["area_breakdown_mm2"]["adc"] / 8)
+    # only the bit-line pairs a layer uses get a TIA and a share of an ADC (the netlists' columns)
+    pairs = [t["cols"][1] - t["cols"][0] for t in json.loads((out / "manifest.json").read_text())["tiles"]]
+    assert one["periphery"]["adcs"] == sum(pairs) < 32 * len(pairs)
+    assert eight["periphery"]["adcs"] == sum(math.ceil(p / 8) for p in pairs) and one["periphery"]["tias"] == 2 * sum(pairs)
+    assert eight["area_breakdown_mm2"]["adc"] == pytest.approx(
+        one["area_breakdown_mm2"]["adc"] * sum(math.ceil(p / 8) for p in pairs) / sum(pairs))
     assert eight["latency_breakdown_s"]["analog_s"] > one["latency_breakdown_s"]["analog_s"]
     assert eight["energy_breakdown_j"]["adc"] == pytest.approx(one["energy_breakdown_j"]["adc"])
 
