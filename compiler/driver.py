@@ -309,7 +309,7 @@ def compile_model(model: str | Path, out: str | Path, options: CompileOptions,
                                           "compensation models 1R tiles read by ideal TIAs, and 1T1R tiles")
     if pdk.models is None and options.corner != "tt":
         raise PdkError("--corner", f"PDK '{pdk.name}' has no device models, so corner '{options.corner}' does not apply")
-    from .dynamics import compile_dynamics, is_dynamics
+    from .frontend.dynamics import is_dynamics
 
     if is_dynamics(Path(model)):     # an amsc_dynamics YAML: a continuous-time circuit, not a network
         return compile_dynamics(Path(model), out, options, pdk)
@@ -370,3 +370,107 @@ def program_design(out: Path, manifest: dict, chip_state, dest: Path,
     if "calibration" in manifest["source"]:
         opts["calibration"] = str(out / manifest["source"]["calibration"])
     return compile_model(out / src, dest, CompileOptions(**opts), progress=progress)
+
+
+def compile_dynamics(path: Path, out: Path, options, pdk) -> dict:
+    """``amsc compile dyn.yaml -o OUT``: a continuous-time model through its stages (front end,
+    lowering, circuit, controller, placement) into the SPICE deck, the manifest and the arrays."""
+    from . import __version__
+    from .backend.dynamics import TRAN_POINTS, _arrays, _generic_circuit
+    from .backend.floorplan import placement_images, placement_json
+    from .backend.render import environment, render, spice_num
+    from .backend.spice import deck_context
+    from .frontend.dynamics import check_options, load_dynamics
+    from .ir.dynamics import DIVERGED, MARGIN, MAX_SPAN, hidden_pre, quantize_w, rate_bound, reference
+    from .ir.names import sanitize
+    from .passes.dynamics import controller, place_dynamics, time_scale
+
+    check_options(path, options)
+
+    if "dynamics" not in pdk.templates:
+        raise PdkError(options.pdk, f"PDK '{pdk.name}' has no dynamics template; continuous-time models compile on "
+                                    "the generic and sky130_1t1r PDKs")
+    data = path.read_bytes()
+    model = load_dynamics(path)
+    n, vf = model["n"], model["form"] == "vector_field"
+    quant = {k: quantize_w(W, pdk.levels) for k, W in model["layers"].items()}
+    Wq = {k: q * step for k, (q, step) in quant.items()}
+    span = model["t_end"] * rate_bound(model, Wq)
+    if span > MAX_SPAN:
+        raise InputError(path, f"t_end: {model['t_end']:g} spans {span:.3g} of the model's fastest time constant (the "
+                    f"inverse of its rate bound); the reference solve and the transient resolve at most {MAX_SPAN:.0e}, "
+                    f"so t_end may be at most {MAX_SPAN / span * model['t_end']:.4g} for this model")
+    sky = pdk.cell["type"] == "1t1r"
+    if sky:
+        from .backend import dynamics_1t1r as d1
+
+        char, k_x = d1.prepare(model, quant, pdk, options.corner, path)
+    scaling = time_scale(model, Wq, pdk, path)
+    k_t = scaling["time_s_per_unit"]
+    _, x_ref = reference(model, Wq)
+    x_max = float(np.max(np.abs(x_ref))) or 1.0
+    drive = max([1.0, float(np.max(np.abs(model["x0"]))), float(np.max(np.abs(model["b"])))]
+                + [float(np.max(np.abs(model["U"][:, k])) * np.max(np.abs(p[:, 1]))) for k, p in enumerate(model["pwl"])])
+    if x_max > DIVERGED * drive:
+        raise InputError(path, f"the quantized model's trajectory grows to |x| = {x_max:.3g} over [0, t_end]; an "
+                               "unbounded system has no amplitude scaling (check W's gain or shorten t_end)")
+    v_fs = pdk.tia_v_out_fs
+    a = v_fs / (x_max * (1 + MARGIN))
+    sig = x_ref if not vf else hidden_pre(model, Wq, x_ref)
+    s_in_max = float(np.max(np.abs(sig))) or 1.0          # the largest argument of the activation
+    s_max = {"tanh": 1.0, "sigmoid": 1.0}.get(model["activation"], s_in_max * (1 + MARGIN))
+    design = sanitize(model["name"])
+    srcs = [{"k": k, "name": sanitize(nm), "pwl": " ".join(f"{spice_num(t * k_t)} {spice_num(v)}" for t, v in p)}
+            for k, (nm, p) in enumerate(zip(model["inputs"], model["pwl"]))]
+    t_stop = model["t_end"] * k_t
+    common = {**deck_context(model["name"], pdk, sha256(data)), "n": n, "sources": srcs,
+              "tstep": spice_num(t_stop / TRAN_POINTS), "tstop": spice_num(t_stop), "k_t": spice_num(k_t),
+              "activation": model["activation"], "form": model["form"]}
+    if sky:
+        built = d1.build(model, quant, pdk, options.corner, a, k_t, k_x, char, common, path)
+    else:
+        built = _generic_circuit(model, quant, pdk, a, k_t, s_max, s_in_max, x_max, common)
+    deck, tiles = built.pop("deck"), built.pop("tiles")
+    ctrl = controller(model, pdk, k_t, path)
+    ctrl_v = render(environment(pdk), "dynamics_ctrl", **deck_context(model["name"], pdk, sha256(data)), prefix=design,
+                    n=n, adc_bits=pdk.adc_bits, cycles=ctrl["sample_cycles"], adc_lat=ctrl["adc_latency_cycles"],
+                    cw=ctrl["counter_bits"], iw=ctrl["index_bits"], clock_hz=spice_num(ctrl["clock_hz"]),
+                    k_t=spice_num(k_t)) if "dynamics_ctrl" in pdk.templates else None
+    fp_ir = place_dynamics(design, model, tiles, pdk, options.seed)
+    # the state node's volts per unit: sky130_1t1r's inverting integrators give -a
+    sc = {"amplitude_v_per_unit": built.get("amplitude", a), "x_max_reference": x_max, "margin": MARGIN,
+          "v_full_scale": v_fs, **scaling, **built["scaling_extra"]}
+    man = {"amsc_version": __version__, "kind": "dynamics", "design": design,
+           "source": {"name": path.name, "sha256": sha256(data), "file": f"source/{path.name}"},
+           "pdk": pdk_summary(pdk), **({"ppa": pdk.ppa} if pdk.ppa is not None else {}),
+           "dynamics": {"form": model["form"], "states": n, "hidden": model.get("hidden", 0),
+                        "activation": model["activation"], "tau": model["tau"].tolist(), "t_end": model["t_end"],
+                        "inputs": model["inputs"], "deck": "spice/dynamics.sp",
+                        "layers": {k: {"levels": f"arrays/{k}_levels.npy", "w_step": step, "shape": list(q.shape)}
+                                   for k, (q, step) in quant.items()},
+                        "scaling": sc, "integrator": built["integrator"], "energy": built["energy"],
+                        **built["circuit"],
+                        **({"controller": {**ctrl, "rtl": f"rtl/{design}_ctrl.v", "top": f"{design}_ctrl"}}
+                           if ctrl_v is not None else {})},
+           "tiles": [{k: t[k] for k in ("name", "layer", "rows", "cols")} for t in tiles],
+           "placement": {k: fp_ir.g.graph["floorplan"][k] for k in ("grid", "wirelength", "baseline_wirelength", "seed")}}
+    with OutputWriter(out) as w:
+        w.add("spice/dynamics.sp", deck)
+        if ctrl_v is not None:
+            w.add(f"rtl/{design}_ctrl.v", ctrl_v)
+            w.add("rtl/files.f", f"{design}_ctrl.v\n")
+        w.add("placement.json", placement_json(fp_ir))
+        png, svg = placement_images(fp_ir)
+        w.add("placement.png", png)
+        w.add("placement.svg", svg)
+        for k, (q, _) in quant.items():
+            w.add_npy(f"arrays/{k}_levels.npy", q)
+        for k, v in built.get("arrays", {}).items():       # sky130_1t1r: the circuit's characterization
+            w.add_npy(f"arrays/{k}.npy", v)
+        w.add_file(f"source/{path.name}", path)
+        # the model's own arrays travel with the design (the source YAML may name files next to it)
+        for key, v in _arrays(model).items():
+            w.add_npy(f"arrays/{key}.npy", v)
+        man["files"] = [{"path": k, "sha256": v} for k, v in w.digests().items()]
+        w.commit(man)
+    return man

@@ -35,7 +35,7 @@ def _energy(man: dict, model: dict, tm: np.ndarray, cur: np.ndarray, settle: flo
     """Supply energy of one run (module docstring) from its saved currents ``cur`` [T, probes]: the
     manifest's ``dynamics.energy`` names the probes, the weight of each (a mirror's gain), the
     constant bias current, the inputs' transconductances and the number of quiescent stages."""
-    from ..dynamics import u_at
+    from ..ir.dynamics import u_at
 
     d = man["dynamics"]
     spec = d["energy"]
@@ -55,7 +55,8 @@ def _energy(man: dict, model: dict, tm: np.ndarray, cur: np.ndarray, settle: flo
 def probe_task(task: dict) -> dict:
     """One run (a worker task): ngspice from ``task['x0']`` against solve_ivp. The task carries the
     manifest, which the parent checked against the files once."""
-    from ..dynamics import ideal_model, load_design, reference, run_spice, settle_time, tolerance_fs
+    from ..ir.dynamics import ideal_model, reference, settle_time
+    from ..verify.dynamics import load_design, run_spice, tolerance_fs
     from ..sim.ngspice import session
 
     out, man = Path(task["out"]), task["manifest"]

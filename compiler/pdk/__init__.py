@@ -58,6 +58,9 @@ class Pdk:
     ppa: dict | None = None
     #: device non-idealities for Monte Carlo ('amsc evaluate --mc'; ``variation`` in pdk.yaml), or None
     variation: dict | None = None
+    #: the analog stages of continuous-time models on transistors (``analog`` in pdk.yaml: the supply,
+    #: the activations' differential pair and source follower, the TIA swing), or None
+    analog: dict | None = None
 
     @property
     def g_step(self) -> float:
@@ -84,7 +87,7 @@ _FIELDS = {
     "sim.reltol": (float, lambda x: 0 < x < 0.1, "a relative tolerance in (0, 0.1)"),
     "sim.abstol": (float, _pos, "a positive current in amperes"),
 }
-#: roles a PDK may template: continuous-time dynamics and their controller (compiler/dynamics.py)
+#: roles a PDK may template: continuous-time dynamics and their controller (backend/dynamics.py, backend/dynamics_1t1r.py)
 _OPTIONAL_ROLES = ("dynamics", "dynamics_ctrl")
 _TEMPLATE_ROLES = ("crossbar", "testbench", "chip", "verilog_top", "verilog_tile", "verilog_macro",
                    "verilog_macro_sim", "verilog_tb")
@@ -220,6 +223,27 @@ def _ppa(file: Path, doc: dict, inherited: dict | None) -> dict | None:
     return res
 
 
+def _analog(file: Path, doc: dict) -> dict | None:
+    v = doc.get("analog")
+    if v is None:
+        return None
+    if not isinstance(v, dict):
+        raise PdkError(file, "field 'analog' must be a mapping")
+    t = lambda d, ok, ex: _typed(file, doc, f"analog.{d}", float, ok, ex)  # noqa: E731
+    volt = lambda x: -10 < x < 10  # noqa: E731
+    res = {"vdd": t("vdd", _pos, "a positive supply in V"), "tia_swing": t("tia_swing", _pos, "a positive swing in V"),
+           "pair": {k: t(f"pair.{k}", _pos, e) for k, e in (
+               ("w_um", "a positive width in um"), ("l_um", "a positive length in um"),
+               ("vcm", "a positive common mode in V"), ("i_tail", "a positive tail current in A"),
+               ("r_load", "a positive load in ohm"), ("dv_span", "a positive input span in V"))},
+           "follower": {"r_source": t("follower.r_source", _pos, "a positive resistance in ohm"),
+                        **{k: t(f"follower.{k}", volt, "a gate voltage in V") for k in ("v_g_top", "v_g_lo", "v_g_hi")}}}
+    f = res["follower"]
+    if not f["v_g_lo"] < f["v_g_top"] <= f["v_g_hi"]:
+        raise PdkError(file, "fields 'analog.follower': expected v_g_lo < v_g_top <= v_g_hi")
+    return res
+
+
 def _variation(file: Path, doc: dict) -> dict | None:
     v = doc.get("variation")
     if v is None:
@@ -328,5 +352,5 @@ def load_pdk(name_or_path: str) -> Pdk:
         cell=_cell(file, doc), tia=_tia(file, doc), models=_models(file, doc), template_dirs=tuple(dirs),
         dac_bipolar=_flag(file, doc, "dac.bipolar", False),
         ppa=_ppa(file, doc, base.ppa if base is not None else None),
-        variation=_variation(file, doc),
+        variation=_variation(file, doc), analog=_analog(file, doc),
     )

@@ -263,7 +263,7 @@ def verify_dir(out: str | Path, jobs: int = 1, vectors: int = 16, seed: int = 0,
         raise InputError(out, f"holds files its manifest does not list: {', '.join(extra[:3])}{more}; verify signs off "
                               "exactly the design amsc wrote (remove them, or recompile)")
     if manifest.get("kind") == "dynamics":
-        from ..dynamics import verify_dynamics
+        from .dynamics import verify_dynamics
 
         if engine_name != "ngspice":
             raise InputError("--engine", "a dynamics design is verified by its ngspice transient; mna solves DC decks")

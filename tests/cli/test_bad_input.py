@@ -256,3 +256,23 @@ def test_signal_mid_compile_leaves_nothing(tmp_path, sig):
     lines = err.strip().splitlines()
     assert proc.returncode == 2 and len(lines) == 1 and "interrupted; nothing was written" in lines[0], err
     assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".out.")]
+
+
+@pytest.mark.parametrize("edit, needle", [(("r_load: 2.0e+4", "r_load: -1"), "analog.pair.r_load"),
+                                          (("v_g_top: 1.6", "v_g_top: 2.5"), "v_g_lo < v_g_top <= v_g_hi"),
+                                          (("vdd: 1.8                    #", "vdd: fast                   #"),
+                                           "analog.vdd")])
+def test_bad_analog_section(tmp_path, edit, needle):
+    """The analog stages of sky130_1t1r's continuous-time circuits are PDK data, checked as the rest is."""
+    from conftest import ROOT
+
+    src = ROOT / "compiler" / "pdk_templates" / "sky130_1t1r"
+    pdk = tmp_path / "mypdk"
+    pdk.mkdir()
+    for f in src.iterdir():
+        (pdk / f.name).write_text(f.read_text())
+    text = (src / "pdk.yaml").read_text()
+    assert edit[0] in text
+    (pdk / "pdk.yaml").write_text(text.replace(edit[0], edit[1]))
+    r, out = compile_err(tmp_path, ROOT / "designs" / "hopfield_digits" / "dynamics.yaml", "--pdk", pdk)
+    assert_clean_error(r, "pdk.yaml", needle, out=out)

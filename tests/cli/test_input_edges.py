@@ -228,3 +228,14 @@ def test_dynamics_window_beyond_the_time_step_budget(tmp_path):
         (tmp_path / f.name).write_bytes(f.read_bytes())
     r = amsc("compile", p, "-o", tmp_path / "o", timeout=60)
     assert_clean_error(r, "long.yaml", "t_end", "fastest time constant", "may be at most", out=tmp_path / "o")
+
+
+@pytest.mark.parametrize("flags, needle", [(("--tile", "32x32"), "--tile"), (("--parasitics",), "--parasitics"),
+                                           (("--spare-rows", "2"), "--spare-rows"), (("--dac-bits", "6"), "--dac-bits"),
+                                           (("--calibration", "x.npy"), "--calibration")])
+def test_network_options_on_a_dynamics_model_are_refused(tmp_path, flags, needle):
+    """A compile option of networks that a continuous-time model has no use for is refused, not ignored."""
+    from conftest import ROOT
+
+    r = amsc("compile", ROOT / "designs" / "neural_ode_spiral" / "dynamics.yaml", "-o", tmp_path / "o", *flags)
+    assert_clean_error(r, needle, "does not apply to the continuous-time model dynamics.yaml", out=tmp_path / "o")

@@ -74,8 +74,10 @@ def test_scaling_and_the_check_can_fail(tmp_path, monkeypatch):
     """The states' voltages stay within the PDK's analog full scale (with the margin), model time maps
     to microseconds, and a reference 1 % off in W fails the 1e-3 check."""
     require_tool("libngspice")
-    from compiler import dynamics
     from compiler.driver import compile_model
+    from compiler.ir import dynamics
+    from compiler.passes.dynamics import BANDWIDTH_FRACTION
+    from compiler.verify import dynamics as verify_dynamics
     from compiler.options import CompileOptions
     from compiler.pdk import load_pdk
     from compiler.verify.run import verify_dir
@@ -87,11 +89,9 @@ def test_scaling_and_the_check_can_fail(tmp_path, monkeypatch):
     v_fs = load_pdk("generic").tia_v_out_fs
     assert sc["amplitude_v_per_unit"] * sc["x_max_reference"] * (1 + sc["margin"]) == pytest.approx(v_fs)
     # time: the Jacobian's bound (1 + ||Wq|| max s') / tau_min at 1 / (1 + margin) of the integrator bandwidth
-    from compiler.dynamics import load_design
-
-    _, Wq = load_design(out, m)
+    _, Wq = verify_dynamics.load_design(out, m)
     rate = (1 + np.linalg.norm(Wq["W"], 2)) / min(m["dynamics"]["tau"])
-    f_bw = dynamics.BANDWIDTH_FRACTION * load_pdk("generic").ppa["tia"]["gbw_hz"]
+    f_bw = BANDWIDTH_FRACTION * load_pdk("generic").ppa["tia"]["gbw_hz"]
     assert sc["time_s_per_unit"] == pytest.approx(rate * (1 + dynamics.MARGIN) / (2 * np.pi * f_bw))
     assert sc["system_bandwidth_hz"] == pytest.approx(f_bw / (1 + dynamics.MARGIN)) and sc["automatic"]
     deck = (out / "spice" / "dynamics.sp").read_text()
@@ -110,7 +110,7 @@ def test_scaling_and_the_check_can_fail(tmp_path, monkeypatch):
     assert v["kind"] == "dynamics" and all("max_err_over_fs" in b and "settle_time" in b for b in v["blocks"])
     assert (out / "verify.html").is_file() and (out / "verify-dynamics.png").is_file()
     real = dynamics.reference
-    monkeypatch.setattr(dynamics, "reference",
+    monkeypatch.setattr(verify_dynamics, "reference",
                         lambda model, Wq, t_eval=None, x0=None: real(model, {k: 1.01 * v for k, v in Wq.items()}, t_eval, x0))
     assert not verify_dir(out)["passed"]
 
@@ -225,9 +225,10 @@ def test_neural_ode_spiral_design(tmp_path):
     spec = importlib.util.spec_from_file_location("spiral", root / "make_model.py")
     sp = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(sp)
-    from compiler import dynamics
+    from compiler.ir import dynamics
+    from compiler.verify.dynamics import load_design
 
-    model, Wq = dynamics.load_design(out, json.loads((out / "manifest.json").read_text()))
+    model, Wq = load_design(out, json.loads((out / "manifest.json").read_text()))
     t = np.linspace(0, sp.T_END, 400)
     _, xq = dynamics.reference(model, Wq, t)
     true = sp.trajectory(sp.true_field, t)
@@ -243,7 +244,8 @@ def test_evaluate_runs_initial_states_with_energy(tmp_path):
     states' trajectories and the conductances (word-line driver currents V_a sum(G+ + G-), mirrored
     sense currents, biases, inputs)."""
     require_tool("libngspice")
-    from compiler.dynamics import act, load_design, run_spice, u_at
+    from compiler.ir.dynamics import act, u_at
+    from compiler.verify.dynamics import load_design, run_spice
     from compiler.eval.dynamics import VDD, probe_task
     from compiler.pdk import load_pdk
     from compiler.sim.ngspice import session
@@ -296,7 +298,8 @@ def test_controller_rtl_releases_reset_and_samples_on_time(tmp_path):
     require_tool("iverilog", "verilator")
     import subprocess
 
-    from compiler import dynamics
+    from compiler.ir import dynamics
+    from compiler.verify.dynamics import load_design
 
     model = make_model(tmp_path / "m", 8, 4)
     doc = yaml.safe_load(model.read_text())
@@ -312,7 +315,7 @@ def test_controller_rtl_releases_reset_and_samples_on_time(tmp_path):
     rtl = out / c["rtl"]
     lint = subprocess.run(["verilator", "--lint-only", "-Wall", str(rtl)], capture_output=True, text=True)
     assert lint.returncode == 0, lint.stderr
-    mdl, Wq = dynamics.load_design(out, man)
+    mdl, Wq = load_design(out, man)
     _, x = dynamics.reference(mdl, Wq, np.array(doc["sample_times"]))
     codes = dynamics.adc_code(d["scaling"]["amplitude_v_per_unit"] * x.T, man["pdk"]["tia_v_out_fs"], c["adc_bits"])
     bits, n, k = c["adc_bits"], 8, len(doc["sample_times"])

@@ -1,5 +1,5 @@
 """Continuous-time dynamics on sky130_1t1r: nfet_01v8 differential-pair activations, 1T1R crossbars
-and op-amp integrators (compiler/dynamics_1t1r.py), the ngspice transient checked against the
+and op-amp integrators (compiler/backend/dynamics_1t1r.py), the ngspice transient checked against the
 characterized circuit's solve_ivp to the PDK's documented bound."""
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def test_sky130_transient_matches_the_characterized_circuit_on_10_seeds(tmp_path
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
-    from compiler.dynamics_1t1r import TOLERANCE_FS
+    from compiler.backend.dynamics_1t1r import TOLERANCE_FS
 
     with ProcessPoolExecutor(2, mp_context=mp.get_context("spawn")) as pool:
         reps = list(pool.map(_compile_verify, [tmp_path] * 10, [8] * 10, range(10)))
@@ -63,7 +63,7 @@ def test_sky130_circuit_deck_and_the_check_can_fail(tmp_path, monkeypatch):
     """The deck holds real transistor circuits, the manifest the characterization; a golden model
     without the integrators' gain-bandwidth fails the check."""
     require_tool("libngspice")
-    from compiler import dynamics_1t1r
+    from compiler.backend import dynamics_1t1r
     from compiler.driver import compile_model
     from compiler.options import CompileOptions
     from compiler.verify.run import verify_dir

@@ -11,12 +11,14 @@ Per state i (compiler/pdk_templates/sky130_1t1r/dynamics.sp.j2):
 - **Activation**, from the state node through ideal gain stages onto transistor gates, then an
   output gain stage and an op-amp follower (macromodel) on the word line:
   - tanh, and sigmoid as tanh(x / 2): a differential pair of sky130_fd_pr__nfet_01v8 (W/L =
-    DP_W / DP_L um), resistor loads from VDD and a tail mirrored from one I_TAIL reference. Its gates
+    the PDK's ``analog.pair.w_um`` / ``l_um``), resistor loads (``r_load``) from the supply ``vdd`` and a
+    tail mirrored from one ``i_tail`` reference (every number of the stages is in the PDK's ``analog``
+    section of pdk.yaml). Its gates
     sit at ``vcm +- k_x x / 2``; ``k_x`` puts the slope of ``o = (V_d2 - V_d1) / (R_D I_T)`` at x = 0
     at 1, as tanh's; the word line is ``V_read (1 + o) / 2``.
-  - relu: an nfet source follower into R_SOURCE, its gate at ``v_b + k_x x``, with ``v_b`` where
+  - relu: an nfet source follower into ``analog.follower.r_source``, its gate at ``v_b + k_x x``, with ``v_b`` where
     its linear range extrapolates to 0 V. Below threshold it clamps near 0 V. The largest activation
-    s_max (with the margin) puts the gate at V_G_TOP and the word line at V_read; s_max comes from
+    s_max (with the margin) puts the gate at ``v_g_top`` and the word line at V_read; s_max comes from
     the model's trajectory, then from the characterized circuit's until it holds still (a network
     that keeps growing is refused).
 - **Signed activations on a unipolar array**: the word line carries ``p = (1 + s) / 2``, so
@@ -44,35 +46,31 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import InputError
+from ..errors import InputError, PdkError
 
 #: sign-off tolerance of a sky130_1t1r dynamics design, in fractions of full scale (tested)
 TOLERANCE_FS = 5e-3
 ACTIVATIONS = ("tanh", "sigmoid", "relu")
-VDD = 1.8
-VCM = 0.9           # V, the differential pair's input common mode
-I_TAIL = 20e-6      # A
-R_LOAD = 20e3       # ohm: R_LOAD * I_TAIL = 0.4 V of full differential swing
-DP_W, DP_L = 2.0, 0.5
-DV_SPAN = 1.2        # V, the characterized differential input range (+-): gates from 0.3 to 1.5 V
 ACT_POINTS = 961
 CELL_POINTS = 401
 #: the bit-line offset of the characterization's central difference dI / dV_bl (V)
 DV_BL = 2e-3
-#: the G- TIA's output swing at the largest column current a tile can carry (V)
-TIA_SWING = 0.8
 C_MIN = 1e-12
 #: the transient's largest step is the window over this
 TRAN_POINTS = 1000
 #: the activation stages' internal nodes (of state 0 in the characterization deck), set at t = 0 too
 STAGE_NODES = {"pair": ("d1_0", "d2_0", "tl_0"), "follower": ("s_0",)}
-#: relu's source follower: its source resistor, the gate voltage of the largest activation s_max,
-#: and the swept gate range
-R_SOURCE = 20e3
-V_G_TOP = 1.6
-V_G_SPAN = (-0.6, 1.8)
 #: at most this many references fix relu's s_max (prepare)
 RELU_PASSES = 4
+
+
+def analog(pdk) -> dict:
+    """The PDK's analog stages (``analog`` in pdk.yaml): the supply, the differential pair, the
+    source follower and the TIA swing; refused in one line if the PDK names none."""
+    if pdk.analog is None:
+        raise PdkError(pdk.name, "names no 'analog' section (supply, differential pair, source follower) for the "
+                                 "transistor stages of continuous-time models")
+    return pdk.analog
 
 
 def check_model(model: dict, path) -> None:
@@ -86,17 +84,18 @@ def check_model(model: dict, path) -> None:
 
 def fet_models(pdk) -> tuple[dict, dict]:
     """The cell's access transistor and the differential pair's transistor, each a flat model."""
-    from .pdk.devices import specialize_fet
+    from ..pdk.devices import specialize_fet
 
     t = pdk.cell["transistor"]
     cell = specialize_fet(pdk.models, t["subckt"], t["w_um"], t["l_um"])
-    dp = specialize_fet(pdk.models, t["subckt"], DP_W, DP_L, prefix="amsc_dp")
+    pair = analog(pdk)["pair"]
+    dp = specialize_fet(pdk.models, t["subckt"], pair["w_um"], pair["l_um"], prefix="amsc_dp")
     return cell, dp
 
 
 def opamp_numbers(pdk) -> dict:
     """The PDK's op-amp macromodel (compiler.backend.spice.tia_context's): gm into R1 || C1, buffer."""
-    from .backend.spice import tia_context
+    from .spice import tia_context
 
     t = tia_context(1.0, pdk)
     return {k: t[k] for k in ("gm", "r1", "c1", "a0")}
@@ -107,38 +106,41 @@ def stage_kind(activation: str) -> str:
     return "follower" if activation == "relu" else "pair"
 
 
-def activation_stage(kind: str, k: str, src: str, gain: float, out: str, dp: dict, op: dict, k_o: float) -> list[str]:
+def activation_stage(kind: str, k: str, src: str, gain: float, out: str, dp: dict, op: dict, k_o: float,
+                     an: dict) -> list[str]:
     """One state's activation: ideal gain stages from node ``src`` onto the gates (``gain`` volts
     per volt), the transistor stage, the output gain stage ``k_o`` and the op-amp follower that
     drives word line ``out``. ``pair``: a differential pair with gates at vcm +- gain V(src) / 2,
     resistor loads and a mirrored tail; its output is vhalf + k_o (V(d2) - V(d1)). ``follower``: an
-    nfet source follower into R_SOURCE, gate at vbr + gain V(src), source clamped near 0 V below
-    threshold; its output is k_o V(s)."""
-    from .backend.render import spice_num
+    nfet source follower into ``r_source``, gate at vbr + gain V(src), source clamped near 0 V below
+    threshold; its output is k_o V(s). ``an``: the PDK's analog section."""
+    from .render import spice_num
 
     fet = f"{dp['model']} {dp['attrs']}"
     g, k_o = spice_num(gain), spice_num(k_o)
     if kind == "pair":
         core = [f"EGP_{k} gp_{k} vcm {src} 0 {g}", f"EGN_{k} gn_{k} vcm {src} 0 {spice_num(-gain)}",
                 f"MD1_{k} d1_{k} gp_{k} tl_{k} 0 {fet}", f"MD2_{k} d2_{k} gn_{k} tl_{k} 0 {fet}",
-                f"MT_{k} tl_{k} vbt 0 0 {fet}", f"RD1_{k} vdd d1_{k} {R_LOAD!r}", f"RD2_{k} vdd d2_{k} {R_LOAD!r}",
+                f"MT_{k} tl_{k} vbt 0 0 {fet}", f"RD1_{k} vdd d1_{k} {an['pair']['r_load']!r}", f"RD2_{k} vdd d2_{k} {an['pair']['r_load']!r}",
                 f"EO_{k} wo_{k} vhalf d2_{k} d1_{k} {k_o}"]
     else:
         core = [f"EGR_{k} gr_{k} vbr {src} 0 {g}", f"MF_{k} vdd gr_{k} s_{k} 0 {fet}",
-                f"RS_{k} s_{k} 0 {R_SOURCE!r}", f"EO_{k} wo_{k} 0 s_{k} 0 {k_o}"]
+                f"RS_{k} s_{k} 0 {an['follower']['r_source']!r}", f"EO_{k} wo_{k} 0 s_{k} 0 {k_o}"]
     return core + [f"GDR_{k} 0 odr_{k} wo_{k} {out} {op['gm']}", f"RDR_{k} odr_{k} 0 {op['r1']}",
                    f"CDR_{k} odr_{k} 0 {op['c1']}", f"EDR_{k} {out} 0 odr_{k} 0 1"]
 
 
 def _supplies(pdk, dp: dict, kind: str, v_b: float = 0.0) -> list[str]:
-    from .backend.render import spice_num
+    from .render import spice_num
 
+    an = analog(pdk)
     if kind == "follower":      # the followers' gate bias
-        return [f"VDD vdd 0 DC {VDD!r}", f"VBR vbr 0 DC {spice_num(v_b)}"]
-    # the tails' bias: I_TAIL into a diode-connected transistor, mirrored by every state's tail
+        return [f"VDD vdd 0 DC {an['vdd']!r}", f"VBR vbr 0 DC {spice_num(v_b)}"]
+    # the tails' bias: i_tail into a diode-connected transistor, mirrored by every state's tail
     # (an ideal tail source leaves the tail node floating whenever Newton cuts both transistors off)
-    return [f"VDD vdd 0 DC {VDD!r}", f"VCMS vcm 0 DC {VCM!r}", f"VHALF vhalf 0 DC {spice_num(pdk.v_read / 2)}",
-            f"IBT vdd vbt DC {I_TAIL!r}", f"MBT vbt vbt 0 0 {dp['model']} {dp['attrs']}"]
+    return [f"VDD vdd 0 DC {an['vdd']!r}", f"VCMS vcm 0 DC {an['pair']['vcm']!r}",
+            f"VHALF vhalf 0 DC {spice_num(pdk.v_read / 2)}",
+            f"IBT vdd vbt DC {an['pair']['i_tail']!r}", f"MBT vbt vbt 0 0 {dp['model']} {dp['attrs']}"]
 
 
 def cell_sweep(pdk, corner: str, cell_fet: dict, g: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -148,9 +150,9 @@ def cell_sweep(pdk, corner: str, cell_fet: dict, g: np.ndarray, v: np.ndarray) -
     DC sweep of the crossbar's own device lines (``device_block``): ``[levels, V]`` each. The
     bisection of compiler.pdk.devices.cell_currents against the calibrated transistor table differs
     from this by about 1e-4 of the current, which the dynamics would integrate."""
-    from .backend.spice import device_block
-    from .pdk.devices import model_cards
-    from .sim.ngspice import session
+    from .spice import device_block
+    from ..pdk.devices import model_cards
+    from ..sim.ngspice import session
 
     row = g[None, :]
     lines = device_block(row, row, pdk, cell_fet, None, guard=True)
@@ -168,36 +170,40 @@ def cell_sweep(pdk, corner: str, cell_fet: dict, g: np.ndarray, v: np.ndarray) -
 
 def pair_k_o(pdk) -> float:
     """The differential pair's output gain: its full differential swing R_D I_T onto V_read / 2."""
-    return pdk.v_read / (2 * R_LOAD * I_TAIL)
+    pair = analog(pdk)["pair"]
+    return pdk.v_read / (2 * pair["r_load"] * pair["i_tail"])
 
 
 def characterize(pdk, corner: str, kind: str = "pair") -> dict:
     """The activation stage's transfer curve and the cell currents of every level, from ngspice.
     ``pair``: ``o(dV)`` in [-1, 1] (the word line is V_read (1 + o) / 2) over the differential
     input. ``follower``: the word line over V_read, ``o(V_g - v_b)``, with ``v_b`` the gate voltage
-    where the follower's linear range extrapolates to 0 V and its output gain putting V_G_TOP at
+    where the follower's linear range extrapolates to 0 V and its output gain putting ``v_g_top`` at
     V_read (``k_o`` and ``v_b`` in the returned dict)."""
-    from .pdk.devices import model_cards
-    from .sim.ngspice import session
+    from ..pdk.devices import model_cards
+    from ..sim.ngspice import session
 
+    an = analog(pdk)
     cell_fet, dp = fet_models(pdk)
     op = opamp_numbers(pdk)
     k_o = pair_k_o(pdk) if kind == "pair" else 1.0
     deck = "\n".join(["* amsc activation-stage characterization", *model_cards(pdk.models, corner), *dp["cards"],
                       *_supplies(pdk, dp, kind), "VIN vin 0 DC 0",
-                      *activation_stage(kind, "0", "vin", 0.5 if kind == "pair" else 1.0, "wl", dp, op, k_o),
+                      *activation_stage(kind, "0", "vin", 0.5 if kind == "pair" else 1.0, "wl", dp, op, k_o, an),
                       "RLOAD wl 0 1e6", ".op", ".end"]) + "\n"
-    dv = np.linspace(-DV_SPAN, DV_SPAN, ACT_POINTS) if kind == "pair" else np.linspace(*V_G_SPAN, ACT_POINTS)
+    f = an["follower"]
+    dv = (np.linspace(-an["pair"]["dv_span"], an["pair"]["dv_span"], ACT_POINTS) if kind == "pair"
+          else np.linspace(f["v_g_lo"], f["v_g_hi"], ACT_POINTS))
     nodes = session().sweep(deck, "activation characterization", ["VIN"], dv[:, None], ["wl", *STAGE_NODES[kind]])
     wl = nodes[:, 0]
     extra = {}
     if kind == "pair":
         o = (wl - pdk.v_read / 2) / (pdk.v_read / 2)
     else:
-        top = (dv >= V_G_TOP - 0.4) & (dv <= V_G_TOP)
+        top = (dv >= f["v_g_top"] - 0.4) & (dv <= f["v_g_top"])
         slope, icpt = np.polyfit(dv[top], nodes[top, 1], 1)
         v_b = -icpt / slope
-        k_f = pdk.v_read / float(np.interp(V_G_TOP, dv, wl))       # the output gain k_o
+        k_f = pdk.v_read / float(np.interp(f["v_g_top"], dv, wl))  # the output gain k_o
         o, dv = wl * k_f / pdk.v_read, dv - v_b
         extra = {"v_b": np.array(v_b), "k_o": np.array(k_f)}
     v = np.linspace(0.0, pdk.v_read, CELL_POINTS)
@@ -310,7 +316,7 @@ def prepare(model: dict, quant: dict, pdk, corner: str, path) -> tuple[dict, flo
     """Check the model, characterize the circuit and attach its right-hand side to ``model`` (for
     the compile's reference solve; the op-amps' finite-gain and GBW terms are left out until the
     amplitude and the time scale fix them, in :func:`build`). Returns the characterization and k_x."""
-    from .dynamics import MARGIN, reference
+    from ..ir.dynamics import MARGIN, reference
 
     check_model(model, path)
     kind = stage_kind(model["activation"])
@@ -321,7 +327,7 @@ def prepare(model: dict, quant: dict, pdk, corner: str, path) -> tuple[dict, flo
         k_x = slope_scale((char["dv"], char["o"]))
         r_over_a = (2.0 if signed else 1.0) * step / (pdk.g_step * pdk.v_read)
     else:
-        # relu is unbounded: the largest activation s_max, with the margin, sits at V_G_TOP, where
+        # relu is unbounded: the largest activation s_max, with the margin, sits at v_g_top, where
         # the word line is at V_read. It comes from the model's trajectory (quantized W), then from
         # the characterized circuit's, which may swing further, until the circuit stays inside it
         x_ref = reference(model, {"W": q * step})[1]
@@ -335,7 +341,7 @@ def prepare(model: dict, quant: dict, pdk, corner: str, path) -> tuple[dict, flo
                                        f"keeps growing (to |x| = {peak:.3g} against {s_max / (1 + MARGIN):.3g} a pass "
                                        "before), so no gate range holds it; lower W's gain or shorten t_end")
             s_max = max(s_max, peak * (1 + MARGIN))
-            k_x = (V_G_TOP - float(char["v_b"])) / s_max
+            k_x = (analog(pdk)["follower"]["v_g_top"] - float(char["v_b"])) / s_max
             r_over_a = s_max * step / (pdk.g_step * pdk.v_read)
             model["circuit"] = Circuit(char, q, k_x, pdk.v_read, r_over_a, model["activation"], pdk.tia["gain"])
             model["circuit_bias"] = offset_bias("relu", q, step)
@@ -354,9 +360,9 @@ def build(model: dict, quant: dict, pdk, corner: str, a: float, k_t: float, k_x:
           common: dict, path) -> dict:
     """The sky130_1t1r deck (module docstring) and the manifest's circuit fields. The state node is
     the integrator's output, ``-a`` volts per unit."""
-    from .backend.render import environment, render, spice_num
+    from .render import environment, render, spice_num
     from .dynamics import _tiles
-    from .pdk.devices import model_cards
+    from ..pdk.devices import model_cards
 
     n = model["n"]
     q = quant["W"][0]
@@ -368,8 +374,9 @@ def build(model: dict, quant: dict, pdk, corner: str, a: float, k_t: float, k_x:
                                f"{C_MIN:g} F; set a slower time_scale")
     bias = a * (model["b"] + model["circuit_bias"]) / R
     # the G- TIA: its feedback (and return) resistor puts the largest possible column current at
-    # TIA_SWING, and no higher than R
-    r_tia = min(R, TIA_SWING / (q.shape[1] * pdk.g_max * pdk.v_read))
+    # the PDK's analog tia_swing, and no higher than R
+    an = analog(pdk)
+    r_tia = min(R, an["tia_swing"] / (q.shape[1] * pdk.g_max * pdk.v_read))
     # the circuit with the amplitude's finite-gain terms (Circuit), for the initial state's cards
     model["circuit"] = Circuit(char, q, k_x, pdk.v_read, r_over_a, model["activation"], pdk.tia["gain"], R, r_tia,
                                a / pdk.tia["gain"], gamma(pdk.tia["gbw_hz"], k_t))
@@ -381,7 +388,7 @@ def build(model: dict, quant: dict, pdk, corner: str, a: float, k_t: float, k_x:
     gain, k_o = (-kx / (2 * a), pair_k_o(pdk)) if kind == "pair" else (-kx / a, float(char["k_o"]))
     tiles = _tiles("w", q, [f"a_{j}" for j in range(n)], "blp", "bln", pdk, cell_fet)
     states = [{"i": i, "c": spice_num(C[i]), "bias": spice_num(bias[i]),
-               "stage": "\n".join(activation_stage(kind, str(i), f"x_{i}", gain, f"a_{i}", dp, op, k_o)),
+               "stage": "\n".join(activation_stage(kind, str(i), f"x_{i}", gain, f"a_{i}", dp, op, k_o, an)),
                "inputs": [{"k": k, "gm": spice_num(a * model["U"][i, k] / R)}
                           for k in range(len(model["inputs"])) if model["U"][i, k] != 0]} for i in range(n)]
     cards = model_cards(pdk.models, corner) + cell_fet["cards"] + dp["cards"]
@@ -390,8 +397,9 @@ def build(model: dict, quant: dict, pdk, corner: str, a: float, k_t: float, k_x:
     ic = ic_card(a, model["x0"], model["circuit"], r_tia, tiles)
     deck = render(environment(pdk), "dynamics", **{**common, "model_cards": cards, "tstep": spice_num(t_stop / TRAN_POINTS)},
                   states=states, tiles=tiles, op=op, r=spice_num(R), r_tia=spice_num(r_tia), supplies=supplies,
-                  stage_kind=kind, ic=ic, a=spice_num(-a), dp_w=DP_W, dp_l=DP_L, i_tail=spice_num(I_TAIL),
-                  r_load=spice_num(R_LOAD), r_source=spice_num(R_SOURCE))
+                  stage_kind=kind, ic=ic, a=spice_num(-a), dp_w=an["pair"]["w_um"], dp_l=an["pair"]["l_um"],
+                  i_tail=spice_num(an["pair"]["i_tail"]), r_load=spice_num(an["pair"]["r_load"]),
+                  r_source=spice_num(an["follower"]["r_source"]))
     # supply energy: the op-amps' outputs (word-line followers, integrators, TIAs) draw |I_out|; the
     # differential pairs' tails are drawn from VDD itself
     probes = [f"i(edr_{j})" for j in range(n)] + [f"i(ei_{i})" for i in range(n)] + [f"i(et_{i})" for i in range(n)]
@@ -413,7 +421,7 @@ def ic_card(a: float, x0: np.ndarray, circuit: "Circuit", r_tia: float, tiles: l
     to ``-a x0``, no node floats, and the rest (the cells and the activation stages, which
     ``.nodeset`` starts at their characterized voltages) solves against fixed word lines. The
     transient releases every node at t = 0."""
-    from .backend.render import spice_num
+    from .render import spice_num
 
     char, q = circuit.char, circuit.q
     x0 = np.asarray(x0, float)
