@@ -89,3 +89,12 @@ def grouped_matmul(cols: np.ndarray, W: np.ndarray, group: int) -> np.ndarray:
     m, kg = W.shape
     z = np.einsum("npgk,gmk->npgm", cols.reshape(n, p, group, kg), W.reshape(group, m // group, kg))
     return z.reshape(n, p, m)
+
+
+def layer_matrix(p: dict) -> np.ndarray:
+    """The ``[out, in]`` matrix a dense/conv layer (or a recurrent layer) computes with: quantized once
+    it has conductances."""
+    if "gpos" in p:
+        return (p["gpos"] - p["gneg"]).T * p["w_scale"][:, None]
+    W = p["W"]
+    return W.reshape(W.shape[0], -1)

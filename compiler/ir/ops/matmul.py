@@ -10,14 +10,6 @@ from .elementwise import check_act
 from .window import check_window
 
 
-def layer_matrix(p: dict) -> np.ndarray:
-    """The ``[out, in]`` matrix a dense/conv layer computes with: quantized once it has conductances."""
-    if "gpos" in p:
-        return (p["gpos"] - p["gneg"]).T * p["w_scale"][:, None]
-    W = p["W"]
-    return W.reshape(W.shape[0], -1)
-
-
 def _layer_check(ir, n, d, ins) -> None:
     op, shape, attrs, params = d["op"], d["shape"], d["attrs"], d["params"]
     W, b = params["W"], params["b"]
@@ -49,13 +41,13 @@ def _layer_check(ir, n, d, ins) -> None:
 
 def _dense_eval(d, xs, **_):
     p = d["params"]
-    return K.activation(xs[0] @ layer_matrix(p).T + p["b"], d["attrs"]["activation"])
+    return K.activation(xs[0] @ K.layer_matrix(p).T + p["b"], d["attrs"]["activation"])
 
 
 def _conv_eval(d, xs, **_):
     a, p = d["attrs"], d["params"]
     cols = K.im2col(xs[0], a["kernel"], a["stride"], a["pads"], a["dilation"])
-    z = K.grouped_matmul(cols, layer_matrix(p), a.get("group", 1)) + p["b"]   # [N, P, C_out]
+    z = K.grouped_matmul(cols, K.layer_matrix(p), a.get("group", 1)) + p["b"]   # [N, P, C_out]
     return K.activation(z.transpose(0, 2, 1).reshape((-1,) + d["shape"]), a["activation"])
 
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import fail, register
-from .matmul import layer_matrix
+from ..kernels import layer_matrix
 
 GATES = {"lstm": 4, "gru": 3}
 
