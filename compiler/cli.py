@@ -311,7 +311,8 @@ def build_parser(parser_class=_Parser) -> argparse.ArgumentParser:
                    help="inputs used per point (default 16)")
     x.add_argument("--jobs", type=_number(positive=True, hi=JOBS_MAX), default=os.cpu_count() or 1,
                    help="points compiled and measured at once on local processes (default: the number of CPUs)")
-    x.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="run the points on this Dask distributed scheduler")
+    x.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="run the points on this Dask distributed scheduler "
+                   "(its workers share this file system: they read MODEL and the inputs and write the points by path)")
     x.add_argument("--timeout", type=_number(float, positive=True), default=3600.0, metavar="SECONDS",
                    help="limit of one point's compile and measurement (default 3600)")
     x.add_argument("--no-synth", action="store_true", help="skip yosys: the digital area is left out of every point")

@@ -2,8 +2,9 @@
 
 Every point of a grid of compile options (``--grid KEY=V1,V2 ...``, each key a compile option of
 ``amsc compile`` named without its dashes, or ``adc-share``, the report's columns per ADC) is
-compiled, in parallel on the local process pool (``--jobs``) or a Dask cluster (``--scheduler``),
-and measured as the other commands measure a design:
+compiled, in parallel on the local process pool (``--jobs``) or a Dask cluster (``--scheduler``:
+its workers read the model and the inputs and write the points' designs by path, so they share this
+file system), and measured as the other commands measure a design:
 
 - quality: accuracy on the labels with ideal tiles (``amsc evaluate``'s ``ideal`` run), and the
   output SNR and top-1 agreement against the float model in onnxruntime;

@@ -99,3 +99,18 @@ def test_explore_bad_input(tmp_path, digits):
     assert_clean_error(amsc("explore", m, "-o", keep, "--grid", "tile=64x64", "adc-share=1", "adc-bits=8"),
                        "not an earlier 'amsc explore' output")
     assert (keep / "notes.txt").read_text() == "mine"
+
+
+def test_explore_on_a_dask_cluster_gives_the_same_points(tmp_path, digits):
+    """--scheduler runs the points on Dask workers (which share this file system); explore.json is
+    byte for byte the local pool's."""
+    require_tool("libngspice")
+    import distributed
+
+    args = ["--grid", "tile=64x64,32x32", "--inputs", digits / "x.npy", "--samples", "8", "--no-synth"]
+    assert amsc("explore", MLP / "model.onnx", "-o", tmp_path / "local", *args, "--jobs", "2").returncode == 0
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=None) as cluster:
+        r = amsc("explore", MLP / "model.onnx", "-o", tmp_path / "dask", *args, "--scheduler", cluster.scheduler_address)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "dask" / "explore.json").read_bytes() == (tmp_path / "local" / "explore.json").read_bytes()
