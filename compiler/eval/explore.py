@@ -136,11 +136,17 @@ def explore(model: Path, dest: Path, point_options: list[dict], grid: list[tuple
                                "folder or remove it")
     if labels is not None and inputs is None:
         raise InputError("--labels", "score the inputs they label; give --inputs X.npy too")
-    if labels is not None:
-        from ..frontend.common import load_labels
+    if inputs is not None:
+        try:
+            n = np.load(inputs, mmap_mode="r", allow_pickle=False).shape[0]
+        except (OSError, ValueError, IndexError):
+            raise InputError(inputs, "is not a readable .npy array of inputs") from None
+        if samples > n:
+            raise InputError(inputs, f"holds {n} inputs; --samples {samples} asks for more")
+        if labels is not None:
+            from ..frontend.common import load_labels
 
-        n = np.load(inputs, mmap_mode="r").shape[0]
-        load_labels(labels, n)
+            load_labels(labels, n)
     tmp = dest.parent / f".{dest.name}.explore-tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / "points").mkdir(parents=True)
@@ -163,6 +169,8 @@ def explore(model: Path, dest: Path, point_options: list[dict], grid: list[tuple
         else:
             results = run_local(explore_point, tasks, jobs, timeout, on_done)
         seconds = time.perf_counter() - t0
+        if all(status != "ok" for status, _ in results):
+            raise InputError(model, f"no point of the grid compiled and measured; point 0: {results[0][1]}")
         rep = _report(grid, point_options, results, labels is not None)
         _write(tmp, rep)
         if not keep:

@@ -92,6 +92,11 @@ def test_explore_bad_input(tmp_path, digits):
         assert_clean_error(amsc("explore", m, "-o", out, "--grid", *grid), needle, out=out)
     assert_clean_error(amsc("explore", m, "-o", out, "--labels", digits / "y.npy"), "--inputs", out=out)
     assert_clean_error(amsc("explore", tmp_path / "none.onnx", "-o", out), "no such model file", out=out)
+    assert_clean_error(amsc("explore", m, "-o", out, "--inputs", digits / "x.npy", "--samples", "100000"),
+                       "--samples 100000", out=out)
+    # every point refused: nothing is written, the first point's reason is named
+    assert_clean_error(amsc("explore", m, "-o", out, "--grid", "max-tiles=1", "tile=32x32", "--no-synth"),
+                       "no point of the grid", "--max-tiles 1", out=out)
     # a folder that is not an earlier explore is never replaced
     keep = tmp_path / "mine"
     keep.mkdir()
