@@ -78,6 +78,12 @@ def _number(kind=int, lo=None, hi=None, positive=False):
     return parse
 
 
+FINETUNE_HELP = ("with a chip state: fit the chip's final layer (its weights, within what each pair reaches around its "
+                 "stuck cells) and its requantizer's per-column scale and bias to a few hundred labelled inputs "
+                 "(integer labels), in numpy; the cost and the accuracy on X before and after go into the manifest's "
+                 "chip.finetune (passes/finetune.py, docs/variability.md)")
+
+
 class _GridError(Exception):
     """An argument error of a parser built for checking (``amsc explore``'s grid points)."""
 
@@ -147,11 +153,7 @@ def build_parser(parser_class=_Parser) -> argparse.ArgumentParser:
                    help="compile for one chip: place every tile around the stuck cells its test found (a chip state "
                    "from 'amsc chip-state' or a tester, docs/variability.md) and give the netlists its conductances; "
                    "'amsc program' does this for an already compiled design")
-    c.add_argument("--finetune-data", nargs=2, metavar=("X.npy", "Y.npy"),
-                   help="with a chip state: fit the chip's final layer (its weights, within what each pair reaches "
-                   "around its stuck cells) and its requantizer's per-column scale and bias to a few hundred labelled "
-                   "inputs (integer labels), in numpy; the cost and the accuracy on X before and after go into the "
-                   "manifest's chip.finetune (passes/finetune.py, docs/variability.md)")
+    c.add_argument("--finetune-data", nargs=2, metavar=("X.npy", "Y.npy"), help=FINETUNE_HELP)
     c.add_argument("--dump-ir-after", choices=PASS_NAMES, metavar="PASS",
                    help=f"print the IR (canonical JSON) after PASS to stdout; one of: {', '.join(PASS_NAMES)}")
 
@@ -279,16 +281,13 @@ def build_parser(parser_class=_Parser) -> argparse.ArgumentParser:
                        "placed on that chip's word lines and bit-line pairs so that stuck cells land on zero or small "
                        "weights, stuck cells' partners programmed to keep their pairs' differences, the netlists' cells "
                        "at the chip's conductances (stuck cells included), the RTL's scan contents at the chip's "
-                       "levels, and a manifest that names the chip state. 'amsc verify' signs it off against its own "
+                       "levels and its columns' calibrated requantizer constants (the RTL itself is the design's, "
+                       "byte for byte), and a manifest that names the chip state. 'amsc verify' signs it off against its own "
                        "golden model; run, evaluate, report and rtl-sim work on it. Exit 0, or 2 on bad input.")
     g.add_argument("out", help="output folder of 'amsc compile' (with its ONNX source)")
     g.add_argument("--chip-state", required=True, metavar="CHIP.npz", help="the chip's test results")
     g.add_argument("-o", "--output", required=True, metavar="OUT_CHIP", help="output folder of the chip's design")
-    g.add_argument("--finetune-data", nargs=2, metavar=("X.npy", "Y.npy"),
-                   help="with a chip state: fit the chip's final layer (its weights, within what each pair reaches "
-                   "around its stuck cells) and its requantizer's per-column scale and bias to a few hundred labelled "
-                   "inputs (integer labels), in numpy; the cost and the accuracy on X before and after go into the "
-                   "manifest's chip.finetune (passes/finetune.py, docs/variability.md)")
+    g.add_argument("--finetune-data", nargs=2, metavar=("X.npy", "Y.npy"), help=FINETUNE_HELP)
     x = sub.add_parser("explore", help="compile MODEL at every point of a grid of options and measure each design",
                        description="Compile MODEL at every point of a grid of compile options (in parallel) and "
                        "measure each design as 'evaluate' and 'report' do: accuracy with ideal tiles (with --labels) "
