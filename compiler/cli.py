@@ -366,7 +366,7 @@ def _cmd_report(args) -> int:
                             args.clock_mhz, not args.no_synth, progress)
     ec, dom = rep["energy_check"], rep["dominant"]
     print(f"amsc: report {args.out}: {rep['area_mm2']:.4g} mm^2, {rep['energy_per_inference_j'] * 1e9:.4g} nJ and "
-          f"{rep['latency_s'] * 1e6:.4g} us per inference; {rep['tops']:.3g} TOPS, {rep['tops_per_w']:.3g} TOPS/W, "
+          f"{rep['latency_s'] * 1e6:.4g} us per inference ({rep['throughput_per_s']:.4g} inferences/s); {rep['tops']:.3g} TOPS, {rep['tops_per_w']:.3g} TOPS/W, "
           f"{rep['tops_per_mm2']:.3g} TOPS/mm^2", file=sys.stderr)
     print(f"  energy is dominated by {dom['energy']} ({100 * dom['energy_share']:.0f} %), area by {dom['area']} "
           f"({100 * dom['area_share']:.0f} %)", file=sys.stderr)

@@ -30,6 +30,7 @@ manifest at compile time; each number is cited or derived in pdk.yaml):
   column mux (``--adc-share`` outputs per ADC). Host segments are not counted.
 
 Writes ``OUT/report.json`` (stable keys: ``area_mm2``, ``energy_per_inference_j``, ``latency_s``,
+``throughput_per_s`` (inputs per second; 1 / latency while the datapath takes one input at a time),
 ``tops``, ``tops_per_w``, ``tops_per_mm2``, ``energy_check``), ``OUT/report.html`` and
 ``OUT/report/`` (plots, the settling deck, the yosys statistics).
 """
@@ -568,6 +569,8 @@ def _build(design, ppa, reads, dmax, n, adc_share, engine, seed, clock, synth, t
         "energy_breakdown_j": energy,
         "latency_s": lat,
         "latency_breakdown_s": latency,
+        # inputs per second: the datapath takes one input at a time (no pipelining across layers yet)
+        "throughput_per_s": 1.0 / lat,
         "tops": tops,
         "tops_per_w": 2 * macs / e_total / 1e12,
         "tops_per_mm2": tops / area_mm2,
