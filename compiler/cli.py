@@ -548,14 +548,20 @@ def compile_options(args):
                           finetune_data=None if args.finetune_data is None else tuple(args.finetune_data))
 
 
-def _grid_point_options(model: str, grid: list, point: dict) -> dict:
-    """A grid point's CompileOptions (as JSON) and ADC sharing, parsed and checked as 'amsc compile'
-    would parse and check them."""
-    from .eval.explore import FIXED, REPORT_KEYS
+def _grid_parser():
+    """A parser that raises instead of exiting, and the compile options a grid may vary (by name)."""
+    from .eval.explore import FIXED
 
     parser = build_parser(_CheckParser)
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices["compile"]
-    flags = {o[2:]: a for a in sub._actions for o in a.option_strings if o.startswith("--") and o[2:] not in FIXED}
+    return parser, {o[2:]: a for a in sub._actions for o in a.option_strings if o.startswith("--") and o[2:] not in FIXED}
+
+
+def _grid_point_options(model: str, grid: list, point: dict, parser, flags: dict) -> dict:
+    """A grid point's CompileOptions (as JSON) and ADC sharing, parsed and checked as 'amsc compile'
+    would parse and check them (``parser``, ``flags``: :func:`_grid_parser`)."""
+    from .eval.explore import REPORT_KEYS
+
     argv, adc_share = ["compile", model, "-o", "-"], 1
     for key, _ in grid:
         v = point[key]
@@ -591,7 +597,8 @@ def _cmd_explore(args) -> int:
     if not model.is_file():
         raise InputError(model, "no such model file")
     grid = parse_grid(args.grid)
-    opts = [_grid_point_options(str(model), grid, p) for p in points(grid)]
+    parser, flags = _grid_parser()
+    opts = [_grid_point_options(str(model), grid, p, parser, flags) for p in points(grid)]
     for f in (args.inputs, args.labels):
         if f is not None and not Path(f).is_file():
             raise InputError(f, "no such file")

@@ -137,9 +137,7 @@ def write_design(plan: OutputWriter, ir: IR, pdk: Pdk, options: CompileOptions, 
     n_tiles = len(ir.nodes_of("xbar_tile"))
     progress("calibration and integer program", 0, 1)
     try:
-        nominal = ir if pdk.cell["type"] != "1t1r" and options.chip_state is None else nominal_ir(ir, pdk)
-        prog = build_program(ir, pdk, options, calib[0], nominal)
-        del nominal
+        prog = build_program(ir, pdk, options, calib[0], nominal_ir(ir, pdk))
         datapath = {"generated": True, "calibration": calib[1], "output_scale": prog["output_scale"],
                     "streams": {d: sum(st["kind"] == k for st in prog["steps"]) for d, k in (("in", "recv"),
                                                                                          ("out", "send"))}}

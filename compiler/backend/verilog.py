@@ -206,7 +206,8 @@ def _datapath_ctx(prog: dict, tiles: list[dict]) -> dict:
     tile_ix = {t["name"]: t for t in tiles}
     maps = {}
     layers, pools, adds, muls, luts, remaps, recvs, sends, states = [], [], [], [], [], [], [], [], []
-    cal_regs = []     # the requantizer registers on the scan chain, after the tiles (requant_regs)
+    regs = {r["layer"]: r for r in requant_regs(prog)}
+    cal_regs = []     # the requantizer registers on the scan chain, after the tiles, in chain order
     for k, st in enumerate(prog["steps"]):
         if st["kind"] == "host":
             continue   # the host computes between the chip's send and recv streams
@@ -305,22 +306,21 @@ def _datapath_ctx(prog: dict, tiles: list[dict]) -> dict:
                     code = f"adc_{t['name']}[{hi}:{lo}]"
                     part = int(rec is not None and t["row0"] >= rec["inputs"])
                     terms[part].append("$signed({{" + str(64 - ba) + "{" + f"adc_{t['name']}[{hi}]" + "}}, " + code + "})")
-            columns.append({"j": j, "sum": " + ".join(terms[0]) or "64'sd0", "sumh": " + ".join(terms[1]) or "64'sd0",
-                            "mq": _lit(int(st["mq"][j])), "bq": _lit(int(st["bq"][j]))})
+            columns.append({"j": j, "sum": " + ".join(terms[0]) or "64'sd0", "sumh": " + ".join(terms[1]) or "64'sd0"})
             if rec is None:     # the constants from the layer's requantizer register (requant_regs)
                 wm, wb = st["mq_bits"], st["bq_bits"]
                 base = j * (wm + wb)
                 columns[-1].update(mq=_field(f"cal_{k}", base, wm), bq=_field(f"cal_{k}", base + wm, wb))
-            if rec is not None:
-                columns[-1].update(mqh=_lit(int(rec["mqh"][j])), bqh=_lit(int(rec["bqh"][j])))
+            else:
+                columns[-1].update(mq=_lit(int(st["mq"][j])), bq=_lit(int(st["bq"][j])),
+                                   mqh=_lit(int(rec["mqh"][j])), bqh=_lit(int(rec["bqh"][j])))
         names = [f"L{k}_G", f"L{k}_R", f"L{k}_W", f"L{k}_S"] + ([f"L{k}_U"] if rec is not None else [])
         states += names
         cal = None
-        if rec is None:
+        if rec is None:     # the layer's register of requant_regs, and its place on the chain
             n_cal = len(cal_regs)
-            cal = {"bits": st["cols"] * (st["mq_bits"] + st["bq_bits"]), "sin": f"scan_c{n_cal}",
-                   "wa": st["acc_bits"] + 1,     # the accumulator's value, signed (it sums signed ADC codes)
-                   "sout": f"scan_c{n_cal + 1}", "mq_bits": st["mq_bits"], "bq_bits": st["bq_bits"]}
+            cal = {**regs[st["name"]], "sin": f"scan_c{n_cal}", "sout": f"scan_c{n_cal + 1}",
+                   "wa": st["acc_bits"] + 1}     # the accumulator's value, signed (it sums signed ADC codes)
             cal_regs.append(cal)
         layers.append({"rec": None if rec is None else _recurrent_ctx(k, st, rec), "cal": cal,
                        "su": names[-1],"k": k, "name": st["name"], "src": st["src"]["name"], "dst": st["dst"]["name"], "K": K,

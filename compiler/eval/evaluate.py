@@ -43,7 +43,7 @@ import numpy as np
 from ..design.chipstate import check_rates, draw_state
 from ..errors import InputError
 from ..passes.calibrate import ReadSampler, fit_columns
-from ..passes.fault_map import pair_levels, place_chip
+from ..passes.fault_map import pair_levels, place_chip, stuck_levels, target_levels
 from ..frontend.common import check_labels, load_labels
 from ..verify.report import figure, png_bytes
 from .run import Design, agreement
@@ -187,7 +187,7 @@ def column_calibration(design: Design, chip: dict, reads: dict, read_noise=None)
             X = reads[n]
             gp, gn = chip[n]
             meas = meas + Design._read(X, gp, gn, read_noise)
-            lp, ln = (p[k + "_target"] if k + "_target" in p else p[k] for k in ("lpos", "lneg"))
+            lp, ln = target_levels(p)
             ideal = ideal + X @ ((lp.astype(np.float64) - ln) * g_step)
         a, b = fit_columns(meas, ideal)
         # a design for one chip already folds its own calibration (cal_gain a_d, cal_offset b_d, in
@@ -225,8 +225,7 @@ def draw_chip(design: Design, var: dict, sigma: float, rng, verify: bool = False
         p = design.ir.g.nodes[n]["params"]
         lp, ln = p["lpos"].astype(np.float64), p["lneg"].astype(np.float64)
         if "stuck" in p:      # a design programmed for one chip: its stuck cells are known and placed
-            sp, sn = (np.where(p["stuck"][k] != 0, (p[g] - g_min) / g_step, np.nan) for k, g in ((0, "gpos"),
-                                                                                                  (1, "gneg")))
+            sp, sn = stuck_levels(p, g_min, g_step)
         else:
             sp, sn = state.stuck_levels(n)
             where = placement[n] if placement else {"rows": np.arange(lp.shape[0]), "cols": np.arange(lp.shape[1])}

@@ -480,9 +480,9 @@ def spare_cost(tiles: list[dict], ppa: dict, adc_share: int, reads_per_image: di
         n = sr * bl + 2 * sc * r_phys - 2 * sr * sc
         cells += n
         rows, cols = rows + sr, cols + sc
-        used = t["cols"][1] - t["cols"][0]
+        pairs = read_pairs(t)
         area += (n * ppa["cell"]["area_um2"] + 2 * sc * ppa["tia"]["area_um2"] + sr * ppa["dac"]["area_um2"]
-                 + (math.ceil((used + sc) / adc_share) - math.ceil(used / adc_share)) * ppa["adc"]["area_um2"])
+                 + (math.ceil(pairs / adc_share) - math.ceil((pairs - sc) / adc_share)) * ppa["adc"]["area_um2"])
         energy += reads_per_image.get(t["name"], 0.0) * 2 * sc * e_tia_read
     return {"spare_rows": rows, "spare_cols": cols, "cells": int(cells), "area_mm2": area * 1e-6, "energy_j": energy,
             "model": "the spare lines' cells, a DAC per spare word line, two TIAs and the ADC share of each spare "

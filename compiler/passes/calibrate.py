@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .fault_map import target_levels
+
 #: a fitted gain below this is a dead column: left uncalibrated
 MIN_GAIN = 0.05
 #: calibration inputs evaluated for the read set, and the vectors kept per tile
@@ -109,7 +111,7 @@ def calibrate(ir, options, pdk):
                 tp = ir.g.nodes[t]["params"]
                 X = reads[t]
                 meas = meas + X @ (tp["gpos"] - tp["gneg"])
-                lp, ln = (tp[k + "_target"] if k + "_target" in tp else tp[k] for k in ("lpos", "lneg"))
+                lp, ln = target_levels(tp)
                 ideal = ideal + X @ ((lp.astype(np.float64) - ln) * pdk.g_step)
             g, o = fit_columns(meas, ideal)
             gains.append(g)
@@ -126,12 +128,18 @@ def nominal_ir(ir, pdk):
     (without programming error, stuck cells or a chip's placement levels) and every layer's
     requantizer without its calibration. The chip's datapath (its feature-map scales, shifts and
     register widths) is laid out on this network, so every chip of a design shares one RTL and
-    differs only in what the scan chain loads."""
+    differs only in what the scan chain loads. An IR whose tiles were programmed exactly and for no
+    chip is its own nominal network, returned as it is."""
+    from .program import draws_error
+
+    if not draws_error(pdk) and not ir.g.graph.get("chip_state"):
+        return ir
     ir = ir.copy()
     for t in ir.nodes_of("xbar_tile"):
         p = ir.g.nodes[t]["params"]
-        lp, ln = (p.get(k + "_target", p[k]).astype(np.float64) for k in ("lpos", "lneg"))
-        ir.set(t, params={**p, "gpos": pdk.g_min + lp * pdk.g_step, "gneg": pdk.g_min + ln * pdk.g_step})
+        lp, ln = target_levels(p)
+        ir.set(t, params={**p, "gpos": pdk.g_min + lp.astype(np.float64) * pdk.g_step,
+                          "gneg": pdk.g_min + ln.astype(np.float64) * pdk.g_step})
     for n in ir.nodes_of("accum"):
         p = ir.g.nodes[n]["params"]
         if "w_scale_nominal" in p:

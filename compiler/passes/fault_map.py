@@ -134,6 +134,19 @@ def pair_levels(lp: np.ndarray, ln: np.ndarray, sp: np.ndarray, sn: np.ndarray, 
     return gp, gn
 
 
+def target_levels(p: dict) -> tuple[np.ndarray, np.ndarray]:
+    """A tile's target levels (``lpos``, ``lneg``): what the network wants of it, before a chip's
+    placement put stuck levels under some of them (``*_target`` on a design for one chip)."""
+    return p.get("lpos_target", p["lpos"]), p.get("lneg_target", p["lneg"])
+
+
+def stuck_levels(p: dict, g_min: float, g_step: float) -> tuple[np.ndarray, np.ndarray]:
+    """A chip tile's stuck cells as levels, NaN where healthy, from the conductances its test
+    measured (``stuck`` and ``gpos``/``gneg`` of a design for one chip)."""
+    st = p["stuck"]
+    return tuple(np.where(st[k] != 0, (p[g] - g_min) / g_step, np.nan) for k, g in ((0, "gpos"), (1, "gneg")))
+
+
 def place_chip(tiles: dict, state, weights: dict | None = None, spares: dict | None = None) -> dict[str, dict]:
     """:func:`place_tile` for every tile ``{name: (lpos, lneg)}`` (target levels) on the chip state
     ``state`` (:class:`compiler.design.chipstate.ChipState`), with ``weights`` ``{name: m [rows]}``

@@ -140,7 +140,7 @@ def finetune(ir, options, pdk):
         raise InputError(_OPT, "fits one programmed chip; give its --chip-state (or use 'amsc program')")
     from ..ir.interp import run_ir
     from ..pdk.devices import program as program_devices
-    from .fault_map import pair_levels
+    from .fault_map import pair_levels, stuck_levels
 
     n = final_layer(ir)
     d = ir.g.nodes[n]
@@ -172,7 +172,7 @@ def finetune(ir, options, pdk):
         r0, r1, c0, c1 = ta["row0"], ta["row1"], ta["col0"], ta["col1"]
         h[:, r0:r1] = seen[t]
         D0[r0:r1, c0:c1] = (tp["gpos"] - tp["gneg"]) / step       # what the chip holds now, in levels
-        sp, sn = _stuck_levels(tp, pdk, top)
+        sp, sn = (np.clip(v, 0.0, top) for v in stuck_levels(tp, pdk.g_min, step))
         lo[r0:r1, c0:c1], hi[r0:r1, c0:c1] = _reach(sp, sn, top)
     unit = p["w_scale"] * step
     z0 = (h @ D0) * unit + p["b"]
@@ -187,7 +187,7 @@ def finetune(ir, options, pdk):
             continue
         ta, tp = ir.g.nodes[t]["attrs"], ir.g.nodes[t]["params"]
         Dt = D[ta["row0"]:ta["row1"], ta["col0"]:ta["col1"]]
-        sp, sn = _stuck_levels(tp, pdk, top)
+        sp, sn = (np.clip(v, 0.0, top) for v in stuck_levels(tp, pdk.g_min, step))
         lp, ln = pair_levels(np.maximum(Dt, 0.0), np.maximum(-Dt, 0.0), sp, sn, top)
         lpos = np.clip(np.rint(lp), 0, top).astype(tp["lpos"].dtype)
         lneg = np.clip(np.rint(ln), 0, top).astype(tp["lneg"].dtype)
@@ -211,10 +211,3 @@ def finetune(ir, options, pdk):
         "accuracy_after": float((z1.argmax(axis=1) == y).mean())}
     return ir
 
-
-def _stuck_levels(tp: dict, pdk, top: float) -> tuple[np.ndarray, np.ndarray]:
-    """A chip tile's stuck cells as levels (NaN: healthy), from the conductances its test measured."""
-    st = tp["stuck"]
-    sp = np.where(st[0] != 0, (tp["gpos"] - pdk.g_min) / pdk.g_step, np.nan)
-    sn = np.where(st[1] != 0, (tp["gneg"] - pdk.g_min) / pdk.g_step, np.nan)
-    return np.clip(sp, 0.0, top), np.clip(sn, 0.0, top)

@@ -16,8 +16,13 @@ from ..ir import IR
 from ..pdk.devices import program as program_devices
 
 
+def draws_error(pdk) -> bool:
+    """Whether the PDK models a programming error, so that programmed tiles leave their target levels."""
+    return pdk.cell["type"] == "1t1r" and pdk.cell["rram"]["sigma_gap_nm"] != 0
+
+
 def program(ir: IR, options, pdk) -> IR:
-    if pdk.cell["type"] != "1t1r" or pdk.cell["rram"]["sigma_gap_nm"] == 0:
+    if not draws_error(pdk):
         return ir
     ir = ir.copy()
     for k, t in enumerate(ir.nodes_of("xbar_tile")):
