@@ -149,6 +149,12 @@ def build_parser(parser_class=_Parser) -> argparse.ArgumentParser:
     c.add_argument("--spare-cols", type=_number(lo=0, hi=4096), default=0, metavar="K",
                    help="bit-line pairs (outputs) of every tile kept free for repair, as memory macros keep spare "
                    "columns (default 0)")
+    c.add_argument("--adc-share", type=_number(positive=True, hi=4096), metavar="M",
+                   help="outputs per ADC: M columns hold their TIA outputs on a sample-and-hold each and take turns "
+                   "through an analog multiplexer into one ADC (M conversions per read); M must divide the tile's "
+                   "outputs (default 8, or the largest divisor of the tile's outputs below 8; 1: an ADC per output, "
+                   "no multiplexer). The default is the ADC share of every point on the Pareto fronts of 'amsc "
+                   "explore' on cnn_digits (README)")
     c.add_argument("--chip-state", metavar="CHIP.npz",
                    help="compile for one chip: place every tile around the stuck cells its test found (a chip state "
                    "from 'amsc chip-state' or a tester, docs/variability.md) and give the netlists its conductances; "
@@ -301,7 +307,7 @@ def build_parser(parser_class=_Parser) -> argparse.ArgumentParser:
     x.add_argument("--grid", nargs="+", metavar="KEY=V1,V2",
                    help="the values of each option: any 'amsc compile' option without its dashes (tile=64x64,128x128 "
                    "adc-bits=6,8 weight-bits=3,4 pdk=sky130_1t1r; a flag takes on/off; two-value options take LO:HI), "
-                   "or adc-share=1,8,32 (outputs per ADC in the report). One value fixes an option. Default: "
+                   "or adc-share=1,8,32. One value fixes an option. Default: "
                    "tile=64x64,128x128 adc-bits=6,8 adc-share=1,8,32")
     x.add_argument("--inputs", metavar="X.npy", help="inputs to score and to measure energy on (default: each "
                    "design's calibration samples)")
@@ -329,9 +335,6 @@ def build_parser(parser_class=_Parser) -> argparse.ArgumentParser:
                    "(default: the calibration samples the design holds, OUT/source/calib.npy)")
     q.add_argument("--samples", type=_number(positive=True),
                    help="use the first N inputs (default: 16, or all the inputs if they are fewer)")
-    q.add_argument("--adc-share", type=_number(positive=True, hi=4096), default=1, metavar="M",
-                   help="outputs per ADC through a column multiplexer (default 1: one ADC per output); fewer ADCs, "
-                   "M conversions per read")
     q.add_argument("--engine", choices=("ngspice", "mna"), default="ngspice",
                    help="circuit engine of the crossbar energy (default ngspice; mna for linear 1R tiles)")
     q.add_argument("--clock-mhz", type=_number(float, positive=True, hi=1e6), help="clock of the digital datapath (default: the PDK's)")
@@ -362,7 +365,7 @@ def _cmd_report(args) -> int:
 
     bar, progress = _phase_bar("report")
     with bar:
-        rep = report_design(args.out, args.inputs, args.samples, args.adc_share, args.engine, args.seed,
+        rep = report_design(args.out, args.inputs, args.samples, args.engine, args.seed,
                             args.clock_mhz, not args.no_synth, progress)
     ec, dom = rep["energy_check"], rep["dominant"]
     print(f"amsc: report {args.out}: {rep['area_mm2']:.4g} mm^2, {rep['energy_per_inference_j'] * 1e9:.4g} nJ and "
@@ -544,7 +547,7 @@ def compile_options(args):
                           corner=args.corner, calibration=args.calibration,
                           max_tiles=args.max_tiles, dump_ir_after=args.dump_ir_after,
                           input_range=tuple(args.input_range), spare_rows=args.spare_rows,
-                          spare_cols=args.spare_cols, chip_state=args.chip_state,
+                          spare_cols=args.spare_cols, chip_state=args.chip_state, adc_share=args.adc_share,
                           finetune_data=None if args.finetune_data is None else tuple(args.finetune_data))
 
 
@@ -558,23 +561,15 @@ def _grid_parser():
 
 
 def _grid_point_options(model: str, grid: list, point: dict, parser, flags: dict) -> dict:
-    """A grid point's CompileOptions (as JSON) and ADC sharing, parsed and checked as 'amsc compile'
-    would parse and check them (``parser``, ``flags``: :func:`_grid_parser`)."""
-    from .eval.explore import REPORT_KEYS
-
-    argv, adc_share = ["compile", model, "-o", "-"], 1
+    """A grid point's CompileOptions (as JSON), parsed and checked as 'amsc compile' would parse
+    and check them (``parser``, ``flags``: :func:`_grid_parser`)."""
+    argv = ["compile", model, "-o", "-"]
     for key, _ in grid:
         v = point[key]
-        if key in REPORT_KEYS:
-            try:
-                adc_share = _number(positive=True)(v)
-            except argparse.ArgumentTypeError as e:
-                raise InputError("--grid", f"{key}={v}: {e}") from None
-            continue
         act = flags.get(key)
         if act is None:
             raise InputError("--grid", f"'{key}' is not a compile option; grid keys: "
-                                       f"{', '.join(sorted([*flags, *REPORT_KEYS]))}")
+                                       f"{', '.join(sorted(flags))}")
         if act.nargs == 0:
             if v.lower() not in ("on", "off", "true", "false", "yes", "no", "1", "0"):
                 raise InputError("--grid", f"{key}={v}: a flag takes on or off")
@@ -587,7 +582,7 @@ def _grid_point_options(model: str, grid: list, point: dict, parser, flags: dict
         ns = parser.parse_args(argv)
     except _GridError as e:
         raise InputError("--grid", f"{', '.join(f'{k}={point[k]}' for k, _ in grid)}: {e}") from None
-    return {"grid": dict(point), "compile": compile_options(ns).to_json(), "adc_share": adc_share}
+    return {"grid": dict(point), "compile": compile_options(ns).to_json()}
 
 
 def _cmd_explore(args) -> int:
@@ -750,6 +745,13 @@ def _cmd_verify(args) -> int:
     n = len(rep["blocks"])
     how = ("no simulation: every block came from the cache" if rep["simulated"] == 0
            else f"{rep['simulated']} simulated, {n - rep['simulated']} from the cache")
+    ro = rep.get("readout")
+    if ro is not None:
+        n_ok, n = n_ok + ro["passed"], n + 1
+        how += ", and the readout"
+        console.print(f"readout ({ro['share']} outputs per ADC, ngspice transient): "
+                      f"{'[green]pass[/]' if ro['passed'] else '[red]FAIL[/]'}, max error {ro['max_err_lsb']:.4f} LSB "
+                      f"of {ro['conversions']} conversions (tolerance {ro['tolerance_lsb']:g})", soft_wrap=True)
     if "sample" in rep:
         smp = rep["sample"]
         console.print(smp.get("note") or f"a sample: {smp['verified']} of {smp['tiles']} tiles (seed {smp['seed']}; "

@@ -16,6 +16,7 @@ from .passes.calibrate import nominal_ir
 from .passes.compensate_ir import compensate_ir
 from .backend.floorplan import placement_images, placement_json
 from .backend.render import environment
+from .backend.readout import manifest_entry as readout_entry
 from .backend.spice import emit_spice, tia_context
 from .backend import verilog
 from .backend.verilog import (bipolar_tiles, chain_order, emit_verilog, requant_regs, scan_bits, scan_mem_text,
@@ -150,7 +151,7 @@ def write_design(plan: OutputWriter, ir: IR, pdk: Pdk, options: CompileOptions, 
         # after the program: whether a tile's inputs are signed (bipolar DACs) sets how it is compensated
         progress("IR-drop compensation", 0, 1)
         ir = compensate_ir(ir, options, pdk, bipolar_tiles(prog), table)
-    for k, (rel, text) in enumerate(emit_spice(ir, pdk, env, source_sha, options.corner)):
+    for k, (rel, text) in enumerate(emit_spice(ir, pdk, env, source_sha, options.corner, options.seed)):
         plan.add(rel, text)
         if k % 64 == 0:
             progress("SPICE netlists", k // 2, n_tiles)
@@ -265,6 +266,9 @@ def write_design(plan: OutputWriter, ir: IR, pdk: Pdk, options: CompileOptions, 
         "utilization": utilization(tiles),
         "placement": {k: ir.g.graph["floorplan"][k] for k in ("grid", "wirelength", "baseline_wirelength", "seed")},
         "rtl_datapath": datapath,
+        # outputs per ADC, and with a shared ADC its readout circuit (backend/readout.py)
+        "readout": (readout_entry(pdk, ir.g.graph["adc_share"], pdk.tia_v_out_fs) if ir.g.graph.get("adc_share", 1) > 1
+                    else {"share": 1}),
         "partition": partition,
         # the PDK's area, energy and timing figures as compiled ('amsc report' reads them from here)
         **({"ppa": pdk.ppa} if pdk.ppa is not None else {}),

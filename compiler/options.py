@@ -35,6 +35,10 @@ class CompileOptions:
     #: Word lines and bit-line pairs of every tile kept free for repair (passes/tile.py, fault_map.py).
     spare_rows: int = 0
     spare_cols: int = 0
+    #: Outputs per ADC: that many columns share one ADC through a sample-and-hold per column and an
+    #: analog multiplexer (backend/readout.py). ``None``: DEFAULT_ADC_SHARE, or the largest divisor
+    #: of the tile's outputs below it (passes/tile.py).
+    adc_share: int | None = None
     #: A chip state (.npz, design/chipstate.py): place every tile around that chip's stuck cells and
     #: program its conductances (passes/fault_map.py); None compiles for no chip in particular.
     chip_state: str | None = None

@@ -23,6 +23,7 @@ from .. import __version__
 from ..ir import IR
 from ..ir.names import sanitize
 from ..pdk.devices import SINH_LIMIT, model_cards, specialize_fet
+from .readout import emit_readout
 from .render import chunks, render, spice_num
 
 PORTS_PER_LINE = 8
@@ -172,9 +173,11 @@ def deck_context(design: str, pdk, source_sha: str, cards: list[str] = ()) -> di
             "v_gate": spice_num(pdk.cell.get("v_gate", 0.0))}
 
 
-def emit_spice(ir: IR, pdk, env, source_sha: str, corner: str = "tt"):
+def emit_spice(ir: IR, pdk, env, source_sha: str, corner: str = "tt", seed: int = 0):
     """Yield ``(relative path, text)`` of every SPICE file, one tile at a time (a tile's text is
-    dropped once it is written: no list of every netlist is ever held)."""
+    dropped once it is written: no list of every netlist is ever held). With ADCs shared among M
+    outputs (``ir.g.graph["adc_share"]``), also the readout subckt, its testbench and inputs
+    (backend/readout.py), and in chip.sp one readout per M outputs of each tile."""
     cards = model_cards(pdk.models, corner) if pdk.models else []
     fet_model = None
     if pdk.cell["type"] == "1t1r":
@@ -185,6 +188,9 @@ def emit_spice(ir: IR, pdk, env, source_sha: str, corner: str = "tt"):
     # chip.sp: tiles of one layer that read the same rows share the DAC nets of those rows
     dacs: dict[tuple[str, int], str] = {}
     insts = []
+    share = ir.g.graph.get("adc_share", 1)
+    if share > 1:
+        yield from emit_readout(pdk, env, common, share, pdk.tia_v_out_fs, seed)
     for t in ir.nodes_of("xbar_tile"):
         c = tile_context(ir, t, pdk, fet_model)
         yield f"spice/tiles/{c['name']}.sp", render(env, "crossbar", tile=c, **common)
@@ -200,6 +206,16 @@ def emit_spice(ir: IR, pdk, env, source_sha: str, corner: str = "tt"):
             nets.append(dacs[key])
         nets += [f"{c['name']}_out_{j}" for j in range(c["cols"])]
         insts.append({"inst": f"X{c['name']}", "subckt": c["subckt"], "conn_lines": chunks(nets, PORTS_PER_LINE),
-                      "include": f"tiles/{c['name']}.sp"})
+                      "include": f"tiles/{c['name']}.sp", "tile": True})
+        for g in range(-(-c["cols"] // share) if share > 1 else 0):
+            # the last group's channels beyond the tile's outputs sample ground
+            ins = [f"{c['name']}_out_{j}" if j < c["cols"] else "0" for j in range(g * share, (g + 1) * share)]
+            nets = ins + ["ro_smp", "ro_rst"] + [f"ro_sel_{k}" for k in range(share)] + \
+                [f"{c['name']}_adp_{g}", f"{c['name']}_adn_{g}"]
+            insts.append({"inst": f"X{c['name']}_ro{g}", "subckt": f"amsc_ro{share}",
+                          "conn_lines": chunks(nets, PORTS_PER_LINE), "include": None, "tile": False})
     sources = [{"src": f"V{net}", "node": net} for _, net in sorted(dacs.items())]
-    yield "spice/chip.sp", render(env, "chip", instances=insts, sources=sources, **common)
+    if share > 1:   # the readout clocks, driven by the RTL's schedule (held low here: every switch open)
+        sources += [{"src": f"V{net}", "node": net} for net in ["ro_smp", "ro_rst"] + [f"ro_sel_{k}" for k in range(share)]]
+        insts.insert(0, {"include": "readout.sp", "inst": None})
+    yield "spice/chip.sp", render(env, "chip", instances=insts, sources=sources, share=share, **common)

@@ -20,7 +20,16 @@ from ..ir.names import sanitize
 from .qmodel import REMAP_RANK
 from .render import render
 
-MACRO_LATENCY = 2  # cycles from conv_start to conv_done in the behavioural macro model
+MACRO_LATENCY = 2  # cycles of a read (the TIAs settling) from conv_start, before the conversions
+
+
+def macro_latency(pdk, share: int) -> int:
+    """Cycles from conv_start to conv_done in the behavioural macro: the read, then the ``share``
+    conversions each ADC makes one after another (``--adc-share``) at the PDK's ADC rate and clock."""
+    if pdk.ppa is None:
+        return MACRO_LATENCY
+    per = math.ceil(pdk.ppa["digital"]["clock_mhz"] / pdk.ppa["adc"]["rate_msps"] - 1e-9)
+    return MACRO_LATENCY + share * per
 
 
 def _bits(n: int) -> int:
@@ -383,7 +392,7 @@ def emit_verilog(ir: IR, pdk, env, source_sha: str, prog: dict | None):
     tiles = _tile_ctx(ir, prefix, pdk, level_bits, bipolar_tiles(prog))
     ctx = {"version": __version__, "design": prefix, "prefix": prefix, "pdk": pdk, "tiles": tiles,
            "dac_bits": pdk.dac_bits, "adc_bits": pdk.adc_bits, "level_bits": level_bits, "source_sha": source_sha,
-           "latency": MACRO_LATENCY}
+           "latency": macro_latency(pdk, ir.g.graph.get("adc_share", 1)), "share": ir.g.graph.get("adc_share", 1)}
     # one parameterized tile wrapper and one macro for every tile (each instance gets its tile's
     # sizes and its place in the scan chain), not a module per tile
     names = []

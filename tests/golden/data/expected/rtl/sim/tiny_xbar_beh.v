@@ -5,7 +5,8 @@
 // Column j: D = sum_i dac_i * (lpos_ij - lneg_ij), the integer behind its current (DAC codes unsigned,
 // or signed with BIPOLAR = 1), and the ADC gives clamp((D * KQ + 2^(SK-1)) >>> SK, -2^(ADC_BITS-1),
 // 2^(ADC_BITS-1) - 1): the layer's full scale in LSBs, KQ and SK per tile from the table below,
-// 2 cycles after conv_start.
+// 26 cycles after conv_start: the read, then 8 conversion(s) per ADC (8 output(s) share
+// one ADC through sample-and-holds and a multiplexer, spice/readout.sp).
 module tiny_xbar #(
     parameter integer ROWS = 1,
     parameter integer COLS = 1,
@@ -68,7 +69,7 @@ module tiny_xbar #(
         if (conv_start) begin
             convert;
             conv_done <= 1'b0;
-            cnt <= 2;
+            cnt <= 26;
         end else if (cnt > 0) begin
             cnt <= cnt - 1;
         end else if (cnt == 0) begin

@@ -1,0 +1,54 @@
+"""Verification of a shared-ADC readout (``compile --adc-share M``, backend/readout.py) in ngspice.
+
+The readout's testbench is one transient: rounds of M inputs, each sampled onto the hold
+capacitors and converted slot by slot through the multiplexer. Every conversion, ``V(adp) - V(adn)``
+at the ADC's sampling instant, is compared with ``a * V(in_k)``, the charge-shared value of the
+input held; its error is stated in LSBs of the ADC at the TIA output (``2 v_fs / 2^bits``). The
+block passes when every conversion is within half the verification tolerance (``--tolerance-lsb``;
+the other half is the tile's). Also reported: the common-mode pedestal (what the switches inject,
+cancelled in the difference), and how far each conversion still moves between the ADC's sampling
+instant and the end of its slot (incomplete settling).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..sim.netlist import read_deck
+
+#: where in a slot the settling is judged: just before the multiplexer opens (fraction of the slot)
+LATE = 0.97
+
+
+def verify_readout(out: Path, manifest: dict, tolerance_lsb: float, eng) -> dict:
+    """The ``readout`` block of verify.json, simulated with the ngspice session ``eng``."""
+    ro = manifest["readout"]
+    t0 = time.perf_counter()
+    share, rounds = ro["share"], ro["rounds"]
+    v_in = np.load(out / ro["inputs"], allow_pickle=False)
+    t, y = eng.transient(read_deck(out / ro["testbench"]), ro["testbench"], ["adp", "adn"])
+    r, k = np.meshgrid(np.arange(rounds), np.arange(share), indexing="ij")
+    start = r * ro["slot_s"] * (share + 1) + ro["track_s"] + k * ro["slot_s"]
+
+    def at(frac):
+        ts = start + frac * ro["slot_s"]
+        return np.interp(ts, t, y[:, 0]), np.interp(ts, t, y[:, 1])
+
+    p, n = at(ro["sample_at"])
+    p2, n2 = at(LATE)
+    bits = manifest["tiles"][0]["adc_bits"] if manifest.get("tiles") else 8
+    lsb = 2.0 * ro["v_full_scale"] / 2 ** bits
+    err = ((p - n) / ro["gain"] - v_in) / lsb
+    settle = np.abs((p2 - n2) - (p - n)) / ro["gain"] / lsb
+    tol = tolerance_lsb / 2
+    max_err = float(np.max(np.abs(err)))
+    return {"name": "readout", "subckt": ro["subckt"], "share": share, "conversions": int(v_in.size),
+            "passed": bool(max_err <= tol), "max_err_lsb": max_err, "rms_err_lsb": float(np.sqrt(np.mean(err ** 2))),
+            "mean_err_lsb": float(np.mean(err)), "tolerance_lsb": tol, "lsb_v": lsb, "gain": ro["gain"],
+            "pedestal_v": float(np.max(np.abs(n))), "settling_lsb": float(np.max(settle)),
+            "simulator": eng.version, "seconds": time.perf_counter() - t0,
+            "wave": {"t": t, "adc": y[:, 0] - y[:, 1], "samples_t": start + ro["sample_at"] * ro["slot_s"],
+                     "expected": ro["gain"] * v_in}}
