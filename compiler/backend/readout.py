@@ -40,11 +40,23 @@ ROUNDS = 8
 RESET_END, SEL_START, SAMPLE = 0.2, 0.25, 0.9
 
 
+def hold_capacitance(ro: dict) -> float:
+    """A hold node's capacitance: the hold capacitor and the injection of its sample and mux switches."""
+    return ro["hold_cap_f"] + 2 * ro["inject_cap_f"]
+
+
 def gain(ro: dict, share: int) -> float:
     """``a``: the ADC node's voltage per volt held, after charge sharing (nominal capacitances)."""
-    c_h = ro["hold_cap_f"] + 2 * ro["inject_cap_f"]                     # hold cap, sample and mux switches
+    c_h = hold_capacitance(ro)
     c_a = ro["adc_cap_f"] + (share + 1) * ro["inject_cap_f"]            # ADC cap, M mux switches and reset
     return c_h / (c_h + c_a)
+
+
+def hold_energy(ro: dict, share: int, v_new: np.ndarray, v_old: np.ndarray) -> float:
+    """Energy (J) the TIA outputs give the hold capacitors to sample ``v_new`` where ``v_old`` was
+    sampled before: after its conversion a hold node keeps ``a * v_old`` (the rest went to the ADC's
+    capacitor), so each output delivers ``C_h * v_new * (v_new - a * v_old)``."""
+    return float(hold_capacitance(ro) * np.sum(v_new * (v_new - gain(ro, share) * v_old)))
 
 
 def timing(ppa: dict, share: int) -> dict:

@@ -53,6 +53,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..backend.readout import hold_capacitance
 from ..errors import InputError, SimulationError, ToolError
 from ..sim.netlist import read_deck
 from ..verify.report import figure, png_bytes
@@ -494,15 +495,16 @@ def spare_cost(tiles: list[dict], ppa: dict, adc_share: int, reads_per_image: di
 def readout_cost(ro: dict, pairs: int) -> tuple[float, float]:
     """Area (um^2) of the sample-and-holds and multiplexers of ``pairs`` outputs sharing ADCs, and
     their energy per read (J): per output two hold capacitors and four switches, per ADC two reset
-    switches; each read charges the hold capacitors to outputs spread evenly over the ADC's range
-    (mean square v_fs^2 / 3, the hold capacitor starting from an independent earlier value), and the
-    clocks swing six injection capacitances per output (sample, select) and two per ADC (reset)."""
+    switches; each read charges an output's signal-side hold capacitor (:func:`hold_energy` with
+    outputs spread evenly over the ADC's range and independent of the one before: mean square
+    v_fs^2 / 3; checked against ngspice by 'amsc verify'), and the clocks swing six injection
+    capacitances per output (sample, select) and two per ADC (reset)."""
     if ro.get("share", 1) == 1:
         return 0.0, 0.0
     c = ro["circuit"]
     groups = math.ceil(pairs / ro["share"])
     area = pairs * (2 * c["hold_cap_f"] / c["cap_f_per_um2"] + 4 * c["switch_area_um2"]) + groups * 2 * c["switch_area_um2"]
-    energy = pairs * (2 * c["hold_cap_f"] * ro["v_full_scale"] ** 2 / 3 + 6 * c["inject_cap_f"] * c["v_clock"] ** 2) \
+    energy = pairs * (hold_capacitance(c) * ro["v_full_scale"] ** 2 / 3 + 6 * c["inject_cap_f"] * c["v_clock"] ** 2) \
         + groups * 2 * c["inject_cap_f"] * c["v_clock"] ** 2 * ro["share"]
     return area, energy
 

@@ -7,7 +7,9 @@ input held; its error is stated in LSBs of the ADC at the TIA output (``2 v_fs /
 block passes when every conversion is within half the verification tolerance (``--tolerance-lsb``;
 the other half is the tile's). Also reported: the common-mode pedestal (what the switches inject,
 cancelled in the difference), and how far each conversion still moves between the ADC's sampling
-instant and the end of its slot (incomplete settling).
+instant and the end of its slot (incomplete settling), and the energy the inputs (the TIA outputs)
+deliver to the hold capacitors, measured (``-V I`` of the input sources) and from the report's model
+(:func:`backend.readout.hold_energy`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..backend.readout import hold_energy
 from ..sim.netlist import read_deck
 
 #: where in a slot the settling is judged: just before the multiplexer opens (fraction of the slot)
@@ -29,7 +32,8 @@ def verify_readout(out: Path, manifest: dict, tolerance_lsb: float, eng) -> dict
     t0 = time.perf_counter()
     share, rounds = ro["share"], ro["rounds"]
     v_in = np.load(out / ro["inputs"], allow_pickle=False)
-    t, y = eng.transient(read_deck(out / ro["testbench"]), ro["testbench"], ["adp", "adn"])
+    t, y = eng.transient(read_deck(out / ro["testbench"]), ro["testbench"],
+                         ["adp", "adn"] + [f"in_{k}" for k in range(share)] + [f"i(vin_{k})" for k in range(share)])
     r, k = np.meshgrid(np.arange(rounds), np.arange(share), indexing="ij")
     start = r * ro["slot_s"] * (share + 1) + ro["track_s"] + k * ro["slot_s"]
 
@@ -44,11 +48,18 @@ def verify_readout(out: Path, manifest: dict, tolerance_lsb: float, eng) -> dict
     err = ((p - n) / ro["gain"] - v_in) / lsb
     settle = np.abs((p2 - n2) - (p - n)) / ro["gain"] / lsb
     tol = tolerance_lsb / 2
+    # the TIA outputs' work on the hold capacitors, rounds 1.. (round 0 starts from the operating point)
+    t1 = ro["slot_s"] * (share + 1)
+    keep = t >= t1
+    p_in = -np.sum(y[:, 2:2 + share] * y[:, 2 + share:], axis=1)
+    e_spice = float(np.trapezoid(p_in[keep], t[keep]))
+    e_model = hold_energy(ro["circuit"], share, v_in[1:], v_in[:-1])
     max_err = float(np.max(np.abs(err)))
     return {"name": "readout", "subckt": ro["subckt"], "share": share, "conversions": int(v_in.size),
             "passed": bool(max_err <= tol), "max_err_lsb": max_err, "rms_err_lsb": float(np.sqrt(np.mean(err ** 2))),
             "mean_err_lsb": float(np.mean(err)), "tolerance_lsb": tol, "lsb_v": lsb, "gain": ro["gain"],
             "pedestal_v": float(np.max(np.abs(n))), "settling_lsb": float(np.max(settle)),
-            "simulator": eng.version, "seconds": time.perf_counter() - t0,
+            "hold_energy_spice_j": e_spice, "hold_energy_model_j": e_model,
+            "hold_energy_rel_err": abs(e_model - e_spice) / abs(e_spice) if e_spice else 0.0, "simulator": eng.version, "seconds": time.perf_counter() - t0,
             "wave": {"t": t, "adc": y[:, 0] - y[:, 1], "samples_t": start + ro["sample_at"] * ro["slot_s"],
                      "expected": ro["gain"] * v_in}}

@@ -71,7 +71,9 @@ def _readout_html(ro: dict | None, tmp: Path, pngs: dict) -> str:
             f"{ro['rms_err_lsb']:.4f} LSB (pass: at most {ro['tolerance_lsb']:g} LSB, half the tolerance); charge-sharing "
             f"gain a = {ro['gain']:.5f}; charge injection left on the reference side {ro['pedestal_v'] * 1e3:.3g} mV "
             f"(cancelled in the difference up to the switches' mismatch); still settling at the sampling instant: "
-            f"{ro['settling_lsb']:.2g} LSB.</p><img src='{REPORT_DIR}/readout.png' alt='readout transient'>")
+            f"{ro['settling_lsb']:.2g} LSB. Energy the TIA outputs give the hold capacitors: "
+            f"{ro['hold_energy_spice_j'] * 1e12:.4g} pJ in ngspice, {ro['hold_energy_model_j'] * 1e12:.4g} pJ by the "
+            f"report's model ({100 * ro['hold_energy_rel_err']:.2f} %).</p><img src='{REPORT_DIR}/readout.png' alt='readout transient'>")
 
 
 def _fmt(x, spec=".3e") -> str:

@@ -38,9 +38,9 @@ def test_points_measured_as_report_and_evaluate_measure_them(explored, digits, t
     p = next(p for p in pts if p["options"] == {"tile": "32x32", "adc-bits": "6", "adc-share": "8"})
     assert p["compile_options"]["tile_rows"] == 32 and p["compile_options"]["adc_bits"] == 6
     out = tmp_path / "p"
-    assert amsc("compile", MLP / "model.onnx", "-o", out, "--tile", "32x32", "--adc-bits", "6").returncode == 0
-    r2 = amsc("report", out, "--inputs", digits / "x.npy", "--samples", "60", "--adc-share", "8", "--no-synth",
-              "--engine", "mna")
+    assert amsc("compile", MLP / "model.onnx", "-o", out, "--tile", "32x32", "--adc-bits", "6", "--adc-share",
+                "8").returncode == 0
+    r2 = amsc("report", out, "--inputs", digits / "x.npy", "--samples", "60", "--no-synth", "--engine", "mna")
     assert r2.returncode == 0, r2.stderr
     hand = json.loads((out / "report.json").read_text())
     for k in ("energy_per_inference_j", "area_mm2", "latency_s", "tops_per_w", "tops_per_mm2"):

@@ -123,11 +123,16 @@ def test_digital_area_from_yosys_and_sky130_cells(designs, digits):
     assert rep["area_breakdown_mm2"]["digital"] == pytest.approx(want / rep["digital"]["utilization"] * 1e-6)
 
 
-def test_adc_sharing_trades_area_for_latency(designs, digits):
+def test_adc_sharing_trades_area_for_latency(designs, digits, tmp_path):
+    """The default design shares an ADC among 8 outputs (its readout in the netlists, its conversions
+    in the RTL); --adc-share 1 gives every output its own ADC and no readout."""
     require_tool("libngspice")
-    out = designs / "mlp"
-    one, _ = _report(out, "--inputs", digits / "x.npy", "--samples", "2", "--no-synth")
-    eight, _ = _report(out, "--inputs", digits / "x.npy", "--samples", "2", "--no-synth", "--adc-share", "8")
+    out, solo = designs / "mlp", tmp_path / "one"
+    assert amsc("compile", MLP / "model.onnx", "-o", solo, "--adc-share", "1").returncode == 0
+    one, _ = _report(solo, "--inputs", digits / "x.npy", "--samples", "2", "--no-synth")
+    eight, _ = _report(out, "--inputs", digits / "x.npy", "--samples", "2", "--no-synth")
+    assert (one["adc_share"], eight["adc_share"]) == (1, 8)
+    assert not (solo / "spice" / "readout.sp").exists() and (out / "spice" / "readout.sp").is_file()
     # only the bit-line pairs a layer uses get a TIA and a share of an ADC (the netlists' columns)
     pairs = [t["cols"][1] - t["cols"][0] for t in json.loads((out / "manifest.json").read_text())["tiles"]]
     assert one["periphery"]["adcs"] == sum(pairs) < 32 * len(pairs)
@@ -136,13 +141,19 @@ def test_adc_sharing_trades_area_for_latency(designs, digits):
         one["area_breakdown_mm2"]["adc"] * sum(math.ceil(p / 8) for p in pairs) / sum(pairs))
     assert eight["latency_breakdown_s"]["analog_s"] > one["latency_breakdown_s"]["analog_s"]
     assert eight["energy_breakdown_j"]["adc"] == pytest.approx(one["energy_breakdown_j"]["adc"])
+    # the readout: two 0.5 pF MIM hold capacitors and four switches per output, two reset switches per ADC
+    ro = json.loads((out / "manifest.json").read_text())["readout"]["circuit"]
+    want = sum(p * (2 * ro["hold_cap_f"] / ro["cap_f_per_um2"] + 4 * ro["switch_area_um2"])
+               + math.ceil(p / 8) * 2 * ro["switch_area_um2"] for p in pairs)
+    assert eight["area_breakdown_mm2"]["readout"] == pytest.approx(want * 1e-6) and one["area_breakdown_mm2"]["readout"] == 0
+    assert 0 < eight["energy_breakdown_j"]["readout"] < 0.05 * eight["energy_breakdown_j"]["adc"]
+    assert eight["area_mm2"] < one["area_mm2"] / 3
 
 
 def test_report_bad_input(designs, digits, tmp_path):
     out = designs / "mlp"
     x = digits / "x.npy"
     assert_clean_error(amsc("report", out, "--inputs", x, "--samples", "100000"), "--samples 100000")
-    assert_clean_error(amsc("report", out, "--adc-share", "0"), "--adc-share")
     assert_clean_error(amsc("report", out, "--inputs", digits / "y.npy"), "y.npy")
     assert_clean_error(amsc("report", tmp_path / "nothing"), "nothing")
     # a design compiled before the manifest carried the PDK's figures: say what to recompile

@@ -1,0 +1,99 @@
+"""ADC sharing in the hardware (compile --adc-share M): a sample-and-hold per output and a
+multiplexer into each ADC in the netlists, verified by an ngspice transient (charge sharing, charge
+injection, settling); M conversions per read in the RTL; bad input."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shutil
+
+import numpy as np
+import pytest
+
+from conftest import MLP, amsc, require_tool
+from helpers import assert_clean_error
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ro") / "o"
+    r = amsc("compile", MLP / "model.onnx", "-o", out, "--tile", "32x32", "--adc-share", "4")
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+def test_netlists_wire_every_used_output_through_a_readout(shared):
+    m = json.loads((shared / "manifest.json").read_text())
+    ro = m["readout"]
+    assert ro["share"] == 4 and m["options"]["adc_share"] == 4
+    chip = (shared / "spice" / "chip.sp").read_text()
+    want = sum(math.ceil((t["cols"][1] - t["cols"][0]) / 4) for t in m["tiles"])
+    assert len(re.findall(r"^X\w+_ro\d+$", chip, re.M)) == want
+    assert chip.count("+ amsc_ro4") == want and ".include readout.sp" in chip
+    # every used output of every tile is the input of exactly one channel
+    for t in m["tiles"]:
+        outs = re.findall(rf"\b{t['name']}_out_(\d+)\b", chip)
+        assert sorted(map(int, outs)) == sorted(2 * list(range(t["cols"][1] - t["cols"][0]))), t["name"]  # tile + readout
+    sub = (shared / "spice" / "readout.sp").read_text()
+    assert len(re.findall(r"^CH[PN]_\d ", sub, re.M)) == 8 and len(re.findall(r"^SM[PN]_\d ", sub, re.M)) == 8
+    # the RTL waits for the read and M conversions at the ADC rate (100 MHz clock, 40 MS/s: 3 cycles each)
+    beh = next((shared / "rtl" / "sim").glob("*_xbar_beh.v")).read_text()
+    assert "cnt <= 14;" in beh
+
+
+def test_verify_runs_the_readout_transient_in_ngspice(shared):
+    require_tool("libngspice")
+    r = amsc("verify", shared)
+    assert r.returncode == 0, r.stderr
+    rep = json.loads((shared / "verify.json").read_text())
+    ro = rep["readout"]
+    assert rep["passed"] and ro["passed"] and ro["conversions"] == 8 * 4 and ro["simulator"].startswith("ngspice")
+    # charge sharing with the ADC's capacitor, within a small fraction of an LSB; the switches' injection
+    # is visible on the reference side and cancels in the difference
+    assert ro["max_err_lsb"] < 0.25 and ro["settling_lsb"] < 0.01 and ro["pedestal_v"] > 1e-4
+    assert 0.6 < ro["gain"] < 0.7
+    # the report's model of the hold capacitors' energy against the input sources' power in ngspice
+    assert ro["hold_energy_rel_err"] < 0.1 and ro["hold_energy_spice_j"] > 0
+    assert "readout (4 outputs per ADC" in r.stderr and "readout.png" in (shared / "verify.html").read_text()
+    assert (shared / "verify-report" / "readout.png").is_file()
+
+
+def _tampered(shared, tmp_path, edit):
+    from compiler.sim.ngspice import session
+    from compiler.verify.readout import verify_readout
+
+    out = tmp_path / "t"
+    shutil.copytree(shared, out)
+    p = out / "spice" / "readout.sp"
+    p.write_text(edit(p.read_text()))
+    return verify_readout(out, json.loads((out / "manifest.json").read_text()), 1.0, session())
+
+
+def test_the_transient_catches_a_miswired_multiplexer_and_slow_switches(shared, tmp_path):
+    """The check can fail: channel 0's multiplexer switch on channel 1's select line converts the
+    wrong output in two slots; switches of 1 MOhm do not settle within a conversion slot."""
+    require_tool("libngspice")
+    bad = _tampered(shared, tmp_path, lambda s: s.replace("SMP_0 hp_0 adp sel_0", "SMP_0 hp_0 adp sel_1"))
+    assert not bad["passed"] and bad["max_err_lsb"] > 10
+    slow = _tampered(shared, tmp_path / "b", lambda s: re.sub(r"ron=\S+", "ron=1e6", s))
+    assert not slow["passed"] and slow["settling_lsb"] > 0.1
+
+
+def test_default_share_and_bad_values(tmp_path):
+    out = tmp_path / "o"
+    r = amsc("compile", MLP / "model.onnx", "-o", out, "--tile", "16x6")
+    assert r.returncode == 0, r.stderr
+    assert json.loads((out / "manifest.json").read_text())["readout"]["share"] == 3   # 3 outputs: all on one ADC
+    assert_clean_error(amsc("compile", MLP / "model.onnx", "-o", tmp_path / "b", "--adc-share", "3"),
+                       "--adc-share", "divisor of the tile's 32 outputs", "1, 2, 4, 8, 16, 32", out=tmp_path / "b")
+    assert_clean_error(amsc("compile", MLP / "model.onnx", "-o", tmp_path / "b", "--adc-share", "0"), "--adc-share",
+                       out=tmp_path / "b")
+    assert_clean_error(amsc("compile", MLP.parent / "neural_ode_spiral" / "dynamics.yaml", "-o", tmp_path / "b",
+                            "--adc-share", "2"), "--adc-share", out=tmp_path / "b")
+
+
+def test_readout_inputs_cover_the_adc_range(shared):
+    v = np.load(shared / "spice" / "tb" / "readout_inputs.npy")
+    assert v.shape == (8, 4) and v.max() == 1.0 and v.min() == -1.0
