@@ -741,6 +741,10 @@ def _cmd_verify(args) -> int:
     finally:
         progress.stop()
     console.print(summary_table(rep))
+    if "distribution" in rep:
+        from .verify.dynamics import distribution_line
+
+        console.print(distribution_line(rep["distribution"]), highlight=False, soft_wrap=True)
     n_ok = sum(b["passed"] for b in rep["blocks"])
     n = len(rep["blocks"])
     how = ("no simulation: every block came from the cache" if rep["simulated"] == 0

@@ -383,7 +383,8 @@ def compile_dynamics(path: Path, out: Path, options, pdk) -> dict:
     from .backend.render import environment, render, spice_num
     from .backend.spice import deck_context
     from .frontend.dynamics import check_options, load_dynamics
-    from .ir.dynamics import DIVERGED, MARGIN, MAX_SPAN, hidden_pre, quantize_w, rate_bound, reference
+    from .ir.dynamics import (DIVERGED, MARGIN, MAX_SPAN, hidden_pre, noise_path, noise_plan, pathwise, quantize_w,
+                              rate_bound, reference)
     from .ir.names import sanitize
     from .passes.dynamics import controller, place_dynamics, time_scale
 
@@ -403,13 +404,22 @@ def compile_dynamics(path: Path, out: Path, options, pdk) -> dict:
                     f"inverse of its rate bound); the reference solve and the transient resolve at most {MAX_SPAN:.0e}, "
                     f"so t_end may be at most {MAX_SPAN / span * model['t_end']:.4g} for this model")
     sky = pdk.cell["type"] == "1t1r"
+    plan = noise_plan(model, Wq, path)
+    if plan is not None and sky:
+        raise InputError(path, f"noise: the {pdk.name} dynamics circuit (transistor integrators and activations) has no "
+                               "noise injection; compile a noisy model on the generic PDK")
     if sky:
         from .backend import dynamics_1t1r as d1
 
         char, k_x = d1.prepare(model, quant, pdk, options.corner, path)
     scaling = time_scale(model, Wq, pdk, path)
     k_t = scaling["time_s_per_unit"]
-    _, x_ref = reference(model, Wq)
+    forcing = None
+    if plan is not None:    # the deck's own noise realization: its trajectory sets the amplitude scaling
+        forcing = noise_path(model, plan, options.seed)
+        _, x_ref = pathwise(model, Wq, plan, forcing)
+    else:
+        _, x_ref = reference(model, Wq)
     x_max = float(np.max(np.abs(x_ref))) or 1.0
     drive = max([1.0, float(np.max(np.abs(model["x0"]))), float(np.max(np.abs(model["b"])))]
                 + [float(np.max(np.abs(model["U"][:, k])) * np.max(np.abs(p[:, 1]))) for k, p in enumerate(model["pwl"])])
@@ -426,12 +436,13 @@ def compile_dynamics(path: Path, out: Path, options, pdk) -> dict:
             for k, (nm, p) in enumerate(zip(model["inputs"], model["pwl"]))]
     t_stop = model["t_end"] * k_t
     common = {**deck_context(model["name"], pdk, sha256(data)), "n": n, "sources": srcs,
-              "tstep": spice_num(t_stop / TRAN_POINTS), "tstop": spice_num(t_stop), "k_t": spice_num(k_t),
+              "tstep": spice_num(t_stop / TRAN_POINTS if plan is None else plan["dt"] * k_t / plan["substeps"]),
+              "tstop": spice_num(t_stop), "k_t": spice_num(k_t),
               "activation": model["activation"], "form": model["form"]}
     if sky:
         built = d1.build(model, quant, pdk, options.corner, a, k_t, k_x, char, common, path)
     else:
-        built = _generic_circuit(model, quant, pdk, a, k_t, s_max, s_in_max, x_max, common)
+        built = _generic_circuit(model, quant, pdk, a, k_t, s_max, s_in_max, x_max, common, forcing, plan)
     deck, tiles = built.pop("deck"), built.pop("tiles")
     ctrl = controller(model, pdk, k_t, path)
     ctrl_v = render(environment(pdk), "dynamics_ctrl", **deck_context(model["name"], pdk, sha256(data)), prefix=design,
@@ -451,6 +462,10 @@ def compile_dynamics(path: Path, out: Path, options, pdk) -> dict:
                         "layers": {k: {"levels": f"arrays/{k}_levels.npy", "w_step": step, "shape": list(q.shape)}
                                    for k, (q, step) in quant.items()},
                         "scaling": sc, "integrator": built["integrator"], "energy": built["energy"],
+                        **({"noise": {**built["noise"], "sigma": model["noise"]["sigma"].tolist(), "dt": plan["dt"],
+                                      "samples": plan["samples"], "bandwidth_per_unit": plan["bandwidth"],
+                                      "bandwidth_hz": plan["bandwidth"] / k_t, "burn_in": plan["burn_in"],
+                                      "substeps": plan["substeps"], "seed": options.seed}} if plan is not None else {}),
                         **built["circuit"],
                         **({"controller": {**ctrl, "rtl": f"rtl/{design}_ctrl.v", "top": f"{design}_ctrl"}}
                            if ctrl_v is not None else {})},
@@ -458,6 +473,8 @@ def compile_dynamics(path: Path, out: Path, options, pdk) -> dict:
            "placement": {k: fp_ir.g.graph["floorplan"][k] for k in ("grid", "wirelength", "baseline_wirelength", "seed")}}
     with OutputWriter(out) as w:
         w.add("spice/dynamics.sp", deck)
+        if "noise_text" in built:
+            w.add(built["noise"]["file"], built.pop("noise_text"))
         if ctrl_v is not None:
             w.add(f"rtl/{design}_ctrl.v", ctrl_v)
             w.add("rtl/files.f", f"{design}_ctrl.v\n")

@@ -50,10 +50,26 @@ def ic_line(a: float, x0: np.ndarray) -> str:
     return ".ic " + " ".join(f"V(x_{i})={spice_num(a * v)}" for i, v in enumerate(x0))
 
 
+#: the noise file, next to the deck (an XSPICE filesource reads it relative to ngspice's working folder)
+NOISE_FILE = "noise.txt"
+
+
+def noise_text(k_t: float, dt: float, currents: np.ndarray) -> str:
+    """The noise file: per line the physical time and each noisy integrator's current (A)."""
+    import io
+
+    buf = io.StringIO()
+    t = np.arange(currents.shape[0]) * dt * k_t
+    np.savetxt(buf, np.column_stack([t, currents]), fmt="%.10g")
+    return buf.getvalue()
+
+
 def _generic_circuit(model: dict, quant: dict, pdk, a: float, k_t: float, s_max: float, s_in_max: float,
-                     x_max: float, common: dict) -> dict:
+                     x_max: float, common: dict, forcing: np.ndarray | None = None, plan: dict | None = None) -> dict:
     """The generic PDK's deck: RC integrators fed by ideal current mirrors, behavioural activations
-    (module docstring). Returns the deck, the tiles and the manifest's circuit fields."""
+    (module docstring); with ``forcing`` (ir.dynamics.noise_path) each noisy state's integrator also
+    takes ``a sigma xi / R`` from the noise file. Returns the deck, the tiles and the manifest's
+    circuit fields."""
     from .render import environment, render, spice_num
 
     n, vf = model["n"], model["form"] == "vector_field"
@@ -85,8 +101,16 @@ def _generic_circuit(model: dict, quant: dict, pdk, a: float, k_t: float, s_max:
                        "bias": spice_num(a * model["b"][i] / R[i]),
                        "inputs": [{"k": k, "gm": spice_num(a * model["U"][i, k] / R[i])}
                                   for k in range(len(model["inputs"])) if model["U"][i, k] != 0]})
+    noise, extra_files = None, {}
+    if forcing is not None:
+        # tau dx/dt gains sigma xi: the integrator's current a sigma xi / R_i, like its bias a b_i / R_i
+        noisy = [i for i in range(n) if model["noise"]["sigma"][i] > 0]
+        noise = {"file": NOISE_FILE, "states": noisy, "zeros": " ".join("0" for _ in noisy),
+                 "ones": " ".join("1" for _ in noisy), "dt_s": spice_num(plan["dt"] * k_t),
+                 "bandwidth_hz": spice_num(plan["bandwidth"] / k_t)}
+        extra_files["noise_text"] = noise_text(k_t, plan["dt"], forcing[:, noisy] * (a / R[noisy]))
     deck = render(environment(pdk), "dynamics", **common, states=states, hidden=hidden, drivers=drivers,
-                  tiles=tiles, c=spice_num(C_INT), ic=ic_line(a, model["x0"]), a=spice_num(a))
+                  tiles=tiles, c=spice_num(C_INT), ic=ic_line(a, model["x0"]), a=spice_num(a), noise=noise)
     # supply energy (eval/dynamics.py): every stage draws |I_out|; the mirrors scale their
     # sense currents; a vector field's hidden TIAs source their bit lines' currents
     drv = ([f"i(ex_{j})" for j in range(n)] + [f"i(ba_{k})" for k in range(h)]
@@ -95,7 +119,10 @@ def _generic_circuit(model: dict, quant: dict, pdk, a: float, k_t: float, s_max:
     energy = {"probes": drv + sense, "weights": [1.0] * len(drv) + np.repeat(mirror, 2).tolist(),
               "bias_a": float(np.sum(np.abs(a * model["b"] / R))), "input_gm": (a * model["U"] / R[:, None]).tolist(),
               "stages": 2 * n + 2 * h}
-    return {"deck": deck, "tiles": tiles, "scaling_extra": extra, "energy": energy,
+    return {"deck": deck, "tiles": tiles, "scaling_extra": extra, "energy": energy, **extra_files,
+            **({"noise": {"file": f"spice/{NOISE_FILE}", "states": noise["states"],
+                          "source": "an XSPICE filesource per deck playing seeded Gaussian samples, linear in between"}}
+               if noise else {}),
             "integrator": {"c_f": [C_INT] * n, "r_ohm": R.tolist(), "leak": not vf},
             "circuit": {"mirror_gain": mirror.tolist(), "s_max": s_max}}
 

@@ -65,10 +65,19 @@ def probe_task(task: dict) -> dict:
     t0 = time.perf_counter()
     tm, xs, cur = run_spice(session(), out, man, x0, man["dynamics"]["energy"]["probes"], model)
     secs = time.perf_counter() - t0
-    _, xr = reference(model, Wq, np.clip(tm, 0, model["t_end"]), x0)
-    xr = xr.T
     ideal = ideal_model(model)
-    _, xf = reference(ideal, model["layers"], np.array([model["t_end"]]), x0)
+    if "noise" in man["dynamics"]:      # every run is driven by the deck's one noise realization
+        from ..ir.dynamics import noise_path, pathwise
+        from ..verify.dynamics import noise_plan_of
+
+        plan = noise_plan_of(man)
+        forcing = noise_path(model, plan, man["dynamics"]["noise"]["seed"])
+        xr = pathwise(model, Wq, plan, forcing, x0, dense=True)[1](np.clip(tm, 0, model["t_end"]))
+        xf = pathwise(ideal, model["layers"], plan, forcing, x0)[1]
+    else:
+        _, xr = reference(model, Wq, np.clip(tm, 0, model["t_end"]), x0)
+        _, xf = reference(ideal, model["layers"], np.array([model["t_end"]]), x0)
+    xr = xr.T
     # the digital reference: the model's math on the quantized weights (for a sky130_1t1r design the
     # trajectory check runs against its characterized circuit, xr, instead)
     xd = xr[-1] if "circuit" not in model else reference(ideal, Wq, np.array([model["t_end"]]), x0)[1][:, -1]

@@ -18,7 +18,8 @@ from ..errors import InputError
 SCHEMA_VERSION = 1
 ACTIVATIONS = ("tanh", "sigmoid", "relu", "identity")
 _KEYS = {"amsc_dynamics", "name", "states", "tau", "activation", "W", "vector_field", "b", "inputs", "U", "x0",
-         "t_end", "time_scale", "sample_times"}
+         "t_end", "time_scale", "sample_times", "noise"}
+_NOISE_KEYS = {"sigma", "bandwidth", "burn_in"}
 _REQUIRED = {"amsc_dynamics", "states", "x0", "t_end"}
 _VF_KEYS = {"hidden", "W1", "b1", "W2"}
 #: largest state (and hidden) count (a dense N x N crossbar and an N-state transient)
@@ -88,6 +89,23 @@ def _count(path: Path, v, field: str) -> int:
     return v
 
 
+def _noise(path: Path, spec, n: int, t_end: float) -> dict:
+    """``noise: {sigma: S or [N], bandwidth: B, burn_in: T}`` (docs/dynamics.md): sigma >= 0 per
+    state, at least one positive; the optional bandwidth (1 / model time) and burn-in (model time)."""
+    if not isinstance(spec, dict) or "sigma" not in spec or not set(spec) <= _NOISE_KEYS:
+        raise _fail(path, "noise", "expected {sigma: S or a list of N, bandwidth: B (optional), burn_in: T (optional)}")
+    sigma = _vector(path, {"noise.sigma": spec["sigma"]}, "noise.sigma", n)
+    if np.any(sigma < 0) or not np.any(sigma > 0):
+        raise _fail(path, "noise.sigma", "expected intensities >= 0, at least one positive")
+    out = {"sigma": sigma, "bandwidth": None, "burn_in": None}
+    for key, hi in (("bandwidth", 1e12), ("burn_in", t_end)):
+        v = spec.get(key)
+        if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool) or not 0 < v < hi):
+            raise _fail(path, f"noise.{key}", f"{v!r}; expected a positive number" + (" below t_end" if key == "burn_in" else ""))
+        out[key] = None if v is None else float(v)
+    return out
+
+
 def load_dynamics(path: str | Path) -> dict:
     """Read and check an ``amsc_dynamics`` YAML model (see docs/dynamics.md)."""
     path = Path(path)
@@ -153,7 +171,8 @@ def load_dynamics(path: str | Path) -> dict:
     if st.ndim != 1 or not 1 <= st.size <= 4096 or not np.all(np.isfinite(st)) or np.any(np.diff(st) <= 0) \
             or st[0] <= 0 or st[-1] > t_end:
         raise _fail(path, "sample_times", "expected 1..4096 increasing model times in (0, t_end]")
-    model = {"name": str(doc.get("name") or path.stem), "n": n, "tau": tau, "activation": actn,
+    noise = _noise(path, doc.get("noise"), n, float(t_end)) if "noise" in doc else None
+    model = {"name": str(doc.get("name") or path.stem), "n": n, "tau": tau, "activation": actn, "noise": noise,
              "sample_times": st,
              "b": _vector(path, doc, "b", n, 0.0), "x0": _vector(path, doc, "x0", n), "t_end": float(t_end),
              "inputs": names, "pwl": pwl, "U": U, "time_scale": None if ts is None else float(ts)}

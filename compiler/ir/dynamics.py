@@ -180,3 +180,124 @@ def settle_time(tm: np.ndarray, x: np.ndarray, fs: float) -> np.ndarray:
     away = np.abs(x - x[-1]) > SETTLE_FRACTION * fs
     last = np.where(away.any(axis=0), tm.size - 1 - np.argmax(away[::-1], axis=0), -1)
     return np.where(last < 0, 0.0, tm[np.minimum(last + 1, tm.size - 1)])
+
+
+# --- noise: tau dx/dt = f(x, t) + sigma xi(t), xi unit-intensity white noise (docs/dynamics.md) ---
+
+#: the white noise's samples per fastest time constant (the inverse of the rate bound): its bandwidth,
+#: 1 / (2 dt), is NOISE_SAMPLES / 2 times the system's fastest rate, white over everything it can follow
+NOISE_SAMPLES = 20
+#: transient (and reference) steps per noise sample: the forcing is linear between samples
+NOISE_SUBSTEPS = 4
+#: noise samples over the window times noisy states, at most (the deck's noise file holds one number
+#: each, about 17 bytes; the reference keeps NOISE_SUBSTEPS states and slopes per sample)
+MAX_NOISE_VALUES = 4_000_000
+#: the default burn-in: this many of the slowest decay time (a linear model's), or of tau_max
+BURN_IN_TIMES = 10
+
+
+def linear_system(model: dict, Wq: dict) -> np.ndarray | None:
+    """``A`` of a linear model (identity activation, inputs constant after t = 0): dx/dt = A x + c,
+    or None. A recurrent model's ``A = (W - I) / tau``, a vector field's ``W2 W1 / tau``."""
+    if model["activation"] != "identity" or any(np.ptp(p[:, 1]) > 0 for p in model["pwl"]):
+        return None
+    if model["form"] == "recurrent":
+        return (Wq["W"] - np.eye(model["n"])) / model["tau"][:, None]
+    return (Wq["W2"] @ Wq["W1"]) / model["tau"][:, None]
+
+
+def stationary_cov(model: dict, Wq: dict) -> np.ndarray | None:
+    """The exact stationary covariance of a stable linear model with noise (an Ornstein-Uhlenbeck
+    process): ``A S + S A^T + B B^T = 0`` with ``B = diag(sigma / tau)``, or None."""
+    from scipy.linalg import solve_continuous_lyapunov
+
+    A = linear_system(model, Wq)
+    if A is None or model.get("noise") is None or np.max(np.linalg.eigvals(A).real) >= 0:
+        return None
+    b = model["noise"]["sigma"] / model["tau"]
+    return solve_continuous_lyapunov(A, -np.diag(b ** 2))
+
+
+def noise_plan(model: dict, Wq: dict, where) -> dict | None:
+    """The noise's sample interval ``dt`` (model time; bandwidth 1 / (2 dt)), sample count and
+    burn-in, or None without noise. Refuses a bandwidth the system would see as coloured, and one
+    whose samples the transient cannot resolve within MAX_NOISE_SAMPLES."""
+    nz = model.get("noise")
+    if nz is None:
+        return None
+    rate = rate_bound(model, Wq)
+    least = NOISE_SAMPLES * rate / 2
+    if nz["bandwidth"] is not None and nz["bandwidth"] < least:
+        raise InputError(where, f"noise.bandwidth: {nz['bandwidth']:g} per unit of model time is not white over the "
+                                f"system's band (its rate bound is {rate:.4g} per unit); expected at least {least:.4g}")
+    dt = 1.0 / (2 * nz["bandwidth"]) if nz["bandwidth"] is not None else 1.0 / (NOISE_SAMPLES * rate)
+    count = int(np.ceil(model["t_end"] / dt)) + 1
+    noisy = int(np.count_nonzero(nz["sigma"]))
+    if count * noisy > MAX_NOISE_VALUES:
+        raise InputError(where, f"noise: a bandwidth of {1 / (2 * dt):.4g} per unit takes a noise sample every {dt:.4g} "
+                                f"and a transient step of {dt / NOISE_SUBSTEPS:.4g} model time: {count} samples of "
+                                f"{noisy} state(s) over t_end = {model['t_end']:g}, more than the {MAX_NOISE_VALUES} values "
+                                "the deck's noise file holds (shorten t_end or lower noise.bandwidth)")
+    burn = nz["burn_in"]
+    if burn is None:
+        A = linear_system(model, Wq)
+        slow = -float(np.max(np.linalg.eigvals(A).real)) if A is not None else 0.0
+        burn = min(BURN_IN_TIMES * (1.0 / slow if slow > 0 else float(np.max(model["tau"]))), model["t_end"] / 2)
+    return {"dt": dt, "samples": count, "bandwidth": 1.0 / (2 * dt), "burn_in": burn, "substeps": NOISE_SUBSTEPS}
+
+
+def noise_path(model: dict, plan: dict, seed: int) -> np.ndarray:
+    """``sigma xi`` sampled every ``dt`` [samples, N]: independent Gaussians of variance sigma^2 / dt
+    from ``seed`` (unit-intensity white noise, band-limited to 1 / (2 dt)); linear in between."""
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x4E5A]))
+    return rng.standard_normal((plan["samples"], model["n"])) * (model["noise"]["sigma"] / np.sqrt(plan["dt"]))
+
+
+def pathwise(model: dict, Wq: dict, plan: dict, forcing: np.ndarray, x0: np.ndarray | None = None,
+             dense: bool = False):
+    """The model driven by one noise realization ``forcing`` (``noise_path``; linear between its
+    samples): classical Runge-Kutta at NOISE_SUBSTEPS steps per sample, the forcing interpolated at
+    each stage, from ``x0`` (default the model's). Returns the model times of the samples and the
+    states there [N, samples]; with ``dense``, a callable ``x(t)`` [N, len(t)] instead of the states,
+    cubic Hermite between the substeps (where the forcing is linear and the trajectory smooth)."""
+    from scipy.interpolate import CubicHermiteSpline
+
+    f = rhs(model, Wq)
+    tau = model["tau"]
+    x = np.array(model["x0"] if x0 is None else x0, dtype=np.float64)
+    dt, m = plan["dt"], plan["substeps"]
+    h = dt / m
+    out = np.empty((plan["samples"],) + x.shape)
+    out[0] = x
+    if dense:
+        fine = np.empty(((plan["samples"] - 1) * m + 1,) + x.shape)
+        slope = np.empty_like(fine)
+    for k in range(plan["samples"] - 1):
+        g0, g1 = forcing[k], forcing[k + 1]
+        t0 = k * dt
+        for j in range(m):
+            a, c = j / m, (j + 0.5) / m
+            ga, gc, gb = g0 + (g1 - g0) * a, g0 + (g1 - g0) * c, g0 + (g1 - g0) * (a + 1 / m)
+            ts = t0 + j * h
+            k1 = f(ts, x) + ga / tau
+            if dense:
+                fine[k * m + j], slope[k * m + j] = x, k1
+            k2 = f(ts + h / 2, x + h / 2 * k1) + gc / tau
+            k3 = f(ts + h / 2, x + h / 2 * k2) + gc / tau
+            k4 = f(ts + h, x + h * k3) + gb / tau
+            x = x + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+        out[k + 1] = x
+    ts = np.arange(plan["samples"]) * dt
+    if not dense:
+        return ts, np.moveaxis(out, 0, 1)
+    fine[-1], slope[-1] = x, f(ts[-1], x) + forcing[-1] / tau
+    spline = CubicHermiteSpline(np.arange(fine.shape[0]) * h, fine, slope, axis=0)
+    return ts, lambda t: spline(np.clip(t, 0, ts[-1])).T
+
+
+def energy_distance(x: np.ndarray, y: np.ndarray) -> float:
+    """The energy distance between samples x [n, d] and y [m, d]: 2 E|X - Y| - E|X - X'| - E|Y - Y'|
+    (Szekely and Rizzo, 2013), the V-statistic."""
+    from scipy.spatial.distance import cdist
+
+    return float(2 * cdist(x, y).mean() - cdist(x, x).mean() - cdist(y, y).mean())

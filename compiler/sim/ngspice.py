@@ -119,11 +119,12 @@ class NgspiceSession:
         self.ng.destroy()
         return t, out
 
-    def transient(self, deck: str, where: str, probes: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    def transient(self, deck: str, where: str, probes: list[str], base_dir: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Run a deck that holds its own ``.tran``; returns ``(time, probes [len(time), len(probes)])``
-        of node voltages and, for probes ``i(<source>)``, branch currents (only the probes are saved)."""
+        of node voltages and, for probes ``i(<source>)``, branch currents (only the probes are saved).
+        ``base_dir``: the folder the deck's relative file names (a filesource's data) are read from."""
         body = [ln for ln in deck.splitlines() if ln.strip().lower() != ".end"]
-        plot = self._run(body + [".save " + " ".join(probes), ".end"], where, None)
+        plot = self._run(body + [".save " + " ".join(probes), ".end"], where, base_dir)
         t = np.asarray(plot["time"]._data, dtype=np.float64)
         keys = [p[2:-1].lower() + "#branch" if p.lower().startswith("i(") else p.lower() for p in probes]
         out = self._vectors(plot, probes, keys, where)

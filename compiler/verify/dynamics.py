@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from ..backend.dynamics import ic_line
-from ..ir.dynamics import ATOL, RTOL, ideal_model, reference, settle_time
+from ..ir.dynamics import (ATOL, RTOL, energy_distance, ideal_model, noise_path, pathwise, reference, rhs, settle_time,
+                           stationary_cov)
 
 #: the sign-off tolerance on the generic PDK, in fractions of full scale
 TOLERANCE_FS = 1e-3
@@ -31,6 +32,8 @@ def load_design(out: Path, man: dict) -> tuple[dict, dict]:
              "form": d["form"], "layers": {k: ld(k) for k in d["layers"]}, "time_scale": None}
     if d["form"] == "vector_field":
         model.update(hidden=d["hidden"], b1=ld("b1"))
+    if "noise" in d:
+        model["noise"] = {"sigma": np.array(d["noise"]["sigma"], float)}
     Wq = {k: np.load(out / v["levels"], allow_pickle=False) * v["w_step"] for k, v in d["layers"].items()}
     if d.get("circuit", {}).get("kind") == "1t1r":
         from ..backend.dynamics_1t1r import circuit_from, offset_bias
@@ -65,8 +68,103 @@ def run_spice(eng, out: Path, man: dict, x0: np.ndarray | None = None, extra: li
         deck = "\n".join(ic if ln.startswith(".ic ") else ln for ln in deck.splitlines()
                          if not ln.startswith(".nodeset "))
     n = d["states"]
-    t, v = eng.transient(deck, d["deck"], [f"x_{i}" for i in range(n)] + list(extra))
+    t, v = eng.transient(deck, d["deck"], [f"x_{i}" for i in range(n)] + list(extra), (out / d["deck"]).parent.resolve())
     return t / sc["time_s_per_unit"], v[:, :n] / sc["amplitude_v_per_unit"], v[:, n:]
+
+
+#: batches of the batch-means standard error of a sample covariance
+BATCHES = 20
+#: independent reference runs of a nonlinear sampler (their pairwise energy distances are the spread)
+REF_RUNS = 4
+#: samples per run the energy distance compares, at most (evenly thinned after the burn-in)
+ED_SAMPLES = 1500
+
+
+def noise_plan_of(man: dict) -> dict:
+    nz = man["dynamics"]["noise"]
+    return {k: nz[k] for k in ("dt", "samples", "burn_in", "substeps")}
+
+
+def euler_maruyama(model: dict, Wq: dict, plan: dict, seed: int) -> np.ndarray:
+    """An independent reference run of the SDE ``dx = f dt + (sigma / tau) dW``: Euler-Maruyama with
+    true white-noise increments at the transient's step (dt / substeps); the states at the noise
+    sample times [N, samples]."""
+    f = rhs(model, Wq)
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x454D]))
+    b = model["noise"]["sigma"] / model["tau"]
+    m, h = plan["substeps"], plan["dt"] / plan["substeps"]
+    x = np.array(model["x0"], float)
+    out = np.empty((plan["samples"], model["n"]))
+    out[0] = x
+    dw = rng.standard_normal(((plan["samples"] - 1) * m, model["n"])) * np.sqrt(h)
+    for k in range(plan["samples"] - 1):
+        for j in range(m):
+            x = x + h * f((k * m + j) * h, x) + b * dw[k * m + j]
+        out[k + 1] = x
+    return out.T
+
+
+def _after_burn_in(t: np.ndarray, x: np.ndarray, burn: float) -> np.ndarray:
+    """Samples [count, N] of states ``x`` [N, T] at times ``t`` after the burn-in."""
+    return x[:, t >= burn].T
+
+
+def _thin(x: np.ndarray, most: int) -> np.ndarray:
+    return x[np.linspace(0, x.shape[0] - 1, min(most, x.shape[0])).astype(int)]
+
+
+def distribution_check(model: dict, Wq: dict, man: dict, t_grid: np.ndarray, x_grid: np.ndarray) -> dict:
+    """The circuit's samples ``x_grid`` [N, samples] (at the noise sample times ``t_grid``) in
+    distribution: a linear model's sample covariance against the exact stationary covariance (the
+    Lyapunov equation), with a batch-means standard error; a nonlinear model's energy distance to
+    independent Euler-Maruyama runs, against the spread of those runs' distances to each other."""
+    plan = noise_plan_of(man)
+    seed = man["dynamics"]["noise"]["seed"]
+    xs = _after_burn_in(t_grid, x_grid, plan["burn_in"])
+    res = {"samples": int(xs.shape[0]), "burn_in": plan["burn_in"], "sample_interval": plan["dt"]}
+    S = stationary_cov(model, Wq)
+    if S is not None:
+        est = np.cov(xs.T).reshape(S.shape)
+        covs = np.array([np.cov(bt.T).reshape(S.shape) for bt in np.array_split(xs, BATCHES)])
+        se = covs.std(axis=0, ddof=1) / np.sqrt(BATCHES)
+        norm = float(np.linalg.norm(S))
+        err = float(np.linalg.norm(est - S)) / norm
+        se_rel = float(np.linalg.norm(se)) / norm
+        # a variance estimated from N independent Gaussian samples has variance 2 s^4 / N
+        n_eff = float(np.mean(2 * np.diag(S) ** 2 / np.maximum(np.diag(se) ** 2, 1e-300)))
+        res.update(kind="linear", stationary_cov_rel_err=err, stationary_cov_std_err=se_rel, effective_samples=n_eff,
+                   passed=bool(err <= 3 * se_rel), exact_cov=S.tolist(), sample_cov=est.tolist(),
+                   rule="||S_circuit - S_exact||_F / ||S_exact||_F within 3 batch-means standard errors "
+                        f"({BATCHES} batches) of the sample covariance; S_exact solves A S + S A^T + B B^T = 0")
+        return res
+    refs = [_after_burn_in(t_grid, euler_maruyama(model, Wq, plan, seed + 1 + r), plan["burn_in"])
+            for r in range(REF_RUNS)]
+    c = _thin(xs, ED_SAMPLES)
+    rs = [_thin(r, ED_SAMPLES) for r in refs]
+    ed = [energy_distance(c, r) for r in rs]
+    spread = [energy_distance(rs[i], rs[j]) for i in range(REF_RUNS) for j in range(i + 1, REF_RUNS)]
+    res.update(kind="nonlinear", energy_distance=float(np.mean(ed)), energy_distance_ref=float(np.mean(spread)),
+               energy_distance_ref_max=float(np.max(spread)), passed=bool(np.mean(ed) <= np.max(spread)),
+               rule=f"mean energy distance of the circuit's samples to {REF_RUNS} independent Euler-Maruyama runs "
+                    "(step dt / substeps, white-noise increments) at most the largest distance between two of those runs")
+    return res
+
+
+def distribution_line(dist: dict) -> str:
+    """One sentence of the distribution check (the terminal and verify.html)."""
+    head = f"in distribution ({dist['samples']} samples after a burn-in of {dist['burn_in']:.4g}): "
+    if dist["kind"] == "linear":
+        return head + (f"stationary covariance off the exact (Lyapunov) one by {dist['stationary_cov_rel_err']:.4f} "
+                       f"(Frobenius, relative), standard error {dist['stationary_cov_std_err']:.4f} "
+                       f"(about {dist['effective_samples']:.0f} independent samples): "
+                       + ("pass" if dist["passed"] else "FAIL") + " at 3 standard errors")
+    return head + (f"energy distance to Euler-Maruyama runs {dist['energy_distance']:.4g}, between those runs "
+                   f"{dist['energy_distance_ref']:.4g} (largest {dist['energy_distance_ref_max']:.4g}): "
+                   + ("pass" if dist["passed"] else "FAIL"))
+
+
+def _distribution_html(dist: dict) -> str:
+    return f"<p><b>Noise.</b> {distribution_line(dist)}. Rule: {dist['rule']}.</p>"
 
 
 def verify_dynamics(out: Path, man: dict) -> dict:
@@ -85,7 +183,13 @@ def verify_dynamics(out: Path, man: dict) -> dict:
     tm, x_spice, _ = run_spice(eng, out, man)
     t_spice = time.perf_counter() - t_sim
     t_ref0 = time.perf_counter()
-    _, x_ref = reference(model, Wq, np.clip(tm, 0, model["t_end"]))
+    noisy = "noise" in d
+    if noisy:     # the same noise realization as the deck's file: pathwise, then in distribution
+        plan = noise_plan_of(man)
+        t_grid, x_at = pathwise(model, Wq, plan, noise_path(model, plan, d["noise"]["seed"]), dense=True)
+        x_ref = x_at(np.clip(tm, 0, model["t_end"]))
+    else:
+        _, x_ref = reference(model, Wq, np.clip(tm, 0, model["t_end"]))
     t_ivp = time.perf_counter() - t_ref0
     x_ref = x_ref.T
     fs = float(np.max(np.abs(x_ref))) or 1.0
@@ -115,10 +219,19 @@ def verify_dynamics(out: Path, man: dict) -> dict:
            f"({fs:.4g}, the largest |x| of the reference)", "full_scale": fs,
            "max_err_over_fs": max(b["max_err_over_fs"] for b in blocks),
            "rms_err_over_fs": float(np.sqrt(np.mean(err ** 2)) / fs),
-           "reference": f"scipy solve_ivp DOP853, rtol {RTOL:g}, atol {ATOL:g}, quantized weights"
+           "reference": ("classical Runge-Kutta on the deck's own noise realization (4 steps per noise sample), "
+                         "quantized weights" if noisy else f"scipy solve_ivp DOP853, rtol {RTOL:g}, atol {ATOL:g}, quantized weights")
                         + (", the characterized sky130_1t1r circuit (backend/dynamics_1t1r.py)" if intended else ""),
            "spice_seconds": t_spice, "solve_ivp_seconds": t_ivp, "scaling": sc,
            **({"intended": intended} if intended else {})}
+    if noisy:
+        x_grid = np.array([np.interp(t_grid, tm, x_spice[:, i]) for i in range(n)])
+        dist = distribution_check(model, Wq, man, t_grid, x_grid)
+        rep["distribution"] = dist
+        rep["passed"] = rep["passed"] and dist["passed"]
+        # the issue's keys, at the top level too
+        rep.update({k: dist[k] for k in ("samples", "burn_in", "stationary_cov_rel_err", "energy_distance",
+                                         "energy_distance_ref") if k in dist})
     fig = figure(6.5, 3.6)
     ax = fig.add_axes((0.1, 0.15, 0.86, 0.75))
     for i in range(min(n, 8)):
@@ -133,12 +246,13 @@ def verify_dynamics(out: Path, man: dict) -> dict:
                    f"<td>{b['rms_err_over_fs']:.3e}</td><td>{b['settle_time']:.4g}</td></tr>" for b in blocks)
     html = ("<!doctype html><html><head><meta charset='utf-8'><title>amsc verify " + man["design"] + "</title>"
             "<style>body{font-family:sans-serif;margin:2em}td,th{padding:2px 10px;text-align:right}</style></head><body>"
-            f"<h1>{man['design']}: ngspice transient against solve_ivp</h1><p>{rep['tolerance_rule']}; "
+            f"<h1>{man['design']}: ngspice transient against {'its noise realization' if noisy else 'solve_ivp'}</h1><p>{rep['tolerance_rule']}; "
             f"reference: {rep['reference']}; amplitude {sc['amplitude_v_per_unit']:.4g} V per unit, time "
             f"{sc['time_s_per_unit']:.4g} s per unit; ngspice {t_spice:.2f} s, solve_ivp {t_ivp:.2f} s.</p>"
             + (f"<p>The reference is the characterized circuit; {intended['what']}: max "
                f"{intended['max_err_over_fs']:.3e}, RMS {intended['rms_err_over_fs']:.3e} of full scale.</p>"
                if intended else "") +
+            (_distribution_html(rep["distribution"]) if noisy else "") +
             "<p><img src='verify-dynamics.png'></p><table><tr><th>state</th><th>status</th><th>max err / FS</th>"
             f"<th>RMS err / FS</th><th>settling time</th></tr>{rows}</table></body></html>\n")
     (out / ".verify.html.tmp").write_text(html)
