@@ -417,9 +417,9 @@ def compile_dynamics(path: Path, out: Path, options, pdk) -> dict:
     forcing = None
     if plan is not None:    # the deck's own noise realization: its trajectory sets the amplitude scaling
         forcing = noise_path(model, plan, options.seed)
-        _, x_ref = pathwise(model, Wq, plan, forcing)
+        t_ref, x_ref = pathwise(model, Wq, plan, forcing)
     else:
-        _, x_ref = reference(model, Wq)
+        t_ref, x_ref = reference(model, Wq)
     x_max = float(np.max(np.abs(x_ref))) or 1.0
     drive = max([1.0, float(np.max(np.abs(model["x0"]))), float(np.max(np.abs(model["b"])))]
                 + [float(np.max(np.abs(model["U"][:, k])) * np.max(np.abs(p[:, 1]))) for k, p in enumerate(model["pwl"])])
@@ -428,7 +428,7 @@ def compile_dynamics(path: Path, out: Path, options, pdk) -> dict:
                                "unbounded system has no amplitude scaling (check W's gain or shorten t_end)")
     v_fs = pdk.tia_v_out_fs
     a = v_fs / (x_max * (1 + MARGIN))
-    sig = x_ref if not vf else hidden_pre(model, Wq, x_ref)
+    sig = x_ref if not vf else hidden_pre(model, Wq, x_ref, t_ref)
     s_in_max = float(np.max(np.abs(sig))) or 1.0          # the largest argument of the activation
     s_max = {"tanh": 1.0, "sigmoid": 1.0}.get(model["activation"], s_in_max * (1 + MARGIN))
     design = sanitize(model["name"])

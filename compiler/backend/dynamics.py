@@ -86,8 +86,13 @@ def _generic_circuit(model: dict, quant: dict, pdk, a: float, k_t: float, s_max:
         a_h = v_fs / (s_in_max * (1 + MARGIN))            # hidden pre-activation h at a_h volts per unit
         rf = a_h * quant["W1"][1] * x_fs / (g_step * v_read)
         drivers = [{"i": j, "gain": spice_num(v_read / (a * x_fs))} for j in range(n)]
+        # U1 u(t) (the model time among the inputs) reaches hidden unit k as transconductors into its
+        # sense node, as U u reaches the integrators: hv_k gains rf * gm * u = a_h U1_kj u
+        U1 = model.get("U1", np.zeros((h, 0)))
         hidden = [{"k": k, "rf": spice_num(rf), "off": spice_num(a_h * model["b1"][k]),
-                   "act": drive.format(x=f"V(hv_{k})/{spice_num(a_h)}")} for k in range(h)]
+                   "act": drive.format(x=f"V(hv_{k})/{spice_num(a_h)}"),
+                   "inputs": [{"k": j, "gm": spice_num(a_h * U1[k, j] / rf)} for j in range(U1.shape[1]) if U1[k, j] != 0]}
+                  for k in range(h)]
         tiles = (_tiles("w1", quant["W1"][0], [f"ax_{j}" for j in range(n)], "hp", "hn", pdk)
                  + _tiles("w2", quant["W2"][0], [f"a_{k}" for k in range(h)], "blp", "bln", pdk))
         extra = {"hidden_v_per_unit": a_h, "hidden_max_reference": s_in_max}
@@ -128,6 +133,6 @@ def _generic_circuit(model: dict, quant: dict, pdk, a: float, k_t: float, s_max:
 
 
 def _arrays(model: dict) -> dict:
-    keys = ["U", "b", "x0", "tau"] + (["b1"] if model["form"] == "vector_field" else [])
+    keys = ["U", "b", "x0", "tau"] + (["b1", "U1"] if model["form"] == "vector_field" else [])
     return {**{k: np.asarray(W, float) for k, W in model["layers"].items()},
             **{k: np.asarray(model[k], float) for k in keys}}

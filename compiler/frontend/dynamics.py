@@ -21,7 +21,7 @@ _KEYS = {"amsc_dynamics", "name", "states", "tau", "activation", "W", "vector_fi
          "t_end", "time_scale", "sample_times", "noise"}
 _NOISE_KEYS = {"sigma", "bandwidth", "burn_in"}
 _REQUIRED = {"amsc_dynamics", "states", "x0", "t_end"}
-_VF_KEYS = {"hidden", "W1", "b1", "W2"}
+_VF_KEYS = {"hidden", "W1", "b1", "W2", "U1"}
 #: largest state (and hidden) count (a dense N x N crossbar and an N-state transient)
 MAX_STATES = 1024
 #: the controller's default sample times: this many, evenly over (0, t_end]
@@ -39,6 +39,11 @@ def is_dynamics(path: Path) -> bool:
     except (OSError, InputError):
         return False          # the network front end reads it again and names what is wrong
     return isinstance(doc, dict) and "amsc_dynamics" in doc
+
+
+def time_pwl(t_end: float) -> np.ndarray:
+    """A ``kind: time`` input as a PWL: the model time itself over [0, t_end]."""
+    return np.array([[0.0, 0.0], [t_end, t_end]])
 
 
 def _fail(path: Path, field: str, what: str) -> InputError:
@@ -143,12 +148,26 @@ def load_dynamics(path: str | Path) -> dict:
         raise _fail(path, "time_scale", f"{ts!r}; expected a positive number of seconds per unit of model time")
     inputs = doc.get("inputs") or []
     if not isinstance(inputs, list):
-        raise _fail(path, "inputs", "expected a list of {name, pwl}")
+        raise _fail(path, "inputs", "expected a list of {name, pwl} or {name, kind: time}")
     pwl = []
     names = []
+    kinds = []
     for k, u in enumerate(inputs):
+        if isinstance(u, dict) and u.get("kind") == "time":
+            if "pwl" in u:
+                raise _fail(path, f"inputs[{k}]", "a kind: time input is the model time itself; it takes no pwl")
+            if set(u) != {"name", "kind"}:
+                raise _fail(path, f"inputs[{k}]", "expected {name: ..., kind: time}")
+            if "W" in doc:
+                raise _fail(path, f"inputs[{k}]", "kind: time is for a vector field (it reaches the hidden layer through "
+                                                  "vector_field.U1); the recurrent form does not support it")
+            names.append(str(u["name"]))
+            kinds.append("time")
+            pwl.append(time_pwl(float(t_end)))
+            continue
         if not isinstance(u, dict) or set(u) != {"name", "pwl"}:
-            raise _fail(path, f"inputs[{k}]", "expected {name: ..., pwl: [[t, value], ...]}")
+            raise _fail(path, f"inputs[{k}]", "expected {name: ..., pwl: [[t, value], ...]} or {name: ..., kind: time}")
+        kinds.append("pwl")
         try:
             p = np.array(u["pwl"], dtype=np.float64)
         except (TypeError, ValueError):
@@ -158,9 +177,10 @@ def load_dynamics(path: str | Path) -> dict:
             raise _fail(path, f"inputs[{k}].pwl", "expected [[t, value], ...] with increasing times >= 0")
         names.append(str(u["name"]))
         pwl.append(p)
-    if inputs and "U" not in doc:
-        raise _fail(path, "U", f"required with inputs: an {n} x {len(inputs)} matrix")
-    U = _matrix(path, doc["U"], "U", (n, len(inputs))) if inputs else np.zeros((n, 0))
+    vf_u1 = isinstance(doc.get("vector_field"), dict) and "U1" in doc["vector_field"]
+    if inputs and "U" not in doc and not vf_u1:
+        raise _fail(path, "U", f"required with inputs (or vector_field.U1): an {n} x {len(inputs)} matrix")
+    U = _matrix(path, doc["U"], "U", (n, len(inputs))) if inputs and "U" in doc else np.zeros((n, len(inputs)))
     st = doc.get("sample_times")
     if st is None:
         st = [float(t_end) * (k + 1) / SAMPLE_POINTS for k in range(SAMPLE_POINTS)]
@@ -175,14 +195,18 @@ def load_dynamics(path: str | Path) -> dict:
     model = {"name": str(doc.get("name") or path.stem), "n": n, "tau": tau, "activation": actn, "noise": noise,
              "sample_times": st,
              "b": _vector(path, doc, "b", n, 0.0), "x0": _vector(path, doc, "x0", n), "t_end": float(t_end),
-             "inputs": names, "pwl": pwl, "U": U, "time_scale": None if ts is None else float(ts)}
+             "inputs": names, "input_kinds": kinds, "pwl": pwl, "U": U, "time_scale": None if ts is None else float(ts)}
     if "W" in doc:
         return {**model, "form": "recurrent", "layers": {"W": _matrix(path, doc["W"], "W", (n, n))}}
     vf = doc["vector_field"]
     if not isinstance(vf, dict) or not {"hidden", "W1", "W2"} <= set(vf) <= _VF_KEYS:
-        raise _fail(path, "vector_field", "expected {hidden: H, W1: H x N, b1: H (optional), W2: N x H}")
+        raise _fail(path, "vector_field", "expected {hidden: H, W1: H x N, b1: H (optional), W2: N x H, "
+                                          "U1: H x inputs (optional)}")
     h = _count(path, vf["hidden"], "vector_field.hidden")
-    return {**model, "form": "vector_field", "hidden": h, "b1": _vector(path, vf, "b1", h, 0.0),
+    if "U1" in vf and not inputs:
+        raise _fail(path, "vector_field.U1", "feeds the inputs to the hidden layer; the model has no inputs")
+    U1 = _matrix(path, vf["U1"], "vector_field.U1", (h, len(inputs))) if "U1" in vf else np.zeros((h, len(inputs)))
+    return {**model, "form": "vector_field", "hidden": h, "b1": _vector(path, vf, "b1", h, 0.0), "U1": U1,
             "layers": {"W1": _matrix(path, vf["W1"], "vector_field.W1", (h, n)),
                        "W2": _matrix(path, vf["W2"], "vector_field.W2", (n, h))}}
 

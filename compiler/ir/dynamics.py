@@ -98,10 +98,15 @@ def u_rate(model: dict, t: float) -> np.ndarray:
     return np.array(out)
 
 
-def hidden_pre(model: dict, Wq: dict, x: np.ndarray) -> np.ndarray:
-    """A vector field's hidden pre-activations ``W1 x + b1`` (x: [N] or [N, T])."""
+def hidden_pre(model: dict, Wq: dict, x: np.ndarray, t=None) -> np.ndarray:
+    """A vector field's hidden pre-activations ``W1 x + U1 u(t) + b1`` (x: [N] at time t, or [N, T]
+    at times t [T]; ``U1`` feeds the inputs, the model time among them, to the hidden layer)."""
     b1 = model["b1"] if x.ndim == 1 else model["b1"][:, None]
-    return Wq["W1"] @ x + b1
+    pre = Wq["W1"] @ x + b1
+    U1 = model.get("U1")
+    if U1 is not None and U1.size and np.any(U1):
+        pre = pre + U1 @ u_at(model, t)
+    return pre
 
 
 def rhs(model: dict, Wq: dict):
@@ -118,7 +123,7 @@ def rhs(model: dict, Wq: dict):
             return circuit.rhs(x, model["circuit_bias"] + du + b, tau, rate)
         if model["form"] == "recurrent":
             return (-x + Wq["W"] @ act(a_name, x) + du + b) / tau
-        return (Wq["W2"] @ act(a_name, hidden_pre(model, Wq, x)) + du + b) / tau
+        return (Wq["W2"] @ act(a_name, hidden_pre(model, Wq, x, t)) + du + b) / tau
     return f
 
 

@@ -21,9 +21,10 @@ def load_design(out: Path, man: dict) -> tuple[dict, dict]:
     """The compiled model (from OUT's arrays and source) and its quantized weights."""
     d = man["dynamics"]
     from ..frontend.common import load_yaml
+    from ..frontend.dynamics import time_pwl
 
     src = load_yaml((out / man["source"]["file"]).read_bytes(), out / man["source"]["file"])
-    pwl = [np.array(u["pwl"], float) for u in (src.get("inputs") or [])]
+    pwl = [np.array(u["pwl"], float) if "pwl" in u else time_pwl(d["t_end"]) for u in (src.get("inputs") or [])]
     from ..design import MANIFEST, confined
 
     ld = lambda k: np.load(confined(out, f"arrays/{k}.npy", out / MANIFEST, "array"), allow_pickle=False)  # noqa: E731
@@ -31,7 +32,8 @@ def load_design(out: Path, man: dict) -> tuple[dict, dict]:
              "b": ld("b"), "x0": ld("x0"), "t_end": d["t_end"], "inputs": d["inputs"], "pwl": pwl, "U": ld("U"),
              "form": d["form"], "layers": {k: ld(k) for k in d["layers"]}, "time_scale": None}
     if d["form"] == "vector_field":
-        model.update(hidden=d["hidden"], b1=ld("b1"))
+        model.update(hidden=d["hidden"], b1=ld("b1"),
+                     U1=ld("U1") if (out / "arrays" / "U1.npy").is_file() else np.zeros((d["hidden"], len(pwl))))
     if "noise" in d:
         model["noise"] = {"sigma": np.array(d["noise"]["sigma"], float)}
     Wq = {k: np.load(out / v["levels"], allow_pickle=False) * v["w_step"] for k, v in d["layers"].items()}

@@ -123,3 +123,60 @@ def test_noise_refused_on_the_transistor_pdk(tmp_path):
     y.write_text(LANGEVIN)
     assert_clean_error(amsc("compile", y, "-o", tmp_path / "o", "--pdk", "sky130_1t1r"), "noise",
                        "generic PDK", out=tmp_path / "o")
+
+
+#: a time-conditioned vector field (what flow matching and probability-flow ODEs need): the model
+#: time is an input, and it reaches the hidden layer through U1
+TIMECOND = """amsc_dynamics: 1
+name: timecond
+states: 2
+activation: tanh
+inputs:
+  - {name: t, kind: time}
+vector_field:
+  hidden: 4
+  W1: [[0.5, -0.3], [0.2, 0.8], [-0.6, 0.1], [0.3, 0.3]]
+  b1: [0.1, -0.2, 0.0, 0.3]
+  U1: [[1.0], [-1.5], [0.5], [0.0]]
+  W2: [[1.0, 0.5, -0.7, 0.2], [-0.4, 0.9, 0.3, -0.8]]
+x0: [0.5, -0.5]
+t_end: 3.0
+"""
+
+
+def test_time_conditioned_vector_field_in_ngspice(tmp_path):
+    require_tool("libngspice")
+    (tmp_path / "tc.yaml").write_text(TIMECOND)
+    r = amsc("compile", tmp_path / "tc.yaml", "-o", tmp_path / "out")
+    assert r.returncode == 0, r.stderr
+    deck = (tmp_path / "out" / "spice" / "dynamics.sp").read_text()
+    assert deck.count("\nGH_") == 3            # U1's nonzero entries, into the hidden sense nodes
+    r = amsc("verify", tmp_path / "out")
+    assert r.returncode == 0, r.stderr
+    rep = json.loads((tmp_path / "out" / "verify.json").read_text())
+    assert rep["passed"] and rep["max_err_over_fs"] < 1e-4
+    # the time input matters: the same field without it ends elsewhere
+    from compiler.frontend.dynamics import load_dynamics
+    from compiler.ir.dynamics import quantize_w, reference
+
+    m = load_dynamics(tmp_path / "tc.yaml")
+    Wq = {k: q * s for k, (q, s) in ((k, quantize_w(W, 16)) for k, W in m["layers"].items())}
+    end = reference(m, Wq, np.array([3.0]))[1][:, -1]
+    still = reference({**m, "U1": np.zeros_like(m["U1"])}, Wq, np.array([3.0]))[1][:, -1]
+    assert np.max(np.abs(end - still)) > 0.1
+
+
+@pytest.mark.parametrize("edit,needle", [
+    (("{name: t, kind: time}", "{name: t, kind: time, pwl: [[0, 0], [1, 1]]}"), "takes no pwl"),
+    (("  U1: [[1.0], [-1.5], [0.5], [0.0]]\n", "  U1: [[1.0, 2.0], [-1.5, 0], [0.5, 0], [0.0, 0]]\n"), "vector_field.U1"),
+    (("inputs:\n  - {name: t, kind: time}\n", ""), "no inputs")])
+def test_time_conditioned_bad_input(tmp_path, edit, needle):
+    y = tmp_path / "m.yaml"
+    y.write_text(TIMECOND.replace(*edit))
+    assert_clean_error(amsc("compile", y, "-o", tmp_path / "o"), needle, out=tmp_path / "o")
+
+
+def test_time_input_refused_on_the_recurrent_form(tmp_path):
+    y = tmp_path / "m.yaml"
+    y.write_text(LANGEVIN.replace("x0:", "inputs:\n  - {name: t, kind: time}\nU: [[1.0], [0.0]]\nx0:"))
+    assert_clean_error(amsc("compile", y, "-o", tmp_path / "o"), "recurrent form does not support it", out=tmp_path / "o")
