@@ -373,6 +373,10 @@ def _cmd_report(args) -> int:
           f"{rep['tops_per_mm2']:.3g} TOPS/mm^2", file=sys.stderr)
     print(f"  energy is dominated by {dom['energy']} ({100 * dom['energy_share']:.0f} %), area by {dom['area']} "
           f"({100 * dom['area_share']:.0f} %)", file=sys.stderr)
+    pe = rep["periphery"]
+    print(f"  {pe['adcs']} ADCs, {rep['adc_share']} output(s) each, converting {100 * pe['adc_utilization']:.1f} % of the "
+          f"inference time; {100 * rep['latency_breakdown_s']['digital_s'] / rep['latency_s']:.0f} % of the latency is "
+          "the digital datapath's", file=sys.stderr)
     print(f"  a read settles in {rep['settling']['t_settle_s'] * 1e9:.3g} ns (ngspice transient of "
           f"{rep['settling']['tile']})", file=sys.stderr)
     print(f"  crossbar energy check: analytic {ec['crossbar_analytic_j']:.4g} J vs {rep['engine']} "

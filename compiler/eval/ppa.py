@@ -527,7 +527,7 @@ def _build(design, ppa, reads, dmax, n, engine, seed, clock, synth, tmp, progres
     c_cell = ppa["wire"]["c_f_per_um"] * ppa["cell"]["pitch_um"]
     per_tile = []
     energy = {"crossbar": 0.0, "adc": 0.0, "dac": 0.0, "word_lines": 0.0, "tia": 0.0, "readout": 0.0}
-    analytic_total = spice_total = 0.0
+    analytic_total = spice_total = conversions = 0.0
     for k, (name, codes) in enumerate(sorted(reads.items())):
         progress("crossbar energy", k, len(reads))
         t = tiles[name]
@@ -540,6 +540,7 @@ def _build(design, ppa, reads, dmax, n, engine, seed, clock, synth, tmp, progres
         spice_total += e_s
         energy["crossbar"] += e_s
         energy["adc"] += per_inf * outs * e_adc
+        conversions += per_inf * outs
         energy["dac"] += per_inf * rows * e_dac
         # each word line's wire (every bit line it crosses) charged to its voltage, per read
         energy["word_lines"] += per_inf * float(np.mean(np.sum(volts ** 2, axis=1))) * c_cell * t["tile_size"][1]
@@ -609,6 +610,11 @@ def _build(design, ppa, reads, dmax, n, engine, seed, clock, synth, tmp, progres
                     "cells": "sky130_fd_sc_hd (LEF SIZE), drive strength 1", "utilization": d["utilization"]},
         "periphery": {"adc_energy_j": e_adc, "dac_energy_j": e_dac, "tia_power_w": p_tia,
                       "adcs": sum(math.ceil(read_pairs(t) / adc_share) for t in m["tiles"]),
+                      "adc_conversions_per_inference": conversions,
+                      # the share of the inference time the ADCs spend converting (each conversion takes
+                      # 1 / rate), over every ADC of the chip
+                      "adc_utilization": conversions / (ppa["adc"]["rate_msps"] * 1e6)
+                      / (sum(math.ceil(read_pairs(t) / adc_share) for t in m["tiles"]) * lat),
                       "dacs": len(dac_nets), "tias": sum(2 * read_pairs(t) for t in m["tiles"]),
                       "adc_area_mm2": ppa["adc"]["area_um2"] * 1e-6},
         "published": PUBLISHED,

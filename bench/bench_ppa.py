@@ -1,0 +1,86 @@
+#!/usr/bin/env python3
+"""Benchmark: the chip's area, energy and speed against issue 21's targets.
+
+`amsc report` on the default compile options (ADCs shared among 8 outputs, the readout in the
+netlists and the RTL) for
+- cnn_digits (16 held-out digits, yosys on): TOPS/mm^2 (target >= 7e-3) and the digital share of the
+  latency (target <= 30 %), next to the same design with one ADC per output (--adc-share 1, the
+  baseline of this run);
+- SqueezeNet 1.1 from the onnx wheel with seeded random weights (bench_scale.randomized), one random
+  224x224 image, `--engine mna --no-synth`: TOPS/W (target >= 0.63, ISAAC's) and TOPS/mm^2 (target >=
+  0.03: ISAAC's 0.48 at 32 nm scaled to 130 nm by area, (130/32)^2 = 16.5), and the ADCs' utilization
+  (target >= 50 %).
+Writes bench/results/ppa.json (ppa_smoke.json with --smoke: mlp_digits, no yosys, seconds).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench_scale import randomized
+from common import ROOT, amsc, parser, save
+
+TARGETS = {"cnn_tops_per_mm2": 7e-3, "cnn_digital_share_max": 0.30, "squeezenet_tops_per_w": 0.63,
+           "squeezenet_tops_per_mm2": 0.48 / (130 / 32) ** 2, "squeezenet_adc_utilization": 0.5}
+KEYS = ("area_mm2", "energy_per_inference_j", "latency_s", "throughput_per_s", "tops_per_w", "tops_per_mm2")
+
+
+def figures(out: Path, seconds: float) -> dict:
+    rep = json.loads((out / "report.json").read_text())
+    return {**{k: rep[k] for k in KEYS}, "adc_share": rep["adc_share"], "adcs": rep["periphery"]["adcs"],
+            "adc_utilization": rep["periphery"]["adc_utilization"],
+            "digital_share_of_latency": rep["latency_breakdown_s"]["digital_s"] / rep["latency_s"],
+            "area_by": rep["dominant"]["area"], "energy_by": rep["dominant"]["energy"], "seconds": seconds}
+
+
+def report(model: Path, out: Path, compile_args: list, report_args: list) -> dict:
+    amsc("compile", model, "-o", out, *compile_args)
+    t0 = time.perf_counter()
+    amsc("report", out, *report_args)
+    return figures(out, time.perf_counter() - t0)
+
+
+def main() -> int:
+    args = parser(__doc__).parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        subprocess.run([sys.executable, ROOT / "designs" / "digits_testset.py", tmp / "digits"], check=True,
+                       capture_output=True)
+        x = tmp / "digits" / "x.npy"
+        name = "mlp_digits" if args.smoke else "cnn_digits"
+        rargs = ["--inputs", x, "--samples", "2" if args.smoke else "16"] + (["--no-synth"] if args.smoke else [])
+        model = ROOT / "designs" / name / "model.onnx"
+        res = {"design": name, "shared": report(model, tmp / "shared", [], rargs),
+               "baseline_one_adc_per_output": report(model, tmp / "one", ["--adc-share", "1"], rargs)}
+        b, s = res["baseline_one_adc_per_output"], res["shared"]
+        res["ratios"] = {k: s[k] / b[k] for k in ("area_mm2", "latency_s", "tops_per_mm2", "tops_per_w")}
+        if not args.smoke:
+            sq, _ = randomized("squeezenet", tmp / "squeezenet.onnx")
+            img = tmp / "img.npy"
+            np.save(img, np.random.default_rng(0).random((1, 3, 224, 224)).astype(np.float32))
+            res["squeezenet"] = report(sq, tmp / "sq", ["--max-tiles", "20000"],
+                                       ["--inputs", img, "--engine", "mna", "--no-synth"])
+    res["targets"] = TARGETS
+    res["met"] = {"cnn_tops_per_mm2": s["tops_per_mm2"] >= TARGETS["cnn_tops_per_mm2"],
+                  "cnn_digital_share": s["digital_share_of_latency"] <= TARGETS["cnn_digital_share_max"]}
+    if "squeezenet" in res:
+        q = res["squeezenet"]
+        res["met"].update(squeezenet_tops_per_w=q["tops_per_w"] >= TARGETS["squeezenet_tops_per_w"],
+                          squeezenet_tops_per_mm2=q["tops_per_mm2"] >= TARGETS["squeezenet_tops_per_mm2"],
+                          squeezenet_adc_utilization=q["adc_utilization"] >= TARGETS["squeezenet_adc_utilization"])
+    path = save("ppa", res, args.smoke)
+    print(json.dumps({"design": res["design"], "shared": s, "ratios": res["ratios"], "met": res["met"],
+                      **({"squeezenet": res["squeezenet"]} if "squeezenet" in res else {})}, indent=1))
+    print(f"-> {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
