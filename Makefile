@@ -53,13 +53,15 @@ rtl-sim: netlists ## stream held-out digits through each design's chip RTL (iver
 		--inputs $(BUILD)/digits/$$(cat designs/$$d/testset 2>/dev/null || echo x).npy \
 		--labels $(BUILD)/digits/y.npy --limit $(RTL_IMAGES); done
 
-evaluate: netlists ## accuracy on the held-out digits (float, ideal tiles, ngspice); Hopfield retrieval on PROBES probes
+evaluate: netlists ## accuracy on the held-out digits (float, ideal tiles, ngspice); Hopfield retrieval on PROBES probes; generative models against their data
 	$(VPY) designs/digits_testset.py $(BUILD)/digits
 	@set -e; for d in $(DESIGNS); do $(AMSC) evaluate $(BUILD)/$$d \
 		--inputs $(BUILD)/digits/$$(cat designs/$$d/testset 2>/dev/null || echo x).npy \
 		--labels $(BUILD)/digits/y.npy --engine ngspice; done
 	@set -e; for d in $(DYNAMICS); do if [ -f designs/$$d/probes.npy ]; then $(AMSC) evaluate $(BUILD)/$$d \
 		--inputs designs/$$d/probes.npy --labels designs/$$d/targets.npy --samples $(PROBES) --jobs $(JOBS); fi; done
+	@set -e; for d in $(DYNAMICS); do if [ -f designs/$$d/data.npy ]; then $(AMSC) evaluate $(BUILD)/$$d \
+		--inputs designs/$$d/noise.npy --data designs/$$d/data.npy --jobs $(JOBS); fi; done
 
 report: netlists ## area, energy per inference, latency and TOPS/W of each bundled design (SPICE-checked energy)
 	$(VPY) designs/digits_testset.py $(BUILD)/digits

@@ -259,6 +259,9 @@ def build_parser(parser_class=_Parser) -> argparse.ArgumentParser:
                    help="time since programming at which the chip is read: conductances drift by (t/t0)^-nu "
                    "(the PDK's variation.drift_nu)")
     e.add_argument("--seed", type=_number(lo=0, hi=SEED_MAX), default=0, help="seed of the Monte-Carlo draws")
+    e.add_argument("--data", metavar="D.npy", help="a continuous-time generative model's data [M, N]: the energy "
+                   "distance of the final states (the generated samples) to it, for ngspice, the quantized model and "
+                   "the float model, next to the distance between two halves of the data")
     e.add_argument("--jobs", type=_number(positive=True, hi=JOBS_MAX), default=os.cpu_count() or 1,
                    help="parallel ngspice processes for a continuous-time design's runs (default: the CPU count)")
     e.add_argument("--sweep", action="store_true",
@@ -422,7 +425,8 @@ def _evaluate_dynamics(args) -> int:
                                    "ngspice transient; this option applies to networks")
     bar, progress = _phase_bar("evaluate")
     with bar:
-        rep = evaluate_dynamics(Path(args.out), man, args.inputs, args.labels, args.samples, args.jobs, progress=progress)
+        rep = evaluate_dynamics(Path(args.out), man, args.inputs, args.labels, args.samples, args.jobs, progress=progress,
+                                data=args.data)
     print(f"amsc: evaluate {args.out}: {rep['runs']} run(s) in ngspice; final states agree in sign with solve_ivp in "
           f"{100 * rep['agreement']:.1f} %, largest trajectory error {rep['max_err_over_fs']:.2e} of full scale; energy "
           f"per run {rep['energy_per_run_j'] * 1e12:.4g} pJ ({rep['energy_to_settle_j'] * 1e12:.4g} pJ to settle)",
@@ -432,6 +436,13 @@ def _evaluate_dynamics(args) -> int:
               f"{100 * g['accuracy_spice']:.1f} %, digital {100 * g['accuracy_digital']:.1f} %, float "
               f"{100 * g['accuracy_float']:.1f} %; settling {g['settle_spice_mean']:.3g} (digital "
               f"{g['settle_ref_mean']:.3g}) model time", file=sys.stderr)
+    gen = rep.get("generation")
+    if gen is not None:
+        print(f"  generated samples against {gen['data_points']} data points (energy distance): ngspice "
+              f"{gen['energy_distance_spice']:.4g}, quantized model {gen['energy_distance_digital']:.4g}, float model "
+              f"{gen['energy_distance_float']:.4g} (ngspice / float {gen['spice_over_float']:.2f}); two halves of the data "
+              f"{gen['energy_distance_data_halves']:.4g}; per sample, ngspice vs solve_ivp at most "
+              f"{gen['max_sample_err']:.2e} (RMS {gen['rms_sample_err']:.2e})", file=sys.stderr)
     print(f"  -> {args.out}/eval.json, {args.out}/eval.html", file=sys.stderr)
     return 0
 
@@ -443,6 +454,9 @@ def _cmd_evaluate(args) -> int:
 
     if peek_kind(args.out) == "dynamics":
         return _evaluate_dynamics(args)
+    if args.data is not None:
+        raise InputError("--data", f"{args.out} is a network; --data compares a continuous-time generative model's "
+                                   "samples with its data (a network's quality is --labels)")
     bar, progress = _phase_bar("evaluate")
     with bar:
         rep = evaluate_design(args.out, args.inputs, args.labels, args.engine, args.samples, args.mc, args.sigma,

@@ -103,7 +103,7 @@ def _load_states(path, what: str, n: int) -> np.ndarray:
 
 
 def evaluate_dynamics(out: Path, man: dict, inputs, labels=None, samples: int | None = None, jobs: int = 1,
-                      timeout: float = 600.0, progress=None) -> dict:
+                      timeout: float = 600.0, progress=None, data=None) -> dict:
     """``amsc evaluate`` of a dynamics design (module docstring); writes OUT/eval.json and eval.html."""
     from ..sim.executor import run_local
     from ..design import write_json_atomic
@@ -121,6 +121,9 @@ def evaluate_dynamics(out: Path, man: dict, inputs, labels=None, samples: int | 
         x0, y = x0[:samples], (None if y is None else y[:samples])
     if not 1 <= jobs <= 256:
         raise InputError("--jobs", f"{jobs}; expected 1..256")
+    d_pts = None if data is None else _load_states(data, "data points", n)
+    if d_pts is not None and d_pts.shape[0] < 2:
+        raise InputError(data, "data points: expected at least 2 (the data's own spread is its two halves' distance)")
     if "ppa" not in man:
         raise InputError(out, "the manifest has no ppa figures (compiled by an older amsc); recompile")
     tasks = [{"out": str(Path(out).resolve()), "manifest": man, "k": k, "x0": x0[k].tolist()} for k in range(len(x0))]
@@ -167,6 +170,19 @@ def evaluate_dynamics(out: Path, man: dict, inputs, labels=None, samples: int | 
                            "settle_spice_mean": float(st_s.mean()), "settle_ref_mean": float(st_r.mean())})
         rep["retrieval"] = {"accuracy_spice": float(ok(fs).mean()), "accuracy_digital": float(ok(fr).mean()),
                             "accuracy_float": float(ok(ff).mean()), "by_flipped_bits": groups}
+    if d_pts is not None:       # a generative model: its final states are its samples
+        from ..ir.dynamics import energy_distance
+
+        half = d_pts.shape[0] // 2
+        ed = {k: energy_distance(v, d_pts) for k, v in (("spice", fs), ("digital", fr), ("float", ff))}
+        err = np.linalg.norm(fs - fr, axis=1)
+        rep["generation"] = {"data": str(data), "data_points": int(d_pts.shape[0]), "samples": len(runs),
+                             **{f"energy_distance_{k}": v for k, v in ed.items()},
+                             "energy_distance_data_halves": energy_distance(d_pts[:half], d_pts[half:]),
+                             "spice_over_float": ed["spice"] / ed["float"] if ed["float"] else float("inf"),
+                             "max_sample_err": float(err.max()), "rms_sample_err": float(np.sqrt(np.mean(err ** 2))),
+                             "rule": "energy distance (Szekely and Rizzo, V-statistic) of the final states to the data; "
+                                     "per sample, |final state ngspice - solve_ivp on the quantized model|"}
     rep["seconds"] = time.perf_counter() - t0
     write_json_atomic(Path(out) / "eval.json", rep)
     _html(Path(out), rep)
