@@ -22,6 +22,7 @@ Run:  .venv/bin/python designs/flow_moons/make_model.py
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -29,8 +30,9 @@ import yaml
 from scipy.integrate import solve_ivp
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+from numpy_train import Adam, quantize  # noqa: E402  (designs/numpy_train.py)
 HIDDEN = 64
-LEVELS = 16      # the generic PDK's conductance levels (compiler/pdk_templates/generic/pdk.yaml)
 SAMPLES = 500
 QAT_LR = 3e-3    # the straight-through fine-tuning's step: 1e-3 left the quantized model 2x the float one's distance
 
@@ -40,11 +42,6 @@ def moons(n: int, seed: int) -> np.ndarray:
 
     x, _ = make_moons(n, noise=0.05, random_state=seed)
     return x
-
-
-def quantize(w: np.ndarray) -> np.ndarray:
-    step = np.max(np.abs(w)) / (LEVELS - 1)
-    return np.rint(w / step) * step
 
 
 def field(params, x, t, q=False):
@@ -58,8 +55,7 @@ def train(data: np.ndarray, seed: int = 0, steps: int = 20000, qat: int = 10000,
     rng = np.random.default_rng(seed)
     params = [rng.normal(0, 1.0, (HIDDEN, 2)), rng.normal(0, 1.0, (HIDDEN, 1)), rng.normal(0, 0.5, HIDDEN),
               rng.normal(0, 1.0 / np.sqrt(HIDDEN), (2, HIDDEN)), np.zeros(2)]
-    m = [np.zeros_like(p) for p in params]
-    v = [np.zeros_like(p) for p in params]
+    opt = Adam(params)
     for k in range(1, steps + qat + 1):
         q = k > steps
         if k == steps + 1:
@@ -73,12 +69,7 @@ def train(data: np.ndarray, seed: int = 0, steps: int = 20000, qat: int = 10000,
         g_h = (g_out @ w2) * (1 - h ** 2)
         grads = [g_h.T @ xt, (g_h * t[:, None]).sum(0)[:, None], g_h.sum(0), g_out.T @ h, g_out.sum(0)]
         lr = 1e-2 * (0.05 ** (k / steps)) if not q else QAT_LR * (0.1 ** ((k - steps) / qat))
-        for p, g, mk, vk in zip(params, grads, m, v):
-            mk *= 0.9
-            mk += 0.1 * g
-            vk *= 0.999
-            vk += 0.001 * g * g
-            p -= lr * (mk / (1 - 0.9 ** k)) / (np.sqrt(vk / (1 - 0.999 ** k)) + 1e-8)
+        opt.step(k, grads, lr)
     return trained, params
 
 

@@ -7,7 +7,7 @@ Overdamped Langevin dynamics, dx = (1/2) grad log p(x) dt + dW, has p as its sta
 (sigma = 1, tau = 1 in amsc's ``tau dx/dt = f(x) + sigma xi``: f = (sigma^2 / 2) grad log p). p is
 a mixture of three isotropic Gaussians (standard deviation 0.55) centred on a circle of radius 1.3,
 close enough for the sampler to hop between them every few time units. The model is
-f(x) = W2 tanh(W1 x + b1) + b with 32 hidden units, fitted here in numpy (full-batch Adam) to the
+f(x) = W2 tanh(W1 x + b1) + b with 48 hidden units, fitted here in numpy (full-batch Adam) to the
 exact f at points drawn from p and from a box around it (so that it pulls back from outside), then
 fine-tuned with W1 and W2 on the generic PDK's 16 levels in the forward pass (straight-through), so
 the weights written are exactly on those levels.
@@ -21,16 +21,18 @@ Run:  .venv/bin/python designs/langevin_ebm/make_model.py
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
 import yaml
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+from numpy_train import Adam, quantize  # noqa: E402  (designs/numpy_train.py)
 MEANS = 1.3 * np.array([[np.cos(a), np.sin(a)] for a in np.deg2rad([90.0, 210.0, 330.0])])
 STD = 0.55
 HIDDEN = 48
-LEVELS = 16      # the generic PDK's conductance levels (compiler/pdk_templates/generic/pdk.yaml)
 T_END = 120.0
 DECAY = 0.05
 
@@ -49,12 +51,6 @@ def sample_p(n: int, rng) -> np.ndarray:
     return MEANS[k] + STD * rng.standard_normal((n, 2))
 
 
-def quantize(w: np.ndarray) -> np.ndarray:
-    """w on the generic PDK's 16 signed levels (amsc's quantize_w: step = max|w| / 15)."""
-    step = np.max(np.abs(w)) / (LEVELS - 1)
-    return np.rint(w / step) * step
-
-
 def fit(seed: int = 0, steps: int = 6000, qat: int = 3000):
     rng = np.random.default_rng(seed)
     pts = np.concatenate([sample_p(3000, rng), rng.uniform(-3.0, 3.0, (2000, 2))])
@@ -64,8 +60,7 @@ def fit(seed: int = 0, steps: int = 6000, qat: int = 3000):
     W2 = rng.normal(0, 1.0 / np.sqrt(HIDDEN), (2, HIDDEN))
     b2 = np.zeros(2)
     params = [W1, b1, W2, b2]
-    m = [np.zeros_like(p) for p in params]
-    v = [np.zeros_like(p) for p in params]
+    opt = Adam(params)
     for k in range(1, steps + qat + 1):
         q = k > steps
         w1, w2 = (quantize(W1), quantize(W2)) if q else (W1, W2)
@@ -79,12 +74,7 @@ def fit(seed: int = 0, steps: int = 6000, qat: int = 3000):
         g_pre = g_h + 2 * DECAY * pre / pre.size
         grads = [g_pre.T @ pts, g_pre.sum(0), g_out.T @ h, g_out.sum(0)]
         lr = 3e-2 * (0.1 ** (k / steps)) if not q else 3e-3 * (0.1 ** ((k - steps) / qat))
-        for p, g, mk, vk in zip(params, grads, m, v):
-            mk *= 0.9
-            mk += 0.1 * g
-            vk *= 0.999
-            vk += 0.001 * g * g
-            p -= lr * (mk / (1 - 0.9 ** k)) / (np.sqrt(vk / (1 - 0.999 ** k)) + 1e-8)
+        opt.step(k, grads, lr)
     return quantize(W1), b1, quantize(W2), b2, float(np.sqrt(np.mean(err ** 2)))
 
 

@@ -19,6 +19,7 @@ Run:  .venv/bin/python designs/neural_ode_spiral/make_model.py
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -26,11 +27,12 @@ import yaml
 from scipy.integrate import solve_ivp
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+from numpy_train import Adam, quantize  # noqa: E402  (designs/numpy_train.py)
 A = np.array([[-0.1, 2.0], [-2.0, -0.1]])
 Y0 = np.array([2.0, 0.0])
 T_END = 10.0
 HIDDEN = 32
-LEVELS = 16      # the generic PDK's conductance levels (compiler/pdk_templates/generic/pdk.yaml)
 
 
 def true_field(y: np.ndarray) -> np.ndarray:
@@ -40,12 +42,6 @@ def true_field(y: np.ndarray) -> np.ndarray:
 def trajectory(f, t: np.ndarray) -> np.ndarray:
     sol = solve_ivp(lambda _, y: f(y[None])[0], (0, T_END), Y0, t_eval=t, method="DOP853", rtol=1e-10, atol=1e-12)
     return sol.y.T
-
-
-def quantize(w: np.ndarray) -> np.ndarray:
-    """w on the generic PDK's 16 signed levels (amsc's quantize_w: step = max|w| / 15)."""
-    step = np.max(np.abs(w)) / (LEVELS - 1)
-    return np.rint(w / step) * step
 
 
 def fit(seed: int = 0, steps: int = 6000, qat: int = 3000):
@@ -59,8 +55,7 @@ def fit(seed: int = 0, steps: int = 6000, qat: int = 3000):
     W2 = rng.normal(0, 1.0 / np.sqrt(HIDDEN), (2, HIDDEN))
     b2 = np.zeros(2)
     params = [W1, b1, W2, b2]
-    m = [np.zeros_like(p) for p in params]
-    v = [np.zeros_like(p) for p in params]
+    opt = Adam(params)
     # float training, then quantization-aware fine-tuning: the forward pass uses W1 and W2 on the
     # PDK's levels, the gradient updates the float weights (straight-through)
     for k in range(1, steps + qat + 1):
@@ -72,12 +67,7 @@ def fit(seed: int = 0, steps: int = 6000, qat: int = 3000):
         g_h = (g_out @ w2) * (1 - h ** 2)
         grads = [g_h.T @ pts, g_h.sum(0), g_out.T @ h, g_out.sum(0)]
         lr = 3e-2 * (0.1 ** (k / steps)) if not q else 3e-3 * (0.1 ** ((k - steps) / qat))
-        for p, g, mk, vk in zip(params, grads, m, v):
-            mk *= 0.9
-            mk += 0.1 * g
-            vk *= 0.999
-            vk += 0.001 * g * g
-            p -= lr * (mk / (1 - 0.9 ** k)) / (np.sqrt(vk / (1 - 0.999 ** k)) + 1e-8)
+        opt.step(k, grads, lr)
     mse = float(np.mean(err ** 2))
     return quantize(W1), b1, quantize(W2), b2, mse, t, ys
 
