@@ -42,7 +42,8 @@ import numpy as np
 
 from ..design.chipstate import check_rates, draw_state
 from ..errors import InputError
-from ..passes.calibrate import ReadSampler, fit_columns
+from ..passes.calibrate import fit_columns
+from ..passes.reads import ReadSampler
 from ..passes.fault_map import pair_levels, place_chip, stuck_levels, target_levels
 from ..frontend.common import check_labels, load_labels
 from ..verify.report import figure, png_bytes

@@ -47,7 +47,6 @@ import json
 import math
 import shutil
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 

@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .reads import tile_reads
+
 #: cells per cost block: the row and column costs are built in slices of at most this many terms
 _BLOCK = 1 << 22
 #: alternating assignment rounds (each one: columns, then rows); the cost stops falling after 2-3
@@ -169,11 +171,9 @@ def place_chip(tiles: dict, state, weights: dict | None = None, spares: dict | N
 
 def tile_row_weights(ir, calibration: str | None, seed: int = 0) -> dict | None:
     """Per tile, the mean square of each row's input over its calibration read set
-    (:func:`compiler.passes.calibrate.tile_reads`), or None without calibration inputs."""
+    (:func:`compiler.passes.reads.tile_reads`), or None without calibration inputs."""
     if calibration is None:
         return None
-    from .calibrate import tile_reads
-
     return {t: (X * X).mean(axis=0) for t, X in tile_reads(ir, calibration, seed).items()}
 
 
