@@ -183,25 +183,27 @@ def test_time_input_refused_on_the_recurrent_form(tmp_path):
 
 
 def test_flow_moons_generates_the_data_through_ngspice(tmp_path):
-    """designs/flow_moons (a flow-matching model, time-conditioned): 500 noise samples pushed through
-    the ngspice transient land on the two moons as the quantized model does, and within 1.5x of the
-    float model's energy distance to the data (the issue's target)."""
+    """designs/flow_moons (a flow-matching model, time-conditioned): noise samples pushed through the
+    ngspice transient land on the two moons as the quantized model does, and within 1.5x of the float
+    model's energy distance to the data (the issue's target; 200 of the 500 samples here, 1.09x,
+    `make evaluate` runs all 500: 1.11x)."""
     require_tool("libngspice")
     from compiler.ir.dynamics import energy_distance
 
     d = ROOT / "designs" / "flow_moons"
     out = tmp_path / "fm"
     assert amsc("compile", d / "dynamics.yaml", "-o", out).returncode == 0
-    r = amsc("evaluate", out, "--inputs", d / "noise.npy", "--data", d / "data.npy", "--jobs", "2", timeout=900)
+    r = amsc("evaluate", out, "--inputs", d / "noise.npy", "--data", d / "data.npy", "--samples", "200", "--jobs", "2",
+             timeout=900)
     assert r.returncode == 0, r.stderr
     gen = json.loads((out / "eval.json").read_text())["generation"]
     data = np.load(d / "data.npy")
-    float_ed = energy_distance(np.load(d / "float_samples.npy"), data)
-    assert gen["samples"] == 500 and gen["max_sample_err"] < 1e-3
+    float_ed = energy_distance(np.load(d / "float_samples.npy")[:200], data)
+    assert gen["samples"] == 200 and gen["max_sample_err"] < 1e-3
     assert gen["energy_distance_spice"] == pytest.approx(gen["energy_distance_digital"], rel=1e-3)
     assert gen["energy_distance_spice"] <= 1.5 * float_ed
     # far from the noise it started as
-    assert gen["energy_distance_spice"] < 0.3 * energy_distance(np.load(d / "noise.npy"), data)
+    assert gen["energy_distance_spice"] < 0.3 * energy_distance(np.load(d / "noise.npy")[:200], data)
     assert "generated samples against 500 data points" in r.stderr
     bad = tmp_path / "bad.npy"
     np.save(bad, np.zeros((10, 3)))
