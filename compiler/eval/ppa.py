@@ -562,13 +562,13 @@ def _build(design, ppa, reads, dmax, n, engine, seed, clock, synth, tmp, progres
     lat = latency["digital_s"] + latency["analog_s"]
     # area
     progress("area", 0, 1)
-    area = {"cells": 0.0, "tia": 0.0, "adc": 0.0, "readout": 0.0, "dac": 0.0, "digital": 0.0}
+    adcs = sum(math.ceil(read_pairs(t) / adc_share) for t in m["tiles"])
+    area = {"cells": 0.0, "tia": 0.0, "adc": adcs * ppa["adc"]["area_um2"], "readout": 0.0, "dac": 0.0, "digital": 0.0}
     dac_nets = set()
     for t in m["tiles"]:
         r_phys, bl = t["tile_size"]
         area["cells"] += r_phys * bl * ppa["cell"]["area_um2"]
         area["tia"] += 2 * read_pairs(t) * ppa["tia"]["area_um2"]
-        area["adc"] += math.ceil(read_pairs(t) / adc_share) * ppa["adc"]["area_um2"]
         area["readout"] += readout_cost(ro, read_pairs(t))[0]
         # tiles of one layer that read the same rows share those rows' DACs (as in chip.sp)
         dac_nets.update((t["layer"], t["rows"][0] + i) for i in range(t["rows"][1] - t["rows"][0]))
@@ -608,12 +608,12 @@ def _build(design, ppa, reads, dmax, n, engine, seed, clock, synth, tmp, progres
         "digital": {"ops": ops, "synthesis": syn, "gate_area_um2": per_gate,
                     "cells": "sky130_fd_sc_hd (LEF SIZE), drive strength 1", "utilization": d["utilization"]},
         "periphery": {"adc_energy_j": e_adc, "dac_energy_j": e_dac, "tia_power_w": p_tia,
-                      "adcs": sum(math.ceil(read_pairs(t) / adc_share) for t in m["tiles"]),
+                      "adcs": adcs,
                       "adc_conversions_per_inference": conversions,
                       # the share of the inference time the ADCs spend converting (each conversion takes
                       # 1 / rate), over every ADC of the chip
                       "adc_utilization": conversions / (ppa["adc"]["rate_msps"] * 1e6)
-                      / (sum(math.ceil(read_pairs(t) / adc_share) for t in m["tiles"]) * lat),
+                      / (adcs * lat),
                       "dacs": len(dac_nets), "tias": sum(2 * read_pairs(t) for t in m["tiles"]),
                       "adc_area_mm2": ppa["adc"]["area_um2"] * 1e-6},
         "published": PUBLISHED,

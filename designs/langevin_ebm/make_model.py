@@ -29,7 +29,7 @@ import yaml
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
-from numpy_train import Adam, quantize  # noqa: E402  (designs/numpy_train.py)
+from numpy_train import Adam, init_mlp, quantize  # noqa: E402  (designs/numpy_train.py)
 MEANS = 1.3 * np.array([[np.cos(a), np.sin(a)] for a in np.deg2rad([90.0, 210.0, 330.0])])
 STD = 0.55
 HIDDEN = 48
@@ -55,11 +55,8 @@ def fit(seed: int = 0, steps: int = 6000, qat: int = 3000):
     rng = np.random.default_rng(seed)
     pts = np.concatenate([sample_p(3000, rng), rng.uniform(-3.0, 3.0, (2000, 2))])
     tgt = 0.5 * score(pts)
-    W1 = rng.normal(0, 1.0, (HIDDEN, 2))
-    b1 = rng.normal(0, 0.5, HIDDEN)
-    W2 = rng.normal(0, 1.0 / np.sqrt(HIDDEN), (2, HIDDEN))
-    b2 = np.zeros(2)
-    params = [W1, b1, W2, b2]
+    params = init_mlp(rng, HIDDEN, 2)
+    W1, b1, W2, b2 = params
     opt = Adam(params)
     for k in range(1, steps + qat + 1):
         q = k > steps

@@ -28,7 +28,7 @@ from scipy.integrate import solve_ivp
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
-from numpy_train import Adam, quantize  # noqa: E402  (designs/numpy_train.py)
+from numpy_train import Adam, init_mlp, quantize  # noqa: E402  (designs/numpy_train.py)
 A = np.array([[-0.1, 2.0], [-2.0, -0.1]])
 Y0 = np.array([2.0, 0.0])
 T_END = 10.0
@@ -50,11 +50,8 @@ def fit(seed: int = 0, steps: int = 6000, qat: int = 3000):
     ys = trajectory(true_field, t)
     pts = np.concatenate([ys] + [ys + rng.normal(0, 0.05, ys.shape) for _ in range(4)])
     tgt = true_field(pts)
-    W1 = rng.normal(0, 1.0, (HIDDEN, 2))
-    b1 = rng.normal(0, 0.5, HIDDEN)
-    W2 = rng.normal(0, 1.0 / np.sqrt(HIDDEN), (2, HIDDEN))
-    b2 = np.zeros(2)
-    params = [W1, b1, W2, b2]
+    params = init_mlp(rng, HIDDEN, 2)
+    W1, b1, W2, b2 = params
     opt = Adam(params)
     # float training, then quantization-aware fine-tuning: the forward pass uses W1 and W2 on the
     # PDK's levels, the gradient updates the float weights (straight-through)
