@@ -13,6 +13,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import AmscError, InputError
+from .options import DEFAULT_LANES, MAX_LANES
 
 #: upper bounds of numeric options: beyond them a run is a typo, not a plan (and a timeout past
 #: ~1e9 s overflows the OS's timers; a seed must fit the int64 that numpy and the reports keep)
@@ -155,6 +156,12 @@ def build_parser(parser_class=_Parser) -> argparse.ArgumentParser:
                    "outputs (default 8, or the largest divisor of the tile's outputs below 8; 1: an ADC per output, "
                    "no multiplexer). The default is the ADC share of every point on the Pareto fronts of 'amsc "
                    "explore' on cnn_digits (README)")
+    c.add_argument("--lanes", type=_number(positive=True, hi=MAX_LANES), metavar="L",
+                   help="elements a clock of the digital datapath: the layers' gather (L DAC codes) and "
+                   "requantizers (L outputs), the pooling, residual-add, table, product and data-movement units "
+                   f"each handle L elements in one clock, from L read ports of their feature maps (default "
+                   f"{DEFAULT_LANES}; 1 to 256; a recurrent layer's cell and the host link take one). "
+                   "The RTL and the report follow it; the arithmetic does not change")
     c.add_argument("--chip-state", metavar="CHIP.npz",
                    help="compile for one chip: place every tile around the stuck cells its test found (a chip state "
                    "from 'amsc chip-state' or a tester, docs/variability.md) and give the netlists its conductances; "
@@ -379,7 +386,8 @@ def _cmd_report(args) -> int:
     pe = rep["periphery"]
     print(f"  {pe['adcs']} ADCs, {rep['adc_share']} output(s) each, converting {100 * pe['adc_utilization']:.1f} % of the "
           f"inference time; {100 * rep['latency_breakdown_s']['digital_s'] / rep['latency_s']:.0f} % of the latency is "
-          "the digital datapath's", file=sys.stderr)
+          f"the digital datapath's ({rep['lanes']} lane(s), {rep['digital']['ops']['cycles']} clocks an input)",
+          file=sys.stderr)
     print(f"  a read settles in {rep['settling']['t_settle_s'] * 1e9:.3g} ns (ngspice transient of "
           f"{rep['settling']['tile']})", file=sys.stderr)
     print(f"  crossbar energy check: analytic {ec['crossbar_analytic_j']:.4g} J vs {rep['engine']} "
@@ -566,6 +574,7 @@ def compile_options(args):
                           max_tiles=args.max_tiles, dump_ir_after=args.dump_ir_after,
                           input_range=tuple(args.input_range), spare_rows=args.spare_rows,
                           spare_cols=args.spare_cols, chip_state=args.chip_state, adc_share=args.adc_share,
+                          lanes=args.lanes,
                           finetune_data=None if args.finetune_data is None else tuple(args.finetune_data))
 
 

@@ -19,7 +19,7 @@ from .backend.render import environment
 from .backend.readout import manifest_entry as readout_entry
 from .backend.spice import emit_spice, tia_context
 from .backend import verilog
-from .backend.verilog import (bipolar_tiles, chain_order, emit_verilog, requant_regs, scan_bits, scan_mem_text,
+from .backend.verilog import (bipolar_tiles, chain_order, emit_verilog, lanes_of, requant_regs, scan_bits, scan_mem_text,
                               sim_scan_bits)
 from .frontend import load_model
 from .frontend.common import load_samples
@@ -140,6 +140,10 @@ def write_design(plan: OutputWriter, ir: IR, pdk: Pdk, options: CompileOptions, 
     try:
         prog = build_program(ir, pdk, options, calib[0], nominal_ir(ir, pdk))
         datapath = {"generated": True, "calibration": calib[1], "output_scale": prog["output_scale"],
+                    "lanes": lanes_of(options),
+                    # clocks of one input through the chip top (backend/verilog.rtl_cycles; rtl-sim measures it)
+                    "cycles_per_input": verilog.rtl_cycles(prog, lanes_of(options), verilog.macro_latency(
+                        pdk, ir.g.graph.get("adc_share", 1))),
                     "streams": {d: sum(st["kind"] == k for st in prog["steps"]) for d, k in (("in", "recv"),
                                                                                          ("out", "send"))}}
     except RtlUnsupported as e:
@@ -155,7 +159,7 @@ def write_design(plan: OutputWriter, ir: IR, pdk: Pdk, options: CompileOptions, 
         plan.add(rel, text)
         if k % 64 == 0:
             progress("SPICE netlists", k // 2, n_tiles)
-    for k, (rel, text) in enumerate(emit_verilog(ir, pdk, env, source_sha, prog)):
+    for k, (rel, text) in enumerate(emit_verilog(ir, pdk, env, source_sha, prog, lanes_of(options))):
         plan.add(rel, text)
         if k % 64 == 0:
             progress("Verilog", k // 2, n_tiles)

@@ -6,6 +6,12 @@ import dataclasses
 from dataclasses import dataclass
 
 
+#: Lanes of the digital datapath unless ``--lanes`` says otherwise (backend/verilog.py; README, "Lanes")
+DEFAULT_LANES = 8
+#: ``--lanes`` at most: each lane is a copy of a unit's arithmetic and a read port of its feature maps
+MAX_LANES = 256
+
+
 @dataclass(frozen=True)
 class CompileOptions:
     pdk: str = "generic"
@@ -39,6 +45,9 @@ class CompileOptions:
     #: analog multiplexer (backend/readout.py). ``None``: DEFAULT_ADC_SHARE, or the largest divisor
     #: of the tile's outputs below it (passes/tile.py).
     adc_share: int | None = None
+    #: Elements a clock of the digital datapath's units (backend/verilog.py): the layers' gather and
+    #: requantizers, pooling, adds, tables, products and data movement. ``None``: DEFAULT_LANES.
+    lanes: int | None = None
     #: A chip state (.npz, design/chipstate.py): place every tile around that chip's stuck cells and
     #: program its conductances (passes/fault_map.py); None compiles for no chip in particular.
     chip_state: str | None = None

@@ -17,10 +17,20 @@ import numpy as np
 from .. import __version__
 from ..ir import IR
 from ..ir.names import sanitize
+from ..options import DEFAULT_LANES
 from .qmodel import REMAP_RANK
 from .render import render
 
 MACRO_LATENCY = 2  # cycles of a read (the TIAs settling) from conv_start, before the conversions
+
+def lanes_of(options) -> int:
+    """The datapath's lanes: ``--lanes``, or DEFAULT_LANES."""
+    return DEFAULT_LANES if getattr(options, "lanes", None) is None else int(options.lanes)
+
+
+def _last(n: int, lanes: int) -> int:
+    """The first element of the last clock of a unit that walks ``n`` elements ``lanes`` at a time."""
+    return (n - 1) // lanes * lanes
 
 
 def macro_latency(pdk, share: int) -> int:
@@ -30,6 +40,44 @@ def macro_latency(pdk, share: int) -> int:
         return MACRO_LATENCY
     per = math.ceil(pdk.ppa["digital"]["clock_mhz"] / pdk.ppa["adc"]["rate_msps"] - 1e-9)
     return MACRO_LATENCY + share * per
+
+
+#: Clocks of a read beyond the macro's latency (measured in rtl-sim, exact): the start state, the
+#: wrapper latching start and pulsing conv_start, conv_done back to its done, and the wait state
+#: seeing every tile's done
+READ_OVERHEAD = 6
+
+
+def rtl_cycles(prog: dict, lanes: int, latency: int) -> dict:
+    """Clock cycles of one input through the chip top, by what the sequencer does: the host link
+    (a code a clock each way), the layers' gather (``lanes`` DAC codes a clock), tile reads (the
+    start state, ``latency`` clocks of the macro and its handshake), the requantizers' stores
+    (``lanes`` outputs a clock; ``read`` is the macro's time, ``handshake`` the sequencer's around it), a recurrent layer's state update (a unit a clock), pooling (each
+    window element a clock, ``lanes`` outputs at once), the elementwise and the data-movement units
+    (``lanes`` a clock). ``total`` is what ``amsc rtl-sim`` measures per input
+    (its ``span``); time the host spends on its own segments is not in it."""
+    c = dict.fromkeys(("link", "gather", "handshake", "read", "store", "cell", "pool", "elementwise", "remap"), 0)
+    for st in prog["steps"]:
+        k = st["kind"]
+        if k in ("recv", "send"):
+            c["link"] += int(np.prod((st["dst"] if k == "recv" else st["src"])["shape"]))
+        elif k == "layer":
+            p, rec = st["positions"], st.get("recur")
+            ln = 1 if rec else lanes
+            c["gather"] += p * -(-st["rows"] // ln)
+            c["handshake"] += p * READ_OVERHEAD
+            c["read"] += p * latency
+            c["store"] += p * -(-st["cols"] // ln)
+            if rec:
+                c["cell"] += p * rec["hidden"]
+        elif k == "pool":
+            c["pool"] += -(-int(np.prod(st["dst"]["shape"])) // lanes) * int(np.prod(st["kernel"]))
+        elif k in ("add", "lut", "mul"):
+            c["elementwise"] += -(-int(np.prod(st["dst"]["shape"])) // lanes)
+        elif k == "remap":
+            c["remap"] += -(-int(np.prod(st["dst"]["shape"])) // lanes)
+    c["total"] = sum(c.values())
+    return c
 
 
 def _bits(n: int) -> int:
@@ -128,9 +176,10 @@ def _act_ctx(unit: dict) -> dict:
     return out
 
 
-def index_width(prog: dict) -> int:
+def index_width(prog: dict, lanes: int = 1) -> int:
     """Bits of the datapath's counters and addresses' halves: 16, or more for a network with a
-    feature map, a layer input or a position count of 2^16 or more (ResNet-50's first map holds 802,816)."""
+    feature map, a layer input or a position count of 2^16 or more (ResNet-50's first map holds 802,816);
+    a counter also holds its last value plus the lanes."""
     sizes = [int(np.prod(prog["input"]["shape"]))]
     for st in prog["steps"]:
         if st["kind"] in ("send", "host"):
@@ -138,7 +187,7 @@ def index_width(prog: dict) -> int:
         sizes.append(int(np.prod(st["dst"]["shape"])))
         if st["kind"] == "layer":
             sizes += [st["rows"], st["cols"], st["positions"]]
-    return max(16, _bits(max(sizes) + 1) + 1)
+    return max(16, _bits(max(sizes) + lanes + 1) + 1)
 
 
 def _ext64(expr: str, m: dict) -> str:
@@ -148,20 +197,22 @@ def _ext64(expr: str, m: dict) -> str:
     return f"$signed({{{fill}, {expr}}})"
 
 
-def _remap_ctx(k: int, st: dict, dmax: int, iw: int) -> dict:
+def _remap_ctx(k: int, st: dict, dmax: int, iw: int, lanes: int) -> dict:
     """Template context of a data-movement unit (qmodel._remap_step): its counters' bounds, each
-    source's address expression and widened read, the source select, and a/b as constants or tables."""
+    source's address expression and widened read, the source select, and a/b as constants or tables.
+    The expressions read a lane's counters ``r0`` .. and its element ``e`` (the template's per-lane
+    block); ``chain`` adds a lane's offset to the counters, the last axis first, one carry each."""
     size = int(np.prod(st["dst"]["shape"]))
     wide = 2 * iw
     ax, ab = st["ax"], st["ab_axis"]
-    key = "idx" if ab == len(st["dims"]) else f"rc{ab}"
+    key = "e" if ab == len(st["dims"]) else f"r{ab}"
     srcs = []
     for j, (m, strides) in enumerate(zip(st["srcs"], st["strides"])):
         terms = []
         for q, (dq, sq) in enumerate(zip(st["dims"], strides)):
             if dq == 1 or sq == 0:
                 continue
-            c = f"{{{iw}'d0, rc{q}}}"
+            c = f"{{{iw}'d0, r{q}}}"
             if q == ax and st["offs"][j]:
                 c = f"({c} - {wide}'d{st['offs'][j]})"
             terms.append(f"{c} * {wide}'d{sq}")
@@ -169,16 +220,23 @@ def _remap_ctx(k: int, st: dict, dmax: int, iw: int) -> dict:
             terms.append(f"{wide}'d{st['base'][j]}")
         ab_bits = _bits(int(np.prod(m["shape"])))
         srcs.append({"j": j, "name": m["name"], "addr": " + ".join(terms) or f"{wide}'d0",
-                     "ext": _ext64(f"mem_{m['name']}[xad_{k}_{j}[{ab_bits - 1}:0]]", m),
+                     "ext": _ext64(f"mem_{m['name']}[xad{j}[{ab_bits - 1}:0]]", m),
                      "a": [{"i": i, "v": _lit(v)} for i, v in enumerate(st["a"][j])],
                      "b": [{"i": i, "v": _lit(v)} for i, v in enumerate(st["b"][j])]})
     # the source whose range on the concat axis holds the counter: the last start at or below it
-    sel = "".join(f"(rc{ax} >= {iw}'d{st['offs'][j]}) ? {iw}'d{j} : " for j in reversed(range(1, len(srcs))))
+    sel = "".join(f"(r{ax} >= {iw}'d{st['offs'][j]}) ? {iw}'d{j} : " for j in reversed(range(1, len(srcs))))
     counters = [{"q": q, "last": dq - 1} for q, dq in enumerate(st["dims"]) if dq > 1]
+    ln = min(lanes, size)
+    chain, stride, cin = [], 1, None
+    for n, c in enumerate(reversed(counters)):
+        d = c["last"] + 1
+        chain.append({"q": c["q"], "d": d, "stride": stride, "cin": cin, "wrap": n < len(counters) - 1})
+        stride, cin = stride * d, c["q"]
     return {"k": k, "state": f"X{k}", "op": st["op"], "dst": st["dst"]["name"], "size": size,
             "bits": st["dst"]["bits"], "lo": -dmax if st["dst"]["signed"] else 0, "addr_bits": _bits(size),
             "srcs": srcs, "s": st["s"], "sel": sel + f"{iw}'d0", "table": ab != -1, "key": key,
-            "counters": counters, "dims": st["dims"]}
+            "counters": counters, "dims": st["dims"], "ln": ln, "last": _last(size, lanes), "chain": chain,
+            "fixed": [q for q in range(REMAP_RANK) if q not in {c["q"] for c in counters}]}
 
 
 def _recurrent_ctx(k: int, st: dict, rec: dict) -> dict:
@@ -208,9 +266,12 @@ def link_in_bits(prog: dict) -> int:
     return max(st["dst"]["bits"] for st in prog["steps"] if st["kind"] == "recv")
 
 
-def _datapath_ctx(prog: dict, tiles: list[dict]) -> dict:
+def _datapath_ctx(prog: dict, tiles: list[dict], lanes: int = 1) -> dict:
+    """The chip top's template context. ``lanes``: elements a clock of the layers' gather and
+    requantizer, the pooling, add, table, product and data-movement units (a recurrent layer's cell
+    unit and the host link take one)."""
     bd, ba, ob = prog["dac_bits"], prog["adc_bits"], prog["out_bits"]
-    iw = index_width(prog)
+    iw = index_width(prog, lanes)
     dmax = 2 ** bd - 1
     tile_ix = {t["name"]: t for t in tiles}
     maps = {}
@@ -253,23 +314,25 @@ def _datapath_ctx(prog: dict, tiles: list[dict]) -> dict:
                           "s": st.get("s", 0),
                           "kernel": st["kernel"], "stride": st["stride"], "pads": st["pads"],
                           "dilation": st["dilation"], "src_addr_bits": _bits(c * h * w),
-                          "dst_addr_bits": _bits(c * ho * wo)})
+                          "dst_addr_bits": _bits(c * ho * wo), "ln": min(lanes, c * ho * wo),
+                          "last": _last(c * ho * wo, lanes)})
             states.append(f"P{k}")
             continue
         if st["kind"] == "remap":
-            remaps.append(_remap_ctx(k, st, dmax, iw))
+            remaps.append(_remap_ctx(k, st, dmax, iw, lanes))
             states.append(f"X{k}")
             continue
         if st["kind"] == "add":
             size = int(np.prod(st["dst"]["shape"]))
             ab = _bits(size)
             adds.append({"k": k, "state": f"A{k}", "a": st["src"]["name"], "b": st["src2"]["name"],
+                         "what": "residual add", "new": f"anew_{k}", "last": _last(size, lanes), "ln": min(lanes, size),
                          "dst": st["dst"]["name"], "size": size, "addr_bits": ab, "aq": st["aq"],
                          "bq": st["bq"], "s": st["s"], "signed": st["dst"]["signed"], "bits": st["dst"]["bits"],
                          "signed_in": st["src"]["signed"] or st["src2"]["signed"],
                          "lo": -dmax if st["dst"]["signed"] else 0,
-                         "a_ext": _ext64(f"mem_{st['src']['name']}[idx[{ab - 1}:0]]", st["src"]),
-                         "b_ext": _ext64(f"mem_{st['src2']['name']}[idx[{ab - 1}:0]]", st["src2"])})
+                         "a_ext": _ext64(f"mem_{st['src']['name']}[e[{ab - 1}:0]]", st["src"]),
+                         "b_ext": _ext64(f"mem_{st['src2']['name']}[e[{ab - 1}:0]]", st["src2"])})
             states.append(f"A{k}")
             continue
         if st["kind"] == "lut":
@@ -278,6 +341,8 @@ def _datapath_ctx(prog: dict, tiles: list[dict]) -> dict:
             table = np.asarray(st["table"], np.int64)
             raw = (np.arange(len(table)) + st["lo"]) & ((1 << sb) - 1)   # the source code's bits
             luts.append({"k": k, "state": f"T{k}", "act": st["act"], "src": st["src"]["name"], "dst": st["dst"]["name"],
+                         "what": f"activation table ({st['act']})", "new": f"tnew_{k}", "last": _last(size, lanes),
+                         "ln": min(lanes, size),
                          "size": size, "addr_bits": _bits(size), "src_bits": sb, "bits": ob_,
                          "rows": [{"i": int(i), "v": int(v) & ((1 << ob_) - 1)} for i, v in zip(raw, table)]})
             states.append(f"T{k}")
@@ -286,13 +351,14 @@ def _datapath_ctx(prog: dict, tiles: list[dict]) -> dict:
             size = int(np.prod(st["dst"]["shape"]))
             ab, gb = _bits(size), _bits(int(np.prod(st["src2"]["shape"])))
             wide = 2 * iw
-            gaddr = f"{{{iw}'d0, idx}}" + (f" / {wide}'d{st['div']}" if st["div"] > 1 else "")
+            gaddr = f"{{{iw}'d0, e}}" + (f" / {wide}'d{st['div']}" if st["div"] > 1 else "")
             muls.append({"k": k, "state": f"M{k}", "dst": st["dst"]["name"], "size": size, "addr_bits": ab,
+                         "what": "gate product", "new": f"mnew_{k}", "last": _last(size, lanes), "ln": min(lanes, size),
                          "mq": st["mq"], "s": st["s"], "half": 1 << st["s"] >> 1, "bits": st["dst"]["bits"],
                          "lo": -dmax if st["dst"]["signed"] else 0, "div": st["div"], "mod": st["mod"],
                          "gaddr": f"({gaddr}) % {wide}'d{st['mod']}",
-                         "x_ext": _ext64(f"mem_{st['src']['name']}[idx[{ab - 1}:0]]", st["src"]),
-                         "g_ext": _ext64(f"mem_{st['src2']['name']}[mgad_{k}[{gb - 1}:0]]", st["src2"])})
+                         "x_ext": _ext64(f"mem_{st['src']['name']}[e[{ab - 1}:0]]", st["src"]),
+                         "g_ext": _ext64(f"mem_{st['src2']['name']}[mgad[{gb - 1}:0]]", st["src2"])})
             states.append(f"M{k}")
             continue
         K = st["rows"]
@@ -331,7 +397,9 @@ def _datapath_ctx(prog: dict, tiles: list[dict]) -> dict:
             cal = {**regs[st["name"]], "sin": f"scan_c{n_cal}", "sout": f"scan_c{n_cal + 1}",
                    "wa": st["acc_bits"] + 1}     # the accumulator's value, signed (it sums signed ADC codes)
             cal_regs.append(cal)
+        ln = 1 if rec is not None else lanes     # a unit has at most as many lanes as elements
         layers.append({"rec": None if rec is None else _recurrent_ctx(k, st, rec), "cal": cal,
+                       "lg": min(ln, K), "ls": min(ln, st["cols"]), "last_g": _last(K, ln), "last_s": _last(st["cols"], ln),
                        "su": names[-1],"k": k, "name": st["name"], "src": st["src"]["name"], "dst": st["dst"]["name"], "K": K,
                        "gbits": st["dst"]["bits"] if rec else st["src"]["bits"], "ybits": st["dst"]["bits"],
                        "M": st["cols"], "P": st["positions"], "conv": conv, "tokens": tokens, "tiles": lt,
@@ -352,23 +420,21 @@ def _datapath_ctx(prog: dict, tiles: list[dict]) -> dict:
     mem = [{"name": m["name"], "size": int(np.prod(m["shape"])), "signed": m["signed"], "width": m["bits"]}
            for _, m in sorted(maps.items())]
     n_streams = len(recvs) + len(sends)
-    # one running-maximum register serves every max pool; signed codes widen it by one bit
-    max_pools = [q for q in pools if not q["avg"]]
-    pool_signed = any(q["signed"] for q in max_pools)
-    return {"maps": mem, "layers": layers, "pools": pools, "adds": adds, "muls": muls, "luts": luts,
-            "remaps": remaps,
+    # the lane index wires: as many as the widest unit's lanes
+    widest = max([x["lg"] for x in layers] + [x["ls"] for x in layers] + [x["ln"] for x in pools + adds + luts + muls + remaps])
+    return {"maps": mem, "layers": layers, "lanes": widest, "pools": pools, "adds": adds, "muls": muls, "luts": luts,
+            "remaps": remaps, "elementwise": sorted(adds + luts + muls, key=lambda x: x["k"]),
             "states": states, "n_cal": len(cal_regs), "scan_tail": f"scan_c{len(cal_regs)}",
             "recvs": recvs, "sends": sends, "streams": sorted(recvs + sends, key=lambda x: x["k"]),
-            "tag_bits": _bits(n_streams), "state_width": _bits(len(states)), "has_avg": any(q["avg"] for q in pools),
-            "has_max": any(not q["avg"] for q in pools),
+            "tag_bits": _bits(n_streams), "state_width": _bits(len(states)),
             "first_state": firsts[0], "has_conv": any(x["conv"] for x in layers),
             "has_pos": any(x["conv"] or x["tokens"] for x in layers),
             "has_pool": bool(pools), "in_total": sum(r["size"] for r in recvs),
             "out_total": sum(o["size"] for o in sends), "out_bits": ob,
-            "in_bits": link_in_bits(prog), "pool_signed": pool_signed,
+            "in_bits": link_in_bits(prog),
             "remap_counters": [f"rc{q}" for q in range(REMAP_RANK)],
             "remap_reset": " ".join(f"rc{q} <= {iw}'d0;" for q in range(REMAP_RANK)),
-            "pool_bits": bd + 1 if pool_signed else bd, "dmax": dmax, "iw": iw}
+            "dmax": dmax, "iw": iw}
 
 
 def bipolar_tiles(prog: dict | None) -> frozenset:
@@ -384,9 +450,10 @@ def sim_scan_bits(prog: dict) -> int:
         sum(r["bits"] for r in requant_regs(prog))
 
 
-def emit_verilog(ir: IR, pdk, env, source_sha: str, prog: dict | None):
+def emit_verilog(ir: IR, pdk, env, source_sha: str, prog: dict | None, lanes: int = 1):
     """Yield ``(relative path, text)`` of every Verilog file (and the file lists). The simulation
-    files come only while the scan chain is at most SIM_MAX_SCAN_BITS long."""
+    files come only while the scan chain is at most SIM_MAX_SCAN_BITS long; ``lanes``: the datapath's
+    elements a clock (_datapath_ctx)."""
     prefix = sanitize(ir.name)
     level_bits = max(1, math.ceil(math.log2(pdk.levels)))
     tiles = _tile_ctx(ir, prefix, pdk, level_bits, bipolar_tiles(prog))
@@ -401,7 +468,7 @@ def emit_verilog(ir: IR, pdk, env, source_sha: str, prog: dict | None):
         yield rel, render(env, role, **ctx)
     if prog is not None:
         kq = {t["name"]: (st["kq"], st["sk"]) for st in prog["steps"] if st["kind"] == "layer" for t in st["tiles"]}
-        dp = _datapath_ctx(prog, tiles)
+        dp = _datapath_ctx(prog, tiles, lanes)
         names.append(f"rtl/{prefix}_top.v")
         yield names[-1], render(env, "verilog_top", **ctx, **dp)
     if prog is not None and sim_scan_bits(prog) <= SIM_MAX_SCAN_BITS:

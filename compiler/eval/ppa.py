@@ -293,7 +293,7 @@ def digital_ops(prog: dict, reads_per_image: dict, ref_bytes: float) -> dict:
     as the square root of its size (Horowitz 2014: 10, 20 and 100 pJ per 64 bits at 8 kB, 32 kB, 1 MB)."""
     from ..backend.qmodel import remap_tables
 
-    ops = {"add32": 0, "mul32_equiv": 0.0, "add8": 0, "sram_bytes": 0, "sram_weighted_bytes": 0.0, "cycles": 0}
+    ops = {"add32": 0, "mul32_equiv": 0.0, "add8": 0, "sram_bytes": 0, "sram_weighted_bytes": 0.0}
 
     def size(m):
         return int(np.prod(m["shape"]))
@@ -315,7 +315,6 @@ def digital_ops(prog: dict, reads_per_image: dict, ref_bytes: float) -> dict:
         if k in ("recv", "send"):
             v = st["dst"] if k == "recv" else st["src"]
             access(v, size(v))
-            ops["cycles"] += size(v)
         elif k == "layer":
             p = round(reads_per_image.get(st["tiles"][0]["name"], 0))
             m, kk = st["cols"], st["rows"]
@@ -325,7 +324,6 @@ def digital_ops(prog: dict, reads_per_image: dict, ref_bytes: float) -> dict:
             ops["add8"] += p * m                        # activation: clamp or table look-up
             access(st["src"], p * kk)                   # gather each position's inputs
             access(st["dst"], p * m)
-            ops["cycles"] += p * (kk + 2 + m)           # gather, start, wait (timed apart), store
             rec = st.get("recur")
             if rec:   # a recurrent layer (p time steps): the second part's requantization, then the cell
                 h = rec["hidden"]
@@ -337,7 +335,6 @@ def digital_ops(prog: dict, reads_per_image: dict, ref_bytes: float) -> dict:
                 ops["add8"] += p * h * (1 if lstm else 0)   # the cell's tanh look-up
                 access(st["dst"], p * h)                    # h_(t-1), read back for the next step
                 ops["sram_bytes"] += p * (m + h * (2 if lstm else 0)) * 2   # gate and cell registers
-                ops["cycles"] += p * h                      # the state update, one unit per clock
         elif k == "pool":
             n_out, win = size(st["dst"]), int(np.prod(st["kernel"]))
             ops["add8"] += n_out * win
@@ -345,7 +342,6 @@ def digital_ops(prog: dict, reads_per_image: dict, ref_bytes: float) -> dict:
                 mul(n_out, 8 + int(win).bit_length(), bits(st["rq"]))
             access(st["src"], n_out * win)
             access(st["dst"], n_out)
-            ops["cycles"] += n_out * win
         elif k == "add":
             n_out = size(st["dst"])
             mul(n_out, 9, bits([st["aq"]]))
@@ -354,13 +350,11 @@ def digital_ops(prog: dict, reads_per_image: dict, ref_bytes: float) -> dict:
             access(st["src"], n_out)
             access(st["src2"], n_out)
             access(st["dst"], n_out)
-            ops["cycles"] += n_out
         elif k == "lut":
             n_out = size(st["dst"])
             ops["add8"] += n_out                        # a table read per element
             access(st["src"], n_out)
             access(st["dst"], n_out)
-            ops["cycles"] += n_out
         elif k == "mul":
             n_out = size(st["dst"])
             mul(n_out, 9, 9)                            # value x gate
@@ -369,7 +363,6 @@ def digital_ops(prog: dict, reads_per_image: dict, ref_bytes: float) -> dict:
             access(st["src"], n_out)
             access(st["src2"], n_out)
             access(st["dst"], n_out)
-            ops["cycles"] += n_out
         elif k == "remap":
             n_out = size(st["dst"])
             mul(n_out, 9, bits(remap_tables(st)[2]))    # the per-element scale
@@ -377,7 +370,6 @@ def digital_ops(prog: dict, reads_per_image: dict, ref_bytes: float) -> dict:
             for src in st["srcs"]:
                 access(src, n_out / len(st["srcs"]))
             access(st["dst"], n_out)
-            ops["cycles"] += n_out
     return ops
 
 
@@ -430,6 +422,10 @@ def report_design(out, inputs=None, samples: int | None = None, engine: str = "n
     if design.prog is None:
         raise InputError(out, f"has no integer datapath ({m['rtl_datapath']['reason']}); the report times and counts "
                               "the operations of that datapath")
+    if "cycles_per_input" not in m["rtl_datapath"]:
+        raise InputError(out / "manifest.json", f"lacks the RTL's clock count this report times (compiled by amsc "
+                                                f"{m.get('amsc_version', '?')}); recompile the design with this amsc: "
+                                                f"amsc compile {m['source']['name']} -o {out}")
     if engine == "mna" and any(t["cell"]["type"] != "1r" for t in m["tiles"]):
         raise InputError("--engine", "mna solves linear 1R tiles only; this design has 1T1R cells (use ngspice)")
     clock = (clock_mhz or ppa["digital"]["clock_mhz"]) * 1e6
@@ -558,6 +554,10 @@ def _build(design, ppa, reads, dmax, n, engine, seed, clock, synth, tmp, progres
     # latency: the RTL's cycles, and per layer position one tile read (tiles of a layer in parallel)
     t_conv = t_read + adc_share / (ppa["adc"]["rate_msps"] * 1e6)
     positions = sum(round(r_img[st["tiles"][0]["name"]]) for st in prog["steps"] if st["kind"] == "layer")
+    # digital: every clock of the RTL's sequencer but the macros' own (their time is the circuit's:
+    # the settling measured above and the conversions at the ADC's rate)
+    cyc = m["rtl_datapath"]["cycles_per_input"]
+    ops["cycles"] = cyc["total"] - cyc["read"]
     latency = {"digital_s": ops["cycles"] / clock, "analog_s": positions * t_conv}
     lat = latency["digital_s"] + latency["analog_s"]
     # area
@@ -586,6 +586,7 @@ def _build(design, ppa, reads, dmax, n, engine, seed, clock, synth, tmp, progres
     tops = 2 * macs / lat / 1e12
     rep = {
         "design": m["design"], "pdk": m["pdk"]["name"], "adc_share": adc_share, "clock_hz": clock,
+        "lanes": m["rtl_datapath"].get("lanes", 1), "rtl_cycles_per_input": cyc,
         "macs_per_inference": macs, "ops_per_inference": 2 * macs,
         "area_mm2": area_mm2,
         "area_breakdown_mm2": {k: v * 1e-6 for k, v in area.items()},

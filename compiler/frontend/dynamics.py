@@ -221,6 +221,7 @@ NETWORK_ONLY = (("tile_rows", "--tile", "its crossbars follow the PDK's tile siz
                 ("chip_state", "--chip-state", "it has no fault-aware placement"),
                 ("finetune_data", "--finetune-data", "it has no final layer"),
                 ("adc_share", "--adc-share", "its ADCs sample the state at each output time, one per state"),
+                ("lanes", "--lanes", "its controller has no datapath lanes: the circuit computes the dynamics"),
                 ("dac_bits", "--dac-bits", "its word lines are driven by its activation stages, not by DACs"),
                 ("calibration", "--calibration", "it has no activation ranges to calibrate"))
 

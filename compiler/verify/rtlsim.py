@@ -132,6 +132,7 @@ def rtl_sim(out: str | Path, inputs: str | Path, labels: str | Path | None = Non
             raise SimulationError(out / "rtl", f"simulation did not finish: {(r.stdout + r.stderr).strip()[-300:]}")
         got = np.array([int(v) for v in (tmp / "outputs.txt").read_text().split()], dtype=np.int64)
         cycles = next((int(w.split("=")[1]) for w in r.stdout.split() if w.startswith("cycles=")), None)
+        span = next((int(w.split("=")[1]) for w in r.stdout.split() if w.startswith("span=")), None)
     seconds = time.perf_counter() - t0
     if got.size != want.size:
         raise SimulationError(out / "rtl", f"the testbench wrote {got.size} outputs, expected {want.size}")
@@ -145,6 +146,13 @@ def rtl_sim(out: str | Path, inputs: str | Path, labels: str | Path | None = Non
         "seconds": seconds, "simulator": simulator, "build_seconds": t_build, "run_seconds": t_run,
         "cycles_waiting_for_outputs": cycles,
     }
+    if span is not None:   # clocks per input, measured against the compiler's count (backend/verilog.rtl_cycles)
+        want_cycles = dp.get("cycles_per_input", {}).get("total")
+        report["cycles_per_input"] = span / n
+        report["cycles_per_input_predicted"] = want_cycles
+        report["lanes"] = dp.get("lanes", 1)
+        if want_cycles:
+            report["cycles_rel_err"] = abs(span / n - want_cycles) / want_cycles
     report["streams"] = len(streams)
     if y is not None:   # the chip's output stream: the last one it sends
         last = got[:, want.shape[1] - out_codes.shape[1]:]

@@ -133,6 +133,12 @@ def test_output_dir_not_from_amsc_is_not_replaced(tmp_path):
     assert (d / "thesis.tex").read_text() == "precious"
 
 
+@pytest.mark.parametrize("lanes, needle", [("0", "must be positive"), ("257", "<= 256"), ("two", "not an integer")])
+def test_bad_lanes(tmp_path, lanes, needle):
+    r, out = compile_err(tmp_path, MLP / "model.onnx", "--lanes", lanes)
+    assert_clean_error(r, "--lanes", needle, out=out)
+
+
 def test_too_many_tiles_refused_before_writing(tmp_path):
     r, out = compile_err(tmp_path, MLP / "model.onnx", "--tile", "8x8", "--max-tiles", "10")
     assert_clean_error(r, "--max-tiles 10", out=out)

@@ -232,7 +232,7 @@ def test_dynamics_window_beyond_the_time_step_budget(tmp_path):
 
 @pytest.mark.parametrize("flags, needle", [(("--tile", "32x32"), "--tile"), (("--parasitics",), "--parasitics"),
                                            (("--spare-rows", "2"), "--spare-rows"), (("--dac-bits", "6"), "--dac-bits"),
-                                           (("--calibration", "x.npy"), "--calibration")])
+                                           (("--calibration", "x.npy"), "--calibration"), (("--lanes", "4"), "--lanes")])
 def test_network_options_on_a_dynamics_model_are_refused(tmp_path, flags, needle):
     """A compile option of networks that a continuous-time model has no use for is refused, not ignored."""
     from conftest import ROOT

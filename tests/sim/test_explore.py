@@ -83,7 +83,7 @@ def test_refused_points_are_kept_with_their_error(tmp_path, digits):
 def test_explore_bad_input(tmp_path, digits):
     out = tmp_path / "o"
     m = MLP / "model.onnx"
-    for grid, needle in ((["lanes=1,8"], "'lanes' is not a compile option"),
+    for grid, needle in ((["pipeline=on"], "'pipeline' is not a compile option"), (["lanes=0,8"], "lanes=0"),
                          (["adc-bits=0,8"], "adc-bits=0"), (["tile=64x65"], "tile=64x65"),
                          (["adc-share=0"], "adc-share=0"), (["tile"], "is not KEY=V1,V2"),
                          (["tile=64x64", "tile=32x32"], "given twice"), (["out=x"], "'out' is not a compile option"),

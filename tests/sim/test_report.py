@@ -165,6 +165,10 @@ def test_report_bad_input(designs, digits, tmp_path):
     del m["ppa"]
     (old / "manifest.json").write_text(json.dumps(m))
     assert_clean_error(amsc("report", old), "recompile", "amsc compile model.onnx")
+    m = json.loads((out / "manifest.json").read_text())
+    del m["rtl_datapath"]["cycles_per_input"]      # from an amsc before the clock count
+    (old / "manifest.json").write_text(json.dumps(m))
+    assert_clean_error(amsc("report", old), "clock count", "recompile")
     # a manifest that no longer matches its files
     tampered = tmp_path / "tampered"
     shutil.copytree(out, tampered)

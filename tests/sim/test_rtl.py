@@ -38,7 +38,16 @@ def _compile_lint_sim(model, inputs, out, *compile_args) -> dict:
     assert r.returncode == 0, r.stderr
     r = amsc("rtl-sim", out, "--inputs", inputs)
     assert r.returncode == 0 and "bit-exact" in r.stderr, r.stderr
+    _cycles_as_counted(out)
     return manifest
+
+
+def _cycles_as_counted(out) -> dict:
+    """The clocks rtl-sim measured per input are the compiler's count (backend/verilog.rtl_cycles)."""
+    rep = json.loads((out / "rtl_sim.json").read_text())
+    assert rep["cycles_per_input"] == rep["cycles_per_input_predicted"] > 0, rep
+    assert rep["cycles_rel_err"] == 0.0
+    return rep
 
 
 def _files(out, sub=""):
@@ -80,9 +89,31 @@ def test_chip_is_bit_exact_on_digits(which, images, request, digits):
     xs = "x_centred.npy" if which == "signed_out" else "x.npy"
     r = amsc("rtl-sim", out, "--inputs", digits / xs, "--labels", digits / "y.npy", "--limit", images)
     assert r.returncode == 0, r.stderr
-    rep = json.loads((out / "rtl_sim.json").read_text())
+    rep = _cycles_as_counted(out)
     assert rep["bit_exact"] and rep["images"] == images and rep["mismatches"] == 0
     assert rep["accuracy_rtl"] == rep["accuracy_model"] > 0.9
+    assert rep["lanes"] == 8     # the default
+
+
+def test_lanes_change_the_clocks_not_the_codes(tmp_path, digits):
+    """--lanes 1 and --lanes 5 (a count that divides neither the layers' inputs nor their outputs):
+    both chips bit-exact on cnn_digits; each takes the clocks the compiler counted, and five lanes
+    take fewer in the gather, the stores and the pooling and the same in the reads and on the link."""
+    require_tool("iverilog", "vvp")
+    cyc = {}
+    for lanes in (1, 5):
+        out = tmp_path / f"l{lanes}"
+        assert amsc("compile", CNN / "model.onnx", "-o", out, "--lanes", str(lanes)).returncode == 0
+        r = amsc("rtl-sim", out, "--inputs", digits / "x.npy", "--labels", digits / "y.npy", "--limit", 12)
+        assert r.returncode == 0 and "bit-exact" in r.stderr, r.stderr
+        rep = _cycles_as_counted(out)
+        assert rep["lanes"] == lanes and rep["accuracy_rtl"] == rep["accuracy_model"]
+        cyc[lanes] = json.loads((out / "manifest.json").read_text())["rtl_datapath"]["cycles_per_input"]
+    for part in ("gather", "store", "pool"):
+        assert cyc[5][part] < cyc[1][part] / 2.5, (part, cyc)
+    for part in ("read", "handshake", "link"):
+        assert cyc[5][part] == cyc[1][part] > 0
+    assert cyc[1]["total"] / cyc[5]["total"] > 1.5
 
 
 def test_verilator_runs_the_same_testbench_bit_exactly(cnn_out, digits):

@@ -45,6 +45,13 @@ module tiny_top (
     // counters of 16 bits: enough for the largest feature map, layer and position count
     reg [15:0] idx;   // beat, gather element, output column or pooled output
     reg [15:0] pos;   // output position of a convolution
+    // 3 lane(s): a unit handles elements idx .. idx + 2 in one clock (lane l: element lix[l])
+    genvar gl;
+    wire [15:0] lix [0:2];
+    generate for (gl = 0; gl < 3; gl = gl + 1) begin : g_lix
+        localparam [15:0] LANE = gl;
+        assign lix[gl] = idx + LANE;
+    end endgenerate
 
     assign in_ready  = (state == R0);
     assign in_tag    = (state == R0) ? 1'd0 : 1'd0;
@@ -97,28 +104,38 @@ module tiny_top (
     assign bq_1[0] = $signed(cal_1[55:28]);
     assign mq_1[1] = $signed(cal_1[83:56]);
     assign bq_1[1] = $signed(cal_1[111:84]);
-    // the product at its own width (9-bit accumulator x 28-bit MQ), then sign-extended
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] acw_1 = acc_1[idx[0:0]];
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [8:0] aca_1 = acw_1[8:0];
-    wire signed [36:0] rqm_1 = aca_1 * mq_1[idx[0:0]];
-    wire signed [27:0] rqc_1 = bq_1[idx[0:0]];
-    wire signed [63:0] rqp_1 = $signed({{27{rqm_1[36]}}, rqm_1});
-    wire signed [63:0] rqb_1 = $signed({{36{rqc_1[27]}}, rqc_1});
-    wire signed [63:0] rq_1 = (rqp_1 + rqb_1) >>> 16;
-    // address arithmetic is 32 bits wide; the bits above the memory's address width are zero
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire [31:0] daddr_1 = {16'd0, idx} * 1 + {16'd0, pos};
-    /* verilator lint_on UNUSEDSIGNAL */
-    // activation unit: clamp
-    wire signed [63:0] v_1 = rq_1;
-    wire signed [63:0] c_1 = (v_1 < 64'sd0) ? 64'sd0 : (v_1 > 64'sd255) ? 64'sd255 : v_1;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire [63:0] cu_1 = c_1;
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire [7:0] y_1 = cu_1[7:0];
-    wire [7:0] gval_1 = mem_in[idx[1:0]];
+    // lane l requantizes output column lix[l] (2 a clock): its code and its address in mem_l1
+    wire [7:0] y_1 [0:1];
+    wire [31:0] daddr_1 [0:1];
+    wire [7:0] gval_1 [0:2];
+    generate for (gl = 0; gl < 2; gl = gl + 1) begin : g_store_1
+        wire [15:0] j = lix[gl];
+        // the product at its own width (9-bit accumulator x 28-bit MQ), then sign-extended
+        /* verilator lint_off UNUSEDSIGNAL */
+        wire signed [63:0] acw = acc_1[j[0:0]];
+        /* verilator lint_on UNUSEDSIGNAL */
+        wire signed [8:0] aca = acw[8:0];
+        wire signed [36:0] rqm = aca * mq_1[j[0:0]];
+        wire signed [27:0] rqc = bq_1[j[0:0]];
+        wire signed [63:0] rqp = $signed({{27{rqm[36]}}, rqm});
+        wire signed [63:0] rqb = $signed({{36{rqc[27]}}, rqc});
+        wire signed [63:0] rq = (rqp + rqb) >>> 16;
+        // address arithmetic is twice the counters' width; the bits above the memory's address width are zero
+        assign daddr_1[gl] = {16'd0, j} * 1 + {16'd0, pos};
+        // activation unit: clamp
+        wire signed [63:0] v = rq;
+        wire signed [63:0] c = (v < 64'sd0) ? 64'sd0 : (v > 64'sd255) ? 64'sd255 : v;
+        /* verilator lint_off UNUSEDSIGNAL */
+        wire [63:0] cu = c;
+        /* verilator lint_on UNUSEDSIGNAL */
+        assign y_1[gl] = cu[7:0];
+    end endgenerate
+    generate for (gl = 0; gl < 3; gl = gl + 1) begin : g_gather_1
+        /* verilator lint_off UNUSEDSIGNAL */
+        wire [15:0] e = lix[gl];
+        /* verilator lint_on UNUSEDSIGNAL */
+        assign gval_1[gl] = mem_in[e[1:0]];
+    end endgenerate
     reg [7:0] dac_2 [0:1];
     reg start_2;
     reg [0:0] got_2;
@@ -150,28 +167,38 @@ module tiny_top (
     wire signed [27:0] bq_2 [0:0];
     assign mq_2[0] = $signed(cal_2[27:0]);
     assign bq_2[0] = $signed(cal_2[55:28]);
-    // the product at its own width (9-bit accumulator x 28-bit MQ), then sign-extended
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] acw_2 = acc_2[idx[0:0]];
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [8:0] aca_2 = acw_2[8:0];
-    wire signed [36:0] rqm_2 = aca_2 * mq_2[idx[0:0]];
-    wire signed [27:0] rqc_2 = bq_2[idx[0:0]];
-    wire signed [63:0] rqp_2 = $signed({{27{rqm_2[36]}}, rqm_2});
-    wire signed [63:0] rqb_2 = $signed({{36{rqc_2[27]}}, rqc_2});
-    wire signed [63:0] rq_2 = (rqp_2 + rqb_2) >>> 12;
-    // address arithmetic is 32 bits wide; the bits above the memory's address width are zero
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire [31:0] daddr_2 = {16'd0, idx} * 1 + {16'd0, pos};
-    /* verilator lint_on UNUSEDSIGNAL */
-    // activation unit: clamp
-    wire signed [63:0] v_2 = rq_2;
-    wire signed [63:0] c_2 = (v_2 < -64'sd32768) ? -64'sd32768 : (v_2 > 64'sd32767) ? 64'sd32767 : v_2;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire [63:0] cu_2 = c_2;
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire [15:0] y_2 = cu_2[15:0];
-    wire [7:0] gval_2 = mem_l1[idx[0:0]];
+    // lane l requantizes output column lix[l] (1 a clock): its code and its address in mem_l2
+    wire [15:0] y_2 [0:0];
+    wire [31:0] daddr_2 [0:0];
+    wire [7:0] gval_2 [0:1];
+    generate for (gl = 0; gl < 1; gl = gl + 1) begin : g_store_2
+        wire [15:0] j = lix[gl];
+        // the product at its own width (9-bit accumulator x 28-bit MQ), then sign-extended
+        /* verilator lint_off UNUSEDSIGNAL */
+        wire signed [63:0] acw = acc_2[j[0:0]];
+        /* verilator lint_on UNUSEDSIGNAL */
+        wire signed [8:0] aca = acw[8:0];
+        wire signed [36:0] rqm = aca * mq_2[j[0:0]];
+        wire signed [27:0] rqc = bq_2[j[0:0]];
+        wire signed [63:0] rqp = $signed({{27{rqm[36]}}, rqm});
+        wire signed [63:0] rqb = $signed({{36{rqc[27]}}, rqc});
+        wire signed [63:0] rq = (rqp + rqb) >>> 12;
+        // address arithmetic is twice the counters' width; the bits above the memory's address width are zero
+        assign daddr_2[gl] = {16'd0, j} * 1 + {16'd0, pos};
+        // activation unit: clamp
+        wire signed [63:0] v = rq;
+        wire signed [63:0] c = (v < -64'sd32768) ? -64'sd32768 : (v > 64'sd32767) ? 64'sd32767 : v;
+        /* verilator lint_off UNUSEDSIGNAL */
+        wire [63:0] cu = c;
+        /* verilator lint_on UNUSEDSIGNAL */
+        assign y_2[gl] = cu[15:0];
+    end endgenerate
+    generate for (gl = 0; gl < 2; gl = gl + 1) begin : g_gather_2
+        /* verilator lint_off UNUSEDSIGNAL */
+        wire [15:0] e = lix[gl];
+        /* verilator lint_on UNUSEDSIGNAL */
+        assign gval_2[gl] = mem_l1[e[0:0]];
+    end endgenerate
 
     // ---- sequencing --------------------------------------------------------------------------
     always @(posedge clk or negedge rst_n) begin
@@ -194,12 +221,16 @@ module tiny_top (
                     end else idx <= idx + 16'd1;
                 end
                 // layer l1: 1 position(s) x 3 inputs -> 2 outputs on 1 tile(s)
-                L1_G: begin
-                    dac_1[idx[1:0]] <= gval_1;
-                    if (idx == 16'd2) begin
+                L1_G: begin   // gather, 3 input(s) a clock
+                    dac_1[lix[0][1:0]] <= gval_1[0];
+                    dac_1[lix[1][1:0]] <= gval_1[1];
+                    dac_1[lix[2][1:0]] <= gval_1[2];
+                    if (idx == 16'd0) begin
                         idx   <= 16'd0;
                         state <= L1_R;
-                    end else idx <= idx + 16'd1;
+                    end else begin
+                        idx <= idx + 16'd3;
+                    end
                 end
                 L1_R: begin
                     start_1 <= 1'b1;
@@ -211,20 +242,24 @@ module tiny_top (
                     got_1   <= got_1 | dones_1;
                     if ((got_1 | dones_1) == 1'b1) state <= L1_S;
                 end
-                L1_S: begin
-                    mem_l1[daddr_1[0:0]] <= y_1;
-                    if (idx == 16'd1) begin
+                L1_S: begin   // requantize and store, 2 output(s) a clock
+                    mem_l1[daddr_1[0][0:0]] <= y_1[0];
+                    mem_l1[daddr_1[1][0:0]] <= y_1[1];
+                    if (idx == 16'd0) begin
                         idx <= 16'd0;
                         state <= L2_G;
-                    end else idx <= idx + 16'd1;
+                    end else idx <= idx + 16'd2;
                 end
                 // layer l2: 1 position(s) x 2 inputs -> 1 outputs on 1 tile(s)
-                L2_G: begin
-                    dac_2[idx[0:0]] <= gval_2;
-                    if (idx == 16'd1) begin
+                L2_G: begin   // gather, 2 input(s) a clock
+                    dac_2[lix[0][0:0]] <= gval_2[0];
+                    dac_2[lix[1][0:0]] <= gval_2[1];
+                    if (idx == 16'd0) begin
                         idx   <= 16'd0;
                         state <= L2_R;
-                    end else idx <= idx + 16'd1;
+                    end else begin
+                        idx <= idx + 16'd2;
+                    end
                 end
                 L2_R: begin
                     start_2 <= 1'b1;
@@ -236,8 +271,8 @@ module tiny_top (
                     got_2   <= got_2 | dones_2;
                     if ((got_2 | dones_2) == 1'b1) state <= L2_S;
                 end
-                L2_S: begin
-                    mem_l2[daddr_2[0:0]] <= y_2;
+                L2_S: begin   // requantize and store, 1 output(s) a clock
+                    mem_l2[daddr_2[0][0:0]] <= y_2[0];
                     if (idx == 16'd0) begin
                         idx <= 16'd0;
                         state <= O3;
