@@ -2,10 +2,10 @@
 """Benchmark: the chip's area, energy and speed against issue 21's targets.
 
 `amsc report` on the default compile options (ADCs shared among 8 outputs, the readout in the
-netlists and the RTL) for
+netlists and the RTL; the datapath's default lanes) for
 - cnn_digits (16 held-out digits, yosys on): TOPS/mm^2 (target >= 7e-3) and the digital share of the
-  latency (target <= 30 %), next to the same design with one ADC per output (--adc-share 1, the
-  baseline of this run);
+  latency (target <= 30 %), next to the same design with one ADC per output (--adc-share 1) and with
+  a one-lane datapath (--lanes 1), the baselines of this run;
 - SqueezeNet 1.1 from the onnx wheel with seeded random weights (bench_scale.randomized), one random
   224x224 image, `--engine mna --no-synth`: TOPS/W (target >= 0.63, ISAAC's) and TOPS/mm^2 (target >=
   0.03: ISAAC's 0.48 at 32 nm scaled to 130 nm by area, (130/32)^2 = 16.5), and the ADCs' utilization
@@ -35,7 +35,8 @@ KEYS = ("area_mm2", "energy_per_inference_j", "latency_s", "throughput_per_s", "
 def figures(out: Path, seconds: float) -> dict:
     rep = json.loads((out / "report.json").read_text())
     return {**{k: rep[k] for k in KEYS}, "adc_share": rep["adc_share"], "adcs": rep["periphery"]["adcs"],
-            "adc_utilization": rep["periphery"]["adc_utilization"],
+            "adc_utilization": rep["periphery"]["adc_utilization"], "lanes": rep["lanes"],
+            "clocks_per_input": rep["rtl_cycles_per_input"]["total"],
             "digital_share_of_latency": rep["latency_breakdown_s"]["digital_s"] / rep["latency_s"],
             "area_by": rep["dominant"]["area"], "energy_by": rep["dominant"]["energy"], "seconds": seconds}
 
@@ -58,9 +59,11 @@ def main() -> int:
         rargs = ["--inputs", x, "--samples", "2" if args.smoke else "16"] + (["--no-synth"] if args.smoke else [])
         model = ROOT / "designs" / name / "model.onnx"
         res = {"design": name, "shared": report(model, tmp / "shared", [], rargs),
-               "baseline_one_adc_per_output": report(model, tmp / "one", ["--adc-share", "1"], rargs)}
-        b, s = res["baseline_one_adc_per_output"], res["shared"]
-        res["ratios"] = {k: s[k] / b[k] for k in ("area_mm2", "latency_s", "tops_per_mm2", "tops_per_w")}
+               "baseline_one_adc_per_output": report(model, tmp / "one", ["--adc-share", "1"], rargs),
+               "baseline_one_lane": report(model, tmp / "lane", ["--lanes", "1"], rargs)}
+        s = res["shared"]
+        res["ratios"] = {base: {k: s[k] / res[base][k] for k in ("area_mm2", "latency_s", "tops_per_mm2", "tops_per_w")}
+                         for base in ("baseline_one_adc_per_output", "baseline_one_lane")}
         if not args.smoke:
             sq, _ = randomized("squeezenet", tmp / "squeezenet.onnx")
             img = tmp / "img.npy"

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 
 #: Lanes of the digital datapath unless ``--lanes`` says otherwise (backend/verilog.py; README, "Lanes")
-DEFAULT_LANES = 8
+DEFAULT_LANES = 4
 #: ``--lanes`` at most: each lane is a copy of a unit's arithmetic and a read port of its feature maps
 MAX_LANES = 256
 
