@@ -802,6 +802,9 @@ def _cmd_rtl_sim(args) -> int:
     print(f"amsc: rtl-sim {args.out}: {rep['images']} images x {rep['outputs_per_image']} outputs {verdict}{acc} "
           f"in {rep['seconds']:.1f} s ({rep['simulator']}: build {rep['build_seconds']:.1f} s, run "
           f"{rep['run_seconds']:.1f} s) -> {args.out}/rtl_sim.json", file=sys.stderr)
+    if rep.get("cycles_per_input_predicted"):
+        print(f"  {rep['cycles_per_input']:.0f} clocks an input at {rep['lanes']} lane(s), the compiler counted "
+              f"{rep['cycles_per_input_predicted']} ({100 * rep['cycles_rel_err']:.2f} % apart)", file=sys.stderr)
     return 0 if rep["bit_exact"] else 1
 
 
