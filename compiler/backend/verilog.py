@@ -23,6 +23,7 @@ from .render import render
 
 MACRO_LATENCY = 2  # cycles of a read (the TIAs settling) from conv_start, before the conversions
 
+
 def lanes_of(options) -> int:
     """The datapath's lanes: ``--lanes``, or DEFAULT_LANES."""
     return DEFAULT_LANES if getattr(options, "lanes", None) is None else int(options.lanes)
@@ -50,12 +51,13 @@ READ_OVERHEAD = 6
 
 def rtl_cycles(prog: dict, lanes: int, latency: int) -> dict:
     """Clock cycles of one input through the chip top, by what the sequencer does: the host link
-    (a code a clock each way), the layers' gather (``lanes`` DAC codes a clock), tile reads (the
-    start state, ``latency`` clocks of the macro and its handshake), the requantizers' stores
-    (``lanes`` outputs a clock; ``read`` is the macro's time, ``handshake`` the sequencer's around it), a recurrent layer's state update (a unit a clock), pooling (each
-    window element a clock, ``lanes`` outputs at once), the elementwise and the data-movement units
-    (``lanes`` a clock). ``total`` is what ``amsc rtl-sim`` measures per input
-    (its ``span``); time the host spends on its own segments is not in it."""
+    (a code a clock each way), the layers' gather (``lanes`` DAC codes a clock), tile reads
+    (``read``: the macro's ``latency``; ``handshake``: the sequencer's clocks around it), the
+    requantizers' stores (``lanes`` outputs a clock), a recurrent layer's state update (a unit a
+    clock; its gather and stores take one a clock), pooling (each window element a clock,
+    ``lanes`` outputs at once), the elementwise and the data-movement units (``lanes`` a clock).
+    ``total`` is what ``amsc rtl-sim`` measures per input (its ``span``); time the host spends on
+    its own segments is not in it."""
     c = dict.fromkeys(("link", "gather", "handshake", "read", "store", "cell", "pool", "elementwise", "remap"), 0)
     for st in prog["steps"]:
         k = st["kind"]
@@ -421,7 +423,7 @@ def _datapath_ctx(prog: dict, tiles: list[dict], lanes: int = 1) -> dict:
            for _, m in sorted(maps.items())]
     n_streams = len(recvs) + len(sends)
     # the lane index wires: as many as the widest unit's lanes
-    widest = max([x["lg"] for x in layers] + [x["ls"] for x in layers] + [x["ln"] for x in pools + adds + luts + muls + remaps])
+    widest = max([1] + [x["lg"] for x in layers] + [x["ls"] for x in layers] + [x["ln"] for x in pools + adds + luts + muls + remaps])
     return {"maps": mem, "layers": layers, "lanes": widest, "pools": pools, "adds": adds, "muls": muls, "luts": luts,
             "remaps": remaps, "elementwise": sorted(adds + luts + muls, key=lambda x: x["k"]),
             "states": states, "n_cal": len(cal_regs), "scan_tail": f"scan_c{len(cal_regs)}",
