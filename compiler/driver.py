@@ -137,12 +137,13 @@ def write_design(plan: OutputWriter, ir: IR, pdk: Pdk, options: CompileOptions, 
     env = environment(pdk)
     n_tiles = len(ir.nodes_of("xbar_tile"))
     progress("calibration and integer program", 0, 1)
+    lanes = lanes_of(options)
     try:
         prog = build_program(ir, pdk, options, calib[0], nominal_ir(ir, pdk))
         datapath = {"generated": True, "calibration": calib[1], "output_scale": prog["output_scale"],
-                    "lanes": lanes_of(options),
+                    "lanes": lanes,
                     # clocks of one input through the chip top (backend/verilog.rtl_cycles; rtl-sim measures it)
-                    "cycles_per_input": verilog.rtl_cycles(prog, lanes_of(options), verilog.macro_latency(
+                    "cycles_per_input": verilog.rtl_cycles(prog, lanes, verilog.macro_latency(
                         pdk, ir.g.graph.get("adc_share", 1))),
                     "streams": {d: sum(st["kind"] == k for st in prog["steps"]) for d, k in (("in", "recv"),
                                                                                          ("out", "send"))}}
@@ -159,7 +160,7 @@ def write_design(plan: OutputWriter, ir: IR, pdk: Pdk, options: CompileOptions, 
         plan.add(rel, text)
         if k % 64 == 0:
             progress("SPICE netlists", k // 2, n_tiles)
-    for k, (rel, text) in enumerate(emit_verilog(ir, pdk, env, source_sha, prog, lanes_of(options))):
+    for k, (rel, text) in enumerate(emit_verilog(ir, pdk, env, source_sha, prog, lanes)):
         plan.add(rel, text)
         if k % 64 == 0:
             progress("Verilog", k // 2, n_tiles)

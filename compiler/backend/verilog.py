@@ -26,7 +26,7 @@ MACRO_LATENCY = 2  # cycles of a read (the TIAs settling) from conv_start, befor
 
 def lanes_of(options) -> int:
     """The datapath's lanes: ``--lanes``, or DEFAULT_LANES."""
-    return DEFAULT_LANES if getattr(options, "lanes", None) is None else int(options.lanes)
+    return DEFAULT_LANES if options.lanes is None else options.lanes
 
 
 def _last(n: int, lanes: int) -> int:

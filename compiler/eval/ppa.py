@@ -586,7 +586,7 @@ def _build(design, ppa, reads, dmax, n, engine, seed, clock, synth, tmp, progres
     tops = 2 * macs / lat / 1e12
     rep = {
         "design": m["design"], "pdk": m["pdk"]["name"], "adc_share": adc_share, "clock_hz": clock,
-        "lanes": m["rtl_datapath"].get("lanes", 1), "rtl_cycles_per_input": cyc,
+        "lanes": m["rtl_datapath"]["lanes"], "rtl_cycles_per_input": cyc,
         "macs_per_inference": macs, "ops_per_inference": 2 * macs,
         "area_mm2": area_mm2,
         "area_breakdown_mm2": {k: v * 1e-6 for k, v in area.items()},

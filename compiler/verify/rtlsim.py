@@ -131,8 +131,9 @@ def rtl_sim(out: str | Path, inputs: str | Path, labels: str | Path | None = Non
         if "DONE" not in r.stdout:
             raise SimulationError(out / "rtl", f"simulation did not finish: {(r.stdout + r.stderr).strip()[-300:]}")
         got = np.array([int(v) for v in (tmp / "outputs.txt").read_text().split()], dtype=np.int64)
-        cycles = next((int(w.split("=")[1]) for w in r.stdout.split() if w.startswith("cycles=")), None)
-        span = next((int(w.split("=")[1]) for w in r.stdout.split() if w.startswith("span=")), None)
+        # the testbench's last line: DONE images=N cycles=C span=S
+        done = dict(w.split("=", 1) for w in r.stdout.split() if w.startswith(("cycles=", "span=")))
+        cycles, span = (int(done[k]) if k in done else None for k in ("cycles", "span"))
     seconds = time.perf_counter() - t0
     if got.size != want.size:
         raise SimulationError(out / "rtl", f"the testbench wrote {got.size} outputs, expected {want.size}")
