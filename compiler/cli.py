@@ -265,6 +265,10 @@ def build_parser(parser_class=_Parser) -> argparse.ArgumentParser:
     e.add_argument("--read-time", type=_number(float, positive=True, hi=1e12), metavar="SECONDS",
                    help="time since programming at which the chip is read: conductances drift by (t/t0)^-nu "
                    "(the PDK's variation.drift_nu)")
+    e.add_argument("--finetune-data", nargs=2, metavar=("X.npy", "Y.npy"),
+                   help="labelled inputs [N, *input shape] and labels [N] (not the evaluation inputs): each "
+                   "Monte-Carlo chip, placed and calibrated, also has its final layer and requantizer fitted to "
+                   "them, as 'amsc program --finetune-data' does (the 'finetune' remedy)")
     e.add_argument("--seed", type=_number(lo=0, hi=SEED_MAX), default=0, help="seed of the Monte-Carlo draws")
     e.add_argument("--data", metavar="D.npy", help="a continuous-time generative model's data [M, N]: the energy "
                    "distance of the final states (the generated samples) to it, for ngspice, the quantized model and "
@@ -427,7 +431,8 @@ def _evaluate_dynamics(args) -> int:
 
     man = load_compiled(args.out)
     for flag, on in (("--mc", args.mc), ("--sweep", args.sweep), ("--sigma", args.sigma is not None),
-                     ("--read-time", args.read_time is not None), ("--engine", args.engine not in ("ideal", "ngspice"))):
+                     ("--read-time", args.read_time is not None), ("--engine", args.engine not in ("ideal", "ngspice")),
+                     ("--finetune-data", args.finetune_data is not None), ("--stuck-rates", args.stuck_rates is not None)):
         if on:
             raise InputError(flag, f"{args.out} is a continuous-time design: evaluate runs its initial states in the "
                                    "ngspice transient; this option applies to networks")
@@ -470,7 +475,8 @@ def _cmd_evaluate(args) -> int:
         rep = evaluate_design(args.out, args.inputs, args.labels, args.engine, args.samples, args.mc, args.sigma,
                               args.seed, progress,
                               sweep=args.sweep, write_verify=args.write_verify, read_time=args.read_time,
-                              stuck_rates=tuple(args.stuck_rates) if args.stuck_rates else None)
+                              stuck_rates=tuple(args.stuck_rates) if args.stuck_rates else None,
+                              finetune_data=args.finetune_data)
     print(f"amsc: evaluate {args.out}: {rep['samples']} input(s); chip model: {rep['chip_model']}", file=sys.stderr)
     for r in rep["runs"]:
         m = rep[r]

@@ -60,10 +60,13 @@ REPORT_DIR = "eval-report"
 #: still rebalances the pairs it finds stuck), mapping (each chip tested, its weights placed around
 #: its stuck cells: passes/fault_map.py), spares (for a design compiled with --spare-rows/-cols: the
 #: placement may use them), calibration (then each column's gain and offset measured and absorbed
-#: by the requantizer). All of them (the last) are applied to ``mc.modes``.
+#: by the requantizer), and with ``--finetune-data`` finetune (then the final layer and its
+#: requantizer fitted to labelled inputs on each chip, as ``amsc program --finetune-data`` does:
+#: :func:`finetune_chip`). All of them (the last) are applied to ``mc.modes``.
 REMEDIES = ("none", "mapping", "calibration")
 REMEDY_LABELS = {"none": "as compiled", "mapping": "fault-aware placement", "spares": "placement with the spares",
                  "calibration": "placement + column calibration",
+                 "finetune": "+ fine-tuned final layer (--finetune-data)",
                  "chip": "the chip as programmed"}
 #: Total stuck-at rates of the accuracy-against-fault-rate curve (HRS : LRS as in the device model).
 FAULT_CURVE = (0.0, 0.025, 0.05, 0.1, 0.15, 0.2)
@@ -204,8 +207,78 @@ def column_calibration(design: Design, chip: dict, reads: dict, read_noise=None)
     return out
 
 
+def finetune_setup(design: Design, paths) -> dict:
+    """``--finetune-data X.npy Y.npy``: the labelled inputs that fine-tune every calibrated
+    Monte-Carlo chip, and the final layer they fit (passes/finetune.py), checked in one line each."""
+    from ..passes.finetune import final_layer, load_labelled
+
+    if "chip" in design.manifest:
+        raise InputError("--finetune-data", f"{design.out} is programmed for one chip; fine-tune it with "
+                                            "'amsc program --finetune-data'")
+    n = final_layer(design.ir)
+    x, y = load_labelled(paths, design.ir, len(design.ir.g.nodes[n]["params"]["b"]))
+    tiles = design.ir.inputs(n)
+    seen: dict = {}
+    design.run(x[:2], "ideal", observe=lambda t, xs: seen.setdefault(t, np.shape(xs)[0]) if t in tiles else None)
+    if any(v != 2 for v in seen.values()):
+        raise InputError("--finetune-data", f"adapts a dense final layer (one read per input), and "
+                                            f"'{design.ir.g.nodes[n]['origin']}' reads its crossbar at several positions")
+    return {"layer": n, "tiles": tiles, "x": x, "y": y}
+
+
+def finetune_chip(design: Design, tune: dict, chip: dict, cal: dict, levels: dict, sigma: float, var: dict, rng,
+                  read_noise=None) -> tuple[dict, dict]:
+    """One placed and calibrated Monte-Carlo chip fine-tuned as ``amsc program --finetune-data`` fits
+    a chip (passes/finetune.py): the labelled inputs run through the chip up to its final layer, whose
+    effective level differences (the pairs' conductances times their column's calibrated gain) are
+    fitted, each within what its pair reaches, with a per-column scale and bias (``fit_layer``). The
+    pairs it moves are reprogrammed (the mode's ``sigma``, stuck cells untouched) and the scale and
+    bias join the columns' calibration. Returns the chip's conductances and column calibration."""
+    from ..passes.finetune import fit_layer, pair_reach
+
+    pdk = design.manifest["pdk"]
+    g_min, top = pdk["g_min"], pdk["levels"] - 1
+    g_step = (pdk["g_max"] - g_min) / top
+    n, tiles = tune["layer"], tune["tiles"]
+    p = design.ir.g.nodes[n]["params"]
+    seen: dict = {}
+    design.run(tune["x"], "ideal", conductances=chip, read_noise=read_noise, column_cal=cal,
+               observe=lambda t, xs: seen.__setitem__(t, np.asarray(xs, np.float64)) if t in tiles else None)
+    ru = design.read_unit(tiles[0])          # the reads' inputs in the float IR's units
+    at = {t: design.ir.g.nodes[t]["attrs"] for t in tiles}
+    K, M = max(a["row1"] for a in at.values()), len(p["b"])
+    h, d0, lo, hi = np.zeros((len(tune["y"]), K)), np.zeros((K, M)), np.zeros((K, M)), np.zeros((K, M))
+    gain, shift = np.ones(M), np.zeros(M)
+    for t, a in at.items():
+        r, c = slice(a["row0"], a["row1"]), slice(a["col0"], a["col1"])
+        sc, off, add = cal.get(t, (1.0, 0.0, 0.0))
+        gain[c] = sc
+        shift[c] += add - sc * off
+        h[:, r] = seen[t] * ru
+        d0[r, c] = sc * (chip[t][0] - chip[t][1]) / g_step
+        lo[r, c], hi[r, c] = (sc * v for v in pair_reach(*levels[t][2:], top))
+    fit = fit_layer(h, tune["y"], d0, lo, hi, p["w_scale"] * g_step, p["b"] + p["w_scale"] * ru * shift, top, gain)
+    chip, cal = dict(chip), dict(cal)
+    for t, a in at.items():
+        r, c = slice(a["row0"], a["row1"]), slice(a["col0"], a["col1"])
+        lp0, ln0, sp, sn = levels[t]
+        d = fit["D"][r, c] / gain[c]
+        lp, ln = (np.clip(np.rint(v), 0, top) for v in pair_levels(np.maximum(d, 0.0), np.maximum(-d, 0.0), sp, sn, top))
+        new = fit["moved"][r, c] & ((lp != lp0) | (ln != ln0))     # a rewritten pair: its healthy cells anew
+        pair = []
+        for lv, st, g in ((lp, sp, chip[t][0]), (ln, sn, chip[t][1])):
+            tg = g_min + lv * g_step
+            drawn = np.clip(tg * (1.0 + sigma * rng.standard_normal(tg.shape)), 0.0, None) * var["drift_factor"]
+            pair.append(np.where(new & np.isnan(st), drawn, g))
+        chip[t] = tuple(pair)
+        # the fitted scale and bias: read * gain * alpha, and the bias change once per column (first row tile)
+        add = (fit["beta"] - p["b"])[c] / (ru * p["w_scale"][c]) if a["row0"] == 0 else 0.0
+        cal[t] = (gain[c] * fit["alpha"][c], 0.0, add)
+    return chip, cal
+
+
 def draw_chip(design: Design, var: dict, sigma: float, rng, verify: bool = False, stuck_out: dict | None = None,
-              state=None, placement: dict | None = None) -> dict:
+              state=None, placement: dict | None = None, levels_out: dict | None = None) -> dict:
     """One Monte-Carlo chip: every tile's (G+, G-) drawn around its target levels (see the module
     docstring). The chip's stuck cells come from ``state`` (a chip state over the tiles' physical
     arrays; drawn from ``rng`` at the model's rates if None); each tile's weights sit on its physical
@@ -214,7 +287,8 @@ def draw_chip(design: Design, var: dict, sigma: float, rng, verify: bool = False
     finds the stuck ones, and programs the healthy partner of a stuck cell to keep the pair's
     difference, ``G- = G+stuck - (G+ - G-)`` or ``G+ = G-stuck + (G+ - G-)``, as far as [G_min, G_max]
     allows; a placed chip knows its stuck cells from its test and does the same. ``stuck_out``
-    receives each tile's stuck conductances under its weights (NaN where a cell is healthy)."""
+    receives each tile's stuck conductances under its weights (NaN where a cell is healthy), and
+    ``levels_out`` its programmed target levels and stuck levels ``(lpos, lneg, stuck+, stuck-)``."""
     pdk = design.manifest["pdk"]
     g_min, g_max = pdk["g_min"], pdk["g_max"]
     top = pdk["levels"] - 1
@@ -236,6 +310,8 @@ def draw_chip(design: Design, var: dict, sigma: float, rng, verify: bool = False
             stuck_out[n] = (g_min + sp * g_step, g_min + sn * g_step)
         if verify or placement:
             lp, ln = pair_levels(lp, ln, sp, sn, top)
+        if levels_out is not None:
+            levels_out[n] = (lp, ln, sp, sn)
         pair = []
         for lv, st in ((lp, sp), (ln, sn)):
             t = g_min + lv * g_step
@@ -251,7 +327,7 @@ def _tile_levels(design: Design) -> dict:
 
 
 def _monte_carlo(design: Design, x, ref, y, var: dict, modes: list[str], mc: int, metric: str, rng, progress,
-                 done: int, total: int) -> tuple[dict, int]:
+                 done: int, total: int, tune: dict | None = None) -> tuple[dict, int]:
     levels = _tile_levels(design)
     chip = design.manifest.get("chip")
     spares: dict = {}
@@ -266,20 +342,25 @@ def _monte_carlo(design: Design, x, ref, y, var: dict, modes: list[str], mc: int
         # spares are a compile option: a design with them is placed without and then with their repair
         spares = {t["name"]: (t["spares"]["rows"], t["spares"]["cols"]) for t in design.manifest["tiles"]
                   if "spares" in t}
-        remedies = REMEDIES[:2] + (("spares",) if spares else ()) + REMEDIES[2:]
+        remedies = REMEDIES[:2] + (("spares",) if spares else ()) + REMEDIES[2:] + (("finetune",) if tune else ())
     default = remedies[-1]
 
     def chip_state(v=var):
         return draw_state(design.manifest, 0, v["stuck_hrs_rate"], v["stuck_lrs_rate"], var["program_sigma"], rng=rng)
 
     def sample(sig, v=var, verify=False, state=None, placement=None, calibrate=False) -> list[dict]:
-        """One programmed chip's metrics, and with ``calibrate`` the same chip's after its columns' calibration."""
-        g = draw_chip(design, v, sig, rng, verify, state=state, placement=placement)
+        """One programmed chip's metrics, and with ``calibrate`` the same chip's after its columns'
+        calibration (and, with ``tune``, after its final layer's fine-tuning)."""
+        lv: dict = {}
+        g = draw_chip(design, v, sig, rng, verify, state=state, placement=placement, levels_out=lv)
         noise = (v["read_noise_sigma"], rng) if v["read_noise_sigma"] > 0 else None
         out = [_metrics(design.run(x, "ideal", conductances=g, read_noise=noise), ref, y)]
         if calibrate:
             cal = column_calibration(design, g, reads, noise)
             out.append(_metrics(design.run(x, "ideal", conductances=g, read_noise=noise, column_cal=cal), ref, y))
+            if tune is not None and chip is None:
+                g, cal = finetune_chip(design, tune, g, cal, lv, sig, v, rng, noise)
+                out.append(_metrics(design.run(x, "ideal", conductances=g, read_noise=noise, column_cal=cal), ref, y))
         return out
 
     def every_remedy(sig, v=var, verify=False, state=None) -> dict:
@@ -528,13 +609,17 @@ def _html(rep: dict, pngs: dict) -> str:
         rem = mc["remedies"]
         mc_html += ("<h3>Remedies, added in turn</h3><p>mapping: each chip's stuck cells from its test, every tile's "
                     "rows and columns placed around them (weights: " + html.escape(rem["placement_weights"]) +
-                    "); the table's default, " + html.escape(rem["default"]) + ", is applied above.</p>"
-                    "<table><tr><th>mode</th>" + "".join(f"<th>{html.escape(r)}</th>" for r in rem["applied"])
+                    ")" + ("; finetune: each calibrated chip's final layer and requantizer fitted to the "
+                           "labelled --finetune-data inputs" if "finetune" in rem["applied"] else "")
+                    + "; the table's default, " + html.escape(rem["default"]) + ", is applied above.</p>"
+                    "<table><tr><th>mode</th>" + "".join(f"<th>{html.escape(REMEDY_LABELS.get(r, r))}</th>"
+                                                         for r in rem["applied"])
                     + "</tr>" + "".join(
                         f"<tr><td>{k.replace('_', '-')}</td>" + "".join(
                             f"<td>{100 * a['mean']:.2f} % &plusmn; {100 * a['std']:.2f} %</td>" for a in v.values())
                         + "</tr>" for k, v in rem["ablation"].items()) + "</table>"
-                    "<table><tr><th>stuck cells</th>" + "".join(f"<th>{html.escape(r)}</th>" for r in rem["applied"])
+                    "<table><tr><th>stuck cells</th>" + "".join(f"<th>{html.escape(REMEDY_LABELS.get(r, r))}</th>"
+                                                                for r in rem["applied"])
                     + "</tr>" + "".join(
                         f"<tr><td>{100 * p['rate']:g} %</td>" + "".join(
                             f"<td>{100 * p[r]['mean']:.2f} % &plusmn; {100 * p[r]['std']:.2f} %</td>"
@@ -573,7 +658,7 @@ def _html(rep: dict, pngs: dict) -> str:
 def evaluate_design(out, inputs, labels=None, engine: str = "ideal", samples: int | None = None, mc: int = 0,
                     sigma: float | None = None, seed: int = 0, progress=None, sweep: bool = False,
                     write_verify: bool | None = None, read_time: float | None = None,
-                    stuck_rates: tuple[float, float] | None = None) -> dict:
+                    stuck_rates: tuple[float, float] | None = None, finetune_data=None) -> dict:
     """``amsc evaluate``; returns the report (also written to OUT/eval.json, eval.html, eval-report/)."""
     from .run import ENGINES
     from ..design import write_json_atomic
@@ -598,8 +683,10 @@ def evaluate_design(out, inputs, labels=None, engine: str = "ideal", samples: in
     if read_time is not None and not read_time > 0:
         raise InputError("--read-time", f"{read_time:g}; expected a positive time in seconds")
     var = device_model(design.manifest, sigma, read_time, stuck_rates)
-    if stuck_rates is not None and not mc:
-        raise InputError("--stuck-rates", "sets the stuck-at rates of the Monte-Carlo chips; give --mc K")
+    for flag, given in (("--stuck-rates", stuck_rates), ("--finetune-data", finetune_data)):
+        if given is not None and not mc:
+            raise InputError(flag, "applies to the Monte-Carlo chips; give --mc K")
+    tune = finetune_setup(design, finetune_data) if finetune_data is not None else None
     if mc and var is None:
         raise InputError("--sigma", f"PDK '{design.manifest['pdk']['name']}' declares no programming sigma of the "
                                     "conductance; give --sigma (relative, for example 0.05)")
@@ -644,7 +731,7 @@ def evaluate_design(out, inputs, labels=None, engine: str = "ideal", samples: in
         rep[r]["per_layer"] = _per_layer(traces[r], traces["ideal"])
     if mc:
         rep["mc"], done = _monte_carlo(design, x, ref, y, var, modes, mc, metric, np.random.default_rng(seed),
-                                       progress, done, total)
+                                       progress, done, total, tune)
         rep["mc"]["seed"] = seed
     if sweep:
         rep["sweeps"] = _sweep(design, x, ref, y, metric, progress, ideal_out)

@@ -18,7 +18,8 @@ units of the logits' spread), so that a few hundred inputs do not overfit:
   both stuck one value, ``fault_map.pair_difference``);
 - a per-column scale ``alpha`` in [1/2, 2] and bias ``beta`` of its requantizer.
 
-``D`` is then rounded to levels, written to the pairs (a stuck cell's partner keeps the difference,
+``D`` is then rounded to levels and written to the pairs the fit moved by at least half a level from
+what they hold (:func:`moved_pairs`; a stuck cell's partner keeps the difference,
 ``fault_map.pair_levels``) with the PDK's programming error drawn for the rewritten cells, and
 ``alpha``/``beta`` fold into the layer's ``w_scale``/``b``. The RTL does not change: the new levels
 and constants are scan contents. The cost (parameters, iterations, cells rewritten) and the loss and
@@ -66,7 +67,7 @@ def load_labelled(paths, ir, classes: int) -> tuple[np.ndarray, np.ndarray]:
 
     xp, yp = paths
     (inp,) = ir.nodes_of("input")
-    x = load_samples(xp, ir.g.nodes[inp]["shape"], "fine-tuning inputs")
+    x = load_samples(xp, ir.g.nodes[inp]["shape"], "fine-tuning inputs", flat_ok=True)
     try:
         y = np.load(yp, allow_pickle=False)
     except (OSError, ValueError) as e:
@@ -124,11 +125,46 @@ def fit_final(h: np.ndarray, y: np.ndarray, d0: np.ndarray, lo: np.ndarray, hi: 
     return {"D": D, "alpha": a, "beta": b, "iterations": int(r.nit)}
 
 
-def _reach(sp: np.ndarray, sn: np.ndarray, top: float) -> tuple[np.ndarray, np.ndarray]:
+def pair_reach(sp: np.ndarray, sn: np.ndarray, top: float) -> tuple[np.ndarray, np.ndarray]:
     """The smallest and largest pair difference (levels) each pair stuck at ``sp``/``sn`` reaches."""
     from .fault_map import pair_difference
 
     return pair_difference(-top, sp, sn, top), pair_difference(top, sp, sn, top)
+
+
+def moved_pairs(d_fit: np.ndarray, d_now: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The fitted differences as levels a pair can hold (rounded, within ``lo``/``hi``), and which
+    pairs to rewrite: those the fit moved at least half a level from what they hold now (``d_now``,
+    measured). A pair left alone keeps its programmed cells: rewriting it to its rounded measurement
+    would only draw a new programming error."""
+    d = np.clip(np.rint(d_fit), np.ceil(lo - 1e-9), np.floor(hi + 1e-9))
+    return d, np.abs(d_fit - d_now) >= 0.5
+
+
+def fit_layer(h: np.ndarray, y: np.ndarray, d0: np.ndarray, lo: np.ndarray, hi: np.ndarray, unit: np.ndarray,
+              b0: np.ndarray, top: float, gain: np.ndarray | None = None) -> dict:
+    """A chip's final layer fitted to labels ``y`` (logits ``(h @ D) * (alpha * unit) + beta``, ``D``
+    from ``d0``, within ``lo``/``hi``: :func:`fit_final`), then made programmable: ``D`` rounded to
+    levels of the pairs the fit moved (:func:`moved_pairs`; ``D`` is ``gain`` times the pair's level
+    difference, per column, where a calibration scales the reads), the scale and bias refitted to
+    the rounded ``D``. If the rounded fit does not lower the loss on the labelled inputs, nothing
+    changes. Returns ``D``, ``moved``, ``alpha``, ``beta``, the iterations and the loss and accuracy
+    before and after."""
+    g = np.ones(d0.shape[1]) if gain is None else gain
+    z0 = (h @ d0) * unit + b0
+    loss0, _ = _ce(z0, y)
+    fit = fit_final(h, y, d0, lo, hi, unit, b0, top)
+    d, moved = moved_pairs(fit["D"] / g, d0 / g, lo / g, hi / g)
+    d = np.where(moved, d * g, d0)
+    again = fit_final(h, y, d, d, d, unit, b0, top)             # the scale and bias, to the rounded levels
+    z1 = (h @ d) * (again["alpha"] * unit) + again["beta"]
+    loss1, _ = _ce(z1, y)
+    res = {"D": d, "moved": moved, "alpha": again["alpha"], "beta": again["beta"]}
+    if loss1 > loss0:           # rounding undid the fit: the chip stays as it is
+        res, loss1, z1 = {"D": d0, "moved": np.zeros(d0.shape, bool), "alpha": np.ones(len(b0)), "beta": b0}, loss0, z0
+    return {**res, "iterations": fit["iterations"] + again["iterations"], "loss_before": loss0, "loss_after": loss1,
+            "accuracy_before": float((z0.argmax(axis=1) == y).mean()),
+            "accuracy_after": float((z1.argmax(axis=1) == y).mean())}
 
 
 def finetune(ir, options, pdk):
@@ -173,24 +209,20 @@ def finetune(ir, options, pdk):
         h[:, r0:r1] = seen[t]
         D0[r0:r1, c0:c1] = (tp["gpos"] - tp["gneg"]) / step       # what the chip holds now, in levels
         sp, sn = (np.clip(v, 0.0, top) for v in stuck_levels(tp, pdk.g_min, step))
-        lo[r0:r1, c0:c1], hi[r0:r1, c0:c1] = _reach(sp, sn, top)
-    unit = p["w_scale"] * step
-    z0 = (h @ D0) * unit + p["b"]
-    loss0, _ = _ce(z0, y)
-    fit = fit_final(h, y, D0, lo, hi, unit, p["b"], top)
-    D = np.clip(np.rint(fit["D"]), np.ceil(lo - 1e-9), np.floor(hi + 1e-9))
-    z1 = (h @ D) * (fit["alpha"] * unit) + fit["beta"]
-    loss1, _ = _ce(z1, y)
+        lo[r0:r1, c0:c1], hi[r0:r1, c0:c1] = pair_reach(sp, sn, top)
+    fit = fit_layer(h, y, D0, lo, hi, p["w_scale"] * step, p["b"], top)
+    D, moved = fit["D"], fit["moved"]
     changed = 0
     for k, t in enumerate(ir.nodes_of("xbar_tile")):
         if t not in tiles:
             continue
         ta, tp = ir.g.nodes[t]["attrs"], ir.g.nodes[t]["params"]
         Dt = D[ta["row0"]:ta["row1"], ta["col0"]:ta["col1"]]
+        mv = moved[ta["row0"]:ta["row1"], ta["col0"]:ta["col1"]]
         sp, sn = (np.clip(v, 0.0, top) for v in stuck_levels(tp, pdk.g_min, step))
         lp, ln = pair_levels(np.maximum(Dt, 0.0), np.maximum(-Dt, 0.0), sp, sn, top)
-        lpos = np.clip(np.rint(lp), 0, top).astype(tp["lpos"].dtype)
-        lneg = np.clip(np.rint(ln), 0, top).astype(tp["lneg"].dtype)
+        lpos = np.where(mv, np.clip(np.rint(lp), 0, top), tp["lpos"]).astype(tp["lpos"].dtype)
+        lneg = np.where(mv, np.clip(np.rint(ln), 0, top), tp["lneg"]).astype(tp["lneg"].dtype)
         new = (lpos != tp["lpos"]) | (lneg != tp["lneg"])
         changed += int((lpos != tp["lpos"]).sum() + (lneg != tp["lneg"]).sum())
         gp, gn = pdk.g_min + lpos * step, pdk.g_min + lneg * step
@@ -206,8 +238,6 @@ def finetune(ir, options, pdk):
     ir.g.graph["finetune"] = {
         "layer": d["origin"], "samples": int(len(y)), "parameters": int(D.size + 2 * M),
         "iterations": fit["iterations"], "cells_rewritten": changed,
-        "loss_before": loss0, "loss_after": loss1,
-        "accuracy_before": float((z0.argmax(axis=1) == y).mean()),
-        "accuracy_after": float((z1.argmax(axis=1) == y).mean())}
+        **{k: fit[k] for k in ("loss_before", "loss_after", "accuracy_before", "accuracy_after")}}
     return ir
 

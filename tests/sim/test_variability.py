@@ -216,7 +216,8 @@ def test_fine_tuned_chip(sky, digits, tmp_path):
     require_tool("iverilog")
     out = sky / "mlp"
     st = tmp_path / "chip.npz"
-    assert amsc("chip-state", out, "--seed", "5", "--stuck-rates", "0.06", "0.3", "-o", st).returncode == 0
+    # half the cells stuck: the fit rewrites pairs (at the cited rates it finds nothing to change)
+    assert amsc("chip-state", out, "--seed", "5", "--stuck-rates", "0.1", "0.4", "-o", st).returncode == 0
     x, y = _train_digits(tmp_path)
     plain, ft = tmp_path / "plain", tmp_path / "ft"
     assert amsc("program", out, "--chip-state", st, "-o", plain).returncode == 0
@@ -225,7 +226,8 @@ def test_fine_tuned_chip(sky, digits, tmp_path):
     assert "fine-tuned fc2 on 300 labelled inputs" in r.stderr
     f = json.loads((ft / "manifest.json").read_text())["chip"]["finetune"]
     assert f["layer"] == "fc2" and f["samples"] == 300 and f["parameters"] == 32 * 10 + 2 * 10
-    assert f["loss_after"] <= f["loss_before"] and f["accuracy_after"] >= f["accuracy_before"]
+    assert f["loss_after"] < f["loss_before"] and f["accuracy_after"] > f["accuracy_before"]
+    assert f["cells_rewritten"] > 0
     from compiler.eval.run import Design
 
     # the rewritten pairs stay within what each pair reaches: a stuck cell reads what it is stuck at
@@ -237,6 +239,9 @@ def test_fine_tuned_chip(sky, digits, tmp_path):
             assert np.array_equal(p1[g][s], p0[g][s])
         if t["layer"] != "fc2":
             assert np.array_equal(p0["lpos"], p1["lpos"]) and np.array_equal(p0["gpos"], p1["gpos"])
+        # a pair the fit left alone keeps its programmed cells (no new programming error)
+        kept = (p0["lpos"] == p1["lpos"]) & (p0["lneg"] == p1["lneg"])
+        assert np.array_equal(p1["gpos"][kept], p0["gpos"][kept]) and np.array_equal(p1["gneg"][kept], p0["gneg"][kept])
     for f_ in ("rtl/mlp_digits_top.v", "rtl/sim/tb.v"):
         assert (ft / f_).read_bytes() == (out / f_).read_bytes()
     accs = []
@@ -244,7 +249,7 @@ def test_fine_tuned_chip(sky, digits, tmp_path):
         r = amsc("evaluate", d, "--inputs", digits / "x.npy", "--labels", digits / "y.npy")
         assert r.returncode == 0, r.stderr
         accs.append(json.loads((d / "eval.json").read_text())["ideal"]["accuracy"])
-    assert accs[1] >= accs[0] - 0.01, accs
+    assert accs[1] > accs[0], accs        # held out: measured 91.56 -> 92.89 %
     r = amsc("rtl-sim", ft, "--inputs", digits / "x.npy", "--limit", "3")
     assert r.returncode == 0 and "bit-exact" in r.stderr, r.stderr
     # bad input
@@ -257,3 +262,67 @@ def test_fine_tuned_chip(sky, digits, tmp_path):
                        "integer labels in [0, 10)", out=tmp_path / "b")
     assert_clean_error(amsc("compile", MLP / "model.onnx", "-o", tmp_path / "b", "--finetune-data", x, y),
                        "--finetune-data", "--chip-state", out=tmp_path / "b")
+
+
+def test_finetune_chip_without_a_change_is_the_calibrated_chip(sky, digits, monkeypatch):
+    """evaluate's fine-tuning of a Monte-Carlo chip puts the fit's scale and bias into the columns'
+    calibration in the units the chip reads: a fit that changes nothing (monkeypatched) gives the
+    calibrated chip's outputs, on a placed chip with stuck cells under its final layer."""
+    from compiler.design.chipstate import draw_state
+    from compiler.eval import evaluate as ev
+    from compiler.eval.run import Design
+    from compiler.passes import finetune as ft
+
+    d = Design(sky / "mlp")
+    x = d.load_inputs(digits / "x.npy")[:60]
+    y = np.load(digits / "y.npy")[:60]
+    var = {**ev.device_model(d.manifest, None, None, (0.06, 0.3)), "read_noise_sigma": 0.0}
+    rng = np.random.default_rng(3)
+    state = draw_state(d.manifest, 0, 0.06, 0.3, 0.0, rng=rng)
+    reads, weights, _ = ev.calibration_reads(d, x)
+    placed = ev.place_chip(ev._tile_levels(d), state, weights)
+    lv: dict = {}
+    g = ev.draw_chip(d, var, 0.0, rng, True, state=state, placement=placed, levels_out=lv)
+    cal = ev.column_calibration(d, g, reads)
+    tune = ev.finetune_setup(d, (digits / "x.npy", digits / "y.npy"))
+    assert d.ir.g.nodes[tune["layer"]]["origin"] == "fc2"
+    assert any(np.isnan(lv[t][2]).sum() < lv[t][2].size for t in tune["tiles"])      # stuck cells under fc2
+    monkeypatch.setattr(ft, "fit_final", lambda h, y_, d0, lo, hi, unit, b0, top: {
+        "D": d0, "alpha": np.ones(d0.shape[1]), "beta": b0, "iterations": 0})
+    g2, cal2 = ev.finetune_chip(d, tune, g, cal, lv, 0.0, var, rng)
+    for t in tune["tiles"]:
+        assert np.array_equal(g2[t][0], g[t][0]) and np.array_equal(g2[t][1], g[t][1])
+    a = d.run(x, "ideal", conductances=g, column_cal=cal)[0]
+    b = d.run(x, "ideal", conductances=g2, column_cal=cal2)[0]
+    assert np.array_equal(a.argmax(1), b.argmax(1)) and np.allclose(a, b, rtol=1e-9, atol=1e-9 * np.abs(a).max())
+    assert np.mean(b.argmax(1) == y) > 0.8
+
+
+def test_evaluate_mc_fine_tunes_each_chip(sky, digits, tmp_path):
+    """evaluate --mc --finetune-data adds the fine-tuning remedy after calibration: each chip's final
+    layer is fitted to labelled training digits and scored on the held-out ones; the remedy is the
+    default applied to mc.modes, in eval.html, and bad uses are refused in one line."""
+    x, y = _train_digits(tmp_path)
+    out = sky / "mlp"
+    # 65 % of the cells stuck: calibration leaves the chips at ~78 % (docs/variability.md)
+    e, r = _mc(out, digits, "--stuck-rates", "0.15", "0.5", "--finetune-data", x, y)
+    rem = e["mc"]["remedies"]
+    assert rem["applied"] == ["none", "mapping", "calibration", "finetune"] and rem["default"] == "finetune"
+    for mode, abl in rem["ablation"].items():
+        assert abl["calibration"]["mean"] > abl["mapping"]["mean"] > abl["none"]["mean"] + 0.3
+        # the fit recovers part of what calibration leaves, on digits it never saw (measured +6.5
+        # and +4.4 points)
+        assert abl["finetune"]["mean"] > abl["calibration"]["mean"] + 0.02, (mode, abl)
+        assert e["mc"]["modes"][mode]["mean"] == abl["finetune"]["mean"]
+    assert all("finetune" in p for p in e["mc"]["fault_curve"])
+    assert "fine-tuned final layer" in (out / "eval.html").read_text() and "finetune" in r.stderr
+    ev = ("evaluate", out, "--inputs", digits / "x.npy", "--labels", digits / "y.npy")
+    assert_clean_error(amsc(*ev, "--finetune-data", x, y), "--finetune-data", "--mc")
+    bad = tmp_path / "bad.npy"
+    np.save(bad, np.full(300, 10, np.int64))
+    assert_clean_error(amsc(*ev, "--mc", "2", "--finetune-data", x, bad), "integer labels in [0, 10)")
+    st = tmp_path / "chip.npz"
+    assert amsc("chip-state", out, "--seed", "1", "-o", st).returncode == 0
+    assert amsc("program", out, "--chip-state", st, "-o", tmp_path / "chip").returncode == 0
+    assert_clean_error(amsc("evaluate", tmp_path / "chip", "--inputs", digits / "x.npy", "--labels", digits / "y.npy",
+                            "--mc", "2", "--finetune-data", x, y), "programmed for one chip", "amsc program")
