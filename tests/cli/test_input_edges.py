@@ -213,6 +213,12 @@ def test_network_commands_name_a_dynamics_design(spiral, tmp_path, cmd):
     assert_clean_error(r, "is a continuous-time design", f"'{cmd}' runs networks")
 
 
+@pytest.mark.parametrize("flags", [("--finetune-data", "x.npy", "y.npy"), ("--stuck-rates", "0.1", "0.1")])
+def test_monte_carlo_options_on_a_dynamics_design_are_refused(spiral, tmp_path, flags):
+    r = amsc("evaluate", spiral, "--inputs", _x(tmp_path, rows=2, cols=2), *flags)
+    assert_clean_error(r, flags[0], "is a continuous-time design", "applies to networks")
+
+
 def test_scheduler_on_a_dynamics_design_is_refused(spiral):
     assert_clean_error(amsc("verify", spiral, "--scheduler", "tcp://127.0.0.1:1"), "--scheduler", "dynamics design")
 
