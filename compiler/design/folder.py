@@ -45,7 +45,7 @@ SEAL = ".amsc-design"
 #: what each command writes into OUT besides the design itself (files and folders)
 RESULTS = {
     "verify": ("verify.json", "verify.html", "verify-report", "verify-dynamics.png"),
-    "evaluate": ("eval.json", "eval.html", "eval-report", "eval-dynamics.png"),
+    "evaluate": ("eval.json", "eval.html", "eval-report", "eval-dynamics.png", "eval-samples.png"),
     "report": ("report.json", "report.html", "report"),
     "rtl-sim": ("rtl_sim.json",),
 }

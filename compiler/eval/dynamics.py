@@ -185,12 +185,14 @@ def evaluate_dynamics(out: Path, man: dict, inputs, labels=None, samples: int | 
                                      "per sample, |final state ngspice - solve_ivp on the quantized model|"}
     rep["seconds"] = time.perf_counter() - t0
     write_json_atomic(Path(out) / "eval.json", rep)
-    _html(Path(out), rep)
+    _html(Path(out), rep, {"data": d_pts, "spice": fs, "float": ff} if d_pts is not None and n == 2 else None)
     return rep
 
 
-def _html(out: Path, rep: dict) -> None:
-    from ..verify.report import figure, png_bytes
+def _html(out: Path, rep: dict, samples: dict | None = None) -> None:
+    """OUT/eval.html with its plots; ``samples`` (``data``, ``spice``, ``float`` points) adds a
+    scatter of a two-state generative model's samples."""
+    from ..verify.report import figure, png_bytes, render_page, write_page
 
     runs = rep["per_run"]
     fig = figure(6.5, 3.2)
@@ -206,20 +208,17 @@ def _html(out: Path, rep: dict) -> None:
     ax2.set_xlabel("energy per run [pJ]")
     ax2.set_title("supply energy", fontsize=9)
     (out / "eval-dynamics.png").write_bytes(png_bytes(fig))
-    rows = ""
-    if "retrieval" in rep:
-        rows = "".join(f"<tr><td>{g['flipped_bits']} ({g['flipped_percent']:.1f} %)</td><td>{g['runs']}</td><td>{100 * g['accuracy_spice']:.1f} %</td>"
-                       f"<td>{100 * g['accuracy_digital']:.1f} %</td><td>{100 * g['accuracy_float']:.1f} %</td>"
-                       f"<td>{g['settle_spice_mean']:.3g}</td><td>{g['settle_ref_mean']:.3g}</td></tr>"
-                       for g in rep["retrieval"]["by_flipped_bits"])
-        rows = ("<table><tr><th>bits flipped</th><th>runs</th><th>retrieval, ngspice</th><th>digital</th><th>float</th>"
-                f"<th>settling, ngspice</th><th>digital</th></tr>{rows}</table>")
-    html = ("<!doctype html><html><head><meta charset='utf-8'><title>amsc evaluate " + rep["design"] + "</title>"
-            "<style>body{font-family:sans-serif;margin:2em}td,th{padding:2px 10px;text-align:right}</style></head><body>"
-            f"<h1>{rep['design']}: {rep['runs']} run(s) in ngspice against solve_ivp</h1>"
-            f"<p>Final states agree in sign in {100 * rep['agreement']:.1f} % of runs; largest trajectory error "
-            f"{rep['max_err_over_fs']:.2e} of full scale; energy per run {1e12 * rep['energy_per_run_j']:.4g} pJ "
-            f"({1e12 * rep['energy_to_settle_j']:.4g} pJ to settle). {rep['energy_rule']}.</p>{rows}"
-            "<p><img src='eval-dynamics.png'></p></body></html>\n")
-    (out / ".eval.html.tmp").write_text(html)
-    (out / ".eval.html.tmp").replace(out / "eval.html")
+    plots = ["eval-dynamics.png"]
+    if samples is not None:     # a 2-D generative model: where its samples land, against the data
+        fig = figure(4.2, 4.0)
+        ax = fig.add_axes((0.14, 0.12, 0.82, 0.8))
+        ax.scatter(samples["data"][:, 0], samples["data"][:, 1], s=4, color="#bbbbbb", label="data")
+        ax.scatter(samples["float"][:, 0], samples["float"][:, 1], s=18, facecolors="none", edgecolors="C0",
+                   linewidths=0.7, label="float model")
+        ax.scatter(samples["spice"][:, 0], samples["spice"][:, 1], s=6, color="C3", marker="x", label="ngspice")
+        ax.legend(fontsize=8)
+        ax.set_title("generated samples", fontsize=9)
+        (out / "eval-samples.png").write_bytes(png_bytes(fig))
+        plots.append("eval-samples.png")
+    write_page(out / "eval.html", render_page(Path(__file__).parent / "templates", "evaluate_dynamics.html.j2",
+                                              rep=rep, plots=plots))

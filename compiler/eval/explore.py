@@ -241,7 +241,7 @@ def _plots(rep: dict) -> dict[str, bytes]:
 
 
 def _write(folder: Path, rep: dict) -> None:
-    import jinja2
+    from ..verify.report import render_page
 
     from ..design import write_json_atomic
 
@@ -249,8 +249,6 @@ def _write(folder: Path, rep: dict) -> None:
     (folder / REPORT_DIR).mkdir()
     for name, data in pngs.items():
         (folder / REPORT_DIR / name).write_bytes(data)
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(Path(__file__).parent / "templates")),
-                             autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 
     def fmt(v, key):
         if v is None:
@@ -262,7 +260,7 @@ def _write(folder: Path, rep: dict) -> None:
         return f"{v:.3g}"
 
     rows = [{"p": p, "cells": [fmt(p.get(k), k) for k in FIGURES]} for p in rep["points"]]
-    text = env.get_template("explore.html.j2").render(rep=rep, rows=rows, figures=FIGURES, keys=list(rep["grid"]),
-                                                       plots=[f"{REPORT_DIR}/{n}" for n in sorted(pngs)])
+    text = render_page(Path(__file__).parent / "templates", "explore.html.j2", rep=rep, rows=rows, figures=FIGURES,
+                       keys=list(rep["grid"]), plots=[f"{REPORT_DIR}/{n}" for n in sorted(pngs)])
     (folder / "explore.html").write_text(text)
     write_json_atomic(folder / "explore.json", rep)

@@ -165,15 +165,11 @@ def distribution_line(dist: dict) -> str:
                    + ("pass" if dist["passed"] else "FAIL"))
 
 
-def _distribution_html(dist: dict) -> str:
-    return f"<p><b>Noise.</b> {distribution_line(dist)}. Rule: {dist['rule']}.</p>"
-
-
 def verify_dynamics(out: Path, man: dict) -> dict:
     """``amsc verify`` of a dynamics design: the ngspice transient against solve_ivp (see the module docstring)."""
     from ..design import write_json_atomic
     from ..sim.ngspice import session
-    from .report import figure, png_bytes
+    from .report import figure, png_bytes, render_page, write_page
 
     t0 = time.perf_counter()
     d = man["dynamics"]
@@ -244,21 +240,9 @@ def verify_dynamics(out: Path, man: dict) -> dict:
     ax.set_title(f"{man['design']}: solve_ivp (colour) and ngspice (dashed), first {min(n, 8)} states", fontsize=9)
     png = png_bytes(fig)
     (out / "verify-dynamics.png").write_bytes(png)
-    rows = "".join(f"<tr><td>{b['name']}</td><td>{'pass' if b['passed'] else 'FAIL'}</td><td>{b['max_err_over_fs']:.3e}</td>"
-                   f"<td>{b['rms_err_over_fs']:.3e}</td><td>{b['settle_time']:.4g}</td></tr>" for b in blocks)
-    html = ("<!doctype html><html><head><meta charset='utf-8'><title>amsc verify " + man["design"] + "</title>"
-            "<style>body{font-family:sans-serif;margin:2em}td,th{padding:2px 10px;text-align:right}</style></head><body>"
-            f"<h1>{man['design']}: ngspice transient against {'its noise realization' if noisy else 'solve_ivp'}</h1><p>{rep['tolerance_rule']}; "
-            f"reference: {rep['reference']}; amplitude {sc['amplitude_v_per_unit']:.4g} V per unit, time "
-            f"{sc['time_s_per_unit']:.4g} s per unit; ngspice {t_spice:.2f} s, solve_ivp {t_ivp:.2f} s.</p>"
-            + (f"<p>The reference is the characterized circuit; {intended['what']}: max "
-               f"{intended['max_err_over_fs']:.3e}, RMS {intended['rms_err_over_fs']:.3e} of full scale.</p>"
-               if intended else "") +
-            (_distribution_html(rep["distribution"]) if noisy else "") +
-            "<p><img src='verify-dynamics.png'></p><table><tr><th>state</th><th>status</th><th>max err / FS</th>"
-            f"<th>RMS err / FS</th><th>settling time</th></tr>{rows}</table></body></html>\n")
-    (out / ".verify.html.tmp").write_text(html)
-    (out / ".verify.html.tmp").replace(out / "verify.html")
+    write_page(out / "verify.html", render_page(Path(__file__).parent / "templates", "verify_dynamics.html.j2", rep=rep,
+                                                noisy=noisy, distribution=distribution_line(rep["distribution"])
+                                                if noisy else None))
     rep["seconds"] = time.perf_counter() - t0
     write_json_atomic(out / "verify.json", rep)
     return rep

@@ -30,6 +30,23 @@ def png_bytes(fig) -> bytes:
     return buf.getvalue()
 
 
+def render_page(templates: Path, name: str, **context) -> str:
+    """An HTML report page from the Jinja template ``name`` in a stage's ``templates`` folder
+    (autoescaped; an undefined name is an error, not an empty string)."""
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates)), autoescape=True,
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    return env.get_template(name).render(**context)
+
+
+def write_page(path: Path, text: str) -> None:
+    """``text`` to ``path`` through a temporary sibling, so a reader never sees half a page."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
 def histogram_png(name: str, err_lsb, tol_lsb: float) -> bytes:
     """A PNG histogram of one block's output errors in ADC LSBs (rendered in the worker)."""
     import numpy as np

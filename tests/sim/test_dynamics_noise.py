@@ -60,6 +60,8 @@ def test_ou_stationary_covariance_in_ngspice(ou):
     assert rep["samples"] > 10_000 and rep["burn_in"] > 0 and dist["effective_samples"] > 200
     # the circuit follows its own noise realization (the same seeded samples) to well within tolerance
     assert rep["passed"] and rep["max_err_over_fs"] < 1e-3
+    page = (ou / "out" / "verify.html").read_text()
+    assert "against its noise realization &mdash; PASS" in page and "stationary covariance off the exact" in page
     assert "stationary covariance" in r.stderr
     # the exact covariance solves the Lyapunov equation of A = (W - I) / tau, B = diag(sigma / tau)
     S = np.array(dist["exact_cov"])
@@ -205,6 +207,9 @@ def test_flow_moons_generates_the_data_through_ngspice(tmp_path):
     # far from the noise it started as
     assert gen["energy_distance_spice"] < 0.3 * energy_distance(np.load(d / "noise.npy")[:200], data)
     assert "generated samples against 500 data points" in r.stderr
+    page = (out / "eval.html").read_text()
+    assert "Generated samples" in page and f"{gen['energy_distance_spice']:.4g}" in page
+    assert "eval-samples.png" in page and (out / "eval-samples.png").stat().st_size > 1000
     bad = tmp_path / "bad.npy"
     np.save(bad, np.zeros((10, 3)))
     assert_clean_error(amsc("evaluate", out, "--inputs", d / "noise.npy", "--data", bad, "--samples", "2"),
