@@ -6,6 +6,9 @@ VPY        := $(VENV)/bin/python
 AMSC       := $(VENV)/bin/amsc
 BUILD      ?= build
 JOBS       ?= 2
+# pytest workers of 'make test' (pytest-xdist; each takes whole test files, so a file's module
+# fixtures are built once); most tests drive one simulator process, so one worker per core
+TEST_JOBS  ?= 2
 RTL_IMAGES ?= 100
 DESIGNS    := $(sort $(patsubst designs/%/model.onnx,%,$(wildcard designs/*/model.onnx)))
 # continuous-time designs (amsc_dynamics); those with probes.npy and targets.npy are evaluated on them
@@ -68,8 +71,8 @@ report: netlists ## area, energy per inference, latency and TOPS/W of each bundl
 	@set -e; for d in $(DESIGNS); do $(AMSC) report $(BUILD)/$$d \
 		--inputs $(BUILD)/digits/$$(cat designs/$$d/testset 2>/dev/null || echo x).npy $(REPORT_ARGS); done
 
-test: setup ## run the whole test suite (simulation tests run ngspice, verilator, iverilog)
-	$(VPY) -m pytest -q
+test: setup ## run the whole test suite (simulation tests run ngspice, verilator, iverilog), TEST_JOBS files at a time
+	$(VPY) -m pytest -q -n $(TEST_JOBS) --dist loadfile
 
 # the long fuzz run: FUZZ_CASES generated cases for each of the 5 targets of tests/fuzz (the suite runs 8 each)
 FUZZ_CASES ?= 1000
