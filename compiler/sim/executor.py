@@ -2,7 +2,9 @@
 
 Local: a pool of ``jobs`` long-lived worker processes (spawned, so each gets its own ngspice).
 Each task is sent to one idle worker. A worker that dies while it runs a task, or that overruns
-``timeout``, is killed and replaced; that task is reported as an error and the rest go on.
+``timeout`` (counted from when the worker has started, so a loaded machine's slow spawn and
+simulator start-up are not charged to the first task), is killed and replaced; that task is
+reported as an error and the rest go on.
 
 Distributed: the same function runs on a Dask cluster (``scheduler="tcp://host:port"``). Tasks carry
 everything they need (deck text, conductances), so workers need no shared file system.
@@ -22,6 +24,10 @@ from typing import Callable
 from ..errors import AmscError, InputError, ToolError
 
 _CTX = mp.get_context("spawn")
+#: what a worker sends once it has started (imports, ``init``); a task's timeout counts from then
+_READY = ("ready", None)
+#: a worker not started within this many seconds fails its task (a hung simulator start-up)
+STARTUP_TIMEOUT = 120.0
 
 
 def _describe(e: BaseException) -> str:
@@ -43,6 +49,7 @@ def _worker(fn, conn, init):
             init()
         except Exception:  # noqa: BLE001 - the first task reports the same failure with context
             pass
+    conn.send(_READY)        # started: a task's time runs from here, not from the spawn
     while True:
         try:
             msg = conn.recv()
@@ -62,6 +69,12 @@ class _Worker:
         child.close()
         self.task: int | None = None
         self.started = 0.0
+        self.born = time.monotonic()
+        self.ready = False
+
+    def deadline(self, timeout: float) -> float:
+        """When the running task overruns: ``timeout`` after the worker took it, once started."""
+        return self.started + timeout if self.ready else self.born + STARTUP_TIMEOUT + timeout
 
     def stop(self, kill=False):
         try:
@@ -102,21 +115,26 @@ def run_local(fn: Callable, args: list, jobs: int, timeout: float,
             busy = [w for w in workers if w.task is not None]
             # sleep until a worker answers or dies, or the next timeout is due
             mp.connection.wait([w.conn for w in busy] + [w.proc.sentinel for w in busy],
-                               timeout=max(0.0, min(w.started + timeout for w in busy) - time.monotonic()))
+                               timeout=max(0.0, min(w.deadline(timeout) for w in busy) - time.monotonic()))
             for i, w in enumerate(workers):
                 if w.task is None:
                     continue
                 res, lost = None, True  # lost: the worker process is gone or hung and must be replaced
                 if w.conn.poll():
                     try:
-                        _, res = w.conn.recv()
+                        msg = w.conn.recv()
+                        if msg == _READY:       # its task was waiting for the start-up: time it from now
+                            w.ready, w.started = True, time.monotonic()
+                            continue
+                        _, res = msg
                         lost = False
                     except (EOFError, OSError):
                         res = ("error", f"worker process died (exit code {w.proc.exitcode})")
                 elif not w.proc.is_alive():
                     res = ("error", f"worker process crashed (exit code {w.proc.exitcode})")
-                elif time.monotonic() - w.started > timeout:
-                    res = ("error", f"timed out after {timeout:g} s")
+                elif time.monotonic() > w.deadline(timeout):
+                    res = ("error", f"timed out after {timeout:g} s" if w.ready else
+                           f"the worker process did not start within {STARTUP_TIMEOUT:g} s")
                 if res is None:
                     continue
                 k = w.task

@@ -118,6 +118,17 @@ def _crashy(x):
     return x * 10
 
 
+def _slow_start():
+    time.sleep(2)
+
+
+def test_a_slow_worker_start_is_not_charged_to_its_task():
+    """On a loaded machine a worker's spawn and simulator start-up can outlast a short timeout: the
+    task's time counts from when the worker has started (a 2 s start-up, a 1 s timeout: no error)."""
+    res = run_local(_crashy, [0, 1, 3], jobs=2, timeout=1, init=_slow_start)
+    assert res == [("ok", 0), ("ok", 10), ("ok", 30)]
+
+
 def test_pool_isolates_crash_hang_and_exception():
     res = run_local(_crashy, list(range(8)), jobs=2, timeout=3)
     assert [r[1] for r in res if r[0] == "ok"] == [0, 10, 30, 60, 70]
