@@ -46,7 +46,7 @@ from ..passes.calibrate import fit_columns
 from ..passes.reads import ReadSampler
 from ..passes.fault_map import pair_levels, place_chip, stuck_levels, target_levels
 from ..frontend.common import check_labels, load_labels
-from ..verify.report import figure, png_bytes
+from ..verify.report import figure, png_bytes, write_page
 from .run import Design, agreement
 
 #: Multiples of sigma on the accuracy-against-sigma curve (each point: the --mc samples, at most 8).
@@ -234,7 +234,7 @@ def finetune_chip(design: Design, tune: dict, chip: dict, cal: dict, levels: dic
     fitted, each within what its pair reaches, with a per-column scale and bias (``fit_layer``). The
     pairs it moves are reprogrammed (the mode's ``sigma``, stuck cells untouched) and the scale and
     bias join the columns' calibration. Returns the chip's conductances and column calibration."""
-    from ..passes.finetune import fit_layer, pair_reach
+    from ..passes.finetune import difference_levels, fit_layer, pair_reach
 
     pdk = design.manifest["pdk"]
     g_min, top = pdk["g_min"], pdk["levels"] - 1
@@ -263,7 +263,7 @@ def finetune_chip(design: Design, tune: dict, chip: dict, cal: dict, levels: dic
         r, c = slice(a["row0"], a["row1"]), slice(a["col0"], a["col1"])
         lp0, ln0, sp, sn = levels[t]
         d = fit["D"][r, c] / gain[c]
-        lp, ln = (np.clip(np.rint(v), 0, top) for v in pair_levels(np.maximum(d, 0.0), np.maximum(-d, 0.0), sp, sn, top))
+        lp, ln = difference_levels(d, sp, sn, top)
         new = fit["moved"][r, c] & ((lp != lp0) | (ln != ln0))     # a rewritten pair: its healthy cells anew
         pair = []
         for lv, st, g in ((lp, sp, chip[t][0]), (ln, sn, chip[t][1])):
@@ -745,7 +745,6 @@ def evaluate_design(out, inputs, labels=None, engine: str = "ideal", samples: in
         (tmp / name).write_bytes(data)
     shutil.rmtree(out / REPORT_DIR, ignore_errors=True)
     tmp.rename(out / REPORT_DIR)
-    (out / ".eval.html.tmp").write_text(_html(rep, pngs))
-    (out / ".eval.html.tmp").replace(out / "eval.html")
+    write_page(out / "eval.html", _html(rep, pngs))
     write_json_atomic(out / "eval.json", rep)
     return rep

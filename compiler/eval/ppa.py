@@ -55,7 +55,7 @@ import numpy as np
 from ..backend.readout import hold_capacitance
 from ..errors import InputError, SimulationError, ToolError
 from ..sim.netlist import read_deck
-from ..verify.report import figure, png_bytes
+from ..verify.report import figure, png_bytes, write_page
 from .run import Design, HostSide
 
 REPORT_DIR = "report"
@@ -450,8 +450,7 @@ def report_design(out, inputs=None, samples: int | None = None, engine: str = "n
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    (out / ".report.html.tmp").write_text(_html(rep, pngs))
-    (out / ".report.html.tmp").replace(out / "report.html")
+    write_page(out / "report.html", _html(rep, pngs))
     write_json_atomic(out / "report.json", rep)
     return rep
 

@@ -141,6 +141,15 @@ def moved_pairs(d_fit: np.ndarray, d_now: np.ndarray, lo: np.ndarray, hi: np.nda
     return d, np.abs(d_fit - d_now) >= 0.5
 
 
+def difference_levels(d: np.ndarray, sp: np.ndarray, sn: np.ndarray, top: float) -> tuple[np.ndarray, np.ndarray]:
+    """The levels (G+, G-) that write the level differences ``d`` on pairs stuck at ``sp``/``sn``
+    (``fault_map.pair_levels``: a stuck cell's partner keeps the difference), rounded into [0, top]."""
+    from .fault_map import pair_levels
+
+    lp, ln = pair_levels(np.maximum(d, 0.0), np.maximum(-d, 0.0), sp, sn, top)
+    return np.clip(np.rint(lp), 0, top), np.clip(np.rint(ln), 0, top)
+
+
 def fit_layer(h: np.ndarray, y: np.ndarray, d0: np.ndarray, lo: np.ndarray, hi: np.ndarray, unit: np.ndarray,
               b0: np.ndarray, top: float, gain: np.ndarray | None = None) -> dict:
     """A chip's final layer fitted to labels ``y`` (logits ``(h @ D) * (alpha * unit) + beta``, ``D``
@@ -176,7 +185,7 @@ def finetune(ir, options, pdk):
         raise InputError(_OPT, "fits one programmed chip; give its --chip-state (or use 'amsc program')")
     from ..ir.interp import run_ir
     from ..pdk.devices import program as program_devices
-    from .fault_map import pair_levels, stuck_levels
+    from .fault_map import stuck_levels
 
     n = final_layer(ir)
     d = ir.g.nodes[n]
@@ -220,9 +229,9 @@ def finetune(ir, options, pdk):
         Dt = D[ta["row0"]:ta["row1"], ta["col0"]:ta["col1"]]
         mv = moved[ta["row0"]:ta["row1"], ta["col0"]:ta["col1"]]
         sp, sn = (np.clip(v, 0.0, top) for v in stuck_levels(tp, pdk.g_min, step))
-        lp, ln = pair_levels(np.maximum(Dt, 0.0), np.maximum(-Dt, 0.0), sp, sn, top)
-        lpos = np.where(mv, np.clip(np.rint(lp), 0, top), tp["lpos"]).astype(tp["lpos"].dtype)
-        lneg = np.where(mv, np.clip(np.rint(ln), 0, top), tp["lneg"]).astype(tp["lneg"].dtype)
+        lp, ln = difference_levels(Dt, sp, sn, top)
+        lpos = np.where(mv, lp, tp["lpos"]).astype(tp["lpos"].dtype)
+        lneg = np.where(mv, ln, tp["lneg"]).astype(tp["lneg"].dtype)
         new = (lpos != tp["lpos"]) | (lneg != tp["lneg"])
         changed += int((lpos != tp["lpos"]).sum() + (lneg != tp["lneg"]).sum())
         gp, gn = pdk.g_min + lpos * step, pdk.g_min + lneg * step

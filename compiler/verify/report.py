@@ -186,10 +186,8 @@ ADC LSB.</p>
 """
     shutil.rmtree(d, ignore_errors=True)
     os.replace(tmp, d)
-    page_path = out / "verify.html"
-    (out / ".verify.html.tmp").write_text(page)
-    os.replace(out / ".verify.html.tmp", page_path)
-    return page_path
+    write_page(out / "verify.html", page)
+    return out / "verify.html"
 
 
 def _dynamics_table(report: dict, Table):
