@@ -14,6 +14,8 @@ DESIGNS    := $(sort $(patsubst designs/%/model.onnx,%,$(wildcard designs/*/mode
 # continuous-time designs (amsc_dynamics); those with probes.npy and targets.npy are evaluated on them
 DYNAMICS   := $(sort $(patsubst designs/%/dynamics.yaml,%,$(wildcard designs/*/dynamics.yaml)))
 PROBES     ?= 150
+# noise samples a generative design (flow_moons) pushes through ngspice in 'make evaluate' (at most its noise.npy's 500)
+SAMPLES    ?= 500
 # extra options of 'amsc report' (e.g. --no-synth skips the yosys synthesis, about a minute a design)
 REPORT_ARGS ?=
 STAMP      := $(VENV)/.amsc-installed
@@ -56,7 +58,7 @@ rtl-sim: netlists ## stream held-out digits through each design's chip RTL (iver
 		--inputs $(BUILD)/digits/$$(cat designs/$$d/testset 2>/dev/null || echo x).npy \
 		--labels $(BUILD)/digits/y.npy --limit $(RTL_IMAGES); done
 
-evaluate: netlists ## accuracy on the held-out digits (float, ideal tiles, ngspice); Hopfield retrieval on PROBES probes; generative models against their data
+evaluate: netlists ## accuracy on the held-out digits (float, ideal tiles, ngspice); Hopfield retrieval on PROBES probes; generative models' SAMPLES samples against their data
 	$(VPY) designs/digits_testset.py $(BUILD)/digits
 	@set -e; for d in $(DESIGNS); do $(AMSC) evaluate $(BUILD)/$$d \
 		--inputs $(BUILD)/digits/$$(cat designs/$$d/testset 2>/dev/null || echo x).npy \
@@ -64,7 +66,7 @@ evaluate: netlists ## accuracy on the held-out digits (float, ideal tiles, ngspi
 	@set -e; for d in $(DYNAMICS); do if [ -f designs/$$d/probes.npy ]; then $(AMSC) evaluate $(BUILD)/$$d \
 		--inputs designs/$$d/probes.npy --labels designs/$$d/targets.npy --samples $(PROBES) --jobs $(JOBS); fi; done
 	@set -e; for d in $(DYNAMICS); do if [ -f designs/$$d/data.npy ]; then $(AMSC) evaluate $(BUILD)/$$d \
-		--inputs designs/$$d/noise.npy --data designs/$$d/data.npy --jobs $(JOBS); fi; done
+		--inputs designs/$$d/noise.npy --data designs/$$d/data.npy --samples $(SAMPLES) --jobs $(JOBS); fi; done
 
 report: netlists ## area, energy per inference, latency and TOPS/W of each bundled design (SPICE-checked energy)
 	$(VPY) designs/digits_testset.py $(BUILD)/digits

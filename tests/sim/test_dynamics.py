@@ -42,10 +42,11 @@ def _compile_verify(tmp: Path, n: int, seed: int, activation: str = "tanh", gain
     return verify_dir(out)
 
 
-@pytest.mark.parametrize("n", [8, 64])
-def test_transient_matches_solve_ivp_on_20_seeds(tmp_path, n):
+@pytest.mark.parametrize("n,seeds", [(8, 20), (64, 5)])
+def test_transient_matches_solve_ivp_on_random_seeds(tmp_path, n, seeds):
     """The issue's target: on the generic PDK, max |x_spice - x_ref| <= 1e-3 of full scale, for 20
-    random seeds at N = 8 and N = 64."""
+    random seeds at N = 8 and N = 64. The suite runs 5 of the N = 64 seeds (each ~10 s of ngspice);
+    bench/bench_dynamics.py runs all 20."""
     require_tool("libngspice")
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
@@ -53,7 +54,7 @@ def test_transient_matches_solve_ivp_on_20_seeds(tmp_path, n):
     worst = 0.0
     # two processes (each its own ngspice): the CI machine's two cores
     with ProcessPoolExecutor(2, mp_context=mp.get_context("spawn")) as pool:
-        reps = list(pool.map(_compile_verify, [tmp_path] * 20, [n] * 20, range(20)))
+        reps = list(pool.map(_compile_verify, [tmp_path] * seeds, [n] * seeds, range(seeds)))
     for seed, rep in enumerate(reps):
         assert rep["passed"] and len(rep["blocks"]) == n, (seed, rep["max_err_over_fs"])
         worst = max(worst, rep["max_err_over_fs"])

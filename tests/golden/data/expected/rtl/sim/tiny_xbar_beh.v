@@ -2,6 +2,9 @@
 // Behavioural model of the analog crossbar macro (all tiles), for simulation only.
 // Levels: cell (i, j, side) holds a LEVEL_BITS-bit level at bits [((i*COLS + j)*2 + side)*LEVEL_BITS +: LEVEL_BITS]
 // of the scan register (side 0 = G+, 1 = G-); the first bit shifted in ends at bit 0.
+// The SCAN_BITS-bit shift register is modelled as the delay line it is: a ring of bits and a write
+// pointer (bit b of the register is ring[(ptr + b) mod SCAN_BITS]), so a shift costs one bit, not
+// SCAN_BITS, and the levels are unpacked once after the chain has moved, at the next conversion.
 // Column j: D = sum_i dac_i * (lpos_ij - lneg_ij), the integer behind its current (DAC codes unsigned,
 // or signed with BIPOLAR = 1), and the ADC gives clamp((D * KQ + 2^(SK-1)) >>> SK, -2^(ADC_BITS-1),
 // 2^(ADC_BITS-1) - 1): the layer's full scale in LSBs, KQ and SK per tile from the table below,
@@ -42,29 +45,52 @@ module tiny_xbar #(
     localparam integer KQ = kq_of(TILE);
     localparam integer SK = sk_of(TILE);
     localparam integer SCAN_BITS = ROWS * COLS * 2 * LEVEL_BITS;
-    reg [SCAN_BITS-1:0] levels;
+    reg ring [0:SCAN_BITS-1];
+    integer ptr, shifts, unpacked;
+    // lpos - lneg of cell (i, j) at dlev[i*COLS + j], unpacked from the ring
+    integer dlev [0:ROWS*COLS-1];
     reg [COLS*ADC_BITS-1:0] result;
-    integer i, j, cnt;
+    integer i, j, b, k, cnt;
     reg signed [63:0] d, q, x;
-    assign scan_out = levels[0];
-    initial begin conv_done = 1'b0; adc_code = 0; cnt = -1; end
-    always @(posedge clk) if (scan_en) levels <= {scan_in, levels[SCAN_BITS-1:1]};
+    reg [LEVEL_BITS-1:0] lp, ln;
+    assign scan_out = ring[ptr];
+    initial begin conv_done = 1'b0; adc_code = 0; cnt = -1; ptr = 0; shifts = 0; unpacked = -1; end
+    always @(posedge clk) if (scan_en) begin
+        ring[ptr] <= scan_in;
+        ptr <= (ptr == SCAN_BITS - 1) ? 0 : ptr + 1;
+        shifts <= shifts + 1;
+    end
+    task unpack; begin
+        k = ptr;
+        for (i = 0; i < ROWS * COLS; i = i + 1) begin
+            for (b = 0; b < LEVEL_BITS; b = b + 1) begin
+                lp[b] = ring[k];
+                k = (k == SCAN_BITS - 1) ? 0 : k + 1;
+            end
+            for (b = 0; b < LEVEL_BITS; b = b + 1) begin
+                ln[b] = ring[k];
+                k = (k == SCAN_BITS - 1) ? 0 : k + 1;
+            end
+            dlev[i] = $signed({1'b0, lp}) - $signed({1'b0, ln});
+        end
+        unpacked = shifts;
+    end endtask
     // the conversion is evaluated once per conv_start (not on every scan shift)
-    task convert;
+    task convert; begin
+        if (unpacked != shifts) unpack;
         for (j = 0; j < COLS; j = j + 1) begin
             d = 0;
             for (i = 0; i < ROWS; i = i + 1) begin
                 x = $signed({1'b0, dac_code[i*DAC_BITS +: DAC_BITS]});
                 if (BIPOLAR != 0 && dac_code[i*DAC_BITS + DAC_BITS - 1]) x = x - (64'sd1 <<< DAC_BITS);
-                d = d + x * ($signed({1'b0, levels[((i*COLS + j)*2)*LEVEL_BITS +: LEVEL_BITS]})
-                             - $signed({1'b0, levels[((i*COLS + j)*2 + 1)*LEVEL_BITS +: LEVEL_BITS]}));
+                d = d + x * dlev[i*COLS + j];
             end
             q = (d * KQ + (64'sd1 <<< (SK - 1))) >>> SK;
             if (q > (64'sd1 <<< (ADC_BITS - 1)) - 1) q = (64'sd1 <<< (ADC_BITS - 1)) - 1;
             if (q < -(64'sd1 <<< (ADC_BITS - 1))) q = -(64'sd1 <<< (ADC_BITS - 1));
             result[j*ADC_BITS +: ADC_BITS] = q[ADC_BITS-1:0];
         end
-    endtask
+    end endtask
     always @(posedge clk) begin
         if (conv_start) begin
             convert;
