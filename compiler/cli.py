@@ -208,8 +208,14 @@ def build_parser(parser_class=_Parser) -> argparse.ArgumentParser:
     s.add_argument("--limit", type=_number(positive=True), help="use only the first N images")
     s.add_argument("--simulator", choices=("auto", "icarus", "verilator"), default="auto",
                    help="icarus (interpreted, no build), verilator (compiled to C++: a build of seconds to minutes, "
-                   "then far faster per cycle), or auto (default): verilator for designs whose scan chain holds more "
-                   "than 2^20 bits, where it is installed")
+                   "then far faster per cycle), or auto (default): verilator, where it is installed, for runs whose "
+                   "clocks (scan chain, then the images' cycles from the manifest) times the design's tiles exceed "
+                   "2e8, where Icarus would take longer than Verilator's build and run")
+    s.add_argument("--scan", choices=("auto", "chain", "preload"), default="auto",
+                   help="program the weights by shifting the scan chain bit by bit (chain), or load every register "
+                   "with what that shifting leaves in it (preload; each shift is a clock of the whole design, so "
+                   "an ImageNet-sized chain would take longer than its images), or auto (default): preload above "
+                   "2^20 scan bits. The chain itself is checked on every smaller design")
     s.add_argument("--timeout", type=_number(float, positive=True, hi=1e6), default=1800.0, metavar="SECONDS",
                    help="limit of the simulator's build and of its run, each (default 1800)")
     r = sub.add_parser("run", help="run the compiled network on inputs: chip segments and host segments",
@@ -801,13 +807,15 @@ def _cmd_verify(args) -> int:
 def _cmd_rtl_sim(args) -> int:
     from .verify.rtlsim import rtl_sim
 
-    rep = rtl_sim(args.out, args.inputs, args.labels, args.limit, timeout=args.timeout, simulator=args.simulator)
+    rep = rtl_sim(args.out, args.inputs, args.labels, args.limit, timeout=args.timeout, simulator=args.simulator,
+                  scan=args.scan)
     acc = (f", accuracy {100 * rep['accuracy_rtl']:.1f} % (numpy model {100 * rep['accuracy_model']:.1f} %)"
            if "accuracy_rtl" in rep else "")
     verdict = "bit-exact" if rep["bit_exact"] else f"{rep['mismatches']} MISMATCHES, first {rep['first_mismatch']}"
     print(f"amsc: rtl-sim {args.out}: {rep['images']} images x {rep['outputs_per_image']} outputs {verdict}{acc} "
           f"in {rep['seconds']:.1f} s ({rep['simulator']}: build {rep['build_seconds']:.1f} s, run "
-          f"{rep['run_seconds']:.1f} s) -> {args.out}/rtl_sim.json", file=sys.stderr)
+          f"{rep['run_seconds']:.1f} s; {rep['scan_bits']} scan bits "
+          f"{'preloaded' if rep['scan'] == 'preload' else 'shifted in'}) -> {args.out}/rtl_sim.json", file=sys.stderr)
     if rep.get("cycles_per_input_predicted"):
         print(f"  {rep['cycles_per_input']:.0f} clocks an input at {rep['lanes']} lane(s), the compiler counted "
               f"{rep['cycles_per_input_predicted']} ({100 * rep['cycles_rel_err']:.2f} % apart)", file=sys.stderr)

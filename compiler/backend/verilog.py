@@ -131,6 +131,33 @@ def _twos(v, bits: int) -> np.ndarray:
     return ((u[:, None] >> np.arange(bits, dtype=np.uint64)) & np.uint64(1)).astype(np.uint8)
 
 
+def scan_registers(prog: dict, tile_order: list[str]) -> list[tuple[str, int]]:
+    """The registers of the scan chain in chain order, as the testbench's preload files name them:
+    ``("preload_t<k>.mem", bits)`` for the k-th tile of ``tile_order`` (its macro's TILE), then
+    ``("preload_c<n>.mem", bits)`` for the n-th requantizer register (requant_regs)."""
+    by_name = {t["name"]: t for st in prog["steps"] if st["kind"] == "layer" for t in st["tiles"]}
+    tiles = [(f"preload_t{k}.mem", (by_name[name]["row1"] - by_name[name]["row0"])
+              * (by_name[name]["col1"] - by_name[name]["col0"]) * 2 * prog["level_bits"])
+             for k, name in enumerate(tile_order)]
+    return tiles + [(f"preload_c{n}.mem", r["bits"]) for n, r in enumerate(requant_regs(prog))]
+
+
+def preload_files(stream: np.ndarray, registers: list[tuple[str, int]]):
+    """``(file name, text)`` of every register's ``$readmemb`` preload file, from the scan stream
+    (``scan_bits``, first bit first) cut at the registers' sizes: after the whole stream has shifted,
+    a register holds the bits shifted in after those of the registers behind it, its first bit at
+    bit 0. A tile's file has one bit per line (its macro's ring, bit 0 first); a requantizer
+    register's one binary number, most significant bit first."""
+    if stream.size != sum(b for _, b in registers):
+        raise ValueError(f"scan stream of {stream.size} bits for registers of {sum(b for _, b in registers)}")
+    end = stream.size
+    for name, bits in registers:        # chain order: the first register holds the stream's last bits
+        part = stream[end - bits:end]
+        end -= bits
+        yield name, scan_mem_text(part) if name.startswith("preload_t") else \
+            (part[::-1] + ord("0")).astype(np.uint8).tobytes() + b"\n"
+
+
 def scan_bits(prog: dict, tile_order: list[str]):
     """The bit stream to shift into scan_in, first bit first, that programs every tile's levels and
     every layer's requantizer constants: one uint8 array per register, the last on the chain first
@@ -396,7 +423,7 @@ def _datapath_ctx(prog: dict, tiles: list[dict], lanes: int = 1) -> dict:
         cal = None
         if rec is None:     # the layer's register of requant_regs, and its place on the chain
             n_cal = len(cal_regs)
-            cal = {**regs[st["name"]], "sin": f"scan_c{n_cal}", "sout": f"scan_c{n_cal + 1}",
+            cal = {**regs[st["name"]], "n": n_cal, "sin": f"scan_c{n_cal}", "sout": f"scan_c{n_cal + 1}",
                    "wa": st["acc_bits"] + 1}     # the accumulator's value, signed (it sums signed ADC codes)
             cal_regs.append(cal)
         ln = 1 if rec is not None else lanes     # a unit has at most as many lanes as elements

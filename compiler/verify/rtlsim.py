@@ -5,8 +5,10 @@ Two simulators run the same testbench (``rtl/sim/tb.v`` with the behavioural mac
 Icarus Verilog (``iverilog`` + ``vvp``, an interpreter: no build step, slow on large designs) and
 Verilator (``verilator --binary --timing``: the design compiled to C++, minutes to build, then
 orders of magnitude faster per cycle). ``--simulator auto`` (the default) takes Verilator when it is
-installed and the design's scan chain holds more than AUTO_VERILATOR_BITS bits (a large design:
-its Icarus run would take longer than Verilator's build), Icarus otherwise."""
+installed and the run's clocks (the scan chain's bits, then every image's cycles as the compiler counts
+them, manifest ``rtl_datapath.cycles_per_input``) times the design's tiles exceed AUTO_VERILATOR_WORK:
+where Icarus would take longer than Verilator's build and run, measured on this project's designs
+(README, rtl-sim). Icarus otherwise."""
 
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..backend.qmodel import input_codes, load_program, run_program
-from ..backend.verilog import link_in_bits
+from ..backend.verilog import link_in_bits, preload_files, scan_registers
 from ..errors import InputError, SimulationError, ToolError
 from ..frontend.common import check_labels, load_labels, load_samples
 from ..eval.run import HostSide
@@ -29,20 +31,30 @@ from ..design import confined, load_compiled, require_network, write_json_atomic
 #: Refuse more images than this in one run (each is a few thousand clock cycles).
 MAX_IMAGES = 100_000
 SIMULATORS = ("auto", "icarus", "verilator")
-#: ``auto``: Verilator above this many scan-chain bits (cnn_digits has 3e4, SqueezeNet 1e7)
-AUTO_VERILATOR_BITS = 1 << 20
+SCAN_MODES = ("auto", "chain", "preload")
+#: ``--scan auto``: preload the registers above this many scan-chain bits (each bit is a clock of the
+#: whole design; SqueezeNet's 1e7 bits would take longer than its image)
+AUTO_PRELOAD_BITS = 1 << 20
+#: ``auto``: Verilator above this many tile-clocks (clocks of the run times the design's tiles: an
+#: Icarus clock costs about as much as the design has tile macros and their gather/requantize units)
+AUTO_VERILATOR_WORK = 2e8
 _TOOLS = {"icarus": (("iverilog", "vvp"), "Icarus Verilog is not installed; run 'make setup' (Debian: apt-get "
                                            "install iverilog)"),
           "verilator": (("verilator",), "Verilator is not installed; run 'make setup' (Debian: apt-get install "
                                          "verilator)")}
 
 
-def choose_simulator(simulator: str, scan_bits: int) -> str:
-    """The simulator to run: the one named (which must be installed), or by the design's size."""
+def run_clocks(dp: dict, images: int) -> int:
+    """Clocks of an rtl-sim run from the manifest's ``rtl_datapath``: the scan chain, then the images."""
+    return int(dp.get("rtl_sim", {}).get("scan_bits", 0)) + images * int(dp.get("cycles_per_input", {}).get("total", 0))
+
+
+def choose_simulator(simulator: str, clocks: int = 0, tiles: int = 1) -> str:
+    """The simulator to run: the one named (which must be installed), or by the run's size."""
     if simulator not in SIMULATORS:
         raise InputError("--simulator", f"'{simulator}'; expected one of {', '.join(SIMULATORS)}")
     if simulator == "auto":
-        big = scan_bits > AUTO_VERILATOR_BITS and shutil.which("verilator") is not None
+        big = clocks * max(1, tiles) > AUTO_VERILATOR_WORK and shutil.which("verilator") is not None
         simulator = "verilator" if big else "icarus"
     tools, hint = _TOOLS[simulator]
     for tool in tools:
@@ -51,17 +63,18 @@ def choose_simulator(simulator: str, scan_bits: int) -> str:
     return simulator
 
 
-def _build_and_run(simulator: str, srcs: list[str], n: int, tmp: Path, out: Path,
-                   timeout: float) -> tuple[subprocess.CompletedProcess, float, float]:
-    """Build the testbench with ``simulator`` in ``tmp`` and run it there (it reads scan.mem and
-    stimulus.mem and writes outputs.txt): the finished run, and the seconds of the build and the run."""
+def _build_and_run(simulator: str, srcs: list[str], n: int, tmp: Path, out: Path, timeout: float,
+                   plusargs: list[str] = ()) -> tuple[subprocess.CompletedProcess, float, float]:
+    """Build the testbench with ``simulator`` in ``tmp`` and run it there (it reads scan.mem, or the
+    preload files with ``+preload``, and stimulus.mem, and writes outputs.txt): the finished run, and
+    the seconds of the build and the run."""
     t0 = time.perf_counter()
     if simulator == "icarus":
         r = subprocess.run(["iverilog", "-g2005", "-o", str(tmp / "sim"), f"-Ptb.N_IMAGES={n}", *srcs],
                            capture_output=True, text=True)
         if r.returncode != 0:
             raise SimulationError(out / "rtl", f"iverilog failed: {(r.stderr or r.stdout).strip().splitlines()[0]}")
-        cmd = ["vvp", "-n", str(tmp / "sim")]
+        cmd = ["vvp", "-n", str(tmp / "sim"), *plusargs]
     else:
         jobs = str(max(1, min(os.cpu_count() or 1, 8)))
         try:
@@ -73,7 +86,7 @@ def _build_and_run(simulator: str, srcs: list[str], n: int, tmp: Path, out: Path
         if r.returncode != 0 or not (tmp / "obj" / "Vtb").is_file():
             lines = [ln for ln in (r.stderr or r.stdout).splitlines() if "%Error" in ln] or (r.stderr or r.stdout).strip().splitlines() or ["?"]
             raise SimulationError(out / "rtl", f"verilator failed: {lines[0]}")
-        cmd = [str(tmp / "obj" / "Vtb")]
+        cmd = [str(tmp / "obj" / "Vtb"), *plusargs]
     t1 = time.perf_counter()
     try:
         r = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp, timeout=timeout)
@@ -84,7 +97,11 @@ def _build_and_run(simulator: str, srcs: list[str], n: int, tmp: Path, out: Path
 
 
 def rtl_sim(out: str | Path, inputs: str | Path, labels: str | Path | None = None, limit: int | None = None,
-            timeout: float = 1800.0, simulator: str = "auto") -> dict:
+            timeout: float = 1800.0, simulator: str = "auto", scan: str = "auto") -> dict:
+    """Stream ``inputs`` through OUT's chip RTL and compare with the numpy model; ``scan``: program
+    the weights by shifting the scan chain (``chain``), by loading every register with what the
+    shifting would leave in it (``preload``: the testbench's ``+preload``; the chain's shifting is
+    what the other designs check), or ``auto``: preload above AUTO_PRELOAD_BITS bits."""
     out = Path(out)
     manifest = load_compiled(out)
     require_network(out, manifest, "rtl-sim")
@@ -93,7 +110,12 @@ def rtl_sim(out: str | Path, inputs: str | Path, labels: str | Path | None = Non
         raise InputError(out, f"this design has no generated datapath ({dp.get('reason', 'unknown reason')})")
     if not dp.get("rtl_sim", {"generated": True})["generated"]:
         raise InputError(out, f"this design has no RTL simulation files ({dp['rtl_sim']['reason']})")
-    simulator = choose_simulator(simulator, int(dp.get("rtl_sim", {}).get("scan_bits", 0)))
+    if simulator != "auto":     # a bad or missing simulator is refused before the inputs are read
+        simulator = choose_simulator(simulator)
+    if scan not in SCAN_MODES:
+        raise InputError("--scan", f"'{scan}'; expected one of {', '.join(SCAN_MODES)}")
+    scan_len = int(dp.get("rtl_sim", {}).get("scan_bits", 0))
+    preload = scan == "preload" or (scan == "auto" and scan_len > AUTO_PRELOAD_BITS)
     prog = load_program(out)
     x = load_samples(inputs, prog["input"]["shape"], "inputs", flat_ok=True)
     x_all_n = x.shape[0]
@@ -101,6 +123,9 @@ def rtl_sim(out: str | Path, inputs: str | Path, labels: str | Path | None = Non
     if not 1 <= n <= MAX_IMAGES:
         raise InputError(inputs, f"{n} images; expected 1..{MAX_IMAGES}")
     x = x[:n]
+    if simulator == "auto":
+        clocks = run_clocks(dp, n) - (scan_len if preload else 0)
+        simulator = choose_simulator(simulator, clocks, len(manifest.get("tiles", [])))
     y = None
     if labels is not None:
         y = load_labels(labels, x_all_n)[:n]
@@ -119,12 +144,21 @@ def rtl_sim(out: str | Path, inputs: str | Path, labels: str | Path | None = Non
         rtl = out / "rtl"
         files_f = rtl / "sim" / "files.f"
         srcs = [str(confined(rtl, p, files_f, "Verilog source")) for p in files_f.read_text().split()]
-        shutil.copy(rtl / "sim" / "scan.mem", tmp / "scan.mem")
+        if preload:
+            stream = np.frombuffer((rtl / "sim" / "scan.mem").read_bytes(), np.uint8)[0::2] - ord("0")
+            try:
+                for name, text in preload_files(stream, scan_registers(prog, dp.get("scan_order", []))):
+                    (tmp / name).write_bytes(text)
+            except ValueError as e:
+                raise InputError(rtl / "sim" / "scan.mem", f"does not match the design's scan chain: {e}") from None
+            del stream
+        else:
+            shutil.copy(rtl / "sim" / "scan.mem", tmp / "scan.mem")
         bits = link_in_bits(prog)
         width = (bits + 3) // 4   # hex digits; signed codes as two's complement of in_data's width
         (tmp / "stimulus.mem").write_text("".join(f"{int(c) & ((1 << bits) - 1):0{width}x}\n"
                                                   for c in stim.reshape(-1)))
-        r, t_build, t_run = _build_and_run(simulator, srcs, n, tmp, out, timeout)
+        r, t_build, t_run = _build_and_run(simulator, srcs, n, tmp, out, timeout, ["+preload"] if preload else [])
         if "TAGERR" in r.stdout:
             raise SimulationError(out / "rtl", "the chip's stream tags differ from the program's stream order: "
                                   + r.stdout.strip().splitlines()[0])
@@ -145,6 +179,7 @@ def rtl_sim(out: str | Path, inputs: str | Path, labels: str | Path | None = Non
             "image": int(bad[0][0]), "output": int(bad[0][1]), "rtl": int(got[tuple(bad[0])]),
             "model": int(want[tuple(bad[0])])},
         "seconds": seconds, "simulator": simulator, "build_seconds": t_build, "run_seconds": t_run,
+        "scan": "preload" if preload else "chain", "scan_bits": scan_len,
         "cycles_waiting_for_outputs": cycles,
     }
     if span is not None:   # clocks per input, measured against the compiler's count (backend/verilog.rtl_cycles)

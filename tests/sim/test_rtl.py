@@ -125,13 +125,16 @@ def test_lanes_change_the_clocks_not_the_codes(tmp_path, digits):
 
 def test_verilator_runs_the_same_testbench_bit_exactly(cnn_out, digits):
     """--simulator verilator: the chip compiled to C++ gives the same outputs as the numpy model
-    (and so as Icarus); the report says which simulator ran, its build and run seconds."""
+    (and so as Icarus); the report says which simulator ran, its build and run seconds. The weights
+    and the requantizer registers are preloaded (--scan preload, what an ImageNet-sized run takes):
+    the other tests shift them through the chain."""
     require_tool("verilator")
     r = amsc("rtl-sim", cnn_out, "--inputs", digits / "x.npy", "--labels", digits / "y.npy", "--limit", 40,
-             "--simulator", "verilator")
-    assert r.returncode == 0 and "verilator: build" in r.stderr, r.stderr
+             "--simulator", "verilator", "--scan", "preload")
+    assert r.returncode == 0 and "verilator: build" in r.stderr and "scan bits preloaded" in r.stderr, r.stderr
     rep = json.loads((cnn_out / "rtl_sim.json").read_text())
     assert rep["simulator"] == "verilator" and rep["bit_exact"] and rep["images"] == 40
+    assert rep["scan"] == "preload" and rep["scan_bits"] > 30000 and rep["cycles_rel_err"] == 0
     assert rep["accuracy_rtl"] == rep["accuracy_model"] > 0.9 and rep["build_seconds"] > 0
     # auto: a design this small stays in Icarus (no build)
     r = amsc("rtl-sim", cnn_out, "--inputs", digits / "x.npy", "--limit", 2)
@@ -177,6 +180,12 @@ def test_a_wrong_weight_bit_is_caught(mlp_out, digits, tmp_path):
     (out / "manifest.json").write_text(json.dumps(m))
     r = amsc("rtl-sim", out, "--inputs", digits / "x.npy", "--limit", 20)
     assert r.returncode == 1 and "MISMATCH" in r.stderr, r.stderr
+    chain = json.loads((out / "rtl_sim.json").read_text())
+    # the preload files are cut from the same stream: the bits land in the same cell, the same outputs differ
+    r = amsc("rtl-sim", out, "--inputs", digits / "x.npy", "--limit", 20, "--scan", "preload")
+    assert r.returncode == 1 and "MISMATCH" in r.stderr and "preloaded" in r.stderr, r.stderr
+    pre = json.loads((out / "rtl_sim.json").read_text())
+    assert (pre["mismatches"], pre["first_mismatch"]) == (chain["mismatches"], chain["first_mismatch"])
 
 
 def test_rtl_sim_bad_inputs(mlp_out, tmp_path):

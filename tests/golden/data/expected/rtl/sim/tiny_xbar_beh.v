@@ -53,8 +53,15 @@ module tiny_xbar #(
     integer i, j, b, k, cnt;
     reg signed [63:0] d, q, x;
     reg [LEVEL_BITS-1:0] lp, ln;
+    reg [8*32-1:0] preload;
     assign scan_out = ring[ptr];
     initial begin conv_done = 1'b0; adc_code = 0; cnt = -1; ptr = 0; shifts = 0; unpacked = -1; end
+    // +preload: the ring as the whole chain's shifting would leave it, read from preload_t<TILE>.mem
+    // (rtl-sim writes it from scan.mem) instead of shifted in bit by bit
+    initial if ($test$plusargs("preload")) begin
+        $sformat(preload, "preload_t%0d.mem", TILE);
+        $readmemb(preload, ring);
+    end
     always @(posedge clk) if (scan_en) begin
         ring[ptr] <= scan_in;
         ptr <= (ptr == SCAN_BITS - 1) ? 0 : ptr + 1;
