@@ -208,9 +208,9 @@ def build_parser(parser_class=_Parser) -> argparse.ArgumentParser:
     s.add_argument("--limit", type=_number(positive=True), help="use only the first N images")
     s.add_argument("--simulator", choices=("auto", "icarus", "verilator"), default="auto",
                    help="icarus (interpreted, no build), verilator (compiled to C++: a build of seconds to minutes, "
-                   "then far faster per cycle), or auto (default): verilator, where it is installed, for runs whose "
-                   "clocks (scan chain, then the images' cycles from the manifest) times the design's tiles exceed "
-                   "2e8, where Icarus would take longer than Verilator's build and run")
+                   "then far faster per cycle), or auto (default): verilator, where it is installed, for runs that "
+                   "would take Icarus longer than Verilator's build (estimated from the run's clocks: the scan "
+                   "chain, then the images' cycles from the manifest, and the design's tiles)")
     s.add_argument("--scan", choices=("auto", "chain", "preload"), default="auto",
                    help="program the weights by shifting the scan chain bit by bit (chain), or load every register "
                    "with what that shifting leaves in it (preload; each shift is a clock of the whole design, so "

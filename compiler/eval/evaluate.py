@@ -33,7 +33,6 @@ Writes ``OUT/eval.json`` (keys ``float``, ``ideal``, the circuit engine's name, 
 
 from __future__ import annotations
 
-import html
 import shutil
 import time
 from pathlib import Path
@@ -46,7 +45,7 @@ from ..passes.calibrate import fit_columns
 from ..passes.reads import ReadSampler
 from ..passes.fault_map import pair_levels, place_chip, stuck_levels, target_levels
 from ..frontend.common import check_labels, load_labels
-from ..verify.report import figure, png_bytes, write_page
+from ..verify.report import figure, png_bytes, render_page, write_page
 from .run import Design, agreement
 
 #: Multiples of sigma on the accuracy-against-sigma curve (each point: the --mc samples, at most 8).
@@ -583,76 +582,17 @@ def _plots(rep: dict, traces: dict) -> dict[str, bytes]:
 
 
 def _html(rep: dict, pngs: dict) -> str:
+    """OUT/eval.html of a network design, from templates/evaluate_network.html.j2."""
     def pct(v):
         return "—" if v is None else f"{100 * v:.2f} %"
 
-    rows = "".join(
-        f"<tr><td>{html.escape(k)}</td><td>{pct(rep[k].get('accuracy'))}</td><td>{pct(rep[k].get('top1_agreement'))}</td>"
-        f"<td>{'—' if rep[k].get('snr_db') is None else format(rep[k]['snr_db'], '.1f') + ' dB'}</td></tr>"
-        for k in rep["runs"])
-    layer_rows = ""
-    for k in rep["runs"]:
-        for n, r in rep[k].get("per_layer", {}).items():
-            if k != "ideal":
-                layer_rows += (f"<tr><td>{html.escape(k)}</td><td>{html.escape(n)}</td><td>{100 * r['rms_rel']:.3f} %</td>"
-                               f"<td>{r.get('max_codes', r['max_abs']):.3g}</td></tr>")
-    mc = rep.get("mc")
-    mc_html = ""
-    if mc:
-        dev = mc["device"]
-        mc_html = (f"<h2>Monte Carlo: {len(mc['samples'])} samples per mode</h2><p>{html.escape(mc['engine'])}; "
-                   f"read noise {dev['read_noise_sigma']:g}, stuck at HRS {dev['stuck_hrs_rate']:g}, at LRS "
-                   f"{dev['stuck_lrs_rate']:g}, drift factor {dev['drift_factor']:.4g} at {dev['read_time_s']:g} s.</p>"
-                   "<table><tr><th>mode</th><th>programming sigma</th><th>" + mc["metric"].replace("_", " ") + "</th></tr>"
-                   + "".join(f"<tr><td>{k.replace('_', '-')}</td><td>{v['sigma']:g}</td><td>{100 * v['mean']:.2f} % "
-                             f"&plusmn; {100 * v['std']:.2f} %</td></tr>" for k, v in mc["modes"].items()) + "</table>")
-        rem = mc["remedies"]
-        mc_html += ("<h3>Remedies, added in turn</h3><p>mapping: each chip's stuck cells from its test, every tile's "
-                    "rows and columns placed around them (weights: " + html.escape(rem["placement_weights"]) +
-                    ")" + ("; finetune: each calibrated chip's final layer and requantizer fitted to the "
-                           "labelled --finetune-data inputs" if "finetune" in rem["applied"] else "")
-                    + "; the table's default, " + html.escape(rem["default"]) + ", is applied above.</p>"
-                    "<table><tr><th>mode</th>" + "".join(f"<th>{html.escape(REMEDY_LABELS.get(r, r))}</th>"
-                                                         for r in rem["applied"])
-                    + "</tr>" + "".join(
-                        f"<tr><td>{k.replace('_', '-')}</td>" + "".join(
-                            f"<td>{100 * a['mean']:.2f} % &plusmn; {100 * a['std']:.2f} %</td>" for a in v.values())
-                        + "</tr>" for k, v in rem["ablation"].items()) + "</table>"
-                    "<table><tr><th>stuck cells</th>" + "".join(f"<th>{html.escape(REMEDY_LABELS.get(r, r))}</th>"
-                                                                for r in rem["applied"])
-                    + "</tr>" + "".join(
-                        f"<tr><td>{100 * p['rate']:g} %</td>" + "".join(
-                            f"<td>{100 * p[r]['mean']:.2f} % &plusmn; {100 * p[r]['std']:.2f} %</td>"
-                            for r in rem["applied"]) + "</tr>" for p in mc["fault_curve"]) + "</table>")
-        mc_html += ("<p>Each non-ideality alone (no remedy): " + ", ".join(
-            f"{k.replace('_', ' ')} {100 * v['mean']:.2f} % &plusmn; {100 * v['std']:.2f} %"
-            for k, v in mc["effects"].items()) + ".</p>")
-        if "write_verify" in mc:
-            wv = mc["write_verify"]
-            mc_html += (f"<p>Write-verify: {wv['iterations']} iterations, {wv['pulses_per_weight']} pulses and "
-                        f"{wv['energy_per_weight_j'] * 1e12:.3g} pJ per weight; {wv['energy_all_cells_j'] * 1e6:.3g} uJ "
-                        f"for all {wv['cells']} cells.</p>")
-    sweep_html = "".join(
-        f"<h2>Sweep of {html.escape(k)}</h2><table><tr><th>value</th><th>engine</th><th>result</th></tr>"
-        + "".join(f"<tr><td>{p['value']:g}</td><td>{p['engine']}</td>"
-                  f"<td>{pct(p.get('accuracy', p.get('top1_agreement')))}</td>"
-                  + (f"<td>compensated {pct(p['compensated'].get('accuracy', p['compensated'].get('top1_agreement')))}"
-                     f", output error vs ideal wires {100 * p['err_vs_ideal']:.2f} % -> "
-                     f"{100 * p['compensated']['err_vs_ideal']:.2f} %</td>" if "compensated" in p else "")
-                  + "</tr>" for p in pts) + "</table>"
-        for k, pts in rep.get("sweeps", {}).items())
-    imgs = "".join(f"<p><img src='{REPORT_DIR}/{name}' alt='{name}'></p>" for name in sorted(pngs))
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>amsc evaluate {html.escape(rep['design'])}"
-            "</title><style>body{font-family:sans-serif;margin:2em}td,th{padding:2px 10px;text-align:right}"
-            "td:first-child,td:nth-child(2){text-align:left}</style></head><body>"
-            f"<h1>{html.escape(rep['design'])}: accuracy on the simulated chip</h1>"
-            f"<p>{rep['samples']} inputs; chip model: {html.escape(rep['chip_model'])}; float reference: "
-            f"{html.escape(rep['float_reference'])}</p>"
-            "<table><tr><th>run</th><th>accuracy</th><th>top-1 agreement</th><th>SNR vs float</th></tr>"
-            f"{rows}</table>"
-            + (f"<h2>Per layer, against ideal tiles</h2><table><tr><th>run</th><th>layer</th><th>RMS error</th>"
-               f"<th>max error [codes]</th></tr>{layer_rows}</table>" if layer_rows else "")
-            + mc_html + sweep_html + imgs + "</body></html>\n")
+    def pm(a):
+        return f"{100 * a['mean']:.2f} % \u00b1 {100 * a['std']:.2f} %"
+
+    layer_rows = [(k, n, r) for k in rep["runs"] if k != "ideal" for n, r in rep[k].get("per_layer", {}).items()]
+    return render_page(Path(__file__).parent / "templates", "evaluate_network.html.j2", rep=rep, pct=pct, pm=pm,
+                       layer_rows=layer_rows, mc=rep.get("mc"), labels=REMEDY_LABELS, sweeps=rep.get("sweeps", {}),
+                       images=sorted(pngs), report_dir=REPORT_DIR)
 
 
 def evaluate_design(out, inputs, labels=None, engine: str = "ideal", samples: int | None = None, mc: int = 0,

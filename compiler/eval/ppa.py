@@ -42,7 +42,6 @@ Writes ``OUT/report.json`` (stable keys: ``area_mm2``, ``energy_per_inference_j`
 from __future__ import annotations
 
 import dataclasses
-import html
 import json
 import math
 import shutil
@@ -55,7 +54,7 @@ import numpy as np
 from ..backend.readout import hold_capacitance
 from ..errors import InputError, SimulationError, ToolError
 from ..sim.netlist import read_deck
-from ..verify.report import figure, png_bytes, write_page
+from ..verify.report import figure, png_bytes, render_page, write_page
 from .run import Design, HostSide
 
 REPORT_DIR = "report"
@@ -681,47 +680,6 @@ def _plots(rep: dict) -> dict[str, bytes]:
 
 
 def _html(rep: dict, pngs: dict) -> str:
-    def rows(d: dict, scale: float, unit: str) -> str:
-        tot = sum(d.values()) or 1.0
-        return "".join(f"<tr><td>{html.escape(k)}</td><td>{v * scale:.4g} {unit}</td><td>{100 * v / tot:.1f} %</td></tr>"
-                       for k, v in sorted(d.items(), key=lambda kv: -kv[1]))
-
-    ec = rep["energy_check"]
-    dom = rep["dominant"]
-    pub = "".join(f"<tr><td>{html.escape(p['design'])}</td><td>{p['tops_per_w']:g}</td>"
-                  f"<td>{'—' if p['tops_per_mm2'] is None else format(p['tops_per_mm2'], 'g')}</td>"
-                  f"<td>{html.escape(p['conditions'])}</td><td>{html.escape(p['source'])}</td></tr>" for p in rep["published"])
-    tiles = "".join(f"<tr><td>{html.escape(p['tile'])}</td><td>{p['crossbar_analytic_j']:.4g}</td>"
-                    f"<td>{p['crossbar_spice_j']:.4g}</td><td>{100 * p['rel_err']:.3f} %</td></tr>" for p in ec["tiles"])
-    syn = rep["digital"]["synthesis"]
-    syn_txt = (f"yosys: {sum(syn['gates'].values())} gates in {syn['seconds']:.1f} s" if syn["synthesized"]
-               else f"not synthesized: {html.escape(syn['reason'])}")
-    imgs = "".join(f"<p><img src='{REPORT_DIR}/{name}' alt='{name}'></p>" for name in sorted(pngs))
-    s = rep["settling"]
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>amsc report {html.escape(rep['design'])}</title>"
-            "<style>body{font-family:sans-serif;margin:2em}td,th{padding:2px 10px;text-align:right}"
-            "td:first-child{text-align:left}</style></head><body>"
-            f"<h1>{html.escape(rep['design'])}: area, energy and latency</h1>"
-            f"<p>PDK {html.escape(rep['pdk'])}; activity of {rep['samples']} input(s) from {html.escape(rep['inputs'])}; "
-            f"crossbar energy measured in {html.escape(rep['engine'])}; {rep['adc_share']} output(s) per ADC; "
-            f"clock {rep['clock_hz'] / 1e6:g} MHz.</p>"
-            "<table><tr><th>figure</th><th>value</th></tr>"
-            f"<tr><td>area</td><td>{rep['area_mm2']:.4g} mm&sup2;</td></tr>"
-            f"<tr><td>energy per inference</td><td>{rep['energy_per_inference_j'] * 1e9:.4g} nJ</td></tr>"
-            f"<tr><td>latency</td><td>{rep['latency_s'] * 1e6:.4g} &micro;s</td></tr>"
-            f"<tr><td>TOPS</td><td>{rep['tops']:.4g}</td></tr><tr><td>TOPS/W</td><td>{rep['tops_per_w']:.4g}</td></tr>"
-            f"<tr><td>TOPS/mm&sup2;</td><td>{rep['tops_per_mm2']:.4g}</td></tr></table>"
-            f"<h2>What dominates</h2><p>Energy: <b>{dom['energy']}</b> ({100 * dom['energy_share']:.0f} %): "
-            f"{html.escape(dom['energy_why'])}.</p><p>Area: <b>{dom['area']}</b> ({100 * dom['area_share']:.0f} %): "
-            f"{html.escape(dom['area_why'])}.</p>"
-            "<h2>Energy per inference</h2><table>" + rows(rep["energy_breakdown_j"], 1e9, "nJ") + "</table>"
-            "<h2>Area</h2><table>" + rows(rep["area_breakdown_mm2"], 1.0, "mm&sup2;") + f"</table><p>Digital: {syn_txt}.</p>"
-            f"<h2>Latency</h2><p>One read settles in {s['t_settle_s'] * 1e9:.4g} ns ({html.escape(s['criterion'])}; "
-            f"tile {html.escape(s['tile'])}, {html.escape(s['tia'])}, transient in ngspice: {html.escape(s['deck'])}).</p>"
-            "<table>" + rows(rep["latency_breakdown_s"], 1e6, "&micro;s") + "</table>"
-            f"<h2>Energy self-check</h2><p>Crossbar energy per inference: analytic {ec['crossbar_analytic_j']:.5g} J, "
-            f"SPICE {ec['crossbar_spice_j']:.5g} J, relative error {100 * ec['rel_err']:.3f} % (largest per tile "
-            f"{100 * ec['max_tile_rel_err']:.3f} %). {html.escape(ec['model'])}.</p>"
-            "<table><tr><th>tile</th><th>analytic [J]</th><th>SPICE [J]</th><th>error</th></tr>" + tiles + "</table>"
-            f"<h2>Published analog in-memory designs</h2><p>{html.escape(PUBLISHED_NOTE)}.</p><table><tr><th>design</th><th>TOPS/W</th><th>TOPS/mm&sup2;</th>"
-            "<th>conditions</th><th>source</th></tr>" + pub + "</table>" + imgs + "</body></html>\n")
+    """OUT/report.html, from templates/report.html.j2."""
+    return render_page(Path(__file__).parent / "templates", "report.html.j2", rep=rep, images=sorted(pngs),
+                       report_dir=REPORT_DIR, published_note=PUBLISHED_NOTE)

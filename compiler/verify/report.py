@@ -3,12 +3,13 @@ summary table."""
 
 from __future__ import annotations
 
-import html
 import os
 import shutil
 from pathlib import Path
 
 REPORT_DIR = "verify-report"
+#: this stage's report page templates
+TEMPLATES = Path(__file__).parent / "templates"
 
 
 def figure(w: float, h: float):
@@ -78,21 +79,6 @@ def readout_png(ro: dict, wave: dict) -> bytes:
     return png_bytes(fig)
 
 
-def _readout_html(ro: dict | None, tmp: Path, pngs: dict) -> str:
-    if ro is None:
-        return ""
-    (tmp / "readout.png").write_bytes(pngs["readout"])
-    return (f"<h2>Shared-ADC readout &mdash; {'pass' if ro['passed'] else 'FAIL'}</h2><p>{ro['share']} outputs per ADC "
-            f"through sample-and-holds and a multiplexer ({html.escape(ro['subckt'])}, spice/readout.sp), one ngspice "
-            f"transient of {ro['conversions']} conversions: max error {ro['max_err_lsb']:.4f} LSB, RMS "
-            f"{ro['rms_err_lsb']:.4f} LSB (pass: at most {ro['tolerance_lsb']:g} LSB, half the tolerance); charge-sharing "
-            f"gain a = {ro['gain']:.5f}; charge injection left on the reference side {ro['pedestal_v'] * 1e3:.3g} mV "
-            f"(cancelled in the difference up to the switches' mismatch); still settling at the sampling instant: "
-            f"{ro['settling_lsb']:.2g} LSB. Energy the TIA outputs give the hold capacitors: "
-            f"{ro['hold_energy_spice_j'] * 1e12:.4g} pJ in ngspice, {ro['hold_energy_model_j'] * 1e12:.4g} pJ by the "
-            f"report's model ({100 * ro['hold_energy_rel_err']:.2f} %).</p><img src='{REPORT_DIR}/readout.png' alt='readout transient'>")
-
-
 def _fmt(x, spec=".3e") -> str:
     return "—" if x is None else format(x, spec)
 
@@ -124,14 +110,10 @@ def _within(w) -> str:
     return "—" if w is None else f"{100 * w:.1f} %"
 
 
-def _layer_row(r: dict) -> str:
-    status = "pass" if r["passed"] == r["blocks"] else "fail"
-    return (f"<tr class='{status}'><td>{html.escape(str(r['layer']))}</td><td>{r['passed']}/{r['blocks']}</td>"
-            f"<td>{r['errors']}</td><td>{_fmt(r['worst_err_over_tol'], '.3f')}</td>"
-            f"<td>{_within(r['min_within_lsb'])}</td><td>{r['seconds']:.1f}</td></tr>")
-
-
 def write_html(out: Path, report: dict, pngs: dict[str, bytes]) -> Path:
+    """OUT/verify.html of a network design (templates/verify_network.html.j2) and its pictures in
+    OUT/verify-report/: every block's error histogram (above DETAIL_MAX blocks, the failures' only)
+    and the shared-ADC readout's transient."""
     d = out / REPORT_DIR
     tmp = out / f".{REPORT_DIR}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -141,49 +123,18 @@ def write_html(out: Path, report: dict, pngs: dict[str, bytes]) -> Path:
     for b in report["blocks"]:
         if not detail and b["passed"]:
             continue
-        img = ""
+        png = None
         if pngs.get(b["name"]):
             png = f"{b['name']}.png"
             (tmp / png).write_bytes(pngs[b["name"]])
-            img = f'<img src="{REPORT_DIR}/{html.escape(png)}" alt="error histogram of {html.escape(b["name"])}">'
-        status = "ERROR" if b["error"] else ("pass" if b["passed"] else "FAIL")
-        within = "—" if b.get("within_lsb") is None else f"{100 * b['within_lsb']:.1f} %"
-        rows.append(
-            f"<tr class='{status.lower()}'><td>{html.escape(b['name'])}</td><td>{status}</td>"
-            f"<td>{_fmt(b['max_abs_err'])}</td><td>{_fmt(b.get('rms_err'))}</td><td>{_fmt(b['tolerance'])}</td>"
-            f"<td>{within}</td><td>{_fmt(b['seconds'], '.2f')}</td><td>{'yes' if b.get('cached') else 'no'}</td>"
-            f"<td>{html.escape(b['error'] or '')}</td></tr><tr><td colspan='9'>{img}</td></tr>")
-    verdict = "PASSED" if report["passed"] else "FAILED"
-    layer_rows = "\n".join(_layer_row(r) for r in by_layer(report["blocks"]))
-    smp = report.get("sample")
-    sample_text = "" if not smp else (
-        f"<p><b>A sample.</b> {html.escape(smp.get('note') or '')} "
-        + (f"{smp['verified']} of {smp['tiles']} tiles, seed {smp['seed']} ({html.escape(smp['rule'])}): "
-           f"{html.escape(', '.join(smp['names']))}</p>" if "names" in smp else "</p>"))
-    blocks_title = "Every block" if detail else f"Failed blocks ({len(rows)}; {len(report['blocks'])} in all)"
-    page = f"""<!DOCTYPE html>
-<html><head><meta charset="utf-8"><title>amsc verify: {html.escape(str(report['design']))}</title>
-<style>body{{font-family:sans-serif;margin:2em}} td,th{{padding:2px 8px;text-align:left}}
-tr.fail td,tr.error td{{color:#b00}}</style></head><body>
-<h1>amsc verify: {html.escape(str(report['design']))} &mdash; {verdict}</h1>
-<p>Engine {html.escape(report['engine'])} ({html.escape(report['simulator'])}), {report['vectors']} seeded input
-vectors per block (seed {report['seed']}). Pass/fail: {html.escape(report['tolerance_rule'])}, with
-tolerance_lsb = {report['tolerance_lsb']:g}. "Within LSB" is the share of outputs whose error is at most one
-ADC LSB.</p>
-{sample_text}
-<h2>Per layer</h2>
-<table><tr><th>layer</th><th>passed</th><th>errors</th><th>worst max |err| / tolerance</th>
-<th>least within LSB</th><th>seconds</th></tr>
-{layer_rows}
-</table>
-<h2>{blocks_title}</h2>
-<table><tr><th>block</th><th>status</th><th>max |err| [A]</th><th>RMS err [A]</th><th>tolerance [A]</th>
-<th>within LSB</th><th>seconds</th><th>cached</th><th>error</th></tr>
-{chr(10).join(rows)}
-</table>
-{_readout_html(report.get("readout"), tmp, pngs)}
-</body></html>
-"""
+        rows.append({**b, "png": png, "rms_err": b.get("rms_err"), "within_lsb": b.get("within_lsb"),
+                     "cached": b.get("cached"), "status": "ERROR" if b["error"] else ("pass" if b["passed"] else "FAIL")})
+    ro = report.get("readout")
+    if ro is not None:
+        (tmp / "readout.png").write_bytes(pngs["readout"])
+    page = render_page(TEMPLATES, "verify_network.html.j2", rep=report, rows=rows, detail=detail,
+                       layers=by_layer(report["blocks"]), sample=report.get("sample"), ro=ro,
+                       report_dir=REPORT_DIR, fmt=_fmt, within=_within)
     shutil.rmtree(d, ignore_errors=True)
     os.replace(tmp, d)
     write_page(out / "verify.html", page)

@@ -5,10 +5,10 @@ Two simulators run the same testbench (``rtl/sim/tb.v`` with the behavioural mac
 Icarus Verilog (``iverilog`` + ``vvp``, an interpreter: no build step, slow on large designs) and
 Verilator (``verilator --binary --timing``: the design compiled to C++, minutes to build, then
 orders of magnitude faster per cycle). ``--simulator auto`` (the default) takes Verilator when it is
-installed and the run's clocks (the scan chain's bits, then every image's cycles as the compiler counts
-them, manifest ``rtl_datapath.cycles_per_input``) times the design's tiles exceed AUTO_VERILATOR_WORK:
-where Icarus would take longer than Verilator's build and run, measured on this project's designs
-(README, rtl-sim). Icarus otherwise."""
+installed and Icarus would take longer than Verilator's build: the run's clocks (the scan chain's
+bits unless they are preloaded, then every image's cycles as the compiler counts them, manifest
+``rtl_datapath.cycles_per_input``) times the design's tiles, at the rates measured on this
+project's designs (ICARUS_SECONDS_PER_TILE_CLOCK, VERILATOR_BUILD_SECONDS). Icarus otherwise."""
 
 from __future__ import annotations
 
@@ -35,9 +35,12 @@ SCAN_MODES = ("auto", "chain", "preload")
 #: ``--scan auto``: preload the registers above this many scan-chain bits (each bit is a clock of the
 #: whole design; SqueezeNet's 1e7 bits would take longer than its image)
 AUTO_PRELOAD_BITS = 1 << 20
-#: ``auto``: Verilator above this many tile-clocks (clocks of the run times the design's tiles: an
-#: Icarus clock costs about as much as the design has tile macros and their gather/requantize units)
-AUTO_VERILATOR_WORK = 2e8
+#: ``auto`` estimates both simulators' time, from measurements on this project's designs (2-core VM):
+#: an Icarus clock costs about 2.6e-5 s per tile of the design (cnn_digits, 7 tiles: 17,700 clocks in
+#: 3.2 s; unet_small: 227,584 clocks in 130 s), a Verilator build about 20 s plus 0.8 s per tile
+#: (cnn_digits 20 s, SqueezeNet's 635 tiles 8 min 44 s) and its run far less than either
+ICARUS_SECONDS_PER_TILE_CLOCK = 2.6e-5
+VERILATOR_BUILD_SECONDS = (20.0, 0.8)
 _TOOLS = {"icarus": (("iverilog", "vvp"), "Icarus Verilog is not installed; run 'make setup' (Debian: apt-get "
                                            "install iverilog)"),
           "verilator": (("verilator",), "Verilator is not installed; run 'make setup' (Debian: apt-get install "
@@ -54,8 +57,9 @@ def choose_simulator(simulator: str, clocks: int = 0, tiles: int = 1) -> str:
     if simulator not in SIMULATORS:
         raise InputError("--simulator", f"'{simulator}'; expected one of {', '.join(SIMULATORS)}")
     if simulator == "auto":
-        big = clocks * max(1, tiles) > AUTO_VERILATOR_WORK and shutil.which("verilator") is not None
-        simulator = "verilator" if big else "icarus"
+        icarus_s = clocks * max(1, tiles) * ICARUS_SECONDS_PER_TILE_CLOCK
+        build_s = VERILATOR_BUILD_SECONDS[0] + VERILATOR_BUILD_SECONDS[1] * tiles
+        simulator = "verilator" if icarus_s > build_s and shutil.which("verilator") is not None else "icarus"
     tools, hint = _TOOLS[simulator]
     for tool in tools:
         if shutil.which(tool) is None:
@@ -145,6 +149,9 @@ def rtl_sim(out: str | Path, inputs: str | Path, labels: str | Path | None = Non
         files_f = rtl / "sim" / "files.f"
         srcs = [str(confined(rtl, p, files_f, "Verilog source")) for p in files_f.read_text().split()]
         if preload:
+            if b'$test$plusargs("preload")' not in (rtl / "sim" / "tb.v").read_bytes():
+                raise InputError(out, "its testbench cannot preload the scan registers (compiled by an older amsc): "
+                                      "recompile it, or use --scan chain")
             stream = np.frombuffer((rtl / "sim" / "scan.mem").read_bytes(), np.uint8)[0::2] - ord("0")
             try:
                 for name, text in preload_files(stream, scan_registers(prog, dp.get("scan_order", []))):
