@@ -9,7 +9,10 @@ netlists and the RTL; the datapath's default lanes) for
 - SqueezeNet 1.1 from the onnx wheel with seeded random weights (bench_scale.randomized), one random
   224x224 image, `--engine mna --no-synth`: TOPS/W (target >= 0.63, ISAAC's) and TOPS/mm^2 (target >=
   0.03: ISAAC's 0.48 at 32 nm scaled to 130 nm by area, (130/32)^2 = 16.5), and the ADCs' utilization
-  (target >= 50 %).
+  (target >= 50 %);
+- ResNet-50 from the onnx wheel with seeded random weights, one random 224x224 image, `--engine mna
+  --no-synth`: throughput (inputs per second), TOPS/W and TOPS/mm^2 and what dominates area and energy
+  (issue 21 asks for them reported; it sets no target).
 Writes bench/results/ppa.json (ppa_smoke.json with --smoke: mlp_digits, no yosys, seconds).
 """
 
@@ -70,6 +73,9 @@ def main() -> int:
             np.save(img, np.random.default_rng(0).random((1, 3, 224, 224)).astype(np.float32))
             res["squeezenet"] = report(sq, tmp / "sq", ["--max-tiles", "20000"],
                                        ["--inputs", img, "--engine", "mna", "--no-synth"])
+            rn, _ = randomized("resnet50", tmp / "resnet50.onnx")
+            res["resnet50"] = report(rn, tmp / "rn", ["--max-tiles", "20000"],
+                                     ["--inputs", img, "--engine", "mna", "--no-synth"])
     res["targets"] = TARGETS
     res["met"] = {"cnn_tops_per_mm2": s["tops_per_mm2"] >= TARGETS["cnn_tops_per_mm2"],
                   "cnn_digital_share": s["digital_share_of_latency"] <= TARGETS["cnn_digital_share_max"]}
@@ -80,7 +86,7 @@ def main() -> int:
                           squeezenet_adc_utilization=q["adc_utilization"] >= TARGETS["squeezenet_adc_utilization"])
     path = save("ppa", res, args.smoke)
     print(json.dumps({"design": res["design"], "shared": s, "ratios": res["ratios"], "met": res["met"],
-                      **({"squeezenet": res["squeezenet"]} if "squeezenet" in res else {})}, indent=1))
+                      **{k: res[k] for k in ("squeezenet", "resnet50") if k in res}}, indent=1))
     print(f"-> {path}")
     return 0
 
