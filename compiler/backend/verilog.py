@@ -474,9 +474,8 @@ def bipolar_tiles(prog: dict | None) -> frozenset:
 
 def sim_scan_bits(prog: dict) -> int:
     """Scan-chain bits of a program's tiles and requantizer registers (what the testbench shifts in)."""
-    return sum((t["row1"] - t["row0"]) * (t["col1"] - t["col0"]) * 2 * prog["level_bits"]
-               for st in prog["steps"] if st["kind"] == "layer" for t in st["tiles"]) + \
-        sum(r["bits"] for r in requant_regs(prog))
+    tiles = [t["name"] for st in prog["steps"] if st["kind"] == "layer" for t in st["tiles"]]
+    return sum(bits for _, bits in scan_registers(prog, tiles))
 
 
 def emit_verilog(ir: IR, pdk, env, source_sha: str, prog: dict | None, lanes: int = 1):
