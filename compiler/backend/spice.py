@@ -22,6 +22,7 @@ import numpy as np
 from .. import __version__
 from ..ir import IR
 from ..ir.names import sanitize
+from ..passes.fault_map import physical_tile
 from ..pdk.devices import SINH_LIMIT, model_cards, specialize_fet
 from .readout import emit_readout
 from .render import chunks, render, spice_num
@@ -73,10 +74,12 @@ def format_unique(values: np.ndarray) -> np.ndarray:
 
 
 def _row_templates(pdk, fet_model, rows: int, cols: int, par: dict | None, wl: str = "wl",
-                   guard: bool = False) -> tuple[str, str]:
+                   guard: bool = False, reader: np.ndarray | None = None) -> tuple[str, str]:
     """%-templates of one row of devices (and, with parasitics, its wire segments), for the rows
     above the last and for the last row (where the bit-line segments end at the TIA nodes).
-    ``wl``: the word-line nodes the rows start at (``wlt`` behind a compensated tile's DAC trims)."""
+    ``wl``: the word-line nodes the rows start at (``wlt`` behind a compensated tile's DAC trims);
+    with parasitics a row's driver node is ``{W}``. ``reader``: the output each physical pair of bit
+    lines is read as (-1: unread, its bit lines end at ground); identity without it."""
     if not par:
         t = "".join(_cell_template(pdk, fet_model, s, j, "wl_{I}", f"bl{s.lower()}_{j}", guard)
                     for j in range(cols) for s in ("P", "N"))
@@ -84,31 +87,37 @@ def _row_templates(pdk, fet_model, rows: int, cols: int, par: dict | None, wl: s
     rw, rb = _esc(spice_num(par["r_wl_segment"])), _esc(spice_num(par["r_bl_segment"]))
     out = []
     for last in (False, True):
-        parts = [f"RW_{{I}}_0 {wl}_{{I}} w_{{I}}_0 {rw}\n"]
+        parts = [f"RW_{{I}}_0 {{W}} w_{{I}}_0 {rw}\n"]
         for k in range(2 * cols):
             j, side = divmod(k, 2)
             s = "N" if side else "P"
             parts.append(_cell_template(pdk, fet_model, s, j, f"w_{{I}}_{k}", f"b_{k}_{{I}}", guard))
             if k + 1 < 2 * cols:
                 parts.append(f"RW_{{I}}_{k + 1} w_{{I}}_{k} w_{{I}}_{k + 1} {rw}\n")
-            below = f"bl{s.lower()}_{j}" if last else f"b_{k}_{{I1}}"
+            out_j = j if reader is None else int(reader[j])
+            below = (f"bl{s.lower()}_{out_j}" if out_j >= 0 else "0") if last else f"b_{k}_{{I1}}"
             parts.append(f"RB_{k}_{{I}} b_{k}_{{I}} {below} {rb}\n")
         out.append("".join(parts))
     return out[0], out[1]
 
 
 def device_block(gpos: np.ndarray, gneg: np.ndarray, pdk, fet_model: dict | None, par: dict | None,
-                 wl: str = "wl", guard: bool = False) -> str:
+                 wl: str = "wl", guard: bool = False, driver: np.ndarray | None = None,
+                 reader: np.ndarray | None = None) -> str:
     """Every device (and wire segment) line of a tile, formatted in bulk: one %-template per row,
     filled with the row's pre-formatted values. Rows run word line by word line; within a row the
     devices go G+ then G- per output, and with parasitics each device is followed by its next
-    word-line segment and the bit-line segment below it."""
+    word-line segment and the bit-line segment below it. With parasitics, ``driver`` and ``reader``
+    (:func:`compiler.passes.fault_map.physical_tile`) say which input drives each physical word line
+    and which output reads each physical pair (a chip's placement); identity without them."""
     rows, cols = gpos.shape
     vals = format_unique(_cell_values(pdk, np.stack([gpos, gneg], axis=-1).reshape(rows, 2 * cols)))
-    inner, last = _row_templates(pdk, fet_model, rows, cols, par, wl, guard)
+    inner, last = _row_templates(pdk, fet_model, rows, cols, par, wl, guard, reader)
     parts = []
     for i in range(rows):
         t = last if i == rows - 1 else inner
+        src = i if driver is None else int(driver[i])
+        t = t.replace("{W}", f"{wl}_{src}" if src >= 0 else "0")
         parts.append(t.replace("{I1}", str(i + 1)).replace("{I}", str(i)) % tuple(vals[i]))
     return "".join(parts)[:-1]
 
@@ -137,13 +146,19 @@ def tile_context(ir: IR, t: str, pdk, fet_model: dict | None = None) -> dict:
         ports.append("sel")
     tia = tia_context(a["rf_ohm"], pdk)
     comp = "gpos_comp" in p     # compensated (passes/compensate_ir.py): programmed values and trims
+    gp, gn = (p["gpos_comp"], p["gneg_comp"]) if comp else (p["gpos"], p["gneg"])
+    if par:     # the mesh in physical order: a chip's placement decides where each cell sits on the wires
+        G, driver, reader = physical_tile(p, a, gp, gn)
+        gp, gn, wires = G[:, 0::2], G[:, 1::2], {"driver": driver, "reader": reader}
+    else:
+        wires = {}
     if comp:
-        devices = device_block(p["gpos_comp"], p["gneg_comp"], pdk, fet_model, par, "wlt")
+        devices = device_block(gp, gn, pdk, fet_model, par, "wlt", **wires)
         dac_trims = [{"i": i, "gain": spice_num(float(g))} for i, g in enumerate(p["dac_gain"])]
         gains = [spice_num(-a["rf_ohm"] * float(g)) for g in p["tia_gain"]]
         rfs = [spice_num(a["rf_ohm"] * float(g)) for g in p["tia_gain"]]      # an op-amp TIA's trimmed feedback
     else:
-        devices = device_block(p["gpos"], p["gneg"], pdk, fet_model, par)
+        devices = device_block(gp, gn, pdk, fet_model, par, **wires)
         dac_trims, gains, rfs = [], [tia.get("gain")] * cols, [tia["rf"]] * cols
     return {
         "name": t,

@@ -26,6 +26,12 @@ The refit minimizes the expected squared output error for word-line inputs drawn
 use the programmed conductances and the trims. What remains is reported per tile
 (``attrs["compensation"]``): the predicted RMS output error in LSB of its worst column, the share
 of cells moved off their target level, the cells that hit ``G_max``, and the trims' ranges.
+
+On a design for one chip (``--chip-state``, ``amsc program``) the mesh is the chip's: each
+logical cell sits where the placement put it, the physical cells it left unused hold what the chip
+holds there (G_min, or a stuck cell's measured conductance), undriven word lines sit at 0 V and
+unread bit lines at ground (:class:`Wires`). A stuck cell cannot be pre-distorted; its free partner
+takes its share of the IR drop, so the pair's difference is still the target.
 """
 
 from __future__ import annotations
@@ -80,17 +86,67 @@ def round_bitlines(c: np.ndarray, top: int) -> np.ndarray:
     return np.clip(fl + (rank < up[None, :]), 0, top).astype(np.int64)
 
 
-def compensate_tile(gpos: np.ndarray, gneg: np.ndarray, pdk, par: dict, lsb: float, bipolar: bool) -> dict:
-    """The compensation of one tile (see the module docstring)."""
+class Wires:
+    """A tile's cells on its wire mesh, as the compensation sees them: the logical cells [R, 2J]
+    (word lines of the layer's inputs; G+, G- of each output) on the physical array. A design for
+    one chip places them (``passes/fault_map.py``): its mesh also holds the cells the placement
+    left unused (``mesh_bg``), and its stuck cells (``stuck``) cannot be re-programmed."""
+
+    def __init__(self, p: dict, a: dict, par: dict, to_domain=None):
+        from .fault_map import physical_tile, placed
+
+        self.r_wl, self.r_bl = par["r_wl_segment"], par["r_bl_segment"]
+        R, J = p["gpos"].shape
+        st = p.get("stuck")
+        self.fixed = np.zeros((R, 2 * J), bool) if st is None else np.stack([st[0], st[1]], -1).reshape(R, 2 * J) != 0
+        self.bg = None
+        if "mesh_bg" in p:
+            G, driver, reader = physical_tile(p, a, p["gpos"], p["gneg"])
+            self.bg = G if to_domain is None else to_domain(G)
+            self.rows = placed(driver)
+            q = placed(reader)
+            self.bls = np.stack([2 * q, 2 * q + 1], axis=-1).reshape(-1)
+
+    def transfer(self, g: np.ndarray) -> np.ndarray:
+        """``T`` [2J, R] of the logical cells ``g`` [R, 2J] (:func:`compiler.sim.mna.mesh_transfer`)."""
+        if self.bg is None:
+            return mesh_transfer(g, self.r_wl, self.r_bl)
+        full = self.bg.copy()
+        full[np.ix_(self.rows, self.bls)] = g
+        return mesh_transfer(full, self.r_wl, self.r_bl)[np.ix_(self.bls, self.rows)]
+
+    def predistort(self, G: np.ndarray, gain: np.ndarray, lo: float | None = None, hi: float | None = None):
+        """Each free cell pre-distorted so that the current it delivers, times its trims ``gain``,
+        is its target ``G`` (fixed-point rounds on the mesh model). A stuck cell keeps its
+        conductance; its free partner in the pair takes the stuck cell's error instead (so the pair's
+        difference is the target), within ``[lo, hi]``."""
+        gc = G.copy()
+        swap = np.arange(G.shape[1]) ^ 1          # each bit line's partner in its pair
+        for _ in range(ROUNDS):
+            T = self.transfer(gc).T * gain
+            target = G
+            if self.fixed.any():
+                excess = np.where(self.fixed, T - G, 0.0)[:, swap]
+                target = np.maximum(G + np.where(self.fixed, 0.0, excess), 1e-3 * G)
+            gc = gc * target / T
+            if lo is not None:
+                gc = np.clip(gc, lo, hi)
+            gc = np.where(self.fixed, G, gc)
+        return gc
+
+
+def compensate_tile(p: dict, a: dict, pdk, lsb: float, bipolar: bool) -> dict:
+    """The compensation of one tile, params ``p`` and attributes ``a`` (see the module docstring)."""
+    gpos, gneg = p["gpos"], p["gneg"]
+    wires = Wires(p, a, a["parasitics"])
     R, J = gpos.shape
     G = np.stack([gpos, gneg], axis=-1).reshape(R, 2 * J)
     D = gpos - gneg
     v = pdk.v_read
-    r_wl, r_bl = par["r_wl_segment"], par["r_bl_segment"]
     top = pdk.levels - 1
     target = np.rint((G - pdk.g_min) / pdk.g_step).astype(np.int64)
     # the separable part of the attenuation first (a plain least-squares fit: every cell alike)
-    E = _diff(mesh_transfer(G, r_wl, r_bl))
+    E = _diff(wires.transfer(G))
     a, b = fit_trims(E, D, 0.0, 1.0)
     if bipolar:
         # signed inputs (mean 0): the error is the residual's spread alone, and moving cells off
@@ -101,13 +157,10 @@ def compensate_tile(gpos: np.ndarray, gneg: np.ndarray, pdk, par: dict, lsb: flo
         # unipolar inputs (mean V_read / 2): pre-distort each cell for what the trims cannot take,
         # round each bit line so that its rounding errors cancel in the mean, refit the trims
         mu, s2 = v / 2.0, v * v / 12.0
-        gain = a[:, None] * np.repeat(b, 2)[None, :]
-        gc = G.copy()
-        for _ in range(ROUNDS):
-            gc = gc * G / (mesh_transfer(gc, r_wl, r_bl).T * gain)
-        lv = round_bitlines((gc - pdk.g_min) / pdk.g_step, top)
-        gq = pdk.g_min + lv * pdk.g_step
-        E = _diff(mesh_transfer(gq, r_wl, r_bl))
+        gc = wires.predistort(G, a[:, None] * np.repeat(b, 2)[None, :])
+        lv = np.where(wires.fixed, target, round_bitlines((gc - pdk.g_min) / pdk.g_step, top))
+        gq = np.where(wires.fixed, G, pdk.g_min + lv * pdk.g_step)     # a stuck cell reads what it is stuck at
+        E = _diff(wires.transfer(gq))
         a, b = fit_trims(E, D, mu, s2)
     r = a[:, None] * b[None, :] * E - D
     rms = np.sqrt(s2 * (r * r).sum(0) + mu ** 2 * r.sum(0) ** 2)     # expected RMS output error per column, A
@@ -117,11 +170,11 @@ def compensate_tile(gpos: np.ndarray, gneg: np.ndarray, pdk, par: dict, lsb: flo
             "dac_gain": a, "tia_gain": b,
             "report": {"predicted_rms_lsb": float(np.max(rms) / lsb), "inputs": "signed" if bipolar else "unipolar",
                        "levels_changed": float(np.mean(lv != target)),
-                       "cells_at_g_max": int(np.sum(lv == top)) - int(np.sum(target == top)),
+                       "cells_at_g_max": int(np.sum((lv == top) & (target != top))),
                        "dac_gain": [float(a.min()), float(a.max())], "tia_gain": [float(b.min()), float(b.max())]}}
 
 
-def compensate_tile_1t1r(gpos: np.ndarray, gneg: np.ndarray, pdk, par: dict, lsb: float, table: dict) -> dict:
+def compensate_tile_1t1r(p: dict, a: dict, pdk, lsb: float, table: dict) -> dict:
     """The compensation of one 1T1R tile, linearized: each cell (RRAM and access transistor, solved
     against the calibrated transistor table) becomes its large-signal conductance at half the read
     voltage, ``G_eff = I(V_read / 2) / (V_read / 2)``, the mean word-line voltage of unipolar inputs;
@@ -133,33 +186,31 @@ def compensate_tile_1t1r(gpos: np.ndarray, gneg: np.ndarray, pdk, par: dict, lsb
     [G_min, G_max]."""
     from ..pdk.devices import cell_currents
 
+    gpos, gneg = p["gpos"], p["gneg"]
     R, J = gpos.shape
     G = np.stack([gpos, gneg], axis=-1).reshape(R, 2 * J)
-    r_wl, r_bl = par["r_wl_segment"], par["r_bl_segment"]
     rram, v = pdk.cell["rram"], pdk.v_read
     lo, hi = min(float(G.min()), pdk.g_min), max(float(G.max()), pdk.g_max)
     grid = np.geomspace(lo / 4, hi * 4, 2001)
     eff = cell_currents(v / 2, grid, 0.0, rram, table) / (v / 2)          # increasing in G
     to_eff = lambda g: np.interp(np.log(g), np.log(grid), eff)            # noqa: E731
+    wires = Wires(p, a, a["parasitics"], to_eff)
     Ge = to_eff(G)
     D = Ge[:, 0::2] - Ge[:, 1::2]
-    E = _diff(mesh_transfer(Ge, r_wl, r_bl))
-    a, b = fit_trims(E, D, 0.0, 1.0)
+    E = _diff(wires.transfer(Ge))
+    ta, tb = fit_trims(E, D, 0.0, 1.0)
     mu, s2 = v / 2.0, v * v / 12.0
-    gain = a[:, None] * np.repeat(b, 2)[None, :]
-    gc = Ge.copy()
-    for _ in range(ROUNDS):
-        gc = np.clip(gc * Ge / (mesh_transfer(gc, r_wl, r_bl).T * gain), to_eff(lo), to_eff(hi))
-    E = _diff(mesh_transfer(gc, r_wl, r_bl))
-    a, b = fit_trims(E, D, mu, s2)
-    r = a[:, None] * b[None, :] * E - D
+    gc = wires.predistort(Ge, ta[:, None] * np.repeat(tb, 2)[None, :], to_eff(lo), to_eff(hi))
+    E = _diff(wires.transfer(gc))
+    ta, tb = fit_trims(E, D, mu, s2)
+    r = ta[:, None] * tb[None, :] * E - D
     rms = np.sqrt(s2 * (r * r).sum(0) + mu ** 2 * r.sum(0) ** 2)
-    gq = np.exp(np.interp(gc, eff, np.log(grid))).reshape(R, J, 2)
-    return {"gpos_comp": gq[..., 0], "gneg_comp": gq[..., 1], "dac_gain": a, "tia_gain": b,
+    gq = np.where(wires.fixed, G, np.exp(np.interp(gc, eff, np.log(grid)))).reshape(R, J, 2)
+    return {"gpos_comp": gq[..., 0], "gneg_comp": gq[..., 1], "dac_gain": ta, "tia_gain": tb,
             "report": {"predicted_rms_lsb": float(np.max(rms) / lsb), "inputs": "unipolar",
                        "model": "1T1R cells linearized at V_read / 2",
                        "moved_rel": float(np.max(np.abs(gq.reshape(R, 2 * J) / G - 1))),
-                       "dac_gain": [float(a.min()), float(a.max())], "tia_gain": [float(b.min()), float(b.max())]}}
+                       "dac_gain": [float(ta.min()), float(ta.max())], "tia_gain": [float(tb.min()), float(tb.max())]}}
 
 
 def compensate_ir(ir: IR, options, pdk, bipolar: frozenset = frozenset(), table: dict | None = None) -> IR:
@@ -175,9 +226,9 @@ def compensate_ir(ir: IR, options, pdk, bipolar: frozenset = frozenset(), table:
             continue
         lsb = 2.0 * a["adc_full_scale_a"] / 2 ** pdk.adc_bits
         if pdk.cell["type"] == "1t1r":
-            c = compensate_tile_1t1r(p["gpos"], p["gneg"], pdk, a["parasitics"], lsb, table)
+            c = compensate_tile_1t1r(p, a, pdk, lsb, table)
         else:
-            c = compensate_tile(p["gpos"], p["gneg"], pdk, a["parasitics"], lsb, t in bipolar)
+            c = compensate_tile(p, a, pdk, lsb, t in bipolar)
         rep = c.pop("report")
         ir.set(t, params={**p, **c}, attrs={**a, "compensation": rep})
     return ir

@@ -181,16 +181,13 @@ def fault_map(ir, options, pdk):
     """The pass: with ``options.chip_state``, every tile placed on that chip's cells
     (:func:`place_tile`), its levels and conductances the chip's (:func:`pair_levels`; a stuck cell
     at its measured conductance), the stuck map kept as the tile's ``stuck`` array [2, r, c] and
-    the placement as its ``placement`` attribute. Without a chip state the IR is unchanged."""
+    the placement as its ``placement`` attribute; with ``options.parasitics`` also the cells the
+    placement leaves unused (``mesh_bg``, see :func:`physical_tile`), for the wire mesh. Without a
+    chip state the IR is unchanged."""
     if options.chip_state is None:
         return ir
     from ..design.chipstate import HEALTHY, read_state
-    from ..errors import InputError
 
-    if options.parasitics:
-        raise InputError("--chip-state", "with --parasitics: the netlists keep the tiles' logical cell order, so "
-                                         "their wire mesh would not see the chip's placement; program without "
-                                         "--parasitics")
     tiles = ir.nodes_of("xbar_tile")
     want = [{"name": t, "tile_size": [ir.g.nodes[t]["attrs"]["tile_rows"], ir.g.nodes[t]["attrs"]["tile_cols"]]}
             for t in tiles]
@@ -213,7 +210,9 @@ def fault_map(ir, options, pdk):
         g = state.g[t].astype(np.float64)
         gpos = np.where(stuck[0] != HEALTHY, g[0][ix], pdk.g_min + lp * step)
         gneg = np.where(stuck[1] != HEALTHY, g[1][ix], pdk.g_min + ln * step)
-        ir.set(t, params={**p, "gpos": gpos, "gneg": gneg, "stuck": stuck,
+        mesh = {"mesh_bg": mesh_background(state.g[t], state.stuck[t], rows, cols, pdk.g_min)} \
+            if options.parasitics else {}
+        ir.set(t, params={**p, "gpos": gpos, "gneg": gneg, "stuck": stuck, **mesh,
                           # what the network wants of the tile: calibration measures the chip against it
                           "lpos_target": p["lpos"], "lneg_target": p["lneg"],
                           # the chip's levels: what the scan chain writes and the integer model reads
@@ -224,3 +223,44 @@ def fault_map(ir, options, pdk):
                                  "error_before": base, "error": best}})
     ir.g.graph["chip_state"] = {"header": state.header, "weights": "calibration inputs" if weights else "uniform"}
     return ir
+
+
+def mesh_background(g: np.ndarray, stuck: np.ndarray, rows, cols, g_min: float) -> np.ndarray:
+    """The conductances [2, R', P'] of a placed tile's physical cells up to the last word line and
+    pair it uses (R' = max(rows) + 1, P' = max(cols) + 1), as the chip holds them where no weight
+    was placed: a stuck cell at its measured conductance, a healthy one reset to G_min (what
+    programming writes to a cell without a weight). The placed cells are filled in by
+    :func:`physical_tile`."""
+    R, P = int(np.max(rows)) + 1, int(np.max(cols)) + 1
+    return np.where(stuck[:, :R, :P] != 0, g[:, :R, :P].astype(np.float64), g_min)
+
+
+def physical_tile(p: dict, a: dict, gpos: np.ndarray, gneg: np.ndarray):
+    """A tile's array as the wire mesh sees it: the conductances ``G`` [R', 2 P'] of its physical
+    cells in netlist order (word lines top to bottom; bit lines G+, G- of each pair), the logical
+    row each physical word line is driven by (``driver`` [R'], -1: held at 0 V) and the logical
+    column each physical pair is read as (``reader`` [P'], -1: its bit lines end at ground, as an
+    unread TIA input sits at virtual ground). ``gpos``/``gneg`` [r, c] are the logical cells
+    (programmed or compensated values). A tile of a design for no chip (or compiled without a wire
+    mesh) is its logical array: identity ``driver`` and ``reader``."""
+    r, c = gpos.shape
+    G = np.stack([gpos, gneg], axis=-1)
+    if "mesh_bg" not in p:
+        return G.reshape(r, 2 * c), np.arange(r), np.arange(c)
+    bg = p["mesh_bg"]
+    rows, cols = np.asarray(a["placement"]["rows"]), np.asarray(a["placement"]["cols"])
+    full = np.stack([bg[0], bg[1]], axis=-1)                  # [R', P', 2]
+    full[np.ix_(rows, cols)] = G
+    driver = np.full(bg.shape[1], -1)
+    driver[rows] = np.arange(r)
+    reader = np.full(bg.shape[2], -1)
+    reader[cols] = np.arange(c)
+    return full.reshape(bg.shape[1], 2 * bg.shape[2]), driver, reader
+
+
+def placed(index: np.ndarray) -> np.ndarray:
+    """The physical line of each logical one, from :func:`physical_tile`'s ``driver`` or ``reader``."""
+    live = np.flatnonzero(index >= 0)
+    out = np.empty(live.size, dtype=np.int64)
+    out[index[live]] = live
+    return out

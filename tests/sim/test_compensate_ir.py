@@ -97,6 +97,57 @@ def test_compensated_digits_mlp_verifies_and_runs(tmp_path):
     assert r.returncode == 0 and "top-1 agreement" in r.stderr, r.stderr
 
 
+def test_chip_mesh_is_in_the_placement_order(tmp_path):
+    """A design programmed for one chip with --parasitics: each tile's netlist holds the cells where
+    the chip's placement put them, on the physical word and bit lines up to the last one it uses
+    (spares included; unused cells at G_min or their stuck conductance, undriven word lines at 0 V,
+    unread bit lines at ground). The MNA of every emitted testbench is the compensation's mesh model
+    of that physical array, the stuck cells keep their measured conductances, and the chip verifies
+    at 1 LSB against its own golden model."""
+    import scipy.sparse.linalg as spla
+
+    from compiler.eval.run import Design
+    from compiler.passes.compensate_ir import Wires, _diff
+    from compiler.sim.mna import assemble
+    from compiler.sim.netlist import read_deck
+
+    out, chip, st = tmp_path / "d", tmp_path / "chip", tmp_path / "chip.npz"
+    r = amsc("compile", MLP / "model.onnx", "-o", out, "--tile", "64x64", "--parasitics", "--compensate-ir",
+             "--spare-rows", "4", "--spare-cols", "2")
+    assert r.returncode == 0, r.stderr
+    assert amsc("chip-state", out, "--seed", "3", "--stuck-rates", "0.03", "0.08", "-o", st).returncode == 0
+    r = amsc("program", out, "--chip-state", st, "-o", chip)
+    assert r.returncode == 0, r.stderr
+    m = json.loads((chip / "manifest.json").read_text())
+    d = Design(chip)
+    moved = 0
+    for t in m["tiles"]:
+        node = d.ir.g.nodes[t["name"]]
+        p, a = node["params"], node["attrs"]
+        rows, cols = t["placement"]["rows"], t["placement"]["cols"]
+        moved += rows != sorted(rows) or cols != sorted(cols)
+        R, P = max(rows) + 1, max(cols) + 1
+        deck = read_deck(chip / t["testbench"])
+        assert f"RW_{R - 1}_0 " in deck and f"RW_{R}_0 " not in deck and f"b_{2 * P - 1}_0 " in deck
+        assert f"b_{2 * P}_0 " not in deck
+        stuck = p["stuck"] != 0
+        assert np.array_equal(p["gpos_comp"][stuck[0]], p["gpos"][stuck[0]])
+        assert np.array_equal(p["gneg_comp"][stuck[1]], p["gneg"][stuck[1]])
+        n_in, n_out = p["gpos"].shape
+        v = np.random.default_rng(0).uniform(0, 0.2, size=(6, n_in))
+        c = assemble(deck, "tb")
+        x = spla.splu(c.A.tocsc()).solve(c.rhs([f"VIN_{i}" for i in range(n_in)], v, "tb"))
+        got = -x[c.probe_rows([f"out_{j}" for j in range(n_out)], "tb"), :].T / t["tia"]["transimpedance_ohm"]
+        g = np.stack([p["gpos_comp"], p["gneg_comp"]], -1).reshape(n_in, 2 * n_out)
+        want = (v * p["dac_gain"]) @ (_diff(Wires(p, a, a["parasitics"]).transfer(g)) * p["tia_gain"])
+        assert np.max(np.abs(got - want)) <= 1e-9 * np.max(np.abs(want)), t["name"]
+    assert moved, "the chip's placement moved no row or column: the test shows nothing"
+    r = amsc("verify", chip, "--engine", "mna", "--vectors", "512")
+    assert r.returncode == 0, r.stderr
+    assert all(b["max_abs_err"] < b["lsb"] for b in json.loads((chip / "verify.json").read_text())["blocks"]
+               if "lsb" in b)
+
+
 def test_compensate_ir_bad_input(tmp_path):
     r = amsc("compile", MLP / "model.onnx", "-o", tmp_path / "a", "--compensate-ir")
     assert_clean_error(r, "--compensate-ir", "--parasitics", out=tmp_path / "a")

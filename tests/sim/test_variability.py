@@ -143,6 +143,31 @@ def test_one_chip_programmed_verified_and_run(sky, digits, tmp_path):
         (chip / "manifest.json").read_text()
 
 
+def test_chip_with_a_wire_mesh_verifies_at_one_lsb(tmp_path, digits):
+    """--parasitics --compensate-ir on sky130_1t1r: a chip state programs into a design whose
+    netlists put every cell where the chip's placement put it on the wire mesh, compensated around
+    the stuck cells it cannot re-program; ngspice signs each tile off at 1 LSB against the chip's
+    golden model, and the chip keeps its accuracy within 1 point of float."""
+    require_tool("libngspice")
+    out, chip, st = tmp_path / "d", tmp_path / "chip", tmp_path / "chip.npz"
+    r = amsc("compile", MLP / "model.onnx", "-o", out, "--pdk", "sky130_1t1r", "--parasitics", "--compensate-ir")
+    assert r.returncode == 0, r.stderr
+    assert amsc("chip-state", out, "--seed", "7", "-o", st).returncode == 0
+    r = amsc("program", out, "--chip-state", st, "-o", chip)
+    assert r.returncode == 0, r.stderr
+    m = json.loads((chip / "manifest.json").read_text())
+    assert m["options"]["parasitics"] and any(t["placement"]["cols"] != sorted(t["placement"]["cols"])
+                                              for t in m["tiles"])
+    r = amsc("verify", chip, "--jobs", "2")
+    assert r.returncode == 0, r.stderr
+    blocks = [b for b in json.loads((chip / "verify.json").read_text())["blocks"] if "lsb" in b]
+    assert len(blocks) == 2 and all(b["max_abs_err"] < b["lsb"] for b in blocks), blocks
+    r = amsc("evaluate", chip, "--inputs", digits / "x.npy", "--labels", digits / "y.npy")
+    assert r.returncode == 0, r.stderr
+    rep = json.loads((chip / "eval.json").read_text())
+    assert rep["ideal"]["accuracy"] >= rep["float"]["accuracy"] - 0.01, rep
+
+
 def test_spares_are_paid_for_in_the_report(tmp_path, digits):
     """--spare-rows/--spare-cols leave lines of every tile free; report.json prices them, and the
     Monte Carlo places each chip without and then with them."""
