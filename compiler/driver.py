@@ -291,12 +291,15 @@ def chip_manifest(plan: OutputWriter, ir: IR, options: CompileOptions, tiles: li
     cs = ir.g.graph["chip_state"]
     plan.add_file("chip/state.npz", Path(options.chip_state))
     faults = [t["faults"] for t in tiles]
-    gains = [ir.g.nodes[n]["params"]["cal_gain"] for n in ir.nodes_of("accum") if "cal_gain" in ir.g.nodes[n]["params"]]
-    cal = {"layers": len(gains), "columns": int(sum(g.size for g in gains)),
+    params = [ir.g.nodes[n]["params"] for n in ir.nodes_of("accum") if "cal_gain" in ir.g.nodes[n]["params"]]
+    # a recurrent layer's recurrent side is calibrated on its own: its columns count again
+    gains = [p[k] for p in params for k in ("cal_gain", "cal_gain_h") if k in p]
+    cal = {"layers": len(params), "columns": int(sum(g.size for g in gains)),
            "gain_min": float(min(g.min() for g in gains)) if gains else 1.0,
            "gain_max": float(max(g.max() for g in gains)) if gains else 1.0,
            "model": "per output column, least squares over the calibration read set, in the requantizer's MQ/BQ "
-                    "(passes/calibrate.py); layers' cal_gain / cal_offset arrays"}
+                    "(passes/calibrate.py); layers' cal_gain / cal_offset arrays (a recurrent layer's recurrent "
+                    "side: cal_gain_h / cal_offset_h, in MQH/BQH)"}
     return {"file": "chip/state.npz", "calibration": cal, "origin": cs["header"]["origin"], "design": cs["header"]["design"],
             "program_sigma": cs["header"]["program_sigma"], "placement_weights": cs["weights"],
             "stuck_cells_under_weights": sum(f["stuck_cells"] for f in faults),

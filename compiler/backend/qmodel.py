@@ -460,12 +460,7 @@ def _layer_step(ir: IR, n: str, maps: dict, steps: list, vals: dict, pdk, fused:
     s = _fixed(np.concatenate([m0 / s_z, p.get("b_nominal", bias) / s_z]), MQ_BITS)
     mq = np.rint(M / s_z * 2 ** s).astype(np.int64)
     bq = np.rint(bias / s_z * 2 ** s).astype(np.int64) + (1 << s >> 1)
-    mq_bits, bq_bits = MQ_BITS + CAL_BITS, max(MQ_BITS, s + 1) + CAL_BITS
-    for what, v, b in (("scale", mq, mq_bits), ("bias", bq, bq_bits)):
-        if np.any(np.abs(v) >= 1 << (b - 1)):
-            raise RtlUnsupported(f"layer '{n}': a calibrated per-column {what} does not fit the requantizer's "
-                                 f"{b}-bit register (a column whose gain is below 1/{1 << (CAL_BITS + 1)} of the "
-                                 "layer's largest as compiled)")
+    mq_bits, bq_bits = _requant_bits(n, s, ((mq, "scale"),), ((bq, "bias"),))
     shape = list(d["shape"])
     maps[n] = feature_map(f"l{len(steps)}", shape, unit["s_out"], unit["signed"], bd, final)
     tl = []
@@ -482,6 +477,20 @@ def _layer_step(ir: IR, n: str, maps: dict, steps: list, vals: dict, pdk, fused:
                   "positions": positions, "tokens": geo is None and len(shape) > 1,
                   "kq": int(round(kappa * 2 ** sk)), "sk": sk, "mq": mq, "bq": bq, "s": s, "act": unit["act"],
                   "mq_bits": mq_bits, "bq_bits": bq_bits, "final": final, "acc_bits": a["acc_bits"]})
+
+
+def _requant_bits(n: str, s: int, scales, biases) -> tuple[int, int]:
+    """The widths of a layer's per-column requantizer registers (MQ, BQ; a recurrent layer's MQH and
+    BQH share them) for its shift ``s``, with CAL_BITS of headroom for a chip's calibration; checks
+    that the (calibrated) constants ``scales`` and ``biases`` fit."""
+    mq_bits, bq_bits = MQ_BITS + CAL_BITS, max(MQ_BITS, s + 1) + CAL_BITS
+    for group, b in ((scales, mq_bits), (biases, bq_bits)):
+        for v, what in group:
+            if np.any(np.abs(v) >= 1 << (b - 1)):
+                raise RtlUnsupported(f"layer '{n}': a calibrated per-column {what} does not fit the requantizer's "
+                                     f"{b}-bit register (a column whose gain is below 1/{1 << (CAL_BITS + 1)} of "
+                                     "the layer's largest as compiled)")
+    return mq_bits, bq_bits
 
 
 def _tile_list(ir: IR, tiles: list[str]) -> list[dict]:
@@ -530,24 +539,32 @@ def _recurrent_layer(ir: IR, n: str, maps: dict, steps: list, pdk, src: dict, ti
     _need_bipolar(pdk, f"the hidden state of the recurrent layer '{d['origin']}'",
                   " (the layer's own crossbar reads it back at every step)")
     s_z = LUT_RANGE / 2 ** (LUT_BITS - 1)
-    w = p["w_scale"]
-    mx = src["scale"] * pdk.g_step * w / kappa / s_z
-    mh = (1.0 / dmax) * pdk.g_step * w / kappa / s_z
-    s = _fixed(np.concatenate([mx, mh, p["b"] / s_z, p["bh"] / s_z]), MQ_BITS)
+    def scale(unit, w):     # a code of the part's inputs (unit: its map's scale) in table steps
+        return unit * pdk.g_step * w / kappa / s_z
+
+    mx, mh = scale(src["scale"], p["w_scale"]), scale(1.0 / dmax, p.get("w_scale_h", p["w_scale"]))
+    # the shift and the register widths from the layer as compiled: a chip's calibration (w_scale,
+    # w_scale_h, b, bh of calibrate) changes only the per-column constants the scan chain loads
+    w0 = p.get("w_scale_nominal", p["w_scale"])
+    s = _fixed(np.concatenate([scale(src["scale"], w0), scale(1.0 / dmax, w0), p.get("b_nominal", p["b"]) / s_z,
+                               p.get("bh_nominal", p["bh"]) / s_z]), MQ_BITS)
     half = 1 << s >> 1
     bq = np.rint(p["b"] / s_z * 2 ** s).astype(np.int64) + half
     bqh = np.rint(p["bh"] / s_z * 2 ** s).astype(np.int64)
     if rec["cell"] == "gru":
         bqh[2 * H:] += half   # the candidate's recurrent part is shifted on its own
+    mq, mqh = np.rint(mx * 2 ** s).astype(np.int64), np.rint(mh * 2 ** s).astype(np.int64)
+    mq_bits, bq_bits = _requant_bits(n, s, ((mq, "scale"), (mqh, "scale")), ((bq, "bias"), (bqh, "bias")))
     grid = (np.arange(2 ** LUT_BITS) - 2 ** (LUT_BITS - 1)) * s_z
     maps[n] = feature_map(f"l{len(steps)}", d["shape"], 1.0 / dmax, True, bd)
     c_top = 2 ** (C_BITS - 1) - 1
     steps.append({"kind": "layer", "name": n, "src": src, "dst": maps[n], "conv": None, "tiles": _tile_list(ir, tiles),
                   "rows": I + H, "cols": len(p["b"]), "positions": T, "tokens": False,
                   "kq": int(round(kappa * 2 ** sk)), "sk": sk, "s": s, "final": False, "acc_bits": a["acc_bits"],
-                  "mq": np.rint(mx * 2 ** s).astype(np.int64), "bq": bq, "act": {"kind": "clamp", "lo": -dmax, "hi": dmax},
+                  "mq": mq, "bq": bq, "act": {"kind": "clamp", "lo": -dmax, "hi": dmax},
+                  "mq_bits": mq_bits, "bq_bits": bq_bits,
                   "recur": {"cell": rec["cell"], "hidden": H, "inputs": I, "reverse": rec["reverse"], "dmax": dmax,
-                            "mqh": np.rint(mh * 2 ** s).astype(np.int64), "bqh": bqh,
+                            "mqh": mqh, "bqh": bqh,
                             "sig": np.rint(1.0 / (1.0 + np.exp(-grid)) * dmax).astype(np.int64),
                             "tanh": np.rint(np.tanh(grid) * dmax).astype(np.int64),
                             "fq": int(round(2 ** CELL_SHIFT / dmax)),

@@ -116,13 +116,24 @@ SIM_MAX_SCAN_BITS = 1 << 24
 
 
 def requant_regs(prog: dict) -> list[dict]:
-    """The requantizer registers on the scan chain, after the tiles, in chain order: one per
-    non-recurrent layer, holding each output column's MQ (``mq_bits``, two's complement) and then its
-    BQ (``bq_bits``), column 0 at bit 0. A chip's calibration (passes/calibrate.py) changes only
-    these contents, never the RTL."""
+    """The requantizer registers on the scan chain, after the tiles, in chain order: one per layer,
+    holding each output column's MQ (``mq_bits``, two's complement) and then its BQ (``bq_bits``),
+    column 0 at bit 0; a recurrent layer's column holds MQ, BQ, then its recurrent side's MQH
+    (``mq_bits``) and BQH (``bq_bits``) (``"recurrent": true``). A chip's calibration
+    (passes/calibrate.py) changes only these contents, never the RTL."""
     return [{"layer": st["name"], "columns": st["cols"], "mq_bits": st["mq_bits"], "bq_bits": st["bq_bits"],
-             "bits": st["cols"] * (st["mq_bits"] + st["bq_bits"])}
-            for st in prog["steps"] if st["kind"] == "layer" and not st.get("recur")]
+             "bits": st["cols"] * (st["mq_bits"] + st["bq_bits"]) * (2 if st.get("recur") else 1),
+             **({"recurrent": True} if st.get("recur") else {})}
+            for st in prog["steps"] if st["kind"] == "layer"]
+
+
+def requant_fields(st: dict, reg: dict) -> list[tuple[str, np.ndarray, int]]:
+    """The fields of a layer's requantizer register, in order within a column: ``(name, values,
+    bits)``."""
+    out = [("mq", st["mq"], reg["mq_bits"]), ("bq", st["bq"], reg["bq_bits"])]
+    if reg.get("recurrent"):
+        out += [("mqh", st["recur"]["mqh"], reg["mq_bits"]), ("bqh", st["recur"]["bqh"], reg["bq_bits"])]
+    return out
 
 
 def _twos(v, bits: int) -> np.ndarray:
@@ -166,7 +177,7 @@ def scan_bits(prog: dict, tile_order: list[str]):
     by_layer = {st["name"]: st for st in prog["steps"] if st["kind"] == "layer"}
     for r in reversed(requant_regs(prog)):
         st = by_layer[r["layer"]]
-        yield np.concatenate([_twos(st["mq"], r["mq_bits"]), _twos(st["bq"], r["bq_bits"])], axis=1).reshape(-1)
+        yield np.concatenate([_twos(v, b) for _, v, b in requant_fields(st, r)], axis=1).reshape(-1)
     lb = prog["level_bits"]
     by_name = {t["name"]: t for st in prog["steps"] if st["kind"] == "layer" for t in st["tiles"]}
     for name in reversed(tile_order):
@@ -183,10 +194,13 @@ def scan_mem_text(bits: np.ndarray) -> bytes:
     return out.tobytes()
 
 
-def _field(reg: str, lo: int, bits: int) -> str:
-    """Bits ``[lo +: bits]`` of register ``reg``, a two's complement value."""
+def _field(reg: str, lo: int, bits: int, width: int | None = None) -> str:
+    """Bits ``[lo +: bits]`` of register ``reg``, a two's complement value (sign-extended to
+    ``width`` bits if given)."""
     hi = lo + bits - 1
-    return f"$signed({reg}[{hi}:{lo}])"
+    if width is None or width == bits:
+        return f"$signed({reg}[{hi}:{lo}])"
+    return f"$signed({{{{{width - bits}{{{reg}[{hi}]}}}}, {reg}[{hi}:{lo}]}})"
 
 
 def _lit(v: int) -> str:
@@ -411,21 +425,18 @@ def _datapath_ctx(prog: dict, tiles: list[dict], lanes: int = 1) -> dict:
                     part = int(rec is not None and t["row0"] >= rec["inputs"])
                     terms[part].append("$signed({{" + str(64 - ba) + "{" + f"adc_{t['name']}[{hi}]" + "}}, " + code + "})")
             columns.append({"j": j, "sum": " + ".join(terms[0]) or "64'sd0", "sumh": " + ".join(terms[1]) or "64'sd0"})
-            if rec is None:     # the constants from the layer's requantizer register (requant_regs)
-                wm, wb = st["mq_bits"], st["bq_bits"]
-                base = j * (wm + wb)
-                columns[-1].update(mq=_field(f"cal_{k}", base, wm), bq=_field(f"cal_{k}", base + wm, wb))
-            else:
-                columns[-1].update(mq=_lit(int(st["mq"][j])), bq=_lit(int(st["bq"][j])),
-                                   mqh=_lit(int(rec["mqh"][j])), bqh=_lit(int(rec["bqh"][j])))
+            # the constants from the layer's requantizer register (requant_regs)
+            fields = requant_fields(st, regs[st["name"]])
+            base = j * sum(b for _, _, b in fields)
+            for name, _, b in fields:     # a recurrent layer's cell unit reads them through 64-bit functions
+                columns[-1][name] = _field(f"cal_{k}", base, b, 64 if rec is not None else None)
+                base += b
         names = [f"L{k}_G", f"L{k}_R", f"L{k}_W", f"L{k}_S"] + ([f"L{k}_U"] if rec is not None else [])
         states += names
-        cal = None
-        if rec is None:     # the layer's register of requant_regs, and its place on the chain
-            n_cal = len(cal_regs)
-            cal = {**regs[st["name"]], "n": n_cal, "sin": f"scan_c{n_cal}", "sout": f"scan_c{n_cal + 1}",
-                   "wa": st["acc_bits"] + 1}     # the accumulator's value, signed (it sums signed ADC codes)
-            cal_regs.append(cal)
+        n_cal = len(cal_regs)     # the layer's register of requant_regs, and its place on the chain
+        cal = {**regs[st["name"]], "n": n_cal, "sin": f"scan_c{n_cal}", "sout": f"scan_c{n_cal + 1}",
+               "wa": st["acc_bits"] + 1}     # the accumulator's value, signed (it sums signed ADC codes)
+        cal_regs.append(cal)
         ln = 1 if rec is not None else lanes     # a unit has at most as many lanes as elements
         layers.append({"rec": None if rec is None else _recurrent_ctx(k, st, rec), "cal": cal,
                        "lg": min(ln, K), "ls": min(ln, st["cols"]), "last_g": _last(K, ln), "last_s": _last(st["cols"], ln),

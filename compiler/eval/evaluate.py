@@ -173,15 +173,21 @@ def column_calibration(design: Design, chip: dict, reads: dict, read_noise=None)
     (lpos - lneg) G_step`` over the layer's row tiles), a least-squares gain a_j and offset b_j, which
     the requantizer absorbs: ``(acc - b_j) / a_j`` is ``acc * MQ_j / a_j`` with the bias less ``b_j MQ_j /
     a_j``. Returned per tile as ``(1 / a_j, b_j / row tiles, 0)`` over its columns, applied to each tile
-    read (the same sum) as ``(read - offset) * scale + add``. The fit is ``passes/calibrate.py``'s, which folds it into a chip-specific
-    design's requantizer."""
+    read (the same sum) as ``(read - offset) * scale + add``; a recurrent layer's input-row and
+    recurrent-row tiles are two sums, each calibrated on its own. The fit is
+    ``passes/calibrate.py``'s, which folds it into a chip-specific design's requantizer."""
+    from ..ir.ops.recurrent import tile_part
+
     pdk = design.manifest["pdk"]
     g_step = (pdk["g_max"] - pdk["g_min"]) / (pdk["levels"] - 1)
     groups: dict = {}
     for t in design.manifest["tiles"]:
-        groups.setdefault((t["layer"], tuple(t["cols"])), []).append(t["name"])
+        # a recurrent layer's input rows and recurrent rows add to two sums, calibrated apart
+        rec = design.ir.g.nodes[t["layer"]]["attrs"].get("recurrent")
+        part = tile_part(design.ir.g.nodes[t["name"]]["attrs"], rec["inputs"]) if rec else 0
+        groups.setdefault((t["layer"], tuple(t["cols"]), part), []).append(t["name"])
     out = {}
-    for names in groups.values():
+    for (_, _, part), names in groups.items():
         if any(n not in reads or n not in chip for n in names):
             continue
         meas = ideal = 0.0
@@ -200,7 +206,8 @@ def column_calibration(design: Design, chip: dict, reads: dict, read_noise=None)
         a_d, b_d = np.ones_like(a), np.zeros_like(b)
         if "cal_gain" in layer:
             c0, c1 = design.manifest_tile(names[0])["cols"]
-            a_d, b_d = layer["cal_gain"][c0:c1], layer["cal_offset"][c0:c1] / design.read_unit(names[0])
+            sfx = "_h" if part else ""
+            a_d, b_d = layer["cal_gain" + sfx][c0:c1], layer["cal_offset" + sfx][c0:c1] / design.read_unit(names[0])
         for n in names:
             out[n] = (a_d / a, b / len(names), b_d / len(names))
     return out

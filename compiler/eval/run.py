@@ -238,11 +238,15 @@ class Design:
 
     def read_unit(self, tile: str) -> float:
         """What one unit of a tile read's input is in the float IR's units: its layer's input map
-        scale (activation per DAC code) with the integer datapath, 1 without it."""
+        scale (activation per DAC code) with the integer datapath, 1 without it; a recurrent layer's
+        recurrent rows read its own hidden state (its output map's scale)."""
         if self.prog is None:
             return 1.0
-        layer = self.manifest_tile(tile)["layer"]
-        return next(st["src"]["scale"] for st in self.prog["steps"] if st.get("kind") == "layer" and st["name"] == layer)
+        t = self.manifest_tile(tile)
+        st = next(st for st in self.prog["steps"] if st.get("kind") == "layer" and st["name"] == t["layer"])
+        if st.get("recur") and t["rows"][0] >= st["recur"]["inputs"]:
+            return st["dst"]["scale"]
+        return st["src"]["scale"]
 
     def _observed(self, tile_fn, observe, default):
         """``tile_fn`` (or ``default``, the engine's own read) with ``observe`` shown each read's inputs."""

@@ -16,8 +16,15 @@ The pass runs for a design compiled for one chip (``--chip-state``, ``amsc progr
 ``program`` has given every tile its conductances: the read set is the tiles' inputs on the
 design's calibration inputs (the float IR up to the tiles), or, without calibration inputs,
 seeded uniform vectors. ``evaluate --mc`` calibrates each Monte-Carlo chip the same way
-(:func:`fit_columns`). Recurrent layers keep gain 1 (their input and recurrent sums are two
-requantizer inputs; not calibrated yet).
+(:func:`fit_columns`).
+
+A recurrent layer (an LSTM or GRU direction) accumulates its input rows' tiles and its recurrent
+rows' tiles apart, ``ax`` and ``ah``, and requantizes ``ax * MQX_j + ah * MQH_j + BQ_j + BQH_j``
+(a GRU's candidate keeps the two apart). Each part is a column sum of its own, so each gets its own
+gain and offset, fitted on its own read set (the ``[x_t]`` and ``[h_(t-1)]`` halves of the
+sequence's reads): ``a_j, b_j`` fold into the input side's scale and bias (``w_scale``, ``b``),
+``ah_j, bh_j`` into the recurrent side's (``w_scale_h``, ``bh``), and so into MQX/BQ and MQH/BQH,
+which the scan chain loads like every other layer's requantizer constants.
 """
 
 from __future__ import annotations
@@ -44,9 +51,10 @@ def fit_columns(meas: np.ndarray, ideal: np.ndarray) -> tuple[np.ndarray, np.nda
 
 
 def calibrate(ir, options, pdk):
-    """The pass: with ``options.chip_state``, every non-recurrent layer's per-column gain and offset
-    of its tiles' conductances against their levels, folded into ``w_scale`` and ``b`` (kept as the
-    layer's ``cal_gain`` / ``cal_offset`` arrays). Without a chip state the IR is unchanged."""
+    """The pass: with ``options.chip_state``, every layer's per-column gain and offset of its tiles'
+    conductances against their levels, folded into ``w_scale`` and ``b`` (kept as the layer's
+    ``cal_gain`` / ``cal_offset`` arrays; a recurrent layer's recurrent side into ``w_scale_h`` and
+    ``bh``, kept as ``cal_gain_h`` / ``cal_offset_h``). Without a chip state the IR is unchanged."""
     if options.chip_state is None:
         return ir
     ir = ir.copy()
@@ -54,28 +62,51 @@ def calibrate(ir, options, pdk):
     for n in ir.nodes_of("accum"):
         d = ir.g.nodes[n]
         a, p = d["attrs"], d["params"]
-        if a.get("recurrent"):
-            continue
-        tiles = ir.inputs(n)
-        rs, cs = a["row_splits"], a["col_splits"]
-        gains, offsets = [], []
-        for c in range(cs):
-            meas = ideal = 0.0
-            for r in range(rs):
-                t = tiles[r * cs + c]
-                tp = ir.g.nodes[t]["params"]
-                X = reads[t]
-                meas = meas + X @ (tp["gpos"] - tp["gneg"])
-                lp, ln = target_levels(tp)
-                ideal = ideal + X @ ((lp.astype(np.float64) - ln) * pdk.g_step)
-            g, o = fit_columns(meas, ideal)
-            gains.append(g)
-            offsets.append(o)
-        gain, off = np.concatenate(gains), np.concatenate(offsets)
+        rec = a.get("recurrent")
+        parts = layer_parts(ir, n)
+        gain, off = _fit_part(ir, parts[0], reads, pdk.g_step, len(p["b"]))
         w = p["w_scale"] / gain
-        ir.set(n, params={**p, "w_scale": w, "b": p["b"] - off * w, "cal_gain": gain, "cal_offset": off,
-                          "w_scale_nominal": p["w_scale"], "b_nominal": p["b"]})
+        new = {"w_scale": w, "b": p["b"] - off * w, "cal_gain": gain, "cal_offset": off,
+               "w_scale_nominal": p["w_scale"], "b_nominal": p["b"]}
+        if rec:
+            gh, oh = _fit_part(ir, parts[1], reads, pdk.g_step, len(p["b"]))
+            wh = p["w_scale"] / gh
+            new.update({"w_scale_h": wh, "bh": p["bh"] - oh * wh, "cal_gain_h": gh, "cal_offset_h": oh,
+                        "bh_nominal": p["bh"]})
+        ir.set(n, params={**p, **new})
     return ir
+
+
+def layer_parts(ir, n: str) -> list[list[str]]:
+    """A layer's tiles by the sum they add to: one part (every tile) for a layer; for a recurrent
+    layer the input rows' tiles, then the recurrent rows' (``ir.ops.recurrent.tile_part``)."""
+    from ..ir.ops.recurrent import tile_part
+
+    tiles = ir.inputs(n)
+    rec = ir.g.nodes[n]["attrs"].get("recurrent")
+    if not rec:
+        return [tiles]
+    return [[t for t in tiles if tile_part(ir.g.nodes[t]["attrs"], rec["inputs"]) == k] for k in (0, 1)]
+
+
+def _fit_part(ir, tiles: list[str], reads: dict, g_step: float, cols: int) -> tuple[np.ndarray, np.ndarray]:
+    """Gain and offset of every output column of one sum of tiles (the tiles of a column added as
+    the accumulator adds them), fitted over each tile's read set (:func:`fit_columns`)."""
+    gain, off = np.ones(cols), np.zeros(cols)
+    by_cols: dict = {}
+    for t in tiles:
+        ta = ir.g.nodes[t]["attrs"]
+        by_cols.setdefault((ta["col0"], ta["col1"]), []).append(t)
+    for (c0, c1), group in by_cols.items():
+        meas = ideal = 0.0
+        for t in group:
+            tp = ir.g.nodes[t]["params"]
+            X = reads[t]
+            meas = meas + X @ (tp["gpos"] - tp["gneg"])
+            lp, ln = target_levels(tp)
+            ideal = ideal + X @ ((lp.astype(np.float64) - ln) * g_step)
+        gain[c0:c1], off[c0:c1] = fit_columns(meas, ideal)
+    return gain, off
 
 
 def nominal_ir(ir, pdk):
@@ -98,5 +129,7 @@ def nominal_ir(ir, pdk):
     for n in ir.nodes_of("accum"):
         p = ir.g.nodes[n]["params"]
         if "w_scale_nominal" in p:
-            ir.set(n, params={**p, "w_scale": p["w_scale_nominal"], "b": p["b_nominal"]})
+            q = {k: v for k, v in p.items() if k != "w_scale_h"}
+            ir.set(n, params={**q, "w_scale": p["w_scale_nominal"], "b": p["b_nominal"],
+                              **({"bh": p["bh_nominal"]} if "bh_nominal" in p else {})})
     return ir

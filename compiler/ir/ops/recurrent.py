@@ -124,7 +124,8 @@ def recurrent_accum_eval(d, xs, tiles, tile_eval) -> np.ndarray:
         for k, t in enumerate(tiles):
             ta = t["attrs"]
             z[tile_part(ta, rec["inputs"])][:, ta["col0"]:ta["col1"]] += tile_eval(k, v)
-        return z[0] * p["w_scale"] + p["b"], z[1] * p["w_scale"] + p["bh"]
+        # a chip's calibration scales the recurrent side on its own (passes/calibrate.py)
+        return z[0] * p["w_scale"] + p["b"], z[1] * p.get("w_scale_h", p["w_scale"]) + p["bh"]
 
     return run_sequence(rec, xs[0], read, p["h0"], p.get("c0"))
 
