@@ -463,12 +463,7 @@ def _layer_step(ir: IR, n: str, maps: dict, steps: list, vals: dict, pdk, fused:
     mq_bits, bq_bits = _requant_bits(n, s, ((mq, "scale"),), ((bq, "bias"),))
     shape = list(d["shape"])
     maps[n] = feature_map(f"l{len(steps)}", shape, unit["s_out"], unit["signed"], bd, final)
-    tl = []
-    for t in tiles:
-        ta = ir.g.nodes[t]["attrs"]
-        tp = ir.g.nodes[t]["params"]
-        tl.append({"name": t, "row0": ta["row0"], "row1": ta["row1"], "col0": ta["col0"], "col1": ta["col1"],
-                   "lpos": tp["lpos"], "lneg": tp["lneg"]})   # the tile's own (uint16) level arrays
+    tl = _tile_list(ir, tiles)
     # positions: a convolution's output pixels, or the tokens of a per-token layer ([T, M]: each
     # token reads the same crossbar, its inputs at token * K, its outputs at token * M)
     positions = int(np.prod(shape[1:])) if geo else int(np.prod(shape[:-1]))
@@ -494,12 +489,18 @@ def _requant_bits(n: str, s: int, scales, biases) -> tuple[int, int]:
 
 
 def _tile_list(ir: IR, tiles: list[str]) -> list[dict]:
-    """A layer step's tiles: their slices of the layer's matrix and their own (uint16) level arrays."""
+    """A layer step's tiles: their slices of the layer's matrix, their own (uint16) level arrays,
+    the physical array (``prows`` word lines, ``pcols`` pairs of bit lines) and, on a design for one
+    chip, where its placement put each row and column (``wl``: the physical word line of each row,
+    ``bl``: the physical pair of each column; the identity without them)."""
     tl = []
     for t in tiles:
         ta = ir.g.nodes[t]["attrs"]
         tp = ir.g.nodes[t]["params"]
         tl.append({"name": t, "row0": ta["row0"], "row1": ta["row1"], "col0": ta["col0"], "col1": ta["col1"],
+                   "prows": ta["tile_rows"], "pcols": ta["tile_cols"] // 2,
+                   **({"wl": list(ta["placement"]["rows"]), "bl": list(ta["placement"]["cols"])}
+                      if "placement" in ta else {}),
                    "lpos": tp["lpos"], "lneg": tp["lneg"]})
     return tl
 

@@ -100,13 +100,35 @@ def _tile_ctx(ir: IR, prefix: str, pdk, level_bits: int, bipolar: frozenset = fr
         a = ir.g.nodes[t]["attrs"]
         rows, cols = a["row1"] - a["row0"], a["col1"] - a["col0"]
         code = pdk.dac_bits + 1 if t in bipolar else pdk.dac_bits
+        prows, pcols = a["tile_rows"], a["tile_cols"] // 2
+        rb, cb = route_widths(rows, prows, pcols)
         tiles.append({
             "index": k, "name": t, "step": a["step"], "rows": rows, "cols": cols,
+            "prows": prows, "pcols": pcols, "rsel_bits": rb, "csel_bits": cb, "route_bits": prows * rb + cols * cb,
             "bipolar": t in bipolar,
             "dac_code_bits": code, "dac_width": rows * code, "adc_width": cols * pdk.adc_bits,
-            "grid": a["grid"], "layer": a["layer"], "scan_bits": rows * cols * 2 * level_bits,
+            "grid": a["grid"], "layer": a["layer"],
+            "scan_bits": prows * pcols * 2 * level_bits + prows * rb + cols * cb,
         })
     return tiles
+
+
+def route_widths(rows: int, prows: int, pcols: int) -> tuple[int, int]:
+    """Bits of a tile's routing register fields: the row select of each physical word line (0: not
+    driven, i + 1: the tile's input row i) and the pair select of each output column (the physical
+    pair it reads)."""
+    return _bits(rows + 1), _bits(pcols)
+
+
+def tile_route(t: dict) -> tuple[np.ndarray, np.ndarray]:
+    """A program tile's routing register contents: the row select of each of its ``prows`` physical
+    word lines and the physical pair of each of its columns; a chip's placement (``wl``, ``bl``)
+    or, for a design for no chip, the identity (row i on word line i, column j on pair j)."""
+    rows, cols = t["row1"] - t["row0"], t["col1"] - t["col0"]
+    wl = np.asarray(t.get("wl", np.arange(rows)), np.int64)
+    rsel = np.zeros(t["prows"], np.int64)
+    rsel[wl] = np.arange(1, rows + 1)
+    return rsel, np.asarray(t.get("bl", np.arange(cols)), np.int64)
 
 
 #: Above this many scan-chain bits the simulation files (testbench, scan.mem, behavioural macros)
@@ -142,15 +164,24 @@ def _twos(v, bits: int) -> np.ndarray:
     return ((u[:, None] >> np.arange(bits, dtype=np.uint64)) & np.uint64(1)).astype(np.uint8)
 
 
+def _tile_scan(t: dict, level_bits: int) -> tuple[int, int]:
+    """Bits of a program tile's two scan registers: its macro's level register (every physical cell)
+    and its routing register."""
+    rb, cb = route_widths(t["row1"] - t["row0"], t["prows"], t["pcols"])
+    return t["prows"] * t["pcols"] * 2 * level_bits, t["prows"] * rb + (t["col1"] - t["col0"]) * cb
+
+
 def scan_registers(prog: dict, tile_order: list[str]) -> list[tuple[str, int]]:
     """The registers of the scan chain in chain order, as the testbench's preload files name them:
-    ``("preload_t<k>.mem", bits)`` for the k-th tile of ``tile_order`` (its macro's TILE), then
+    for the k-th tile of ``tile_order`` (its macro's TILE) ``("preload_t<k>.mem", bits)``, its
+    macro's levels, then ``("preload_r<k>.mem", bits)``, its wrapper's routing register; then
     ``("preload_c<n>.mem", bits)`` for the n-th requantizer register (requant_regs)."""
     by_name = {t["name"]: t for st in prog["steps"] if st["kind"] == "layer" for t in st["tiles"]}
-    tiles = [(f"preload_t{k}.mem", (by_name[name]["row1"] - by_name[name]["row0"])
-              * (by_name[name]["col1"] - by_name[name]["col0"]) * 2 * prog["level_bits"])
-             for k, name in enumerate(tile_order)]
-    return tiles + [(f"preload_c{n}.mem", r["bits"]) for n, r in enumerate(requant_regs(prog))]
+    out = []
+    for k, name in enumerate(tile_order):
+        levels, route = _tile_scan(by_name[name], prog["level_bits"])
+        out += [(f"preload_t{k}.mem", levels), (f"preload_r{k}.mem", route)]
+    return out + [(f"preload_c{n}.mem", r["bits"]) for n, r in enumerate(requant_regs(prog))]
 
 
 def preload_files(stream: np.ndarray, registers: list[tuple[str, int]]):
@@ -171,9 +202,12 @@ def preload_files(stream: np.ndarray, registers: list[tuple[str, int]]):
 
 def scan_bits(prog: dict, tile_order: list[str]):
     """The bit stream to shift into scan_in, first bit first, that programs every tile's levels and
-    every layer's requantizer constants: one uint8 array per register, the last on the chain first
-    (its bits travel through all the others): the requantizer registers in reverse, then the tiles
-    in reverse. Within a register the first bit shifted in ends at bit 0."""
+    routing and every layer's requantizer constants: one uint8 array per register, the last on the
+    chain first (its bits travel through all the others): the requantizer registers in reverse, then
+    the tiles in reverse, each tile's routing register (behind its macro on the chain) before its
+    macro's levels. Within a register the first bit shifted in ends at bit 0. A macro holds its
+    physical array, cell (word line p, pair q, side) in that order; the cells no row or column of the
+    tile is routed to are written to level 0 (G_min)."""
     by_layer = {st["name"]: st for st in prog["steps"] if st["kind"] == "layer"}
     for r in reversed(requant_regs(prog)):
         st = by_layer[r["layer"]]
@@ -182,7 +216,13 @@ def scan_bits(prog: dict, tile_order: list[str]):
     by_name = {t["name"]: t for st in prog["steps"] if st["kind"] == "layer" for t in st["tiles"]}
     for name in reversed(tile_order):
         t = by_name[name]
-        lv = np.stack([t["lpos"], t["lneg"]], axis=-1).reshape(-1).astype(np.uint32)    # (i, j, side) order
+        rsel, csel = tile_route(t)
+        rb, cb = route_widths(len(t["lpos"]), t["prows"], t["pcols"])
+        yield np.concatenate([_twos(rsel, rb).reshape(-1), _twos(csel, cb).reshape(-1)])
+        phys = np.zeros((t["prows"], t["pcols"], 2), np.uint32)
+        wl = np.flatnonzero(rsel)
+        phys[np.ix_(wl, csel)] = np.stack([t["lpos"], t["lneg"]], axis=-1)[rsel[wl] - 1]
+        lv = phys.reshape(-1)                                            # (p, q, side) order
         yield ((lv[:, None] >> np.arange(lb, dtype=np.uint32)) & 1).astype(np.uint8).reshape(-1)  # bit b of each
 
 

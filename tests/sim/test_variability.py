@@ -126,8 +126,13 @@ def test_one_chip_programmed_verified_and_run(sky, digits, tmp_path):
     assert regs == requant_regs(prog) == json.loads((out / "manifest.json").read_text())["rtl_datapath"]["requant_scan"]
     assert [r["layer"] for r in regs] == [s["name"] for s in prog["steps"] if s["kind"] == "layer"]
     bits = np.array((chip / "rtl" / "sim" / "scan.mem").read_text().split(), dtype=np.uint8)
+    # every tile: its whole physical array's levels and its routing register (a row select per word
+    # line, a pair select per column)
+    phys = [(t["tile_size"][0], t["tile_size"][1] // 2, t["rows"][1] - t["rows"][0], t["cols"][1] - t["cols"][0])
+            for t in m["tiles"]]
     assert bits.size == sum(r["bits"] for r in regs) + sum(
-        (t["rows"][1] - t["rows"][0]) * (t["cols"][1] - t["cols"][0]) * 2 * prog["level_bits"] for t in m["tiles"])
+        pr * pc * 2 * prog["level_bits"] + pr * int(np.ceil(np.log2(r + 1))) + c * int(np.ceil(np.log2(max(2, pc))))
+        for pr, pc, r, c in phys)
     # the last layer's register comes first on the stream: column 0's MQ, least significant bit first
     last = next(s for s in prog["steps"] if s["kind"] == "layer" and s["name"] == regs[-1]["layer"])
     w = regs[-1]["mq_bits"]
@@ -136,6 +141,39 @@ def test_one_chip_programmed_verified_and_run(sky, digits, tmp_path):
     base = np.array((out / "rtl" / "sim" / "scan.mem").read_text().split(), dtype=np.uint8)
     assert base.size == bits.size and not np.array_equal(base[:sum(r["bits"] for r in regs)],
                                                          bits[:sum(r["bits"] for r in regs)])
+    # the placement is in the silicon: each tile's routing register carries it. A moved tile's
+    # register set back to the identity, the same levels no longer compute the chip's network
+    import hashlib
+    import shutil
+
+    from compiler.backend.verilog import route_widths, scan_registers
+
+    order = m["rtl_datapath"]["scan_order"]
+    by_name = {t["name"]: t for st in prog["steps"] if st["kind"] == "layer" for t in st["tiles"]}
+    k = next(i for i, n in enumerate(order) if by_name[n]["bl"] != list(range(len(by_name[n]["bl"]))))
+    t = by_name[order[k]]
+    rows = t["row1"] - t["row0"]
+    rb, cb = route_widths(rows, t["prows"], t["pcols"])
+    sel = np.concatenate([np.arange(1, rows + 1), np.zeros(t["prows"] - rows, int)])
+    ident = np.concatenate([((sel[:, None] >> np.arange(rb)) & 1).reshape(-1),
+                            ((np.arange(len(t["bl"]))[:, None] >> np.arange(cb)) & 1).reshape(-1)])
+    chain = scan_registers(prog, order)
+    assert chain[2 * k + 1] == (f"preload_r{k}.mem", ident.size)
+    start = bits.size - sum(n for _, n in chain[:2 * k + 2])    # the chain's first register is the stream's end
+    assert not np.array_equal(bits[start:start + ident.size], ident)
+    bad = tmp_path / "unrouted"
+    shutil.copytree(chip, bad)
+    moved = bits.copy()
+    moved[start:start + ident.size] = ident
+    scan = bad / "rtl" / "sim" / "scan.mem"
+    scan.write_text("".join(f"{v}\n" for v in moved))
+    mb = json.loads((bad / "manifest.json").read_text())
+    for f in mb["files"]:
+        if f["path"] == "rtl/sim/scan.mem":
+            f["sha256"] = hashlib.sha256(scan.read_bytes()).hexdigest()
+    (bad / "manifest.json").write_text(json.dumps(mb))
+    r = amsc("rtl-sim", bad, "--inputs", digits / "x.npy", "--limit", "20")
+    assert r.returncode == 1 and "MISMATCH" in r.stderr, r.stderr
     # the same chip state programs the same design
     r = amsc("program", out, "--chip-state", b, "-o", tmp_path / "chip2")
     assert r.returncode == 0, r.stderr

@@ -4,10 +4,21 @@
 // either sign), ADC_BITS, LEVEL_BITS and TILE (its place in the scan chain: the manifest's
 // rtl_datapath.scan_order names the tile, and its netlist is spice/tiles/<tile>.sp).
 // On 'start' it latches dac_in, pulses the macro's conv_start, waits for conv_done, latches
-// adc_code into adc_out and pulses 'done' for one cycle. The scan chain passes through the macro.
+// adc_code into adc_out and pulses 'done' for one cycle.
+// The macro is the tile's physical array, PROWS word lines by PCOLS pairs of bit lines; which word
+// line each input row drives and which pair each output column reads is the routing register, so a
+// chip whose test found stuck cells places its rows and columns around them (manifest: placement;
+// passes/fault_map.py) with the same RTL: physical word line p is driven by row sel_p - 1 (sel_p = 0:
+// held at code 0), sel_p in bits [p*RSEL_BITS +: RSEL_BITS]; column j reads pair bits
+// [PROWS*RSEL_BITS + j*CSEL_BITS +: CSEL_BITS]. The scan chain runs through the macro's level register
+// and then the routing register.
 module tiny_tile #(
     parameter integer ROWS = 1,
     parameter integer COLS = 1,
+    parameter integer PROWS = 1,
+    parameter integer PCOLS = 1,
+    parameter integer RSEL_BITS = 1,
+    parameter integer CSEL_BITS = 1,
     parameter integer DAC_BITS = 8,
     parameter integer ADC_BITS = 8,
     parameter integer LEVEL_BITS = 4,
@@ -24,11 +35,46 @@ module tiny_tile #(
     input  wire                      scan_in,
     output wire                      scan_out
 );
+    localparam integer ROUTE_BITS = PROWS * RSEL_BITS + COLS * CSEL_BITS;
     reg  [ROWS*DAC_BITS-1:0] dac_q;
     reg                      conv_start;
     reg                      busy;
+    wire [PCOLS*ADC_BITS-1:0] adc_phys;
     wire [COLS*ADC_BITS-1:0] adc_code;
+    wire [PROWS*DAC_BITS-1:0] dac_phys;
     wire                     conv_done;
+    wire                     macro_scan_out;
+
+    // the routing register, behind the macro on the scan chain
+    reg  [ROUTE_BITS-1:0]    route;
+    always @(posedge clk) if (scan_en) route <= {macro_scan_out, route[ROUTE_BITS-1:1]};
+    assign scan_out = route[0];
+    // input rows by select (0: code 0) and physical pairs by index, padded to the selects' range
+    wire [DAC_BITS-1:0] row_code [0:(1<<RSEL_BITS)-1];
+    wire [ADC_BITS-1:0] pair_code [0:(1<<CSEL_BITS)-1];
+    genvar g;
+    generate
+        for (g = 0; g < (1 << RSEL_BITS); g = g + 1) begin : g_rows
+            if (g >= 1 && g <= ROWS) begin : g_in
+                assign row_code[g] = dac_q[(g-1)*DAC_BITS +: DAC_BITS];
+            end else begin : g_off
+                assign row_code[g] = {DAC_BITS{1'b0}};
+            end
+        end
+        for (g = 0; g < (1 << CSEL_BITS); g = g + 1) begin : g_pairs
+            if (g < PCOLS) begin : g_in
+                assign pair_code[g] = adc_phys[g*ADC_BITS +: ADC_BITS];
+            end else begin : g_off
+                assign pair_code[g] = {ADC_BITS{1'b0}};
+            end
+        end
+        for (g = 0; g < PROWS; g = g + 1) begin : g_wl
+            assign dac_phys[g*DAC_BITS +: DAC_BITS] = row_code[route[g*RSEL_BITS +: RSEL_BITS]];
+        end
+        for (g = 0; g < COLS; g = g + 1) begin : g_col
+            assign adc_code[g*ADC_BITS +: ADC_BITS] = pair_code[route[PROWS*RSEL_BITS + g*CSEL_BITS +: CSEL_BITS]];
+        end
+    endgenerate
 
     always @(posedge clk or negedge rst_n) begin
         if (!rst_n) begin
@@ -52,15 +98,15 @@ module tiny_tile #(
         end
     end
 
-    tiny_xbar #(.ROWS(ROWS), .COLS(COLS), .DAC_BITS(DAC_BITS), .ADC_BITS(ADC_BITS), .LEVEL_BITS(LEVEL_BITS),
+    tiny_xbar #(.ROWS(PROWS), .COLS(PCOLS), .DAC_BITS(DAC_BITS), .ADC_BITS(ADC_BITS), .LEVEL_BITS(LEVEL_BITS),
         .BIPOLAR(BIPOLAR), .TILE(TILE)) u_xbar (
         .clk        (clk),
         .conv_start (conv_start),
-        .dac_code   (dac_q),
-        .adc_code   (adc_code),
+        .dac_code   (dac_phys),
+        .adc_code   (adc_phys),
         .conv_done  (conv_done),
         .scan_en    (scan_en),
         .scan_in    (scan_in),
-        .scan_out   (scan_out)
+        .scan_out   (macro_scan_out)
     );
 endmodule

@@ -76,7 +76,8 @@ module tiny_top (
     wire [15:0] adc_l1_r0c0;
     wire done_l1_r0c0;
     // tile l1_r0c0: layer l1, schedule step 0, grid slot 1,0
-    tiny_tile #(.ROWS(3), .COLS(2), .DAC_BITS(8), .ADC_BITS(8),
+    tiny_tile #(.ROWS(3), .COLS(2), .PROWS(64), .PCOLS(32),
+        .RSEL_BITS(2), .CSEL_BITS(5), .DAC_BITS(8), .ADC_BITS(8),
         .LEVEL_BITS(4), .BIPOLAR(0), .TILE(0)) u_l1_r0c0 (
         .clk      (clk),
         .rst_n    (rst_n),
@@ -142,7 +143,8 @@ module tiny_top (
     wire [7:0] adc_l2_r0c0;
     wire done_l2_r0c0;
     // tile l2_r0c0: layer l2, schedule step 1, grid slot 0,1
-    tiny_tile #(.ROWS(2), .COLS(1), .DAC_BITS(8), .ADC_BITS(8),
+    tiny_tile #(.ROWS(2), .COLS(1), .PROWS(64), .PCOLS(32),
+        .RSEL_BITS(2), .CSEL_BITS(5), .DAC_BITS(8), .ADC_BITS(8),
         .LEVEL_BITS(4), .BIPOLAR(0), .TILE(1)) u_l2_r0c0 (
         .clk      (clk),
         .rst_n    (rst_n),

@@ -1,5 +1,6 @@
 // amsc 0.1.0 | pdk generic | design tiny | source sha256 e681a353875842f094ab0a318d23805dab79a8dbd460b6bb68d641ea35db3fe1
-// Analog crossbar macro (black box), one module for all 2 tiles: ROWS DACs of DAC_BITS bits
+// Analog crossbar macro (black box), one module for all 2 tiles, each its tile's whole physical
+// array (the tile wrapper routes the layer's rows and columns onto it): ROWS DACs of DAC_BITS bits
 // (BIPOLAR = 1: signed codes, the word lines are driven to either sign) drive the word lines; COLS
 // differential TIA + ADC channels of ADC_BITS bits read the bit-line pairs. TILE selects the
 // instance's netlist: the tile that rtl_datapath.scan_order in the manifest lists at that place,
