@@ -43,15 +43,18 @@ def macro_latency(pdk, share: int) -> int:
     return MACRO_LATENCY + share * per
 
 
-#: Clocks of a read beyond the macro's latency (measured in rtl-sim, exact): the start state, the
-#: wrapper latching start and pulsing conv_start, conv_done back to its done, and the wait state
-#: seeing every tile's done
-READ_OVERHEAD = 6
+#: Clocks of a read beyond the macro's latency (measured in rtl-sim, exact): the wrapper latching
+#: start (raised with the last gather, or with the last store of a position whose successor is
+#: gathered) and pulsing conv_start, conv_done back to its done, and the wait state seeing every
+#: tile's done
+READ_OVERHEAD = 5
 
 
 def rtl_cycles(prog: dict, lanes: int, latency: int) -> dict:
     """Clock cycles of one input through the chip top, by what the sequencer does: the host link
-    (a code a clock each way), the layers' gather (``lanes`` DAC codes a clock), tile reads
+    (a code a clock each way), the layers' gather (``lanes`` DAC codes a clock; a layer of several
+    positions gathers the next one while its tiles read, :func:`overlaps`, so only its first gather
+    and what a gather takes beyond a read count), tile reads
     (``read``: the macro's ``latency``; ``handshake``: the sequencer's clocks around it), the
     requantizers' stores (``lanes`` outputs a clock), a recurrent layer's state update (a unit a
     clock; its gather and stores take one a clock), pooling (each window element a clock,
@@ -66,10 +69,26 @@ def rtl_cycles(prog: dict, lanes: int, latency: int) -> dict:
         elif k == "layer":
             p, rec = st["positions"], st.get("recur")
             ln = 1 if rec else lanes
-            c["gather"] += p * -(-st["rows"] // ln)
+            g, sc = -(-st["rows"] // ln), -(-st["cols"] // ln)
+            wait = latency + READ_OVERHEAD     # the clocks a read holds the sequencer
             c["handshake"] += p * READ_OVERHEAD
             c["read"] += p * latency
-            c["store"] += p * -(-st["cols"] // ln)
+            if stores_overlap(st, lanes, latency):
+                # a read of position q also does q - 1's stores, then q + 1's gather; what
+                # outlasts the read is exposed (stores first)
+                c["gather"] += g
+                c["store"] += sc
+                # (previous stores, next gather, how many reads): the first, the middle ones, the last
+                for prev, nxt, n in ((0, g, 1), (sc, g, p - 2), (sc, 0, 1)):
+                    extra = max(0, prev + nxt - wait)
+                    c["store"] += n * min(prev, extra)
+                    c["gather"] += n * (extra - min(prev, extra))
+            elif overlaps(st):   # only the first position's gather and what outlasts a read are exposed
+                c["gather"] += g + (p - 1) * max(0, g - wait)
+                c["store"] += p * sc
+            else:
+                c["gather"] += p * g
+                c["store"] += p * sc
             if rec:
                 c["cell"] += p * rec["hidden"]
         elif k == "pool":
@@ -80,6 +99,20 @@ def rtl_cycles(prog: dict, lanes: int, latency: int) -> dict:
             c["remap"] += -(-int(np.prod(st["dst"]["shape"])) // lanes)
     c["total"] = sum(c.values())
     return c
+
+
+def overlaps(st: dict) -> bool:
+    """Whether a layer step gathers its next position while its tiles read this one: a layer of
+    several positions (a convolution's pixels, a per-token layer's tokens); a recurrent layer's next
+    step reads the state this one makes, so it gathers after."""
+    return st["positions"] > 1 and not st.get("recur")
+
+
+def stores_overlap(st: dict, lanes: int, latency: int) -> bool:
+    """Whether a layer step that :func:`overlaps` also stores each position while its tiles read the
+    next: its stores must end before that read's done replaces the latched ADC codes, so they may
+    take at most ``latency`` clocks (the macros')."""
+    return overlaps(st) and -(-st["cols"] // lanes) <= latency
 
 
 def _bits(n: int) -> int:
@@ -349,10 +382,11 @@ def link_in_bits(prog: dict) -> int:
     return max(st["dst"]["bits"] for st in prog["steps"] if st["kind"] == "recv")
 
 
-def _datapath_ctx(prog: dict, tiles: list[dict], lanes: int = 1) -> dict:
+def _datapath_ctx(prog: dict, tiles: list[dict], lanes: int = 1, latency: int = 0) -> dict:
     """The chip top's template context. ``lanes``: elements a clock of the layers' gather and
     requantizer, the pooling, add, table, product and data-movement units (a recurrent layer's cell
-    unit and the host link take one)."""
+    unit and the host link take one); ``latency``: the macros' (macro_latency), which bounds the
+    stores that may overlap a read (:func:`stores_overlap`)."""
     bd, ba, ob = prog["dac_bits"], prog["adc_bits"], prog["out_bits"]
     iw = index_width(prog, lanes)
     dmax = 2 ** bd - 1
@@ -471,7 +505,7 @@ def _datapath_ctx(prog: dict, tiles: list[dict], lanes: int = 1) -> dict:
             for name, _, b in fields:     # a recurrent layer's cell unit reads them through 64-bit functions
                 columns[-1][name] = _field(f"cal_{k}", base, b, 64 if rec is not None else None)
                 base += b
-        names = [f"L{k}_G", f"L{k}_R", f"L{k}_W", f"L{k}_S"] + ([f"L{k}_U"] if rec is not None else [])
+        names = [f"L{k}_G", f"L{k}_W", f"L{k}_S"] + ([f"L{k}_U"] if rec is not None else [])
         states += names
         n_cal = len(cal_regs)     # the layer's register of requant_regs, and its place on the chain
         cal = {**regs[st["name"]], "n": n_cal, "sin": f"scan_c{n_cal}", "sout": f"scan_c{n_cal + 1}",
@@ -483,9 +517,10 @@ def _datapath_ctx(prog: dict, tiles: list[dict], lanes: int = 1) -> dict:
                        "su": names[-1],"k": k, "name": st["name"], "src": st["src"]["name"], "dst": st["dst"]["name"], "K": K,
                        "gbits": st["dst"]["bits"] if rec else st["src"]["bits"], "ybits": st["dst"]["bits"],
                        "M": st["cols"], "P": st["positions"], "conv": conv, "tokens": tokens, "tiles": lt,
+                       "overlap": overlaps(st), "soverlap": stores_overlap(st, lanes, latency),
                        "done_concat": ", ".join(f"done_{t['name']}" for t in reversed(lt)),
                        "columns": columns, "s": st["s"], "act": _act_ctx(st["act"]), "final": st["final"],
-                       "sg": names[0], "sr": names[1], "sw": names[2], "ss": names[3],
+                       "sg": names[0], "sw": names[1], "ss": names[2],
                        "k_bits": _bits(K), "col_bits": _bits(st["cols"]),
                        "src_addr_bits": _bits(int(np.prod(st["src"]["shape"]))),
                        "dst_addr_bits": _bits(int(np.prod(st["dst"]["shape"])))})
@@ -505,6 +540,7 @@ def _datapath_ctx(prog: dict, tiles: list[dict], lanes: int = 1) -> dict:
     return {"maps": mem, "layers": layers, "lanes": widest, "pools": pools, "adds": adds, "muls": muls, "luts": luts,
             "remaps": remaps, "elementwise": sorted(adds + luts + muls, key=lambda x: x["k"]),
             "states": states, "n_cal": len(cal_regs), "scan_tail": f"scan_c{len(cal_regs)}",
+            "has_overlap": any(L["overlap"] for L in layers),
             "recvs": recvs, "sends": sends, "streams": sorted(recvs + sends, key=lambda x: x["k"]),
             "tag_bits": _bits(n_streams), "state_width": _bits(len(states)),
             "first_state": firsts[0], "has_conv": any(x["conv"] for x in layers),
@@ -547,7 +583,7 @@ def emit_verilog(ir: IR, pdk, env, source_sha: str, prog: dict | None, lanes: in
         yield rel, render(env, role, **ctx)
     if prog is not None:
         kq = {t["name"]: (st["kq"], st["sk"]) for st in prog["steps"] if st["kind"] == "layer" for t in st["tiles"]}
-        dp = _datapath_ctx(prog, tiles, lanes)
+        dp = _datapath_ctx(prog, tiles, lanes, ctx["latency"])
         names.append(f"rtl/{prefix}_top.v")
         yield names[-1], render(env, "verilog_top", **ctx, **dp)
     if prog is not None and sim_scan_bits(prog) <= SIM_MAX_SCAN_BITS:

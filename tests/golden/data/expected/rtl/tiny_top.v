@@ -31,17 +31,15 @@ module tiny_top (
     reg [7:0] mem_l1 [0:1];
     reg signed [15:0] mem_l2 [0:0];
 
-    localparam [3:0] R0 = 4'd0;
-    localparam [3:0] L1_G = 4'd1;
-    localparam [3:0] L1_R = 4'd2;
-    localparam [3:0] L1_W = 4'd3;
-    localparam [3:0] L1_S = 4'd4;
-    localparam [3:0] L2_G = 4'd5;
-    localparam [3:0] L2_R = 4'd6;
-    localparam [3:0] L2_W = 4'd7;
-    localparam [3:0] L2_S = 4'd8;
-    localparam [3:0] O3 = 4'd9;
-    reg [3:0] state;
+    localparam [2:0] R0 = 3'd0;
+    localparam [2:0] L1_G = 3'd1;
+    localparam [2:0] L1_W = 3'd2;
+    localparam [2:0] L1_S = 3'd3;
+    localparam [2:0] L2_G = 3'd4;
+    localparam [2:0] L2_W = 3'd5;
+    localparam [2:0] L2_S = 3'd6;
+    localparam [2:0] O3 = 3'd7;
+    reg [2:0] state;
     // counters of 16 bits: enough for the largest feature map, layer and position count
     reg [15:0] idx;   // beat, gather element, output column or pooled output
     reg [15:0] pos;   // output position of a convolution
@@ -223,23 +221,22 @@ module tiny_top (
                     end else idx <= idx + 16'd1;
                 end
                 // layer l1: 1 position(s) x 3 inputs -> 2 outputs on 1 tile(s)
-                L1_G: begin   // gather, 3 input(s) a clock
+                L1_G: begin   // gather, 3 input(s) a clock; with the last, the tiles start
                     dac_1[lix[0][1:0]] <= gval_1[0];
                     dac_1[lix[1][1:0]] <= gval_1[1];
                     dac_1[lix[2][1:0]] <= gval_1[2];
                     if (idx == 16'd0) begin
                         idx   <= 16'd0;
-                        state <= L1_R;
                     end else begin
                         idx <= idx + 16'd3;
                     end
+                    if (idx == 16'd0) begin
+                        start_1 <= 1'b1;
+                        got_1   <= 1'd0;
+                        state   <= L1_W;
+                    end
                 end
-                L1_R: begin
-                    start_1 <= 1'b1;
-                    got_1   <= 1'd0;
-                    state   <= L1_W;
-                end
-                L1_W: begin
+                L1_W: begin   // the tiles read
                     start_1 <= 1'b0;
                     got_1   <= got_1 | dones_1;
                     if ((got_1 | dones_1) == 1'b1) state <= L1_S;
@@ -253,22 +250,21 @@ module tiny_top (
                     end else idx <= idx + 16'd2;
                 end
                 // layer l2: 1 position(s) x 2 inputs -> 1 outputs on 1 tile(s)
-                L2_G: begin   // gather, 2 input(s) a clock
+                L2_G: begin   // gather, 2 input(s) a clock; with the last, the tiles start
                     dac_2[lix[0][0:0]] <= gval_2[0];
                     dac_2[lix[1][0:0]] <= gval_2[1];
                     if (idx == 16'd0) begin
                         idx   <= 16'd0;
-                        state <= L2_R;
                     end else begin
                         idx <= idx + 16'd2;
                     end
+                    if (idx == 16'd0) begin
+                        start_2 <= 1'b1;
+                        got_2   <= 1'd0;
+                        state   <= L2_W;
+                    end
                 end
-                L2_R: begin
-                    start_2 <= 1'b1;
-                    got_2   <= 1'd0;
-                    state   <= L2_W;
-                end
-                L2_W: begin
+                L2_W: begin   // the tiles read
                     start_2 <= 1'b0;
                     got_2   <= got_2 | dones_2;
                     if ((got_2 | dones_2) == 1'b1) state <= L2_S;
