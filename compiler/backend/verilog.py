@@ -135,33 +135,43 @@ def _tile_ctx(ir: IR, prefix: str, pdk, level_bits: int, bipolar: frozenset = fr
         code = pdk.dac_bits + 1 if t in bipolar else pdk.dac_bits
         prows, pcols = a["tile_rows"], a["tile_cols"] // 2
         rb, cb = route_widths(rows, prows, pcols)
+        route = route_bits(rows, cols, prows, pcols)
         tiles.append({
             "index": k, "name": t, "step": a["step"], "rows": rows, "cols": cols,
-            "prows": prows, "pcols": pcols, "rsel_bits": rb, "csel_bits": cb, "route_bits": prows * rb + cols * cb,
+            "prows": prows, "pcols": pcols, "rsel_bits": rb, "csel_bits": cb, "route_bits": route,
             "bipolar": t in bipolar,
             "dac_code_bits": code, "dac_width": rows * code, "adc_width": cols * pdk.adc_bits,
             "grid": a["grid"], "layer": a["layer"],
-            "scan_bits": prows * pcols * 2 * level_bits + prows * rb + cols * cb,
+            "scan_bits": prows * pcols * 2 * level_bits + route,
         })
     return tiles
 
 
 def route_widths(rows: int, prows: int, pcols: int) -> tuple[int, int]:
-    """Bits of a tile's routing register fields: the row select of each physical word line (0: not
-    driven, i + 1: the tile's input row i) and the pair select of each output column (the physical
-    pair it reads)."""
-    return _bits(rows + 1), _bits(pcols)
+    """Bits of a tile's routing register fields: the physical word line of each input row, and the
+    physical pair of each output column."""
+    return _bits(prows), _bits(pcols)
 
 
-def tile_route(t: dict) -> tuple[np.ndarray, np.ndarray]:
-    """A program tile's routing register contents: the row select of each of its ``prows`` physical
-    word lines and the physical pair of each of its columns; a chip's placement (``wl``, ``bl``)
-    or, for a design for no chip, the identity (row i on word line i, column j on pair j)."""
+def route_bits(rows: int, cols: int, prows: int, pcols: int) -> int:
+    """A tile's routing register: the word line of each input row, a used bit per word line (an
+    unused one is held at code 0) and the pair of each output column."""
+    rb, cb = route_widths(rows, prows, pcols)
+    return rows * rb + prows + cols * cb
+
+
+def tile_route(t: dict) -> np.ndarray:
+    """A program tile's routing register contents, bit 0 first: the physical word line of each input
+    row, the used bit of each physical word line, the physical pair of each output column; a chip's
+    placement (``wl``, ``bl``) or, for a design for no chip, the identity (row i on word line i,
+    column j on pair j)."""
     rows, cols = t["row1"] - t["row0"], t["col1"] - t["col0"]
+    rb, cb = route_widths(rows, t["prows"], t["pcols"])
     wl = np.asarray(t.get("wl", np.arange(rows)), np.int64)
-    rsel = np.zeros(t["prows"], np.int64)
-    rsel[wl] = np.arange(1, rows + 1)
-    return rsel, np.asarray(t.get("bl", np.arange(cols)), np.int64)
+    used = np.zeros(t["prows"], np.int64)
+    used[wl] = 1
+    bl = np.asarray(t.get("bl", np.arange(cols)), np.int64)
+    return np.concatenate([_twos(wl, rb).reshape(-1), used.astype(np.uint8), _twos(bl, cb).reshape(-1)])
 
 
 #: Above this many scan-chain bits the simulation files (testbench, scan.mem, behavioural macros)
@@ -200,8 +210,8 @@ def _twos(v, bits: int) -> np.ndarray:
 def _tile_scan(t: dict, level_bits: int) -> tuple[int, int]:
     """Bits of a program tile's two scan registers: its macro's level register (every physical cell)
     and its routing register."""
-    rb, cb = route_widths(t["row1"] - t["row0"], t["prows"], t["pcols"])
-    return t["prows"] * t["pcols"] * 2 * level_bits, t["prows"] * rb + (t["col1"] - t["col0"]) * cb
+    return t["prows"] * t["pcols"] * 2 * level_bits, route_bits(t["row1"] - t["row0"], t["col1"] - t["col0"],
+                                                                t["prows"], t["pcols"])
 
 
 def scan_registers(prog: dict, tile_order: list[str]) -> list[tuple[str, int]]:
@@ -249,12 +259,11 @@ def scan_bits(prog: dict, tile_order: list[str]):
     by_name = {t["name"]: t for st in prog["steps"] if st["kind"] == "layer" for t in st["tiles"]}
     for name in reversed(tile_order):
         t = by_name[name]
-        rsel, csel = tile_route(t)
-        rb, cb = route_widths(len(t["lpos"]), t["prows"], t["pcols"])
-        yield np.concatenate([_twos(rsel, rb).reshape(-1), _twos(csel, cb).reshape(-1)])
+        yield tile_route(t)
+        rows, cols = t["row1"] - t["row0"], t["col1"] - t["col0"]
         phys = np.zeros((t["prows"], t["pcols"], 2), np.uint32)
-        wl = np.flatnonzero(rsel)
-        phys[np.ix_(wl, csel)] = np.stack([t["lpos"], t["lneg"]], axis=-1)[rsel[wl] - 1]
+        phys[np.ix_(t.get("wl", np.arange(rows)), t.get("bl", np.arange(cols)))] = \
+            np.stack([t["lpos"], t["lneg"]], axis=-1)
         lv = phys.reshape(-1)                                            # (p, q, side) order
         yield ((lv[:, None] >> np.arange(lb, dtype=np.uint32)) & 1).astype(np.uint8).reshape(-1)  # bit b of each
 
@@ -487,7 +496,8 @@ def _datapath_ctx(prog: dict, tiles: list[dict], lanes: int = 1, latency: int = 
         lt = []
         for t in st["tiles"]:
             ctx = tile_ix[t["name"]]
-            lt.append({**ctx, "dac_concat": ", ".join(f"dac_{k}[{i}]" for i in reversed(range(t["row0"], t["row1"])))})
+            lt.append({**ctx, "row0": t["row0"],
+                       "dac_concat": ", ".join(f"dac_{t['name']}[{i}]" for i in reversed(range(ctx["prows"])))})
         rec = st.get("recur")
         columns = []
         for j in range(st["cols"]):
@@ -518,6 +528,8 @@ def _datapath_ctx(prog: dict, tiles: list[dict], lanes: int = 1, latency: int = 
                        "gbits": st["dst"]["bits"] if rec else st["src"]["bits"], "ybits": st["dst"]["bits"],
                        "M": st["cols"], "P": st["positions"], "conv": conv, "tokens": tokens, "tiles": lt,
                        "overlap": overlaps(st), "soverlap": stores_overlap(st, lanes, latency),
+                       "row_splits": [{"row0": r0, "rows": n, "ibits": _bits(n)}
+                                      for r0, n in sorted({(x["row0"], x["rows"]) for x in lt})],
                        "done_concat": ", ".join(f"done_{t['name']}" for t in reversed(lt)),
                        "columns": columns, "s": st["s"], "act": _act_ctx(st["act"]), "final": st["final"],
                        "sg": names[0], "sw": names[1], "ss": names[2],
