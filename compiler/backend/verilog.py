@@ -53,8 +53,8 @@ READ_OVERHEAD = 5
 def rtl_cycles(prog: dict, lanes: int, latency: int) -> dict:
     """Clock cycles of one input through the chip top, by what the sequencer does: the host link
     (a code a clock each way), the layers' gather (``lanes`` DAC codes a clock; a layer of several
-    positions gathers the next one while its tiles read, :func:`overlaps`, so only its first gather
-    and what a gather takes beyond a read count), tile reads
+    positions gathers the next one, and where :func:`stores_overlap` stores the previous one, while
+    its tiles read, so only its first gather, its last stores and what outlasts a read count), tile reads
     (``read``: the macro's ``latency``; ``handshake``: the sequencer's clocks around it), the
     requantizers' stores (``lanes`` outputs a clock), a recurrent layer's state update (a unit a
     clock; its gather and stores take one a clock), pooling (each window element a clock,
@@ -134,20 +134,20 @@ def _tile_ctx(ir: IR, prefix: str, pdk, level_bits: int, bipolar: frozenset = fr
         rows, cols = a["row1"] - a["row0"], a["col1"] - a["col0"]
         code = pdk.dac_bits + 1 if t in bipolar else pdk.dac_bits
         prows, pcols = a["tile_rows"], a["tile_cols"] // 2
-        rb, cb = route_widths(rows, prows, pcols)
+        rb, cb = route_widths(prows, pcols)
         route = route_bits(rows, cols, prows, pcols)
         tiles.append({
             "index": k, "name": t, "step": a["step"], "rows": rows, "cols": cols,
             "prows": prows, "pcols": pcols, "rsel_bits": rb, "csel_bits": cb, "route_bits": route,
             "bipolar": t in bipolar,
-            "dac_code_bits": code, "dac_width": rows * code, "adc_width": cols * pdk.adc_bits,
+            "dac_code_bits": code, "adc_width": cols * pdk.adc_bits,
             "grid": a["grid"], "layer": a["layer"],
             "scan_bits": prows * pcols * 2 * level_bits + route,
         })
     return tiles
 
 
-def route_widths(rows: int, prows: int, pcols: int) -> tuple[int, int]:
+def route_widths(prows: int, pcols: int) -> tuple[int, int]:
     """Bits of a tile's routing register fields: the physical word line of each input row, and the
     physical pair of each output column."""
     return _bits(prows), _bits(pcols)
@@ -156,7 +156,7 @@ def route_widths(rows: int, prows: int, pcols: int) -> tuple[int, int]:
 def route_bits(rows: int, cols: int, prows: int, pcols: int) -> int:
     """A tile's routing register: the word line of each input row, a used bit per word line (an
     unused one is held at code 0) and the pair of each output column."""
-    rb, cb = route_widths(rows, prows, pcols)
+    rb, cb = route_widths(prows, pcols)
     return rows * rb + prows + cols * cb
 
 
@@ -166,7 +166,7 @@ def tile_route(t: dict) -> np.ndarray:
     placement (``wl``, ``bl``) or, for a design for no chip, the identity (row i on word line i,
     column j on pair j)."""
     rows, cols = t["row1"] - t["row0"], t["col1"] - t["col0"]
-    rb, cb = route_widths(rows, t["prows"], t["pcols"])
+    rb, cb = route_widths(t["prows"], t["pcols"])
     wl = np.asarray(t.get("wl", np.arange(rows)), np.int64)
     used = np.zeros(t["prows"], np.int64)
     used[wl] = 1

@@ -153,7 +153,7 @@ def test_one_chip_programmed_verified_and_run(sky, digits, tmp_path):
     k = next(i for i, n in enumerate(order) if by_name[n]["bl"] != list(range(len(by_name[n]["bl"]))))
     t = by_name[order[k]]
     rows = t["row1"] - t["row0"]
-    rb, cb = route_widths(rows, t["prows"], t["pcols"])
+    rb, cb = route_widths(t["prows"], t["pcols"])
     used = np.concatenate([np.ones(rows, int), np.zeros(t["prows"] - rows, int)])
     ident = np.concatenate([((np.arange(rows)[:, None] >> np.arange(rb)) & 1).reshape(-1), used,
                             ((np.arange(len(t["bl"]))[:, None] >> np.arange(cb)) & 1).reshape(-1)])

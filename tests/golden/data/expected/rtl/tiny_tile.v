@@ -5,13 +5,14 @@
 // rtl_datapath.scan_order names the tile, and its netlist is spice/tiles/<tile>.sp).
 // On 'start' it latches dac_in, pulses the macro's conv_start, waits for conv_done, latches
 // adc_code into adc_out and pulses 'done' for one cycle.
-// The macro is the tile's physical array, PROWS word lines by PCOLS pairs of bit lines; which word
+// The macro is the tile's physical array, PROWS word lines by PCOLS pairs of bit lines. Which word
 // line each input row drives and which pair each output column reads is the routing register, so a
 // chip whose test found stuck cells places its rows and columns around them (manifest: placement;
-// passes/fault_map.py) with the same RTL: physical word line p is driven by row sel_p - 1 (sel_p = 0:
-// held at code 0), sel_p in bits [p*RSEL_BITS +: RSEL_BITS]; column j reads pair bits
-// [PROWS*RSEL_BITS + j*CSEL_BITS +: CSEL_BITS]. The scan chain runs through the macro's level register
-// and then the routing register.
+// passes/fault_map.py) with the same RTL. Its bits, from bit 0: input row i's word line
+// ([i*RSEL_BITS +: RSEL_BITS], given to the chip top on wl_map: its gather writes row i's DAC code into
+// that word line's register, so dac_in holds one code per word line); a used bit per word line (an
+// unused one is held at code 0); output column j's pair ([.. + j*CSEL_BITS +: CSEL_BITS]). The scan chain
+// runs through the macro's level register and then the routing register.
 module tiny_tile #(
     parameter integer ROWS = 1,
     parameter integer COLS = 1,
@@ -28,15 +29,18 @@ module tiny_tile #(
     input  wire                      clk,
     input  wire                      rst_n,
     input  wire                      start,
-    input  wire [ROWS*DAC_BITS-1:0]  dac_in,
+    input  wire [PROWS*DAC_BITS-1:0] dac_in,
     output reg  [COLS*ADC_BITS-1:0]  adc_out,
     output reg                       done,
     input  wire                      scan_en,
     input  wire                      scan_in,
-    output wire                      scan_out
+    output wire                      scan_out,
+    output wire [ROWS*RSEL_BITS-1:0] wl_map
 );
-    localparam integer ROUTE_BITS = PROWS * RSEL_BITS + COLS * CSEL_BITS;
-    reg  [ROWS*DAC_BITS-1:0] dac_q;
+    localparam integer ROUTE_BITS = ROWS * RSEL_BITS + PROWS + COLS * CSEL_BITS;
+    localparam integer USED0 = ROWS * RSEL_BITS;          // the used bits
+    localparam integer PAIR0 = ROWS * RSEL_BITS + PROWS;  // the pair selects
+    reg  [PROWS*DAC_BITS-1:0] dac_q;
     reg                      conv_start;
     reg                      busy;
     wire [PCOLS*ADC_BITS-1:0] adc_phys;
@@ -49,18 +53,11 @@ module tiny_tile #(
     reg  [ROUTE_BITS-1:0]    route;
     always @(posedge clk) if (scan_en) route <= {macro_scan_out, route[ROUTE_BITS-1:1]};
     assign scan_out = route[0];
-    // input rows by select (0: code 0) and physical pairs by index, padded to the selects' range
-    wire [DAC_BITS-1:0] row_code [0:(1<<RSEL_BITS)-1];
+    assign wl_map = route[ROWS*RSEL_BITS-1:0];
+    // physical pairs by index, padded to the selects' range
     wire [ADC_BITS-1:0] pair_code [0:(1<<CSEL_BITS)-1];
     genvar g;
     generate
-        for (g = 0; g < (1 << RSEL_BITS); g = g + 1) begin : g_rows
-            if (g >= 1 && g <= ROWS) begin : g_in
-                assign row_code[g] = dac_q[(g-1)*DAC_BITS +: DAC_BITS];
-            end else begin : g_off
-                assign row_code[g] = {DAC_BITS{1'b0}};
-            end
-        end
         for (g = 0; g < (1 << CSEL_BITS); g = g + 1) begin : g_pairs
             if (g < PCOLS) begin : g_in
                 assign pair_code[g] = adc_phys[g*ADC_BITS +: ADC_BITS];
@@ -69,16 +66,16 @@ module tiny_tile #(
             end
         end
         for (g = 0; g < PROWS; g = g + 1) begin : g_wl
-            assign dac_phys[g*DAC_BITS +: DAC_BITS] = row_code[route[g*RSEL_BITS +: RSEL_BITS]];
+            assign dac_phys[g*DAC_BITS +: DAC_BITS] = route[USED0 + g] ? dac_q[g*DAC_BITS +: DAC_BITS] : {DAC_BITS{1'b0}};
         end
         for (g = 0; g < COLS; g = g + 1) begin : g_col
-            assign adc_code[g*ADC_BITS +: ADC_BITS] = pair_code[route[PROWS*RSEL_BITS + g*CSEL_BITS +: CSEL_BITS]];
+            assign adc_code[g*ADC_BITS +: ADC_BITS] = pair_code[route[PAIR0 + g*CSEL_BITS +: CSEL_BITS]];
         end
     endgenerate
 
     always @(posedge clk or negedge rst_n) begin
         if (!rst_n) begin
-            dac_q      <= {ROWS*DAC_BITS{1'b0}};
+            dac_q      <= {PROWS*DAC_BITS{1'b0}};
             conv_start <= 1'b0;
             busy       <= 1'b0;
             adc_out    <= {COLS*ADC_BITS{1'b0}};
