@@ -1,6 +1,7 @@
 // amsc 0.1.0 | pdk generic | design tiny | source sha256 e681a353875842f094ab0a318d23805dab79a8dbd460b6bb68d641ea35db3fe1
 // Digital wrapper of a crossbar tile, one module for all 2 tiles: each instance gets its tile's
-// ROWS (word lines), COLS (outputs), DAC_BITS (code bits; BIPOLAR = 1: signed codes, the DACs drive
+// ROWS (input rows), COLS (outputs), PROWS x PCOLS (its physical array), RSEL_BITS and CSEL_BITS (its
+// routing selects), DAC_BITS (code bits; BIPOLAR = 1: signed codes, the DACs drive
 // either sign), ADC_BITS, LEVEL_BITS and TILE (its place in the scan chain: the manifest's
 // rtl_datapath.scan_order names the tile, and its netlist is spice/tiles/<tile>.sp).
 // On 'start' it latches dac_in, pulses the macro's conv_start, waits for conv_done, latches
