@@ -499,6 +499,7 @@ def _datapath_ctx(prog: dict, tiles: list[dict], lanes: int = 1, latency: int = 
             lt.append({**ctx, "row0": t["row0"],
                        "dac_concat": ", ".join(f"dac_{t['name']}[{i}]" for i in reversed(range(ctx["prows"])))})
         rec = st.get("recur")
+        fields = requant_fields(st, regs[st["name"]])     # each column's MQ, BQ (and MQH, BQH)
         columns = []
         for j in range(st["cols"]):
             terms = [[], []]    # the ADC codes of column j, sign-extended to 64 bits; a recurrent layer's by part
@@ -510,7 +511,6 @@ def _datapath_ctx(prog: dict, tiles: list[dict], lanes: int = 1, latency: int = 
                     terms[part].append("$signed({{" + str(64 - ba) + "{" + f"adc_{t['name']}[{hi}]" + "}}, " + code + "})")
             columns.append({"j": j, "sum": " + ".join(terms[0]) or "64'sd0", "sumh": " + ".join(terms[1]) or "64'sd0"})
             # the constants from the layer's requantizer register (requant_regs)
-            fields = requant_fields(st, regs[st["name"]])
             base = j * sum(b for _, _, b in fields)
             for name, _, b in fields:     # a recurrent layer's cell unit reads them through 64-bit functions
                 columns[-1][name] = _field(f"cal_{k}", base, b, 64 if rec is not None else None)

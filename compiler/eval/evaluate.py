@@ -41,9 +41,9 @@ import numpy as np
 
 from ..design.chipstate import check_rates, draw_state
 from ..errors import InputError
-from ..passes.calibrate import fit_columns
+from ..passes.calibrate import fit_group
 from ..passes.reads import ReadSampler
-from ..passes.fault_map import pair_levels, place_chip, stuck_levels, target_levels
+from ..passes.fault_map import pair_levels, place_chip, stuck_levels
 from ..frontend.common import check_labels, load_labels
 from ..verify.report import figure, png_bytes, render_page, write_page
 from .run import Design, agreement
@@ -190,15 +190,7 @@ def column_calibration(design: Design, chip: dict, reads: dict, read_noise=None)
     for (_, _, part), names in groups.items():
         if any(n not in reads or n not in chip for n in names):
             continue
-        meas = ideal = 0.0
-        for n in names:
-            p = design.ir.g.nodes[n]["params"]
-            X = reads[n]
-            gp, gn = chip[n]
-            meas = meas + Design._read(X, gp, gn, read_noise)
-            lp, ln = target_levels(p)
-            ideal = ideal + X @ ((lp.astype(np.float64) - ln) * g_step)
-        a, b = fit_columns(meas, ideal)
+        a, b = fit_group(design.ir, names, reads, g_step, lambda n, X: Design._read(X, *chip[n], read_noise))
         # a design for one chip already folds its own calibration (cal_gain a_d, cal_offset b_d, in
         # the float IR's units) into the requantizer: the reads are mapped to what, through it, gives
         # the targets, (meas - b) a_d / a + b_d

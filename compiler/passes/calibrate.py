@@ -97,16 +97,28 @@ def _fit_part(ir, tiles: list[str], reads: dict, g_step: float, cols: int) -> tu
     for t in tiles:
         ta = ir.g.nodes[t]["attrs"]
         by_cols.setdefault((ta["col0"], ta["col1"]), []).append(t)
+
+    def programmed(t, X):     # the tile read at the conductances it was programmed to
+        p = ir.g.nodes[t]["params"]
+        return X @ (p["gpos"] - p["gneg"])
+
     for (c0, c1), group in by_cols.items():
-        meas = ideal = 0.0
-        for t in group:
-            tp = ir.g.nodes[t]["params"]
-            X = reads[t]
-            meas = meas + X @ (tp["gpos"] - tp["gneg"])
-            lp, ln = target_levels(tp)
-            ideal = ideal + X @ ((lp.astype(np.float64) - ln) * g_step)
-        gain[c0:c1], off[c0:c1] = fit_columns(meas, ideal)
+        gain[c0:c1], off[c0:c1] = fit_group(ir, group, reads, g_step, programmed)
     return gain, off
+
+
+def fit_group(ir, tiles: list[str], reads: dict, g_step: float, read) -> tuple[np.ndarray, np.ndarray]:
+    """Gain and offset (:func:`fit_columns`) of the output columns one group of tiles adds up (the
+    row tiles of a column range, of one sum): the measured sum ``sum_t read(t, X_t)`` against the
+    targets' ``sum_t X_t (lpos - lneg) G_step`` over each tile's read set ``X_t``. ``read``: how the
+    chip reads a tile (this design's conductances, or a Monte-Carlo chip's with read noise)."""
+    meas = ideal = 0.0
+    for t in tiles:
+        X = reads[t]
+        meas = meas + read(t, X)
+        lp, ln = target_levels(ir.g.nodes[t]["params"])
+        ideal = ideal + X @ ((lp.astype(np.float64) - ln) * g_step)
+    return fit_columns(meas, ideal)
 
 
 def nominal_ir(ir, pdk):
