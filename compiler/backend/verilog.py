@@ -496,8 +496,7 @@ def _datapath_ctx(prog: dict, tiles: list[dict], lanes: int = 1, latency: int = 
         lt = []
         for t in st["tiles"]:
             ctx = tile_ix[t["name"]]
-            lt.append({**ctx, "row0": t["row0"],
-                       "dac_concat": ", ".join(f"dac_{t['name']}[{i}]" for i in reversed(range(ctx["prows"])))})
+            lt.append({**ctx, "row0": t["row0"], "ibits": _bits(ctx["rows"])})
         rec = st.get("recur")
         fields = requant_fields(st, regs[st["name"]])     # each column's MQ, BQ (and MQH, BQH)
         columns = []
@@ -528,8 +527,6 @@ def _datapath_ctx(prog: dict, tiles: list[dict], lanes: int = 1, latency: int = 
                        "gbits": st["dst"]["bits"] if rec else st["src"]["bits"], "ybits": st["dst"]["bits"],
                        "M": st["cols"], "P": st["positions"], "conv": conv, "tokens": tokens, "tiles": lt,
                        "overlap": overlaps(st), "soverlap": stores_overlap(st, lanes, latency),
-                       "row_splits": [{"row0": r0, "rows": n, "ibits": _bits(n)}
-                                      for r0, n in sorted({(x["row0"], x["rows"]) for x in lt})],
                        "done_concat": ", ".join(f"done_{t['name']}" for t in reversed(lt)),
                        "columns": columns, "s": st["s"], "act": _act_ctx(st["act"]), "final": st["final"],
                        "sg": names[0], "sw": names[1], "ss": names[2],

@@ -46,9 +46,11 @@ module tiny_top (
     // 3 lane(s): a unit handles elements idx .. idx + 2 in one clock (lane l: element lix[l])
     genvar gl;
     wire [15:0] lix [0:2];
+    wire [47:0] lixbus;   // the same, packed (lane l at [l*16 +: 16]), for the tiles
     generate for (gl = 0; gl < 3; gl = gl + 1) begin : g_lix
         localparam [15:0] LANE = gl;
         assign lix[gl] = idx + LANE;
+        assign lixbus[gl*16 +: 16] = lix[gl];
     end endgenerate
 
     assign in_ready  = (state == R0);
@@ -70,39 +72,47 @@ module tiny_top (
     assign scan_out = scan_c2;
     reg start_1;
     reg [0:0] got_1;
+    // the layer's gather: while gwe_1 is high, lane l carries input row lix[l] and its code
+    // (gbus_1[l]), and the tile holding that row writes it into its DAC registers
+    wire gwe_1 = (state == L1_G);
+    wire [23:0] gbus_1;
     wire [15:0] adc_l1_r0c0;
     wire done_l1_r0c0;
-    // the tile's DAC registers, one per physical word line: the gather writes input row i at the word
-    // line the tile's routing register names (wl_l1_r0c0); a word line no row is routed to is held at code 0
-    reg [7:0] dac_l1_r0c0 [0:63];
-    wire [17:0] wlmap_l1_r0c0;
-    wire [5:0] wl_l1_r0c0 [0:2];
-    generate for (gl = 0; gl < 3; gl = gl + 1) begin : g_wl_l1_r0c0
-        assign wl_l1_r0c0[gl] = wlmap_l1_r0c0[gl*6 +: 6];
-    end endgenerate
     // tile l1_r0c0: layer l1, schedule step 0, grid slot 1,0
+    wire cs_l1_r0c0, cd_l1_r0c0, xso_l1_r0c0;
+    wire [511:0] dacp_l1_r0c0;
+    wire [255:0] adcp_l1_r0c0;
+    tiny_xbar #(.ROWS(64), .COLS(32), .DAC_BITS(8), .ADC_BITS(8),
+        .LEVEL_BITS(4), .BIPOLAR(0), .TILE(0)) x_l1_r0c0 (
+        .clk        (clk),
+        .conv_start (cs_l1_r0c0),
+        .dac_code   (dacp_l1_r0c0),
+        .adc_code   (adcp_l1_r0c0),
+        .conv_done  (cd_l1_r0c0),
+        .scan_en    (scan_en),
+        .scan_in    (scan_0),
+        .scan_out   (xso_l1_r0c0)
+    );
     tiny_tile #(.ROWS(3), .COLS(2), .PROWS(64), .PCOLS(32),
         .RSEL_BITS(6), .CSEL_BITS(5), .DAC_BITS(8), .ADC_BITS(8),
-        .LEVEL_BITS(4), .BIPOLAR(0), .TILE(0)) u_l1_r0c0 (
-        .clk      (clk),
-        .rst_n    (rst_n),
-        .start    (start_1),
-        .dac_in   ({ dac_l1_r0c0[63], dac_l1_r0c0[62], dac_l1_r0c0[61], dac_l1_r0c0[60], dac_l1_r0c0[59], dac_l1_r0c0[58], dac_l1_r0c0[57], dac_l1_r0c0[56], dac_l1_r0c0[55], dac_l1_r0c0[54], dac_l1_r0c0[53], dac_l1_r0c0[52], dac_l1_r0c0[51], dac_l1_r0c0[50], dac_l1_r0c0[49], dac_l1_r0c0[48], dac_l1_r0c0[47], dac_l1_r0c0[46], dac_l1_r0c0[45], dac_l1_r0c0[44], dac_l1_r0c0[43], dac_l1_r0c0[42], dac_l1_r0c0[41], dac_l1_r0c0[40], dac_l1_r0c0[39], dac_l1_r0c0[38], dac_l1_r0c0[37], dac_l1_r0c0[36], dac_l1_r0c0[35], dac_l1_r0c0[34], dac_l1_r0c0[33], dac_l1_r0c0[32], dac_l1_r0c0[31], dac_l1_r0c0[30], dac_l1_r0c0[29], dac_l1_r0c0[28], dac_l1_r0c0[27], dac_l1_r0c0[26], dac_l1_r0c0[25], dac_l1_r0c0[24], dac_l1_r0c0[23], dac_l1_r0c0[22], dac_l1_r0c0[21], dac_l1_r0c0[20], dac_l1_r0c0[19], dac_l1_r0c0[18], dac_l1_r0c0[17], dac_l1_r0c0[16], dac_l1_r0c0[15], dac_l1_r0c0[14], dac_l1_r0c0[13], dac_l1_r0c0[12], dac_l1_r0c0[11], dac_l1_r0c0[10], dac_l1_r0c0[9], dac_l1_r0c0[8], dac_l1_r0c0[7], dac_l1_r0c0[6], dac_l1_r0c0[5], dac_l1_r0c0[4], dac_l1_r0c0[3], dac_l1_r0c0[2], dac_l1_r0c0[1], dac_l1_r0c0[0] }),
-        .wl_map   (wlmap_l1_r0c0),
-        .adc_out  (adc_l1_r0c0),
-        .done     (done_l1_r0c0),
-        .scan_en  (scan_en),
-        .scan_in  (scan_0),
-        .scan_out (scan_1)
+        .LANES(3), .IW(16), .IBITS(2)) u_l1_r0c0 (
+        .clk        (clk),
+        .rst_n      (rst_n),
+        .start      (start_1),
+        .gwe        (gwe_1),
+        .row0       (16'd0),
+        .glix       (lixbus[47:0]),
+        .gval       (gbus_1),
+        .adc_out    (adc_l1_r0c0),
+        .done       (done_l1_r0c0),
+        .conv_start (cs_l1_r0c0),
+        .dac_phys   (dacp_l1_r0c0),
+        .adc_phys   (adcp_l1_r0c0),
+        .conv_done  (cd_l1_r0c0),
+        .scan_en    (scan_en),
+        .scan_in    (xso_l1_r0c0),
+        .scan_out   (scan_1)
     );
-    // gather lane l's input row within the row split from row 0 (3 rows)
-    wire [1:0] glt_1_0 [0:2];
-    generate for (gl = 0; gl < 3; gl = gl + 1) begin : g_glt_1_0
-        /* verilator lint_off UNUSEDSIGNAL */
-        wire [15:0] d = lix[gl] - 16'd0;
-        /* verilator lint_on UNUSEDSIGNAL */
-        assign glt_1_0[gl] = d[1:0];
-    end endgenerate
     wire [0:0] dones_1 = { done_l1_r0c0 };
     // accumulators: the ADC codes of the row-split tiles of each output column
     wire signed [63:0] acc_1 [0:1];
@@ -153,39 +163,47 @@ module tiny_top (
     end endgenerate
     reg start_2;
     reg [0:0] got_2;
+    // the layer's gather: while gwe_2 is high, lane l carries input row lix[l] and its code
+    // (gbus_2[l]), and the tile holding that row writes it into its DAC registers
+    wire gwe_2 = (state == L2_G);
+    wire [15:0] gbus_2;
     wire [7:0] adc_l2_r0c0;
     wire done_l2_r0c0;
-    // the tile's DAC registers, one per physical word line: the gather writes input row i at the word
-    // line the tile's routing register names (wl_l2_r0c0); a word line no row is routed to is held at code 0
-    reg [7:0] dac_l2_r0c0 [0:63];
-    wire [11:0] wlmap_l2_r0c0;
-    wire [5:0] wl_l2_r0c0 [0:1];
-    generate for (gl = 0; gl < 2; gl = gl + 1) begin : g_wl_l2_r0c0
-        assign wl_l2_r0c0[gl] = wlmap_l2_r0c0[gl*6 +: 6];
-    end endgenerate
     // tile l2_r0c0: layer l2, schedule step 1, grid slot 0,1
+    wire cs_l2_r0c0, cd_l2_r0c0, xso_l2_r0c0;
+    wire [511:0] dacp_l2_r0c0;
+    wire [255:0] adcp_l2_r0c0;
+    tiny_xbar #(.ROWS(64), .COLS(32), .DAC_BITS(8), .ADC_BITS(8),
+        .LEVEL_BITS(4), .BIPOLAR(0), .TILE(1)) x_l2_r0c0 (
+        .clk        (clk),
+        .conv_start (cs_l2_r0c0),
+        .dac_code   (dacp_l2_r0c0),
+        .adc_code   (adcp_l2_r0c0),
+        .conv_done  (cd_l2_r0c0),
+        .scan_en    (scan_en),
+        .scan_in    (scan_1),
+        .scan_out   (xso_l2_r0c0)
+    );
     tiny_tile #(.ROWS(2), .COLS(1), .PROWS(64), .PCOLS(32),
         .RSEL_BITS(6), .CSEL_BITS(5), .DAC_BITS(8), .ADC_BITS(8),
-        .LEVEL_BITS(4), .BIPOLAR(0), .TILE(1)) u_l2_r0c0 (
-        .clk      (clk),
-        .rst_n    (rst_n),
-        .start    (start_2),
-        .dac_in   ({ dac_l2_r0c0[63], dac_l2_r0c0[62], dac_l2_r0c0[61], dac_l2_r0c0[60], dac_l2_r0c0[59], dac_l2_r0c0[58], dac_l2_r0c0[57], dac_l2_r0c0[56], dac_l2_r0c0[55], dac_l2_r0c0[54], dac_l2_r0c0[53], dac_l2_r0c0[52], dac_l2_r0c0[51], dac_l2_r0c0[50], dac_l2_r0c0[49], dac_l2_r0c0[48], dac_l2_r0c0[47], dac_l2_r0c0[46], dac_l2_r0c0[45], dac_l2_r0c0[44], dac_l2_r0c0[43], dac_l2_r0c0[42], dac_l2_r0c0[41], dac_l2_r0c0[40], dac_l2_r0c0[39], dac_l2_r0c0[38], dac_l2_r0c0[37], dac_l2_r0c0[36], dac_l2_r0c0[35], dac_l2_r0c0[34], dac_l2_r0c0[33], dac_l2_r0c0[32], dac_l2_r0c0[31], dac_l2_r0c0[30], dac_l2_r0c0[29], dac_l2_r0c0[28], dac_l2_r0c0[27], dac_l2_r0c0[26], dac_l2_r0c0[25], dac_l2_r0c0[24], dac_l2_r0c0[23], dac_l2_r0c0[22], dac_l2_r0c0[21], dac_l2_r0c0[20], dac_l2_r0c0[19], dac_l2_r0c0[18], dac_l2_r0c0[17], dac_l2_r0c0[16], dac_l2_r0c0[15], dac_l2_r0c0[14], dac_l2_r0c0[13], dac_l2_r0c0[12], dac_l2_r0c0[11], dac_l2_r0c0[10], dac_l2_r0c0[9], dac_l2_r0c0[8], dac_l2_r0c0[7], dac_l2_r0c0[6], dac_l2_r0c0[5], dac_l2_r0c0[4], dac_l2_r0c0[3], dac_l2_r0c0[2], dac_l2_r0c0[1], dac_l2_r0c0[0] }),
-        .wl_map   (wlmap_l2_r0c0),
-        .adc_out  (adc_l2_r0c0),
-        .done     (done_l2_r0c0),
-        .scan_en  (scan_en),
-        .scan_in  (scan_1),
-        .scan_out (scan_2)
+        .LANES(2), .IW(16), .IBITS(1)) u_l2_r0c0 (
+        .clk        (clk),
+        .rst_n      (rst_n),
+        .start      (start_2),
+        .gwe        (gwe_2),
+        .row0       (16'd0),
+        .glix       (lixbus[31:0]),
+        .gval       (gbus_2),
+        .adc_out    (adc_l2_r0c0),
+        .done       (done_l2_r0c0),
+        .conv_start (cs_l2_r0c0),
+        .dac_phys   (dacp_l2_r0c0),
+        .adc_phys   (adcp_l2_r0c0),
+        .conv_done  (cd_l2_r0c0),
+        .scan_en    (scan_en),
+        .scan_in    (xso_l2_r0c0),
+        .scan_out   (scan_2)
     );
-    // gather lane l's input row within the row split from row 0 (2 rows)
-    wire [0:0] glt_2_0 [0:1];
-    generate for (gl = 0; gl < 2; gl = gl + 1) begin : g_glt_2_0
-        /* verilator lint_off UNUSEDSIGNAL */
-        wire [15:0] d = lix[gl] - 16'd0;
-        /* verilator lint_on UNUSEDSIGNAL */
-        assign glt_2_0[gl] = d[0:0];
-    end endgenerate
     wire [0:0] dones_2 = { done_l2_r0c0 };
     // accumulators: the ADC codes of the row-split tiles of each output column
     wire signed [63:0] acc_2 [0:0];
@@ -232,6 +250,14 @@ module tiny_top (
         assign gval_2[gl] = mem_l1[e[0:0]];
     end endgenerate
 
+    // the gather lanes' codes, packed for the tiles (lane l at [l*bits +: bits])
+    generate for (gl = 0; gl < 3; gl = gl + 1) begin : g_gbus_1
+        assign gbus_1[gl*8 +: 8] = gval_1[gl];
+    end endgenerate
+    generate for (gl = 0; gl < 2; gl = gl + 1) begin : g_gbus_2
+        assign gbus_2[gl*8 +: 8] = gval_2[gl];
+    end endgenerate
+
     // ---- sequencing --------------------------------------------------------------------------
     always @(posedge clk or negedge rst_n) begin
         if (!rst_n) begin
@@ -254,9 +280,7 @@ module tiny_top (
                 end
                 // layer l1: 1 position(s) x 3 inputs -> 2 outputs on 1 tile(s)
                 L1_G: begin   // gather, 3 input(s) a clock; with the last, the tiles start
-                    if (lix[0] < 16'd3) dac_l1_r0c0[wl_l1_r0c0[glt_1_0[0]]] <= gval_1[0];
-                    if (lix[1] < 16'd3) dac_l1_r0c0[wl_l1_r0c0[glt_1_0[1]]] <= gval_1[1];
-                    if (lix[2] < 16'd3) dac_l1_r0c0[wl_l1_r0c0[glt_1_0[2]]] <= gval_1[2];
+                    // (gwe_1 is high: each tile writes the lanes' codes into its DAC registers)
                     if (idx == 16'd0) begin
                         idx   <= 16'd0;
                     end else begin
@@ -283,8 +307,7 @@ module tiny_top (
                 end
                 // layer l2: 1 position(s) x 2 inputs -> 1 outputs on 1 tile(s)
                 L2_G: begin   // gather, 2 input(s) a clock; with the last, the tiles start
-                    if (lix[0] < 16'd2) dac_l2_r0c0[wl_l2_r0c0[glt_2_0[0]]] <= gval_2[0];
-                    if (lix[1] < 16'd2) dac_l2_r0c0[wl_l2_r0c0[glt_2_0[1]]] <= gval_2[1];
+                    // (gwe_2 is high: each tile writes the lanes' codes into its DAC registers)
                     if (idx == 16'd0) begin
                         idx   <= 16'd0;
                     end else begin
