@@ -50,6 +50,7 @@ module tiny_tile #(
     input  wire                      scan_in,
     output wire                      scan_out
 );
+    /*verilator no_inline_module*/   // one body for thousands of instances: lint and simulation keep it shared
     localparam integer ROUTE_BITS = ROWS * RSEL_BITS + PROWS + COLS * CSEL_BITS;
     localparam integer USED0 = ROWS * RSEL_BITS;          // the used bits
     localparam integer PAIR0 = ROWS * RSEL_BITS + PROWS;  // the pair selects
@@ -75,7 +76,7 @@ module tiny_tile #(
     always @* begin
         for (i = 0; i < ROWS; i = i + 1) wl[i] = route[i*RSEL_BITS +: RSEL_BITS];
         for (i = 0; i < LANES; i = i + 1) begin
-            d = {{(32-IW){1'b0}}, glix[i*IW +: IW]} - {{(32-IW){1'b0}}, row0};   // the row within this tile; wraps above ROWS below ROW0
+            d = {{(32-IW){1'b0}}, glix[i*IW +: IW]} - {{(32-IW){1'b0}}, row0};   // the row within this tile; wraps above ROWS below row0
             lane_in[i] = (d < ROWS);
             lane_wl[i] = wl[d[IBITS-1:0]];
         end
