@@ -154,24 +154,21 @@ def route_widths(prows: int, pcols: int) -> tuple[int, int]:
 
 
 def route_bits(rows: int, cols: int, prows: int, pcols: int) -> int:
-    """A tile's routing register: the word line of each input row, a used bit per word line (an
-    unused one is held at code 0) and the pair of each output column."""
+    """A tile's routing register: the word line of each input row and the pair of each output
+    column (a word line no row is routed to is never written and holds code 0)."""
     rb, cb = route_widths(prows, pcols)
-    return rows * rb + prows + cols * cb
+    return rows * rb + cols * cb
 
 
 def tile_route(t: dict) -> np.ndarray:
     """A program tile's routing register contents, bit 0 first: the physical word line of each input
-    row, the used bit of each physical word line, the physical pair of each output column; a chip's
-    placement (``wl``, ``bl``) or, for a design for no chip, the identity (row i on word line i,
-    column j on pair j)."""
+    row, then the physical pair of each output column; a chip's placement (``wl``, ``bl``) or, for
+    a design for no chip, the identity (row i on word line i, column j on pair j)."""
     rows, cols = t["row1"] - t["row0"], t["col1"] - t["col0"]
     rb, cb = route_widths(t["prows"], t["pcols"])
     wl = np.asarray(t.get("wl", np.arange(rows)), np.int64)
-    used = np.zeros(t["prows"], np.int64)
-    used[wl] = 1
     bl = np.asarray(t.get("bl", np.arange(cols)), np.int64)
-    return np.concatenate([_twos(wl, rb).reshape(-1), used.astype(np.uint8), _twos(bl, cb).reshape(-1)])
+    return np.concatenate([_twos(wl, rb).reshape(-1), _twos(bl, cb).reshape(-1)])
 
 
 #: Above this many scan-chain bits the simulation files (testbench, scan.mem, behavioural macros)

@@ -164,14 +164,20 @@ def test_a_wrong_weight_bit_is_caught(mlp_out, digits, tmp_path):
     out = shutil.copytree(mlp_out, tmp_path / "o")
     scan = out / "rtl" / "sim" / "scan.mem"
     bits = scan.read_text().split()
-    # the first tile (fc1: 64 rows x 32 columns x 2 cells x 4 bits) is shifted in last; invert the
-    # four bits of its G+ level of row 27 (the centre pixel), column 0
-    first = len(bits) - 64 * 32 * 2 * 4
-    for b in range(4):
-        k = first + ((27 * 32 + 0) * 2 + 0) * 4 + b
+    m = json.loads((out / "manifest.json").read_text())
+    prog = json.loads((out / "rtl" / "program.json").read_text())
+    tiles = {t["name"]: t for st in prog["steps"] if st["kind"] == "layer" for t in st["tiles"]}
+    first = tiles[m["rtl_datapath"]["scan_order"][0]]
+    # the first tile on the chain holds the stream's last bits: its macro's levels, cell (word line,
+    # pair, side), level_bits each, least significant first. Invert the bits of its G+ level of row 27
+    # (the centre pixel), column 0, on the word line and pair the placement routed them to
+    assert (first["row0"], first["col0"]) == (0, 0) and first["row1"] > 27
+    lb, wl, pair = prog["level_bits"], first.get("wl", range(64))[27], first.get("bl", range(64))[0]
+    start = len(bits) - first["prows"] * first["pcols"] * 2 * lb
+    for b in range(lb):
+        k = start + ((wl * first["pcols"] + pair) * 2 + 0) * lb + b
         bits[k] = "1" if bits[k] == "0" else "0"
     scan.write_text("".join(b + "\n" for b in bits))
-    m = json.loads((out / "manifest.json").read_text())
     import hashlib
 
     for f in m["files"]:

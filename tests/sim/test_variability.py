@@ -127,11 +127,11 @@ def test_one_chip_programmed_verified_and_run(sky, digits, tmp_path):
     assert [r["layer"] for r in regs] == [s["name"] for s in prog["steps"] if s["kind"] == "layer"]
     bits = np.array((chip / "rtl" / "sim" / "scan.mem").read_text().split(), dtype=np.uint8)
     # every tile: its whole physical array's levels and its routing register (a word line per input
-    # row, a used bit per word line, a pair per column)
+    # row, a pair per column)
     phys = [(t["tile_size"][0], t["tile_size"][1] // 2, t["rows"][1] - t["rows"][0], t["cols"][1] - t["cols"][0])
             for t in m["tiles"]]
     assert bits.size == sum(r["bits"] for r in regs) + sum(
-        pr * pc * 2 * prog["level_bits"] + r * int(np.ceil(np.log2(pr))) + pr + c * int(np.ceil(np.log2(max(2, pc))))
+        pr * pc * 2 * prog["level_bits"] + r * int(np.ceil(np.log2(pr))) + c * int(np.ceil(np.log2(max(2, pc))))
         for pr, pc, r, c in phys)
     # the last layer's register comes first on the stream: column 0's MQ, least significant bit first
     last = next(s for s in prog["steps"] if s["kind"] == "layer" and s["name"] == regs[-1]["layer"])
@@ -154,8 +154,7 @@ def test_one_chip_programmed_verified_and_run(sky, digits, tmp_path):
     t = by_name[order[k]]
     rows = t["row1"] - t["row0"]
     rb, cb = route_widths(t["prows"], t["pcols"])
-    used = np.concatenate([np.ones(rows, int), np.zeros(t["prows"] - rows, int)])
-    ident = np.concatenate([((np.arange(rows)[:, None] >> np.arange(rb)) & 1).reshape(-1), used,
+    ident = np.concatenate([((np.arange(rows)[:, None] >> np.arange(rb)) & 1).reshape(-1),
                             ((np.arange(len(t["bl"]))[:, None] >> np.arange(cb)) & 1).reshape(-1)])
     chain = scan_registers(prog, order)
     assert chain[2 * k + 1] == (f"preload_r{k}.mem", ident.size)

@@ -58,10 +58,10 @@ def test_registers_of_a_program_and_a_wrong_stream():
         {"kind": "layer", "name": "fc2", "cols": 2, "mq_bits": 4, "bq_bits": 4, "recur": None, "tiles": [
             {"name": "t1", "row0": 0, "row1": 4, "col0": 0, "col1": 2, "prows": 4, "pcols": 2}]}]}
     regs = scan_registers(prog, ["t1", "t0"])
-    # t1: 4 x 2 cells, a 2-bit word line (0-3) per input row, a used bit per word line, a 1-bit pair
+    # t1: 4 x 2 cells, a 2-bit word line (0-3) per input row and a 1-bit pair
     # (0-1) per column; t0: a 4 x 8 array for 2 x 4 weights, 2-bit word lines and 3-bit pairs (0-7)
-    assert regs == [("preload_t0.mem", 4 * 2 * 2 * 3), ("preload_r0.mem", 4 * 2 + 4 + 2 * 1),
-                    ("preload_t1.mem", 4 * 8 * 2 * 3), ("preload_r1.mem", 2 * 2 + 4 + 4 * 3),
+    assert regs == [("preload_t0.mem", 4 * 2 * 2 * 3), ("preload_r0.mem", 4 * 2 + 2 * 1),
+                    ("preload_t1.mem", 4 * 8 * 2 * 3), ("preload_r1.mem", 2 * 2 + 4 * 3),
                     ("preload_c0.mem", 4 * 11), ("preload_c1.mem", 2 * 8)]
     with pytest.raises(ValueError, match="scan stream of 5 bits"):
         list(preload_files(np.zeros(5, np.uint8), regs))

@@ -12,14 +12,18 @@
 // line each input row drives and which pair each output column reads is the routing register, so a
 // chip whose test found stuck cells places its rows and columns around them (manifest: placement;
 // passes/fault_map.py) with the same RTL. Its bits, from bit 0: input row i's word line
-// ([i*RSEL_BITS +: RSEL_BITS]); a used bit per word line (an unused one is held at code 0); output
-// column j's pair ([.. + j*CSEL_BITS +: CSEL_BITS]). The scan chain runs through the macro's level
-// register (scan_in is the macro's scan_out) and then the routing register.
+// ([i*RSEL_BITS +: RSEL_BITS]), then output column j's pair ([ROWS*RSEL_BITS + j*CSEL_BITS +:
+// CSEL_BITS]). The scan chain runs through the macro's level register (scan_in is the macro's
+// scan_out) and then the routing register.
 // The DAC registers, one per word line, are filled by the layer's gather: while gwe is high, lane l
 // carries the layer's input row glix[l] (its code in gval), and the tile holding that row (its rows
 // are row0 .. row0+ROWS-1) writes the code into the register of the word line the row is routed to:
-// LANES writes a clock, a table read each, no word-line multiplexers. 'start' copies the registers
-// into the read's latch, so the next position's gather may run while the tile reads.
+// LANES writes a clock, a table read each, no word-line multiplexers. A word line no row is routed
+// to is never written and holds the code 0 it takes at reset and while the chain shifts. 'start'
+// copies the registers into the read's latch (dac_phys), so the next position's gather may run
+// while the tile reads.
+// Written with whole-vector selects and loops over the lanes and columns only: a simulator or a
+// linter that elaborates every instance (Verilator does) holds little per tile.
 module tiny_tile #(
     parameter integer ROWS = 1,
     parameter integer COLS = 1,
@@ -51,12 +55,9 @@ module tiny_tile #(
     output wire                      scan_out
 );
     /*verilator no_inline_module*/   // one body for thousands of instances: lint and simulation keep it shared
-    localparam integer ROUTE_BITS = ROWS * RSEL_BITS + PROWS + COLS * CSEL_BITS;
-    localparam integer USED0 = ROWS * RSEL_BITS;          // the used bits
-    localparam integer PAIR0 = ROWS * RSEL_BITS + PROWS;  // the pair selects
-    reg  [DAC_BITS-1:0]      dac_r [0:PROWS-1];
-    reg  [PROWS*DAC_BITS-1:0] dac_in;
-    reg  [PROWS*DAC_BITS-1:0] dac_q;
+    localparam integer ROUTE_BITS = ROWS * RSEL_BITS + COLS * CSEL_BITS;
+    localparam integer PAIR0 = ROWS * RSEL_BITS;          // the pair selects
+    reg  [PROWS*DAC_BITS-1:0] dac_r;                      // word line w's code at [w*DAC_BITS +: DAC_BITS]
     reg                      busy;
     reg  [COLS*ADC_BITS-1:0] adc_code;
 
@@ -65,42 +66,36 @@ module tiny_tile #(
     always @(posedge clk) if (scan_en) route <= {scan_in, route[ROUTE_BITS-1:1]};
     assign scan_out = route[0];
 
-    // The routing as procedural loops, so that the module's body is the same few statements for a
-    // tile of any size (a chip has thousands of instances).
-    reg  [RSEL_BITS-1:0]     wl [0:ROWS-1];                   // input row i's word line
-    reg  [ADC_BITS-1:0]      pair_code [0:(1<<CSEL_BITS)-1];  // the physical pairs, padded to the selects' range
-    reg                      lane_in [0:LANES-1];              // gather lane l's row is one of this tile's ...
-    reg  [RSEL_BITS-1:0]     lane_wl [0:LANES-1];              // ... and drives this word line
+    // gather lane l's row is one of this tile's (lane_in) and drives word line lane_wl
+    reg                      lane_in [0:LANES-1];
+    reg  [RSEL_BITS-1:0]     lane_wl [0:LANES-1];
     reg  [31:0]              d;
     integer i;
-    always @* begin
-        for (i = 0; i < ROWS; i = i + 1) wl[i] = route[i*RSEL_BITS +: RSEL_BITS];
-        for (i = 0; i < LANES; i = i + 1) begin
-            d = {{(32-IW){1'b0}}, glix[i*IW +: IW]} - {{(32-IW){1'b0}}, row0};   // the row within this tile; wraps above ROWS below row0
-            lane_in[i] = (d < ROWS);
-            lane_wl[i] = wl[d[IBITS-1:0]];
-        end
-    end
-    always @* begin
-        for (i = 0; i < PROWS; i = i + 1) begin
-            dac_in[i*DAC_BITS +: DAC_BITS] = dac_r[i];
-            dac_phys[i*DAC_BITS +: DAC_BITS] = route[USED0 + i] ? dac_q[i*DAC_BITS +: DAC_BITS] : {DAC_BITS{1'b0}};
-        end
-    end
-    always @* begin
-        for (i = 0; i < (1 << CSEL_BITS); i = i + 1)
-            pair_code[i] = (i < PCOLS) ? adc_phys[(i % PCOLS)*ADC_BITS +: ADC_BITS] : {ADC_BITS{1'b0}};
-        for (i = 0; i < COLS; i = i + 1)
-            adc_code[i*ADC_BITS +: ADC_BITS] = pair_code[route[PAIR0 + i*CSEL_BITS +: CSEL_BITS]];
+    always @* for (i = 0; i < LANES; i = i + 1) begin
+        d = {{(32-IW){1'b0}}, glix[i*IW +: IW]} - {{(32-IW){1'b0}}, row0};   // the row within this tile; wraps above ROWS below row0
+        lane_in[i] = (d < ROWS);
+        lane_wl[i] = route[d[IBITS-1:0]*RSEL_BITS +: RSEL_BITS];
     end
 
+    // output column j reads the physical pair its select names
+    wire [ADC_BITS-1:0]      pair_code [0:PCOLS-1];
+    genvar g;
+    generate for (g = 0; g < PCOLS; g = g + 1) begin : pair
+        assign pair_code[g] = adc_phys[g*ADC_BITS +: ADC_BITS];
+    end endgenerate
+    always @* for (i = 0; i < COLS; i = i + 1)
+        adc_code[i*ADC_BITS +: ADC_BITS] = pair_code[route[PAIR0 + i*CSEL_BITS +: CSEL_BITS]];
+
     integer l;
-    always @(posedge clk) if (gwe) for (l = 0; l < LANES; l = l + 1)
-        if (lane_in[l]) dac_r[lane_wl[l]] <= gval[l*DAC_BITS +: DAC_BITS];
+    always @(posedge clk or negedge rst_n)
+        if (!rst_n) dac_r <= {PROWS*DAC_BITS{1'b0}};
+        else if (scan_en) dac_r <= {PROWS*DAC_BITS{1'b0}};     // a new routing leaves no stale word line
+        else if (gwe) for (l = 0; l < LANES; l = l + 1)
+            if (lane_in[l]) dac_r[lane_wl[l]*DAC_BITS +: DAC_BITS] <= gval[l*DAC_BITS +: DAC_BITS];
 
     always @(posedge clk or negedge rst_n) begin
         if (!rst_n) begin
-            dac_q      <= {PROWS*DAC_BITS{1'b0}};
+            dac_phys   <= {PROWS*DAC_BITS{1'b0}};
             conv_start <= 1'b0;
             busy       <= 1'b0;
             adc_out    <= {COLS*ADC_BITS{1'b0}};
@@ -109,7 +104,7 @@ module tiny_tile #(
             conv_start <= 1'b0;
             done       <= 1'b0;
             if (start && !busy) begin
-                dac_q      <= dac_in;
+                dac_phys   <= dac_r;
                 conv_start <= 1'b1;
                 busy       <= 1'b1;
             end else if (busy && !conv_start && conv_done) begin
