@@ -12,6 +12,7 @@ import subprocess
 import numpy as np
 import pytest
 
+from compiler.backend.verilog import scan_registers
 from conftest import MLP, amsc, require_tool
 
 CNN = MLP.parent / "cnn_digits"
@@ -166,14 +167,17 @@ def test_a_wrong_weight_bit_is_caught(mlp_out, digits, tmp_path):
     bits = scan.read_text().split()
     m = json.loads((out / "manifest.json").read_text())
     prog = json.loads((out / "rtl" / "program.json").read_text())
-    tiles = {t["name"]: t for st in prog["steps"] if st["kind"] == "layer" for t in st["tiles"]}
-    first = tiles[m["rtl_datapath"]["scan_order"][0]]
-    # the first tile on the chain holds the stream's last bits: its macro's levels, cell (word line,
-    # pair, side), level_bits each, least significant first. Invert the bits of its G+ level of row 27
-    # (the centre pixel), column 0, on the word line and pair the placement routed them to
+    order = m["rtl_datapath"]["scan_order"]
+    first = next(t for st in prog["steps"] if st["kind"] == "layer" for t in st["tiles"] if t["name"] == order[0])
+    # the first register on the chain (the first tile's macro levels) holds the stream's last bits:
+    # cell (word line, pair, side), level_bits each, least significant first. Invert the bits of its
+    # G+ level of row 27 (the centre pixel), column 0, on the word line and pair the placement chose
     assert (first["row0"], first["col0"]) == (0, 0) and first["row1"] > 27
-    lb, wl, pair = prog["level_bits"], first.get("wl", range(64))[27], first.get("bl", range(64))[0]
-    start = len(bits) - first["prows"] * first["pcols"] * 2 * lb
+    lb = prog["level_bits"]
+    wl, pair = first.get("wl", range(first["prows"]))[27], first.get("bl", range(first["pcols"]))[0]
+    name, size = scan_registers(prog, order)[0]
+    assert name == "preload_t0.mem" and size == first["prows"] * first["pcols"] * 2 * lb
+    start = len(bits) - size
     for b in range(lb):
         k = start + ((wl * first["pcols"] + pair) * 2 + 0) * lb + b
         bits[k] = "1" if bits[k] == "0" else "0"
