@@ -111,20 +111,46 @@ def hidden_pre(model: dict, Wq: dict, x: np.ndarray, t=None) -> np.ndarray:
 
 def rhs(model: dict, Wq: dict):
     """The right-hand side ``f(t, x)`` with the quantized weights ``Wq`` (name -> matrix); with a
-    ``circuit`` (sky130_1t1r), the characterized circuit's instead."""
+    ``circuit`` (sky130_1t1r), the characterized circuit's instead. ``x`` is one state [N], or on
+    the model's own math a batch [N, B] of states at the one time ``t`` (a digital sampler's step)."""
     tau, b, U, a_name = model["tau"], model["b"], model["U"], model["activation"]
 
     circuit = model.get("circuit")
 
     def f(t, x):
+        batch = x.ndim == 2
+        if batch:
+            if circuit is not None:
+                raise ValueError("the characterized circuit's right-hand side takes one state")
+            t = np.full(x.shape[1], float(t))
+            tau_, b_ = np.reshape(tau, (-1, 1)), np.reshape(b, (-1, 1))
+        else:
+            tau_, b_ = tau, b
         du = U @ u_at(model, t) if U.shape[1] else 0.0
         if circuit is not None:         # sky130_1t1r: the characterized circuit (backend/dynamics_1t1r.py)
             rate = U @ u_rate(model, t) if U.shape[1] else 0.0
             return circuit.rhs(x, model["circuit_bias"] + du + b, tau, rate)
         if model["form"] == "recurrent":
-            return (-x + Wq["W"] @ act(a_name, x) + du + b) / tau
-        return (Wq["W2"] @ act(a_name, hidden_pre(model, Wq, x, t)) + du + b) / tau
+            return (-x + Wq["W"] @ act(a_name, x) + du + b_) / tau_
+        return (Wq["W2"] @ act(a_name, hidden_pre(model, Wq, x, t)) + du + b_) / tau_
     return f
+
+
+def sample_rk4(model: dict, Wq: dict, x0: np.ndarray, steps: int) -> np.ndarray:
+    """A digital sampler of a noise-free model: classical Runge-Kutta, ``steps`` equal steps over
+    [0, t_end], on a batch of initial states ``x0`` [B, N] at once; the final states [B, N] (a
+    flow's samples). What a CPU would run in the circuit's place (bench/bench_sampler.py)."""
+    f = rhs(model, Wq)
+    h = model["t_end"] / steps
+    x = np.array(x0, float).T
+    for k in range(steps):
+        t = k * h
+        k1 = f(t, x)
+        k2 = f(t + h / 2, x + h / 2 * k1)
+        k3 = f(t + h / 2, x + h / 2 * k2)
+        k4 = f(t + h, x + h * k3)
+        x = x + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+    return x.T
 
 
 def reference(model: dict, Wq: dict, t_eval: np.ndarray | None = None, x0: np.ndarray | None = None):

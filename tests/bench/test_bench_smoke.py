@@ -17,7 +17,8 @@ BENCHES = sorted((ROOT / "bench").glob("bench_*.py"))
 
 def test_benchmarks_present():
     assert {b.name for b in BENCHES} >= {"bench_networks.py", "bench_place.py", "bench_scale.py", "bench_sky130.py",
-                                        "bench_solver.py", "bench_verify.py", "bench_rtlsim.py"}
+                                        "bench_solver.py", "bench_verify.py", "bench_rtlsim.py",
+                                        "bench_sampler.py"}
 
 
 @pytest.mark.parametrize("bench", BENCHES, ids=[b.stem for b in BENCHES])

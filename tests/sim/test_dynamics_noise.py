@@ -204,6 +204,19 @@ def test_flow_moons_generates_the_data_through_ngspice(tmp_path):
     assert gen["samples"] == 200 and gen["max_sample_err"] < 1e-3
     assert gen["energy_distance_spice"] == pytest.approx(gen["energy_distance_digital"], rel=1e-3)
     assert gen["energy_distance_spice"] <= 1.5 * float_ed
+    # the digital sampler bench/bench_sampler.py times against the circuit: classical RK4 on the same
+    # quantized model, the batch at once, lands where solve_ivp does
+    from compiler.design import load_compiled
+    from compiler.ir.dynamics import rhs, sample_rk4
+    from compiler.verify.dynamics import load_design
+
+    model, Wq = load_design(out, load_compiled(out))
+    x0 = np.load(d / "noise.npy")[:200]
+    ref = np.array([r["final_ref"] for r in json.loads((out / "eval.json").read_text())["per_run"]])
+    f = rhs(model, Wq)
+    assert np.abs(f(0.3, x0[:5].T).T - np.array([f(0.3, x) for x in x0[:5]])).max() < 1e-12
+    assert np.abs(sample_rk4(model, Wq, x0, 64) - ref).max() < 1e-5
+    assert np.abs(sample_rk4(model, Wq, x0, 4) - ref).max() > 1e-4      # a coarse step is visibly off
     # far from the noise it started as
     assert gen["energy_distance_spice"] < 0.3 * energy_distance(np.load(d / "noise.npy")[:200], data)
     assert "generated samples against 500 data points" in r.stderr
