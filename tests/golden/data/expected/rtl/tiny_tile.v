@@ -18,7 +18,7 @@
 // The DAC registers, one per word line, are filled by the layer's gather: while gwe is high, lane l
 // carries the layer's input row glix[l] (its code in gval), and the tile holding that row (its rows
 // are row0 .. row0+ROWS-1) writes the code into the register of the word line the row is routed to:
-// LANES writes a clock, a table read each, no word-line multiplexers. A word line no row is routed
+// LANES writes a clock, each a routing-table read and a word-line decoder. A word line no row is routed
 // to is never written and holds the code 0 it takes at reset and while the chain shifts. 'start'
 // copies the registers into the read's latch (dac_phys), so the next position's gather may run
 // while the tile reads.
@@ -86,12 +86,22 @@ module tiny_tile #(
     always @* for (i = 0; i < COLS; i = i + 1)
         adc_code[i*ADC_BITS +: ADC_BITS] = pair_code[route[PAIR0 + i*CSEL_BITS +: CSEL_BITS]];
 
+    // lane l's code goes to every word line, kept where its word line's mask is set: a decoder and
+    // an and-or a bit per lane (a variable part-select write synthesizes to a barrel shifter a lane)
+    localparam [PROWS*DAC_BITS-1:0] WL0 = {{(PROWS-1)*DAC_BITS{1'b0}}, {DAC_BITS{1'b1}}};
+    reg  [PROWS*DAC_BITS-1:0] dac_n, wmask;
     integer l;
+    always @* begin
+        dac_n = dac_r;
+        for (l = 0; l < LANES; l = l + 1) begin
+            wmask = lane_in[l] ? WL0 << (lane_wl[l] * DAC_BITS) : {PROWS*DAC_BITS{1'b0}};
+            dac_n = (dac_n & ~wmask) | ({PROWS{gval[l*DAC_BITS +: DAC_BITS]}} & wmask);
+        end
+    end
     always @(posedge clk or negedge rst_n)
         if (!rst_n) dac_r <= {PROWS*DAC_BITS{1'b0}};
         else if (scan_en) dac_r <= {PROWS*DAC_BITS{1'b0}};     // a new routing leaves no stale word line
-        else if (gwe) for (l = 0; l < LANES; l = l + 1)
-            if (lane_in[l]) dac_r[lane_wl[l]*DAC_BITS +: DAC_BITS] <= gval[l*DAC_BITS +: DAC_BITS];
+        else if (gwe) dac_r <= dac_n;
 
     always @(posedge clk or negedge rst_n) begin
         if (!rst_n) begin
