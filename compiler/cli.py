@@ -13,7 +13,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import AmscError, InputError
-from .options import DEFAULT_LANES, MAX_LANES
+from .options import DEFAULT_LANES, MAX_LANES, MAX_STAGES
 
 #: upper bounds of numeric options: beyond them a run is a typo, not a plan (and a timeout past
 #: ~1e9 s overflows the OS's timers; a seed must fit the int64 that numpy and the reports keep)
@@ -162,6 +162,13 @@ def build_parser(parser_class=_Parser) -> argparse.ArgumentParser:
                    f"each handle L elements in one clock, from L read ports of their feature maps (default "
                    f"{DEFAULT_LANES}; 1 to 256; a recurrent layer's cell and the host link take one). "
                    "The RTL and the report follow it; the arithmetic does not change")
+    c.add_argument("--pipeline", type=_number(positive=True, hi=MAX_STAGES), default=1, metavar="S",
+                   help="run the chip's program as a pipeline of at most S stages over successive inputs: runs of "
+                   "consecutive layers, split so that the slowest stage is the shortest, each with its own "
+                   "sequencer, working on different inputs at once; the feature maps between stages are double-"
+                   "buffered (a copy for the next stage). Throughput rises towards S times at the cost of those "
+                   "copies; latency stays about the same. Needs a chip of one segment (no host segments between "
+                   "its layers). Default 1: one input at a time")
     c.add_argument("--chip-state", metavar="CHIP.npz",
                    help="compile for one chip: place every tile around the stuck cells its test found (a chip state "
                    "from 'amsc chip-state' or a tester, docs/variability.md) and give the netlists its conductances; "
@@ -391,6 +398,9 @@ def _cmd_report(args) -> int:
     print(f"amsc: report {args.out}: {rep['area_mm2']:.4g} mm^2, {rep['energy_per_inference_j'] * 1e9:.4g} nJ and "
           f"{rep['latency_s'] * 1e6:.4g} us per inference ({rep['throughput_per_s']:.4g} inferences/s); {rep['tops']:.3g} TOPS, {rep['tops_per_w']:.3g} TOPS/W, "
           f"{rep['tops_per_mm2']:.3g} TOPS/mm^2", file=sys.stderr)
+    if rep["pipeline"]["stages"] > 1:
+        print(f"  a {rep['pipeline']['stages']}-stage pipeline: an input every {rep['pipeline']['interval_s'] * 1e6:.4g} us "
+              f"(stages {', '.join(f'{t * 1e6:.3g}' for t in rep['pipeline']['stage_periods_s'])} us)", file=sys.stderr)
     print(f"  energy is dominated by {dom['energy']} ({100 * dom['energy_share']:.0f} %), area by {dom['area']} "
           f"({100 * dom['area_share']:.0f} %)", file=sys.stderr)
     pe = rep["periphery"]
@@ -586,7 +596,7 @@ def compile_options(args):
                           max_tiles=args.max_tiles, dump_ir_after=args.dump_ir_after,
                           input_range=tuple(args.input_range), spare_rows=args.spare_rows,
                           spare_cols=args.spare_cols, chip_state=args.chip_state, adc_share=args.adc_share,
-                          lanes=args.lanes,
+                          lanes=args.lanes, pipeline=args.pipeline,
                           finetune_data=None if args.finetune_data is None else tuple(args.finetune_data))
 
 
@@ -817,8 +827,12 @@ def _cmd_rtl_sim(args) -> int:
           f"{rep['run_seconds']:.1f} s; {rep['scan_bits']} scan bits "
           f"{'preloaded' if rep['scan'] == 'preload' else 'shifted in'}) -> {args.out}/rtl_sim.json", file=sys.stderr)
     if rep.get("cycles_per_input_predicted"):
+        stages = rep.get("pipeline_stages", 1)
+        through = (f"; {rep['latency_cycles']:.0f} through the {stages}-stage pipeline (counted "
+                   f"{rep['latency_cycles_predicted']})" if stages > 1 else "")
         print(f"  {rep['cycles_per_input']:.0f} clocks an input at {rep['lanes']} lane(s), the compiler counted "
-              f"{rep['cycles_per_input_predicted']} ({100 * rep['cycles_rel_err']:.2f} % apart)", file=sys.stderr)
+              f"{rep['cycles_per_input_predicted']}{through} ({100 * rep['cycles_rel_err']:.2f} % apart)",
+              file=sys.stderr)
     return 0 if rep["bit_exact"] else 1
 
 

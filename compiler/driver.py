@@ -140,11 +140,15 @@ def write_design(plan: OutputWriter, ir: IR, pdk: Pdk, options: CompileOptions, 
     lanes = lanes_of(options)
     try:
         prog = build_program(ir, pdk, options, calib[0], nominal_ir(ir, pdk))
+        try:
+            cycles = verilog.rtl_cycles(prog, lanes, verilog.macro_latency(pdk, ir.g.graph.get("adc_share", 1)),
+                                        options.pipeline)
+        except ValueError as e:
+            raise InputError("--pipeline", str(e)) from None
         datapath = {"generated": True, "calibration": calib[1], "output_scale": prog["output_scale"],
-                    "lanes": lanes,
+                    "lanes": lanes, "pipeline": len(cycles.get("stages", [0])),
                     # clocks of one input through the chip top (backend/verilog.rtl_cycles; rtl-sim measures it)
-                    "cycles_per_input": verilog.rtl_cycles(prog, lanes, verilog.macro_latency(
-                        pdk, ir.g.graph.get("adc_share", 1))),
+                    "cycles_per_input": cycles,
                     "streams": {d: sum(st["kind"] == k for st in prog["steps"]) for d, k in (("in", "recv"),
                                                                                          ("out", "send"))}}
     except RtlUnsupported as e:
@@ -160,7 +164,7 @@ def write_design(plan: OutputWriter, ir: IR, pdk: Pdk, options: CompileOptions, 
         plan.add(rel, text)
         if k % 64 == 0:
             progress("SPICE netlists", k // 2, n_tiles)
-    for k, (rel, text) in enumerate(emit_verilog(ir, pdk, env, source_sha, prog, lanes)):
+    for k, (rel, text) in enumerate(emit_verilog(ir, pdk, env, source_sha, prog, lanes, options.pipeline)):
         plan.add(rel, text)
         if k % 64 == 0:
             progress("Verilog", k // 2, n_tiles)

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 DEFAULT_LANES = 4
 #: ``--lanes`` at most: each lane is a copy of a unit's arithmetic and a read port of its feature maps
 MAX_LANES = 256
+#: ``--pipeline`` at most
+MAX_STAGES = 64
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,9 @@ class CompileOptions:
     #: Elements a clock of the digital datapath's units (backend/verilog.py): the layers' gather and
     #: requantizers, pooling, adds, tables, products and data movement. ``None``: DEFAULT_LANES.
     lanes: int | None = None
+    #: Stages of the chip's pipeline over successive inputs at most (backend/verilog.pipeline_stages):
+    #: consecutive layers in different stages work on different inputs at once; 1 runs one input at a time.
+    pipeline: int = 1
     #: A chip state (.npz, design/chipstate.py): place every tile around that chip's stuck cells and
     #: program its conductances (passes/fault_map.py); None compiles for no chip in particular.
     chip_state: str | None = None

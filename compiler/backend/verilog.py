@@ -11,6 +11,7 @@ integer program of ``qmodel.py``; designs it cannot express yet get the wrapper 
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 
@@ -50,7 +51,7 @@ def macro_latency(pdk, share: int) -> int:
 READ_OVERHEAD = 5
 
 
-def rtl_cycles(prog: dict, lanes: int, latency: int) -> dict:
+def rtl_cycles(prog: dict, lanes: int, latency: int, stages: int = 1) -> dict:
     """Clock cycles of one input through the chip top, by what the sequencer does: the host link
     (a code a clock each way), the layers' gather (``lanes`` DAC codes a clock; a layer of several
     positions gathers the next one, and where :func:`stores_overlap` stores the previous one, while
@@ -59,46 +60,130 @@ def rtl_cycles(prog: dict, lanes: int, latency: int) -> dict:
     requantizers' stores (``lanes`` outputs a clock), a recurrent layer's state update (a unit a
     clock; its gather and stores take one a clock), pooling (each window element a clock,
     ``lanes`` outputs at once), the elementwise and the data-movement units (``lanes`` a clock).
-    ``total`` is what ``amsc rtl-sim`` measures per input (its ``span``); time the host spends on
-    its own segments is not in it."""
-    c = dict.fromkeys(("link", "gather", "handshake", "read", "store", "cell", "pool", "elementwise", "remap"), 0)
-    for st in prog["steps"]:
-        k = st["kind"]
-        if k in ("recv", "send"):
-            c["link"] += int(np.prod((st["dst"] if k == "recv" else st["src"])["shape"]))
-        elif k == "layer":
-            p, rec = st["positions"], st.get("recur")
-            ln = 1 if rec else lanes
-            g, sc = -(-st["rows"] // ln), -(-st["cols"] // ln)
-            wait = latency + READ_OVERHEAD     # the clocks a read holds the sequencer
-            c["handshake"] += p * READ_OVERHEAD
-            c["read"] += p * latency
-            if stores_overlap(st, lanes, latency):
-                # a read of position q also does q - 1's stores, then q + 1's gather; what
-                # outlasts the read is exposed (stores first)
-                c["gather"] += g
-                c["store"] += sc
-                # (previous stores, next gather, how many reads): the first, the middle ones, the last
-                for prev, nxt, n in ((0, g, 1), (sc, g, p - 2), (sc, 0, 1)):
-                    extra = max(0, prev + nxt - wait)
-                    c["store"] += n * min(prev, extra)
-                    c["gather"] += n * (extra - min(prev, extra))
-            elif overlaps(st):   # only the first position's gather and what outlasts a read are exposed
-                c["gather"] += g + (p - 1) * max(0, g - wait)
-                c["store"] += p * sc
-            else:
-                c["gather"] += p * g
-                c["store"] += p * sc
-            if rec:
-                c["cell"] += p * rec["hidden"]
-        elif k == "pool":
-            c["pool"] += -(-int(np.prod(st["dst"]["shape"])) // lanes) * int(np.prod(st["kernel"]))
-        elif k in ("add", "lut", "mul"):
-            c["elementwise"] += -(-int(np.prod(st["dst"]["shape"])) // lanes)
-        elif k == "remap":
-            c["remap"] += -(-int(np.prod(st["dst"]["shape"])) // lanes)
+    ``total`` is the clocks of one input through the chip; time the host spends on its own segments
+    is not in it. With ``stages`` > 1 the program runs as a pipeline (:func:`pipeline_stages`):
+    ``stages`` lists each stage's steps and clocks, ``latency`` is one input's clocks through all
+    of them (``total`` plus a handover clock a stage boundary) and ``interval`` the clocks between
+    successive inputs in a steady stream (the slowest stage's period); with one stage both are
+    ``total``. ``amsc rtl-sim`` measures both."""
+    steps = [step_cycles(st, lanes, latency) for st in prog["steps"]]
+    c = {key: sum(s[key] for s in steps) for key in CYCLE_KINDS}
     c["total"] = sum(c.values())
+    cuts = pipeline_stages(prog, lanes, latency, stages)
+    if len(cuts) == 1:
+        c["latency"] = c["interval"] = c["total"]
+        return c
+    per = [sum(sum(steps[i].values()) for i in range(a, b)) for a, b in cuts]
+    c["stages"] = [{"steps": [a, b], "cycles": t, "read": sum(steps[i]["read"] for i in range(a, b)),
+                    "period": t + _handovers(s, len(cuts))} for s, ((a, b), t) in enumerate(zip(cuts, per))]
+    c["latency"] = c["total"] + len(cuts) - 1
+    c["interval"] = max(x["period"] for x in c["stages"])
     return c
+
+
+#: The kinds of clocks :func:`step_cycles` counts
+CYCLE_KINDS = ("link", "gather", "handshake", "read", "store", "cell", "pool", "elementwise", "remap")
+
+
+def step_cycles(st: dict, lanes: int, latency: int) -> dict:
+    """One program step's clocks by kind (:func:`rtl_cycles`)."""
+    c = dict.fromkeys(CYCLE_KINDS, 0)
+    k = st["kind"]
+    if k in ("recv", "send"):
+        c["link"] += int(np.prod((st["dst"] if k == "recv" else st["src"])["shape"]))
+    elif k == "layer":
+        p, rec = st["positions"], st.get("recur")
+        ln = 1 if rec else lanes
+        g, sc = -(-st["rows"] // ln), -(-st["cols"] // ln)
+        wait = latency + READ_OVERHEAD     # the clocks a read holds the sequencer
+        c["handshake"] += p * READ_OVERHEAD
+        c["read"] += p * latency
+        if stores_overlap(st, lanes, latency):
+            # a read of position q also does q - 1's stores, then q + 1's gather; what
+            # outlasts the read is exposed (stores first)
+            c["gather"] += g
+            c["store"] += sc
+            # (previous stores, next gather, how many reads): the first, the middle ones, the last
+            for prev, nxt, n in ((0, g, 1), (sc, g, p - 2), (sc, 0, 1)):
+                extra = max(0, prev + nxt - wait)
+                c["store"] += n * min(prev, extra)
+                c["gather"] += n * (extra - min(prev, extra))
+        elif overlaps(st):   # only the first position's gather and what outlasts a read are exposed
+            c["gather"] += g + (p - 1) * max(0, g - wait)
+            c["store"] += p * sc
+        else:
+            c["gather"] += p * g
+            c["store"] += p * sc
+        if rec:
+            c["cell"] += p * rec["hidden"]
+    elif k == "pool":
+        c["pool"] += -(-int(np.prod(st["dst"]["shape"])) // lanes) * int(np.prod(st["kernel"]))
+    elif k in ("add", "lut", "mul"):
+        c["elementwise"] += -(-int(np.prod(st["dst"]["shape"])) // lanes)
+    elif k == "remap":
+        c["remap"] += -(-int(np.prod(st["dst"]["shape"])) // lanes)
+    return c
+
+
+def _handovers(s: int, n: int) -> int:
+    """Clocks of stage ``s`` of ``n`` outside its steps, a period: the first stage's finished state
+    (its result waits there until the next stage takes it), a middle stage's finished and waiting
+    states, the last stage's waiting state (where it takes the previous stage's result)."""
+    return 1 if s in (0, n - 1) else 2
+
+
+def pipeline_stages(prog: dict, lanes: int, latency: int, stages: int) -> list[tuple[int, int]]:
+    """The program's steps split into at most ``stages`` runs of consecutive steps ``[a, b)``, the
+    split that makes the slowest stage's period (:func:`_handovers` included) the shortest. A
+    boundary may not fall between two steps that write the same map. One stage (the whole program)
+    when ``stages`` is 1; more need a program of one chip segment (one stream in, one out: with host
+    segments between chip segments, the host's turn is part of every input) -- ValueError otherwise."""
+    steps = prog["steps"]
+    n = len(steps)
+    if stages <= 1 or n < 2:
+        return [(0, n)]
+    kinds = [st["kind"] for st in steps]
+    if kinds.count("recv") != 1 or kinds.count("send") != 1 or kinds[0] != "recv" or kinds[-1] != "send":
+        raise ValueError("a pipeline needs a chip of one segment (one stream in, one out); this design has "
+                         "host segments between chip segments")
+    cost = [sum(step_cycles(st, lanes, latency).values()) for st in steps]
+    writer = {}
+    for i, st in enumerate(steps):
+        if "dst" in st and st["kind"] != "send":
+            writer.setdefault(st["dst"]["name"], []).append(i)
+    # no boundary inside the span of a map's writers
+    blocked = {j for ws in writer.values() for j in range(min(ws) + 1, max(ws) + 1)}
+    allowed = [j for j in range(1, n) if j not in blocked]
+    k = min(stages, len(allowed) + 1)
+    pre = np.concatenate([[0], np.cumsum(cost)])
+    ends = [0] + allowed + [n]
+    # best[s][e]: the shortest slowest period covering steps [0, ends[e]) in s + 1 stages, the last ending at ends[e]
+    inf = float("inf")
+    best = [[inf] * len(ends) for _ in range(k)]
+    back = [[0] * len(ends) for _ in range(k)]
+    for e in range(1, len(ends)):
+        best[0][e] = pre[ends[e]] - pre[0]
+    for s in range(1, k):
+        for e in range(s + 1, len(ends)):
+            for d in range(s, e):
+                v = max(best[s - 1][d], pre[ends[e]] - pre[ends[d]])
+                if v < best[s][e]:
+                    best[s][e], back[s][e] = v, d
+    # the stage count whose periods (with their handover clocks) are the shortest; fewer on a tie
+    choice = None
+    for s in range(k):
+        if best[s][-1] == inf:
+            continue
+        bounds, e = [], len(ends) - 1
+        for q in range(s, 0, -1):
+            d = back[q][e]
+            bounds.append(ends[d])
+            e = d
+        cuts = list(zip([0] + bounds[::-1], bounds[::-1] + [n]))
+        period = max(int(pre[b] - pre[a]) + _handovers(q, len(cuts)) for q, (a, b) in enumerate(cuts))
+        if choice is None or period < choice[0]:
+            choice = (period, cuts)
+    return choice[1]
 
 
 def overlaps(st: dict) -> bool:
@@ -388,11 +473,13 @@ def link_in_bits(prog: dict) -> int:
     return max(st["dst"]["bits"] for st in prog["steps"] if st["kind"] == "recv")
 
 
-def _datapath_ctx(prog: dict, tiles: list[dict], lanes: int = 1, latency: int = 0) -> dict:
+def _datapath_ctx(prog: dict, tiles: list[dict], lanes: int = 1, latency: int = 0,
+                  cuts: list[tuple[int, int]] | None = None) -> dict:
     """The chip top's template context. ``lanes``: elements a clock of the layers' gather and
     requantizer, the pooling, add, table, product and data-movement units (a recurrent layer's cell
     unit and the host link take one); ``latency``: the macros' (macro_latency), which bounds the
-    stores that may overlap a read (:func:`stores_overlap`)."""
+    stores that may overlap a read (:func:`stores_overlap`); ``cuts``: the pipeline's stages
+    (:func:`pipeline_stages`; one stage when None), each its own sequencer (:func:`_stage_ctx`)."""
     bd, ba, ob = prog["dac_bits"], prog["adc_bits"], prog["out_bits"]
     iw = index_width(prog, lanes)
     dmax = 2 ** bd - 1
@@ -533,30 +620,106 @@ def _datapath_ctx(prog: dict, tiles: list[dict], lanes: int = 1, latency: int = 
     steps = sorted(layers + pools + adds + muls + luts + remaps + recvs + sends, key=lambda x: x["k"])
     if not recvs or not sends:
         raise ValueError("a chip program receives and sends at least one stream")
-    # each step hands over to the next one in program order; after the last send the chip waits for
-    # the first stream of the next image
-    firsts = [x["sg"] if "sg" in x else x["state"] for x in steps]
-    for x, nxt in zip(steps, firsts[1:] + firsts[:1]):
-        x["next"] = nxt
     mem = [{"name": m["name"], "size": int(np.prod(m["shape"])), "signed": m["signed"], "width": m["bits"]}
            for _, m in sorted(maps.items())]
     n_streams = len(recvs) + len(sends)
-    # the lane index wires: as many as the widest unit's lanes
-    widest = max([1] + [x["lg"] for x in layers] + [x["ls"] for x in layers] + [x["ln"] for x in pools + adds + luts + muls + remaps])
-    return {"maps": mem, "layers": layers, "lanes": widest, "pools": pools, "adds": adds, "muls": muls, "luts": luts,
-            "remaps": remaps, "elementwise": sorted(adds + luts + muls, key=lambda x: x["k"]),
-            "states": states, "n_cal": len(cal_regs), "scan_tail": f"scan_c{len(cal_regs)}",
-            "has_overlap": any(L["overlap"] for L in layers),
+    cuts = cuts or [(0, len(prog["steps"]))]
+    stage_ctx = _stage_ctx(prog, steps, cuts, mem)
+    return {"maps": mem, "layers": layers, "pools": pools, "adds": adds, "muls": muls, "luts": luts,
+            "remaps": remaps, "n_cal": len(cal_regs), "scan_tail": f"scan_c{len(cal_regs)}",
+            "stages": stage_ctx, "pipelined": len(stage_ctx) > 1,
+            # where the testbench finds a layer's requantizer register and a tile's wrapper: its stage's scope
+            "unit_path": {L["k"]: S["path"] for S in stage_ctx for L in S["layers"]},
+            "tile_path": {t["name"]: S["path"] for S in stage_ctx for L in S["layers"] for t in L["tiles"]},
             "recvs": recvs, "sends": sends, "streams": sorted(recvs + sends, key=lambda x: x["k"]),
-            "tag_bits": _bits(n_streams), "state_width": _bits(len(states)),
-            "first_state": firsts[0], "has_conv": any(x["conv"] for x in layers),
-            "has_pos": any(x["conv"] or x["tokens"] for x in layers),
-            "has_pool": bool(pools), "in_total": sum(r["size"] for r in recvs),
+            "tag_bits": _bits(n_streams),
+            "in_total": sum(r["size"] for r in recvs),
             "out_total": sum(o["size"] for o in sends), "out_bits": ob,
             "in_bits": link_in_bits(prog),
             "remap_counters": [f"rc{q}" for q in range(REMAP_RANK)],
             "remap_reset": " ".join(f"rc{q} <= {iw}'d0;" for q in range(REMAP_RANK)),
             "dmax": dmax, "iw": iw}
+
+
+def _reads(st: dict) -> list[str]:
+    """The maps a program step reads."""
+    ms = [st.get("src"), st.get("src2")] + list(st.get("srcs", []))
+    if st.get("recur"):
+        ms.append(st["dst"])     # the previous step's hidden state
+    return [m["name"] for m in ms if m]
+
+
+_MEM_REF = re.compile(r"mem_(\w+)\[")
+
+
+def _in_stage(x, names: dict):
+    """A unit's template context with its reads renamed to its stage's copies of the maps (``names``:
+    map -> the copy the stage reads)."""
+    if isinstance(x, str):
+        return _MEM_REF.sub(lambda m: f"mem_{names.get(m.group(1), m.group(1))}[", x)
+    if isinstance(x, list):
+        return [_in_stage(v, names) for v in x]
+    if isinstance(x, dict):
+        return {k: (names.get(v, v) if k in ("src", "a", "b") and isinstance(v, str) else _in_stage(v, names))
+                for k, v in x.items()}
+    return x
+
+
+def _stage_ctx(prog: dict, units: list[dict], cuts: list[tuple[int, int]], maps: list[dict]) -> list[dict]:
+    """Each pipeline stage's sequencer: its units (``units``, in program order, keyed by step ``k``),
+    states and flags. With one stage, the states follow each other in program order and the last
+    send leads back to the first receive. With several, stage s runs the steps of ``cuts[s]`` on
+    one input while stage s + 1 runs the previous one: a stage ends in its finished state ``F<s>``
+    and the next takes its result from its waiting state ``W<s+1>``, in one clock copying every map
+    that crosses the boundary (written at or before s, read after) into its own copy
+    ``<map>_p<s+1>`` (the double buffer: the stage before writes its copy of the next input
+    meanwhile). ``maps`` gains those copies."""
+    n = len(cuts)
+    stage_of = {k: s for s, (a, b) in enumerate(cuts) for k in range(a, b)}
+    writer, last_read = {}, {}
+    for k, st in enumerate(prog["steps"]):
+        if st["kind"] not in ("send", "host"):
+            writer.setdefault(st["dst"]["name"], stage_of[k])
+        for name in _reads(st):
+            last_read[name] = max(last_read.get(name, 0), stage_of[k])
+    copies = {}
+    for m in list(maps):
+        w = writer[m["name"]]
+        for t in range(w + 1, last_read.get(m["name"], w) + 1):
+            copies[(m["name"], t)] = f"{m['name']}_p{t}"
+            maps.append({**m, "name": f"{m['name']}_p{t}"})
+    out = []
+    for s, (a, b) in enumerate(cuts):
+        names = {m: copies.get((m, s), m) for m in writer}
+        us = [_in_stage(u, names) if n > 1 else u for u in units if a <= u["k"] < b]
+        firsts = [x["sg"] if "sg" in x else x["state"] for x in us]
+        wait = f"W{s}" if s > 0 else None
+        fin = f"F{s}" if s < n - 1 else None
+        ends = [fin or wait or firsts[0]]
+        for x, nxt in zip(us, firsts[1:] + ends):
+            x["next"] = nxt
+        states = [wait] if wait else []
+        for x in us:
+            states += [x["sg"], x["sw"], x["ss"]] + ([x["su"]] if x["rec"] else []) if "sg" in x else [x["state"]]
+        states += [fin] if fin else []
+        kind = lambda *ks: [x for x in us if any(x["state" if "state" in x else "sg"].startswith(k) for k in ks)]
+        layers = [x for x in us if "sg" in x]
+        pools, remaps = kind("P"), kind("X")
+        adds, luts, muls = kind("A"), kind("T"), kind("M")
+        lanes = max([1] + [x["lg"] for x in layers] + [x["ls"] for x in layers]
+                    + [x["ln"] for x in pools + adds + luts + muls + remaps])
+        out.append({"i": s, "scope": f"stage_{s}" if n > 1 else None, "path": f"stage_{s}." if n > 1 else "",
+                    "units": [prog["steps"][x["k"]].get("name") or x["state"] for x in us],
+                    "layers": layers, "pools": pools, "adds": adds, "luts": luts, "muls": muls, "remaps": remaps,
+                    "elementwise": adds + luts + muls, "recvs": kind("R"), "sends": kind("O"),
+                    "states": states, "state_width": _bits(len(states)), "first_state": wait or firsts[0],
+                    "start": firsts[0], "wait": wait, "fin": fin, "lanes": lanes,
+                    # the maps this stage takes from the one before it, (its copy, the one before's)
+                    "takes": [(copies[(m, s)], copies.get((m, s - 1), m)) for m in writer if (m, s) in copies],
+                    "sizes": {m["name"]: m["size"] for m in maps},
+                    "has_overlap": any(L["overlap"] for L in layers), "has_conv": any(x["conv"] for x in layers),
+                    "has_pool": bool(pools)})
+    return out
 
 
 def bipolar_tiles(prog: dict | None) -> frozenset:
@@ -571,10 +734,10 @@ def sim_scan_bits(prog: dict) -> int:
     return sum(bits for _, bits in scan_registers(prog, tiles))
 
 
-def emit_verilog(ir: IR, pdk, env, source_sha: str, prog: dict | None, lanes: int = 1):
+def emit_verilog(ir: IR, pdk, env, source_sha: str, prog: dict | None, lanes: int = 1, stages: int = 1):
     """Yield ``(relative path, text)`` of every Verilog file (and the file lists). The simulation
     files come only while the scan chain is at most SIM_MAX_SCAN_BITS long; ``lanes``: the datapath's
-    elements a clock (_datapath_ctx)."""
+    elements a clock (_datapath_ctx); ``stages``: the pipeline's stages at most (:func:`pipeline_stages`)."""
     prefix = sanitize(ir.name)
     level_bits = max(1, math.ceil(math.log2(pdk.levels)))
     tiles = _tile_ctx(ir, prefix, pdk, level_bits, bipolar_tiles(prog))
@@ -589,7 +752,7 @@ def emit_verilog(ir: IR, pdk, env, source_sha: str, prog: dict | None, lanes: in
         yield rel, render(env, role, **ctx)
     if prog is not None:
         kq = {t["name"]: (st["kq"], st["sk"]) for st in prog["steps"] if st["kind"] == "layer" for t in st["tiles"]}
-        dp = _datapath_ctx(prog, tiles, lanes, ctx["latency"])
+        dp = _datapath_ctx(prog, tiles, lanes, ctx["latency"], pipeline_stages(prog, lanes, ctx["latency"], stages))
         names.append(f"rtl/{prefix}_top.v")
         yield names[-1], render(env, "verilog_top", **ctx, **dp)
     if prog is not None and sim_scan_bits(prog) <= SIM_MAX_SCAN_BITS:

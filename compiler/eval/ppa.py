@@ -34,7 +34,9 @@ manifest at compile time; each number is cited or derived in pdk.yaml):
   ADCs. Host segments are not counted.
 
 Writes ``OUT/report.json`` (stable keys: ``area_mm2``, ``energy_per_inference_j``, ``latency_s``,
-``throughput_per_s`` (inputs per second; 1 / latency while the datapath takes one input at a time),
+``throughput_per_s`` (inputs per second in a steady stream: 1 / latency while the datapath takes one
+input at a time, 1 / the slowest stage's period in a pipeline, ``compile --pipeline``; TOPS and the
+ADCs' utilization follow it),
 ``tops``, ``tops_per_w``, ``tops_per_mm2``, ``energy_check``), ``OUT/report.html`` and
 ``OUT/report/`` (plots, the settling deck, the yosys statistics).
 """
@@ -555,9 +557,16 @@ def _build(design, ppa, reads, dmax, n, engine, seed, clock, synth, tmp, progres
     # digital: every clock of the RTL's sequencer but the macros' own (their time is the circuit's:
     # the settling measured above and the conversions at the ADC's rate)
     cyc = m["rtl_datapath"]["cycles_per_input"]
-    ops["cycles"] = cyc["total"] - cyc["read"]
+    stages = cyc.get("stages", [])
+    ops["cycles"] = cyc["total"] - cyc["read"] + max(0, len(stages) - 1)   # and the pipeline's handovers
     latency = {"digital_s": ops["cycles"] / clock, "analog_s": positions * t_conv}
     lat = latency["digital_s"] + latency["analog_s"]
+    # a pipeline (compile --pipeline) takes an input every slowest stage's period: its clocks but the
+    # macros', and its layers' reads
+    step_pos = [round(r_img[st["tiles"][0]["name"]]) if st["kind"] == "layer" else 0 for st in prog["steps"]]
+    periods = [(x["period"] - x["read"]) / clock + sum(step_pos[x["steps"][0]:x["steps"][1]]) * t_conv
+               for x in stages]
+    interval = max(periods) if periods else lat
     # area
     progress("area", 0, 1)
     adcs = sum(math.ceil(read_pairs(t) / adc_share) for t in m["tiles"])
@@ -581,7 +590,7 @@ def _build(design, ppa, reads, dmax, n, engine, seed, clock, synth, tmp, progres
     area_mm2 = sum(area.values()) * 1e-6
     macs = int(sum(round(r_img[t["name"]]) * (t["row1"] - t["row0"]) * (t["col1"] - t["col0"])
                    for st in prog["steps"] if st["kind"] == "layer" for t in st["tiles"]))
-    tops = 2 * macs / lat / 1e12
+    tops = 2 * macs / interval / 1e12
     rep = {
         "design": m["design"], "pdk": m["pdk"]["name"], "adc_share": adc_share, "clock_hz": clock,
         "lanes": m["rtl_datapath"]["lanes"], "rtl_cycles_per_input": cyc,
@@ -592,8 +601,10 @@ def _build(design, ppa, reads, dmax, n, engine, seed, clock, synth, tmp, progres
         "energy_breakdown_j": energy,
         "latency_s": lat,
         "latency_breakdown_s": latency,
-        # inputs per second: the datapath takes one input at a time (no pipelining across layers yet)
-        "throughput_per_s": 1.0 / lat,
+        # inputs per second in a steady stream: 1 / latency unless the chip is a pipeline
+        "throughput_per_s": 1.0 / interval,
+        "pipeline": {"stages": max(1, len(stages)), "interval_s": interval, "stage_periods_s": periods,
+                     "steps": [x["steps"] for x in stages]},
         "tops": tops,
         "tops_per_w": 2 * macs / e_total / 1e12,
         "tops_per_mm2": tops / area_mm2,
@@ -612,7 +623,7 @@ def _build(design, ppa, reads, dmax, n, engine, seed, clock, synth, tmp, progres
                       # the share of the inference time the ADCs spend converting (each conversion takes
                       # 1 / rate), over every ADC of the chip
                       "adc_utilization": conversions / (ppa["adc"]["rate_msps"] * 1e6)
-                      / (adcs * lat),
+                      / (adcs * interval),
                       "dacs": len(dac_nets), "tias": sum(2 * read_pairs(t) for t in m["tiles"]),
                       "adc_area_mm2": ppa["adc"]["area_um2"] * 1e-6},
         "published": PUBLISHED,

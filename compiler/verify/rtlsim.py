@@ -172,9 +172,10 @@ def rtl_sim(out: str | Path, inputs: str | Path, labels: str | Path | None = Non
         if "DONE" not in r.stdout:
             raise SimulationError(out / "rtl", f"simulation did not finish: {(r.stdout + r.stderr).strip()[-300:]}")
         got = np.array([int(v) for v in (tmp / "outputs.txt").read_text().split()], dtype=np.int64)
-        # the testbench's last line: DONE images=N cycles=C span=S
-        done = dict(w.split("=", 1) for w in r.stdout.split() if w.startswith(("cycles=", "span=")))
-        cycles, span = (int(done[k]) if k in done else None for k in ("cycles", "span"))
+        # the testbench's last line: DONE images=N cycles=C span=S latency=L interval=I
+        done = dict(w.split("=", 1) for w in r.stdout.split() if "=" in w)
+        cycles, span, lat, gap = (int(done[k]) if k in done else None
+                                  for k in ("cycles", "span", "latency", "interval"))
     seconds = time.perf_counter() - t0
     if got.size != want.size:
         raise SimulationError(out / "rtl", f"the testbench wrote {got.size} outputs, expected {want.size}")
@@ -190,12 +191,22 @@ def rtl_sim(out: str | Path, inputs: str | Path, labels: str | Path | None = Non
         "cycles_waiting_for_outputs": cycles,
     }
     if span is not None:   # clocks per input, measured against the compiler's count (backend/verilog.rtl_cycles)
-        want_cycles = dp.get("cycles_per_input", {}).get("total")
-        report["cycles_per_input"] = span / n
-        report["cycles_per_input_predicted"] = want_cycles
+        counted = dp.get("cycles_per_input", {})
+        if lat is None:   # a testbench from before the pipeline: one input at a time, the span's share
+            lat = gap = span / n
+        # an input's clocks in a stream of inputs (from one image's last result to the next's; the
+        # first image's with one image) and through the chip (its first beat in to its last result)
+        want_gap = counted.get("interval", counted.get("total"))
+        want_lat = counted.get("latency", counted.get("total"))
+        report["cycles_per_input"] = gap
+        report["cycles_per_input_predicted"] = want_gap if n > 1 else want_lat
+        report["latency_cycles"] = lat
+        report["latency_cycles_predicted"] = want_lat
         report["lanes"] = dp.get("lanes", 1)
-        if want_cycles:
-            report["cycles_rel_err"] = abs(span / n - want_cycles) / want_cycles
+        report["pipeline_stages"] = dp.get("pipeline", 1)
+        if want_gap and want_lat:
+            report["cycles_rel_err"] = max(abs(gap - report["cycles_per_input_predicted"]) / want_gap,
+                                           abs(lat - want_lat) / want_lat)
     report["streams"] = len(streams)
     if y is not None:   # the chip's output stream: the last one it sends
         last = got[:, want.shape[1] - out_codes.shape[1]:]

@@ -51,9 +51,11 @@ def _compile_lint_sim(model, inputs, out, *compile_args) -> dict:
 
 
 def _cycles_as_counted(out) -> dict:
-    """The clocks rtl-sim measured per input are the compiler's count (backend/verilog.rtl_cycles)."""
+    """The clocks rtl-sim measured per input, in a stream and through the chip, are the compiler's
+    count (backend/verilog.rtl_cycles)."""
     rep = json.loads((out / "rtl_sim.json").read_text())
     assert rep["cycles_per_input"] == rep["cycles_per_input_predicted"] > 0, rep
+    assert rep["latency_cycles"] == rep["latency_cycles_predicted"] > 0, rep
     assert rep["cycles_rel_err"] == 0.0
     return rep
 
@@ -122,6 +124,35 @@ def test_lanes_change_the_clocks_not_the_codes(tmp_path, digits):
     for part in ("read", "handshake", "link"):
         assert cyc[5][part] == cyc[1][part] > 0
     assert cyc[1]["total"] / cyc[5]["total"] > 1.5
+
+
+def test_pipeline_takes_an_input_every_slowest_stage_and_stays_bit_exact(tmp_path, digits):
+    """cnn_digits as a pipeline (--pipeline 3): its steps split into stages, each its own sequencer,
+    the maps between them double-buffered. Lint-clean, bit-exact on held-out digits streamed back to
+    back, and the clocks are the compiler's: an input every slowest stage's period, fewer than one
+    input at a time takes, and the first through all stages in the same clocks plus a handover each."""
+    require_tool("iverilog", "vvp", "verilator")
+    out = tmp_path / "p"
+    assert amsc("compile", CNN / "model.onnx", "-o", out, "--pipeline", "3").returncode == 0
+    top = (out / "rtl" / "cnn_digits_top.v").read_text()
+    r = subprocess.run(["verilator", "--lint-only", "-Wall", "--top-module", "cnn_digits_top", *_files(out)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    r = amsc("rtl-sim", out, "--inputs", digits / "x.npy", "--labels", digits / "y.npy", "--limit", 12)
+    assert r.returncode == 0 and "bit-exact" in r.stderr and "3-stage pipeline" in r.stderr, r.stderr
+    rep = _cycles_as_counted(out)
+    assert rep["accuracy_rtl"] == rep["accuracy_model"] and rep["pipeline_stages"] == 3
+    dp = json.loads((out / "manifest.json").read_text())["rtl_datapath"]
+    cyc, stages = dp["cycles_per_input"], dp["pipeline"]
+    assert stages == len(cyc["stages"]) == 3
+    bounds = [x["steps"] for x in cyc["stages"]]
+    assert bounds[0][0] == 0 and bounds[-1][1] == len(json.loads((out / "rtl" / "program.json").read_text())["steps"])
+    assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:]))
+    assert rep["cycles_per_input"] == cyc["interval"] == max(x["period"] for x in cyc["stages"]) < cyc["total"]
+    assert rep["latency_cycles"] == cyc["latency"] == cyc["total"] + stages - 1
+    # each stage its own sequencer; a map read across a boundary has the next stage's copy
+    assert all(f"begin : stage_{s}" in top for s in range(stages))
+    assert re.search(r"reg \[\d+:0\] mem_\w+_p1 \[", top)
 
 
 def test_verilator_runs_the_same_testbench_bit_exactly(cnn_out, digits):
@@ -471,7 +502,8 @@ def test_mobilenet_style_network_compiles_verifies_and_is_bit_exact(tmp_path):
     rng = np.random.default_rng(2)
     np.save(tmp_path / "x.npy", rng.uniform(0, 1, size=(12, 3, 16, 16)))
     out = tmp_path / "out"
-    m = _compile_lint_sim(model, tmp_path / "x.npy", out)
+    m = _compile_lint_sim(model, tmp_path / "x.npy", out, "--pipeline", "8")
+    assert m["rtl_datapath"]["pipeline"] > 3
     layers = {layer["name"]: layer for layer in m["layers"]}
     # the depthwise 3x3 (8 groups of 9 rows x 1 output) packs 7 groups per 64x64 tile: 2 tiles, not 8
     assert len(layers["dw"]["tiles"]) == 2 and len(layers["gconv"]["tiles"]) == 4
@@ -508,7 +540,9 @@ def test_resnet_block_add_relu_is_one_unit_and_bit_exact(tmp_path):
     model = save_model(tmp_path / "res.onnx", nodes, [("x", ["N", 2, 8, 8])], [("y", ["N", 5])], inits)
     np.save(tmp_path / "calib.npy", rng.uniform(0, 1, (64, 2, 8, 8)))
     np.save(tmp_path / "x.npy", rng.uniform(0, 1, (20, 2, 8, 8)))
-    _compile_lint_sim(model, tmp_path / "x.npy", tmp_path / "out")
+    # as a pipeline: the shortcut's map crosses stage boundaries, copied from stage to stage
+    m = _compile_lint_sim(model, tmp_path / "x.npy", tmp_path / "out", "--pipeline", "4")
+    assert m["rtl_datapath"]["pipeline"] > 2
     prog = json.loads((tmp_path / "out" / "rtl" / "program.json").read_text())
     (add,) = [st for st in prog["steps"] if st["kind"] == "add"]
     assert add["src"]["signed"] and add["src2"]["signed"] and not add["dst"]["signed"]
@@ -835,8 +869,9 @@ def test_recurrent_layers_with_initial_states_are_bit_exact(op, tmp_path):
             t.CopyFrom(onnx.numpy_helper.from_array(np.array([0 if t.name == "ax0" else 1], np.int64), t.name))
     onnx.save(m, model)
     np.save(tmp_path / "x.npy", rng.uniform(-1, 1, size=(6, T, I)))
+    # the GRU's chip as a pipeline: each recurrent layer's sequencer loops over its steps in its stage
     manifest = _compile_lint_sim(model, tmp_path / "x.npy", tmp_path / "out", "--input-range", "-1", "1",
-                                 "--weight-bits", "8")
+                                 "--weight-bits", "8", *(("--pipeline", "3") if op == "GRU" else ()))
     assert not [n for n in manifest["partition"]["nodes"] if n["home"] == "host"]
     prog = json.loads((tmp_path / "out" / "rtl" / "program.json").read_text())
     recs = [st["recur"] for st in prog["steps"] if st["kind"] == "layer" and st.get("recur")]
