@@ -136,14 +136,16 @@ def pipeline_stages(prog: dict, lanes: int, latency: int, stages: int) -> list[t
     """The program's steps split into at most ``stages`` runs of consecutive steps ``[a, b)``, the
     split that makes the slowest stage's period (:func:`_handovers` included) the shortest. A
     boundary may not fall between two steps that write the same map. One stage (the whole program)
-    when ``stages`` is 1; more need a program of one chip segment (one stream in, one out: with host
-    segments between chip segments, the host's turn is part of every input) -- ValueError otherwise."""
+    when ``stages`` is 1; more need a program of one chip segment (one stream in, one out; the host
+    may run before and after it, but with host segments between chip segments the host's turn is
+    part of every input) -- ValueError otherwise."""
     steps = prog["steps"]
     n = len(steps)
     if stages <= 1 or n < 2:
         return [(0, n)]
     kinds = [st["kind"] for st in steps]
-    if kinds.count("recv") != 1 or kinds.count("send") != 1 or kinds[0] != "recv" or kinds[-1] != "send":
+    # the host may run segments before the chip's stream in and after its stream out, not between
+    if kinds.count("recv") != 1 or kinds.count("send") != 1 or "host" in kinds[kinds.index("recv"):kinds.index("send")]:
         raise ValueError("a pipeline needs a chip of one segment (one stream in, one out); this design has "
                          "host segments between chip segments")
     cost = [sum(step_cycles(st, lanes, latency).values()) for st in steps]
@@ -153,7 +155,9 @@ def pipeline_stages(prog: dict, lanes: int, latency: int, stages: int) -> list[t
             writer.setdefault(st["dst"]["name"], []).append(i)
     # no boundary inside the span of a map's writers
     blocked = {j for ws in writer.values() for j in range(min(ws) + 1, max(ws) + 1)}
-    allowed = [j for j in range(1, n) if j not in blocked]
+    # every stage runs chip steps: the host's steps before the stream in and after the stream out
+    # stay with the first and the last stage
+    allowed = [j for j in range(kinds.index("recv") + 1, kinds.index("send") + 1) if j not in blocked]
     k = min(stages, len(allowed) + 1)
     pre = np.concatenate([[0], np.cumsum(cost)])
     ends = [0] + allowed + [n]

@@ -139,6 +139,12 @@ def test_bad_lanes(tmp_path, lanes, needle):
     assert_clean_error(r, "--lanes", needle, out=out)
 
 
+@pytest.mark.parametrize("stages, needle", [("0", "must be positive"), ("65", "<= 64"), ("two", "not an integer")])
+def test_bad_pipeline(tmp_path, stages, needle):
+    r, out = compile_err(tmp_path, MLP / "model.onnx", "--pipeline", stages)
+    assert_clean_error(r, "--pipeline", needle, out=out)
+
+
 def test_too_many_tiles_refused_before_writing(tmp_path):
     r, out = compile_err(tmp_path, MLP / "model.onnx", "--tile", "8x8", "--max-tiles", "10")
     assert_clean_error(r, "--max-tiles 10", out=out)

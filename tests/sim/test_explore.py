@@ -83,7 +83,8 @@ def test_refused_points_are_kept_with_their_error(tmp_path, digits):
 def test_explore_bad_input(tmp_path, digits):
     out = tmp_path / "o"
     m = MLP / "model.onnx"
-    for grid, needle in ((["pipeline=on"], "'pipeline' is not a compile option"), (["lanes=0,8"], "lanes=0"),
+    for grid, needle in ((["pipelining=on"], "'pipelining' is not a compile option"), (["lanes=0,8"], "lanes=0"),
+                         (["pipeline=1,0"], "pipeline=0"),
                          (["adc-bits=0,8"], "adc-bits=0"), (["tile=64x65"], "tile=64x65"),
                          (["adc-share=0"], "adc-share=0"), (["tile"], "is not KEY=V1,V2"),
                          (["tile=64x64", "tile=32x32"], "given twice"), (["out=x"], "'out' is not a compile option"),

@@ -104,6 +104,13 @@ def test_mixer_block_runs_through_host_segments(mixer):
     np.testing.assert_allclose(d._run_segments(x, None)[0], want, rtol=1e-4, atol=1e-5 * np.max(np.abs(want)))
 
 
+def test_pipeline_of_a_chip_with_host_segments_is_refused(mixer, tmp_path):
+    """The host's turn between chip segments is part of every input: --pipeline on such a design is
+    one line and exit 2, nothing written."""
+    r = amsc("compile", mixer / "mx.onnx", "-o", tmp_path / "o", "--input-range", "-4", "4", "--pipeline", "2")
+    assert_clean_error(r, "--pipeline", "host segments", out=tmp_path / "o")
+
+
 def test_mixer_chip_top_lints_and_is_bit_exact_across_host_segments(mixer):
     """The chip of a design with host segments between chip segments: one top with a tagged host
     link, a stream at every boundary; Verilator -Wall is clean and every stream the chip sends
