@@ -4,8 +4,8 @@
 `amsc report` on the default compile options (ADCs shared among 8 outputs, the readout in the
 netlists and the RTL; the datapath's default lanes) for
 - cnn_digits (16 held-out digits, yosys on): TOPS/mm^2 (target >= 7e-3) and the digital share of the
-  latency (target <= 30 %), next to the same design with one ADC per output (--adc-share 1) and with
-  a one-lane datapath (--lanes 1), the baselines of this run;
+  latency (target <= 30 %), next to the same design with one ADC per output (--adc-share 1), with
+  a one-lane datapath (--lanes 1) and one input at a time (--pipeline 1), the baselines of this run;
 - SqueezeNet 1.1 from the onnx wheel with seeded random weights (bench_scale.randomized), one random
   224x224 image, `--engine mna --no-synth`: TOPS/W (target >= 0.63, ISAAC's) and TOPS/mm^2 (target >=
   0.03: ISAAC's 0.48 at 32 nm scaled to 130 nm by area, (130/32)^2 = 16.5), and the ADCs' utilization
@@ -40,6 +40,7 @@ def figures(out: Path, seconds: float) -> dict:
     return {**{k: rep[k] for k in KEYS}, "adc_share": rep["adc_share"], "adcs": rep["periphery"]["adcs"],
             "adc_utilization": rep["periphery"]["adc_utilization"], "lanes": rep["lanes"],
             "clocks_per_input": rep["rtl_cycles_per_input"]["total"],
+            "pipeline_stages": rep["pipeline"]["stages"], "interval_s": rep["pipeline"]["interval_s"],
             "digital_share_of_latency": rep["latency_breakdown_s"]["digital_s"] / rep["latency_s"],
             "area_by": rep["dominant"]["area"], "energy_by": rep["dominant"]["energy"], "seconds": seconds}
 
@@ -63,10 +64,13 @@ def main() -> int:
         model = ROOT / "designs" / name / "model.onnx"
         res = {"design": name, "shared": report(model, tmp / "shared", [], rargs),
                "baseline_one_adc_per_output": report(model, tmp / "one", ["--adc-share", "1"], rargs),
-               "baseline_one_lane": report(model, tmp / "lane", ["--lanes", "1"], rargs)}
+               "baseline_one_lane": report(model, tmp / "lane", ["--lanes", "1"], rargs),
+               "baseline_one_input_at_a_time": report(model, tmp / "seq", ["--pipeline", "1"], rargs)}
         s = res["shared"]
-        res["ratios"] = {base: {k: s[k] / res[base][k] for k in ("area_mm2", "latency_s", "tops_per_mm2", "tops_per_w")}
-                         for base in ("baseline_one_adc_per_output", "baseline_one_lane")}
+        res["ratios"] = {base: {k: s[k] / res[base][k] for k in ("area_mm2", "latency_s", "throughput_per_s",
+                                                                 "tops_per_mm2", "tops_per_w")}
+                         for base in ("baseline_one_adc_per_output", "baseline_one_lane",
+                                      "baseline_one_input_at_a_time")}
         if not args.smoke:
             sq, _ = randomized("squeezenet", tmp / "squeezenet.onnx")
             img = tmp / "img.npy"

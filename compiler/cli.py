@@ -13,7 +13,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import AmscError, InputError
-from .options import DEFAULT_LANES, MAX_LANES, MAX_STAGES
+from .options import DEFAULT_LANES, DEFAULT_PIPELINE, MAX_LANES, MAX_STAGES
 
 #: upper bounds of numeric options: beyond them a run is a typo, not a plan (and a timeout past
 #: ~1e9 s overflows the OS's timers; a seed must fit the int64 that numpy and the reports keep)
@@ -162,13 +162,14 @@ def build_parser(parser_class=_Parser) -> argparse.ArgumentParser:
                    f"each handle L elements in one clock, from L read ports of their feature maps (default "
                    f"{DEFAULT_LANES}; 1 to 256; a recurrent layer's cell and the host link take one). "
                    "The RTL and the report follow it; the arithmetic does not change")
-    c.add_argument("--pipeline", type=_number(positive=True, hi=MAX_STAGES), default=1, metavar="S",
+    c.add_argument("--pipeline", type=_number(positive=True, hi=MAX_STAGES), metavar="S",
                    help="run the chip's program as a pipeline of at most S stages over successive inputs: runs of "
                    "consecutive layers, split so that the slowest stage is the shortest, each with its own "
                    "sequencer, working on different inputs at once; the feature maps between stages are double-"
                    "buffered (a copy for the next stage). Throughput rises towards S times at the cost of those "
                    "copies; latency stays about the same. Needs a chip of one segment (no host segments between "
-                   "its layers). Default 1: one input at a time")
+                   f"its layers). Default {DEFAULT_PIPELINE} (the split takes the fewest stages that reach the "
+                   "shortest period), or 1 on a chip with host segments between its segments; 1: one input at a time")
     c.add_argument("--chip-state", metavar="CHIP.npz",
                    help="compile for one chip: place every tile around the stuck cells its test found (a chip state "
                    "from 'amsc chip-state' or a tester, docs/variability.md) and give the netlists its conductances; "

@@ -28,7 +28,7 @@ from .ir.graph import MATMUL_OPS
 from .ir.verify import verify_ir
 from .ir.segment import segment_model
 from .ir.serialize import ir_to_json
-from .options import CompileOptions
+from .options import DEFAULT_PIPELINE, CompileOptions
 from .passes.pipeline import run_pipeline
 from .errors import InputError, PdkError, UnsupportedOpError
 from .pdk import Pdk, load_pdk
@@ -137,14 +137,18 @@ def write_design(plan: OutputWriter, ir: IR, pdk: Pdk, options: CompileOptions, 
     env = environment(pdk)
     n_tiles = len(ir.nodes_of("xbar_tile"))
     progress("calibration and integer program", 0, 1)
-    lanes = lanes_of(options)
+    lanes, stages = lanes_of(options), 1
     try:
         prog = build_program(ir, pdk, options, calib[0], nominal_ir(ir, pdk))
+        latency = verilog.macro_latency(pdk, ir.g.graph.get("adc_share", 1))
+        stages = DEFAULT_PIPELINE if options.pipeline is None else options.pipeline
         try:
-            cycles = verilog.rtl_cycles(prog, lanes, verilog.macro_latency(pdk, ir.g.graph.get("adc_share", 1)),
-                                        options.pipeline)
+            cycles = verilog.rtl_cycles(prog, lanes, latency, stages)
         except ValueError as e:
-            raise InputError("--pipeline", str(e)) from None
+            if options.pipeline is not None:
+                raise InputError("--pipeline", str(e)) from None
+            stages = 1     # the default on a chip with host segments between its segments: one input at a time
+            cycles = verilog.rtl_cycles(prog, lanes, latency, stages)
         datapath = {"generated": True, "calibration": calib[1], "output_scale": prog["output_scale"],
                     "lanes": lanes, "pipeline": len(cycles.get("stages", [0])),
                     # clocks of one input through the chip top (backend/verilog.rtl_cycles; rtl-sim measures it)
@@ -164,7 +168,7 @@ def write_design(plan: OutputWriter, ir: IR, pdk: Pdk, options: CompileOptions, 
         plan.add(rel, text)
         if k % 64 == 0:
             progress("SPICE netlists", k // 2, n_tiles)
-    for k, (rel, text) in enumerate(emit_verilog(ir, pdk, env, source_sha, prog, lanes, options.pipeline)):
+    for k, (rel, text) in enumerate(emit_verilog(ir, pdk, env, source_sha, prog, lanes, stages)):
         plan.add(rel, text)
         if k % 64 == 0:
             progress("Verilog", k // 2, n_tiles)

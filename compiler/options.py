@@ -12,6 +12,9 @@ DEFAULT_LANES = 4
 MAX_LANES = 256
 #: ``--pipeline`` at most
 MAX_STAGES = 64
+#: Pipeline stages at most unless ``--pipeline`` says otherwise (backend/verilog.pipeline_stages takes
+#: the fewest that reach the shortest period: 3 on cnn_digits, 9 on SqueezeNet 1.1; README, "Pipeline")
+DEFAULT_PIPELINE = 8
 
 
 @dataclass(frozen=True)
@@ -51,8 +54,9 @@ class CompileOptions:
     #: requantizers, pooling, adds, tables, products and data movement. ``None``: DEFAULT_LANES.
     lanes: int | None = None
     #: Stages of the chip's pipeline over successive inputs at most (backend/verilog.pipeline_stages):
-    #: consecutive layers in different stages work on different inputs at once; 1 runs one input at a time.
-    pipeline: int = 1
+    #: consecutive layers in different stages work on different inputs at once; 1 runs one input at a
+    #: time. ``None``: DEFAULT_PIPELINE, or one stage for a chip with host segments between its segments.
+    pipeline: int | None = None
     #: A chip state (.npz, design/chipstate.py): place every tile around that chip's stuck cells and
     #: program its conductances (passes/fault_map.py); None compiles for no chip in particular.
     chip_state: str | None = None

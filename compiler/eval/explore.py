@@ -204,8 +204,8 @@ def _report(grid, point_options, results, labelled: bool) -> dict:
         p["pareto"] = bool(f)
     return {"grid": {k: v for k, v in grid}, "quality": quality, "points": pts, "fronts": fronts,
             "failed": sum("error" in p for p in pts),
-            "throughput_note": "inputs per second in a steady stream: 1 / latency, or with --pipeline 1 / the "
-                               "slowest stage's period (its clocks and its layers' reads)"}
+            "throughput_note": "inputs per second in a steady stream: 1 / the slowest pipeline stage's period "
+                               "(its clocks and its layers' reads); 1 / latency at pipeline=1"}
 
 
 def _plots(rep: dict) -> dict[str, bytes]:

@@ -52,8 +52,11 @@ def test_energy_estimate_within_ten_percent_of_spice_on_every_tile(designs, digi
     assert rep["energy_per_inference_j"] == pytest.approx(sum(rep["energy_breakdown_j"].values()))
     assert rep["area_mm2"] == pytest.approx(sum(rep["area_breakdown_mm2"].values()))
     assert rep["latency_s"] == pytest.approx(sum(rep["latency_breakdown_s"].values()))
-    assert rep["throughput_per_s"] == pytest.approx(1 / rep["latency_s"])     # one input at a time
-    assert rep["tops"] == pytest.approx(rep["ops_per_inference"] / rep["latency_s"] / 1e12)
+    # the default pipeline: an input every slowest stage's period, sooner than one input's latency
+    pl = rep["pipeline"]
+    assert pl["stages"] > 1 and pl["interval_s"] == max(pl["stage_periods_s"]) < rep["latency_s"]
+    assert rep["throughput_per_s"] == pytest.approx(1 / pl["interval_s"])
+    assert rep["tops"] == pytest.approx(rep["ops_per_inference"] * rep["throughput_per_s"] / 1e12)
     assert rep["tops_per_w"] == pytest.approx(rep["ops_per_inference"] / rep["energy_per_inference_j"] / 1e12)
     assert rep["energy_breakdown_j"]["crossbar"] == pytest.approx(ec["crossbar_spice_j"])
     if name == "mlp":   # 64x32 + 32x10 multiply-accumulates per image

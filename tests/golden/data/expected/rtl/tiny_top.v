@@ -30,37 +30,18 @@ module tiny_top (
     reg [7:0] mem_in [0:2];
     reg [7:0] mem_l1 [0:1];
     reg signed [15:0] mem_l2 [0:0];
-
-    localparam [2:0] R0 = 3'd0;
-    localparam [2:0] L1_G = 3'd1;
-    localparam [2:0] L1_W = 3'd2;
-    localparam [2:0] L1_S = 3'd3;
-    localparam [2:0] L2_G = 3'd4;
-    localparam [2:0] L2_W = 3'd5;
-    localparam [2:0] L2_S = 3'd6;
-    localparam [2:0] O3 = 3'd7;
-    reg [2:0] state;
-    // counters of 16 bits: enough for the largest feature map, layer and position count
-    reg [15:0] idx;   // beat, gather element, output column or pooled output
-    reg [15:0] pos;   // output position of a convolution
-    // 3 lane(s): a unit handles elements idx .. idx + 2 in one clock (lane l: element lix[l])
-    genvar gl;
-    wire [15:0] lix [0:2];
-    wire [47:0] lixbus;   // the same, packed (lane l at [l*16 +: 16]), for the tiles
-    generate for (gl = 0; gl < 3; gl = gl + 1) begin : g_lix
-        localparam [15:0] LANE = gl;
-        assign lix[gl] = idx + LANE;
-        assign lixbus[gl*16 +: 16] = lix[gl];
-    end endgenerate
-
-    assign in_ready  = (state == R0);
-    assign in_tag    = (state == R0) ? 1'd0 : 1'd0;
-    assign out_valid = (state == O3);
-    assign out_tag   = (state == O3) ? 1'd1 : 1'd1;
-    assign out_data  = (state == O3) ? mem_l2[idx[0:0]] : 16'd0;
-    assign busy      = (state != R0);
-
-    // ---- tiles -------------------------------------------------------------------------------
+    reg [7:0] mem_in_p1 [0:2];
+    reg [7:0] mem_l1_p2 [0:1];
+    // The program runs as a pipeline of 3 stages over successive inputs, each its own
+    // sequencer with its own counters: stage s runs its steps on input n while stage s + 1 runs them on
+    // input n - 1. A finished stage waits in its state F<s> (fin_s) until the next one, waiting in W<s+1>,
+    // takes its result (take_s): in that clock the next stage copies every map crossing the boundary
+    // into its own copy (<map>_p<s+1>), so the stage before may write its copies for the next input.
+    wire [2:0] sbusy;
+    wire fin_0, take_0;
+    wire fin_1, take_1;
+    assign busy = |sbusy;
+    // ---- tiles' scan chain -------------------------------------------------------------------
     wire scan_1;
     wire scan_2;
     wire scan_0 = scan_in;
@@ -70,6 +51,92 @@ module tiny_top (
     wire scan_c2;
     assign scan_c0 = scan_2;
     assign scan_out = scan_c2;
+    genvar gl;
+
+    // ==== pipeline stage 0: steps R0 ====================================
+    if (1) begin : stage_0
+
+    localparam [0:0] R0 = 1'd0;
+    localparam [0:0] F0 = 1'd1;
+    reg [0:0] state;
+    // counters of 16 bits: enough for the largest feature map, layer and position count
+    reg [15:0] idx;   // beat, gather element, output column or pooled output
+    /* verilator lint_off UNUSEDSIGNAL */   // a stage without the layers that use them
+    reg [15:0] pos;   // output position of a convolution
+    /* verilator lint_on UNUSEDSIGNAL */
+    // 1 lane(s): a unit handles elements idx .. idx + 0 in one clock (lane l: element lix[l])
+    wire [15:0] lix [0:0];
+    /* verilator lint_off UNUSEDSIGNAL */   // a stage without tiles
+    wire [15:0] lixbus;   // the same, packed (lane l at [l*16 +: 16]), for the tiles
+    /* verilator lint_on UNUSEDSIGNAL */
+    for (gl = 0; gl < 1; gl = gl + 1) begin : g_lix
+        localparam [15:0] LANE = gl;
+        assign lix[gl] = idx + LANE;
+        assign lixbus[gl*16 +: 16] = lix[gl];
+    end
+
+    assign in_ready  = (state == R0);
+    assign in_tag    = (state == R0) ? 1'd0 : 1'd0;
+    assign sbusy[0] = (state != R0);
+    assign fin_0 = (state == F0);
+
+    // ---- tiles -------------------------------------------------------------------------------
+
+    // the gather lanes' codes, packed for the tiles (lane l at [l*bits +: bits])
+
+    // ---- sequencing --------------------------------------------------------------------------
+    always @(posedge clk or negedge rst_n) begin
+        if (!rst_n) begin
+            state <= R0;
+            idx   <= 16'd0;
+            pos   <= 16'd0;
+        end else begin
+            case (state)
+                // stream 0 from the host: 3 codes into mem_in
+                R0: if (in_valid) begin
+                    mem_in[idx[1:0]] <= in_data;
+                    if (idx == 16'd2) begin
+                        idx   <= 16'd0;
+                        state <= F0;
+                    end else idx <= idx + 16'd1;
+                end
+                F0: if (take_0) state <= R0;   // the next stage took this input
+                default: state <= R0;
+            endcase
+        end
+    end
+    end
+
+    // ==== pipeline stage 1: steps l1 ====================================
+    if (1) begin : stage_1
+
+    localparam [2:0] W1 = 3'd0;
+    localparam [2:0] L1_G = 3'd1;
+    localparam [2:0] L1_W = 3'd2;
+    localparam [2:0] L1_S = 3'd3;
+    localparam [2:0] F1 = 3'd4;
+    reg [2:0] state;
+    // counters of 16 bits: enough for the largest feature map, layer and position count
+    reg [15:0] idx;   // beat, gather element, output column or pooled output
+    /* verilator lint_off UNUSEDSIGNAL */   // a stage without the layers that use them
+    reg [15:0] pos;   // output position of a convolution
+    /* verilator lint_on UNUSEDSIGNAL */
+    // 3 lane(s): a unit handles elements idx .. idx + 2 in one clock (lane l: element lix[l])
+    wire [15:0] lix [0:2];
+    /* verilator lint_off UNUSEDSIGNAL */   // a stage without tiles
+    wire [47:0] lixbus;   // the same, packed (lane l at [l*16 +: 16]), for the tiles
+    /* verilator lint_on UNUSEDSIGNAL */
+    for (gl = 0; gl < 3; gl = gl + 1) begin : g_lix
+        localparam [15:0] LANE = gl;
+        assign lix[gl] = idx + LANE;
+        assign lixbus[gl*16 +: 16] = lix[gl];
+    end
+
+    assign sbusy[1] = (state != W1);
+    assign fin_1 = (state == F1);
+    assign take_0 = (state == W1) && fin_0;
+
+    // ---- tiles -------------------------------------------------------------------------------
     reg start_1;
     reg [0:0] got_1;
     // the layer's gather: while gwe_1 is high, lane l carries input row lix[l] and its code
@@ -133,7 +200,7 @@ module tiny_top (
     wire [7:0] y_1 [0:1];
     wire [31:0] daddr_1 [0:1];
     wire [7:0] gval_1 [0:2];
-    generate for (gl = 0; gl < 2; gl = gl + 1) begin : g_store_1
+    for (gl = 0; gl < 2; gl = gl + 1) begin : g_store_1
         wire [15:0] j = lix[gl];
         // the product at its own width (9-bit accumulator x 28-bit MQ), then sign-extended
         /* verilator lint_off UNUSEDSIGNAL */
@@ -154,13 +221,105 @@ module tiny_top (
         wire [63:0] cu = c;
         /* verilator lint_on UNUSEDSIGNAL */
         assign y_1[gl] = cu[7:0];
-    end endgenerate
-    generate for (gl = 0; gl < 3; gl = gl + 1) begin : g_gather_1
+    end
+    for (gl = 0; gl < 3; gl = gl + 1) begin : g_gather_1
         /* verilator lint_off UNUSEDSIGNAL */
         wire [15:0] e = lix[gl];
         /* verilator lint_on UNUSEDSIGNAL */
-        assign gval_1[gl] = mem_in[e[1:0]];
-    end endgenerate
+        assign gval_1[gl] = mem_in_p1[e[1:0]];
+    end
+
+    // the gather lanes' codes, packed for the tiles (lane l at [l*bits +: bits])
+    for (gl = 0; gl < 3; gl = gl + 1) begin : g_gbus_1
+        assign gbus_1[gl*8 +: 8] = gval_1[gl];
+    end
+
+    // ---- sequencing --------------------------------------------------------------------------
+    always @(posedge clk or negedge rst_n) begin
+        if (!rst_n) begin
+            state <= W1;
+            idx   <= 16'd0;
+            pos   <= 16'd0;
+            start_1 <= 1'b0;
+            got_1   <= 1'd0;
+        end else begin
+            case (state)
+                // layer l1: 1 position(s) x 3 inputs -> 2 outputs on 1 tile(s)
+                L1_G: begin   // gather, 3 input(s) a clock; with the last, the tiles start
+                    // (gwe_1 is high: each tile writes the lanes' codes into its DAC registers)
+                    if (idx == 16'd0) begin
+                        idx   <= 16'd0;
+                    end else begin
+                        idx <= idx + 16'd3;
+                    end
+                    if (idx == 16'd0) begin
+                        start_1 <= 1'b1;
+                        got_1   <= 1'd0;
+                        state   <= L1_W;
+                    end
+                end
+                L1_W: begin   // the tiles read
+                    start_1 <= 1'b0;
+                    got_1   <= got_1 | dones_1;
+                    if ((got_1 | dones_1) == 1'b1) state <= L1_S;
+                end
+                L1_S: begin   // requantize and store, 2 output(s) a clock
+                    mem_l1[daddr_1[0][0:0]] <= y_1[0];
+                    mem_l1[daddr_1[1][0:0]] <= y_1[1];
+                    if (idx == 16'd0) begin
+                        idx <= 16'd0;
+                        state <= F1;
+                    end else idx <= idx + 16'd2;
+                end
+                W1: if (fin_0) state <= L1_G;   // the stage before's result: taken
+                F1: if (take_1) state <= W1;   // the next stage took this input
+                default: state <= W1;
+            endcase
+        end
+    end
+    // the maps this stage reads from the stages before it: copied from stage 0's when it takes an input
+    // (blocking writes: neither stage touches these copies in that clock, the one before is finished
+    // and this one waits)
+    integer cp;
+    /* verilator lint_off BLKSEQ */
+    always @(posedge clk) if (take_0) begin
+        for (cp = 0; cp < 3; cp = cp + 1) mem_in_p1[cp] = mem_in[cp];
+    end
+    /* verilator lint_on BLKSEQ */
+    end
+
+    // ==== pipeline stage 2: steps l2, O3 ====================================
+    if (1) begin : stage_2
+
+    localparam [2:0] W2 = 3'd0;
+    localparam [2:0] L2_G = 3'd1;
+    localparam [2:0] L2_W = 3'd2;
+    localparam [2:0] L2_S = 3'd3;
+    localparam [2:0] O3 = 3'd4;
+    reg [2:0] state;
+    // counters of 16 bits: enough for the largest feature map, layer and position count
+    reg [15:0] idx;   // beat, gather element, output column or pooled output
+    /* verilator lint_off UNUSEDSIGNAL */   // a stage without the layers that use them
+    reg [15:0] pos;   // output position of a convolution
+    /* verilator lint_on UNUSEDSIGNAL */
+    // 2 lane(s): a unit handles elements idx .. idx + 1 in one clock (lane l: element lix[l])
+    wire [15:0] lix [0:1];
+    /* verilator lint_off UNUSEDSIGNAL */   // a stage without tiles
+    wire [31:0] lixbus;   // the same, packed (lane l at [l*16 +: 16]), for the tiles
+    /* verilator lint_on UNUSEDSIGNAL */
+    for (gl = 0; gl < 2; gl = gl + 1) begin : g_lix
+        localparam [15:0] LANE = gl;
+        assign lix[gl] = idx + LANE;
+        assign lixbus[gl*16 +: 16] = lix[gl];
+    end
+
+    assign out_valid = (state == O3);
+    assign out_tag   = (state == O3) ? 1'd1 : 1'd1;
+    assign out_data  = (state == O3) ? mem_l2[idx[0:0]] : 16'd0;
+    assign sbusy[2] = (state != W2);
+    assign take_1 = (state == W2) && fin_1;
+
+    // ---- tiles -------------------------------------------------------------------------------
     reg start_2;
     reg [0:0] got_2;
     // the layer's gather: while gwe_2 is high, lane l carries input row lix[l] and its code
@@ -221,7 +380,7 @@ module tiny_top (
     wire [15:0] y_2 [0:0];
     wire [31:0] daddr_2 [0:0];
     wire [7:0] gval_2 [0:1];
-    generate for (gl = 0; gl < 1; gl = gl + 1) begin : g_store_2
+    for (gl = 0; gl < 1; gl = gl + 1) begin : g_store_2
         wire [15:0] j = lix[gl];
         // the product at its own width (9-bit accumulator x 28-bit MQ), then sign-extended
         /* verilator lint_off UNUSEDSIGNAL */
@@ -242,69 +401,29 @@ module tiny_top (
         wire [63:0] cu = c;
         /* verilator lint_on UNUSEDSIGNAL */
         assign y_2[gl] = cu[15:0];
-    end endgenerate
-    generate for (gl = 0; gl < 2; gl = gl + 1) begin : g_gather_2
+    end
+    for (gl = 0; gl < 2; gl = gl + 1) begin : g_gather_2
         /* verilator lint_off UNUSEDSIGNAL */
         wire [15:0] e = lix[gl];
         /* verilator lint_on UNUSEDSIGNAL */
-        assign gval_2[gl] = mem_l1[e[0:0]];
-    end endgenerate
+        assign gval_2[gl] = mem_l1_p2[e[0:0]];
+    end
 
     // the gather lanes' codes, packed for the tiles (lane l at [l*bits +: bits])
-    generate for (gl = 0; gl < 3; gl = gl + 1) begin : g_gbus_1
-        assign gbus_1[gl*8 +: 8] = gval_1[gl];
-    end endgenerate
-    generate for (gl = 0; gl < 2; gl = gl + 1) begin : g_gbus_2
+    for (gl = 0; gl < 2; gl = gl + 1) begin : g_gbus_2
         assign gbus_2[gl*8 +: 8] = gval_2[gl];
-    end endgenerate
+    end
 
     // ---- sequencing --------------------------------------------------------------------------
     always @(posedge clk or negedge rst_n) begin
         if (!rst_n) begin
-            state <= R0;
+            state <= W2;
             idx   <= 16'd0;
             pos   <= 16'd0;
-            start_1 <= 1'b0;
-            got_1   <= 1'd0;
             start_2 <= 1'b0;
             got_2   <= 1'd0;
         end else begin
             case (state)
-                // stream 0 from the host: 3 codes into mem_in
-                R0: if (in_valid) begin
-                    mem_in[idx[1:0]] <= in_data;
-                    if (idx == 16'd2) begin
-                        idx   <= 16'd0;
-                        state <= L1_G;
-                    end else idx <= idx + 16'd1;
-                end
-                // layer l1: 1 position(s) x 3 inputs -> 2 outputs on 1 tile(s)
-                L1_G: begin   // gather, 3 input(s) a clock; with the last, the tiles start
-                    // (gwe_1 is high: each tile writes the lanes' codes into its DAC registers)
-                    if (idx == 16'd0) begin
-                        idx   <= 16'd0;
-                    end else begin
-                        idx <= idx + 16'd3;
-                    end
-                    if (idx == 16'd0) begin
-                        start_1 <= 1'b1;
-                        got_1   <= 1'd0;
-                        state   <= L1_W;
-                    end
-                end
-                L1_W: begin   // the tiles read
-                    start_1 <= 1'b0;
-                    got_1   <= got_1 | dones_1;
-                    if ((got_1 | dones_1) == 1'b1) state <= L1_S;
-                end
-                L1_S: begin   // requantize and store, 2 output(s) a clock
-                    mem_l1[daddr_1[0][0:0]] <= y_1[0];
-                    mem_l1[daddr_1[1][0:0]] <= y_1[1];
-                    if (idx == 16'd0) begin
-                        idx <= 16'd0;
-                        state <= L2_G;
-                    end else idx <= idx + 16'd2;
-                end
                 // layer l2: 1 position(s) x 2 inputs -> 1 outputs on 1 tile(s)
                 L2_G: begin   // gather, 2 input(s) a clock; with the last, the tiles start
                     // (gwe_2 is high: each tile writes the lanes' codes into its DAC registers)
@@ -335,11 +454,22 @@ module tiny_top (
                 O3: if (out_ready) begin
                     if (idx == 16'd0) begin
                         idx   <= 16'd0;
-                        state <= R0;
+                        state <= W2;
                     end else idx <= idx + 16'd1;
                 end
-                default: state <= R0;
+                W2: if (fin_1) state <= L2_G;   // the stage before's result: taken
+                default: state <= W2;
             endcase
         end
+    end
+    // the maps this stage reads from the stages before it: copied from stage 1's when it takes an input
+    // (blocking writes: neither stage touches these copies in that clock, the one before is finished
+    // and this one waits)
+    integer cp;
+    /* verilator lint_off BLKSEQ */
+    always @(posedge clk) if (take_1) begin
+        for (cp = 0; cp < 2; cp = cp + 1) mem_l1_p2[cp] = mem_l1[cp];
+    end
+    /* verilator lint_on BLKSEQ */
     end
 endmodule
