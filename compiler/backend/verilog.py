@@ -624,7 +624,7 @@ def _datapath_ctx(prog: dict, tiles: list[dict], lanes: int = 1, latency: int = 
     steps = sorted(layers + pools + adds + muls + luts + remaps + recvs + sends, key=lambda x: x["k"])
     if not recvs or not sends:
         raise ValueError("a chip program receives and sends at least one stream")
-    mem = [{"name": m["name"], "size": int(np.prod(m["shape"])), "signed": m["signed"], "width": m["bits"]}
+    mem = [{"name": m["name"], "size": int(np.prod(m["shape"])), "signed": m["signed"], "width": m["bits"], "banks": 0}
            for _, m in sorted(maps.items())]
     n_streams = len(recvs) + len(sends)
     cuts = cuts or [(0, len(prog["steps"]))]
@@ -657,28 +657,23 @@ _MEM_REF = re.compile(r"mem_(\w+)\[")
 
 
 def _in_stage(x, names: dict):
-    """A unit's template context with its reads renamed to its stage's copies of the maps (``names``:
-    map -> the copy the stage reads)."""
+    """A unit's template context with its maps renamed (``names``: map -> what the stage addresses
+    instead, its bank: ``mem_<map>[`` becomes ``mem_<map>[bk_<map>][``)."""
     if isinstance(x, str):
         return _MEM_REF.sub(lambda m: f"mem_{names.get(m.group(1), m.group(1))}[", x)
     if isinstance(x, list):
         return [_in_stage(v, names) for v in x]
     if isinstance(x, dict):
-        return {k: (names.get(v, v) if k in ("src", "a", "b") and isinstance(v, str) else _in_stage(v, names))
+        return {k: (names.get(v, v) if k in ("src", "dst", "a", "b") and isinstance(v, str) else _in_stage(v, names))
                 for k, v in x.items()}
     return x
 
 
-def _stage_ctx(prog: dict, units: list[dict], cuts: list[tuple[int, int]], maps: list[dict]) -> list[dict]:
-    """Each pipeline stage's sequencer: its units (``units``, in program order, keyed by step ``k``),
-    states and flags. With one stage, the states follow each other in program order and the last
-    send leads back to the first receive. With several, stage s runs the steps of ``cuts[s]`` on
-    one input while stage s + 1 runs the previous one: a stage ends in its finished state ``F<s>``
-    and the next takes its result from its waiting state ``W<s+1>``, in one clock copying every map
-    that crosses the boundary (written at or before s, read after) into its own copy
-    ``<map>_p<s+1>`` (the double buffer: the stage before writes its copy of the next input
-    meanwhile). ``maps`` gains those copies."""
-    n = len(cuts)
+def stage_banks(prog: dict, cuts) -> dict[str, tuple[int, int]]:
+    """The maps a pipeline (``cuts``: each stage's steps ``[a, b)``) double-buffers: a map written in
+    stage w and last read in stage r > w has K = r - w + 1 banks (``{map: (w, r)}``), so that stage w
+    writes input n's into bank n mod K while the stages after it read the inputs before from theirs.
+    Empty with one stage."""
     stage_of = {k: s for s, (a, b) in enumerate(cuts) for k in range(a, b)}
     writer, last_read = {}, {}
     for k, st in enumerate(prog["steps"]):
@@ -686,16 +681,27 @@ def _stage_ctx(prog: dict, units: list[dict], cuts: list[tuple[int, int]], maps:
             writer.setdefault(st["dst"]["name"], stage_of[k])
         for name in _reads(st):
             last_read[name] = max(last_read.get(name, 0), stage_of[k])
-    copies = {}
-    for m in list(maps):
-        w = writer[m["name"]]
-        for t in range(w + 1, last_read.get(m["name"], w) + 1):
-            copies[(m["name"], t)] = f"{m['name']}_p{t}"
-            maps.append({**m, "name": f"{m['name']}_p{t}"})
+    return {m: (w, last_read[m]) for m, w in writer.items() if last_read.get(m, w) > w}
+
+
+def _stage_ctx(prog: dict, units: list[dict], cuts: list[tuple[int, int]], maps: list[dict]) -> list[dict]:
+    """Each pipeline stage's sequencer: its units (``units``, in program order, keyed by step ``k``),
+    states and flags. With one stage, the states follow each other in program order and the last
+    send leads back to the first receive. With several, stage s runs the steps of ``cuts[s]`` on
+    one input while stage s + 1 runs the previous one: a stage ends in its finished state ``F<s>``
+    and the next takes the input from its waiting state ``W<s+1>``. A map read in a later stage
+    than its writer's has banks (:func:`stage_banks`; ``maps`` gets their count): every stage that
+    touches it addresses ``mem_<map>[bk_<map>][...]``, its own bank counter stepping with its inputs."""
+    n = len(cuts)
+    banks = stage_banks(prog, cuts)
+    for m in maps:
+        if m["name"] in banks:
+            w, r = banks[m["name"]]
+            m["banks"] = r - w + 1
     out = []
     for s, (a, b) in enumerate(cuts):
-        names = {m: copies.get((m, s), m) for m in writer}
-        us = [_in_stage(u, names) if n > 1 else u for u in units if a <= u["k"] < b]
+        names = {m: f"{m}[bk_{m}]" for m, (w, r) in banks.items() if w <= s <= r}
+        us = [_in_stage(u, names) if names else u for u in units if a <= u["k"] < b]
         firsts = [x["sg"] if "sg" in x else x["state"] for x in us]
         wait = f"W{s}" if s > 0 else None
         fin = f"F{s}" if s < n - 1 else None
@@ -715,12 +721,15 @@ def _stage_ctx(prog: dict, units: list[dict], cuts: list[tuple[int, int]], maps:
         out.append({"i": s, "scope": f"stage_{s}" if n > 1 else None, "path": f"stage_{s}." if n > 1 else "",
                     "units": [prog["steps"][x["k"]].get("name") or x["state"] for x in us],
                     "layers": layers, "pools": pools, "adds": adds, "luts": luts, "muls": muls, "remaps": remaps,
-                    "elementwise": adds + luts + muls, "recvs": kind("R"), "sends": kind("O"),
+                    "elementwise": kind("A", "T", "M"), "recvs": kind("R"), "sends": kind("O"),
                     "states": states, "state_width": _bits(len(states)), "first_state": wait or firsts[0],
                     "start": firsts[0], "wait": wait, "fin": fin, "lanes": lanes,
-                    # the maps this stage takes from the one before it, (its copy, the one before's)
-                    "takes": [(copies[(m, s)], copies.get((m, s - 1), m)) for m in writer if (m, s) in copies],
-                    "sizes": {m["name"]: m["size"] for m in maps},
+                    # the bank counters of the maps this stage touches: its input's number mod K (the first
+                    # stage's count from 0 and step when it hands an input over, the others' step when they
+                    # take one, from K - 1)
+                    "banks": [{"name": m, "K": r - w + 1, "bits": _bits(r - w + 1), "reset": 0 if s == 0 else r - w}
+                              for m, (w, r) in sorted(banks.items()) if w <= s <= r],
+                    "step_on": f"take_{max(0, s - 1)}",
                     "has_overlap": any(L["overlap"] for L in layers), "has_conv": any(x["conv"] for x in layers),
                     "has_pool": bool(pools)})
     return out

@@ -291,7 +291,9 @@ def digital_ops(prog: dict, reads_per_image: dict, ref_bytes: float) -> dict:
     """Operations of one inference in the RTL's datapath, by kind (see the module docstring). Buffer
     accesses are counted in bytes (``sram_bytes``) and weighted by the size of the buffer they hit,
     ``sqrt(buffer bytes / ref_bytes)`` (``sram_weighted_bytes``): an SRAM's access energy grows about
-    as the square root of its size (Horowitz 2014: 10, 20 and 100 pJ per 64 bits at 8 kB, 32 kB, 1 MB)."""
+    as the square root of its size (Horowitz 2014: 10, 20 and 100 pJ per 64 bits at 8 kB, 32 kB, 1 MB).
+    A pipeline's banked maps (backend/verilog.stage_banks) are accessed as often, each access in one
+    bank of the map's size."""
     from ..backend.qmodel import remap_tables
 
     ops = {"add32": 0, "mul32_equiv": 0.0, "add8": 0, "sram_bytes": 0, "sram_weighted_bytes": 0.0}

@@ -150,9 +150,18 @@ def test_pipeline_takes_an_input_every_slowest_stage_and_stays_bit_exact(tmp_pat
     assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:]))
     assert rep["cycles_per_input"] == cyc["interval"] == max(x["period"] for x in cyc["stages"]) < cyc["total"]
     assert rep["latency_cycles"] == cyc["latency"] == cyc["total"] + stages - 1
-    # each stage its own sequencer; a map read across a boundary has the next stage's copy
+    # each stage its own sequencer; a map read in the stage after its writer's has two banks, each
+    # stage addressing its input's
     assert all(f"begin : stage_{s}" in top for s in range(stages))
-    assert re.search(r"reg \[\d+:0\] mem_\w+_p1 \[", top)
+    assert re.search(r"reg \[7:0\] mem_\w+ \[0:1\]\[0:\d+\];", top) and "[bk_" in top
+    # --pipeline 1: one sequencer, one input at a time, every input the whole count
+    one = tmp_path / "one"
+    assert amsc("compile", CNN / "model.onnx", "-o", one, "--pipeline", "1").returncode == 0
+    assert "begin : stage_" not in (one / "rtl" / "cnn_digits_top.v").read_text()
+    r = amsc("rtl-sim", one, "--inputs", digits / "x.npy", "--limit", 4)
+    assert r.returncode == 0 and "bit-exact" in r.stderr, r.stderr
+    rep1 = _cycles_as_counted(one)
+    assert rep1["cycles_per_input"] == rep1["latency_cycles"] == cyc["total"] and rep1["pipeline_stages"] == 1
 
 
 def test_verilator_runs_the_same_testbench_bit_exactly(cnn_out, digits):

@@ -27,16 +27,15 @@ module tiny_top (
     output wire [0:0]        out_tag,
     output wire                  busy
 );
-    reg [7:0] mem_in [0:2];
-    reg [7:0] mem_l1 [0:1];
+    reg [7:0] mem_in [0:1][0:2];   // 2 banks
+    reg [7:0] mem_l1 [0:1][0:1];   // 2 banks
     reg signed [15:0] mem_l2 [0:0];
-    reg [7:0] mem_in_p1 [0:2];
-    reg [7:0] mem_l1_p2 [0:1];
     // The program runs as a pipeline of 3 stages over successive inputs, each its own
     // sequencer with its own counters: stage s runs its steps on input n while stage s + 1 runs them on
     // input n - 1. A finished stage waits in its state F<s> (fin_s) until the next one, waiting in W<s+1>,
-    // takes its result (take_s): in that clock the next stage copies every map crossing the boundary
-    // into its own copy (<map>_p<s+1>), so the stage before may write its copies for the next input.
+    // takes the input (take_s). A map written in stage w and read up to stage r has r - w + 1 banks:
+    // each stage that touches it addresses the bank of its own input (bk_<map>, the input's number
+    // mod the banks), so stage w writes input n's while the later stages read earlier inputs'.
     wire [2:0] sbusy;
     wire fin_0, take_0;
     wire fin_1, take_1;
@@ -59,6 +58,7 @@ module tiny_top (
     localparam [0:0] R0 = 1'd0;
     localparam [0:0] F0 = 1'd1;
     reg [0:0] state;
+    reg [0:0] bk_in;   // the bank of map in (2) this stage's input is in
     // counters of 16 bits: enough for the largest feature map, layer and position count
     reg [15:0] idx;   // beat, gather element, output column or pooled output
     /* verilator lint_off UNUSEDSIGNAL */   // a stage without the layers that use them
@@ -92,9 +92,9 @@ module tiny_top (
             pos   <= 16'd0;
         end else begin
             case (state)
-                // stream 0 from the host: 3 codes into mem_in
+                // stream 0 from the host: 3 codes into mem_in[bk_in]
                 R0: if (in_valid) begin
-                    mem_in[idx[1:0]] <= in_data;
+                    mem_in[bk_in][idx[1:0]] <= in_data;
                     if (idx == 16'd2) begin
                         idx   <= 16'd0;
                         state <= F0;
@@ -103,6 +103,14 @@ module tiny_top (
                 F0: if (take_0) state <= R0;   // the next stage took this input
                 default: state <= R0;
             endcase
+        end
+    end
+    // the banks of this stage's input: stepped when it hands an input over
+    always @(posedge clk or negedge rst_n) begin
+        if (!rst_n) begin
+            bk_in <= 1'd0;
+        end else if (take_0) begin
+            bk_in <= (bk_in == 1'd1) ? 1'd0 : bk_in + 1'd1;
         end
     end
     end
@@ -116,6 +124,8 @@ module tiny_top (
     localparam [2:0] L1_S = 3'd3;
     localparam [2:0] F1 = 3'd4;
     reg [2:0] state;
+    reg [0:0] bk_in;   // the bank of map in (2) this stage's input is in
+    reg [0:0] bk_l1;   // the bank of map l1 (2) this stage's input is in
     // counters of 16 bits: enough for the largest feature map, layer and position count
     reg [15:0] idx;   // beat, gather element, output column or pooled output
     /* verilator lint_off UNUSEDSIGNAL */   // a stage without the layers that use them
@@ -196,7 +206,7 @@ module tiny_top (
     assign bq_1[0] = $signed(cal_1[55:28]);
     assign mq_1[1] = $signed(cal_1[83:56]);
     assign bq_1[1] = $signed(cal_1[111:84]);
-    // lane l requantizes output column lix[l] (2 a clock): its code and its address in mem_l1
+    // lane l requantizes output column lix[l] (2 a clock): its code and its address in mem_l1[bk_l1]
     wire [7:0] y_1 [0:1];
     wire [31:0] daddr_1 [0:1];
     wire [7:0] gval_1 [0:2];
@@ -226,7 +236,7 @@ module tiny_top (
         /* verilator lint_off UNUSEDSIGNAL */
         wire [15:0] e = lix[gl];
         /* verilator lint_on UNUSEDSIGNAL */
-        assign gval_1[gl] = mem_in_p1[e[1:0]];
+        assign gval_1[gl] = mem_in[bk_in][e[1:0]];
     end
 
     // the gather lanes' codes, packed for the tiles (lane l at [l*bits +: bits])
@@ -264,8 +274,8 @@ module tiny_top (
                     if ((got_1 | dones_1) == 1'b1) state <= L1_S;
                 end
                 L1_S: begin   // requantize and store, 2 output(s) a clock
-                    mem_l1[daddr_1[0][0:0]] <= y_1[0];
-                    mem_l1[daddr_1[1][0:0]] <= y_1[1];
+                    mem_l1[bk_l1][daddr_1[0][0:0]] <= y_1[0];
+                    mem_l1[bk_l1][daddr_1[1][0:0]] <= y_1[1];
                     if (idx == 16'd0) begin
                         idx <= 16'd0;
                         state <= F1;
@@ -277,15 +287,16 @@ module tiny_top (
             endcase
         end
     end
-    // the maps this stage reads from the stages before it: copied from stage 0's when it takes an input
-    // (blocking writes: neither stage touches these copies in that clock, the one before is finished
-    // and this one waits)
-    integer cp;
-    /* verilator lint_off BLKSEQ */
-    always @(posedge clk) if (take_0) begin
-        for (cp = 0; cp < 3; cp = cp + 1) mem_in_p1[cp] = mem_in[cp];
+    // the banks of this stage's input: stepped when it takes an input
+    always @(posedge clk or negedge rst_n) begin
+        if (!rst_n) begin
+            bk_in <= 1'd1;
+            bk_l1 <= 1'd1;
+        end else if (take_0) begin
+            bk_in <= (bk_in == 1'd1) ? 1'd0 : bk_in + 1'd1;
+            bk_l1 <= (bk_l1 == 1'd1) ? 1'd0 : bk_l1 + 1'd1;
+        end
     end
-    /* verilator lint_on BLKSEQ */
     end
 
     // ==== pipeline stage 2: steps l2, O3 ====================================
@@ -297,6 +308,7 @@ module tiny_top (
     localparam [2:0] L2_S = 3'd3;
     localparam [2:0] O3 = 3'd4;
     reg [2:0] state;
+    reg [0:0] bk_l1;   // the bank of map l1 (2) this stage's input is in
     // counters of 16 bits: enough for the largest feature map, layer and position count
     reg [15:0] idx;   // beat, gather element, output column or pooled output
     /* verilator lint_off UNUSEDSIGNAL */   // a stage without the layers that use them
@@ -406,7 +418,7 @@ module tiny_top (
         /* verilator lint_off UNUSEDSIGNAL */
         wire [15:0] e = lix[gl];
         /* verilator lint_on UNUSEDSIGNAL */
-        assign gval_2[gl] = mem_l1_p2[e[0:0]];
+        assign gval_2[gl] = mem_l1[bk_l1][e[0:0]];
     end
 
     // the gather lanes' codes, packed for the tiles (lane l at [l*bits +: bits])
@@ -462,14 +474,13 @@ module tiny_top (
             endcase
         end
     end
-    // the maps this stage reads from the stages before it: copied from stage 1's when it takes an input
-    // (blocking writes: neither stage touches these copies in that clock, the one before is finished
-    // and this one waits)
-    integer cp;
-    /* verilator lint_off BLKSEQ */
-    always @(posedge clk) if (take_1) begin
-        for (cp = 0; cp < 2; cp = cp + 1) mem_l1_p2[cp] = mem_l1[cp];
+    // the banks of this stage's input: stepped when it takes an input
+    always @(posedge clk or negedge rst_n) begin
+        if (!rst_n) begin
+            bk_l1 <= 1'd1;
+        end else if (take_1) begin
+            bk_l1 <= (bk_l1 == 1'd1) ? 1'd0 : bk_l1 + 1'd1;
+        end
     end
-    /* verilator lint_on BLKSEQ */
     end
 endmodule
