@@ -165,9 +165,9 @@ def build_parser(parser_class=_Parser) -> argparse.ArgumentParser:
     c.add_argument("--pipeline", type=_number(positive=True, hi=MAX_STAGES), metavar="S",
                    help="run the chip's program as a pipeline of at most S stages over successive inputs: runs of "
                    "consecutive layers, split so that the slowest stage is the shortest, each with its own "
-                   "sequencer, working on different inputs at once; the feature maps between stages are double-"
-                   "buffered (a copy for the next stage). Throughput rises towards S times at the cost of those "
-                   "copies; latency stays about the same. Needs a chip of one segment (no host segments between "
+                   "sequencer, working on different inputs at once; a feature map read in a later stage than its "
+                   "writer's is double-buffered (a bank per stage it spans, each stage addressing its own input's). "
+                   "Throughput rises towards S times at the cost of those banks; latency and energy stay the same. Needs a chip of one segment (no host segments between "
                    f"its layers). Default {DEFAULT_PIPELINE} (the split takes the fewest stages that reach the "
                    "shortest period), or 1 on a chip with host segments between its segments; 1: one input at a time")
     c.add_argument("--chip-state", metavar="CHIP.npz",
