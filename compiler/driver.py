@@ -137,7 +137,7 @@ def write_design(plan: OutputWriter, ir: IR, pdk: Pdk, options: CompileOptions, 
     env = environment(pdk)
     n_tiles = len(ir.nodes_of("xbar_tile"))
     progress("calibration and integer program", 0, 1)
-    lanes, stages = lanes_of(options), 1
+    lanes, cuts = lanes_of(options), None
     try:
         prog = build_program(ir, pdk, options, calib[0], nominal_ir(ir, pdk))
         latency = verilog.macro_latency(pdk, ir.g.graph.get("adc_share", 1))
@@ -147,8 +147,10 @@ def write_design(plan: OutputWriter, ir: IR, pdk: Pdk, options: CompileOptions, 
         except ValueError as e:
             if options.pipeline is not None:
                 raise InputError("--pipeline", str(e)) from None
-            stages = 1     # the default on a chip with host segments between its segments: one input at a time
-            cycles = verilog.rtl_cycles(prog, lanes, latency, stages)
+            # the default on a chip with host segments between its segments: one input at a time
+            cycles = verilog.rtl_cycles(prog, lanes, latency, 1)
+        if "stages" in cycles:     # the split the count was made for is the one the RTL is written for
+            cuts = [tuple(x["steps"]) for x in cycles["stages"]]
         datapath = {"generated": True, "calibration": calib[1], "output_scale": prog["output_scale"],
                     "lanes": lanes, "pipeline": len(cycles.get("stages", [0])),
                     # clocks of one input through the chip top (backend/verilog.rtl_cycles; rtl-sim measures it)
@@ -168,7 +170,7 @@ def write_design(plan: OutputWriter, ir: IR, pdk: Pdk, options: CompileOptions, 
         plan.add(rel, text)
         if k % 64 == 0:
             progress("SPICE netlists", k // 2, n_tiles)
-    for k, (rel, text) in enumerate(emit_verilog(ir, pdk, env, source_sha, prog, lanes, stages)):
+    for k, (rel, text) in enumerate(emit_verilog(ir, pdk, env, source_sha, prog, lanes, cuts)):
         plan.add(rel, text)
         if k % 64 == 0:
             progress("Verilog", k // 2, n_tiles)

@@ -69,7 +69,7 @@ def rtl_cycles(prog: dict, lanes: int, latency: int, stages: int = 1) -> dict:
     steps = [step_cycles(st, lanes, latency) for st in prog["steps"]]
     c = {key: sum(s[key] for s in steps) for key in CYCLE_KINDS}
     c["total"] = sum(c.values())
-    cuts = pipeline_stages(prog, lanes, latency, stages)
+    cuts = pipeline_stages(prog, [sum(x.values()) for x in steps], stages)
     if len(cuts) == 1:
         c["latency"] = c["interval"] = c["total"]
         return c
@@ -132,9 +132,10 @@ def _handovers(s: int, n: int) -> int:
     return 1 if s in (0, n - 1) else 2
 
 
-def pipeline_stages(prog: dict, lanes: int, latency: int, stages: int) -> list[tuple[int, int]]:
+def pipeline_stages(prog: dict, cost: list[int], stages: int) -> list[tuple[int, int]]:
     """The program's steps split into at most ``stages`` runs of consecutive steps ``[a, b)``, the
-    split that makes the slowest stage's period (:func:`_handovers` included) the shortest. A
+    split that makes the slowest stage's period (:func:`_handovers` included) the shortest, by each
+    step's clocks ``cost`` (:func:`step_cycles`, as :func:`rtl_cycles` counts them). A
     boundary may not fall between two steps that write the same map. One stage (the whole program)
     when ``stages`` is 1; more need a program of one chip segment (one stream in, one out; the host
     may run before and after it, but with host segments between chip segments the host's turn is
@@ -148,7 +149,6 @@ def pipeline_stages(prog: dict, lanes: int, latency: int, stages: int) -> list[t
     if kinds.count("recv") != 1 or kinds.count("send") != 1 or "host" in kinds[kinds.index("recv"):kinds.index("send")]:
         raise ValueError("a pipeline needs a chip of one segment (one stream in, one out); this design has "
                          "host segments between chip segments")
-    cost = [sum(step_cycles(st, lanes, latency).values()) for st in steps]
     writer = {}
     for i, st in enumerate(steps):
         if "dst" in st and st["kind"] != "send":
@@ -747,10 +747,12 @@ def sim_scan_bits(prog: dict) -> int:
     return sum(bits for _, bits in scan_registers(prog, tiles))
 
 
-def emit_verilog(ir: IR, pdk, env, source_sha: str, prog: dict | None, lanes: int = 1, stages: int = 1):
+def emit_verilog(ir: IR, pdk, env, source_sha: str, prog: dict | None, lanes: int = 1,
+                 cuts: list[tuple[int, int]] | None = None):
     """Yield ``(relative path, text)`` of every Verilog file (and the file lists). The simulation
     files come only while the scan chain is at most SIM_MAX_SCAN_BITS long; ``lanes``: the datapath's
-    elements a clock (_datapath_ctx); ``stages``: the pipeline's stages at most (:func:`pipeline_stages`)."""
+    elements a clock (_datapath_ctx); ``cuts``: the pipeline's stages, each its steps ``[a, b)``
+    (``rtl_cycles``' ``stages``; one stage when None)."""
     prefix = sanitize(ir.name)
     level_bits = max(1, math.ceil(math.log2(pdk.levels)))
     tiles = _tile_ctx(ir, prefix, pdk, level_bits, bipolar_tiles(prog))
@@ -765,7 +767,7 @@ def emit_verilog(ir: IR, pdk, env, source_sha: str, prog: dict | None, lanes: in
         yield rel, render(env, role, **ctx)
     if prog is not None:
         kq = {t["name"]: (st["kq"], st["sk"]) for st in prog["steps"] if st["kind"] == "layer" for t in st["tiles"]}
-        dp = _datapath_ctx(prog, tiles, lanes, ctx["latency"], pipeline_stages(prog, lanes, ctx["latency"], stages))
+        dp = _datapath_ctx(prog, tiles, lanes, ctx["latency"], cuts)
         names.append(f"rtl/{prefix}_top.v")
         yield names[-1], render(env, "verilog_top", **ctx, **dp)
     if prog is not None and sim_scan_bits(prog) <= SIM_MAX_SCAN_BITS:
