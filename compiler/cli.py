@@ -61,6 +61,14 @@ def _tile(text: str) -> tuple[int, int]:
     return rows, cols
 
 
+def _lanes_text(rep: dict) -> str:
+    """``--lanes`` as the chip has them: at most L a step, fewer where they would not pay."""
+    per = [n for n in rep.get("step_lanes") or [rep["lanes"]] if n]   # 0: a step without lanes (the link)
+    fewer = sum(n < rep["lanes"] for n in per)
+    return f"{rep['lanes']} lane(s)" + (f", fewer in {fewer} of its {len(per)} units where more would not pay"
+                                        if fewer else "")
+
+
 def _number(kind=int, lo=None, hi=None, positive=False):
     """An argparse type: ``kind`` parsed from text, > 0 if ``positive``, else within [lo, hi]."""
     def parse(text: str):
@@ -160,7 +168,9 @@ def build_parser(parser_class=_Parser) -> argparse.ArgumentParser:
                    help="elements a clock of the digital datapath: the layers' gather (L DAC codes) and "
                    "requantizers (L outputs), the pooling, residual-add, table, product and data-movement units "
                    f"each handle L elements in one clock, from L read ports of their feature maps (default "
-                   f"{DEFAULT_LANES}; 1 to 256; a recurrent layer's cell and the host link take one). "
+                   f"{DEFAULT_LANES}; 1 to 256; a recurrent layer's cell and the host link take one). L is the most "
+                   "a unit gets: one whose clocks fewer lanes would lengthen by at most 1 %% (a convolution "
+                   "whose gather and stores hide under its reads) gets the fewest such. "
                    "The RTL and the report follow it; the arithmetic does not change")
     c.add_argument("--pipeline", type=_number(positive=True, hi=MAX_STAGES), metavar="S",
                    help="run the chip's program as a pipeline of at most S stages over successive inputs: runs of "
@@ -170,6 +180,12 @@ def build_parser(parser_class=_Parser) -> argparse.ArgumentParser:
                    "Throughput rises towards S times at the cost of those banks; latency and energy stay the same. Needs a chip of one segment (no host segments between "
                    f"its layers). Default {DEFAULT_PIPELINE} (the split takes the fewest stages that reach the "
                    "shortest period), or 1 on a chip with host segments between its segments; 1: one input at a time")
+    c.add_argument("--conv-blocking", choices=("auto", "off"), default="auto",
+                   help="auto (default): a convolution followed by a b x b pooling of stride b reads each pooling "
+                   "window's b^2 positions in one crossbar read, as a convolution of stride b*s whose output "
+                   "channels are the b^2 sub-positions (same weights, zeros elsewhere; the pooling then takes "
+                   "the maximum or mean over them), where that keeps the layer's tile count: b^2 times fewer "
+                   "reads for b^2 times the columns and ADCs; off: every layer as the model has it")
     c.add_argument("--chip-state", metavar="CHIP.npz",
                    help="compile for one chip: place every tile around the stuck cells its test found (a chip state "
                    "from 'amsc chip-state' or a tester, docs/variability.md) and give the netlists its conductances; "
@@ -407,7 +423,7 @@ def _cmd_report(args) -> int:
     pe = rep["periphery"]
     print(f"  {pe['adcs']} ADCs, {rep['adc_share']} output(s) each, converting {100 * pe['adc_utilization']:.1f} % of the "
           f"inference time; {100 * rep['latency_breakdown_s']['digital_s'] / rep['latency_s']:.0f} % of the latency is "
-          f"the digital datapath's ({rep['lanes']} lane(s), {rep['digital']['ops']['cycles']} clocks an input)",
+          f"the digital datapath's ({_lanes_text(rep)}, {rep['digital']['ops']['cycles']} clocks an input)",
           file=sys.stderr)
     print(f"  a read settles in {rep['settling']['t_settle_s'] * 1e9:.3g} ns (ngspice transient of "
           f"{rep['settling']['tile']})", file=sys.stderr)
@@ -597,7 +613,7 @@ def compile_options(args):
                           max_tiles=args.max_tiles, dump_ir_after=args.dump_ir_after,
                           input_range=tuple(args.input_range), spare_rows=args.spare_rows,
                           spare_cols=args.spare_cols, chip_state=args.chip_state, adc_share=args.adc_share,
-                          lanes=args.lanes, pipeline=args.pipeline,
+                          lanes=args.lanes, pipeline=args.pipeline, conv_blocking=args.conv_blocking,
                           finetune_data=None if args.finetune_data is None else tuple(args.finetune_data))
 
 
@@ -831,7 +847,7 @@ def _cmd_rtl_sim(args) -> int:
         stages = rep.get("pipeline_stages", 1)
         through = (f"; {rep['latency_cycles']:.0f} through the {stages}-stage pipeline (counted "
                    f"{rep['latency_cycles_predicted']})" if stages > 1 else "")
-        print(f"  {rep['cycles_per_input']:.0f} clocks an input at {rep['lanes']} lane(s), the compiler counted "
+        print(f"  {rep['cycles_per_input']:.0f} clocks an input at {_lanes_text(rep)}, the compiler counted "
               f"{rep['cycles_per_input_predicted']}{through} ({100 * rep['cycles_rel_err']:.2f} % apart)",
               file=sys.stderr)
     return 0 if rep["bit_exact"] else 1

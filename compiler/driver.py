@@ -85,7 +85,7 @@ def macs_per_sample(ir: IR) -> int:
         d = ir.g.nodes[n]
         if d["op"] in MATMUL_OPS:
             positions = int(np.prod(d["shape"][1:])) if d["op"] == "conv" else int(np.prod(d["shape"][:-1]))
-            total += int(d["params"]["W"].size) * positions
+            total += round(int(d["params"]["W"].size) * positions * d["attrs"].get("mac_fraction", 1.0))
     return total
 
 
@@ -138,21 +138,24 @@ def write_design(plan: OutputWriter, ir: IR, pdk: Pdk, options: CompileOptions, 
     n_tiles = len(ir.nodes_of("xbar_tile"))
     progress("calibration and integer program", 0, 1)
     lanes, cuts = lanes_of(options), None
+    per: int | list[int] = lanes     # every step's lanes once the program is built
     try:
         prog = build_program(ir, pdk, options, calib[0], nominal_ir(ir, pdk))
         latency = verilog.macro_latency(pdk, ir.g.graph.get("adc_share", 1))
+        # --lanes at most: a step gets fewer where they would not pay (step_lanes)
+        per = verilog.step_lanes(prog, lanes, latency)
         stages = DEFAULT_PIPELINE if options.pipeline is None else options.pipeline
         try:
-            cycles = verilog.rtl_cycles(prog, lanes, latency, stages)
+            cycles = verilog.rtl_cycles(prog, per, latency, stages)
         except ValueError as e:
             if options.pipeline is not None:
                 raise InputError("--pipeline", str(e)) from None
             # the default on a chip with host segments between its segments: one input at a time
-            cycles = verilog.rtl_cycles(prog, lanes, latency, 1)
+            cycles = verilog.rtl_cycles(prog, per, latency, 1)
         if "stages" in cycles:     # the split the count was made for is the one the RTL is written for
             cuts = [tuple(x["steps"]) for x in cycles["stages"]]
         datapath = {"generated": True, "calibration": calib[1], "output_scale": prog["output_scale"],
-                    "lanes": lanes, "pipeline": len(cycles.get("stages", [0])),
+                    "lanes": lanes, "step_lanes": per, "pipeline": len(cycles.get("stages", [0])),
                     # clocks of one input through the chip top (backend/verilog.rtl_cycles; rtl-sim measures it)
                     "cycles_per_input": cycles,
                     "streams": {d: sum(st["kind"] == k for st in prog["steps"]) for d, k in (("in", "recv"),
@@ -170,7 +173,7 @@ def write_design(plan: OutputWriter, ir: IR, pdk: Pdk, options: CompileOptions, 
         plan.add(rel, text)
         if k % 64 == 0:
             progress("SPICE netlists", k // 2, n_tiles)
-    for k, (rel, text) in enumerate(emit_verilog(ir, pdk, env, source_sha, prog, lanes, cuts)):
+    for k, (rel, text) in enumerate(emit_verilog(ir, pdk, env, source_sha, prog, per, cuts)):
         plan.add(rel, text)
         if k % 64 == 0:
             progress("Verilog", k // 2, n_tiles)

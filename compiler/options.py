@@ -57,6 +57,9 @@ class CompileOptions:
     #: consecutive layers in different stages work on different inputs at once; 1 runs one input at a
     #: time. ``None``: DEFAULT_PIPELINE, or one stage for a chip with host segments between its segments.
     pipeline: int | None = None
+    #: "auto": a convolution followed by a b x b pooling of stride b reads each pooling window's b^2
+    #: positions in one read where that keeps its tile count (passes/block_conv.py); "off": never.
+    conv_blocking: str = "auto"
     #: A chip state (.npz, design/chipstate.py): place every tile around that chip's stuck cells and
     #: program its conductances (passes/fault_map.py); None compiles for no chip in particular.
     chip_state: str | None = None

@@ -501,6 +501,7 @@ def _tile_list(ir: IR, tiles: list[str]) -> list[dict]:
                    "prows": ta["tile_rows"], "pcols": ta["tile_cols"] // 2,
                    **({"wl": list(ta["placement"]["rows"]), "bl": list(ta["placement"]["cols"])}
                       if "placement" in ta else {}),
+                   **({"mac_fraction": ta["mac_fraction"]} if "mac_fraction" in ta else {}),
                    "lpos": tp["lpos"], "lneg": tp["lneg"]})
     return tl
 

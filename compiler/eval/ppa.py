@@ -590,12 +590,15 @@ def _build(design, ppa, reads, dmax, n, engine, seed, clock, synth, tmp, progres
         syn = synthesize(design, tmp)
     area["digital"], per_gate = digital_area_um2(syn, lef_areas(d["cells"]), d["utilization"])
     area_mm2 = sum(area.values()) * 1e-6
-    macs = int(sum(round(r_img[t["name"]]) * (t["row1"] - t["row0"]) * (t["col1"] - t["col0"])
-                   for st in prog["steps"] if st["kind"] == "layer" for t in st["tiles"]))
+    # a blocked convolution's structural zeros are no operations (passes/block_conv.py)
+    macs = int(round(sum(round(r_img[t["name"]]) * (t["row1"] - t["row0"]) * (t["col1"] - t["col0"])
+                         * t.get("mac_fraction", 1.0) for st in prog["steps"] if st["kind"] == "layer"
+                         for t in st["tiles"])))
     tops = 2 * macs / interval / 1e12
     rep = {
         "design": m["design"], "pdk": m["pdk"]["name"], "adc_share": adc_share, "clock_hz": clock,
-        "lanes": m["rtl_datapath"]["lanes"], "rtl_cycles_per_input": cyc,
+        "lanes": m["rtl_datapath"]["lanes"], "step_lanes": m["rtl_datapath"].get("step_lanes"),
+        "rtl_cycles_per_input": cyc,
         "macs_per_inference": macs, "ops_per_inference": 2 * macs,
         "area_mm2": area_mm2,
         "area_breakdown_mm2": {k: v * 1e-6 for k, v in area.items()},

@@ -94,7 +94,9 @@ def crossbar_macs(ir: IR, n: str) -> int:
         return 0
     a = d["attrs"]
     blocks = a.get("blocks") or [[a["row0"], a["row1"], a["col0"], a["col1"]]]
-    return int(np.prod(d["shape"][:-1], dtype=np.int64)) * sum((r1 - r0) * (c1 - c0) for r0, r1, c0, c1 in blocks)
+    cells = sum((r1 - r0) * (c1 - c0) for r0, r1, c0, c1 in blocks)
+    # a blocked convolution's structural zeros are no operations (passes/block_conv.py)
+    return int(round(int(np.prod(d["shape"][:-1], dtype=np.int64)) * cells * a.get("mac_fraction", 1.0)))
 
 
 def partition(ir: IR, options=None, pdk=None) -> IR:

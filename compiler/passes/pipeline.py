@@ -8,6 +8,7 @@ from typing import Callable
 from ..errors import IRVerifyError
 from ..ir import IR
 from ..ir.verify import verify_ir
+from .block_conv import block_conv
 from .fold_batchnorm import fold_batchnorm
 from .fold_scale import fold_scale
 from .fuse_activation import fuse_activation
@@ -44,6 +45,8 @@ PASSES: tuple[Pass, ...] = (
     # again: folding a BatchNormalization can expose a constant add that now follows the layer
     Pass("fuse_bias_after_bn", fuse_bias),
     Pass("fuse_activation", fuse_activation),
+    # after the activation is fused: a convolution and the b x b pooling after it read a window a read
+    Pass("block_conv", block_conv),
     Pass("quantize", quantize),
     Pass("tile", tile),
     # with --chip-state: every tile placed around that chip's stuck cells, before it is programmed

@@ -191,6 +191,8 @@ def tile(ir: IR, options, pdk) -> IR:
                                     if options.parasitics else None)}
             if blocks is not None:
                 attrs["blocks"] = [list(b) for b in blocks]
+            if a.get("mac_fraction") is not None:   # a blocked convolution's structural zeros (passes/block_conv.py)
+                attrs["mac_fraction"] = a["mac_fraction"]
             if sr or sc:
                 attrs["spares"] = [sr, sc]
             if rec:

@@ -203,6 +203,7 @@ def rtl_sim(out: str | Path, inputs: str | Path, labels: str | Path | None = Non
         report["latency_cycles"] = lat
         report["latency_cycles_predicted"] = want_lat
         report["lanes"] = dp.get("lanes", 1)
+        report["step_lanes"] = dp.get("step_lanes", [report["lanes"]])
         report["pipeline_stages"] = dp.get("pipeline", 1)
         if want_gap and want_lat:
             report["cycles_rel_err"] = max(abs(gap - report["cycles_per_input_predicted"]) / want_gap,

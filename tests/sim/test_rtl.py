@@ -126,6 +126,51 @@ def test_lanes_change_the_clocks_not_the_codes(tmp_path, digits):
     assert cyc[1]["total"] / cyc[5]["total"] > 1.5
 
 
+def test_lanes_only_where_they_pay_and_conv1_reads_a_pooling_window_at_once(cnn_out, tmp_path, digits):
+    """--lanes L is at most L: each unit gets the fewest lanes whose clocks stay within 1 % of its
+    clocks at L (verilog.step_lanes), and one lane fewer on a unit would cost more than 1 %.
+    With --conv-blocking off, cnn_digits' conv1 gathers 9 codes and stores 8 while its tiles read (26
+    clocks a position), so it runs one lane; its pooling, conv2 and fc keep four; that chip is
+    bit-exact and within 1 % of the all-four-lanes one in latency and interval. By default conv1 and
+    the 2x2 pooling after it read a pooling window at once (passes/block_conv.py): 16 reads of a
+    16 x 32 matrix instead of 64 of 9 x 8, and the chip takes an input more than three times as often."""
+    from compiler.backend.verilog import LANE_PAYBACK, rtl_cycles, step_cycles
+
+    require_tool("iverilog", "vvp")
+    off = tmp_path / "off"
+    assert amsc("compile", CNN / "model.onnx", "-o", off, "--conv-blocking", "off").returncode == 0
+    r = amsc("rtl-sim", off, "--inputs", digits / "x.npy", "--limit", 6)
+    assert r.returncode == 0 and "bit-exact" in r.stderr, r.stderr
+    _cycles_as_counted(off)
+    chips = {}
+    for name, out in (("off", off), ("default", cnn_out)):
+        dp = json.loads((out / "manifest.json").read_text())["rtl_datapath"]
+        prog = json.loads((out / "rtl" / "program.json").read_text())
+        steps = prog["steps"]
+        assert [st["kind"] for st in steps] == ["recv", "layer", "pool", "layer", "layer", "send"]
+        cyc = dp["cycles_per_input"]
+        latency = cyc["read"] // sum(st["positions"] for st in steps if st["kind"] == "layer")
+        clocks = lambda st, n: sum(step_cycles(st, n, latency).values())
+        assert dp["lanes"] == 4 and len(dp["step_lanes"]) == len(steps)
+        for st, n in zip(steps, dp["step_lanes"]):
+            assert (n == 0) == (st["kind"] in ("recv", "send"))
+            if n:
+                assert clocks(st, n) <= clocks(st, 4) * (1 + LANE_PAYBACK)
+                assert n == 1 or clocks(st, n - 1) > clocks(st, 4) * (1 + LANE_PAYBACK)
+        full = rtl_cycles(prog, 4, latency, dp["pipeline"])
+        assert rtl_cycles(prog, dp["step_lanes"], latency, dp["pipeline"]) == cyc
+        for key in ("interval", "latency"):
+            assert full[key] <= cyc[key] <= full[key] * (1 + LANE_PAYBACK), (key, full[key], cyc[key])
+        chips[name] = (dp, steps[1])
+    (dp_off, conv1_off), (dp, conv1) = chips["off"], chips["default"]
+    assert dp_off["step_lanes"] == [0, 1, 4, 4, 4, 0]
+    assert (conv1_off["positions"], conv1_off["rows"], conv1_off["cols"]) == (64, 9, 8)
+    assert (conv1["positions"], conv1["rows"], conv1["cols"]) == (16, 16, 32)
+    assert all(t["mac_fraction"] == 9 / 16 for t in conv1["tiles"])
+    assert dp["cycles_per_input"]["interval"] * 3 < dp_off["cycles_per_input"]["interval"]
+    assert dp["cycles_per_input"]["latency"] < dp_off["cycles_per_input"]["latency"]
+
+
 def test_pipeline_takes_an_input_every_slowest_stage_and_stays_bit_exact(tmp_path, digits):
     """cnn_digits as a pipeline (--pipeline 3): its steps split into stages, each its own sequencer,
     the maps between them double-buffered. Lint-clean, bit-exact on held-out digits streamed back to

@@ -269,3 +269,80 @@ def test_reduce_mean_lowers_to_average_pooling(tmp_path, shape, axes, keep, opse
         p = save_model(tmp_path / "m.onnx", nodes, [("x", ["N", *shape])], [("y", out)], opset=opset)
     ir = compare_with_ort(p, {"x": RNG.normal(size=(3, *shape))})
     assert "pool" in ops(ir) and "host" not in ops(ir)
+
+
+def _through(ir, *passes):
+    for p in passes:
+        ir = p(ir, CompileOptions(), PDK)
+        verify_ir(ir)
+    return ir
+
+
+def test_activation_moves_in_front_of_a_reshape_and_reshapes_fold():
+    """A real PyTorch Conv1d -> ReLU -> MaxPool1d export (tests/data/exported/conv1d_kws.onnx): the
+    1-D lift leaves conv -> reshape -> relu -> reshape between each layer and its activation. The
+    activation moves in front of the reshape, the two reshapes fold into one that keeps the shape
+    and vanish, and the ReLU reaches its convolution; the IR still computes what onnxruntime does."""
+    from pathlib import Path
+
+    p = Path(__file__).resolve().parents[1] / "data" / "exported" / "conv1d_kws.onnx"
+    ir, _ = load_model(p)
+    after = _through(ir, remove_identity, fold_batchnorm, fuse_bias, fuse_activation)
+    convs = [n for n in after.topo() if after.g.nodes[n]["op"] == "conv"]
+    assert len(convs) == 3 and ops(ir).count("act") == 3 and "act" not in ops(after)
+    assert all(after.g.nodes[c]["attrs"]["activation"]["kind"] == "relu" for c in convs)
+    assert ops(after).count("reshape") < ops(ir).count("reshape")
+    feeds = {"input": RNG.uniform(-1, 1, size=(1, 1, 128))}   # its batch is fixed at 1
+    np.testing.assert_allclose(ir_run_onnx_layout(after, feeds)[0], ort_run(p, feeds)[0], rtol=1e-4, atol=1e-4)
+
+
+def test_block_conv_reads_a_pooling_window_at_once(tmp_path):
+    """designs/cnn_digits: conv1 (3x3, 8 channels, 8x8 positions) then ReLU and a 2x2 max pooling of
+    stride 2 becomes a 4x4 convolution of stride 2 with 32 outputs (channel c at sub-position (dy,
+    dx) is output 4c + 2dy + dx) over 4x4 positions, and the pooling a (4, 1) window over its
+    (8, 4, 16) view: the same network (onnxruntime), a quarter of the reads, its MACs counted as the
+    model's (mac_fraction 9/16). conv2, followed by no pooling, and everything under
+    --conv-blocking off stay as they are."""
+    from conftest import MLP
+    from compiler.passes.block_conv import block_conv
+
+    p = MLP.parent / "cnn_digits" / "model.onnx"
+    ir, _ = load_model(p)
+    pre = _through(ir, remove_identity, fuse_bias, fuse_activation)
+    after = _through(pre, block_conv)
+    convs = {after.g.nodes[n]["origin"]: after.g.nodes[n] for n in after.topo() if after.g.nodes[n]["op"] == "conv"}
+    c1, c2 = convs["conv1"], convs["conv2"]
+    assert c1["shape"] == (32, 4, 4) and c1["attrs"]["kernel"] == [4, 4] and c1["attrs"]["stride"] == [2, 2]
+    assert c1["attrs"]["mac_fraction"] == 9 / 16 and c1["params"]["W"].shape == (32, 1, 4, 4)
+    assert c2["shape"] == (16, 4, 4) and c2["attrs"]["kernel"] == [3, 3] and "mac_fraction" not in c2["attrs"]
+    pool = next(after.g.nodes[n] for n in after.topo() if after.g.nodes[n]["op"] == "pool")
+    assert pool["attrs"]["kernel"] == [4, 1] and pool["shape"] == (8, 1, 16)
+    feeds = {"input": np.load(MLP.parent / "cnn_digits" / "calib.npy")[:16]}
+    np.testing.assert_allclose(ir_run_onnx_layout(after, feeds)[0], ort_run(p, feeds)[0], rtol=1e-5, atol=1e-5)
+    off = block_conv(pre, CompileOptions(conv_blocking="off"), PDK)
+    assert off is pre or ops(off) == ops(pre)
+    assert all(off.g.nodes[n]["attrs"]["kernel"] == [3, 3] for n in off.topo() if off.g.nodes[n]["op"] == "conv")
+
+
+@pytest.mark.parametrize("case", ["more_tiles", "two_consumers", "overlapping_pool"])
+def test_block_conv_leaves_what_would_not_pay_or_not_fit(tmp_path, case):
+    """Not blocked: a layer whose blocked matrix needs more tiles (16 -> 32 channels: 144 x 32 on 64x64
+    tiles is 3 tiles, 256 x 128 would be 16), a convolution whose output something else reads too,
+    and a pooling whose windows overlap (3x3 of stride 2)."""
+    from compiler.passes.block_conv import block_conv
+
+    mk = helper.make_node
+    cin, cout = (16, 32) if case == "more_tiles" else (3, 4)
+    c, inits = conv("c1", "x", "h", cout=cout, cin=cin)
+    k, s = ([3, 3], [2, 2]) if case == "overlapping_pool" else ([2, 2], [2, 2])
+    nodes = [c, mk("Relu", ["h"], ["r"], name="act"), mk("MaxPool", ["r"], ["q"], name="pool", kernel_shape=k, strides=s)]
+    ho = 2 if case == "overlapping_pool" else 3
+    outs = [("q", ["N", cout, ho, ho])]
+    if case == "two_consumers":
+        outs.append(("r", ["N", cout, 6, 6]))
+    x = ("x", ["N", cin, 6, 6])
+    path = save_model(tmp_path / "m.onnx", nodes, [x], outs, inits)
+    ir, _ = load_model(path)
+    after = _through(ir, remove_identity, fuse_activation, block_conv)
+    (cv,) = [after.g.nodes[n] for n in after.topo() if after.g.nodes[n]["op"] == "conv"]
+    assert cv["attrs"]["kernel"] == [3, 3] and "mac_fraction" not in cv["attrs"]
