@@ -13,7 +13,7 @@ MAX_LANES = 256
 #: ``--pipeline`` at most
 MAX_STAGES = 64
 #: Pipeline stages at most unless ``--pipeline`` says otherwise (backend/verilog.pipeline_stages takes
-#: the fewest that reach the shortest period: 3 on cnn_digits, 9 on SqueezeNet 1.1; README, "Pipeline")
+#: the fewest that reach the shortest period: 5 on cnn_digits, 9 on SqueezeNet 1.1; README, "Pipeline")
 DEFAULT_PIPELINE = 8
 
 
