@@ -5,7 +5,8 @@
 netlists and the RTL; the datapath's default lanes) for
 - cnn_digits (16 held-out digits, yosys on): TOPS/mm^2 (target >= 7e-3) and the digital share of the
   latency (target <= 30 %), next to the same design with one ADC per output (--adc-share 1), with
-  a one-lane datapath (--lanes 1) and one input at a time (--pipeline 1), the baselines of this run;
+  a one-lane datapath (--lanes 1), one input at a time (--pipeline 1) and every convolution read a
+  position at a time (--conv-blocking off), the baselines of this run;
 - SqueezeNet 1.1 from the onnx wheel with seeded random weights (bench_scale.randomized), one random
   224x224 image, `--engine mna --no-synth`: TOPS/W (target >= 0.63, ISAAC's) and TOPS/mm^2 (target >=
   0.03: ISAAC's 0.48 at 32 nm scaled to 130 nm by area, (130/32)^2 = 16.5), and the ADCs' utilization
@@ -65,12 +66,13 @@ def main() -> int:
         res = {"design": name, "shared": report(model, tmp / "shared", [], rargs),
                "baseline_one_adc_per_output": report(model, tmp / "one", ["--adc-share", "1"], rargs),
                "baseline_one_lane": report(model, tmp / "lane", ["--lanes", "1"], rargs),
-               "baseline_one_input_at_a_time": report(model, tmp / "seq", ["--pipeline", "1"], rargs)}
+               "baseline_one_input_at_a_time": report(model, tmp / "seq", ["--pipeline", "1"], rargs),
+               "baseline_a_position_a_read": report(model, tmp / "pos", ["--conv-blocking", "off"], rargs)}
         s = res["shared"]
         res["ratios"] = {base: {k: s[k] / res[base][k] for k in ("area_mm2", "latency_s", "throughput_per_s",
                                                                  "tops_per_mm2", "tops_per_w")}
                          for base in ("baseline_one_adc_per_output", "baseline_one_lane",
-                                      "baseline_one_input_at_a_time")}
+                                      "baseline_one_input_at_a_time", "baseline_a_position_a_read")}
         if not args.smoke:
             sq, _ = randomized("squeezenet", tmp / "squeezenet.onnx")
             img = tmp / "img.npy"
