@@ -507,7 +507,8 @@ def _datapath_ctx(prog: dict, tiles: list[dict], lanes: int | list[int] = 1, lat
     """The chip top's template context. ``lanes``: elements a clock of the layers' gather and
     requantizer, the pooling, add, table, product and data-movement units (a recurrent layer's cell
     unit and the host link take one), every step's (:func:`step_lanes`) or one count for all;
-    ``latency``: the macros' (macro_latency), which bounds the stores that may overlap a read (:func:`stores_overlap`); ``cuts``: the pipeline's stages
+    ``latency``: the macros' (macro_latency), which bounds the stores that may overlap a read
+    (:func:`stores_overlap`); ``cuts``: the pipeline's stages
     (:func:`pipeline_stages`; one stage when None), each its own sequencer (:func:`_stage_ctx`)."""
     bd, ba, ob = prog["dac_bits"], prog["adc_bits"], prog["out_bits"]
     per = lanes if isinstance(lanes, list) else [lanes] * len(prog["steps"])
@@ -778,7 +779,8 @@ def emit_verilog(ir: IR, pdk, env, source_sha: str, prog: dict | None, lanes: in
                  cuts: list[tuple[int, int]] | None = None):
     """Yield ``(relative path, text)`` of every Verilog file (and the file lists). The simulation
     files come only while the scan chain is at most SIM_MAX_SCAN_BITS long; ``lanes``: the datapath's
-    elements a clock, every step's or one count (_datapath_ctx); ``cuts``: the pipeline's stages, each its steps ``[a, b)``
+    elements a clock, every step's or one count (_datapath_ctx); ``cuts``: the pipeline's stages,
+    each its steps ``[a, b)``
     (``rtl_cycles``' ``stages``; one stage when None)."""
     prefix = sanitize(ir.name)
     level_bits = max(1, math.ceil(math.log2(pdk.levels)))

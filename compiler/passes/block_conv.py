@@ -59,8 +59,10 @@ def _blocked(ir: IR, n: str, options, pdk) -> dict | None:
     kernel = [kh + (bh - 1) * sh, kw + (bw - 1) * sw]
     stride = [bh * sh, bw * sw]
     # the bottom and right padding the last block's window reaches into (zeros, as the original's)
-    pads = [pt, pl, max(0, (Hb - 1) * stride[0] + kernel[0] - H - pt), max(0, (Wb - 1) * stride[1] + kernel[1] - W - pl)]
-    if Hb < 1 or Wb < 1 or window_geometry((cin, H, W), kernel, stride, pads, [1, 1]) != (Hb, Wb):
+    pads = [pt, pl, max(0, (Hb - 1) * stride[0] + kernel[0] - H - pt),
+            max(0, (Wb - 1) * stride[1] + kernel[1] - W - pl)]
+    if Hb < 1 or Wb < 1 or ir.g.nodes[p]["shape"] != (C, Hb, Wb) \
+            or window_geometry((cin, H, W), kernel, stride, pads, [1, 1]) != (Hb, Wb):
         return None
     tr, tc = tile_shape(options, pdk)
     rows, outs = tr - options.spare_rows, tc // 2 - options.spare_cols
@@ -110,9 +112,4 @@ def block_conv(ir: IR, options, pdk) -> IR:
         if r is not None:
             _rewrite(ir, n, r, namer)
     return ir
-
-
-def mac_fraction(ir: IR, layer: str) -> float:
-    """The share of layer ``layer``'s matrix that holds its model's weights (1 unless blocked)."""
-    return float(ir.g.nodes[layer]["attrs"].get("mac_fraction") or 1.0)
 

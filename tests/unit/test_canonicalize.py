@@ -335,7 +335,8 @@ def test_block_conv_leaves_what_would_not_pay_or_not_fit(tmp_path, case):
     cin, cout = (16, 32) if case == "more_tiles" else (3, 4)
     c, inits = conv("c1", "x", "h", cout=cout, cin=cin)
     k, s = ([3, 3], [2, 2]) if case == "overlapping_pool" else ([2, 2], [2, 2])
-    nodes = [c, mk("Relu", ["h"], ["r"], name="act"), mk("MaxPool", ["r"], ["q"], name="pool", kernel_shape=k, strides=s)]
+    nodes = [c, mk("Relu", ["h"], ["r"], name="act"),
+             mk("MaxPool", ["r"], ["q"], name="pool", kernel_shape=k, strides=s)]
     ho = 2 if case == "overlapping_pool" else 3
     outs = [("q", ["N", cout, ho, ho])]
     if case == "two_consumers":
