@@ -53,6 +53,12 @@ def step_lanes(prog: dict, lanes: int, latency: int) -> list[int]:
     return out
 
 
+def _per_step(prog: dict, lanes: int | list[int]) -> list[int]:
+    """Every step's lanes, at least one: :func:`step_lanes`' list (0, a step without lanes, as 1), or
+    one count for all."""
+    return [max(1, n) for n in lanes] if isinstance(lanes, list) else [lanes] * len(prog["steps"])
+
+
 def _last(n: int, lanes: int) -> int:
     """The first element of the last clock of a unit that walks ``n`` elements ``lanes`` at a time."""
     return (n - 1) // lanes * lanes
@@ -90,8 +96,7 @@ def rtl_cycles(prog: dict, lanes: int | list[int], latency: int, stages: int = 1
     successive inputs in a steady stream (the slowest stage's period); with one stage both are
     ``total``. ``amsc rtl-sim`` measures both. ``lanes``: every step's (:func:`step_lanes`), or one
     count for all."""
-    per = lanes if isinstance(lanes, list) else [lanes] * len(prog["steps"])
-    steps = [step_cycles(st, max(1, n), latency) for st, n in zip(prog["steps"], per)]
+    steps = [step_cycles(st, n, latency) for st, n in zip(prog["steps"], _per_step(prog, lanes))]
     c = {key: sum(s[key] for s in steps) for key in CYCLE_KINDS}
     c["total"] = sum(c.values())
     cuts = pipeline_stages(prog, [sum(x.values()) for x in steps], stages)
@@ -511,8 +516,8 @@ def _datapath_ctx(prog: dict, tiles: list[dict], lanes: int | list[int] = 1, lat
     (:func:`stores_overlap`); ``cuts``: the pipeline's stages
     (:func:`pipeline_stages`; one stage when None), each its own sequencer (:func:`_stage_ctx`)."""
     bd, ba, ob = prog["dac_bits"], prog["adc_bits"], prog["out_bits"]
-    per = lanes if isinstance(lanes, list) else [lanes] * len(prog["steps"])
-    iw = index_width(prog, max([1] + per))
+    per = _per_step(prog, lanes)
+    iw = index_width(prog, max(per))
     dmax = 2 ** bd - 1
     tile_ix = {t["name"]: t for t in tiles}
     maps = {}
@@ -522,7 +527,7 @@ def _datapath_ctx(prog: dict, tiles: list[dict], lanes: int | list[int] = 1, lat
     for k, st in enumerate(prog["steps"]):
         if st["kind"] == "host":
             continue   # the host computes between the chip's send and recv streams
-        lanes = max(1, per[k])   # 0: the link has none
+        lanes = per[k]
         if st["kind"] == "send":
             m = st["src"]
             size, b, ab = int(np.prod(m["shape"])), m["bits"], _bits(int(np.prod(m["shape"])))
@@ -780,8 +785,7 @@ def emit_verilog(ir: IR, pdk, env, source_sha: str, prog: dict | None, lanes: in
     """Yield ``(relative path, text)`` of every Verilog file (and the file lists). The simulation
     files come only while the scan chain is at most SIM_MAX_SCAN_BITS long; ``lanes``: the datapath's
     elements a clock, every step's or one count (_datapath_ctx); ``cuts``: the pipeline's stages,
-    each its steps ``[a, b)``
-    (``rtl_cycles``' ``stages``; one stage when None)."""
+    each its steps ``[a, b)`` (``rtl_cycles``' ``stages``; one stage when None)."""
     prefix = sanitize(ir.name)
     level_bits = max(1, math.ceil(math.log2(pdk.levels)))
     tiles = _tile_ctx(ir, prefix, pdk, level_bits, bipolar_tiles(prog))

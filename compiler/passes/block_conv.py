@@ -87,8 +87,7 @@ def _rewrite(ir: IR, n: str, r: dict, namer: Namer) -> None:
             W2[dy * bw + dx::nb, :, dy * sh:dy * sh + kh, dx * sw:dx * sw + kw] = Wt
     ir.set(n, shape=(C * nb, r["Hb"], r["Wb"]), params={**prm, "W": W2, "b": np.repeat(bias, nb)},
            attrs={**a, "kernel": r["kernel"], "stride": r["stride"], "pads": r["pads"],
-                  "mac_fraction": kh * kw / (r["kernel"][0] * r["kernel"][1]),
-                  "blocked": {"block": [bh, bw], "kernel": [kh, kw], "stride": [sh, sw]}})
+                  "mac_fraction": kh * kw / (r["kernel"][0] * r["kernel"][1])})
     # the pooling over the sub-positions of each channel, between two free reshapes
     pd = ir.g.nodes[p]
     view = namer.fresh(f"{n}_blocks")
