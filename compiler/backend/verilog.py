@@ -73,11 +73,11 @@ def macro_latency(pdk, share: int) -> int:
     return MACRO_LATENCY + share * per
 
 
-#: Clocks of a read beyond the macro's latency (measured in rtl-sim, exact): the wrapper latching
-#: start (raised with the last gather, or with the last store of a position whose successor is
-#: gathered) and pulsing conv_start, conv_done back to its done, and the wait state seeing every
-#: tile's done
-READ_OVERHEAD = 5
+#: Clocks of a read beyond the macro's latency (measured in rtl-sim, exact): the sequencer's start
+#: register (raised with the last gather, or with the last store of a position whose successor is
+#: gathered; the tile wrapper passes it to the macro as conv_start), the macro's conv_done register
+#: (the wrapper's done while it reads) and the sequencer's step on seeing every tile's done
+READ_OVERHEAD = 3
 
 
 def rtl_cycles(prog: dict, lanes: int | list[int], latency: int, stages: int = 1) -> dict:
