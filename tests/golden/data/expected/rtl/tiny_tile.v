@@ -6,8 +6,14 @@
 // tile's place TILE in the scan chain: the manifest's rtl_datapath.scan_order names the tile, and
 // its netlist is spice/tiles/<tile>.sp). Nothing in the wrapper is particular to one tile, so tiles
 // of one shape share one module: a chip of thousands of tiles elaborates a handful.
-// On 'start' it latches its DAC registers, pulses the macro's conv_start, waits for conv_done,
-// latches the routed ADC codes into adc_out and pulses 'done' for one cycle.
+// 'start' (a register of the chip top) is the macro's conv_start while the tile is idle: on that
+// clock edge the macro takes the DAC registers and the wrapper latches them (dac_phys shows the
+// registers until then and the latch while the tile reads, so the next position's gather may
+// overwrite the registers). The macro's conv_done (a register, high until its next conv_start) is
+// 'done' while the tile reads: on that edge the routed ADC codes go into adc_out and the sequencer
+// sees the read finished. A read holds the sequencer three clocks beyond the macro's own
+// (backend/verilog.py, READ_OVERHEAD): the start register, the macro's done register and the
+// sequencer's step on 'done'.
 // The macro is the tile's physical array, PROWS word lines by PCOLS pairs of bit lines. Which word
 // line each input row drives and which pair each output column reads is the routing register, so a
 // chip whose test found stuck cells places its rows and columns around them (manifest: placement;
@@ -45,9 +51,9 @@ module tiny_tile #(
     input  wire [LANES*IW-1:0]       glix,
     input  wire [LANES*DAC_BITS-1:0] gval,
     output reg  [COLS*ADC_BITS-1:0]  adc_out,
-    output reg                       done,
-    output reg                       conv_start,
-    output reg  [PROWS*DAC_BITS-1:0] dac_phys,
+    output wire                      done,
+    output wire                      conv_start,
+    output wire [PROWS*DAC_BITS-1:0] dac_phys,
     input  wire [PCOLS*ADC_BITS-1:0] adc_phys,
     input  wire                      conv_done,
     input  wire                      scan_en,
@@ -103,25 +109,23 @@ module tiny_tile #(
         else if (scan_en) dac_r <= {PROWS*DAC_BITS{1'b0}};     // a new routing leaves no stale word line
         else if (gwe) dac_r <= dac_n;
 
+    // the read: conv_start on the edge 'start' finds the tile idle, done on the edge conv_done
+    // finds it reading
+    reg  [PROWS*DAC_BITS-1:0] dac_held;                   // the DAC registers as the read took them
+    assign conv_start = start && !busy;
+    assign done       = busy && conv_done;
+    assign dac_phys   = busy ? dac_held : dac_r;
     always @(posedge clk or negedge rst_n) begin
         if (!rst_n) begin
-            dac_phys   <= {PROWS*DAC_BITS{1'b0}};
-            conv_start <= 1'b0;
-            busy       <= 1'b0;
-            adc_out    <= {COLS*ADC_BITS{1'b0}};
-            done       <= 1'b0;
-        end else begin
-            conv_start <= 1'b0;
-            done       <= 1'b0;
-            if (start && !busy) begin
-                dac_phys   <= dac_r;
-                conv_start <= 1'b1;
-                busy       <= 1'b1;
-            end else if (busy && !conv_start && conv_done) begin
-                adc_out <= adc_code;
-                done    <= 1'b1;
-                busy    <= 1'b0;
-            end
+            dac_held <= {PROWS*DAC_BITS{1'b0}};
+            busy     <= 1'b0;
+            adc_out  <= {COLS*ADC_BITS{1'b0}};
+        end else if (conv_start) begin
+            dac_held <= dac_r;
+            busy     <= 1'b1;
+        end else if (done) begin
+            adc_out <= adc_code;
+            busy    <= 1'b0;
         end
     end
 
