@@ -365,11 +365,45 @@ def _view_step(ir: IR, n: str, maps: dict, steps: list, vals: dict, pdk, fused: 
     maps[n] = {**maps[ir.inputs(n)[0]], "shape": list(ir.g.nodes[n]["shape"])}
 
 
+def _pool_group(ir: IR, n: str, steps: list) -> int:
+    """G where max pooling ``n`` is a maximum over groups of G consecutive output columns of the
+    layer step just before it, which nothing else reads: the layer's (C * G, P) map read as
+    (C, G, P) and pooled by a (G, 1) window of stride (G, 1) (passes/block_conv.py writes a
+    convolution and the pooling after it this way), G a power of two; else 0. The layer's stores
+    then keep each group's largest code (the pooled map) and the pooling is no step of its own."""
+    d = ir.g.nodes[n]
+    a = d["attrs"]
+    if d["op"] != "pool" or a["kind"] != "max" or not steps or steps[-1]["kind"] != "layer":
+        return 0
+    lay = steps[-1]
+    v = ir.inputs(n)[0]
+    chain = [v]
+    while ir.g.nodes[chain[-1]]["op"] == "reshape":
+        chain.append(ir.inputs(chain[-1])[0])
+    if chain[-1] != lay["name"] or any(len(ir.consumers(x)) != 1 for x in chain):
+        return 0
+    shape = ir.g.nodes[v]["shape"]
+    G = a["kernel"][0]
+    if not lay["conv"] or lay.get("recur") or lay["final"] or len(shape) != 3 \
+            or G < 2 or G & (G - 1) or a["kernel"] != [G, 1] or a["stride"] != [G, 1] or any(a["pads"]) \
+            or a["dilation"] != [1, 1] or shape[1] != G or shape[0] * G != lay["cols"] or shape[2] != lay["positions"]:
+        return 0
+    return G
+
+
 def _pool_step(ir: IR, n: str, maps: dict, steps: list, vals: dict, pdk, fused: set) -> None:
-    """Max or average pooling (a global average pool is a window over the whole map)."""
+    """Max or average pooling (a global average pool is a window over the whole map); a maximum
+    over a layer's column groups is the layer's (:func:`_pool_group`)."""
     d = ir.g.nodes[n]
     op, a = d["op"], d["attrs"]
     src = maps[ir.inputs(n)[0]]
+    G = _pool_group(ir, n, steps)
+    if G:
+        lay = steps[-1]
+        maps[n] = feature_map(f"m{len(steps) - 1}", d["shape"], src["scale"], src["signed"], pdk.dac_bits)
+        # the layer's own output grid stays its positions' (the pooled map's shape is (C, 1, P))
+        lay["grid"], lay["dst"], lay["group"] = lay["dst"]["shape"][1:], maps[n], G
+        return
     if op == "global_avgpool":
         geo = {"kernel": src["shape"][1:], "stride": [1, 1], "pads": [0, 0, 0, 0], "dilation": [1, 1]}
         kind = "avg"
@@ -798,7 +832,10 @@ def run_program(prog: dict, codes: np.ndarray, tile_fn=None, host=None, streams:
                                                           ba).reshape(xt.shape[:2] + (-1,))
         y = apply_activation_unit((acc * st["mq"] + st["bq"]) >> st["s"], st["act"])
         # a convolution's map is (C_out, positions); a per-token layer's (tokens, C_out)
-        mem[st["dst"]["name"]] = (y.transpose(0, 2, 1) if st["conv"] else y).reshape(n, -1)
+        y = y.transpose(0, 2, 1) if st["conv"] else y
+        if st.get("group"):   # the largest code of each group of columns (a pooling, _pool_group)
+            y = y.reshape(n, -1, st["group"], y.shape[-1]).max(axis=2)
+        mem[st["dst"]["name"]] = y.reshape(n, -1)
         if trace is not None:
             trace[st["name"]] = (mem[st["dst"]["name"]], st["dst"]["scale"])
     return last

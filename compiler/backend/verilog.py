@@ -124,7 +124,7 @@ def step_cycles(st: dict, lanes: int, latency: int) -> dict:
     elif k == "layer":
         p, rec = st["positions"], st.get("recur")
         ln = 1 if rec else lanes
-        g, sc = -(-st["rows"] // ln), -(-st["cols"] // ln)
+        g, sc = -(-st["rows"] // ln), -(-st["cols"] // store_lanes(st, ln))
         wait = latency + READ_OVERHEAD     # the clocks a read holds the sequencer
         c["handshake"] += p * READ_OVERHEAD
         c["read"] += p * latency
@@ -231,7 +231,15 @@ def stores_overlap(st: dict, lanes: int, latency: int) -> bool:
     """Whether a layer step that :func:`overlaps` also stores each position while its tiles read the
     next: its stores must end before that read's done replaces the latched ADC codes, so they may
     take at most ``latency`` clocks (the macros')."""
-    return overlaps(st) and -(-st["cols"] // lanes) <= latency
+    return overlaps(st) and -(-st["cols"] // store_lanes(st, lanes)) <= latency
+
+
+def store_lanes(st: dict, lanes: int) -> int:
+    """The output columns a layer step requantizes a clock: its ``lanes``, at most its columns, and
+    whole groups where it keeps a pooling's maximum of each group of columns (qmodel._pool_group;
+    a group's codes meet in one clock)."""
+    g = st.get("group") or 1
+    return min(st["cols"], -(-lanes // g) * g)
 
 
 def _bits(n: int) -> int:
@@ -613,7 +621,7 @@ def _datapath_ctx(prog: dict, tiles: list[dict], lanes: int | list[int] = 1, lat
         conv = None
         if st["conv"]:
             c, h, w = st["src"]["shape"]
-            conv = {**st["conv"], "H": h, "W": w, "Wo": st["dst"]["shape"][2]}
+            conv = {**st["conv"], "H": h, "W": w, "Wo": (st.get("grid") or st["dst"]["shape"][1:])[1]}
         lt = []
         for t in st["tiles"]:
             ctx = tile_ix[t["name"]]
@@ -642,8 +650,11 @@ def _datapath_ctx(prog: dict, tiles: list[dict], lanes: int | list[int] = 1, lat
                "wa": st["acc_bits"] + 1}     # the accumulator's value, signed (it sums signed ADC codes)
         cal_regs.append(cal)
         ln = 1 if rec is not None else lanes     # a unit has at most as many lanes as elements
+        ls = store_lanes(st, ln)
         layers.append({"rec": None if rec is None else _recurrent_ctx(k, st, rec), "cal": cal,
-                       "lg": min(ln, K), "ls": min(ln, st["cols"]), "last_g": _last(K, ln), "last_s": _last(st["cols"], ln),
+                       "lg": min(ln, K), "ls": ls, "last_g": _last(K, ln), "last_s": _last(st["cols"], ls),
+                       "group": st.get("group") or 0, "group_bits": _bits(st.get("group") or 1),
+                       "ysigned": st["dst"]["signed"],
                        "su": names[-1],"k": k, "name": st["name"], "src": st["src"]["name"], "dst": st["dst"]["name"], "K": K,
                        "gbits": st["dst"]["bits"] if rec else st["src"]["bits"], "ybits": st["dst"]["bits"],
                        "M": st["cols"], "P": st["positions"], "conv": conv, "tokens": tokens, "tiles": lt,

@@ -326,7 +326,9 @@ def digital_ops(prog: dict, reads_per_image: dict, ref_bytes: float) -> dict:
             mul(p * m, st["acc_bits"] + 1, bits(st["mq"]))   # requantization: accumulator x multiplier
             ops["add8"] += p * m                        # activation: clamp or table look-up
             access(st["src"], p * kk)                   # gather each position's inputs
-            access(st["dst"], p * m)
+            g = st.get("group") or 1                    # a pooling it keeps: a compare a column, a store a group
+            ops["add8"] += p * m if g > 1 else 0
+            access(st["dst"], p * m // g)
             rec = st.get("recur")
             if rec:   # a recurrent layer (p time steps): the second part's requantization, then the cell
                 h = rec["hidden"]

@@ -114,6 +114,8 @@ def test_small_corpus_chips_are_bit_exact_in_rtl_sim(name, rows, sim, compiled):
         steps = json.loads((out / "rtl" / "program.json").read_text())["steps"]
         layers = [st for st in steps if st["kind"] == "layer"]
         assert [st["positions"] for st in layers[:3]] == [64, 32, 32], [st["positions"] for st in layers]
+        # ... and keep the pooling's maxima as they store (qmodel._pool_group): no pooling step of their own
+        assert [st.get("group") for st in layers[:2]] == [2, 2], [st.get("group") for st in layers]
         assert not any(st["kind"] in ("lut", "remap") for st in steps), [st["kind"] for st in steps]
 
 
