@@ -242,8 +242,72 @@ def lef_areas(cells: dict) -> dict[str, float]:
     return areas
 
 
+#: The feature maps' gates, per bit of a map, by yosys gate: ``a * read ports + b * write ports + c``.
+#: yosys keeps each map a memory (the RTL writes the maps in a clocked block of their own), and
+#: mapping a memory of hundreds of thousands of words into flip-flops and read trees is what made the
+#: flat synthesis slow (cnn_digits: 23 min) and run out of memory at ImageNet scale (SqueezeNet: 23 GB
+#: before its first pass). The map's cells are then counted as yosys 0.23 makes them (``memory_map``;
+#: ``abc -g`` as below; every read asynchronous, as the RTL's): a flip-flop with enable per bit, and
+#: the read trees and write decoders these coefficients give, a least-squares fit over eight memories
+#: of 10-1,024 words, 8-16 bits, 1-4 read and 1-4 write ports synthesized alone, each within 2.2 % of
+#: its synthesized area (``bench/bench_memory_model.py`` synthesizes them again and prints the fit;
+#: tests/sim/test_report.py checks a memory the fit did not see).
+REGISTER_FILE_GATES = {"$_DFFE_PP_": (0.0, 0.0, 1.0), "$_MUX_": (0.482, 0.952, -0.925),
+                       "$_AND_": (0.438, 0.085, -0.029), "$_NAND_": (1.082, 0.157, -0.654),
+                       "$_OR_": (0.134, 0.069, 0.198)}
+#: the yosys passes after its coarse synthesis (``synth -run begin:fine``), with the maps kept as
+#: memories: ``synth``'s fine passes but ``memory_map``, then the generic gates
+SYNTH_FINE = "opt -fast -full; techmap; opt -fast; abc -g AND,NAND,OR,NOR,XOR,XNOR,MUX; opt -fast"
+
+
+def register_file_gates(words: int, width: int, reads: int, writes: int) -> dict[str, int]:
+    """The generic gates of a ``words`` x ``width`` memory of flip-flops with ``reads`` asynchronous
+    read ports and ``writes`` write ports, as yosys maps it (:data:`REGISTER_FILE_GATES`)."""
+    bits = words * width
+    return {g: max(0, round(bits * (a * reads + b * writes + c))) for g, (a, b, c) in REGISTER_FILE_GATES.items()}
+
+
+def synthesize_memory(words: int, width: int, reads: int, writes: int, workdir: Path) -> dict[str, int]:
+    """yosys's generic gates for a ``words`` x ``width`` memory alone, with ``reads`` asynchronous
+    read ports and ``writes`` write ports, mapped as the chip's would be without the model (``synth``:
+    ``memory_map``, then ``abc -g``): what :data:`REGISTER_FILE_GATES` is fitted to and checked against."""
+    ab = max(1, (words - 1).bit_length())
+    ports = [p for i in range(reads) for p in (f"input [{ab - 1}:0] ra{i}", f"output [{width - 1}:0] rd{i}")]
+    ports += [p for j in range(writes)
+              for p in (f"input we{j}", f"input [{ab - 1}:0] wa{j}", f"input [{width - 1}:0] wd{j}")]
+    text = (f"module probe(input clk, {', '.join(ports)});\n    reg [{width - 1}:0] mem [0:{words - 1}];\n"
+            + "".join(f"    assign rd{i} = mem[ra{i}];\n" for i in range(reads))
+            + "    always @(posedge clk) begin\n"
+            + "".join(f"        if (we{j}) mem[wa{j}] <= wd{j};\n" for j in range(writes)) + "    end\nendmodule\n")
+    src, stat = workdir / "probe.v", workdir / "probe_stat.json"
+    src.write_text(text)
+    r = subprocess.run(["yosys", "-q", "-p", f"read_verilog {src}; synth -top probe; "
+                        f"abc -g AND,NAND,OR,NOR,XOR,XNOR,MUX; opt -fast; tee -q -o {stat} stat -json"],
+                       capture_output=True, text=True, timeout=SYNTH_TIMEOUT)
+    if r.returncode != 0:
+        raise ToolError("yosys", (r.stderr or r.stdout).strip().splitlines()[-1])
+    counts = json.loads(stat.read_text())["modules"]["\\probe"]["num_cells_by_type"]
+    return {k: int(v) for k, v in sorted(counts.items())}
+
+
+def _memories(dump: str) -> list[dict]:
+    """The ``$mem_v2`` cells of a yosys ``dump``: name, words, width, read and write ports."""
+    import re
+
+    mems = []
+    for block in re.split(r"\n\s*cell \$mem_v2 ", dump)[1:]:
+        par = dict(re.findall(r"parameter \\(\w+) (\S+)", block))
+        mems.append({"name": block.split()[0].lstrip("\\"), "words": int(par["SIZE"]), "width": int(par["WIDTH"]),
+                     "reads": int(par["RD_PORTS"]), "writes": int(par["WR_PORTS"]),
+                     "sync_reads": par["RD_CLK_ENABLE"].split("'")[-1].count("1")})
+    return mems
+
+
 def synthesize(design: Design, workdir: Path) -> dict:
-    """yosys: the chip top flattened into generic gates; their counts (the crossbar macro is a black box)."""
+    """yosys: the chip's RTL into generic gates, module by module (a tile wrapper shape once, counted
+    for each instance; the crossbar macros black boxes), the feature maps kept as memories and
+    counted by :func:`register_file_gates`. ``gates``: every gate of the chip by type, the maps'
+    included; ``memories``: each map with its ports and gates."""
     rtl = design.out / "rtl"
     files = (rtl / "files.f").read_text().split()
     top = next(f[:-2] for f in files if f.endswith("_top.v"))
@@ -253,9 +317,9 @@ def synthesize(design: Design, workdir: Path) -> dict:
                                                 "synthesized for a gate count; the digital area is left out"}
     if shutil.which("yosys") is None:
         raise ToolError("yosys", "not found; install it (apt-get install yosys, or 'make setup')")
-    stat = workdir / "yosys_stat.json"
-    script = (f"read_verilog -sv {' '.join(str(rtl / f) for f in files)}; synth -flatten -top {top}; "
-              f"abc -g AND,NAND,OR,NOR,XOR,XNOR,MUX; tee -q -o {stat} stat -json")
+    stat, dump = workdir / "yosys_stat.json", workdir / "yosys_memories.txt"
+    script = (f"read_verilog -sv {' '.join(str(rtl / f) for f in files)}; synth -top {top} -run begin:fine; "
+              f"tee -q -o {dump} dump t:$mem_v2; {SYNTH_FINE}; tee -q -o {stat} stat -json -top {top}")
     t0 = time.perf_counter()
     try:
         r = subprocess.run(["yosys", "-q", "-p", script], capture_output=True, text=True, timeout=SYNTH_TIMEOUT)
@@ -264,11 +328,20 @@ def synthesize(design: Design, workdir: Path) -> dict:
     if r.returncode != 0:
         err = next((ln for ln in r.stderr.splitlines() + r.stdout.splitlines() if "ERROR" in ln), "yosys failed")
         raise ToolError("yosys", err.strip())
-    mods = json.loads(stat.read_text())["modules"]
-    counts = next(m["num_cells_by_type"] for k, m in mods.items() if k.lstrip("\\") == top)
+    counts = json.loads(stat.read_text())["design"]["num_cells_by_type"]
+    gates = {k: int(v) for k, v in counts.items() if k.startswith("$_")}
+    mems = _memories(dump.read_text())
+    for m in mems:
+        if m["sync_reads"]:
+            raise ToolError("yosys", f"map {m['name']} has a clocked read port; the register-file model counts "
+                                     "asynchronous ones")
+        m["gates"] = register_file_gates(m["words"], m["width"], m["reads"], m["writes"])
+        for g, n in m["gates"].items():
+            gates[g] = gates.get(g, 0) + n
     return {"synthesized": True, "top": top, "seconds": time.perf_counter() - t0,
-            "gates": {k: int(v) for k, v in sorted(counts.items()) if k.startswith("$")},
-            "macros": {k: int(v) for k, v in sorted(counts.items()) if not k.startswith("$")}}
+            "gates": dict(sorted(gates.items())),
+            "memories": [{k: v for k, v in m.items() if k != "sync_reads"} for m in mems],
+            "macros": {k.lstrip("\\"): int(v) for k, v in sorted(counts.items()) if not k.startswith("$")}}
 
 
 def digital_area_um2(synth: dict, areas: dict, utilization: float) -> tuple[float, dict]:
