@@ -94,7 +94,6 @@ module tiny_top (
             case (state)
                 // stream 0 from the host: 3 codes into mem_in[bk_in]
                 R0: if (in_valid) begin
-                    mem_in[bk_in][idx[1:0]] <= in_data;
                     if (idx == 16'd2) begin
                         idx   <= 16'd0;
                         state <= F0;
@@ -104,6 +103,14 @@ module tiny_top (
                 default: state <= R0;
             endcase
         end
+    end
+    // the feature maps' writes, by the states above: a clocked block of their own without the reset,
+    // so that synthesis sees each map as a memory (its write ports these, its read ports the units').
+    // Under reset the sequencer holds its first state: a receive may write its first code, which the
+    // stream's first beat writes again before anything reads it.
+    always @(posedge clk) begin
+        if (state == R0 && in_valid)
+            mem_in[bk_in][idx[1:0]] <= in_data;
     end
     // the banks of this stage's input: stepped when it hands an input over
     always @(posedge clk or negedge rst_n) begin
@@ -274,8 +281,6 @@ module tiny_top (
                     if ((got_1 | dones_1) == 1'b1) state <= L1_S;
                 end
                 L1_S: begin   // requantize and store, 2 output(s) a clock
-                    mem_l1[bk_l1][daddr_1[0][0:0]] <= y_1[0];
-                    mem_l1[bk_l1][daddr_1[1][0:0]] <= y_1[1];
                     if (idx == 16'd0) begin
                         idx <= 16'd0;
                         state <= F1;
@@ -285,6 +290,16 @@ module tiny_top (
                 F1: if (take_1) state <= W1;   // the next stage took this input
                 default: state <= W1;
             endcase
+        end
+    end
+    // the feature maps' writes, by the states above: a clocked block of their own without the reset,
+    // so that synthesis sees each map as a memory (its write ports these, its read ports the units').
+    // Under reset the sequencer holds its first state: a receive may write its first code, which the
+    // stream's first beat writes again before anything reads it.
+    always @(posedge clk) begin
+        if (state == L1_S) begin
+            mem_l1[bk_l1][daddr_1[0][0:0]] <= y_1[0];
+            mem_l1[bk_l1][daddr_1[1][0:0]] <= y_1[1];
         end
     end
     // the banks of this stage's input: stepped when it takes an input
@@ -456,7 +471,6 @@ module tiny_top (
                     if ((got_2 | dones_2) == 1'b1) state <= L2_S;
                 end
                 L2_S: begin   // requantize and store, 1 output(s) a clock
-                    mem_l2[daddr_2[0][0:0]] <= y_2[0];
                     if (idx == 16'd0) begin
                         idx <= 16'd0;
                         state <= O3;
@@ -472,6 +486,15 @@ module tiny_top (
                 W2: if (fin_1) state <= L2_G;   // the stage before's result: taken
                 default: state <= W2;
             endcase
+        end
+    end
+    // the feature maps' writes, by the states above: a clocked block of their own without the reset,
+    // so that synthesis sees each map as a memory (its write ports these, its read ports the units').
+    // Under reset the sequencer holds its first state: a receive may write its first code, which the
+    // stream's first beat writes again before anything reads it.
+    always @(posedge clk) begin
+        if (state == L2_S) begin
+            mem_l2[daddr_2[0][0:0]] <= y_2[0];
         end
     end
     // the banks of this stage's input: stepped when it takes an input
