@@ -34,13 +34,14 @@ HELD_OUT = [(200, 8, 2, 2), (2048, 8, 1, 1), (96, 9, 3, 1), (16, 16, 1, 8)]
 
 def main() -> None:
     args = parser(__doc__).parse_args()
-    from compiler.eval.ppa import GATE_CELLS, REGISTER_FILE_GATES, lef_areas, register_file_gates, synthesize_memory
+    from compiler.eval.ppa import (REGISTER_FILE_GATES, gate_areas_um2, lef_areas, register_file_gates,
+                                   synthesize_memory)
     from compiler.pdk import load_pdk
 
     areas = lef_areas(load_pdk("generic").ppa["digital"]["cells"])
 
     def area(gates):
-        return sum(n * sum(areas[c] for c in GATE_CELLS[g]) for g, n in gates.items())
+        return sum(gate_areas_um2(gates, areas).values())
 
     fit, held = ([(64, 8, 1, 1)], [(96, 9, 3, 1)]) if args.smoke else (FIT, HELD_OUT)
     rows = []

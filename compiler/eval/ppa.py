@@ -260,7 +260,9 @@ REGISTER_FILE_GATES = {"$_DFFE_PP_": (0.0, 0.0, 1.0), "$_MUX_": (0.482, 0.952, -
                        "$_OR_": (0.134, 0.069, 0.198)}
 #: the yosys passes after its coarse synthesis (``synth -run begin:fine``), with the maps kept as
 #: memories: ``synth``'s fine passes but ``memory_map``, then the generic gates
-SYNTH_FINE = "opt -fast -full; techmap; opt -fast; abc -g AND,NAND,OR,NOR,XOR,XNOR,MUX; opt -fast"
+#: yosys's mapping onto the generic gates GATE_CELLS counts
+ABC_GATES = "abc -g AND,NAND,OR,NOR,XOR,XNOR,MUX"
+SYNTH_FINE = f"opt -fast -full; techmap; opt -fast; {ABC_GATES}; opt -fast"
 
 
 def register_file_gates(words: int, width: int, reads: int, writes: int) -> dict[str, int]:
@@ -285,7 +287,7 @@ def synthesize_memory(words: int, width: int, reads: int, writes: int, workdir: 
     src, stat = workdir / "probe.v", workdir / "probe_stat.json"
     src.write_text(text)
     r = subprocess.run(["yosys", "-q", "-p", f"read_verilog {src}; synth -top probe; "
-                        f"abc -g AND,NAND,OR,NOR,XOR,XNOR,MUX; opt -fast; tee -q -o {stat} stat -json"],
+                        f"{ABC_GATES}; opt -fast; tee -q -o {stat} stat -json"],
                        capture_output=True, text=True, timeout=SYNTH_TIMEOUT)
     if r.returncode != 0:
         raise ToolError("yosys", (r.stderr or r.stdout).strip().splitlines()[-1])
@@ -351,8 +353,14 @@ def synthesize(design: Design, workdir: Path) -> dict:
 def digital_area_um2(synth: dict, areas: dict, utilization: float) -> tuple[float, dict]:
     if not synth["synthesized"]:
         return 0.0, {}
+    per = gate_areas_um2(synth["gates"], areas)
+    return sum(per.values()) / utilization, per
+
+
+def gate_areas_um2(gates: dict[str, int], areas: dict) -> dict[str, float]:
+    """Each yosys gate type's cell area (``gates``: count by type; ``areas``: :func:`lef_areas`)."""
     per = {}
-    for gate, n in synth["gates"].items():
+    for gate, n in gates.items():
         cells = GATE_CELLS.get(gate)
         if cells is None and gate.startswith(("$_DFF_", "$_DFFE_", "$_SDFF_", "$_SDFFE_", "$_SDFFCE_", "$_DFFSR_")):
             # another flip-flop polarity or reset flavour: a reset flip-flop, plus a multiplexer for an
@@ -361,7 +369,7 @@ def digital_area_um2(synth: dict, areas: dict, utilization: float) -> tuple[floa
         if cells is None:
             raise ToolError("yosys", f"gate {gate} has no sky130_fd_sc_hd counterpart in GATE_CELLS")
         per[gate] = n * sum(areas[c] for c in cells)
-    return sum(per.values()) / utilization, per
+    return per
 
 
 def digital_ops(prog: dict, reads_per_image: dict, ref_bytes: float) -> dict:

@@ -142,7 +142,7 @@ def test_the_feature_map_model_matches_yosys_on_a_memory_it_was_not_fitted_to(tm
     (bench/bench_memory_model.py fits and checks it): a memory of a shape the fit did not see,
     synthesized alone by yosys, takes the model's area within 5 %."""
     require_tool("yosys")
-    from compiler.eval.ppa import GATE_CELLS, lef_areas, register_file_gates, synthesize_memory
+    from compiler.eval.ppa import gate_areas_um2, lef_areas, register_file_gates, synthesize_memory
     from compiler.pdk import load_pdk
 
     areas = lef_areas(load_pdk("generic").ppa["digital"]["cells"])
@@ -150,7 +150,7 @@ def test_the_feature_map_model_matches_yosys_on_a_memory_it_was_not_fitted_to(tm
     assert got["$_DFFE_PP_"] == 1600
 
     def area(gates):
-        return sum(n * sum(areas[c] for c in GATE_CELLS[g]) for g, n in gates.items())
+        return sum(gate_areas_um2(gates, areas).values())
 
     assert area(register_file_gates(200, 8, 2, 2)) == pytest.approx(area(got), rel=0.05)
 
