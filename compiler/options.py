@@ -17,6 +17,20 @@ MAX_STAGES = 64
 DEFAULT_PIPELINE = 8
 
 
+def lanes_of(options) -> int:
+    """The datapath's lanes: ``--lanes``, or DEFAULT_LANES (``options``: CompileOptions, or a
+    manifest's ``options``)."""
+    lanes = options.get("lanes") if isinstance(options, dict) else options.lanes
+    return DEFAULT_LANES if lanes is None else lanes
+
+
+def row_banks_of(options) -> int:
+    """The word-line banks a placement keeps each tile's rows in: the lanes (:func:`lanes_of`), or 1
+    with ``row_banks`` "off" (``options``: CompileOptions, or a manifest's ``options``)."""
+    banks = options.get("row_banks", "lanes") if isinstance(options, dict) else options.row_banks
+    return 1 if banks == "off" else lanes_of(options)
+
+
 @dataclass(frozen=True)
 class CompileOptions:
     pdk: str = "generic"
@@ -60,6 +74,11 @@ class CompileOptions:
     #: "auto": a convolution followed by a b x b pooling of stride b reads each pooling window's b^2
     #: positions in one read where that keeps its tile count (passes/block_conv.py); "off": never.
     conv_blocking: str = "auto"
+    #: "lanes": a tile's word lines are in as many banks as the datapath has lanes, every row placed on
+    #: a word line of its bank (passes/fault_map.py) and every gather lane writing one bank's DAC
+    #: registers (backend/verilog.step_lanes); "off": one bank, any row on any word line of its tile,
+    #: at a decoder a lane and word line.
+    row_banks: str = "lanes"
     #: A chip state (.npz, design/chipstate.py): place every tile around that chip's stuck cells and
     #: program its conductances (passes/fault_map.py); None compiles for no chip in particular.
     chip_state: str | None = None

@@ -43,6 +43,7 @@ from ..design.chipstate import check_rates, draw_state
 from ..errors import InputError
 from ..passes.calibrate import fit_group
 from ..passes.reads import ReadSampler
+from ..options import row_banks_of
 from ..passes.fault_map import pair_levels, place_chip, stuck_levels
 from ..frontend.common import check_labels, load_labels
 from ..verify.report import figure, png_bytes, render_page, write_page
@@ -328,6 +329,7 @@ def _monte_carlo(design: Design, x, ref, y, var: dict, modes: list[str], mc: int
                  done: int, total: int, tune: dict | None = None) -> tuple[dict, int]:
     levels = _tile_levels(design)
     chip = design.manifest.get("chip")
+    bank = row_banks_of(design.manifest["options"])   # a row stays in its word-line bank (passes/fault_map.py)
     spares: dict = {}
     reads, weights, weights_note = calibration_reads(design, x)
     if chip is not None:
@@ -366,11 +368,11 @@ def _monte_carlo(design: Design, x, ref, y, var: dict, modes: list[str], mc: int
         calibrated): ``{remedy: metrics}``."""
         if chip is not None:
             return dict(zip(remedies, sample(sig, v, verify, state, None, True)))
-        placed = place_chip(levels, state, weights)
+        placed = place_chip(levels, state, weights, bank=bank)
         moved.append([placed[n]["cost"] / placed[n]["cost_before"] for n in placed if placed[n]["cost_before"] > 0])
         if not spares:
             return dict(zip(remedies, sample(sig, v, verify, state) + sample(sig, v, verify, state, placed, True)))
-        inside = place_chip(levels, state, weights, spares)       # the same chip, its spares left unused
+        inside = place_chip(levels, state, weights, spares, bank)   # the same chip, its spares left unused
         return dict(zip(remedies, sample(sig, v, verify, state) + sample(sig, v, verify, state, inside)
                         + sample(sig, v, verify, state, placed, True)))
 

@@ -6,9 +6,12 @@ still reaches every difference of one sign: with G+ stuck at level ``s`` the pai
 ``s - G-`` for ``G-`` in ``[0, top]``, so a weight is exact if ``s - top <= w <= s`` and is
 otherwise clipped to the nearest end; a pair with both cells stuck gives ``s+ - s-``. Healthy
 pairs are exact. Which weight lands on which pair is free: the DAC gather of a tile's inputs and
-the accumulation of its ADC outputs are index tables, so a logical row may drive any physical word
-line and a logical column may read any physical pair of bit lines (the rows and pair columns a
-layer leaves unused, and those ``--spare-rows`` / ``--spare-cols`` reserve, are the slack).
+the accumulation of its ADC outputs are index tables, so a logical column may read any physical
+pair of bit lines and a logical row may drive any physical word line of its bank: the word lines
+``w`` with ``w = row (mod bank)``, ``bank`` the datapath's lanes (``--lanes``; 1 with ``--row-banks
+off``), because the tile's gather lanes each write one bank of its DAC registers (backend/verilog.py,
+``step_lanes``: a word line needs one lane's decoder instead of every lane's). The rows and pair columns a layer leaves
+unused, and those ``--spare-rows`` / ``--spare-cols`` reserve, are the slack.
 
 The placement minimizes the input-weighted squared weight error of the tile,
 ``sum_i m_i sum_j (w_ij - reach(w_ij, cells at (row_i, col_j)))^2``, where ``m_i`` is the mean
@@ -29,6 +32,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..options import row_banks_of
 from .reads import tile_reads
 
 #: cells per cost block: the row and column costs are built in slices of at most this many terms
@@ -72,8 +76,9 @@ def _col_cost(w, sp, sn, rows, top, m) -> np.ndarray:
     return out
 
 
-def _row_cost(w, sp, sn, cols, top, m) -> np.ndarray:
-    """[r, R]: the cost of logical row i on physical word line p, columns fixed."""
+def _row_cost(w, sp, sn, cols, top, m, bank: int = 1) -> np.ndarray:
+    """[r, R]: the cost of logical row i on physical word line p, columns fixed; infinite where p
+    is not in row i's bank (``p != i (mod bank)``)."""
     r, c = w.shape
     R = sp.shape[0]
     out = np.empty((r, R))
@@ -83,14 +88,17 @@ def _row_cost(w, sp, sn, cols, top, m) -> np.ndarray:
         p1 = min(R, p0 + step)
         e = _sq_err(w[:, None, :], a[None, p0:p1], b[None, p0:p1], top)           # [r, p, c]
         out[:, p0:p1] = e.sum(axis=2) * m[:, None]
+    if bank > 1:
+        out[(np.arange(R)[None, :] - np.arange(r)[:, None]) % bank != 0] = np.inf
     return out
 
 
 def place_tile(w: np.ndarray, sp: np.ndarray, sn: np.ndarray, top: float, m: np.ndarray | None = None,
-               rounds: int = ROUNDS) -> tuple[np.ndarray, np.ndarray, float, float]:
+               rounds: int = ROUNDS, bank: int = 1) -> tuple[np.ndarray, np.ndarray, float, float]:
     """Physical word line of each logical row and physical pair column of each logical column of
     the weights ``w`` [r, c] (level differences) on a tile whose cells are stuck at ``sp`` / ``sn``
-    [R, P] (NaN: healthy; R >= r, P >= c). Returns ``(rows, cols, cost at the identity placement,
+    [R, P] (NaN: healthy; R >= r, P >= c), each row on a word line of its bank (``rows[i] = i (mod
+    bank)``; the identity placement is one). Returns ``(rows, cols, cost at the identity placement,
     cost of the placement)``."""
     from scipy.optimize import linear_sum_assignment
 
@@ -108,7 +116,7 @@ def place_tile(w: np.ndarray, sp: np.ndarray, sn: np.ndarray, top: float, m: np.
                 _, cand = linear_sum_assignment(_col_cost(w, sp, sn, rows, top, m))
                 cost = placement_cost(w, sp, sn, rows, cand, top, m)
             else:
-                _, cand = linear_sum_assignment(_row_cost(w, sp, sn, cols, top, m))
+                _, cand = linear_sum_assignment(_row_cost(w, sp, sn, cols, top, m, bank))
                 cost = placement_cost(w, sp, sn, cand, cols, top, m)
             if cost < best - 1e-12 * max(1.0, best):
                 best, improved = cost, True
@@ -149,11 +157,13 @@ def stuck_levels(p: dict, g_min: float, g_step: float) -> tuple[np.ndarray, np.n
     return tuple(np.where(st[k] != 0, (p[g] - g_min) / g_step, np.nan) for k, g in ((0, "gpos"), (1, "gneg")))
 
 
-def place_chip(tiles: dict, state, weights: dict | None = None, spares: dict | None = None) -> dict[str, dict]:
+def place_chip(tiles: dict, state, weights: dict | None = None, spares: dict | None = None,
+               bank: int = 1) -> dict[str, dict]:
     """:func:`place_tile` for every tile ``{name: (lpos, lneg)}`` (target levels) on the chip state
     ``state`` (:class:`compiler.design.chipstate.ChipState`), with ``weights`` ``{name: m [rows]}``
     where known; ``spares`` ``{name: (rows, cols)}`` keeps a tile's last spare word lines and pairs
-    out of the placement (the placement without the spares' repair). Per tile: ``rows``, ``cols``
+    out of the placement (the placement without the spares' repair); ``bank``: the word-line banks
+    (:func:`place_tile`, the design's lanes). Per tile: ``rows``, ``cols``
     (physical indices) and the weighted squared level error at the identity placement
     (``cost_before``) and at this one (``cost``)."""
     top = float(state.header["levels"] - 1)
@@ -164,7 +174,7 @@ def place_chip(tiles: dict, state, weights: dict | None = None, spares: dict | N
             sr, sc = spares[name]
             sp, sn = sp[:sp.shape[0] - sr, :sp.shape[1] - sc], sn[:sn.shape[0] - sr, :sn.shape[1] - sc]
         w = np.asarray(lp, np.float64) - np.asarray(ln, np.float64)
-        rows, cols, base, best = place_tile(w, sp, sn, top, (weights or {}).get(name))
+        rows, cols, base, best = place_tile(w, sp, sn, top, (weights or {}).get(name), bank=bank)
         out[name] = {"rows": rows, "cols": cols, "cost_before": base, "cost": best}
     return out
 
@@ -202,7 +212,7 @@ def fault_map(ir, options, pdk):
         p = d["params"]
         sp, sn = state.stuck_levels(t)
         w = p["lpos"].astype(np.float64) - p["lneg"]
-        rows, cols, base, best = place_tile(w, sp, sn, top, (weights or {}).get(t))
+        rows, cols, base, best = place_tile(w, sp, sn, top, (weights or {}).get(t), bank=row_banks_of(options))
         ix = np.ix_(rows, cols)
         spl, snl = sp[ix], sn[ix]
         lp, ln = pair_levels(p["lpos"], p["lneg"], spl, snl, top)

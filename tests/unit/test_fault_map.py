@@ -75,9 +75,11 @@ def test_placement_finds_the_exact_placement_a_permuted_chip_hides():
     assert placement_cost(w, sp, sn, rows, cols, TOP, np.ones(r)) == 0.0
 
 
-@given(st.integers(0, 2 ** 31 - 1), st.floats(0.0, 0.4))
+@given(st.integers(0, 2 ** 31 - 1), st.floats(0.0, 0.4), st.sampled_from([1, 2, 4]))
 @settings(max_examples=25, deadline=None)
-def test_placement_is_never_worse_than_where_the_compiler_put_the_weights(seed, rate):
+def test_placement_is_never_worse_than_where_the_compiler_put_the_weights(seed, rate, bank):
+    """... and keeps every row in its word-line bank (``rows[i] = i (mod bank)``: the tile wrapper
+    writes word line w from one gather lane only)."""
     rng = np.random.default_rng(seed)
     r, c = rng.integers(1, 9), rng.integers(1, 6)
     R, P = r + rng.integers(0, 4), c + rng.integers(0, 3)
@@ -85,11 +87,32 @@ def test_placement_is_never_worse_than_where_the_compiler_put_the_weights(seed, 
     u = rng.random((2, R, P))
     stuck = np.where(u < rate / 2, 0.0, np.where(u < rate, TOP, np.nan))
     m = rng.uniform(0.1, 2.0, r)
-    rows, cols, base, best = place_tile(w, stuck[0], stuck[1], TOP, m)
+    rows, cols, base, best = place_tile(w, stuck[0], stuck[1], TOP, m, bank=bank)
     assert best <= base + 1e-9
     assert best == pytest.approx(placement_cost(w, stuck[0], stuck[1], rows, cols, TOP, m))
     assert len(set(rows.tolist())) == r and len(set(cols.tolist())) == c
     assert rows.max() < R and cols.max() < P
+    assert np.all((rows - np.arange(r)) % bank == 0), rows
+
+
+def test_banked_placement_finds_the_exact_placement_within_the_banks():
+    """A chip whose stuck cells sit under the weights' zeros after a hidden permutation of rows
+    that keeps each row in its bank (mod 4): the banked placement finds the zero-error placement
+    too."""
+    rng = np.random.default_rng(5)
+    r, c, R, bank = 8, 4, 16, 4
+    w = rng.integers(1, 8, (r, c)).astype(float)
+    w[[1, 6], :] = 0.0
+    prow = np.arange(r) + bank * rng.integers(0, 2, r)          # row i on i or i + 4: in its bank
+    prow[[0, 4]] = prow[[4, 0]]                                  # rows 0 and 4 share bank 0: swap
+    assert len(set(prow)) == r and np.all((prow - np.arange(r)) % bank == 0)
+    sp = np.full((R, c), 0.0)                                    # every cell stuck at 0 ...
+    sn = np.full((R, c), 0.0)
+    for i in range(r):                                           # ... but under a nonzero weight
+        sp[prow[i], w[i] != 0] = np.nan
+    rows, cols, base, best = place_tile(w, sp, sn, TOP, bank=bank)
+    assert base > 0 and best == 0.0 and np.array_equal(cols, np.arange(c))
+    assert np.all((rows - np.arange(r)) % bank == 0)
 
 
 def _manifest(tiles=(("a_r0c0", 8, 8), ("b_r0c0", 16, 4))):
