@@ -173,7 +173,8 @@ def write_design(plan: OutputWriter, ir: IR, pdk: Pdk, options: CompileOptions, 
         plan.add(rel, text)
         if k % 64 == 0:
             progress("SPICE netlists", k // 2, n_tiles)
-    for k, (rel, text) in enumerate(emit_verilog(ir, pdk, env, source_sha, prog, per, cuts)):
+    banked = options.row_banks != "off"
+    for k, (rel, text) in enumerate(emit_verilog(ir, pdk, env, source_sha, prog, per, cuts, banked)):
         plan.add(rel, text)
         if k % 64 == 0:
             progress("Verilog", k // 2, n_tiles)

@@ -18,16 +18,11 @@ import numpy as np
 from .. import __version__
 from ..ir import IR
 from ..ir.names import sanitize
-from ..options import DEFAULT_LANES
+from ..options import lanes_of
 from .qmodel import REMAP_RANK
 from .render import render
 
 MACRO_LATENCY = 2  # cycles of a read (the TIAs settling) from conv_start, before the conversions
-
-
-def lanes_of(options) -> int:
-    """The datapath's lanes: ``--lanes``, or DEFAULT_LANES."""
-    return DEFAULT_LANES if options.lanes is None else options.lanes
 
 
 #: A step gets fewer lanes than ``--lanes`` where they buy less than this share of its clocks
@@ -41,7 +36,14 @@ def step_lanes(prog: dict, lanes: int, latency: int) -> list[int]:
     and a read and a write port of the maps it touches; where a layer's gather and stores run under
     its tiles' reads (cnn_digits' conv1: 2,001 clocks at one lane, 1,989 at four) the copies buy
     nothing, so neither one input's latency nor the pipeline's interval moves by more than 1 %.
-    0 for a step without lanes (the host link, the host's own steps)."""
+    0 for a step without lanes (the host link, the host's own steps).
+
+    A layer's lanes ``n`` divide ``lanes``, for its tiles' DAC registers are written in banks: the
+    placement keeps a tile's row ``i`` on a word line ``w = i (mod lanes)`` (passes/fault_map.py),
+    and gather lane ``l`` carries rows ``i = l (mod n)`` (it steps ``n`` rows a clock from row 0, or
+    carries row ``l`` itself when one clock gathers them all), so only lane ``(w + row0) mod n`` ever
+    writes word line ``w`` of a tile whose first row is ``row0``: each word line has that lane's
+    decoder alone, not every lane's (tile_wrapper.v.j2, BANK)."""
     out = []
     for st in prog["steps"]:
         if st["kind"] in ("recv", "send", "host"):
@@ -49,7 +51,8 @@ def step_lanes(prog: dict, lanes: int, latency: int) -> list[int]:
             continue
         full = sum(step_cycles(st, lanes, latency).values())
         out.append(next(n for n in range(1, lanes + 1)
-                        if sum(step_cycles(st, n, latency).values()) <= full * (1 + LANE_PAYBACK)))
+                        if (st["kind"] != "layer" or lanes % n == 0)
+                        and sum(step_cycles(st, n, latency).values()) <= full * (1 + LANE_PAYBACK)))
     return out
 
 
@@ -516,13 +519,15 @@ def link_in_bits(prog: dict) -> int:
 
 
 def _datapath_ctx(prog: dict, tiles: list[dict], lanes: int | list[int] = 1, latency: int = 0,
-                  cuts: list[tuple[int, int]] | None = None) -> dict:
+                  cuts: list[tuple[int, int]] | None = None, banked: bool = True) -> dict:
     """The chip top's template context. ``lanes``: elements a clock of the layers' gather and
     requantizer, the pooling, add, table, product and data-movement units (a recurrent layer's cell
     unit and the host link take one), every step's (:func:`step_lanes`) or one count for all;
     ``latency``: the macros' (macro_latency), which bounds the stores that may overlap a read
     (:func:`stores_overlap`); ``cuts``: the pipeline's stages
-    (:func:`pipeline_stages`; one stage when None), each its own sequencer (:func:`_stage_ctx`)."""
+    (:func:`pipeline_stages`; one stage when None), each its own sequencer (:func:`_stage_ctx`);
+    ``banked``: the tiles' word lines in banks of their layer's lanes (:func:`step_lanes`; False:
+    ``--row-banks off``, one bank)."""
     bd, ba, ob = prog["dac_bits"], prog["adc_bits"], prog["out_bits"]
     per = _per_step(prog, lanes)
     iw = index_width(prog, max(per))
@@ -625,7 +630,9 @@ def _datapath_ctx(prog: dict, tiles: list[dict], lanes: int | list[int] = 1, lat
         lt = []
         for t in st["tiles"]:
             ctx = tile_ix[t["name"]]
-            lt.append({**ctx, "row0": t["row0"], "ibits": _bits(ctx["rows"])})
+            # its DAC registers' banks: the layer's lanes (step_lanes), a recurrent layer's one
+            bank = lanes if banked and not st.get("recur") else 1
+            lt.append({**ctx, "row0": t["row0"], "ibits": _bits(ctx["rows"]), "bank": bank, "row0_mod": t["row0"] % bank})
         rec = st.get("recur")
         fields = requant_fields(st, regs[st["name"]])     # each column's MQ, BQ (and MQH, BQH)
         columns = []
@@ -792,11 +799,12 @@ def sim_scan_bits(prog: dict) -> int:
 
 
 def emit_verilog(ir: IR, pdk, env, source_sha: str, prog: dict | None, lanes: int | list[int] = 1,
-                 cuts: list[tuple[int, int]] | None = None):
+                 cuts: list[tuple[int, int]] | None = None, banked: bool = True):
     """Yield ``(relative path, text)`` of every Verilog file (and the file lists). The simulation
     files come only while the scan chain is at most SIM_MAX_SCAN_BITS long; ``lanes``: the datapath's
     elements a clock, every step's or one count (_datapath_ctx); ``cuts``: the pipeline's stages,
-    each its steps ``[a, b)`` (``rtl_cycles``' ``stages``; one stage when None)."""
+    each its steps ``[a, b)`` (``rtl_cycles``' ``stages``; one stage when None); ``banked``: the
+    tiles' word lines in banks (``--row-banks``, _datapath_ctx)."""
     prefix = sanitize(ir.name)
     level_bits = max(1, math.ceil(math.log2(pdk.levels)))
     tiles = _tile_ctx(ir, prefix, pdk, level_bits, bipolar_tiles(prog))
@@ -811,7 +819,7 @@ def emit_verilog(ir: IR, pdk, env, source_sha: str, prog: dict | None, lanes: in
         yield rel, render(env, role, **ctx)
     if prog is not None:
         kq = {t["name"]: (st["kq"], st["sk"]) for st in prog["steps"] if st["kind"] == "layer" for t in st["tiles"]}
-        dp = _datapath_ctx(prog, tiles, lanes, ctx["latency"], cuts)
+        dp = _datapath_ctx(prog, tiles, lanes, ctx["latency"], cuts, banked)
         names.append(f"rtl/{prefix}_top.v")
         yield names[-1], render(env, "verilog_top", **ctx, **dp)
     if prog is not None and sim_scan_bits(prog) <= SIM_MAX_SCAN_BITS:

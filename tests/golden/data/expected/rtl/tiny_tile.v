@@ -24,10 +24,14 @@
 // The DAC registers, one per word line, are filled by the layer's gather: while gwe is high, lane l
 // carries the layer's input row glix[l] (its code in gval), and the tile holding that row (its rows
 // are row0 .. row0+ROWS-1) writes the code into the register of the word line the row is routed to:
-// LANES writes a clock, each a routing-table read and a word-line decoder. A word line no row is routed
-// to is never written and holds the code 0 it takes at reset and while the chain shifts. 'start'
-// copies the registers into the read's latch (dac_phys), so the next position's gather may run
-// while the tile reads.
+// LANES writes a clock, each a routing-table read and a word-line decoder. The word lines are in
+// BANK banks: the placement keeps row i on a word line w = i (mod BANK) and lane l carries the
+// layer's rows l (mod BANK) (backend/verilog.py, step_lanes), so lane l only ever writes the word
+// lines w = l - ROW0_MOD (mod BANK) (ROW0_MOD = row0 mod BANK), and its decoder and write cover that
+// bank alone: a decoder output a word line in all, not one a lane and word line. A word line no row
+// is routed to is never written and holds the code 0 it takes at reset and while the chain shifts.
+// 'start' copies the registers into the read's latch (dac_phys), so the next position's gather may
+// run while the tile reads.
 // Written with whole-vector selects and loops over the lanes and columns only: a simulator or a
 // linter that elaborates every instance (Verilator does) holds little per tile.
 module tiny_tile #(
@@ -40,6 +44,8 @@ module tiny_tile #(
     parameter integer DAC_BITS = 8,
     parameter integer ADC_BITS = 8,
     parameter integer LANES = 1,
+    parameter integer BANK = 1,
+    parameter integer ROW0_MOD = 0,
     parameter integer IW = 1,
     parameter integer IBITS = 1
 ) (
@@ -72,15 +78,22 @@ module tiny_tile #(
     always @(posedge clk) if (scan_en) route <= {scan_in, route[ROUTE_BITS-1:1]};
     assign scan_out = route[0];
 
-    // gather lane l's row is one of this tile's (lane_in) and drives word line lane_wl
+    // gather lane l's row is one of this tile's (lane_in) and drives word line lane_wl. The rows it
+    // carries are l - ROW0_MOD modulo BANK: with BANK a power of two those low bits of the row are a
+    // constant, so its routing-table read picks among ROWS/BANK entries, not ROWS
+    localparam integer POW2 = ((BANK & (BANK - 1)) == 0) ? 1 : 0;
     reg                      lane_in [0:LANES-1];
     reg  [RSEL_BITS-1:0]     lane_wl [0:LANES-1];
     reg  [31:0]              d;
+    /* verilator lint_off UNUSEDSIGNAL */
+    reg  [31:0]              dr;                          // its low IBITS index the table
+    /* verilator lint_on UNUSEDSIGNAL */
     integer i;
     always @* for (i = 0; i < LANES; i = i + 1) begin
         d = {{(32-IW){1'b0}}, glix[i*IW +: IW]} - {{(32-IW){1'b0}}, row0};   // the row within this tile; wraps above ROWS below row0
+        dr = (POW2 != 0) ? ((d & ~(BANK - 1)) | ((i + BANK - ROW0_MOD) % BANK)) : d;
         lane_in[i] = (d < ROWS);
-        lane_wl[i] = route[d[IBITS-1:0]*RSEL_BITS +: RSEL_BITS];
+        lane_wl[i] = route[dr[IBITS-1:0]*RSEL_BITS +: RSEL_BITS];
     end
 
     // output column j reads the physical pair its select names
@@ -92,17 +105,33 @@ module tiny_tile #(
     always @* for (i = 0; i < COLS; i = i + 1)
         adc_code[i*ADC_BITS +: ADC_BITS] = pair_code[route[PAIR0 + i*CSEL_BITS +: CSEL_BITS]];
 
-    // lane l's code goes to every word line, kept where its word line's mask is set: a decoder and
-    // an and-or a bit per lane (a variable part-select write synthesizes to a barrel shifter a lane)
+    // lane l writes its code to the word line its row is routed to, which is in its bank (the word
+    // lines w = l - ROW0_MOD modulo BANK): a decoder and an and-or over its bank's word lines only,
+    // the other bits masked off by a constant; the banks are apart, so the lanes' writes are too.
+    // (Whole-vector operations in a loop over the lanes: Verilator unrolls a loop over the word
+    // lines in every instance.)
+    function automatic [PROWS*DAC_BITS-1:0] bank_mask(input integer r);
+        integer w;
+        begin
+            bank_mask = {PROWS*DAC_BITS{1'b0}};
+            for (w = 0; w < PROWS; w = w + 1)
+                if (w % BANK == r) bank_mask[w*DAC_BITS +: DAC_BITS] = {DAC_BITS{1'b1}};
+        end
+    endfunction
     localparam [PROWS*DAC_BITS-1:0] WL0 = {{(PROWS-1)*DAC_BITS{1'b0}}, {DAC_BITS{1'b1}}};
-    reg  [PROWS*DAC_BITS-1:0] dac_n, wmask;
+    wire [PROWS*DAC_BITS-1:0] lmask [0:LANES-1];
+    wire [PROWS*DAC_BITS-1:0] ldata [0:LANES-1];
+    generate for (g = 0; g < LANES; g = g + 1) begin : lane
+        localparam [PROWS*DAC_BITS-1:0] BM = bank_mask((g + BANK - ROW0_MOD) % BANK);
+        assign lmask[g] = lane_in[g] ? (WL0 << (lane_wl[g] * DAC_BITS)) & BM : {PROWS*DAC_BITS{1'b0}};
+        assign ldata[g] = {PROWS{gval[g*DAC_BITS +: DAC_BITS]}} & lmask[g];
+    end endgenerate
+    reg  [PROWS*DAC_BITS-1:0] dac_n;
     integer l;
     always @* begin
         dac_n = dac_r;
-        for (l = 0; l < LANES; l = l + 1) begin
-            wmask = lane_in[l] ? WL0 << (lane_wl[l] * DAC_BITS) : {PROWS*DAC_BITS{1'b0}};
-            dac_n = (dac_n & ~wmask) | ({PROWS{gval[l*DAC_BITS +: DAC_BITS]}} & wmask);
-        end
+        for (l = 0; l < LANES; l = l + 1)
+            dac_n = (dac_n & ~lmask[l]) | ldata[l];
     end
     always @(posedge clk or negedge rst_n)
         if (!rst_n) dac_r <= {PROWS*DAC_BITS{1'b0}};
