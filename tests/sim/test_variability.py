@@ -426,6 +426,7 @@ def test_evaluate_mc_fine_tunes_each_chip(sky, digits, tmp_path):
     """evaluate --mc --finetune-data adds the fine-tuning remedy after calibration: each chip's final
     layer is fitted to labelled training digits and scored on the held-out ones; the remedy is the
     default applied to mc.modes, in eval.html, and bad uses are refused in one line."""
+    require_tool("iverilog")
     x, y = _train_digits(tmp_path)
     # 65 % of the cells stuck, the regime --row-banks off is for (every row free to take any word
     # line): calibration leaves the chips at ~76 % (docs/variability.md)
@@ -455,5 +456,11 @@ def test_evaluate_mc_fine_tunes_each_chip(sky, digits, tmp_path):
     st = tmp_path / "chip.npz"
     assert amsc("chip-state", out, "--seed", "1", "-o", st).returncode == 0
     assert amsc("program", out, "--chip-state", st, "-o", tmp_path / "chip").returncode == 0
+    # with one bank the placement moves rows across the lanes' banks, and the tile wrappers (every
+    # lane decoding every word line) run it bit-exactly
+    m = json.loads((tmp_path / "chip" / "manifest.json").read_text())
+    assert any((w - i) % 4 for t in m["tiles"] for i, w in enumerate(t["placement"]["rows"]))
+    r = amsc("rtl-sim", tmp_path / "chip", "--inputs", digits / "x.npy", "--limit", "3")
+    assert r.returncode == 0 and "bit-exact" in r.stderr, r.stderr
     assert_clean_error(amsc("evaluate", tmp_path / "chip", "--inputs", digits / "x.npy", "--labels", digits / "y.npy",
                             "--mc", "2", "--finetune-data", x, y), "programmed for one chip", "amsc program")
