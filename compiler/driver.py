@@ -19,7 +19,7 @@ from .backend.render import environment
 from .backend.readout import manifest_entry as readout_entry
 from .backend.spice import emit_spice, tia_context
 from .backend import verilog
-from .backend.verilog import (bipolar_tiles, chain_order, emit_verilog, lanes_of, requant_regs, scan_bits, scan_mem_text,
+from .backend.verilog import (bipolar_tiles, chain_order, emit_verilog, requant_regs, scan_bits, scan_mem_text,
                               sim_scan_bits)
 from .frontend import load_model
 from .frontend.common import load_samples
@@ -28,7 +28,7 @@ from .ir.graph import MATMUL_OPS
 from .ir.verify import verify_ir
 from .ir.segment import segment_model
 from .ir.serialize import ir_to_json
-from .options import DEFAULT_PIPELINE, CompileOptions
+from .options import DEFAULT_PIPELINE, CompileOptions, lanes_of, row_banks_of
 from .passes.pipeline import run_pipeline
 from .errors import InputError, PdkError, UnsupportedOpError
 from .pdk import Pdk, load_pdk
@@ -173,7 +173,7 @@ def write_design(plan: OutputWriter, ir: IR, pdk: Pdk, options: CompileOptions, 
         plan.add(rel, text)
         if k % 64 == 0:
             progress("SPICE netlists", k // 2, n_tiles)
-    banked = options.row_banks != "off"
+    banked = row_banks_of(options) > 1
     for k, (rel, text) in enumerate(emit_verilog(ir, pdk, env, source_sha, prog, per, cuts, banked)):
         plan.add(rel, text)
         if k % 64 == 0:

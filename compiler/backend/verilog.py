@@ -632,7 +632,8 @@ def _datapath_ctx(prog: dict, tiles: list[dict], lanes: int | list[int] = 1, lat
             ctx = tile_ix[t["name"]]
             # its DAC registers' banks: the layer's lanes (step_lanes), a recurrent layer's one
             bank = lanes if banked and not st.get("recur") else 1
-            lt.append({**ctx, "row0": t["row0"], "ibits": _bits(ctx["rows"]), "bank": bank, "row0_mod": t["row0"] % bank})
+            lt.append({**ctx, "row0": t["row0"], "ibits": _bits(ctx["rows"]), "bank": bank,
+                       "row0_mod": t["row0"] % bank})
         rec = st.get("recur")
         fields = requant_fields(st, regs[st["name"]])     # each column's MQ, BQ (and MQH, BQH)
         columns = []

@@ -42,8 +42,8 @@ import numpy as np
 from ..design.chipstate import check_rates, draw_state
 from ..errors import InputError
 from ..passes.calibrate import fit_group
-from ..passes.reads import ReadSampler
 from ..options import row_banks_of
+from ..passes.reads import ReadSampler
 from ..passes.fault_map import pair_levels, place_chip, stuck_levels
 from ..frontend.common import check_labels, load_labels
 from ..verify.report import figure, png_bytes, render_page, write_page

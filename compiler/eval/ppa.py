@@ -258,10 +258,10 @@ def lef_areas(cells: dict) -> dict[str, float]:
 REGISTER_FILE_GATES = {"$_DFFE_PP_": (0.0, 0.0, 1.0), "$_MUX_": (0.482, 0.952, -0.925),
                        "$_AND_": (0.438, 0.085, -0.029), "$_NAND_": (1.082, 0.157, -0.654),
                        "$_OR_": (0.134, 0.069, 0.198)}
-#: the yosys passes after its coarse synthesis (``synth -run begin:fine``), with the maps kept as
-#: memories: ``synth``'s fine passes but ``memory_map``, then the generic gates
 #: yosys's mapping onto the generic gates GATE_CELLS counts
 ABC_GATES = "abc -g AND,NAND,OR,NOR,XOR,XNOR,MUX"
+#: the yosys passes after its coarse synthesis (``synth -run begin:fine``), with the maps kept as
+#: memories: ``synth``'s fine passes but ``memory_map``, then the generic gates
 SYNTH_FINE = f"opt -fast -full; techmap; opt -fast; {ABC_GATES}; opt -fast"
 
 

@@ -8,10 +8,11 @@ otherwise clipped to the nearest end; a pair with both cells stuck gives ``s+ - 
 pairs are exact. Which weight lands on which pair is free: the DAC gather of a tile's inputs and
 the accumulation of its ADC outputs are index tables, so a logical column may read any physical
 pair of bit lines and a logical row may drive any physical word line of its bank: the word lines
-``w`` with ``w = row (mod bank)``, ``bank`` the datapath's lanes (``--lanes``; 1 with ``--row-banks
-off``), because the tile's gather lanes each write one bank of its DAC registers (backend/verilog.py,
-``step_lanes``: a word line needs one lane's decoder instead of every lane's). The rows and pair columns a layer leaves
-unused, and those ``--spare-rows`` / ``--spare-cols`` reserve, are the slack.
+``w`` with ``w = row (mod bank)``, ``bank`` the datapath's lanes (``--lanes``; 1 with
+``--row-banks off``), because the tile's gather lanes each write one bank of its DAC registers
+(backend/verilog.py, ``step_lanes``: a word line needs one lane's decoder instead of every lane's).
+The rows and pair columns a layer leaves unused, and those ``--spare-rows`` / ``--spare-cols``
+reserve, are the slack.
 
 The placement minimizes the input-weighted squared weight error of the tile,
 ``sum_i m_i sum_j (w_ij - reach(w_ij, cells at (row_i, col_j)))^2``, where ``m_i`` is the mean
