@@ -5,7 +5,8 @@ measures every output column's result through the ADC. Against what the target l
 network's weights, before a chip's placement put stuck levels under some of them), a
 column j of a layer (its row tiles summed, as the accumulator sums them) reads
 ``meas_j = a_j ideal_j + b_j``: a gain (programming error, drift, a stuck cell the placement could
-not hide) and an offset. The least-squares ``a_j``, ``b_j`` over the read set are absorbed by the
+not hide) and an offset. ``a_j``, ``b_j``, fitted over the read set so that ``(meas_j - b_j) / a_j``
+is the least-squares estimate of ``ideal_j`` (:func:`fit_columns`), are absorbed by the
 layer's digital requantizer, which already has a scale and a bias per column:
 ``(acc - b_j) / a_j * w_j + bias_j`` is ``acc * (w_j / a_j) + (bias_j - b_j w_j / a_j)``, so the
 integer program, the RTL and ``rtl-sim`` carry the calibration in their per-column constants
@@ -39,15 +40,27 @@ MIN_GAIN = 0.05
 
 
 def fit_columns(meas: np.ndarray, ideal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Least-squares gain and offset of every column, ``meas ~ a * ideal + b`` over the rows (read
-    vectors) of ``meas`` and ``ideal`` [vectors, columns]; gain 1 where the ideal column is constant
-    (its offset the mean difference), gain 1 and offset 0 for a dead column."""
-    di = ideal - ideal.mean(axis=0)
-    var = (di * di).sum(axis=0)
-    a = np.where(var > 0, (di * (meas - meas.mean(axis=0))).sum(axis=0) / np.where(var > 0, var, 1.0), 1.0)
-    b = meas.mean(axis=0) - a * ideal.mean(axis=0)
-    bad = ~(a > MIN_GAIN)
-    return np.where(bad, 1.0, a), np.where(bad, 0.0, b)
+    """Gain and offset of every column (``meas ~ a * ideal + b``) over the rows (read vectors) of
+    ``meas`` and ``ideal`` [vectors, columns], fitted so that the requantizer's correction
+    ``(meas - b) / a`` is the least-squares estimate of ``ideal``: the regression of ``ideal`` on
+    ``meas``, ``ideal ~ c meas + d``, with ``a = 1 / c`` and ``b = -d / c``. On a column that reads its
+    weights up to a gain and an offset this is the same as fitting ``meas`` on ``ideal``; on one
+    whose stuck cells the placement could not hide (clipped weights: a part of ``meas`` the ideal
+    does not explain) the fit of ``meas`` on ``ideal`` finds a small gain, and dividing by it
+    amplifies that part, while this fit's correction is never further from ``ideal`` on the read
+    set than the uncorrected column (``c = 1, d = 0`` is one of its candidates). Gain 1 where the
+    ideal column is constant (its offset the mean difference); gain 1 and offset 0 for a dead column
+    (a gain below MIN_GAIN, or a measurement that does not follow the ideal at all)."""
+    mi, mm = ideal.mean(axis=0), meas.mean(axis=0)
+    dm = meas - mm
+    var_m = (dm * dm).sum(axis=0)
+    cov = (dm * (ideal - mi)).sum(axis=0)
+    c = np.where(var_m > 0, cov / np.where(var_m > 0, var_m, 1.0), 0.0)
+    live = (c > 0) & (c * MIN_GAIN < 1.0)
+    a = np.where(live, 1.0 / np.where(live, c, 1.0), 1.0)
+    b = np.where(live, mm - a * mi, 0.0)
+    flat = ~((ideal - mi) ** 2).sum(axis=0).astype(bool)      # no weight on the column: an offset only
+    return np.where(flat, 1.0, a), np.where(flat, mm - mi, b)
 
 
 def calibrate(ir, options, pdk):

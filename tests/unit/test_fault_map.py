@@ -215,3 +215,26 @@ def test_column_fit_recovers_gain_and_offset():
     assert a[4] < MIN_GAIN and ga[4] == 1.0 and gb[4] == 0.0          # a dead column: left alone
     ga, gb = fit_columns(meas[:, :1] * 0 + 1.0, np.zeros((200, 1)))   # no weight on the column
     assert ga[0] == 1.0 and gb[0] == 1.0                             # a pure offset
+
+
+@given(st.integers(0, 2 ** 31 - 1), st.floats(0.0, 3.0))
+@settings(max_examples=40, deadline=None)
+def test_column_fit_never_moves_a_column_away_from_its_ideal(seed, unexplained):
+    """A column whose reads the ideal explains only in part (stuck cells the placement could not
+    hide, read noise): the correction ``(meas - b) / a`` is at least as close to the ideal on the
+    read set as the column left alone, and as the fit of meas on ideal (which divides by a small gain
+    and amplifies the unexplained part)."""
+    from compiler.passes.calibrate import fit_columns
+
+    rng = np.random.default_rng(seed)
+    ideal = rng.normal(size=(64, 6))
+    meas = ideal * rng.uniform(0.1, 1.5, 6) + rng.normal(size=6) + unexplained * rng.normal(size=(64, 6))
+    a, b = fit_columns(meas, ideal)
+    err = (((meas - b) / a - ideal) ** 2).sum(axis=0)
+    assert np.all(err <= ((meas - ideal) ** 2).sum(axis=0) + 1e-9)
+    di = ideal - ideal.mean(axis=0)
+    a_fwd = (di * (meas - meas.mean(axis=0))).sum(axis=0) / (di * di).sum(axis=0)
+    live = a_fwd > 0.05
+    b_fwd = meas.mean(axis=0) - a_fwd * ideal.mean(axis=0)
+    err_fwd = (((meas - b_fwd) / a_fwd - ideal) ** 2).sum(axis=0)
+    assert np.all(err[live] <= err_fwd[live] + 1e-9)
