@@ -172,12 +172,13 @@ def build_parser(parser_class=_Parser) -> argparse.ArgumentParser:
                    "a unit gets: one whose clocks fewer lanes would lengthen by at most 1 %% (a convolution "
                    "whose gather and stores hide under its reads) gets the fewest such. "
                    "The RTL and the report follow it; the arithmetic does not change")
-    c.add_argument("--row-banks", choices=("lanes", "off"), default="lanes",
-                   help="lanes (default): each tile's word lines are in as many banks as the datapath has lanes; a "
-                   "row may only take a word line of its bank (w = row mod L), and each gather lane writes one "
-                   "bank's DAC registers, a decoder a word line (a 4-lane tile wrapper: 14.9 k gates, not 22.5 k); "
-                   "off: any row on any word line of its tile, the fault-aware placement's full freedom (for chips "
-                   "with many stuck cells) at a decoder a lane and word line")
+    c.add_argument("--route-banks", "--row-banks", dest="route_banks", choices=("lanes", "off"), default="lanes",
+                   help="lanes (default): each tile's word lines and bit-line pairs are in as many banks as the "
+                   "datapath has lanes; a row may only take a word line, and a column a pair, of its bank (mod L), "
+                   "so each gather lane writes one bank's DAC registers and each column selects among its bank's "
+                   "pairs (a 4-lane tile wrapper: 8.0 k gates, not 22.5 k); off: any row on any word line and any "
+                   "column on any pair, the fault-aware placement's full freedom (for chips with many stuck cells); "
+                   "--row-banks is its former name")
     c.add_argument("--pipeline", type=_number(positive=True, hi=MAX_STAGES), metavar="S",
                    help="run the chip's program as a pipeline of at most S stages over successive inputs: runs of "
                    "consecutive layers, split so that the slowest stage is the shortest, each with its own "
@@ -620,7 +621,7 @@ def compile_options(args):
                           input_range=tuple(args.input_range), spare_rows=args.spare_rows,
                           spare_cols=args.spare_cols, chip_state=args.chip_state, adc_share=args.adc_share,
                           lanes=args.lanes, pipeline=args.pipeline, conv_blocking=args.conv_blocking,
-                          row_banks=args.row_banks,
+                          route_banks=args.route_banks,
                           finetune_data=None if args.finetune_data is None else tuple(args.finetune_data))
 
 

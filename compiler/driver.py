@@ -28,7 +28,7 @@ from .ir.graph import MATMUL_OPS
 from .ir.verify import verify_ir
 from .ir.segment import segment_model
 from .ir.serialize import ir_to_json
-from .options import DEFAULT_PIPELINE, CompileOptions, lanes_of, row_banks_of
+from .options import DEFAULT_PIPELINE, CompileOptions, lanes_of, route_banks_of
 from .passes.pipeline import run_pipeline
 from .errors import InputError, PdkError, UnsupportedOpError
 from .pdk import Pdk, load_pdk
@@ -173,7 +173,7 @@ def write_design(plan: OutputWriter, ir: IR, pdk: Pdk, options: CompileOptions, 
         plan.add(rel, text)
         if k % 64 == 0:
             progress("SPICE netlists", k // 2, n_tiles)
-    banked = row_banks_of(options) > 1
+    banked = route_banks_of(options) > 1
     for k, (rel, text) in enumerate(emit_verilog(ir, pdk, env, source_sha, prog, per, cuts, banked)):
         plan.add(rel, text)
         if k % 64 == 0:

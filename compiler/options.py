@@ -24,10 +24,13 @@ def lanes_of(options) -> int:
     return DEFAULT_LANES if lanes is None else lanes
 
 
-def row_banks_of(options) -> int:
-    """The word-line banks a placement keeps each tile's rows in: the lanes (:func:`lanes_of`), or 1
-    with ``row_banks`` "off" (``options``: CompileOptions, or a manifest's ``options``)."""
-    banks = options.get("row_banks", "lanes") if isinstance(options, dict) else options.row_banks
+def route_banks_of(options) -> int:
+    """The banks a placement keeps each tile's rows and columns in: the lanes (:func:`lanes_of`), or 1
+    with ``route_banks`` "off" (``options``: CompileOptions, or a manifest's ``options``)."""
+    if isinstance(options, dict):     # a manifest's options (before column banks: "row_banks")
+        banks = options.get("route_banks", options.get("row_banks", "lanes"))
+    else:
+        banks = options.route_banks
     return 1 if banks == "off" else lanes_of(options)
 
 
@@ -74,11 +77,11 @@ class CompileOptions:
     #: "auto": a convolution followed by a b x b pooling of stride b reads each pooling window's b^2
     #: positions in one read where that keeps its tile count (passes/block_conv.py); "off": never.
     conv_blocking: str = "auto"
-    #: "lanes": a tile's word lines are in as many banks as the datapath has lanes, every row placed on
-    #: a word line of its bank (passes/fault_map.py) and every gather lane writing one bank's DAC
-    #: registers (backend/verilog.step_lanes); "off": one bank, any row on any word line of its tile,
-    #: at a decoder a lane and word line.
-    row_banks: str = "lanes"
+    #: "lanes": a tile's word lines and bit-line pairs are in as many banks as the datapath has lanes,
+    #: every row and column placed on a word line and pair of its bank (passes/fault_map.py), every
+    #: gather lane writing one bank's DAC registers and every column selecting among its bank's pairs
+    #: (tile_wrapper.v.j2); "off": one bank, any row on any word line and any column on any pair.
+    route_banks: str = "lanes"
     #: A chip state (.npz, design/chipstate.py): place every tile around that chip's stuck cells and
     #: program its conductances (passes/fault_map.py); None compiles for no chip in particular.
     chip_state: str | None = None

@@ -42,7 +42,7 @@ import numpy as np
 from ..design.chipstate import check_rates, draw_state
 from ..errors import InputError
 from ..passes.calibrate import fit_group
-from ..options import row_banks_of
+from ..options import route_banks_of
 from ..passes.reads import ReadSampler
 from ..passes.fault_map import pair_levels, place_chip, stuck_levels
 from ..frontend.common import check_labels, load_labels
@@ -329,7 +329,7 @@ def _monte_carlo(design: Design, x, ref, y, var: dict, modes: list[str], mc: int
                  done: int, total: int, tune: dict | None = None) -> tuple[dict, int]:
     levels = _tile_levels(design)
     chip = design.manifest.get("chip")
-    bank = row_banks_of(design.manifest["options"])   # a row stays in its word-line bank (passes/fault_map.py)
+    bank = route_banks_of(design.manifest["options"])   # a row stays in its word-line bank (passes/fault_map.py)
     spares: dict = {}
     reads, weights, weights_note = calibration_reads(design, x)
     if chip is not None:

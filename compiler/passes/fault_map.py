@@ -6,13 +6,13 @@ still reaches every difference of one sign: with G+ stuck at level ``s`` the pai
 ``s - G-`` for ``G-`` in ``[0, top]``, so a weight is exact if ``s - top <= w <= s`` and is
 otherwise clipped to the nearest end; a pair with both cells stuck gives ``s+ - s-``. Healthy
 pairs are exact. Which weight lands on which pair is free: the DAC gather of a tile's inputs and
-the accumulation of its ADC outputs are index tables, so a logical column may read any physical
-pair of bit lines and a logical row may drive any physical word line of its bank: the word lines
-``w`` with ``w = row (mod bank)``, ``bank`` the datapath's lanes (``--lanes``; 1 with
-``--row-banks off``), because the tile's gather lanes each write one bank of its DAC registers
-(backend/verilog.py, ``step_lanes``: a word line needs one lane's decoder instead of every lane's).
-The rows and pair columns a layer leaves unused, and those ``--spare-rows`` / ``--spare-cols``
-reserve, are the slack.
+the accumulation of its ADC outputs are index tables, so a logical row may drive any physical word
+line and a logical column may read any physical pair of bit lines of its bank: ``w = row`` and
+``q = column (mod bank)``, ``bank`` the datapath's lanes (``--lanes``; 1 with ``--route-banks off``).
+The tile's gather lanes each write one bank of its DAC registers (backend/verilog.py,
+``step_lanes``), so a word line needs one lane's decoder instead of every lane's, and a column's
+select picks among its bank's pairs only. The rows and pair columns a layer leaves
+unused, and those ``--spare-rows`` / ``--spare-cols`` reserve, are the slack.
 
 The placement minimizes the input-weighted squared weight error of the tile,
 ``sum_i m_i sum_j (w_ij - reach(w_ij, cells at (row_i, col_j)))^2``, where ``m_i`` is the mean
@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..options import row_banks_of
+from ..options import route_banks_of
 from .reads import tile_reads
 
 #: cells per cost block: the row and column costs are built in slices of at most this many terms
@@ -63,8 +63,9 @@ def placement_cost(w, sp, sn, rows, cols, top, m) -> float:
     return float(m @ e.sum(axis=1))
 
 
-def _col_cost(w, sp, sn, rows, top, m) -> np.ndarray:
-    """[c, P]: the cost of logical column j on physical pair column q, rows fixed."""
+def _col_cost(w, sp, sn, rows, top, m, bank: int = 1) -> np.ndarray:
+    """[c, P]: the cost of logical column j on physical pair column q, rows fixed; infinite where q
+    is not in column j's bank (``q != j (mod bank)``)."""
     r, c = w.shape
     P = sp.shape[1]
     out = np.empty((c, P))
@@ -74,6 +75,8 @@ def _col_cost(w, sp, sn, rows, top, m) -> np.ndarray:
         q1 = min(P, q0 + step)
         e = _sq_err(w[:, :, None], a[:, None, q0:q1], b[:, None, q0:q1], top)    # [r, c, q]
         out[:, q0:q1] = np.einsum("i,ijq->jq", m, e)
+    if bank > 1:
+        out[(np.arange(P)[None, :] - np.arange(c)[:, None]) % bank != 0] = np.inf
     return out
 
 
@@ -98,8 +101,8 @@ def place_tile(w: np.ndarray, sp: np.ndarray, sn: np.ndarray, top: float, m: np.
                rounds: int = ROUNDS, bank: int = 1) -> tuple[np.ndarray, np.ndarray, float, float]:
     """Physical word line of each logical row and physical pair column of each logical column of
     the weights ``w`` [r, c] (level differences) on a tile whose cells are stuck at ``sp`` / ``sn``
-    [R, P] (NaN: healthy; R >= r, P >= c), each row on a word line of its bank (``rows[i] = i (mod
-    bank)``; the identity placement is one). Returns ``(rows, cols, cost at the identity placement,
+    [R, P] (NaN: healthy; R >= r, P >= c), each row on a word line and each column on a pair of its
+    bank (``rows[i] = i``, ``cols[j] = j (mod bank)``; the identity placement is one). Returns ``(rows, cols, cost at the identity placement,
     cost of the placement)``."""
     from scipy.optimize import linear_sum_assignment
 
@@ -114,7 +117,7 @@ def place_tile(w: np.ndarray, sp: np.ndarray, sn: np.ndarray, top: float, m: np.
         improved = False
         for which in ("cols", "rows"):
             if which == "cols":
-                _, cand = linear_sum_assignment(_col_cost(w, sp, sn, rows, top, m))
+                _, cand = linear_sum_assignment(_col_cost(w, sp, sn, rows, top, m, bank))
                 cost = placement_cost(w, sp, sn, rows, cand, top, m)
             else:
                 _, cand = linear_sum_assignment(_row_cost(w, sp, sn, cols, top, m, bank))
@@ -163,8 +166,8 @@ def place_chip(tiles: dict, state, weights: dict | None = None, spares: dict | N
     """:func:`place_tile` for every tile ``{name: (lpos, lneg)}`` (target levels) on the chip state
     ``state`` (:class:`compiler.design.chipstate.ChipState`), with ``weights`` ``{name: m [rows]}``
     where known; ``spares`` ``{name: (rows, cols)}`` keeps a tile's last spare word lines and pairs
-    out of the placement (the placement without the spares' repair); ``bank``: the word-line banks
-    (:func:`place_tile`, the design's lanes). Per tile: ``rows``, ``cols``
+    out of the placement (the placement without the spares' repair); ``bank``: the word-line and
+    pair banks (:func:`place_tile`, the design's lanes). Per tile: ``rows``, ``cols``
     (physical indices) and the weighted squared level error at the identity placement
     (``cost_before``) and at this one (``cost``)."""
     top = float(state.header["levels"] - 1)
@@ -213,7 +216,7 @@ def fault_map(ir, options, pdk):
         p = d["params"]
         sp, sn = state.stuck_levels(t)
         w = p["lpos"].astype(np.float64) - p["lneg"]
-        rows, cols, base, best = place_tile(w, sp, sn, top, (weights or {}).get(t), bank=row_banks_of(options))
+        rows, cols, base, best = place_tile(w, sp, sn, top, (weights or {}).get(t), bank=route_banks_of(options))
         ix = np.ix_(rows, cols)
         spl, snl = sp[ix], sn[ix]
         lp, ln = pair_levels(p["lpos"], p["lneg"], spl, snl, top)

@@ -139,9 +139,9 @@ def test_bad_lanes(tmp_path, lanes, needle):
     assert_clean_error(r, "--lanes", needle, out=out)
 
 
-def test_bad_row_banks(tmp_path):
-    r, out = compile_err(tmp_path, MLP / "model.onnx", "--row-banks", "4")
-    assert_clean_error(r, "--row-banks", "invalid choice", "'lanes', 'off'", out=out)
+def test_bad_route_banks(tmp_path):
+    r, out = compile_err(tmp_path, MLP / "model.onnx", "--route-banks", "4")
+    assert_clean_error(r, "--route-banks", "invalid choice", "'lanes', 'off'", out=out)
 
 
 @pytest.mark.parametrize("stages, needle", [("0", "must be positive"), ("65", "<= 64"), ("two", "not an integer")])

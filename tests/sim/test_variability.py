@@ -94,9 +94,11 @@ def test_one_chip_programmed_verified_and_run(sky, digits, tmp_path):
         p = d.ir.g.nodes[t["name"]]["params"]
         rows, cols = t["placement"]["rows"], t["placement"]["cols"]
         assert len(set(rows)) == len(rows) == t["rows"][1] - t["rows"][0]
-        # each row within its word-line bank: the 4-lane tile wrapper writes word line w from
-        # gather lane w mod 4 only (rtl-sim below runs these placements bit-exactly)
+        # each row and column within its bank: the 4-lane tile wrapper writes word line w from
+        # gather lane w mod 4 only, and column j selects among the pairs j mod 4 (rtl-sim below
+        # runs these placements bit-exactly)
         assert all((w - i) % 4 == 0 for i, w in enumerate(rows)), rows
+        assert all((q - j) % 4 == 0 for j, q in enumerate(cols)), cols
         ix = np.ix_(rows, cols)
         assert np.array_equal(p["stuck"][0], state.stuck[t["name"]][0][ix])
         for k, g in ((0, "gpos"), (1, "gneg")):
@@ -258,9 +260,10 @@ def test_recurrent_layers_are_calibrated_per_side(tmp_path, monkeypatch):
     monkeypatch.undo()
     with_cal, without = snr(chip), snr(tmp_path / "uncal")
     assert with_cal > without + 2.0, (with_cal, without)
-    # the placement moved rows, each within its word-line bank (a 4-lane tile wrapper writes word
-    # line w from gather lane w mod 4 only), and the RTL is bit-exact on them
-    moved = [(i, w) for t in m["tiles"] for i, w in enumerate(t["placement"]["rows"]) if w != i]
+    # the placement moved rows and columns, each within its bank (a 4-lane tile wrapper writes word
+    # line w from gather lane w mod 4 only, and column j reads a pair j mod 4), and the RTL is
+    # bit-exact on them
+    moved = [(i, w) for t in m["tiles"] for k in ("rows", "cols") for i, w in enumerate(t["placement"][k]) if w != i]
     assert moved and all((w - i) % 4 == 0 for i, w in moved), moved
     r = amsc("rtl-sim", chip, "--inputs", x, "--limit", "2", "--simulator", "icarus")
     assert r.returncode == 0 and "bit-exact" in r.stderr, r.stderr
@@ -428,13 +431,14 @@ def test_evaluate_mc_fine_tunes_each_chip(sky, digits, tmp_path):
     default applied to mc.modes, in eval.html, and bad uses are refused in one line."""
     require_tool("iverilog")
     x, y = _train_digits(tmp_path)
-    # 65 % of the cells stuck, the regime --row-banks off is for (every row free to take any word
+    # 65 % of the cells stuck, the regime --route-banks off is for (every row free to take any word
     # line): calibration leaves the chips at ~76 % (docs/variability.md)
     out = tmp_path / "mlp_free"
-    r = amsc("compile", MLP / "model.onnx", "-o", out, "--pdk", "sky130_1t1r", "--row-banks", "off")
+    r = amsc("compile", MLP / "model.onnx", "-o", out, "--pdk", "sky130_1t1r", "--route-banks", "off")
     assert r.returncode == 0, r.stderr
     e, r = _mc(out, digits, "--stuck-rates", "0.15", "0.5", "--finetune-data", x, y)
-    # the default word-line banks (a quarter of the word lines to each row) place these chips worse
+    # the default banks (a quarter of the word lines to each row, of the pairs to each column) place
+    # these chips worse
     banked, _ = _mc(sky / "mlp", digits, "--stuck-rates", "0.15", "0.5")
     for mode, abl in banked["mc"]["remedies"]["ablation"].items():
         assert abl["mapping"]["mean"] < e["mc"]["remedies"]["ablation"][mode]["mapping"]["mean"] - 0.1, mode

@@ -78,8 +78,9 @@ def test_placement_finds_the_exact_placement_a_permuted_chip_hides():
 @given(st.integers(0, 2 ** 31 - 1), st.floats(0.0, 0.4), st.sampled_from([1, 2, 4]))
 @settings(max_examples=25, deadline=None)
 def test_placement_is_never_worse_than_where_the_compiler_put_the_weights(seed, rate, bank):
-    """... and keeps every row in its word-line bank (``rows[i] = i (mod bank)``: the tile wrapper
-    writes word line w from one gather lane only)."""
+    """... and keeps every row and column in its bank (``rows[i] = i``, ``cols[j] = j (mod bank)``:
+    the tile wrapper writes word line w from one gather lane only, and a column selects among its
+    bank's pairs)."""
     rng = np.random.default_rng(seed)
     r, c = rng.integers(1, 9), rng.integers(1, 6)
     R, P = r + rng.integers(0, 4), c + rng.integers(0, 3)
@@ -92,7 +93,7 @@ def test_placement_is_never_worse_than_where_the_compiler_put_the_weights(seed, 
     assert best == pytest.approx(placement_cost(w, stuck[0], stuck[1], rows, cols, TOP, m))
     assert len(set(rows.tolist())) == r and len(set(cols.tolist())) == c
     assert rows.max() < R and cols.max() < P
-    assert np.all((rows - np.arange(r)) % bank == 0), rows
+    assert np.all((rows - np.arange(r)) % bank == 0) and np.all((cols - np.arange(c)) % bank == 0), (rows, cols)
 
 
 def test_banked_placement_finds_the_exact_placement_within_the_banks():

@@ -17,7 +17,8 @@
 // The macro is the tile's physical array, PROWS word lines by PCOLS pairs of bit lines. Which word
 // line each input row drives and which pair each output column reads is the routing register, so a
 // chip whose test found stuck cells places its rows and columns around them (manifest: placement;
-// passes/fault_map.py) with the same RTL. Its bits, from bit 0: input row i's word line
+// passes/fault_map.py) with the same RTL, each row and column within its bank: word line w = row
+// and pair q = column, modulo BANK. Its bits, from bit 0: input row i's word line
 // ([i*RSEL_BITS +: RSEL_BITS]), then output column j's pair ([ROWS*RSEL_BITS + j*CSEL_BITS +:
 // CSEL_BITS]). The scan chain runs through the macro's level register (scan_in is the macro's
 // scan_out) and then the routing register.
@@ -102,8 +103,16 @@ module tiny_tile #(
     generate for (g = 0; g < PCOLS; g = g + 1) begin : pair
         assign pair_code[g] = adc_phys[g*ADC_BITS +: ADC_BITS];
     end endgenerate
-    always @* for (i = 0; i < COLS; i = i + 1)
-        adc_code[i*ADC_BITS +: ADC_BITS] = pair_code[route[PAIR0 + i*CSEL_BITS +: CSEL_BITS]];
+    // (a pair of its bank: q = j modulo BANK, so with BANK a power of two those low bits of the
+    // select are a constant and it picks among PCOLS/BANK pairs)
+    /* verilator lint_off UNUSEDSIGNAL */
+    reg  [31:0]              cs;                          // its low CSEL_BITS select the pair
+    /* verilator lint_on UNUSEDSIGNAL */
+    always @* for (i = 0; i < COLS; i = i + 1) begin
+        cs = {{(32-CSEL_BITS){1'b0}}, route[PAIR0 + i*CSEL_BITS +: CSEL_BITS]};
+        if (POW2 != 0) cs = (cs & ~(BANK - 1)) | (i % BANK);
+        adc_code[i*ADC_BITS +: ADC_BITS] = pair_code[cs[CSEL_BITS-1:0]];
+    end
 
     // lane l writes its code to the word line its row is routed to, which is in its bank (the word
     // lines w = l - ROW0_MOD modulo BANK): a decoder and an and-or over its bank's word lines only,
