@@ -239,3 +239,18 @@ def test_column_fit_never_moves_a_column_away_from_its_ideal(seed, unexplained):
     b_fwd = meas.mean(axis=0) - a_fwd * ideal.mean(axis=0)
     err_fwd = (((meas - b_fwd) / a_fwd - ideal) ** 2).sum(axis=0)
     assert np.all(err[live] <= err_fwd[live] + 1e-9)
+
+
+def test_route_banks_from_options_manifests_and_the_former_flag():
+    """The banks a placement keeps rows and columns in: the lanes, or one with ``off``; a manifest
+    written before column banks names the option ``row_banks``; ``--row-banks`` still parses."""
+    from compiler.cli import build_parser, compile_options
+    from compiler.options import CompileOptions, route_banks_of
+
+    assert route_banks_of(CompileOptions()) == 4 and route_banks_of(CompileOptions(route_banks="off")) == 1
+    assert route_banks_of(CompileOptions(lanes=2)) == 2
+    assert route_banks_of({"route_banks": "lanes", "lanes": 8}) == 8
+    assert route_banks_of({"row_banks": "off", "lanes": 8}) == 1 and route_banks_of({"lanes": 2}) == 2
+    for flag in ("--route-banks", "--row-banks"):
+        args = build_parser().parse_args(["compile", "m.onnx", "-o", "out", flag, "off"])
+        assert compile_options(args).route_banks == "off"

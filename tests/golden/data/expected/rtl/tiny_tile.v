@@ -117,7 +117,7 @@ module tiny_tile #(
     // lane l writes its code to the word line its row is routed to, which is in its bank (the word
     // lines w = l - ROW0_MOD modulo BANK): a decoder and an and-or over its bank's word lines only,
     // the other bits masked off by a constant. With BANK = LANES the lanes' banks are apart; with
-    // one bank (--row-banks off) every lane decodes every word line. (Whole-vector operations in a
+    // one bank (--route-banks off) every lane decodes every word line. (Whole-vector operations in a
     // loop over the lanes: Verilator unrolls a loop over the word lines in every instance.)
     function automatic [PROWS*DAC_BITS-1:0] bank_mask(input integer r);
         integer w;
