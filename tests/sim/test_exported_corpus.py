@@ -88,10 +88,12 @@ def test_corpus_model_compiles_and_runs_like_onnxruntime(name, compiled):
         assert agree >= top1, r.stderr
 
 
-#: unet_small runs in Verilator: 25 s with its C++ build, against 130 s in Icarus (227,584 clocks)
-@pytest.mark.parametrize("name, rows, sim", [("conv1d_kws", 4, "icarus"), ("mlp_dynamo", 4, "icarus"),
-                                             ("lstm_classifier", 4, "icarus"), ("gru_classifier", 4, "icarus"),
-                                             ("lstm_dynamo", 2, "icarus"), ("unet_small", 1, "verilator")])
+#: unet_small runs in Verilator: 25 s with its C++ build, against 130 s in Icarus (227,584 clocks); so
+#: do the exports whose scan chains are long (mlp_dynamo's 311 k bits: 20 s against 86 s; the GRU's
+#: 452 k: 22 s against 92 s); conv1d_kws and the LSTM keep Icarus in the suite
+@pytest.mark.parametrize("name, rows, sim", [("conv1d_kws", 4, "icarus"), ("mlp_dynamo", 4, "verilator"),
+                                             ("lstm_classifier", 4, "icarus"), ("gru_classifier", 4, "verilator"),
+                                             ("lstm_dynamo", 2, "verilator"), ("unet_small", 1, "verilator")])
 def test_small_corpus_chips_are_bit_exact_in_rtl_sim(name, rows, sim, compiled):
     import subprocess
 
