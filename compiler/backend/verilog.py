@@ -526,8 +526,8 @@ def _datapath_ctx(prog: dict, tiles: list[dict], lanes: int | list[int] = 1, lat
     ``latency``: the macros' (macro_latency), which bounds the stores that may overlap a read
     (:func:`stores_overlap`); ``cuts``: the pipeline's stages
     (:func:`pipeline_stages`; one stage when None), each its own sequencer (:func:`_stage_ctx`);
-    ``banked``: the tiles' word lines in banks of their layer's lanes (:func:`step_lanes`; False:
-    ``--route-banks off``, one bank)."""
+    ``banked``: the tiles' word lines and pairs in banks of their layer's lanes (:func:`step_lanes`;
+    False: ``--route-banks off``, one bank)."""
     bd, ba, ob = prog["dac_bits"], prog["adc_bits"], prog["out_bits"]
     per = _per_step(prog, lanes)
     iw = index_width(prog, max(per))
@@ -805,7 +805,7 @@ def emit_verilog(ir: IR, pdk, env, source_sha: str, prog: dict | None, lanes: in
     files come only while the scan chain is at most SIM_MAX_SCAN_BITS long; ``lanes``: the datapath's
     elements a clock, every step's or one count (_datapath_ctx); ``cuts``: the pipeline's stages,
     each its steps ``[a, b)`` (``rtl_cycles``' ``stages``; one stage when None); ``banked``: the
-    tiles' word lines in banks (``--route-banks``, _datapath_ctx)."""
+    tiles' word lines and pairs in banks (``--route-banks``, _datapath_ctx)."""
     prefix = sanitize(ir.name)
     level_bits = max(1, math.ceil(math.log2(pdk.levels)))
     tiles = _tile_ctx(ir, prefix, pdk, level_bits, bipolar_tiles(prog))

@@ -329,7 +329,7 @@ def _monte_carlo(design: Design, x, ref, y, var: dict, modes: list[str], mc: int
                  done: int, total: int, tune: dict | None = None) -> tuple[dict, int]:
     levels = _tile_levels(design)
     chip = design.manifest.get("chip")
-    bank = route_banks_of(design.manifest["options"])   # a row stays in its word-line bank (passes/fault_map.py)
+    bank = route_banks_of(design.manifest["options"])   # rows and columns stay in their banks (passes/fault_map.py)
     spares: dict = {}
     reads, weights, weights_note = calibration_reads(design, x)
     if chip is not None:
