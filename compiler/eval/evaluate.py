@@ -42,9 +42,8 @@ import numpy as np
 from ..design.chipstate import check_rates, draw_state
 from ..errors import InputError
 from ..passes.calibrate import fit_group
-from ..options import route_banks_of
 from ..passes.reads import ReadSampler
-from ..passes.fault_map import pair_levels, place_chip, stuck_levels
+from ..passes.fault_map import pair_levels, place_chip, stuck_levels, tile_banks
 from ..frontend.common import check_labels, load_labels
 from ..verify.report import figure, png_bytes, render_page, write_page
 from .run import Design, agreement
@@ -329,7 +328,7 @@ def _monte_carlo(design: Design, x, ref, y, var: dict, modes: list[str], mc: int
                  done: int, total: int, tune: dict | None = None) -> tuple[dict, int]:
     levels = _tile_levels(design)
     chip = design.manifest.get("chip")
-    bank = route_banks_of(design.manifest["options"])   # rows and columns stay in their banks (passes/fault_map.py)
+    bank = tile_banks(design.ir, design.manifest["options"])   # rows and columns stay in their banks
     spares: dict = {}
     reads, weights, weights_note = calibration_reads(design, x)
     if chip is not None:

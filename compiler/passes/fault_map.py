@@ -11,7 +11,8 @@ line and a logical column may read any physical pair of bit lines of its bank: `
 ``q = column (mod bank)``, ``bank`` the datapath's lanes (``--lanes``; 1 with ``--route-banks off``).
 The tile's gather lanes each write one bank of its DAC registers (backend/verilog.py,
 ``step_lanes``), so a word line needs one lane's decoder instead of every lane's, and a column's
-select picks among its bank's pairs only. The rows and pair columns a layer leaves
+select picks among its bank's pairs only; a recurrent layer's tiles are not banked (:func:`tile_banks`).
+The rows and pair columns a layer leaves
 unused, and those ``--spare-rows`` / ``--spare-cols`` reserve, are the slack.
 
 The placement minimizes the input-weighted squared weight error of the tile,
@@ -161,13 +162,23 @@ def stuck_levels(p: dict, g_min: float, g_step: float) -> tuple[np.ndarray, np.n
     return tuple(np.where(st[k] != 0, (p[g] - g_min) / g_step, np.nan) for k, g in ((0, "gpos"), (1, "gneg")))
 
 
+def tile_banks(ir, options) -> dict[str, int]:
+    """Per tile, the banks its placement keeps its rows and columns in (:func:`place_tile`): the
+    design's (``--route-banks``, ``options``: CompileOptions or a manifest's options), or 1 for the
+    tiles of a recurrent layer, whose tile wrappers are not banked (a recurrent layer's gather
+    writes one row at a time: backend/verilog.py gives them BANK 1)."""
+    bank = route_banks_of(options)
+    return {t: 1 if any(ir.g.nodes[n]["attrs"].get("recurrent") for n in ir.g.successors(t)) else bank
+            for t in ir.nodes_of("xbar_tile")}
+
+
 def place_chip(tiles: dict, state, weights: dict | None = None, spares: dict | None = None,
-               bank: int = 1) -> dict[str, dict]:
+               bank: int | dict = 1) -> dict[str, dict]:
     """:func:`place_tile` for every tile ``{name: (lpos, lneg)}`` (target levels) on the chip state
     ``state`` (:class:`compiler.design.chipstate.ChipState`), with ``weights`` ``{name: m [rows]}``
     where known; ``spares`` ``{name: (rows, cols)}`` keeps a tile's last spare word lines and pairs
     out of the placement (the placement without the spares' repair); ``bank``: the word-line and
-    pair banks (:func:`place_tile`, the design's lanes). Per tile: ``rows``, ``cols``
+    pair banks (:func:`place_tile`), one count or each tile's (:func:`tile_banks`). Per tile: ``rows``, ``cols``
     (physical indices) and the weighted squared level error at the identity placement
     (``cost_before``) and at this one (``cost``)."""
     top = float(state.header["levels"] - 1)
@@ -178,7 +189,8 @@ def place_chip(tiles: dict, state, weights: dict | None = None, spares: dict | N
             sr, sc = spares[name]
             sp, sn = sp[:sp.shape[0] - sr, :sp.shape[1] - sc], sn[:sn.shape[0] - sr, :sn.shape[1] - sc]
         w = np.asarray(lp, np.float64) - np.asarray(ln, np.float64)
-        rows, cols, base, best = place_tile(w, sp, sn, top, (weights or {}).get(name), bank=bank)
+        rows, cols, base, best = place_tile(w, sp, sn, top, (weights or {}).get(name),
+                                            bank=bank.get(name, 1) if isinstance(bank, dict) else bank)
         out[name] = {"rows": rows, "cols": cols, "cost_before": base, "cost": best}
     return out
 
@@ -209,6 +221,7 @@ def fault_map(ir, options, pdk):
                        ir.name)
     ir = ir.copy()
     weights = tile_row_weights(ir, options.calibration, options.seed)
+    banks = tile_banks(ir, options)
     top = float(pdk.levels - 1)
     step = (pdk.g_max - pdk.g_min) / top
     for t in tiles:
@@ -216,7 +229,7 @@ def fault_map(ir, options, pdk):
         p = d["params"]
         sp, sn = state.stuck_levels(t)
         w = p["lpos"].astype(np.float64) - p["lneg"]
-        rows, cols, base, best = place_tile(w, sp, sn, top, (weights or {}).get(t), bank=route_banks_of(options))
+        rows, cols, base, best = place_tile(w, sp, sn, top, (weights or {}).get(t), bank=banks[t])
         ix = np.ix_(rows, cols)
         spl, snl = sp[ix], sn[ix]
         lp, ln = pair_levels(p["lpos"], p["lneg"], spl, snl, top)
