@@ -64,6 +64,15 @@ def placement_cost(w, sp, sn, rows, cols, top, m) -> float:
     return float(m @ e.sum(axis=1))
 
 
+def _forbid_other_banks(cost: np.ndarray, bank: int) -> np.ndarray:
+    """``cost`` [n, N] (logical line i on physical line k) with every k not in i's bank
+    (``k != i (mod bank)``) made infinite, in place; returned."""
+    if bank > 1:
+        n, N = cost.shape
+        cost[(np.arange(N)[None, :] - np.arange(n)[:, None]) % bank != 0] = np.inf
+    return cost
+
+
 def _col_cost(w, sp, sn, rows, top, m, bank: int = 1) -> np.ndarray:
     """[c, P]: the cost of logical column j on physical pair column q, rows fixed; infinite where q
     is not in column j's bank (``q != j (mod bank)``)."""
@@ -76,9 +85,7 @@ def _col_cost(w, sp, sn, rows, top, m, bank: int = 1) -> np.ndarray:
         q1 = min(P, q0 + step)
         e = _sq_err(w[:, :, None], a[:, None, q0:q1], b[:, None, q0:q1], top)    # [r, c, q]
         out[:, q0:q1] = np.einsum("i,ijq->jq", m, e)
-    if bank > 1:
-        out[(np.arange(P)[None, :] - np.arange(c)[:, None]) % bank != 0] = np.inf
-    return out
+    return _forbid_other_banks(out, bank)
 
 
 def _row_cost(w, sp, sn, cols, top, m, bank: int = 1) -> np.ndarray:
@@ -93,9 +100,7 @@ def _row_cost(w, sp, sn, cols, top, m, bank: int = 1) -> np.ndarray:
         p1 = min(R, p0 + step)
         e = _sq_err(w[:, None, :], a[None, p0:p1], b[None, p0:p1], top)           # [r, p, c]
         out[:, p0:p1] = e.sum(axis=2) * m[:, None]
-    if bank > 1:
-        out[(np.arange(R)[None, :] - np.arange(r)[:, None]) % bank != 0] = np.inf
-    return out
+    return _forbid_other_banks(out, bank)
 
 
 def place_tile(w: np.ndarray, sp: np.ndarray, sn: np.ndarray, top: float, m: np.ndarray | None = None,
@@ -103,8 +108,8 @@ def place_tile(w: np.ndarray, sp: np.ndarray, sn: np.ndarray, top: float, m: np.
     """Physical word line of each logical row and physical pair column of each logical column of
     the weights ``w`` [r, c] (level differences) on a tile whose cells are stuck at ``sp`` / ``sn``
     [R, P] (NaN: healthy; R >= r, P >= c), each row on a word line and each column on a pair of its
-    bank (``rows[i] = i``, ``cols[j] = j (mod bank)``; the identity placement is one). Returns ``(rows, cols, cost at the identity placement,
-    cost of the placement)``."""
+    bank (``rows[i] = i``, ``cols[j] = j (mod bank)``; the identity placement is one). Returns
+    ``(rows, cols, cost at the identity placement, cost of the placement)``."""
     from scipy.optimize import linear_sum_assignment
 
     w = np.asarray(w, dtype=np.float64)
