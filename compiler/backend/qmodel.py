@@ -433,6 +433,8 @@ def _remap_unit(ir: IR, n: str, maps: dict, steps: list, vals: dict, pdk, fused:
     if d["op"] == "act" and not maps[ir.inputs(n)[0]]["signed"]:
         maps[n] = maps[ir.inputs(n)[0]]
         return
+    if _concat_in_place(ir, n, maps, steps, vals, pdk):
+        return
     steps.append(_remap_step(ir, n, maps, vals, pdk, len(steps)))
     maps[n] = steps[-1]["dst"]
 
@@ -463,8 +465,7 @@ def _add_step(ir: IR, n: str, maps: dict, steps: list, vals: dict, pdk, fused: s
 def _layer_step(ir: IR, n: str, maps: dict, steps: list, vals: dict, pdk, fused: set) -> None:
     """A crossbar layer: its tiles' reads, the ADCs, the accumulator, the requantizer and the
     activation unit."""
-    bd, ba = pdk.dac_bits, pdk.adc_bits
-    dmax = 2 ** bd - 1
+    bd = pdk.dac_bits
     d = ir.g.nodes[n]
     a = d["attrs"]
     tiles = ir.inputs(n)
@@ -474,19 +475,40 @@ def _layer_step(ir: IR, n: str, maps: dict, steps: list, vals: dict, pdk, fused:
         geo = {k: ir.g.nodes[feed]["attrs"][k] for k in ("kernel", "stride", "pads", "dilation")}
         feed = ir.inputs(feed)[0]
     src = maps[feed]
-    act = a["activation"]
     final = _host_only(ir, n)   # read by the host alone: 16-bit results, not DAC codes
-    t0 = ir.g.nodes[tiles[0]]["attrs"]
-    lsb = 2.0 * t0["adc_full_scale_a"] / 2 ** ba
-    kappa = pdk.v_read * pdk.g_step / (dmax * lsb)
+    kappa = _kappa(ir.g.nodes[tiles[0]]["attrs"], pdk)
     sk = _fixed(np.array([kappa]), 18)
     if a.get("recurrent"):
         _recurrent_layer(ir, n, maps, steps, pdk, src, tiles, kappa, sk)
         return
-    p = d["params"]
+    unit, rq = _requantizer(ir, n, src, kappa, vals[n], vals.get((n, "pre")), final, pdk)
+    shape = list(d["shape"])
+    maps[n] = feature_map(f"l{len(steps)}", shape, unit["s_out"], unit["signed"], bd, final)
+    tl = _tile_list(ir, tiles)
+    # positions: a convolution's output pixels, or the tokens of a per-token layer ([T, M]: each
+    # token reads the same crossbar, its inputs at token * K, its outputs at token * M)
+    positions = int(np.prod(shape[1:])) if geo else int(np.prod(shape[:-1]))
+    steps.append({"kind": "layer", "name": n, "src": src, "dst": maps[n], "conv": geo, "tiles": tl,
+                  "rows": max(t["row1"] for t in tl), "cols": len(rq["mq"]),  # rows: the layer's inputs (K)
+                  "positions": positions, "tokens": geo is None and len(shape) > 1,
+                  "kq": int(round(kappa * 2 ** sk)), "sk": sk, **rq, "final": final, "acc_bits": a["acc_bits"]})
+
+
+def _kappa(t0: dict, pdk) -> float:
+    """ADC codes per unit of the integer level sum, for a layer whose first tile's attributes are ``t0``."""
+    lsb = 2.0 * t0["adc_full_scale_a"] / 2 ** pdk.adc_bits
+    return pdk.v_read * pdk.g_step / ((2 ** pdk.dac_bits - 1) * lsb)
+
+
+def _requantizer(ir: IR, n: str, src: dict, kappa: float, post, pre, final: bool, pdk) -> tuple[dict, dict]:
+    """Layer ``n``'s activation unit (:func:`activation_unit`) for its calibrated output range
+    ``post`` and its requantizer: per column, ``mq`` and ``bq`` for the shift ``s``, and the
+    registers' widths. Returns (unit, step fields)."""
+    p = ir.g.nodes[n]["params"]
     w_scale, bias = p["w_scale"], p["b"]
     M = src["scale"] * pdk.g_step * w_scale / kappa
-    unit = activation_unit(act, final, vals[n], dmax, f"layer '{n}'", pdk, vals.get((n, "pre")))
+    unit = activation_unit(ir.g.nodes[n]["attrs"]["activation"], final, post, 2 ** pdk.dac_bits - 1,
+                           f"layer '{n}'", pdk, pre)
     s_z = unit["s_z"]
     # the shift and the register widths from the layer as compiled: a chip's calibration (w_scale,
     # b of calibrate) changes only the per-column constants the scan chain loads
@@ -495,17 +517,51 @@ def _layer_step(ir: IR, n: str, maps: dict, steps: list, vals: dict, pdk, fused:
     mq = np.rint(M / s_z * 2 ** s).astype(np.int64)
     bq = np.rint(bias / s_z * 2 ** s).astype(np.int64) + (1 << s >> 1)
     mq_bits, bq_bits = _requant_bits(n, s, ((mq, "scale"),), ((bq, "bias"),))
-    shape = list(d["shape"])
-    maps[n] = feature_map(f"l{len(steps)}", shape, unit["s_out"], unit["signed"], bd, final)
-    tl = _tile_list(ir, tiles)
-    # positions: a convolution's output pixels, or the tokens of a per-token layer ([T, M]: each
-    # token reads the same crossbar, its inputs at token * K, its outputs at token * M)
-    positions = int(np.prod(shape[1:])) if geo else int(np.prod(shape[:-1]))
-    steps.append({"kind": "layer", "name": n, "src": src, "dst": maps[n], "conv": geo, "tiles": tl,
-                  "rows": max(t["row1"] for t in tl), "cols": len(bias),  # rows: the layer's inputs (K)
-                  "positions": positions, "tokens": geo is None and len(shape) > 1,
-                  "kq": int(round(kappa * 2 ** sk)), "sk": sk, "mq": mq, "bq": bq, "s": s, "act": unit["act"],
-                  "mq_bits": mq_bits, "bq_bits": bq_bits, "final": final, "acc_bits": a["acc_bits"]})
+    return unit, {"mq": mq, "bq": bq, "s": s, "act": unit["act"], "mq_bits": mq_bits, "bq_bits": bq_bits}
+
+
+def _concat_in_place(ir: IR, n: str, maps: dict, steps: list, vals: dict, pdk) -> bool:
+    """Concat ``n`` as no step of its own, where every part is the output of a layer step that
+    nothing else reads (a SqueezeNet fire module's two expand convolutions): the layers store into
+    the concatenation's map, each at its part's first element (``base``), requantized to the
+    concatenation's scale (their activation units for its calibrated range, one rounding instead of
+    a layer's and the data-movement unit's). The parts must be contiguous in the map (the axes
+    before the concat axis of size 1: a feature map's channels, a vector's elements), and the
+    layers' activations saturating ones (ReLU, Clip, none, LeakyReLU) of one signedness. The
+    layers then write one map, so a pipeline keeps them in one stage (backend/verilog.pipeline_stages).
+    Returns whether it did; otherwise the data-movement unit copies the parts (:func:`_remap_step`)."""
+    d = ir.g.nodes[n]
+    if d["op"] != "concat":
+        return False
+    ins = ir.inputs(n)
+    shape, ax = list(d["shape"]), d["attrs"]["axis"]
+    if d["attrs"].get("consts") or len(set(ins)) != len(ins) or any(x != 1 for x in shape[:ax]):
+        return False
+    layer_of = {id(st["dst"]): st for st in steps if st["kind"] == "layer"}
+    lays = [layer_of.get(id(maps[i])) for i in ins]
+    if any(st is None or st["name"] != i or st.get("recur") or st.get("group") or st["final"] or "base" in st
+           or ir.consumers(i) != [n] or st["act"]["kind"] not in ("clamp", "leaky") for st, i in zip(lays, ins)):
+        return False
+    new = []
+    for st in lays:
+        t0 = ir.g.nodes[st["tiles"][0]["name"]]["attrs"]
+        unit, rq = _requantizer(ir, st["name"], st["src"], _kappa(t0, pdk), vals[n], None, False, pdk)
+        new.append((unit, rq))
+    if len({u["signed"] for u, _ in new}) != 1 or any(u["act"]["kind"] != st["act"]["kind"]
+                                                     for (u, _), st in zip(new, lays)):
+        return False
+    unit = new[0][0]
+    first = next(k for k, st in enumerate(steps) if st is lays[0])
+    cmap = feature_map(f"c{first}", shape, unit["s_out"], unit["signed"], pdk.dac_bits)
+    inner, at = int(np.prod(shape[ax + 1:])), 0
+    for st, (_, rq), i in zip(lays, new, ins):
+        own = list(ir.g.nodes[i]["shape"])
+        st.update(rq, dst=cmap, base=at * inner)
+        if st["conv"]:
+            st["grid"] = own[1:]      # the layer's own output positions (the map's shape is the concatenation's)
+        at += own[ax]
+    maps[n] = cmap
+    return True
 
 
 def _requant_bits(n: str, s: int, scales, biases) -> tuple[int, int]:
@@ -835,9 +891,16 @@ def run_program(prog: dict, codes: np.ndarray, tile_fn=None, host=None, streams:
         y = y.transpose(0, 2, 1) if st["conv"] else y
         if st.get("group"):   # the largest code of each group of columns (a pooling, _pool_group)
             y = y.reshape(n, -1, st["group"], y.shape[-1]).max(axis=2)
-        mem[st["dst"]["name"]] = y.reshape(n, -1)
+        y = y.reshape(n, -1)
+        if "base" in st:      # its part of a concatenation's map (_concat_in_place)
+            whole = mem.get(st["dst"]["name"])
+            if whole is None:
+                whole = mem[st["dst"]["name"]] = np.zeros((n, int(np.prod(st["dst"]["shape"]))), np.int64)
+            whole[:, st["base"]:st["base"] + y.shape[1]] = y
+        else:
+            mem[st["dst"]["name"]] = y
         if trace is not None:
-            trace[st["name"]] = (mem[st["dst"]["name"]], st["dst"]["scale"])
+            trace[st["name"]] = (y, st["dst"]["scale"])
     return last
 
 

@@ -665,7 +665,7 @@ def _datapath_ctx(prog: dict, tiles: list[dict], lanes: int | list[int] = 1, lat
                        "ysigned": st["dst"]["signed"],
                        "su": names[-1],"k": k, "name": st["name"], "src": st["src"]["name"], "dst": st["dst"]["name"], "K": K,
                        "gbits": st["dst"]["bits"] if rec else st["src"]["bits"], "ybits": st["dst"]["bits"],
-                       "M": st["cols"], "P": st["positions"], "conv": conv, "tokens": tokens, "tiles": lt,
+                       "M": st["cols"], "P": st["positions"], "base": st.get("base", 0), "conv": conv, "tokens": tokens, "tiles": lt,
                        "overlap": overlaps(st), "soverlap": stores_overlap(st, lanes, latency),
                        "done_concat": ", ".join(f"done_{t['name']}" for t in reversed(lt)),
                        "columns": columns, "s": st["s"], "act": _act_ctx(st["act"]), "final": st["final"],
