@@ -122,6 +122,17 @@ class MLP(nn.Module):
         return self.f(x)
 
 
+def fire_net() -> nn.Module:
+    """Two of torchvision's SqueezeNet fire modules (squeeze, then a 1x1 and a 3x3 expand
+    concatenated) between SqueezeNet 1.1's stem and classifier, at 32x32: small enough to simulate
+    its RTL in the suite."""
+    from torchvision.models.squeezenet import Fire
+
+    return nn.Sequential(nn.Conv2d(3, 16, 3, stride=2), nn.ReLU(), nn.MaxPool2d(3, 2, ceil_mode=True),
+                         Fire(16, 8, 16, 16), Fire(32, 8, 16, 16),
+                         nn.Conv2d(32, 10, 1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+
+
 def models():
     """(name, module, example input, exporter) in a fixed order."""
     tv = torchvision.models
@@ -144,6 +155,7 @@ def models():
         ("lstm_stacked", StackedLSTM(), torch.randn(20, 1, 16), "classic"),
         ("gru_last_state", LastState("gru"), torch.randn(1, 20, 16), "classic"),
         ("lstm_dynamo", LastState("lstm"), torch.randn(1, 20, 16), "dynamo"),
+        ("fire_net", fire_net(), torch.randn(1, 3, 32, 32), "classic"),
     ]
 
 
