@@ -482,8 +482,10 @@ def test_every_unit_on_signed_codes_is_bit_exact(tmp_path):
 
 
 def test_transpose_concat_and_unfolded_batchnorm_are_bit_exact(tmp_path):
-    """The table-driven data-movement unit: a channel concat of two branches with different
-    scales, a spatial transpose, and a BatchNormalization with no layer to fold into."""
+    """A channel concat of two convolution branches with different calibrated ranges (stored in
+    place: each layer writes its channels of the concatenation's map, at its scale), then the
+    table-driven data-movement unit's spatial transpose, and a BatchNormalization with no layer to
+    fold into."""
     require_tool("iverilog", "vvp", "verilator")
     from onnx import helper
 
@@ -511,6 +513,10 @@ def test_transpose_concat_and_unfolded_batchnorm_are_bit_exact(tmp_path):
     np.save(tmp_path / "calib.npy", rng.uniform(0, 1, size=(64, 2, 6, 6)))
     np.save(tmp_path / "x.npy", rng.uniform(0, 1, size=(20, 2, 6, 6)))
     _compile_lint_sim(model, tmp_path / "x.npy", tmp_path / "out")
+    steps = json.loads((tmp_path / "out" / "rtl" / "program.json").read_text())["steps"]
+    assert [st["op"] for st in steps if st["kind"] == "remap"] == ["batchnorm", "transpose"]
+    assert [(st["name"], st["base"], st["dst"]["shape"]) for st in steps if st["kind"] == "layer" and "base" in st] \
+        == [("ca", 0, [5, 6, 6]), ("cb", 3 * 36, [5, 6, 6])]
 
 
 def test_resolution_overrides_and_column_scaling_reach_every_back_end(mlp_out, digits, tmp_path):
@@ -674,8 +680,8 @@ def test_data_movement_units_beyond_table_size_are_bit_exact(tmp_path):
     flat = helper.make_tensor("s2", TensorProto.INT64, [4], [1, 8, 48, 48])
     nodes = [
         mk("Conv", ["x", "w1", "b1"], ["c1"], name="ca", pads=[1, 1, 1, 1]), mk("Relu", ["c1"], ["a1"], name="ra"),
-        mk("Conv", ["x", "w2", "b2"], ["c2"], name="cb"), mk("Relu", ["c2"], ["a2"], name="rb"),
-        mk("Concat", ["a1", "a2"], ["cat"], name="cat", axis=1),
+        # DenseNet's way: the block's input joined to the new features (a copy: the input is no layer's)
+        mk("Concat", ["a1", "x"], ["cat"], name="cat", axis=1),
         mk("Constant", [], ["sh1"], value=shape), mk("Reshape", ["cat", "sh1"], ["g"], name="groups"),
         mk("Transpose", ["g"], ["gt"], name="shuffle", perm=[0, 2, 1, 3, 4]),
         mk("Constant", [], ["sh2"], value=flat), mk("Reshape", ["gt", "sh2"], ["sf"], name="ungroup"),
@@ -684,8 +690,8 @@ def test_data_movement_units_beyond_table_size_are_bit_exact(tmp_path):
         mk("Flatten", ["p"], ["f"], name="fl"),
         mk("Gemm", ["f", "w3", "b3"], ["y"], name="fc", transB=1),
     ]
-    inits = [("w1", w(4, 2, 3, 3)), ("b1", rng.normal(size=4) * 0.1), ("w2", w(4, 2, 1, 1)),
-             ("b2", rng.normal(size=4) * 0.1), ("g_", rng.uniform(0.5, 1.5, 8)), ("be", rng.normal(size=8) * 0.1),
+    inits = [("w1", w(6, 2, 3, 3)), ("b1", rng.normal(size=6) * 0.1),
+             ("g_", rng.uniform(0.5, 1.5, 8)), ("be", rng.normal(size=8) * 0.1),
              ("mu", rng.normal(size=8) * 0.1), ("var", rng.uniform(0.5, 1.5, 8)),
              ("w3", w(10, 8 * 12 * 12)), ("b3", rng.normal(size=10) * 0.1)]
     model = save_model(tmp_path / "m.onnx", nodes, [("x", ["N", 2, 48, 48])], [("y", ["N", 10])], inits)
