@@ -540,21 +540,16 @@ def _concat_in_place(ir: IR, n: str, maps: dict, steps: list, vals: dict, pdk) -
     layer_of = {id(st["dst"]): st for st in steps if st["kind"] == "layer"}
     lays = [layer_of.get(id(maps[i])) for i in ins]
     if any(st is None or st["name"] != i or st.get("recur") or st.get("group") or st["final"] or "base" in st
-           or ir.consumers(i) != [n] or st["act"]["kind"] not in ("clamp", "leaky") for st, i in zip(lays, ins)):
+           or ir.consumers(i) != [n] or st["act"]["kind"] not in ("clamp", "leaky") for st, i in zip(lays, ins)) \
+            or len({st["dst"]["signed"] for st in lays}) != 1:    # a unit's signedness is its activation's
         return False
-    new = []
-    for st in lays:
-        t0 = ir.g.nodes[st["tiles"][0]["name"]]["attrs"]
-        unit, rq = _requantizer(ir, st["name"], st["src"], _kappa(t0, pdk), vals[n], None, False, pdk)
-        new.append((unit, rq))
-    if len({u["signed"] for u, _ in new}) != 1 or any(u["act"]["kind"] != st["act"]["kind"]
-                                                     for (u, _), st in zip(new, lays)):
-        return False
-    unit = new[0][0]
+    # each layer's requantizer again, for the concatenation's range: one scale for every part
+    rqs = [_requantizer(ir, st["name"], st["src"], _kappa(ir.g.nodes[st["tiles"][0]["name"]]["attrs"], pdk),
+                        vals[n], None, False, pdk) for st in lays]
     first = next(k for k, st in enumerate(steps) if st is lays[0])
-    cmap = feature_map(f"c{first}", shape, unit["s_out"], unit["signed"], pdk.dac_bits)
+    cmap = feature_map(f"c{first}", shape, rqs[0][0]["s_out"], lays[0]["dst"]["signed"], pdk.dac_bits)
     inner, at = int(np.prod(shape[ax + 1:])), 0
-    for st, (_, rq), i in zip(lays, new, ins):
+    for st, (_, rq), i in zip(lays, rqs, ins):
         own = list(ir.g.nodes[i]["shape"])
         st.update(rq, dst=cmap, base=at * inner)
         if st["conv"]:
