@@ -245,6 +245,23 @@ def store_lanes(st: dict, lanes: int) -> int:
     return min(st["cols"], -(-lanes // g) * g)
 
 
+def _column_slots(tiles: list[dict], cols: int, ba: int) -> list[list[str | None]]:
+    """A layer's tiles in slots of tiles apart in columns (first fit in row order: a grid's row
+    bands), each slot as its ADC code of every output column (a Verilog part-select of the tile's
+    bus, None where no tile of the slot has the column): a column's partial sums are one code of
+    each slot."""
+    slots: list[list[str | None]] = []
+    for t in sorted(tiles, key=lambda t: (t["row0"], t["col0"], t["name"])):
+        slot = next((s for s in slots if all(s[j] is None for j in range(t["col0"], t["col1"]))), None)
+        if slot is None:
+            slot = [None] * cols
+            slots.append(slot)
+        for j in range(t["col0"], t["col1"]):
+            lo = (j - t["col0"]) * ba
+            slot[j] = f"adc_{t['name']}[{lo + ba - 1}:{lo}]"
+    return slots
+
+
 def _bits(n: int) -> int:
     return max(1, math.ceil(math.log2(max(2, n))))
 
@@ -637,6 +654,9 @@ def _datapath_ctx(prog: dict, tiles: list[dict], lanes: int | list[int] = 1, lat
         rec = st.get("recur")
         fields = requant_fields(st, regs[st["name"]])     # each column's MQ, BQ (and MQH, BQH)
         columns = []
+        # a non-recurrent layer's stores add, for each lane's column, one code of each slot: tiles apart
+        # in columns (a row band of the layer's tiles), so a lane's adders are one a slot, not a column's
+        slots = [] if rec is not None else _column_slots(st["tiles"], st["cols"], ba)
         for j in range(st["cols"]):
             terms = [[], []]    # the ADC codes of column j, sign-extended to 64 bits; a recurrent layer's by part
             for t in st["tiles"]:
@@ -659,6 +679,10 @@ def _datapath_ctx(prog: dict, tiles: list[dict], lanes: int | list[int] = 1, lat
         cal_regs.append(cal)
         ln = 1 if rec is not None else lanes     # a unit has at most as many lanes as elements
         ls = store_lanes(st, ln)
+        # the stores step ls columns a clock from column 0, so lane l only ever takes the columns
+        # j = l (mod ls): with ls a power of two those low bits of j are the constant l, and its
+        # selects of a column's codes and constants pick among cols/ls entries, not cols
+        lane_lsb = ls.bit_length() - 1 if ls > 1 and ls & (ls - 1) == 0 and rec is None else 0
         layers.append({"rec": None if rec is None else _recurrent_ctx(k, st, rec), "cal": cal,
                        "lg": min(ln, K), "ls": ls, "last_g": _last(K, ln), "last_s": _last(st["cols"], ls),
                        "group": st.get("group") or 0, "group_bits": _bits(st.get("group") or 1),
@@ -668,7 +692,7 @@ def _datapath_ctx(prog: dict, tiles: list[dict], lanes: int | list[int] = 1, lat
                        "M": st["cols"], "P": st["positions"], "base": st.get("base", 0), "conv": conv, "tokens": tokens, "tiles": lt,
                        "overlap": overlaps(st), "soverlap": stores_overlap(st, lanes, latency),
                        "done_concat": ", ".join(f"done_{t['name']}" for t in reversed(lt)),
-                       "columns": columns, "s": st["s"], "act": _act_ctx(st["act"]), "final": st["final"],
+                       "columns": columns, "slots": slots, "lane_lsb": lane_lsb, "ba": ba, "s": st["s"], "act": _act_ctx(st["act"]), "final": st["final"],
                        "sg": names[0], "sw": names[1], "ss": names[2],
                        "k_bits": _bits(K), "col_bits": _bits(st["cols"]),
                        "src_addr_bits": _bits(int(np.prod(st["src"]["shape"]))),

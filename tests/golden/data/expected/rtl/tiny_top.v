@@ -198,10 +198,11 @@ module tiny_top (
         .scan_out   (scan_1)
     );
     wire [0:0] dones_1 = { done_l1_r0c0 };
-    // accumulators: the ADC codes of the row-split tiles of each output column
-    wire signed [63:0] acc_1 [0:1];
-    assign acc_1[0] = $signed({{56{adc_l1_r0c0[7]}}, adc_l1_r0c0[7:0]});
-    assign acc_1[1] = $signed({{56{adc_l1_r0c0[15]}}, adc_l1_r0c0[15:8]});
+    // the ADC codes of each output column in 1 slot(s), each a band of tiles apart in columns: a
+    // store lane selects its column's code in each slot and adds them (backend/verilog._column_slots)
+    wire [7:0] cd0_1 [0:1];
+    assign cd0_1[0] = adc_l1_r0c0[7:0];
+    assign cd0_1[1] = adc_l1_r0c0[15:8];
     // requantizer constants, loaded through the scan chain (rtl_datapath.requant_scan in the manifest):
     // column j's MQ is bits [j*56 +: 28], its BQ the 28 bits above, two's complement
     reg [111:0] cal_1;
@@ -219,13 +220,19 @@ module tiny_top (
     wire [7:0] gval_1 [0:2];
     for (gl = 0; gl < 2; gl = gl + 1) begin : g_store_1
         wire [15:0] j = lix[gl];
+        // the stores step 2 columns a clock from column 0: lane gl's columns are gl (mod 2), so the low
+        // bits of its column are the constant gl and its selects span 1 column(s), not 2
+        localparam [0:0] JL = gl;
+        wire [0:0] jc = JL;
+        // the column's partial sums: its code in each slot, sign-extended and added
+        wire [7:0] cs0 = cd0_1[jc];
         // the product at its own width (9-bit accumulator x 28-bit MQ), then sign-extended
         /* verilator lint_off UNUSEDSIGNAL */
-        wire signed [63:0] acw = acc_1[j[0:0]];
+        wire signed [63:0] acw = $signed({{56{cs0[7]}}, cs0});
         /* verilator lint_on UNUSEDSIGNAL */
         wire signed [8:0] aca = acw[8:0];
-        wire signed [36:0] rqm = aca * mq_1[j[0:0]];
-        wire signed [27:0] rqc = bq_1[j[0:0]];
+        wire signed [36:0] rqm = aca * mq_1[jc];
+        wire signed [27:0] rqc = bq_1[jc];
         wire signed [63:0] rqp = $signed({{27{rqm[36]}}, rqm});
         wire signed [63:0] rqb = $signed({{36{rqc[27]}}, rqc});
         wire signed [63:0] rq = (rqp + rqb) >>> 16;
@@ -391,9 +398,10 @@ module tiny_top (
         .scan_out   (scan_2)
     );
     wire [0:0] dones_2 = { done_l2_r0c0 };
-    // accumulators: the ADC codes of the row-split tiles of each output column
-    wire signed [63:0] acc_2 [0:0];
-    assign acc_2[0] = $signed({{56{adc_l2_r0c0[7]}}, adc_l2_r0c0[7:0]});
+    // the ADC codes of each output column in 1 slot(s), each a band of tiles apart in columns: a
+    // store lane selects its column's code in each slot and adds them (backend/verilog._column_slots)
+    wire [7:0] cd0_2 [0:0];
+    assign cd0_2[0] = adc_l2_r0c0[7:0];
     // requantizer constants, loaded through the scan chain (rtl_datapath.requant_scan in the manifest):
     // column j's MQ is bits [j*56 +: 28], its BQ the 28 bits above, two's complement
     reg [55:0] cal_2;
@@ -409,13 +417,16 @@ module tiny_top (
     wire [7:0] gval_2 [0:1];
     for (gl = 0; gl < 1; gl = gl + 1) begin : g_store_2
         wire [15:0] j = lix[gl];
+        wire [0:0] jc = j[0:0];
+        // the column's partial sums: its code in each slot, sign-extended and added
+        wire [7:0] cs0 = cd0_2[jc];
         // the product at its own width (9-bit accumulator x 28-bit MQ), then sign-extended
         /* verilator lint_off UNUSEDSIGNAL */
-        wire signed [63:0] acw = acc_2[j[0:0]];
+        wire signed [63:0] acw = $signed({{56{cs0[7]}}, cs0});
         /* verilator lint_on UNUSEDSIGNAL */
         wire signed [8:0] aca = acw[8:0];
-        wire signed [36:0] rqm = aca * mq_2[j[0:0]];
-        wire signed [27:0] rqc = bq_2[j[0:0]];
+        wire signed [36:0] rqm = aca * mq_2[jc];
+        wire signed [27:0] rqc = bq_2[jc];
         wire signed [63:0] rqp = $signed({{27{rqm[36]}}, rqm});
         wire signed [63:0] rqb = $signed({{36{rqc[27]}}, rqc});
         wire signed [63:0] rq = (rqp + rqb) >>> 12;
