@@ -658,12 +658,12 @@ def _datapath_ctx(prog: dict, tiles: list[dict], lanes: int | list[int] = 1, lat
         # in columns (a row band of the layer's tiles), so a lane's adders are one a slot, not a column's
         slots = [] if rec is not None else _column_slots(st["tiles"], st["cols"], ba)
         for j in range(st["cols"]):
-            terms = [[], []]    # the ADC codes of column j, sign-extended to 64 bits; a recurrent layer's by part
-            for t in st["tiles"]:
+            terms = [[], []]    # a recurrent layer's ADC codes of column j, sign-extended to 64 bits, by part
+            for t in st["tiles"] if rec is not None else ():
                 if t["col0"] <= j < t["col1"]:
                     hi, lo = (j - t["col0"]) * ba + ba - 1, (j - t["col0"]) * ba
                     code = f"adc_{t['name']}[{hi}:{lo}]"
-                    part = int(rec is not None and t["row0"] >= rec["inputs"])
+                    part = int(t["row0"] >= rec["inputs"])
                     terms[part].append("$signed({{" + str(64 - ba) + "{" + f"adc_{t['name']}[{hi}]" + "}}, " + code + "})")
             columns.append({"j": j, "sum": " + ".join(terms[0]) or "64'sd0", "sumh": " + ".join(terms[1]) or "64'sd0"})
             # the constants from the layer's requantizer register (requant_regs)
