@@ -257,9 +257,14 @@ def _column_slots(tiles: list[dict], cols: int, ba: int) -> list[list[str | None
             slot = [None] * cols
             slots.append(slot)
         for j in range(t["col0"], t["col1"]):
-            lo = (j - t["col0"]) * ba
-            slot[j] = f"adc_{t['name']}[{lo + ba - 1}:{lo}]"
+            slot[j] = _adc_code(t, j, ba)
     return slots
+
+
+def _adc_code(t: dict, j: int, ba: int) -> str:
+    """Output column ``j``'s ADC code on tile ``t``'s bus: a part-select of its ``ba``-bit codes."""
+    lo = (j - t["col0"]) * ba
+    return f"adc_{t['name']}[{lo + ba - 1}:{lo}]"
 
 
 def _bits(n: int) -> int:
@@ -658,14 +663,15 @@ def _datapath_ctx(prog: dict, tiles: list[dict], lanes: int | list[int] = 1, lat
         # in columns (a row band of the layer's tiles), so a lane's adders are one a slot, not a column's
         slots = [] if rec is not None else _column_slots(st["tiles"], st["cols"], ba)
         for j in range(st["cols"]):
-            terms = [[], []]    # a recurrent layer's ADC codes of column j, sign-extended to 64 bits, by part
-            for t in st["tiles"] if rec is not None else ():
-                if t["col0"] <= j < t["col1"]:
-                    hi, lo = (j - t["col0"]) * ba + ba - 1, (j - t["col0"]) * ba
-                    code = f"adc_{t['name']}[{hi}:{lo}]"
-                    part = int(t["row0"] >= rec["inputs"])
-                    terms[part].append("$signed({{" + str(64 - ba) + "{" + f"adc_{t['name']}[{hi}]" + "}}, " + code + "})")
-            columns.append({"j": j, "sum": " + ".join(terms[0]) or "64'sd0", "sumh": " + ".join(terms[1]) or "64'sd0"})
+            columns.append({"j": j})
+            if rec is not None:    # its ADC codes of column j, sign-extended to 64 bits, by part (input, state)
+                terms = [[], []]
+                for t in st["tiles"]:
+                    if t["col0"] <= j < t["col1"]:
+                        hi = (j - t["col0"]) * ba + ba - 1
+                        terms[int(t["row0"] >= rec["inputs"])].append(
+                            "$signed({{" + str(64 - ba) + "{" + f"adc_{t['name']}[{hi}]" + "}}, " + _adc_code(t, j, ba) + "})")
+                columns[-1].update(sum=" + ".join(terms[0]) or "64'sd0", sumh=" + ".join(terms[1]) or "64'sd0")
             # the constants from the layer's requantizer register (requant_regs)
             base = j * sum(b for _, _, b in fields)
             for name, _, b in fields:     # a recurrent layer's cell unit reads them through 64-bit functions
@@ -682,7 +688,7 @@ def _datapath_ctx(prog: dict, tiles: list[dict], lanes: int | list[int] = 1, lat
         # the stores step ls columns a clock from column 0, so lane l only ever takes the columns
         # j = l (mod ls): with ls a power of two those low bits of j are the constant l, and its
         # selects of a column's codes and constants pick among cols/ls entries, not cols
-        lane_lsb = ls.bit_length() - 1 if ls > 1 and ls & (ls - 1) == 0 and rec is None else 0
+        lane_lsb = ls.bit_length() - 1 if ls > 1 and ls & (ls - 1) == 0 else 0
         layers.append({"rec": None if rec is None else _recurrent_ctx(k, st, rec), "cal": cal,
                        "lg": min(ln, K), "ls": ls, "last_g": _last(K, ln), "last_s": _last(st["cols"], ls),
                        "group": st.get("group") or 0, "group_bits": _bits(st.get("group") or 1),
