@@ -245,6 +245,107 @@ def store_lanes(st: dict, lanes: int) -> int:
     return min(st["cols"], -(-lanes // g) * g)
 
 
+#: A map is interleaved only from this many words a part: below it the parts' crossbars cost about
+#: what the ports they save do (cnn_digits' 10-word output stays one array)
+INTERLEAVE_MIN_WORDS = 8
+
+
+def _step_maps(st: dict) -> list[dict]:
+    """Every map a program step names (its source, second source, sources and destination)."""
+    return [m for m in [st.get("src"), st.get("src2"), st.get("dst")] + list(st.get("srcs", [])) if m]
+
+
+def map_interleave(prog: dict, lanes: int | list[int]) -> dict[str, dict]:
+    """The feature maps kept as ``B`` interleaved parts instead of one array: ``{map: {"B", "skew"}}``.
+
+    A unit's lanes each read or write an address of a map a clock, so a map of one array has a port
+    for every lane of every unit that touches it (cnn_digits' conv2 output: 4 write and 4 read
+    ports, each a decoder or a read tree over all its words). Where the lanes' addresses of every
+    such unit are, in each clock, in different parts of the map, the map can be ``B`` arrays (``B``
+    its units' most lanes, a power of two), each with one port per unit: lane ``l`` goes to part
+    ``bank(a)`` at word ``a >> log2(B)``, through a crossbar of ``B`` ports per unit. Two address
+    patterns are conflict-free this way (Budnik and Kuck's skewed storage, "The organization and use
+    of parallel memories", IEEE Trans. Computers C-20(12), 1971):
+
+    - consecutive addresses, ``lanes`` a clock from 0 (a dense layer's gather, a store of a
+      layer of one position, the host link's single lane): ``bank(a) = a mod B``;
+    - a stride ``P`` between lanes (a convolution's stores, output channel ``j`` of position ``pos``
+      at ``j * P + pos``; a 1x1 convolution's gather, channel ``c`` at ``c * H * W + pixel``):
+      ``a mod B`` when ``P`` is odd, and when ``P`` is a multiple of ``B`` (a power of two, so the
+      part costs no divider), the skewed ``bank(a) = (a + a div P) mod B`` (``skew``: log2 P),
+      under which consecutive aligned runs stay conflict-free too.
+
+    A map qualifies when every unit touching it is the host link, a layer's stores (not a
+    recurrent, per-token or pooling-keeping layer), a dense or 1x1 layer's gather, the output of a
+    pooling, add, table, product or data-movement unit or the operands an add, a table or a
+    product (its first) reads element by element, with one of those patterns; at least
+    ``INTERLEAVE_MIN_WORDS`` words a part. Its clocks do not change."""
+    per = _per_step(prog, lanes)
+    # map -> (lanes, stride between lanes (1: consecutive), base, runs from 0 in steps of a power of two)
+    sites: dict[str, list[tuple[int, int, int, bool]]] = {}
+    bad: set[str] = set()
+    for k, st in enumerate(prog["steps"]):
+        kind, n, own = st["kind"], per[k], set()
+        if kind == "host":
+            continue
+        if kind == "recv":
+            own.add(st["dst"]["name"])
+            sites.setdefault(st["dst"]["name"], []).append((1, 1, 0, True))
+        elif kind == "send":
+            own.add(st["src"]["name"])
+            sites.setdefault(st["src"]["name"], []).append((1, 1, 0, True))
+        elif kind in ("pool", "add", "lut", "mul", "remap"):
+            # these write their outputs in order, lix = idx + lane from 0; an add, a table and a
+            # product's first operand read theirs the same way
+            size = int(np.prod(st["dst"]["shape"]))
+            ln = min(n, size)
+            run = (ln, 1, 0, ln & (ln - 1) == 0 or ln >= size)
+            own.add(st["dst"]["name"])
+            sites.setdefault(st["dst"]["name"], []).append(run)
+            for m in [st["src"]] + ([st["src2"]] if kind == "add" else []) if kind in ("add", "lut", "mul") else []:
+                own.add(m["name"])
+                sites.setdefault(m["name"], []).append(run)
+            if kind == "mul":     # its second operand, broadcast, at any address (even the first's map)
+                bad.add(st["src2"]["name"])
+        elif kind == "layer" and not st.get("recur") and not st.get("tokens"):
+            if not st.get("group"):
+                p, ls = st["positions"], store_lanes(st, n)
+                own.add(st["dst"]["name"])
+                sites.setdefault(st["dst"]["name"], []).append((ls, p if p > 1 else 1, st.get("base", 0),
+                                                               ls & (ls - 1) == 0 or ls >= st["cols"]))
+            conv = st["conv"]
+            if conv is None or list(conv["kernel"]) == [1, 1]:
+                lg = min(n, st["rows"])
+                own.add(st["src"]["name"])
+                stride = 1 if conv is None else int(np.prod(st["src"]["shape"][1:]))
+                sites.setdefault(st["src"]["name"], []).append((lg, stride, 0, lg & (lg - 1) == 0 or lg >= st["rows"]))
+        bad |= {m["name"] for m in _step_maps(st)} - own
+    sizes = {m["name"]: int(np.prod(m["shape"])) for st in prog["steps"] for m in _step_maps(st)}
+    out = {}
+    for name, ss in sorted(sites.items()):
+        multi = [x for x in ss if x[0] > 1]
+        if name in bad or not multi:
+            continue
+        b = 1 << (max(x[0] for x in multi) - 1).bit_length()
+        if sizes[name] < INTERLEAVE_MIN_WORDS * b:
+            continue
+        strides = {x[1] for x in multi}
+        if all(math.gcd(x, b) == 1 for x in strides):
+            out[name] = {"B": b, "skew": None}
+            continue
+        wide = strides - {1}
+        d = next(iter(wide)) if len(wide) == 1 else 0
+        if (d and d & (d - 1) == 0 and d % b == 0 and d < sizes[name]
+                and all(x[2] % d == 0 and (x[1] == d or x[3]) for x in multi)):
+            out[name] = {"B": b, "skew": d.bit_length() - 1}
+    return out
+
+
+def interleave_bank(a: np.ndarray | int, b: int, skew: int | None):
+    """The part of address ``a`` in a map interleaved over ``b`` parts (:func:`map_interleave`)."""
+    return (a + (a >> skew if skew is not None else 0)) % b
+
+
 def _column_slots(tiles: list[dict], cols: int, ba: int) -> list[list[str | None]]:
     """A layer's tiles in slots of tiles apart in columns (first fit in row order: a grid's row
     bands), each slot as its ADC code of every output column (a Verilog part-select of the tile's
@@ -556,6 +657,7 @@ def _datapath_ctx(prog: dict, tiles: list[dict], lanes: int | list[int] = 1, lat
     dmax = 2 ** bd - 1
     tile_ix = {t["name"]: t for t in tiles}
     maps = {}
+    ilv = {name: _ilv_ctx(name, x, prog) for name, x in map_interleave(prog, per).items()}
     layers, pools, adds, muls, luts, remaps, recvs, sends, states = [], [], [], [], [], [], [], [], []
     regs = {r["layer"]: r for r in requant_regs(prog)}
     cal_regs = []     # the requantizer registers on the scan chain, after the tiles, in chain order
@@ -566,10 +668,15 @@ def _datapath_ctx(prog: dict, tiles: list[dict], lanes: int | list[int] = 1, lat
         if st["kind"] == "send":
             m = st["src"]
             size, b, ab = int(np.prod(m["shape"])), m["bits"], _bits(int(np.prod(m["shape"])))
-            word = f"mem_{m['name']}[idx[{ab - 1}:0]]"
+            bm = ilv.get(m["name"])
+            # an interleaved map's word: its part's, by the part of idx (map_interleave)
+            word = f"mem_{m['name']}[idx[{ab - 1}:0]]" if bm is None else f"osd_{k}"
             ext = word if b == ob else (f"{{{{{ob - b}{{{word}[{b - 1}]}}}}, {word}}}" if m["signed"]
                                         else f"{{{ob - b}'d0, {word}}}")
-            sends.append({"k": k, "dir": "out", "state": f"O{k}", "tag": st["tag"], "src": m["name"], "size": size, "data": ext})
+            sends.append({"k": k, "dir": "out", "state": f"O{k}", "tag": st["tag"], "src": m["name"], "size": size, "data": ext,
+                          "ilv": bm, "word": None if bm is None else " : ".join(
+                              [f"(ilv_{m['name']}(idx[{ab - 1}:0]) == {bm['lb']}'d{q}) ? {bm['refs'][q]}idx[{ab - 1}:{bm['lb']}]]"
+                               for q in range(bm["B"] - 1)] + [f"{bm['refs'][-1]}idx[{ab - 1}:{bm['lb']}]]"])})
             states.append(f"O{k}")
             continue
         maps[st["dst"]["name"]] = st["dst"]
@@ -577,7 +684,7 @@ def _datapath_ctx(prog: dict, tiles: list[dict], lanes: int | list[int] = 1, lat
             m = st["dst"]
             size = int(np.prod(m["shape"]))
             recvs.append({"k": k, "dir": "in", "state": f"R{k}", "tag": st["tag"], "dst": m["name"], "size": size,
-                          "bits": m["bits"], "addr_bits": _bits(size)})
+                          "bits": m["bits"], "addr_bits": _bits(size), "ilv": ilv.get(m["name"])})
             states.append(f"R{k}")
             continue
         if st["kind"] == "pool":
@@ -596,25 +703,28 @@ def _datapath_ctx(prog: dict, tiles: list[dict], lanes: int | list[int] = 1, lat
                           "s": st.get("s", 0),
                           "kernel": st["kernel"], "stride": st["stride"], "pads": st["pads"],
                           "dilation": st["dilation"], "src_addr_bits": _bits(c * h * w),
+                          "new": f"pnew_{k}", "wilv": ilv.get(st["dst"]["name"]),
                           "dst_addr_bits": _bits(c * ho * wo), "ln": min(lanes, c * ho * wo),
                           "last": _last(c * ho * wo, lanes)})
             states.append(f"P{k}")
             continue
         if st["kind"] == "remap":
-            remaps.append(_remap_ctx(k, st, dmax, iw, lanes))
+            remaps.append({**_remap_ctx(k, st, dmax, iw, lanes), "new": f"xc_{k}", "wilv": ilv.get(st["dst"]["name"])})
             states.append(f"X{k}")
             continue
         if st["kind"] == "add":
             size = int(np.prod(st["dst"]["shape"]))
             ab = _bits(size)
+            wa, wb = _ilv_word(ilv, st["src"], f"ea{k}_", ab), _ilv_word(ilv, st["src2"], f"eb{k}_", ab)
             adds.append({"k": k, "state": f"A{k}", "a": st["src"]["name"], "b": st["src2"]["name"],
+                         "a_word": wa["word"], "b_word": wb["word"], "rilv": [x for x in (wa, wb) if x["bm"]],
+                         "wilv": ilv.get(st["dst"]["name"]),
                          "what": "residual add", "new": f"anew_{k}", "last": _last(size, lanes), "ln": min(lanes, size),
                          "dst": st["dst"]["name"], "size": size, "addr_bits": ab, "aq": st["aq"],
                          "bq": st["bq"], "s": st["s"], "signed": st["dst"]["signed"], "bits": st["dst"]["bits"],
                          "signed_in": st["src"]["signed"] or st["src2"]["signed"],
                          "lo": -dmax if st["dst"]["signed"] else 0,
-                         "a_ext": _ext64(f"mem_{st['src']['name']}[e[{ab - 1}:0]]", st["src"]),
-                         "b_ext": _ext64(f"mem_{st['src2']['name']}[e[{ab - 1}:0]]", st["src2"])})
+                         "a_ext": _ext64(wa["word"], st["src"]), "b_ext": _ext64(wb["word"], st["src2"])})
             states.append(f"A{k}")
             continue
         if st["kind"] == "lut":
@@ -622,7 +732,9 @@ def _datapath_ctx(prog: dict, tiles: list[dict], lanes: int | list[int] = 1, lat
             sb, ob_ = st["src"]["bits"], st["dst"]["bits"]
             table = np.asarray(st["table"], np.int64)
             raw = (np.arange(len(table)) + st["lo"]) & ((1 << sb) - 1)   # the source code's bits
+            wt = _ilv_word(ilv, st["src"], f"et{k}_", _bits(size))
             luts.append({"k": k, "state": f"T{k}", "act": st["act"], "src": st["src"]["name"], "dst": st["dst"]["name"],
+                         "word": wt["word"], "rilv": [wt] if wt["bm"] else [], "wilv": ilv.get(st["dst"]["name"]),
                          "what": f"activation table ({st['act']})", "new": f"tnew_{k}", "last": _last(size, lanes),
                          "ln": min(lanes, size),
                          "size": size, "addr_bits": _bits(size), "src_bits": sb, "bits": ob_,
@@ -634,12 +746,14 @@ def _datapath_ctx(prog: dict, tiles: list[dict], lanes: int | list[int] = 1, lat
             ab, gb = _bits(size), _bits(int(np.prod(st["src2"]["shape"])))
             wide = 2 * iw
             gaddr = f"{{{iw}'d0, e}}" + (f" / {wide}'d{st['div']}" if st["div"] > 1 else "")
+            wm = _ilv_word(ilv, st["src"], f"em{k}_", ab)
             muls.append({"k": k, "state": f"M{k}", "dst": st["dst"]["name"], "size": size, "addr_bits": ab,
+                         "rilv": [wm] if wm["bm"] else [], "wilv": ilv.get(st["dst"]["name"]),
                          "what": "gate product", "new": f"mnew_{k}", "last": _last(size, lanes), "ln": min(lanes, size),
                          "mq": st["mq"], "s": st["s"], "half": 1 << st["s"] >> 1, "bits": st["dst"]["bits"],
                          "lo": -dmax if st["dst"]["signed"] else 0, "div": st["div"], "mod": st["mod"],
                          "gaddr": f"({gaddr}) % {wide}'d{st['mod']}",
-                         "x_ext": _ext64(f"mem_{st['src']['name']}[e[{ab - 1}:0]]", st["src"]),
+                         "x_ext": _ext64(wm["word"], st["src"]),
                          "g_ext": _ext64(f"mem_{st['src2']['name']}[mgad[{gb - 1}:0]]", st["src2"])})
             states.append(f"M{k}")
             continue
@@ -689,7 +803,11 @@ def _datapath_ctx(prog: dict, tiles: list[dict], lanes: int | list[int] = 1, lat
         # j = l (mod ls): with ls a power of two those low bits of j are the constant l, and its
         # selects of a column's codes and constants pick among cols/ls entries, not cols
         lane_lsb = ls.bit_length() - 1 if ls > 1 and ls & (ls - 1) == 0 else 0
+        gsite = rec is None and not tokens and (conv is None or list(conv["kernel"]) == [1, 1])
         layers.append({"rec": None if rec is None else _recurrent_ctx(k, st, rec), "cal": cal,
+                       # the interleaved maps it gathers from and stores to (map_interleave)
+                       "gilv": ilv.get(st["src"]["name"]) if gsite else None,
+                       "silv": ilv.get(st["dst"]["name"]) if rec is None and not tokens and not st.get("group") else None,
                        "lg": min(ln, K), "ls": ls, "last_g": _last(K, ln), "last_s": _last(st["cols"], ls),
                        "group": st.get("group") or 0, "group_bits": _bits(st.get("group") or 1),
                        "ysigned": st["dst"]["signed"],
@@ -706,8 +824,8 @@ def _datapath_ctx(prog: dict, tiles: list[dict], lanes: int | list[int] = 1, lat
     steps = sorted(layers + pools + adds + muls + luts + remaps + recvs + sends, key=lambda x: x["k"])
     if not recvs or not sends:
         raise ValueError("a chip program receives and sends at least one stream")
-    mem = [{"name": m["name"], "size": int(np.prod(m["shape"])), "signed": m["signed"], "width": m["bits"], "banks": 0}
-           for _, m in sorted(maps.items())]
+    mem = [{"name": m["name"], "size": int(np.prod(m["shape"])), "signed": m["signed"], "width": m["bits"], "banks": 0,
+            "ilv": ilv.get(m["name"])} for _, m in sorted(maps.items())]
     n_streams = len(recvs) + len(sends)
     cuts = cuts or [(0, len(prog["steps"]))]
     stage_ctx = _stage_ctx(prog, steps, cuts, mem)
@@ -725,6 +843,32 @@ def _datapath_ctx(prog: dict, tiles: list[dict], lanes: int | list[int] = 1, lat
             "remap_counters": [f"rc{q}" for q in range(REMAP_RANK)],
             "remap_reset": " ".join(f"rc{q} <= {iw}'d0;" for q in range(REMAP_RANK)),
             "dmax": dmax, "iw": iw}
+
+
+def _ilv_word(ilv: dict, m: dict, p: str, ab: int) -> dict:
+    """How an element-by-element unit's lane ``gl`` reads element ``e`` of map ``m``: the map's word,
+    or, where it is interleaved, the lane's word of read port ``p`` (``ilv_read``)."""
+    bm = ilv.get(m["name"])
+    return {"p": p, "bm": bm, "word": f"mem_{m['name']}[e[{ab - 1}:0]]" if bm is None else f"{p}d[gl]"}
+
+
+def _ilv_ctx(name: str, x: dict, prog: dict) -> dict:
+    """Template context of a map interleaved over ``x["B"]`` parts (:func:`map_interleave`): its
+    address and part-word widths, its parts' words, the part function's right-hand side and each
+    part's reference (``mem_<map>_i<q>[``, renamed to its pipeline bank like the map's own)."""
+    m = next(m for st in prog["steps"] for m in _step_maps(st) if m["name"] == name)
+    size = int(np.prod(m["shape"]))
+    b, ab = x["B"], _bits(size)
+    lb = b.bit_length() - 1
+    part = f"a[{lb - 1}:0]"
+    if x["skew"] is not None:
+        d = x["skew"]
+        hi = min(ab - 1, d + lb - 1)
+        high = f"a[{hi}:{d}]" if hi - d + 1 == lb else f"{{{lb - (hi - d + 1)}'d0, a[{hi}:{d}]}}"
+        part += f" + {high}"
+    return {"name": name, "B": b, "lb": lb, "ab": ab, "ib": ab - lb, "words": ((size - 1) >> lb) + 1,
+            "width": m["bits"], "signed": m["signed"], "skew": x["skew"], "part": part,
+            "refs": [f"mem_{name}_i{q}[" for q in range(b)]}
 
 
 def _reads(st: dict) -> list[str]:
@@ -783,6 +927,9 @@ def _stage_ctx(prog: dict, units: list[dict], cuts: list[tuple[int, int]], maps:
     out = []
     for s, (a, b) in enumerate(cuts):
         names = {m: f"{m}[bk_{m}]" for m, (w, r) in banks.items() if w <= s <= r}
+        # an interleaved map's parts: each part's bank of the stage's input
+        names.update({f"{m['name']}_i{q}": f"{m['name']}_i{q}[bk_{m['name']}]" for m in maps
+                      if m["ilv"] and m["name"] in names for q in range(m["ilv"]["B"])})
         us = [_in_stage(u, names) if names else u for u in units if a <= u["k"] < b]
         firsts = [x["sg"] if "sg" in x else x["state"] for x in us]
         wait = f"W{s}" if s > 0 else None
