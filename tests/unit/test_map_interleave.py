@@ -41,6 +41,13 @@ def _clocks(prog, name, lanes):
             m = st["dst"] if st["kind"] == "recv" else st["src"]
             if m["name"] == name:
                 yield from ([a] for a in range(int(np.prod(m["shape"]))))
+        if st["kind"] in ("pool", "add"):
+            # outputs (and an add's operands) element by element, ln a clock from 0 (lix = idx + lane)
+            size = int(np.prod(st["dst"]["shape"]))
+            ln = min(lanes, size)
+            for m in [st["dst"]] + ([st["src"], st["src2"]] if st["kind"] == "add" else []):
+                if m["name"] == name:
+                    yield from ([e for e in range(e0, min(e0 + ln, size))] for e0 in range(0, size, ln))
         if st["kind"] != "layer":
             continue
         if st["dst"]["name"] == name:
@@ -97,6 +104,20 @@ def test_a_map_another_unit_reads_stays_one_array():
     prog = _program(16, 4, 4, "1x1")
     prog["steps"][2]["conv"] = {"kernel": [3, 3]}
     assert "x" not in map_interleave(prog, 4)
+
+
+def test_pooling_and_add_outputs_are_written_in_order_and_interleave():
+    # conv -> 2x2 max pooling -> add with itself -> 1x1: the pooling's output (written 4 a clock in
+    # order, read by the add the same way) and the add's (read by the 1x1, 9 x 9 = 81 apart: odd)
+    prog = _program(16, 18, 18, "1x1")
+    x, p, s = _map("x", (16, 18, 18)), _map("p", (16, 9, 9)), _map("s", (16, 9, 9))
+    prog["steps"][2:3] = [{"kind": "pool", "src": x, "dst": p},
+                          {"kind": "add", "src": p, "src2": p, "dst": s},
+                          {**prog["steps"][2], "src": s, "positions": 81, "dst": _map("y", (10, 9, 9))}]
+    prog["steps"][-1]["src"] = prog["steps"][-2]["dst"]
+    found = _check(prog, 4)
+    assert "x" not in found                          # the pooling reads its windows, the stride apart
+    assert found["p"] == found["s"] == {"B": 4, "skew": None}
 
 
 @settings(max_examples=60, deadline=None)
