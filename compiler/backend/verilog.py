@@ -255,6 +255,18 @@ def _step_maps(st: dict) -> list[dict]:
     return [m for m in [st.get("src"), st.get("src2"), st.get("dst")] + list(st.get("srcs", [])) if m]
 
 
+def _stores_in_runs(st: dict) -> bool:
+    """Whether a layer step's store lanes write columns j.. of one position (:func:`map_interleave`):
+    not a recurrent or per-token layer's, nor one keeping a pooling's maximum of each group."""
+    return not st.get("recur") and not st.get("tokens") and not st.get("group")
+
+
+def _gathers_in_runs(st: dict) -> bool:
+    """Whether a layer step's gather lanes read consecutive elements (a dense layer) or channels c..
+    of one pixel (a 1x1 convolution) (:func:`map_interleave`)."""
+    return not st.get("recur") and not st.get("tokens") and (st["conv"] is None or list(st["conv"]["kernel"]) == [1, 1])
+
+
 def map_interleave(prog: dict, lanes: int | list[int]) -> dict[str, dict]:
     """The feature maps kept as ``B`` interleaved parts instead of one array: ``{map: {"B", "skew"}}``.
 
@@ -307,17 +319,16 @@ def map_interleave(prog: dict, lanes: int | list[int]) -> dict[str, dict]:
                 sites.setdefault(m["name"], []).append(run)
             if kind == "mul":     # its second operand, broadcast, at any address (even the first's map)
                 bad.add(st["src2"]["name"])
-        elif kind == "layer" and not st.get("recur") and not st.get("tokens"):
-            if not st.get("group"):
+        elif kind == "layer":
+            if _stores_in_runs(st):
                 p, ls = st["positions"], store_lanes(st, n)
                 own.add(st["dst"]["name"])
                 sites.setdefault(st["dst"]["name"], []).append((ls, p if p > 1 else 1, st.get("base", 0),
                                                                ls & (ls - 1) == 0 or ls >= st["cols"]))
-            conv = st["conv"]
-            if conv is None or list(conv["kernel"]) == [1, 1]:
+            if _gathers_in_runs(st):
                 lg = min(n, st["rows"])
                 own.add(st["src"]["name"])
-                stride = 1 if conv is None else int(np.prod(st["src"]["shape"][1:]))
+                stride = 1 if st["conv"] is None else int(np.prod(st["src"]["shape"][1:]))
                 sites.setdefault(st["src"]["name"], []).append((lg, stride, 0, lg & (lg - 1) == 0 or lg >= st["rows"]))
         bad |= {m["name"] for m in _step_maps(st)} - own
     sizes = {m["name"]: int(np.prod(m["shape"])) for st in prog["steps"] for m in _step_maps(st)}
@@ -803,11 +814,10 @@ def _datapath_ctx(prog: dict, tiles: list[dict], lanes: int | list[int] = 1, lat
         # j = l (mod ls): with ls a power of two those low bits of j are the constant l, and its
         # selects of a column's codes and constants pick among cols/ls entries, not cols
         lane_lsb = ls.bit_length() - 1 if ls > 1 and ls & (ls - 1) == 0 else 0
-        gsite = rec is None and not tokens and (conv is None or list(conv["kernel"]) == [1, 1])
         layers.append({"rec": None if rec is None else _recurrent_ctx(k, st, rec), "cal": cal,
                        # the interleaved maps it gathers from and stores to (map_interleave)
-                       "gilv": ilv.get(st["src"]["name"]) if gsite else None,
-                       "silv": ilv.get(st["dst"]["name"]) if rec is None and not tokens and not st.get("group") else None,
+                       "gilv": ilv.get(st["src"]["name"]) if _gathers_in_runs(st) else None,
+                       "silv": ilv.get(st["dst"]["name"]) if _stores_in_runs(st) else None,
                        "lg": min(ln, K), "ls": ls, "last_g": _last(K, ln), "last_s": _last(st["cols"], ls),
                        "group": st.get("group") or 0, "group_bits": _bits(st.get("group") or 1),
                        "ysigned": st["dst"]["signed"],
