@@ -267,6 +267,72 @@ def _gathers_in_runs(st: dict) -> bool:
     return not st.get("recur") and not st.get("tokens") and (st["conv"] is None or list(st["conv"]["kernel"]) == [1, 1])
 
 
+def _stores_coords(st: dict) -> tuple[int, int, int] | None:
+    """A convolution's stores by output coordinates (:func:`map_interleave`'s third pattern): the map's
+    (channels, rows, cols) when the layer stores its own output grid into it, whole or as a
+    concatenation's channels (lanes: channels j.. of one pixel (yb, xb)); None otherwise."""
+    if not _stores_in_runs(st) or st["conv"] is None or len(st["dst"]["shape"]) != 3:
+        return None
+    c, h, w = st["dst"]["shape"]
+    if list(st.get("grid") or [h, w]) != [h, w] or st["positions"] != h * w or st.get("base", 0) % (h * w):
+        return None
+    return c, h, w
+
+
+def _gathers_coords(st: dict) -> bool:
+    """Whether a convolution's gather lanes read by coordinates (channel, row, col) of its window the
+    third pattern separates: kernel elements in (channel, kernel row, kernel col) order, undilated."""
+    return (not st.get("recur") and not st.get("tokens") and st["conv"] is not None
+            and list(st["conv"].get("dilation", [1, 1])) == [1, 1] and len(st["src"]["shape"]) == 3)
+
+
+def _coord_params(sites: list[tuple], b: int) -> dict | None:
+    """The part function ``((x >> log2 s) + alpha (y >> log2 s) + gamma c) mod b`` that separates the
+    lanes of every coordinate site of one map (:func:`map_interleave`), or None. A kxk gather's lanes
+    are consecutive in (c, kernel row, kernel col): ``s = 1``, ``alpha = kw``, ``gamma = kh kw``; a
+    pooling's are consecutive outputs (c, y, x) at one window offset, reading ``(s y + dy, s x + dx)``
+    (``s`` a power of two): ``alpha = Wo`` and ``gamma = Ho Wo`` (or, when no lane group crosses a
+    channel, any); stores and 1x1 gathers put their lanes on consecutive channels of one pixel: an
+    odd ``gamma`` (where only those touch the map: ``s = alpha = gamma = 1``)."""
+    s = alpha = gamma = None
+    odd = False
+    for x in sites:
+        kind = x[0]
+        if kind in ("store", "1x1"):
+            odd |= x[1] > 1
+            continue
+        if kind == "kxk":
+            _, _, kh, kw = x
+            want = (1, kw % b, (kh * kw) % b)
+        else:
+            _, ln, sp, ho, wo = x
+            want = (sp, wo % b, (ho * wo) % b if (ho * wo) % ln else None)
+        if s is not None and (want[0] != s or want[1] != alpha):
+            return None
+        s, alpha = want[0], want[1]
+        if want[2] is not None:
+            if gamma is not None and gamma != want[2]:
+                return None
+            gamma = want[2]
+    if s is None:       # stores and 1x1 gathers only: the channel alone separates their lanes
+        s, alpha = 1, 1
+    gamma = 1 if gamma is None else gamma
+    if odd and gamma % 2 == 0:
+        return None
+    return {"s": s, "alpha": alpha, "gamma": gamma}
+
+
+def interleave_coord(c, y, x, b: int, coord: dict):
+    """The part and word of element (channel ``c``, row ``y``, col ``x``) of a map interleaved by
+    coordinates (:func:`map_interleave`): part ``((x >> ls) + alpha (y >> ls) + gamma c) mod b``, word
+    ``(((c H + y) Xw + (x >> (ls + lb))) << ls) | (x mod s)`` (``s = 2^ls``, ``b = 2^lb``, ``Xw`` the
+    row's words ``ceil(W / (s b))``): within a part, the word and the part give back (c, y, x)."""
+    ls, lb = coord["s"].bit_length() - 1, b.bit_length() - 1
+    part = ((x >> ls) + coord["alpha"] * (y >> ls) + coord["gamma"] * c) % b
+    word = (((c * coord["H"] + y) * coord["xw"] + (x >> (ls + lb))) << ls) | (x & (coord["s"] - 1))
+    return part, word
+
+
 def map_interleave(prog: dict, lanes: int | list[int]) -> dict[str, dict]:
     """The feature maps kept as ``B`` interleaved parts instead of one array: ``{map: {"B", "skew"}}``.
 
@@ -291,11 +357,42 @@ def map_interleave(prog: dict, lanes: int | list[int]) -> dict[str, dict]:
     recurrent, per-token or pooling-keeping layer), a dense or 1x1 layer's gather, the output of a
     pooling, add, table, product or data-movement unit or the operands an add, a table or a
     product (its first) reads element by element, with one of those patterns; at least
-    ``INTERLEAVE_MIN_WORDS`` words a part. Its clocks do not change."""
+    ``INTERLEAVE_MIN_WORDS`` words a part.
+
+    A third pattern takes the maps a kxk convolution's gather or a pooling's window reads, where
+    the lanes' addresses are runs of kernel columns or a stride apart and no function of the
+    address alone separates them without a divider: the units' own coordinates do. Where every
+    unit touching a map is a convolution's stores (its own grid, channels j.. of one pixel), a
+    convolution's gather or a pooling's reads, the part is ``((x >> log2 s) + alpha (y >> log2 s)
+    + gamma c) mod B`` of the element's (channel, row, col) (:func:`_coord_params`), its word
+    :func:`interleave_coord`'s (``coord``: s, alpha, gamma and the map's C, H, W, Xw). Its clocks do
+    not change either."""
     per = _per_step(prog, lanes)
     # map -> (lanes, stride between lanes (1: consecutive), base, runs from 0 in steps of a power of two)
     sites: dict[str, list[tuple[int, int, int, bool]]] = {}
     bad: set[str] = set()
+    # map -> its units' sites by coordinates (the third pattern); a map any other unit touches has none
+    csites: dict[str, list[tuple]] = {}
+    cbad: set[str] = set()
+    for k, st in enumerate(prog["steps"]):
+        kind, n, cown = st["kind"], per[k], set()
+        if kind == "pool" and len(st["src"]["shape"]) == 3:
+            sy, sx = st["stride"]
+            size = int(np.prod(st["dst"]["shape"]))
+            if sy == sx and sy & (sy - 1) == 0:
+                cown.add(st["src"]["name"])
+                csites.setdefault(st["src"]["name"], []).append(("pool", min(n, size), sy, *st["dst"]["shape"][1:]))
+        elif kind == "layer":
+            if _stores_coords(st):
+                cown.add(st["dst"]["name"])
+                csites.setdefault(st["dst"]["name"], []).append(("store", store_lanes(st, n)))
+            if _gathers_coords(st):
+                cown.add(st["src"]["name"])
+                kh, kw = st["conv"]["kernel"]
+                lg = min(n, st["rows"])
+                csites.setdefault(st["src"]["name"], []).append(("1x1", lg) if (kh, kw) == (1, 1) else ("kxk", lg, kh, kw))
+        if kind != "host":
+            cbad |= {m["name"] for m in _step_maps(st)} - cown
     for k, st in enumerate(prog["steps"]):
         kind, n, own = st["kind"], per[k], set()
         if kind == "host":
@@ -349,6 +446,16 @@ def map_interleave(prog: dict, lanes: int | list[int]) -> dict[str, dict]:
         if (d and d & (d - 1) == 0 and d % b == 0 and d < sizes[name]
                 and all(x[2] % d == 0 and (x[1] == d or x[3]) for x in multi)):
             out[name] = {"B": b, "skew": d.bit_length() - 1}
+    for name, ss in sorted(csites.items()):
+        multi = [x[1] for x in ss if x[1] > 1]
+        if name in out or name in cbad or not multi:
+            continue
+        b = 1 << (max(multi) - 1).bit_length()
+        par = _coord_params(ss, b)
+        if par is None or sizes[name] < INTERLEAVE_MIN_WORDS * b:
+            continue
+        c, h, w = next(m["shape"] for st in prog["steps"] for m in _step_maps(st) if m["name"] == name)
+        out[name] = {"B": b, "skew": None, "coord": {**par, "C": c, "H": h, "W": w, "xw": -(-w // (par["s"] * b))}}
     return out
 
 
@@ -715,6 +822,8 @@ def _datapath_ctx(prog: dict, tiles: list[dict], lanes: int | list[int] = 1, lat
                           "kernel": st["kernel"], "stride": st["stride"], "pads": st["pads"],
                           "dilation": st["dilation"], "src_addr_bits": _bits(c * h * w),
                           "new": f"pnew_{k}", "wilv": ilv.get(st["dst"]["name"]),
+                          # the interleaved map it reads its windows from (by coordinates: map_interleave)
+                          "pilv": ilv.get(st["src"]["name"]),
                           "dst_addr_bits": _bits(c * ho * wo), "ln": min(lanes, c * ho * wo),
                           "last": _last(c * ho * wo, lanes)})
             states.append(f"P{k}")
@@ -816,8 +925,8 @@ def _datapath_ctx(prog: dict, tiles: list[dict], lanes: int | list[int] = 1, lat
         lane_lsb = ls.bit_length() - 1 if ls > 1 and ls & (ls - 1) == 0 else 0
         layers.append({"rec": None if rec is None else _recurrent_ctx(k, st, rec), "cal": cal,
                        # the interleaved maps it gathers from and stores to (map_interleave)
-                       "gilv": ilv.get(st["src"]["name"]) if _gathers_in_runs(st) else None,
-                       "silv": ilv.get(st["dst"]["name"]) if _stores_in_runs(st) else None,
+                       "gilv": _site_ilv(ilv, st["src"], _gathers_in_runs(st), _gathers_coords(st)),
+                       "silv": _site_ilv(ilv, st["dst"], _stores_in_runs(st), _stores_coords(st) is not None),
                        "lg": min(ln, K), "ls": ls, "last_g": _last(K, ln), "last_s": _last(st["cols"], ls),
                        "group": st.get("group") or 0, "group_bits": _bits(st.get("group") or 1),
                        "ysigned": st["dst"]["signed"],
@@ -876,9 +985,22 @@ def _ilv_ctx(name: str, x: dict, prog: dict) -> dict:
         hi = min(ab - 1, d + lb - 1)
         high = f"a[{hi}:{d}]" if hi - d + 1 == lb else f"{{{lb - (hi - d + 1)}'d0, a[{hi}:{d}]}}"
         part += f" + {high}"
-    return {"name": name, "B": b, "lb": lb, "ab": ab, "ib": ab - lb, "words": ((size - 1) >> lb) + 1,
-            "width": m["bits"], "signed": m["signed"], "skew": x["skew"], "part": part,
-            "refs": [f"mem_{name}_i{q}[" for q in range(b)]}
+    ctx = {"name": name, "B": b, "lb": lb, "ab": ab, "ib": ab - lb, "words": ((size - 1) >> lb) + 1,
+           "width": m["bits"], "signed": m["signed"], "skew": x["skew"], "part": part, "coord": None,
+           "refs": [f"mem_{name}_i{q}[" for q in range(b)]}
+    co = x.get("coord")
+    if co:      # by coordinates (interleave_coord): the sites give each lane's part and word
+        words = co["C"] * co["H"] * co["xw"] * co["s"]
+        ctx.update(words=words, ib=_bits(words), part=None,
+                   coord={**co, "ls": co["s"].bit_length() - 1})
+    return ctx
+
+
+def _site_ilv(ilv: dict, m: dict, runs: bool, coords: bool) -> dict | None:
+    """The interleaved map ``m`` a layer's gather or stores address, if they do by the map's pattern:
+    by address (``runs``, the first two) or by coordinates (``coords``) (map_interleave)."""
+    bm = ilv.get(m["name"])
+    return bm if bm is not None and (coords if bm["coord"] else runs) else None
 
 
 def _reads(st: dict) -> list[str]:

@@ -17,6 +17,10 @@ def _map(name, shape):
     return {"name": name, "shape": list(shape), "bits": 8, "signed": False}
 
 
+#: a 2x2 max pooling of stride 2
+POOL2 = {"pool": "max", "kernel": [2, 2], "stride": [2, 2], "pads": [0, 0, 0, 0], "dilation": [1, 1]}
+
+
 def _program(c, h, w, reader, base=0, c_total=None):
     """recv -> a 3x3 convolution writing map ``x`` (``c`` channels of h x w, at channel offset ``base``
     of ``c_total``) -> ``reader`` ("dense" or "1x1") -> send."""
@@ -68,6 +72,8 @@ def _clocks(prog, name, lanes):
 def _check(prog, lanes):
     found = map_interleave(prog, lanes)
     for name, x in found.items():
+        if x.get("coord"):
+            continue      # the third pattern: _check_coord
         b, skew = x["B"], x["skew"]
         lb = b.bit_length() - 1
         size = next(int(np.prod(m["shape"])) for s in prog["steps"] for m in (s.get("src"), s.get("dst"))
@@ -96,14 +102,15 @@ def test_odd_positions_interleave_by_address_and_concat_parts_keep_their_offset(
 
 def test_a_map_another_unit_reads_stays_one_array():
     prog = _program(16, 4, 4, "dense")
-    prog["steps"].insert(3, {"kind": "pool", "src": _map("x", (16, 4, 4)), "dst": _map("p", (16, 2, 2))})
+    prog["steps"].insert(3, {"kind": "pool", "src": _map("x", (16, 4, 4)), "dst": _map("p", (16, 2, 2)), **POOL2})
     assert "x" not in map_interleave(prog, 4)
     # one lane a unit: nothing to separate
     assert map_interleave(_program(16, 4, 4, "dense"), 1) == {}
-    # a 3x3 convolution's gather runs over kernel rows: not one of the two patterns
+    # a 3x3 convolution's gather runs over kernel rows: not one of the two patterns by address,
+    # but the third, by coordinates (the tests below)
     prog = _program(16, 4, 4, "1x1")
     prog["steps"][2]["conv"] = {"kernel": [3, 3]}
-    assert "x" not in map_interleave(prog, 4)
+    assert map_interleave(prog, 4)["x"]["coord"] is not None
 
 
 def test_pooling_and_add_outputs_are_written_in_order_and_interleave():
@@ -111,12 +118,13 @@ def test_pooling_and_add_outputs_are_written_in_order_and_interleave():
     # order, read by the add the same way) and the add's (read by the 1x1, 9 x 9 = 81 apart: odd)
     prog = _program(16, 18, 18, "1x1")
     x, p, s = _map("x", (16, 18, 18)), _map("p", (16, 9, 9)), _map("s", (16, 9, 9))
-    prog["steps"][2:3] = [{"kind": "pool", "src": x, "dst": p},
+    prog["steps"][2:3] = [{"kind": "pool", "src": x, "dst": p, **POOL2},
                           {"kind": "add", "src": p, "src2": p, "dst": s},
                           {**prog["steps"][2], "src": s, "positions": 81, "dst": _map("y", (10, 9, 9))}]
     prog["steps"][-1]["src"] = prog["steps"][-2]["dst"]
     found = _check(prog, 4)
-    assert "x" not in found                          # the pooling reads its windows, the stride apart
+    # the pooling reads its windows, the stride apart: the third pattern, by coordinates
+    assert found["x"]["coord"] == {"s": 2, "alpha": 1, "gamma": 1, "C": 16, "H": 18, "W": 18, "xw": 3}
     assert found["p"] == found["s"] == {"B": 4, "skew": None}
 
 
@@ -136,3 +144,135 @@ def test_interleaved_maps_never_meet_two_lanes_in_a_part(c, h, w, lanes, reader)
     odd = p % 2 == 1 or store == 1 and reader == "dense"
     if c * p >= 8 * b and (odd or (p & (p - 1) == 0 and p % b == 0 and c > 1)):
         assert "x" in found, (c, h, w, lanes, reader)
+
+
+# ---- the third pattern: by the units' coordinates ---------------------------------------------
+
+def _conv_writer(c, h, w, base=0, c_total=None, stride=1):
+    """recv -> a 3x3 convolution writing map ``x`` (``c`` channels of h x w at channel ``base`` of ``c_total``)."""
+    c_total = c_total or c
+    x = _map("x", (c_total, h, w))
+    src = _map("in", (1, h * stride, w * stride))
+    return x, [{"kind": "recv", "dst": src},
+               {"kind": "layer", "name": "conv", "src": src, "dst": x, "positions": h * w, "cols": c, "rows": 9,
+                "conv": {"kernel": [3, 3], "stride": [stride] * 2, "pads": [1] * 4, "dilation": [1, 1]},
+                "base": base * h * w}]
+
+
+def _coord_program(c, h, w, reader, k=3, s=2, pad=1):
+    """The writer above, then ``reader`` of map x: a max pooling or a convolution (k x k, stride s,
+    padding pad), then the host link."""
+    x, steps = _conv_writer(c, h, w)
+    ho, wo = (h + 2 * pad - k) // s + 1, (w + 2 * pad - k) // s + 1
+    geo = {"kernel": [k, k], "stride": [s, s], "pads": [pad] * 4, "dilation": [1, 1]}
+    if reader == "pool":
+        rd = {"kind": "pool", "pool": "max", "src": x, "dst": _map("p", (c, ho, wo)), **geo}
+    else:
+        rd = {"kind": "layer", "name": "rd", "src": x, "dst": _map("p", (6, ho, wo)), "positions": ho * wo,
+              "cols": 6, "rows": c * k * k, "conv": geo}
+    return {"steps": steps + [rd, {"kind": "send", "src": rd["dst"]}]}
+
+
+def _coord_clocks(prog, name, lanes):
+    """Every clock's (channel, row, col) of map ``name`` by every unit's valid lanes, as the RTL makes
+    them: a convolution stores channels j.. of pixel (yb, xb); a convolution's gather reads kernel
+    elements e.. = (c, ky, kx) of the window at (Y, X), (Y s + ky - pad, X s + kx - pad) where in
+    bounds; a pooling's lanes make outputs o.. = (c, y, x), all at window offset (yb, xb)."""
+    from compiler.backend.verilog import _per_step
+    per = _per_step(prog, lanes)
+    for k, st in enumerate(prog["steps"]):
+        n = per[k]
+        if st["kind"] == "layer" and st["dst"]["name"] == name:
+            ch, h, w = st["dst"]["shape"]
+            c0, ls = st.get("base", 0) // (h * w), store_lanes(st, n)
+            for pos in range(st["positions"]):
+                for j0 in range(0, st["cols"], ls):
+                    yield [(j + c0, pos // w, pos % w) for j in range(j0, min(j0 + ls, st["cols"]))]
+        if st["kind"] == "layer" and st["src"]["name"] == name:
+            ch, h, w = st["src"]["shape"]
+            (kh, kw), (sy, sx), pads = st["conv"]["kernel"], st["conv"]["stride"], st["conv"]["pads"]
+            _, ho, wo = st["dst"]["shape"]
+            kk, lg = st["rows"], min(n, st["rows"])
+            for pos in range(ho * wo):
+                yy, xx = divmod(pos, wo)
+                for e0 in range(0, kk, lg):
+                    lane = []
+                    for e in range(e0, min(e0 + lg, kk)):
+                        c, r = divmod(e, kh * kw)
+                        yi, xi = yy * sy + r // kw - pads[0], xx * sx + r % kw - pads[1]
+                        if 0 <= yi < h and 0 <= xi < w:
+                            lane.append((c, yi, xi))
+                    yield lane
+        if st["kind"] == "pool" and st["src"]["name"] == name:
+            ch, h, w = st["src"]["shape"]
+            _, ho, wo = st["dst"]["shape"]
+            size, (sy, sx), pads = ch * ho * wo, st["stride"], st["pads"]
+            ln = min(n, size)
+            for yb in range(st["kernel"][0]):
+                for xb in range(st["kernel"][1]):
+                    for o0 in range(0, size, ln):
+                        lane = []
+                        for o in range(o0, min(o0 + ln, size)):
+                            c, r = divmod(o, ho * wo)
+                            yi, xi = r // wo * sy + yb - pads[0], r % wo * sx + xb - pads[1]
+                            if 0 <= yi < h and 0 <= xi < w:
+                                lane.append((c, yi, xi))
+                        yield lane
+
+
+def _check_coord(prog, lanes):
+    from compiler.backend.verilog import interleave_coord
+    found = map_interleave(prog, lanes)
+    for name, x in found.items():
+        if not x.get("coord"):
+            continue
+        b, co = x["B"], x["coord"]
+        for lane in _coord_clocks(prog, name, lanes):
+            parts = [int(interleave_coord(c, y, xx, b, co)[0]) for c, y, xx in lane]
+            assert len(set(parts)) == len(parts), (name, lane, parts)
+        c, y, xx = np.meshgrid(*(np.arange(n) for n in (co["C"], co["H"], co["W"])), indexing="ij")
+        part, word = interleave_coord(c.ravel(), y.ravel(), xx.ravel(), b, co)
+        assert len(np.unique(part * (1 << 40) + word)) == c.size     # one word of one part an element
+        assert word.max() < co["C"] * co["H"] * co["xw"] * co["s"]    # the parts' words
+    return found
+
+
+def test_pooling_and_kxk_inputs_interleave_by_coordinates():
+    # SqueezeNet 1.1's conv1 output at 64 x 64: 64 x 31 x 31, read by a 3x3 stride-2 max pooling
+    # (15 x 15 outputs: 225, odd) -- 19 M gates of its flat synthesis as one array of 4 read ports
+    found = _check_coord(_coord_program(64, 31, 31, "pool", 3, 2, 0), 4)
+    assert found["x"]["coord"]["s"] == 2 and found["x"]["coord"]["alpha"] == 15 % 4
+    # ResNet-50's: 112 x 112 -> 56 x 56 (3136 outputs a channel, a multiple of the lanes)
+    assert _check_coord(_coord_program(8, 112, 112, "pool", 3, 2, 1), 4)["x"]["coord"]["gamma"] == 1
+    # a 3x3 convolution's gather (s = 1, alpha = 3, gamma = 9) and a strided one
+    assert _check_coord(_coord_program(16, 15, 15, "conv", 3, 1, 1), 4)["x"]["coord"]["s"] == 1
+    assert "x" in _check_coord(_coord_program(16, 14, 14, "conv", 3, 2, 1), 8)
+
+
+def test_coordinates_refuse_what_they_cannot_separate():
+    # 2 x 2 outputs a channel (even, not a multiple of 4 lanes): a lane group crosses channels
+    # with gamma = 2, and the stores' channels need an odd one
+    assert "x" not in map_interleave(_coord_program(16, 10, 10, "pool", 2, 5, 0), 4)
+    # stride 3: not a power of two
+    assert "x" not in map_interleave(_coord_program(16, 15, 15, "pool", 3, 3, 0), 4)
+    # a 2x2 kernel: gamma = 4, even
+    assert "x" not in map_interleave(_coord_program(16, 15, 15, "conv", 2, 1, 0), 4)
+    # a dense layer's gather of the same map: by address, not coordinates
+    prog = _coord_program(16, 15, 15, "pool", 3, 2, 0)
+    prog["steps"].insert(3, {"kind": "layer", "name": "fc", "src": _map("x", (16 * 15 * 15,)), "dst": _map("f", (10,)),
+                             "positions": 1, "cols": 10, "rows": 16 * 225, "conv": None})
+    assert "x" not in map_interleave(prog, 4)
+
+
+@settings(max_examples=80, deadline=None)
+@given(c=st_.integers(1, 24), h=st_.integers(2, 14), w=st_.integers(2, 14), lanes=st_.sampled_from([2, 4, 8]),
+       reader=st_.sampled_from(["pool", "conv"]), k=st_.sampled_from([1, 2, 3, 5]), s=st_.sampled_from([1, 2, 3, 4]),
+       pad=st_.integers(0, 1))
+def test_coordinate_maps_never_meet_two_lanes_in_a_part(c, h, w, lanes, reader, k, s, pad):
+    if (h + 2 * pad - k) < 0 or (w + 2 * pad - k) < 0:
+        return
+    prog = _coord_program(c, h, w, reader, k, s, pad)
+    found = _check_coord(prog, lanes)
+    multi = [n for n in (min(c, lanes), min(lanes, c * k * k)) if n > 1]
+    if reader == "conv" and k % 2 == 1 and multi and c * h * w >= 8 * (1 << (max(multi) - 1).bit_length()):
+        assert "x" in found, (c, h, w, lanes, k, s, pad)      # odd kernels always separate
