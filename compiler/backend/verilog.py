@@ -298,7 +298,7 @@ def _coord_params(sites: list[tuple], b: int) -> dict | None:
     odd = False
     for x in sites:
         kind = x[0]
-        if kind in ("store", "1x1"):
+        if kind in ("store", "1x1", "recv"):
             odd |= x[1] > 1
             continue
         if kind == "kxk":
@@ -363,7 +363,8 @@ def map_interleave(prog: dict, lanes: int | list[int]) -> dict[str, dict]:
     the lanes' addresses are runs of kernel columns or a stride apart and no function of the
     address alone separates them without a divider: the units' own coordinates do. Where every
     unit touching a map is a convolution's stores (its own grid, channels j.. of one pixel), a
-    convolution's gather or a pooling's reads, the part is ``((x >> log2 s) + alpha (y >> log2 s)
+    convolution's gather, a pooling's reads or the host link's receive (one code a clock, its
+    coordinates divided out of its count), the part is ``((x >> log2 s) + alpha (y >> log2 s)
     + gamma c) mod B`` of the element's (channel, row, col) (:func:`_coord_params`), its word
     :func:`interleave_coord`'s (``coord``: s, alpha, gamma and the map's C, H, W, Xw). Its clocks do
     not change either."""
@@ -376,7 +377,10 @@ def map_interleave(prog: dict, lanes: int | list[int]) -> dict[str, dict]:
     cbad: set[str] = set()
     for k, st in enumerate(prog["steps"]):
         kind, n, cown = st["kind"], per[k], set()
-        if kind == "pool" and len(st["src"]["shape"]) == 3:
+        if kind == "recv" and len(st["dst"]["shape"]) == 3:   # the host link: one code a clock
+            cown.add(st["dst"]["name"])
+            csites.setdefault(st["dst"]["name"], []).append(("recv", 1))
+        elif kind == "pool" and len(st["src"]["shape"]) == 3:
             sy, sx = st["stride"]
             size = int(np.prod(st["dst"]["shape"]))
             if sy == sx and sy & (sy - 1) == 0:

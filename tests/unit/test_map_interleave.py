@@ -28,7 +28,7 @@ def _program(c, h, w, reader, base=0, c_total=None):
     x = _map("x", (c_total, h, w))
     src = _map("in", (1, h, w))
     conv = {"kind": "layer", "name": "conv", "src": src, "dst": x, "positions": h * w, "cols": c, "rows": 9,
-            "conv": {"kernel": [3, 3]}, "base": base * h * w}
+            "conv": {"kernel": [3, 3], "stride": [1, 1], "pads": [1] * 4, "dilation": [1, 1]}, "base": base * h * w}
     if reader == "dense":
         rd = {"kind": "layer", "name": "fc", "src": _map("x", (c_total * h * w,)), "dst": _map("y", (10,)),
               "positions": 1, "cols": 10, "rows": c_total * h * w, "conv": None}
@@ -159,10 +159,10 @@ def _conv_writer(c, h, w, base=0, c_total=None, stride=1):
                 "base": base * h * w}]
 
 
-def _coord_program(c, h, w, reader, k=3, s=2, pad=1):
-    """The writer above, then ``reader`` of map x: a max pooling or a convolution (k x k, stride s,
-    padding pad), then the host link."""
-    x, steps = _conv_writer(c, h, w)
+def _coord_program(c, h, w, reader, k=3, s=2, pad=1, wstride=1):
+    """The writer above (of stride ``wstride``), then ``reader`` of map x: a max pooling or a
+    convolution (k x k, stride s, padding pad), then the host link."""
+    x, steps = _conv_writer(c, h, w, stride=wstride)
     ho, wo = (h + 2 * pad - k) // s + 1, (w + 2 * pad - k) // s + 1
     geo = {"kernel": [k, k], "stride": [s, s], "pads": [pad] * 4, "dilation": [1, 1]}
     if reader == "pool":
@@ -182,6 +182,9 @@ def _coord_clocks(prog, name, lanes):
     per = _per_step(prog, lanes)
     for k, st in enumerate(prog["steps"]):
         n = per[k]
+        if st["kind"] == "recv" and st["dst"]["name"] == name:     # the host link, a code a clock
+            ch, h, w = st["dst"]["shape"]
+            yield from ([(a // (h * w), a % (h * w) // w, a % w)] for a in range(ch * h * w))
         if st["kind"] == "layer" and st["dst"]["name"] == name:
             ch, h, w = st["dst"]["shape"]
             c0, ls = st.get("base", 0) // (h * w), store_lanes(st, n)
@@ -244,8 +247,11 @@ def test_pooling_and_kxk_inputs_interleave_by_coordinates():
     assert found["x"]["coord"]["s"] == 2 and found["x"]["coord"]["alpha"] == 15 % 4
     # ResNet-50's: 112 x 112 -> 56 x 56 (3136 outputs a channel, a multiple of the lanes)
     assert _check_coord(_coord_program(8, 112, 112, "pool", 3, 2, 1), 4)["x"]["coord"]["gamma"] == 1
-    # a 3x3 convolution's gather (s = 1, alpha = 3, gamma = 9) and a strided one
-    assert _check_coord(_coord_program(16, 15, 15, "conv", 3, 1, 1), 4)["x"]["coord"]["s"] == 1
+    # a 3x3 convolution's gather (s = 1, alpha = 3, gamma = 9) and a strided one; the image the
+    # host link writes, a code a clock, for the first convolution's gather (stride 2: 30 x 30 in)
+    found = _check_coord(_coord_program(16, 15, 15, "conv", 3, 1, 1), 4)
+    assert found["x"]["coord"]["s"] == 1 and found["in"]["coord"]["alpha"] == 3
+    assert _check_coord(_coord_program(16, 15, 15, "pool", 3, 2, 0, wstride=2), 4)["in"]["coord"]["H"] == 30
     assert "x" in _check_coord(_coord_program(16, 14, 14, "conv", 3, 2, 1), 8)
 
 
