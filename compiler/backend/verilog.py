@@ -298,6 +298,8 @@ def _coord_params(sites: list[tuple], b: int) -> dict | None:
     odd = False
     for x in sites:
         kind = x[0]
+        if x[1] <= 1:
+            continue        # one lane a clock: nothing to separate
         if kind in ("store", "1x1", "recv"):
             odd |= x[1] > 1
             continue
@@ -383,7 +385,7 @@ def map_interleave(prog: dict, lanes: int | list[int]) -> dict[str, dict]:
         elif kind == "pool" and len(st["src"]["shape"]) == 3:
             sy, sx = st["stride"]
             size = int(np.prod(st["dst"]["shape"]))
-            if sy == sx and sy & (sy - 1) == 0:
+            if min(n, size) == 1 or sy == sx and sy & (sy - 1) == 0:
                 cown.add(st["src"]["name"])
                 csites.setdefault(st["src"]["name"], []).append(("pool", min(n, size), sy, *st["dst"]["shape"][1:]))
         elif kind == "layer":

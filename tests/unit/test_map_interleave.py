@@ -282,3 +282,12 @@ def test_coordinate_maps_never_meet_two_lanes_in_a_part(c, h, w, lanes, reader, 
     multi = [n for n in (min(c, lanes), min(lanes, c * k * k)) if n > 1]
     if reader == "conv" and k % 2 == 1 and multi and c * h * w >= 8 * (1 << (max(multi) - 1).bit_length()):
         assert "x" in found, (c, h, w, lanes, k, s, pad)      # odd kernels always separate
+
+
+def test_a_one_lane_reader_puts_no_constraint_on_the_parts():
+    # a stride-3 pooling reading one output a clock (lanes where they pay: backend/verilog.step_lanes)
+    # meets nothing in any part: the stores' 4 lanes alone set the function
+    prog = _coord_program(16, 15, 15, "pool", 3, 3, 0)
+    found = _check_coord(prog, [1, 4, 1, 1])
+    assert found["x"]["coord"] == {"s": 1, "alpha": 1, "gamma": 1, "C": 16, "H": 15, "W": 15, "xw": 4}
+    assert "x" not in map_interleave(prog, 4)
