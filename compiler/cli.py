@@ -179,6 +179,15 @@ def build_parser(parser_class=_Parser) -> argparse.ArgumentParser:
                    "pairs (a 4-lane tile wrapper: 8.0 k gates, not 22.5 k); off: any row on any word line and any "
                    "column on any pair, the fault-aware placement's full freedom (for chips with many stuck cells); "
                    "--row-banks is its former name")
+    c.add_argument("--map-memory", choices=("auto", "sram", "flops"), default="auto",
+                   help="where the feature maps' interleaved parts are held: sram, each part in SRAM macros (the "
+                   "PDK's ppa.sram: OpenRAM's sky130 1 kB macro in the generic PDK; one read and one write a "
+                   "clock, clocked at twice the chip's clock so a read needs no extra cycle); flops, in flip-flops; "
+                   "auto (default), each part in whichever is smaller by the PDK's area figures (parts of a few "
+                   "hundred bytes and more go into macros). Maps that are not interleaved stay flip-flops. The "
+                   "RTL instantiates one macro module per part and bank (rtl/<design>_sram.v, a black box for "
+                   "synthesis; rtl/sim/<design>_sram_beh.v simulates it) and the report counts their area, "
+                   "access energy and leakage")
     c.add_argument("--pipeline", type=_number(positive=True, hi=MAX_STAGES), metavar="S",
                    help="run the chip's program as a pipeline of at most S stages over successive inputs: runs of "
                    "consecutive layers, split so that the slowest stage is the shortest, each with its own "
@@ -432,6 +441,11 @@ def _cmd_report(args) -> int:
           f"inference time; {100 * rep['latency_breakdown_s']['digital_s'] / rep['latency_s']:.0f} % of the latency is "
           f"the digital datapath's ({_lanes_text(rep)}, {rep['digital']['ops']['cycles']} clocks an input)",
           file=sys.stderr)
+    mem = rep["memory"]
+    if mem["sram_macros"]:
+        print(f"  {len(mem['sram_maps'])} feature map(s) in {mem['sram_macros']} SRAM macros "
+              f"({rep['area_breakdown_mm2']['sram']:.4g} mm^2, {rep['energy_breakdown_j']['sram_leakage'] * 1e9:.3g} nJ "
+              f"of leakage an input); the rest in flip-flops (--map-memory {mem['map_memory']})", file=sys.stderr)
     print(f"  a read settles in {rep['settling']['t_settle_s'] * 1e9:.3g} ns (ngspice transient of "
           f"{rep['settling']['tile']})", file=sys.stderr)
     print(f"  crossbar energy check: analytic {ec['crossbar_analytic_j']:.4g} J vs {rep['engine']} "
@@ -621,7 +635,7 @@ def compile_options(args):
                           input_range=tuple(args.input_range), spare_rows=args.spare_rows,
                           spare_cols=args.spare_cols, chip_state=args.chip_state, adc_share=args.adc_share,
                           lanes=args.lanes, pipeline=args.pipeline, conv_blocking=args.conv_blocking,
-                          route_banks=args.route_banks,
+                          route_banks=args.route_banks, map_memory=args.map_memory,
                           finetune_data=None if args.finetune_data is None else tuple(args.finetune_data))
 
 

@@ -127,6 +127,18 @@ def partition_manifest(ir: IR) -> dict:
     return {"order": [s["name"] for s in segments], "segments": segments, "nodes": nodes}
 
 
+def _map_memories(prog: dict, per, cuts, pdk: Pdk, options: CompileOptions) -> dict:
+    """The maps held in SRAM macros (verilog.map_memories) under ``--map-memory``; a PDK without the
+    macro's templates or figures has none (an error when ``sram`` asks for them)."""
+    able = {"sram_macro", "sram_macro_sim"} <= set(pdk.templates) and pdk.ppa is not None
+    sram = pdk.ppa.get("sram") if able else None
+    try:
+        return verilog.map_memories(prog, per, cuts, sram, options.map_memory,
+                                    pdk.ppa["digital"]["clock_mhz"] if pdk.ppa else 0.0)
+    except ValueError as e:
+        raise InputError("--map-memory", f"sram: {e}") from None
+
+
 def write_design(plan: OutputWriter, ir: IR, pdk: Pdk, options: CompileOptions, source_name: str, source_sha: str,
                  calib: tuple[np.ndarray, str], source_file: Path | None = None,
                  progress: Callable[[str, int, int], None] | None = None, external: list[str] = ()) -> dict:
@@ -154,12 +166,15 @@ def write_design(plan: OutputWriter, ir: IR, pdk: Pdk, options: CompileOptions, 
             cycles = verilog.rtl_cycles(prog, per, latency, 1)
         if "stages" in cycles:     # the split the count was made for is the one the RTL is written for
             cuts = [tuple(x["steps"]) for x in cycles["stages"]]
+        srams = _map_memories(prog, per, cuts, pdk, options)
         datapath = {"generated": True, "calibration": calib[1], "output_scale": prog["output_scale"],
                     "lanes": lanes, "step_lanes": per, "pipeline": len(cycles.get("stages", [0])),
                     # clocks of one input through the chip top (backend/verilog.rtl_cycles; rtl-sim measures it)
                     "cycles_per_input": cycles,
                     "streams": {d: sum(st["kind"] == k for st in prog["steps"]) for d, k in (("in", "recv"),
-                                                                                         ("out", "send"))}}
+                                                                                         ("out", "send"))},
+                    # the maps whose parts are SRAM macros (backend/verilog.map_memories; the report counts them)
+                    "map_memory": options.map_memory, "srams": srams}
     except RtlUnsupported as e:
         prog, datapath = None, {"generated": False, "reason": str(e)}
     # a 1T1R PDK's access transistor, calibrated once: the golden model of every cell (and the
@@ -174,7 +189,8 @@ def write_design(plan: OutputWriter, ir: IR, pdk: Pdk, options: CompileOptions, 
         if k % 64 == 0:
             progress("SPICE netlists", k // 2, n_tiles)
     banked = route_banks_of(options) > 1
-    for k, (rel, text) in enumerate(emit_verilog(ir, pdk, env, source_sha, prog, per, cuts, banked)):
+    srams = datapath.get("srams") if datapath.get("generated") else None
+    for k, (rel, text) in enumerate(emit_verilog(ir, pdk, env, source_sha, prog, per, cuts, banked, srams)):
         plan.add(rel, text)
         if k % 64 == 0:
             progress("Verilog", k // 2, n_tiles)

@@ -82,6 +82,10 @@ class CompileOptions:
     #: gather lane writing one bank's DAC registers and every column selecting among its bank's pairs
     #: (tile_wrapper.v.j2); "off": one bank, any row on any word line and any column on any pair.
     route_banks: str = "lanes"
+    #: Where the interleaved feature maps' parts are held (backend/verilog.map_memories): "sram" in
+    #: SRAM macros (the PDK's ``ppa.sram``), "flops" in flip-flops, "auto" each part in whichever is
+    #: smaller by the PDK's figures.
+    map_memory: str = "auto"
     #: A chip state (.npz, design/chipstate.py): place every tile around that chip's stuck cells and
     #: program its conductances (passes/fault_map.py); None compiles for no chip in particular.
     chip_state: str | None = None

@@ -465,6 +465,61 @@ def map_interleave(prog: dict, lanes: int | list[int]) -> dict[str, dict]:
     return out
 
 
+def part_words(x: dict, size: int) -> int:
+    """The words of each part of a map of ``size`` elements interleaved as ``x`` (:func:`map_interleave`):
+    the address's high bits, or by coordinates every (channel, row) its row of ceil(W / (s B)) words
+    of ``s`` elements (:func:`interleave_coord`)."""
+    co = x.get("coord")
+    if co:
+        return co["C"] * co["H"] * co["xw"] * co["s"]
+    return ((size - 1) >> (x["B"].bit_length() - 1)) + 1
+
+
+def _two_reads(prog: dict) -> set[str]:
+    """Maps a unit reads twice in one clock (an add of a map to itself): one read port a part is not enough."""
+    return {st["src"]["name"] for st in prog["steps"] if st["kind"] == "add" and st["src"]["name"] == st["src2"]["name"]}
+
+
+def map_memories(prog: dict, lanes: int | list[int], cuts, sram: dict | None, mode: str,
+                 clock_mhz: float) -> dict[str, dict]:
+    """The interleaved maps (:func:`map_interleave`) whose parts are SRAM macros, ``{map: {"B", "banks",
+    "words", "width", "macros"}}``: every part (and pipeline bank, :func:`stage_banks`) one macro module
+    of ``words`` x ``width``, built of ``macros`` of the PDK's (``sram``: its ``ppa.sram``) in all.
+
+    A part has one read and one write port, as the macro: each clock a unit writes a word (captured at
+    the clock's rising edge) and reads one (its address captured at the falling edge, the data there
+    before the next rising edge), which the macro does clocked at twice the chip's clock (rtl
+    ``<design>_sram.v``). ``mode``: "sram" every interleaved map (ValueError when the PDK has no macro
+    or it cannot run at twice ``clock_mhz``), "flops" none, "auto" each map whose parts take less area
+    as macros (``area_um2`` each, ``words`` x ``width`` bits) than as flip-flops (``flop_bit_um2`` a
+    bit, the report's register-file model of a part of one read and one write port)."""
+    if mode == "flops":
+        return {}
+    if sram is None or 2 * clock_mhz > sram["max_mhz"]:
+        if mode == "sram":
+            raise ValueError("the PDK has no SRAM macro (ppa.sram)" if sram is None else
+                             f"the PDK's SRAM macro runs at {sram['max_mhz']:g} MHz at most, not twice the "
+                             f"{clock_mhz:g} MHz clock")
+        return {}
+    per = _per_step(prog, lanes)
+    ilv = map_interleave(prog, per)
+    banks = stage_banks(prog, cuts or [(0, len(prog["steps"]))])
+    twice = _two_reads(prog)
+    shapes = {m["name"]: m for st in prog["steps"] for m in _step_maps(st)}
+    out = {}
+    for name, x in sorted(ilv.items()):
+        if name in twice:
+            continue
+        m = shapes[name]
+        words = part_words(x, int(np.prod(m["shape"])))
+        n = -(-words // int(sram["words"])) * -(-m["bits"] // int(sram["width"]))
+        if mode == "auto" and n * sram["area_um2"] >= words * m["bits"] * sram["flop_bit_um2"]:
+            continue
+        k = banks[name][1] - banks[name][0] + 1 if name in banks else 1
+        out[name] = {"B": x["B"], "banks": k, "words": words, "width": m["bits"], "macros": x["B"] * k * n}
+    return out
+
+
 def interleave_bank(a: np.ndarray | int, b: int, skew: int | None):
     """The part of address ``a`` in a map interleaved over ``b`` parts (:func:`map_interleave`)."""
     return (a + (a >> skew if skew is not None else 0)) % b
@@ -766,7 +821,8 @@ def link_in_bits(prog: dict) -> int:
 
 
 def _datapath_ctx(prog: dict, tiles: list[dict], lanes: int | list[int] = 1, latency: int = 0,
-                  cuts: list[tuple[int, int]] | None = None, banked: bool = True) -> dict:
+                  cuts: list[tuple[int, int]] | None = None, banked: bool = True,
+                  srams: dict | None = None) -> dict:
     """The chip top's template context. ``lanes``: elements a clock of the layers' gather and
     requantizer, the pooling, add, table, product and data-movement units (a recurrent layer's cell
     unit and the host link take one), every step's (:func:`step_lanes`) or one count for all;
@@ -774,7 +830,8 @@ def _datapath_ctx(prog: dict, tiles: list[dict], lanes: int | list[int] = 1, lat
     (:func:`stores_overlap`); ``cuts``: the pipeline's stages
     (:func:`pipeline_stages`; one stage when None), each its own sequencer (:func:`_stage_ctx`);
     ``banked``: the tiles' word lines and pairs in banks of their layer's lanes (:func:`step_lanes`;
-    False: ``--route-banks off``, one bank)."""
+    False: ``--route-banks off``, one bank); ``srams``: the maps in SRAM macros (:func:`map_memories`),
+    whose units' reads and writes are the macros' ports (:func:`_sram_sites`)."""
     bd, ba, ob = prog["dac_bits"], prog["adc_bits"], prog["out_bits"]
     per = _per_step(prog, lanes)
     iw = index_width(prog, max(per))
@@ -782,6 +839,8 @@ def _datapath_ctx(prog: dict, tiles: list[dict], lanes: int | list[int] = 1, lat
     tile_ix = {t["name"]: t for t in tiles}
     maps = {}
     ilv = {name: _ilv_ctx(name, x, prog) for name, x in map_interleave(prog, per).items()}
+    for name, x in (srams or {}).items():
+        ilv[name]["sram"] = x
     layers, pools, adds, muls, luts, remaps, recvs, sends, states = [], [], [], [], [], [], [], [], []
     regs = {r["layer"]: r for r in requant_regs(prog)}
     cal_regs = []     # the requantizer registers on the scan chain, after the tiles, in chain order
@@ -793,14 +852,15 @@ def _datapath_ctx(prog: dict, tiles: list[dict], lanes: int | list[int] = 1, lat
             m = st["src"]
             size, b, ab = int(np.prod(m["shape"])), m["bits"], _bits(int(np.prod(m["shape"])))
             bm = ilv.get(m["name"])
+            hi = None if bm is None else f"idx[{ab - 1}:{bm['lb']}]"    # the word of idx in its part
             # an interleaved map's word: its part's, by the part of idx (map_interleave)
             word = f"mem_{m['name']}[idx[{ab - 1}:0]]" if bm is None else f"osd_{k}"
             ext = word if b == ob else (f"{{{{{ob - b}{{{word}[{b - 1}]}}}}, {word}}}" if m["signed"]
                                         else f"{{{ob - b}'d0, {word}}}")
             sends.append({"k": k, "dir": "out", "state": f"O{k}", "tag": st["tag"], "src": m["name"], "size": size, "data": ext,
-                          "ilv": bm, "word": None if bm is None else " : ".join(
-                              [f"(ilv_{m['name']}(idx[{ab - 1}:0]) == {bm['lb']}'d{q}) ? {bm['refs'][q]}idx[{ab - 1}:{bm['lb']}]]"
-                               for q in range(bm["B"] - 1)] + [f"{bm['refs'][-1]}idx[{ab - 1}:{bm['lb']}]]"])})
+                          "ilv": bm, "addr_bits": ab, "word": None if bm is None else " : ".join(
+                              [f"(ilv_{m['name']}(idx[{ab - 1}:0]) == {bm['lb']}'d{q}) ? {bm['refs'][q]}{hi}]"
+                               for q in range(bm["B"] - 1)] + [f"{bm['refs'][-1]}{hi}]"])})
             states.append(f"O{k}")
             continue
         maps[st["dst"]["name"]] = st["dst"]
@@ -947,10 +1007,12 @@ def _datapath_ctx(prog: dict, tiles: list[dict], lanes: int | list[int] = 1, lat
                        "src_addr_bits": _bits(int(np.prod(st["src"]["shape"]))),
                        "dst_addr_bits": _bits(int(np.prod(st["dst"]["shape"])))})
     steps = sorted(layers + pools + adds + muls + luts + remaps + recvs + sends, key=lambda x: x["k"])
+    sites = _sram_sites(steps, iw, link_in_bits(prog))
     if not recvs or not sends:
         raise ValueError("a chip program receives and sends at least one stream")
     mem = [{"name": m["name"], "size": int(np.prod(m["shape"])), "signed": m["signed"], "width": m["bits"], "banks": 0,
-            "ilv": ilv.get(m["name"])} for _, m in sorted(maps.items())]
+            "ilv": ilv.get(m["name"]), **sites.get(m["name"], {"reads": [], "writes": []})}
+           for _, m in sorted(maps.items())]
     n_streams = len(recvs) + len(sends)
     cuts = cuts or [(0, len(prog["steps"]))]
     stage_ctx = _stage_ctx(prog, steps, cuts, mem)
@@ -977,6 +1039,59 @@ def _ilv_word(ilv: dict, m: dict, p: str, ab: int) -> dict:
     return {"p": p, "bm": bm, "word": f"mem_{m['name']}[e[{ab - 1}:0]]" if bm is None else f"{p}d[gl]"}
 
 
+def _sram_sites(units: list[dict], iw: int, in_bits: int) -> dict[str, dict]:
+    """The reads and writes of the maps in SRAM macros (``units``: the template's, in program order;
+    each gets ``srams``, its sites): a site is a unit's port into every part of a map, named by its
+    prefix ``p``, active while ``when`` holds (the unit's states; one unit of a stage is active at a
+    time, and stages touch different banks), with each part's word ``addr`` and, for a write, its
+    enable ``en`` and code ``data``. Returns ``{map: {"reads": [p...], "writes": [p...]}}``: the macro
+    of each part and bank takes the address of its stage's active site (``top.v.j2``)."""
+    out: dict[str, dict] = {}
+
+    def add(u, bm, p, when, write, **kw):
+        if not bm or not bm.get("sram"):
+            return
+        b = bm["B"]
+        site = {"p": p, "bm": bm, "when": when, "write": write, "addr": [f"{p}w{q}" for q in range(b)]}
+        if write:
+            site.update(en=[f"{p}e{q}" for q in range(b)], data=[f"{p}x{q}" for q in range(b)])
+        site.update(kw)
+        u.setdefault("srams", []).append(site)
+        out.setdefault(bm["name"], {"reads": [], "writes": []})["writes" if write else "reads"].append(p)
+
+    for u in units:
+        k = u["k"]
+        if "sg" in u:       # a layer: its gather reads, its stores write
+            add(u, u["gilv"], f"gr{k}_", f"(state == {u['sg']} || state == {u['sw']})", False)
+            add(u, u["silv"], f"ws{k}_", f"(state == {u['ss']}" + (f" || (state == {u['sw']} && sprev))" if u["soverlap"]
+                                                                  else ")"), True)
+        elif u["state"].startswith("P"):
+            add(u, u["pilv"], f"pr{k}_", f"(state == {u['state']})", False)
+            kh, kw = u["kernel"]
+            add(u, u["wilv"], f"wo{k}_", f"(state == {u['state']} && xb == {iw}'d{kw - 1} && yb == {iw}'d{kh - 1})", True)
+        elif u["state"].startswith(("A", "T", "M", "X")):
+            for r in u.get("rilv", []):
+                add(u, r["bm"], r["p"], f"(state == {u['state']})", False)
+            add(u, u["wilv"], f"wo{k}_", f"(state == {u['state']})", True)
+        elif u["state"].startswith("R"):
+            bm = u["ilv"]
+            if bm and bm.get("sram"):
+                lb, ib = bm["lb"], bm["ib"]
+                data = "in_data" if u["bits"] == in_bits else f"in_data[{u['bits'] - 1}:0]"
+                if bm["coord"]:
+                    part, word = f"rpw_{k}[{lb - 1}:0]", f"rpw_{k}[{ib + lb - 1}:{lb}]"
+                else:
+                    part, word = f"ilv_{bm['name']}(idx[{u['addr_bits'] - 1}:0])", f"idx[{u['addr_bits'] - 1}:{lb}]"
+                add(u, bm, f"rv{k}_", f"(state == {u['state']} && in_valid)", True,
+                    en=[f"{part} == {lb}'d{q}" for q in range(bm["B"])], addr=[word] * bm["B"], data=[data] * bm["B"])
+        elif u["state"].startswith("O"):
+            bm = u["ilv"]
+            if bm:
+                add(u, bm, f"os{k}_", f"(state == {u['state']})", False,
+                    addr=[f"idx[{u['addr_bits'] - 1}:{bm['lb']}]"] * bm["B"])
+    return out
+
+
 def _ilv_ctx(name: str, x: dict, prog: dict) -> dict:
     """Template context of a map interleaved over ``x["B"]`` parts (:func:`map_interleave`): its
     address and part-word widths, its parts' words, the part function's right-hand side and each
@@ -991,13 +1106,12 @@ def _ilv_ctx(name: str, x: dict, prog: dict) -> dict:
         hi = min(ab - 1, d + lb - 1)
         high = f"a[{hi}:{d}]" if hi - d + 1 == lb else f"{{{lb - (hi - d + 1)}'d0, a[{hi}:{d}]}}"
         part += f" + {high}"
-    ctx = {"name": name, "B": b, "lb": lb, "ab": ab, "ib": ab - lb, "words": ((size - 1) >> lb) + 1,
+    ctx = {"name": name, "B": b, "lb": lb, "ab": ab, "ib": ab - lb, "words": part_words(x, size),
            "width": m["bits"], "signed": m["signed"], "skew": x["skew"], "part": part, "coord": None,
-           "refs": [f"mem_{name}_i{q}[" for q in range(b)]}
+           "refs": [f"mem_{name}_i{q}[" for q in range(b)], "sram": None, "bk": "0", "nbanks": 1, "kb": 1}
     co = x.get("coord")
     if co:      # by coordinates (interleave_coord): the sites give each lane's part and word
-        words = co["C"] * co["H"] * co["xw"] * co["s"]
-        ctx.update(words=words, ib=_bits(words), part=None,
+        ctx.update(ib=_bits(ctx["words"]), part=None,
                    coord={**co, "ls": co["s"].bit_length() - 1})
     return ctx
 
@@ -1062,6 +1176,8 @@ def _stage_ctx(prog: dict, units: list[dict], cuts: list[tuple[int, int]], maps:
         if m["name"] in banks:
             w, r = banks[m["name"]]
             m["banks"] = r - w + 1
+            if m["ilv"]:
+                m["ilv"].update(nbanks=r - w + 1, kb=_bits(r - w + 1))
     out = []
     for s, (a, b) in enumerate(cuts):
         names = {m: f"{m}[bk_{m}]" for m, (w, r) in banks.items() if w <= s <= r}
@@ -1069,6 +1185,9 @@ def _stage_ctx(prog: dict, units: list[dict], cuts: list[tuple[int, int]], maps:
         names.update({f"{m['name']}_i{q}": f"{m['name']}_i{q}[bk_{m['name']}]" for m in maps
                       if m["ilv"] and m["name"] in names for q in range(m["ilv"]["B"])})
         us = [_in_stage(u, names) if names else u for u in units if a <= u["k"] < b]
+        here = {m for m, (w, r) in banks.items() if w <= s <= r}
+        for u in us:
+            _bank_of(u, here)
         firsts = [x["sg"] if "sg" in x else x["state"] for x in us]
         wait = f"W{s}" if s > 0 else None
         fin = f"F{s}" if s < n - 1 else None
@@ -1098,8 +1217,23 @@ def _stage_ctx(prog: dict, units: list[dict], cuts: list[tuple[int, int]], maps:
                               for m, (w, r) in sorted(banks.items()) if w <= s <= r],
                     "step_on": f"take_{max(0, s - 1)}",
                     "has_overlap": any(L["overlap"] for L in layers), "has_conv": any(x["conv"] for x in layers),
-                    "has_pool": bool(pools)})
+                    "has_pool": bool(pools),
+                    # the SRAM macros' ports its units drive (_sram_sites)
+                    "srams": [x for u in us for x in u.get("srams", [])]})
     return out
+
+
+def _bank_of(x, banked: set[str]) -> None:
+    """Give every interleaved map's context in a stage's unit ``x`` the bank its parts are read in
+    (``bk``: the stage's counter of the map, ``banked`` the maps it has one of, or 0)."""
+    if isinstance(x, dict):
+        if "refs" in x and "sram" in x:
+            x["bk"] = f"bk_{x['name']}" if x["name"] in banked else "0"
+        for v in x.values():
+            _bank_of(v, banked)
+    elif isinstance(x, list):
+        for v in x:
+            _bank_of(v, banked)
 
 
 def bipolar_tiles(prog: dict | None) -> frozenset:
@@ -1115,12 +1249,13 @@ def sim_scan_bits(prog: dict) -> int:
 
 
 def emit_verilog(ir: IR, pdk, env, source_sha: str, prog: dict | None, lanes: int | list[int] = 1,
-                 cuts: list[tuple[int, int]] | None = None, banked: bool = True):
+                 cuts: list[tuple[int, int]] | None = None, banked: bool = True, srams: dict | None = None):
     """Yield ``(relative path, text)`` of every Verilog file (and the file lists). The simulation
     files come only while the scan chain is at most SIM_MAX_SCAN_BITS long; ``lanes``: the datapath's
     elements a clock, every step's or one count (_datapath_ctx); ``cuts``: the pipeline's stages,
     each its steps ``[a, b)`` (``rtl_cycles``' ``stages``; one stage when None); ``banked``: the
-    tiles' word lines and pairs in banks (``--route-banks``, _datapath_ctx)."""
+    tiles' word lines and pairs in banks (``--route-banks``, _datapath_ctx); ``srams``: the maps in SRAM
+    macros (:func:`map_memories`), which add the macro's module and its simulation model."""
     prefix = sanitize(ir.name)
     level_bits = max(1, math.ceil(math.log2(pdk.levels)))
     tiles = _tile_ctx(ir, prefix, pdk, level_bits, bipolar_tiles(prog))
@@ -1135,9 +1270,16 @@ def emit_verilog(ir: IR, pdk, env, source_sha: str, prog: dict | None, lanes: in
         yield rel, render(env, role, **ctx)
     if prog is not None:
         kq = {t["name"]: (st["kq"], st["sk"]) for st in prog["steps"] if st["kind"] == "layer" for t in st["tiles"]}
-        dp = _datapath_ctx(prog, tiles, lanes, ctx["latency"], cuts, banked)
+        dp = _datapath_ctx(prog, tiles, lanes, ctx["latency"], cuts, banked, srams)
         names.append(f"rtl/{prefix}_top.v")
         yield names[-1], render(env, "verilog_top", **ctx, **dp)
+        if srams:
+            sctx = {**ctx, "sram": {k: (int(v) if float(v).is_integer() else v) for k, v in pdk.ppa["sram"].items()},
+                    "clock_mhz": pdk.ppa["digital"]["clock_mhz"]}
+            names.append(f"rtl/{prefix}_sram.v")
+            yield names[-1], render(env, "sram_macro", **sctx)
+            names.append(f"rtl/sim/{prefix}_sram_beh.v")
+            yield names[-1], render(env, "sram_macro_sim", **sctx)
     if prog is not None and sim_scan_bits(prog) <= SIM_MAX_SCAN_BITS:
         names.append(f"rtl/sim/{prefix}_xbar_beh.v")
         yield names[-1], render(env, "verilog_macro_sim", **{**ctx, "tiles": [

@@ -372,16 +372,22 @@ def gate_areas_um2(gates: dict[str, int], areas: dict) -> dict[str, float]:
     return per
 
 
-def digital_ops(prog: dict, reads_per_image: dict, ref_bytes: float) -> dict:
+def digital_ops(prog: dict, reads_per_image: dict, ref_bytes: float, srams: dict | None = None,
+                macro_width: int = 8) -> dict:
     """Operations of one inference in the RTL's datapath, by kind (see the module docstring). Buffer
     accesses are counted in bytes (``sram_bytes``) and weighted by the size of the buffer they hit,
     ``sqrt(buffer bytes / ref_bytes)`` (``sram_weighted_bytes``): an SRAM's access energy grows about
     as the square root of its size (Horowitz 2014: 10, 20 and 100 pJ per 64 bits at 8 kB, 32 kB, 1 MB).
     A pipeline's banked maps (backend/verilog.stage_banks) are accessed as often, each access in one
-    bank of the map's size."""
+    bank of the map's size. A map in SRAM macros (``srams``: backend/verilog.map_memories) is counted
+    in the macros' accesses instead (``sram_macro_accesses``: one a macro of ``macro_width`` bits an
+    element read or written), priced at the macro's own figure."""
     from ..backend.qmodel import remap_tables
 
+    srams = srams or {}
     ops = {"add32": 0, "mul32_equiv": 0.0, "add8": 0, "sram_bytes": 0, "sram_weighted_bytes": 0.0}
+    if srams:
+        ops["sram_macro_accesses"] = 0.0
 
     def size(m):
         return int(np.prod(m["shape"]))
@@ -394,6 +400,9 @@ def digital_ops(prog: dict, reads_per_image: dict, ref_bytes: float) -> dict:
         return int(np.max(np.abs(np.asarray(values, np.int64)))).bit_length() + 1
 
     def access(m, count):
+        if m["name"] in srams:
+            ops["sram_macro_accesses"] += count * -(-m["bits"] // macro_width)
+            return
         width = 2 if m["bits"] > 8 else 1
         ops["sram_bytes"] += count * width
         ops["sram_weighted_bytes"] += count * width * math.sqrt(size(m) * width / ref_bytes)
@@ -501,11 +510,12 @@ def report_design(out, inputs=None, samples: int | None = None, engine: str = "n
     design = Design(out, "report")
     out = design.out
     m = design.manifest
-    from ..pdk import PPA_FIELDS
+    from ..pdk import PPA_FIELDS, PPA_OPTIONAL
 
     ppa = m.get("ppa")
     if not isinstance(ppa, dict) or any(not isinstance(ppa.get(sec), dict) or any(f not in ppa[sec] for f in fields)
-                                        for sec, fields in PPA_FIELDS.items()):
+                                        for sec, fields in PPA_FIELDS.items()
+                                        if sec not in PPA_OPTIONAL or sec in ppa):
         raise InputError(out / "manifest.json", f"lacks the area/energy figures this report reads (compiled by amsc {m.get('amsc_version', '?')} "
                                                 "or with a PDK without a 'ppa' section); recompile the design with this "
                                                 f"amsc: amsc compile {m['source']['name']} -o {out}")
@@ -635,10 +645,17 @@ def _build(design, ppa, reads, dmax, n, engine, seed, clock, synth, tmp, progres
                          "rel_err": abs(e_a - e_s) / e_s if e_s else 0.0})
     r_img = {k: v.shape[0] / n for k, v in reads.items()}
     d = ppa["digital"]
-    ops = digital_ops(prog, r_img, d["sram_ref_bytes"])
+    # the maps in SRAM macros (compile --map-memory): their accesses and leakage at the macro's figures
+    srams, sm = m["rtl_datapath"].get("srams") or {}, ppa.get("sram")
+    if srams and sm is None:
+        raise InputError(design.out / "manifest.json", "holds feature maps in SRAM macros but its PDK figures have "
+                                                       "no 'ppa.sram' to price them")
+    ops = digital_ops(prog, r_img, d["sram_ref_bytes"], srams, int(sm["width"]) if srams else 8)
     energy["digital"] = d["scale"] * 1e-12 * (ops["add32"] * d["add32_pj"] + ops["mul32_equiv"] * d["mul32_pj"]
                                               + ops["add8"] * d["add8_pj"])
     energy["buffers"] = d["scale"] * 1e-12 * ops["sram_weighted_bytes"] * d["sram_byte_pj"]
+    if srams:
+        energy["buffers"] += 1e-12 * ops["sram_macro_accesses"] * sm["access_pj"]
     e_total = sum(energy.values())
     # latency: the RTL's cycles, and per layer position one tile read (tiles of a layer in parallel)
     t_conv = t_read + adc_share / (ppa["adc"]["rate_msps"] * 1e6)
@@ -656,6 +673,10 @@ def _build(design, ppa, reads, dmax, n, engine, seed, clock, synth, tmp, progres
     periods = [(x["period"] - x["read"]) / clock + sum(step_pos[x["steps"][0]:x["steps"][1]]) * t_conv
                for x in stages]
     interval = max(periods) if periods else lat
+    macros = sum(x["macros"] for x in srams.values())
+    if srams:   # every macro leaks for as long as an input takes in a steady stream
+        energy["sram_leakage"] = macros * sm["leak_uw"] * 1e-6 * interval
+        e_total += energy["sram_leakage"]
     # area
     progress("area", 0, 1)
     adcs = sum(math.ceil(read_pairs(t) / adc_share) for t in m["tiles"])
@@ -676,6 +697,8 @@ def _build(design, ppa, reads, dmax, n, engine, seed, clock, synth, tmp, progres
         progress("yosys", 0, 1)
         syn = synthesize(design, tmp)
     area["digital"], per_gate = digital_area_um2(syn, lef_areas(d["cells"]), d["utilization"])
+    if srams:
+        area["sram"] = macros * sm["area_um2"]
     area_mm2 = sum(area.values()) * 1e-6
     # a blocked convolution's structural zeros are no operations (passes/block_conv.py)
     macs = int(round(sum(round(r_img[t["name"]]) * (t["row1"] - t["row0"]) * (t["col1"] - t["col0"])
@@ -707,6 +730,9 @@ def _build(design, ppa, reads, dmax, n, engine, seed, clock, synth, tmp, progres
                                   f"SPICE: -sum_i V_i I(VIN_i) of each tile's testbench in {engine}",
                          "tiles": per_tile},
         "settling": settle,
+        # where the feature maps are held: the maps in SRAM macros, each part and bank one macro module
+        "memory": {"map_memory": m["rtl_datapath"].get("map_memory", "flops"), "sram_maps": srams,
+                   "sram_macros": macros, **({"sram": sm} if srams else {})},
         "digital": {"ops": ops, "synthesis": syn, "gate_area_um2": per_gate,
                     "cells": "sky130_fd_sc_hd (LEF SIZE), drive strength 1", "utilization": d["utilization"]},
         "periphery": {"adc_energy_j": e_adc, "dac_energy_j": e_dac, "tia_power_w": p_tia,
@@ -742,6 +768,8 @@ def _dominant(rep: dict) -> dict:
         "digital": "the requantization multiply of every output dominates the datapath",
         "dac": f"{per['dacs']} DACs convert every word line of every read",
         "word_lines": "word-line wire capacitance is charged on every read",
+        "readout": "the sample-and-holds and multiplexers of the shared ADCs switch on every read",
+        "sram_leakage": f"{rep['memory']['sram_macros']} SRAM macros leak for the whole time an input takes",
     }[ek]
     why_a = {
         "adc": f"{per['adcs']} ADCs of {per['adc_area_mm2']:.3g} mm^2 each: one ADC is larger than thousands of cells",
@@ -749,6 +777,8 @@ def _dominant(rep: dict) -> dict:
         "cells": "the crossbar arrays themselves",
         "digital": "the synthesized datapath and its buffers (flip-flops)",
         "dac": f"{per['dacs']} DACs, one per word line",
+        "readout": "the sample-and-holds and multiplexers of the shared ADCs",
+        "sram": f"{rep['memory']['sram_macros']} SRAM macros hold the feature maps (--map-memory)",
     }[ak]
     return {"energy": ek, "energy_share": e[ek] / sum(e.values()), "energy_why": why_e,
             "area": ak, "area_share": a[ak] / sum(a.values()), "area_why": why_a}

@@ -90,8 +90,9 @@ _FIELDS = {
     "sim.reltol": (float, lambda x: 0 < x < 0.1, "a relative tolerance in (0, 0.1)"),
     "sim.abstol": (float, _pos, "a positive current in amperes"),
 }
-#: roles a PDK may template: continuous-time dynamics and their controller (backend/dynamics.py, backend/dynamics_1t1r.py)
-_OPTIONAL_ROLES = ("dynamics", "dynamics_ctrl", "readout", "readout_tb")
+#: roles a PDK may template: continuous-time dynamics and their controller (backend/dynamics.py,
+#: backend/dynamics_1t1r.py), the shared ADCs' readout, the feature maps' SRAM macro (backend/verilog.py)
+_OPTIONAL_ROLES = ("dynamics", "dynamics_ctrl", "readout", "readout_tb", "sram_macro", "sram_macro_sim")
 _TEMPLATE_ROLES = ("crossbar", "testbench", "chip", "verilog_top", "verilog_tile", "verilog_macro",
                    "verilog_macro_sim", "verilog_tb")
 
@@ -194,7 +195,11 @@ PPA_FIELDS = {
     "tia": ("gain", "gbw_hz", "power_uw", "area_um2", "settle_lsb"),
     "digital": ("add32_pj", "mul32_pj", "add8_pj", "sram_byte_pj", "sram_ref_bytes", "scale", "clock_mhz",
                 "utilization"),
+    # optional: the SRAM macro feature maps may be held in (compile --map-memory; backend/verilog.map_memories)
+    "sram": ("words", "width", "area_um2", "access_pj", "leak_uw", "max_mhz", "flop_bit_um2"),
 }
+#: ``ppa`` sections a PDK may leave out
+PPA_OPTIONAL = ("sram",)
 
 
 def _ppa(file: Path, doc: dict, inherited: dict | None) -> dict | None:
@@ -212,6 +217,8 @@ def _ppa(file: Path, doc: dict, inherited: dict | None) -> dict | None:
     res = {}
     for sec, fields in PPA_FIELDS.items():
         if sec not in merged:
+            if sec in PPA_OPTIONAL:
+                continue
             raise PdkError(file, f"field 'ppa.{sec}' is missing (and not inherited)")
         res[sec] = {}
         for f in fields:

@@ -293,3 +293,22 @@ def test_bad_analog_section(tmp_path, edit, needle):
     (pdk / "pdk.yaml").write_text(text.replace(edit[0], edit[1]))
     r, out = compile_err(tmp_path, ROOT / "designs" / "hopfield_digits" / "dynamics.yaml", "--pdk", pdk)
     assert_clean_error(r, "pdk.yaml", needle, out=out)
+
+
+def test_map_memory_a_pdk_cannot_hold(tmp_path):
+    """--map-memory sram on a chip clocked faster than half the macro's rate; an unknown choice."""
+    from conftest import ROOT
+
+    src = ROOT / "compiler" / "pdk_templates" / "generic"
+    pdk = tmp_path / "fastpdk"
+    pdk.mkdir()
+    for f in src.iterdir():
+        (pdk / f.name).write_text(f.read_text())
+    text = (src / "pdk.yaml").read_text()
+    assert "clock_mhz: 100.0" in text
+    (pdk / "pdk.yaml").write_text(text.replace("clock_mhz: 100.0", "clock_mhz: 300.0"))
+    fire = ROOT / "tests" / "data" / "exported" / "fire_net.onnx"
+    r, out = compile_err(tmp_path, fire, "--pdk", pdk, "--map-memory", "sram")
+    assert_clean_error(r, "--map-memory", "531 MHz", "300 MHz", out=out)
+    r, out = compile_err(tmp_path, fire, "--map-memory", "dram")
+    assert r.returncode == 2 and "--map-memory" in r.stderr and "Traceback" not in r.stderr

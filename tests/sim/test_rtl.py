@@ -32,10 +32,19 @@ def cnn_out(tmp_path_factory):
 UNIT_LANES = ("--lanes", "3")
 
 
-def _compile_lint_sim(model, inputs, out, *compile_args) -> dict:
+def _compile_lint_sim(model, inputs, out, *compile_args, sram: bool = False) -> dict:
     """Compile ``model`` (at UNIT_LANES unless ``compile_args`` say), lint its chip with verilator
     -Wall, run rtl-sim on ``inputs`` and require a bit-exact result and the counted clocks; returns
-    the manifest."""
+    the manifest. ``sram``: then again with every interleaved map in SRAM macros (``--map-memory
+    sram``), which must hold some map, each part and bank one instance of the macro module."""
+    if sram:
+        m = _compile_lint_sim(model, inputs, out.parent / f"{out.name}_sram", *compile_args, "--map-memory", "sram")
+        srams = m["rtl_datapath"]["srams"]
+        assert srams and m["rtl_datapath"]["map_memory"] == "sram"
+        top = next((out.parent / f"{out.name}_sram" / "rtl").glob("*_top.v")).read_text()
+        assert len(re.findall(r"^\s+\w+_sram #", top, re.M)) == sum(x["B"] * x["banks"] for x in srams.values())
+        for name in srams:    # no flip-flop array is left of those maps
+            assert not re.search(rf"reg .* mem_{name}_i\d+ ", top), name
     lanes = () if "--lanes" in compile_args else UNIT_LANES
     assert amsc("compile", model, "-o", out, *compile_args, *lanes).returncode == 0
     manifest = json.loads((out / "manifest.json").read_text())
@@ -334,7 +343,7 @@ def test_residual_avgpool_global_pool_and_host_softmax_are_bit_exact(tmp_path):
     x = rng.uniform(0, 1, size=(30, 2, 8, 8))
     np.save(tmp_path / "x.npy", x)
     out = tmp_path / "out"
-    m = _compile_lint_sim(model, tmp_path / "x.npy", out)
+    m = _compile_lint_sim(model, tmp_path / "x.npy", out, sram=True)
     assert m["rtl_datapath"]["calibration"] == "calib.npy"
     # the integer program still computes the network: same argmax as the float model on these inputs
     from compiler.backend.qmodel import input_codes, load_program, run_program
@@ -610,12 +619,50 @@ def test_resnet_block_add_relu_is_one_unit_and_bit_exact(tmp_path):
     np.save(tmp_path / "calib.npy", rng.uniform(0, 1, (64, 2, 8, 8)))
     np.save(tmp_path / "x.npy", rng.uniform(0, 1, (20, 2, 8, 8)))
     # as a pipeline: the shortcut's map crosses stage boundaries, copied from stage to stage
-    m = _compile_lint_sim(model, tmp_path / "x.npy", tmp_path / "out", "--pipeline", "4")
+    m = _compile_lint_sim(model, tmp_path / "x.npy", tmp_path / "out", "--pipeline", "4", sram=True)
     assert m["rtl_datapath"]["pipeline"] > 2
     prog = json.loads((tmp_path / "out" / "rtl" / "program.json").read_text())
     (add,) = [st for st in prog["steps"] if st["kind"] == "add"]
     assert add["src"]["signed"] and add["src2"]["signed"] and not add["dst"]["signed"]
     assert not [st for st in prog["steps"] if st["kind"] == "remap"]   # no separate ReLU unit
+
+
+def test_maps_in_sram_macros_at_every_kind_of_port_are_bit_exact(tmp_path):
+    """--map-memory sram: a residual add of two convolutions' maps (its operands read through two
+    ports of different macros in one clock), a table after it and the table's map streamed out to
+    the host, as a pipeline (banked maps: a macro per part and bank); codes of 9 bits, wider than
+    the macro's 8 (two macros a part). Bit-exact, clocks as counted, and yosys keeps every macro a
+    black box (the report's synthesis: no memory of flip-flops is left of those maps)."""
+    require_tool("iverilog", "vvp", "verilator", "yosys")
+    from onnx import helper
+
+    from compiler.eval.ppa import _memories
+    from helpers import save_model
+
+    rng = np.random.default_rng(5)
+    mk = helper.make_node
+    nodes = [mk("Conv", ["x", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1]), mk("Conv", ["x", "w2", "b2"], ["c2"]),
+             mk("Add", ["c1", "c2"], ["s"]), mk("Sigmoid", ["s"], ["y"])]
+    inits = [("w1", rng.normal(size=(4, 2, 3, 3)) * 0.5), ("b1", rng.normal(size=4) * 0.1),
+             ("w2", rng.normal(size=(4, 2, 1, 1)) * 0.5), ("b2", rng.normal(size=4) * 0.1)]
+    model = save_model(tmp_path / "m.onnx", nodes, [("x", ["N", 2, 8, 8])], [("y", ["N", 4, 8, 8])], inits, opset=20)
+    np.save(tmp_path / "x.npy", rng.uniform(0, 1, size=(5, 2, 8, 8)))
+    m = _compile_lint_sim(model, tmp_path / "x.npy", tmp_path / "out", sram=True)
+    assert m["rtl_datapath"]["srams"] == {}     # auto: maps this small stay flip-flops
+    out = tmp_path / "out_sram"
+    srams = json.loads((out / "manifest.json").read_text())["rtl_datapath"]["srams"]
+    assert {x["banks"] for x in srams.values()} >= {1, 2} and {x["width"] for x in srams.values()} == {8, 9}
+    top = next((out / "rtl").glob("*_top.v")).read_text()
+    for site in ("srv_ea", "srv_eb", "srv_et", "srv_os", "swe_wo", "swe_ws", "swk_ws"):
+        assert f"assign {site}" in top, site
+    dump, stat = tmp_path / "mem.txt", tmp_path / "stat.json"
+    script = (f"read_verilog -sv {' '.join(_files(out))}; synth -top g_top -run begin:fine; "
+              f"tee -q -o {dump} dump t:$mem_v2; tee -q -o {stat} stat -json")
+    r = subprocess.run(["yosys", "-q", "-p", script], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert not [x for x in _memories(dump.read_text()) if any(f"mem_{n}_" in x["name"] for n in srams)]
+    cells = json.loads(stat.read_text())["design"]["num_cells_by_type"]
+    assert cells["g_sram"] == sum(x["B"] * x["banks"] for x in srams.values())
 
 
 def test_large_design_skips_rtl_sim_files_but_keeps_the_rtl(mlp_out, tmp_path, monkeypatch, capsys):
@@ -785,7 +832,7 @@ def test_squeeze_excite_and_gate_products_are_bit_exact(signed, tmp_path):
              ("w3", rng.normal(size=(3, 4 * 5 * 5)) * 0.1), ("b3", rng.normal(size=3) * 0.1)]
     model = save_model(tmp_path / "m.onnx", nodes, [("x", ["N", 2, 5, 5])], [("y", ["N", 3])], inits)
     np.save(tmp_path / "x.npy", rng.uniform(0, 1, size=(20, 2, 5, 5)))
-    manifest = _compile_lint_sim(model, tmp_path / "x.npy", tmp_path / "out")
+    manifest = _compile_lint_sim(model, tmp_path / "x.npy", tmp_path / "out", sram=True)
     assert not [n for n in manifest["partition"]["nodes"] if n["home"] == "host"]
     prog = json.loads((tmp_path / "out" / "rtl" / "program.json").read_text())
     muls = [(st["div"], st["mod"], st["src"]["signed"]) for st in prog["steps"] if st["kind"] == "mul"]
@@ -822,7 +869,7 @@ def test_standalone_activations_read_a_table_and_are_bit_exact(tmp_path):
              ("w3", rng.normal(size=(3, 8 * 4 * 4)) * 0.1), ("b3", rng.normal(size=3) * 0.1)]
     model = save_model(tmp_path / "m.onnx", nodes, [("x", ["N", 2, 4, 4])], [("y", ["N", 3])], inits, opset=20)
     np.save(tmp_path / "x.npy", rng.uniform(0, 1, size=(20, 2, 4, 4)))
-    _compile_lint_sim(model, tmp_path / "x.npy", tmp_path / "out")
+    _compile_lint_sim(model, tmp_path / "x.npy", tmp_path / "out", sram=True)
     prog = json.loads((tmp_path / "out" / "rtl" / "program.json").read_text())
     assert sorted(st["act"] for st in prog["steps"] if st["kind"] == "lut") == \
         ["clip", "gelu", "hardswish", "leaky_relu", "sigmoid", "tanh"]
@@ -859,7 +906,7 @@ def test_conv_transpose_resize_and_depth_to_space_are_bit_exact(tmp_path):
              ("w3", rng.normal(size=(3, 9 * 6 * 6)) * 0.1), ("b3", rng.normal(size=3) * 0.1)]
     model = save_model(tmp_path / "m.onnx", nodes, [("x", ["N", 1, 6, 6])], [("y", ["N", 3])], inits, opset=17)
     np.save(tmp_path / "x.npy", rng.uniform(0, 1, size=(20, 1, 6, 6)))
-    manifest = _compile_lint_sim(model, tmp_path / "x.npy", tmp_path / "out")
+    manifest = _compile_lint_sim(model, tmp_path / "x.npy", tmp_path / "out", sram=True)
     assert not [n for n in manifest["partition"]["nodes"] if n["home"] == "host"]
     prog = json.loads((tmp_path / "out" / "rtl" / "program.json").read_text())
     ops = sorted({st["op"] for st in prog["steps"] if st["kind"] == "remap"})
