@@ -372,22 +372,21 @@ def gate_areas_um2(gates: dict[str, int], areas: dict) -> dict[str, float]:
     return per
 
 
-def digital_ops(prog: dict, reads_per_image: dict, ref_bytes: float, srams: dict | None = None,
-                macro_width: int = 8) -> dict:
+def digital_ops(prog: dict, reads_per_image: dict, ref_bytes: float, srams: dict | None = None) -> dict:
     """Operations of one inference in the RTL's datapath, by kind (see the module docstring). Buffer
     accesses are counted in bytes (``sram_bytes``) and weighted by the size of the buffer they hit,
     ``sqrt(buffer bytes / ref_bytes)`` (``sram_weighted_bytes``): an SRAM's access energy grows about
     as the square root of its size (Horowitz 2014: 10, 20 and 100 pJ per 64 bits at 8 kB, 32 kB, 1 MB).
     A pipeline's banked maps (backend/verilog.stage_banks) are accessed as often, each access in one
     bank of the map's size. A map in SRAM macros (``srams``: backend/verilog.map_memories) is counted
-    in the macros' accesses instead (``sram_macro_accesses``: one a macro of ``macro_width`` bits an
-    element read or written), priced at the macro's own figure."""
+    in its accesses instead (``sram_map_accesses``: elements read or written, by map), priced by
+    :func:`sram_access_pj`."""
     from ..backend.qmodel import remap_tables
 
     srams = srams or {}
     ops = {"add32": 0, "mul32_equiv": 0.0, "add8": 0, "sram_bytes": 0, "sram_weighted_bytes": 0.0}
     if srams:
-        ops["sram_macro_accesses"] = 0.0
+        ops["sram_map_accesses"] = {name: 0.0 for name in sorted(srams)}
 
     def size(m):
         return int(np.prod(m["shape"]))
@@ -401,7 +400,7 @@ def digital_ops(prog: dict, reads_per_image: dict, ref_bytes: float, srams: dict
 
     def access(m, count):
         if m["name"] in srams:
-            ops["sram_macro_accesses"] += count * -(-m["bits"] // macro_width)
+            ops["sram_map_accesses"][m["name"]] += count
             return
         width = 2 if m["bits"] > 8 else 1
         ops["sram_bytes"] += count * width
@@ -470,6 +469,21 @@ def digital_ops(prog: dict, reads_per_image: dict, ref_bytes: float, srams: dict
                 access(src, n_out / len(st["srcs"]))
             access(st["dst"], n_out)
     return ops
+
+
+def sram_access_pj(x: dict, sram: dict, c_f_per_um: float) -> float:
+    """The energy of one element read from or written to a map part held in SRAM macros (``x``: its
+    entry of backend/verilog.map_memories; ``sram``: the PDK's ``ppa.sram``): the accesses of the
+    ceil(width / macro width) macros its word spans, at the macro's cited figure, plus the wires
+    from the part's port to the macro, which the macro's figure leaves out: the word's address and
+    data bits over the side of the part's array of macros (into it and back, half the side each way
+    on average), each bit toggling with probability 1/2, at the PDK's wire capacitance and the
+    macro's supply."""
+    across = -(-x["width"] // int(sram["width"]))
+    per_part = -(-x["words"] // int(sram["words"])) * across      # macros of a part (and bank)
+    side_um = math.sqrt(per_part * sram["area_um2"])
+    bits = max(1, (x["words"] - 1).bit_length()) + x["width"]
+    return across * sram["access_pj"] + 0.5 * bits * c_f_per_um * side_um * sram["vdd"] ** 2 * 1e12
 
 
 # --------------------------------------------------------------------------------------------- report
@@ -650,12 +664,13 @@ def _build(design, ppa, reads, dmax, n, engine, seed, clock, synth, tmp, progres
     if srams and sm is None:
         raise InputError(design.out / "manifest.json", "holds feature maps in SRAM macros but its PDK figures have "
                                                        "no 'ppa.sram' to price them")
-    ops = digital_ops(prog, r_img, d["sram_ref_bytes"], srams, int(sm["width"]) if srams else 8)
+    ops = digital_ops(prog, r_img, d["sram_ref_bytes"], srams)
     energy["digital"] = d["scale"] * 1e-12 * (ops["add32"] * d["add32_pj"] + ops["mul32_equiv"] * d["mul32_pj"]
                                               + ops["add8"] * d["add8_pj"])
     energy["buffers"] = d["scale"] * 1e-12 * ops["sram_weighted_bytes"] * d["sram_byte_pj"]
     if srams:
-        energy["buffers"] += 1e-12 * ops["sram_macro_accesses"] * sm["access_pj"]
+        energy["buffers"] += 1e-12 * sum(n * sram_access_pj(srams[name], sm, ppa["wire"]["c_f_per_um"])
+                                         for name, n in ops["sram_map_accesses"].items())
     e_total = sum(energy.values())
     # latency: the RTL's cycles, and per layer position one tile read (tiles of a layer in parallel)
     t_conv = t_read + adc_share / (ppa["adc"]["rate_msps"] * 1e6)

@@ -196,7 +196,7 @@ PPA_FIELDS = {
     "digital": ("add32_pj", "mul32_pj", "add8_pj", "sram_byte_pj", "sram_ref_bytes", "scale", "clock_mhz",
                 "utilization"),
     # optional: the SRAM macro feature maps may be held in (compile --map-memory; backend/verilog.map_memories)
-    "sram": ("words", "width", "area_um2", "access_pj", "leak_uw", "max_mhz", "flop_bit_um2"),
+    "sram": ("words", "width", "area_um2", "access_pj", "leak_uw", "max_mhz", "vdd", "flop_bit_um2"),
 }
 #: ``ppa`` sections a PDK may leave out
 PPA_OPTIONAL = ("sram",)

@@ -246,3 +246,38 @@ def test_compensated_tiles_measured_at_their_dac_trims(tmp_path, digits):
     for a, b in zip(ng["energy_check"]["tiles"], mna["energy_check"]["tiles"]):
         assert a["crossbar_spice_j"] == pytest.approx(b["crossbar_spice_j"], rel=1e-5) and a["crossbar_spice_j"] > 0
         assert a["rel_err"] < 0.10, a
+
+
+def test_maps_in_sram_macros_are_counted_at_the_macros_figures(tmp_path):
+    """fire_net (a torch.onnx export) at --map-memory auto holds its image and first map in SRAM
+    macros: the report counts each macro's cited area and leakage (over an input's interval) and
+    prices those maps' accesses by ppa.sram_access_pj, the others' by the buffer model; with
+    --map-memory flops the same chip has no macro and the same operations."""
+    require_tool("libngspice")
+    from compiler.eval.ppa import sram_access_pj
+
+    fire = MLP.parents[1] / "tests" / "data" / "exported" / "fire_net.onnx"
+    x = tmp_path / "x.npy"
+    np.save(x, np.random.default_rng(0).uniform(0, 1, (2, 3, 32, 32)))
+    reps, errs = {}, {}
+    for mode in ("auto", "flops"):
+        out = tmp_path / mode
+        assert amsc("compile", fire, "-o", out, "--map-memory", mode).returncode == 0
+        reps[mode], errs[mode] = _report(out, "--inputs", x, "--no-synth", "--engine", "mna")
+    rep, flops = reps["auto"], reps["flops"]
+    mem = rep["memory"]
+    srams = json.loads((tmp_path / "auto" / "manifest.json").read_text())["rtl_datapath"]["srams"]
+    assert mem["sram_maps"] == srams and set(srams) == {"in", "l1"} and mem["sram_macros"] == 16
+    sm = mem["sram"]
+    assert rep["area_breakdown_mm2"]["sram"] == pytest.approx(16 * sm["area_um2"] * 1e-6)
+    assert rep["energy_breakdown_j"]["sram_leakage"] == pytest.approx(16 * sm["leak_uw"] * 1e-6
+                                                                      * rep["pipeline"]["interval_s"])
+    acc = rep["digital"]["ops"]["sram_map_accesses"]
+    assert set(acc) == {"in", "l1"} and acc["in"] > 3 * 32 * 32      # the receive, and every gather's read
+    wire_c = 2.0e-16
+    sram_j = 1e-12 * sum(n * sram_access_pj(srams[k], sm, wire_c) for k, n in acc.items())
+    assert rep["energy_breakdown_j"]["buffers"] > sram_j > 0
+    assert "sram" not in flops["area_breakdown_mm2"] and flops["memory"]["sram_macros"] == 0
+    assert flops["digital"]["ops"]["sram_bytes"] > rep["digital"]["ops"]["sram_bytes"]
+    assert flops["rtl_cycles_per_input"] == rep["rtl_cycles_per_input"]     # no clock added by a macro
+    assert "2 feature map(s) in 16 SRAM macros" in errs["auto"] and "SRAM" not in errs["flops"]

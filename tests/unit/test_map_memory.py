@@ -72,3 +72,16 @@ def test_a_macro_that_cannot_run_at_twice_the_clock_is_refused(fire):
     with pytest.raises(ValueError, match="no SRAM macro"):
         map_memories(prog, per, cuts, None, "sram", 100.0)
     assert map_memories(prog, per, cuts, sram, "auto", 300.0) == {}    # auto falls back to flip-flops
+
+
+def test_an_access_costs_the_macros_and_the_wires_across_the_part():
+    from compiler.eval.ppa import sram_access_pj
+
+    sram = load_pdk("generic").ppa["sram"]
+    c = load_pdk("generic").ppa["wire"]["c_f_per_um"]
+    one = {"words": 1000, "width": 8}                 # one macro: 10 address and 8 data bits over its side
+    assert sram_access_pj(one, sram, c) == pytest.approx(8.84 + 0.5 * 18 * 0.2e-15 * 450.86 * 1.8 ** 2 * 1e12, rel=1e-3)
+    wide = {"words": 1000, "width": 9}                # two macros side by side, each accessed
+    assert sram_access_pj(wide, sram, c) == pytest.approx(2 * 8.84 + 0.5 * 19 * 0.2e-15 * 637.6 * 1.8 ** 2 * 1e12, rel=1e-3)
+    big = {"words": 16 * 1024, "width": 8}            # 16 macros: the wires grow with the side, 4x
+    assert sram_access_pj(big, sram, c) - 8.84 == pytest.approx(4 * 22 / 18 * (sram_access_pj(one, sram, c) - 8.84), rel=1e-3)
