@@ -10,7 +10,8 @@ netlists and the RTL; the datapath's default lanes) for
 - SqueezeNet 1.1 from the onnx wheel with seeded random weights (bench_scale.randomized), one random
   224x224 image, `--engine mna --no-synth`: TOPS/W (target >= 0.63, ISAAC's) and TOPS/mm^2 (target >=
   0.03: ISAAC's 0.48 at 32 nm scaled to 130 nm by area, (130/32)^2 = 16.5), and the ADCs' utilization
-  (target >= 50 %);
+  (target >= 50 %), its feature maps in SRAM macros where they are smaller than flip-flops
+  (--map-memory auto), whose area the report counts without synthesis;
 - ResNet-50 from the onnx wheel with seeded random weights, one random 224x224 image, `--engine mna
   --no-synth`: throughput (inputs per second), TOPS/W and TOPS/mm^2 and what dominates area and energy
   (issue 21 asks for them reported; it sets no target).
@@ -43,7 +44,11 @@ def figures(out: Path, seconds: float) -> dict:
             "clocks_per_input": rep["rtl_cycles_per_input"]["total"],
             "pipeline_stages": rep["pipeline"]["stages"], "interval_s": rep["pipeline"]["interval_s"],
             "digital_share_of_latency": rep["latency_breakdown_s"]["digital_s"] / rep["latency_s"],
-            "area_by": rep["dominant"]["area"], "energy_by": rep["dominant"]["energy"], "seconds": seconds}
+            "area_by": rep["dominant"]["area"], "energy_by": rep["dominant"]["energy"],
+            # the feature maps held in SRAM macros (compile --map-memory; none on the digits designs)
+            "sram_macros": rep["memory"]["sram_macros"], "sram_mm2": rep["area_breakdown_mm2"].get("sram", 0.0),
+            "sram_leakage_j": rep["energy_breakdown_j"].get("sram_leakage", 0.0),
+            "buffers_j": rep["energy_breakdown_j"]["buffers"], "seconds": seconds}
 
 
 def report(model: Path, out: Path, compile_args: list, report_args: list) -> dict:

@@ -17,6 +17,19 @@ def compile_err(tmp_path, model, *extra):
     return amsc("compile", model, "-o", out, *extra), out
 
 
+def edited_pdk(tmp_path, src, old: str, new: str):
+    """A copy of the PDK folder ``src`` in ``tmp_path/mypdk`` with ``old`` (which its pdk.yaml must
+    hold) replaced by ``new`` in its pdk.yaml."""
+    pdk = tmp_path / "mypdk"
+    pdk.mkdir()
+    for f in src.iterdir():
+        (pdk / f.name).write_text(f.read_text())
+    text = (src / "pdk.yaml").read_text()
+    assert old in text
+    (pdk / "pdk.yaml").write_text(text.replace(old, new))
+    return pdk
+
+
 def test_missing_file(tmp_path):
     r, out = compile_err(tmp_path, tmp_path / "nope.onnx")
     assert_clean_error(r, "nope.onnx", "no such file", out=out)
@@ -100,12 +113,7 @@ def test_unknown_pdk(tmp_path):
 
 
 def test_invalid_pdk_field(tmp_path):
-    pdk = tmp_path / "mypdk"
-    src = (MLP.parents[1] / "pdk_templates" / "generic")
-    pdk.mkdir()
-    for f in src.iterdir():
-        (pdk / f.name).write_text(f.read_text())
-    (pdk / "pdk.yaml").write_text((src / "pdk.yaml").read_text().replace("levels: 16", "levels: 1"))
+    pdk = edited_pdk(tmp_path, MLP.parents[1] / "pdk_templates" / "generic", "levels: 16", "levels: 1")
     r, out = compile_err(tmp_path, MLP / "model.onnx", "--pdk", pdk)
     assert_clean_error(r, "pdk.yaml", "device.levels", out=out)
 
@@ -283,14 +291,7 @@ def test_bad_analog_section(tmp_path, edit, needle):
     """The analog stages of sky130_1t1r's continuous-time circuits are PDK data, checked as the rest is."""
     from conftest import ROOT
 
-    src = ROOT / "compiler" / "pdk_templates" / "sky130_1t1r"
-    pdk = tmp_path / "mypdk"
-    pdk.mkdir()
-    for f in src.iterdir():
-        (pdk / f.name).write_text(f.read_text())
-    text = (src / "pdk.yaml").read_text()
-    assert edit[0] in text
-    (pdk / "pdk.yaml").write_text(text.replace(edit[0], edit[1]))
+    pdk = edited_pdk(tmp_path, ROOT / "compiler" / "pdk_templates" / "sky130_1t1r", *edit)
     r, out = compile_err(tmp_path, ROOT / "designs" / "hopfield_digits" / "dynamics.yaml", "--pdk", pdk)
     assert_clean_error(r, "pdk.yaml", needle, out=out)
 
@@ -299,14 +300,7 @@ def test_map_memory_a_pdk_cannot_hold(tmp_path):
     """--map-memory sram on a chip clocked faster than half the macro's rate; an unknown choice."""
     from conftest import ROOT
 
-    src = ROOT / "compiler" / "pdk_templates" / "generic"
-    pdk = tmp_path / "fastpdk"
-    pdk.mkdir()
-    for f in src.iterdir():
-        (pdk / f.name).write_text(f.read_text())
-    text = (src / "pdk.yaml").read_text()
-    assert "clock_mhz: 100.0" in text
-    (pdk / "pdk.yaml").write_text(text.replace("clock_mhz: 100.0", "clock_mhz: 300.0"))
+    pdk = edited_pdk(tmp_path, ROOT / "compiler" / "pdk_templates" / "generic", "clock_mhz: 100.0", "clock_mhz: 300.0")
     fire = ROOT / "tests" / "data" / "exported" / "fire_net.onnx"
     r, out = compile_err(tmp_path, fire, "--pdk", pdk, "--map-memory", "sram")
     assert_clean_error(r, "--map-memory", "531 MHz", "300 MHz", out=out)
