@@ -181,8 +181,8 @@ def build_parser(parser_class=_Parser) -> argparse.ArgumentParser:
                    "--row-banks is its former name")
     c.add_argument("--map-memory", choices=("auto", "sram", "flops"), default="auto",
                    help="where the feature maps' interleaved parts are held: sram, each part in SRAM macros (the "
-                   "PDK's ppa.sram: OpenRAM's sky130 1 kB macro in the generic PDK; one read and one write a "
-                   "clock, clocked at twice the chip's clock so a read needs no extra cycle); flops, in flip-flops; "
+                   "PDK's ppa.sram and its sram_macro templates; one read and one write a clock, the macro "
+                   "clocked at twice the chip's clock so a read needs no extra cycle); flops, in flip-flops; "
                    "auto (default), each part in whichever is smaller by the PDK's area figures (parts of a few "
                    "hundred bytes and more go into macros). Maps that are not interleaved stay flip-flops. The "
                    "RTL instantiates one macro module per part and bank (rtl/<design>_sram.v, a black box for "
