@@ -293,7 +293,10 @@ def _coord_params(sites: list[tuple], b: int) -> dict | None:
     pooling's are consecutive outputs (c, y, x) at one window offset, reading ``(s y + dy, s x + dx)``
     (``s`` a power of two): ``alpha = Wo`` and ``gamma = Ho Wo`` (or, when no lane group crosses a
     channel, any); stores and 1x1 gathers put their lanes on consecutive channels of one pixel: an
-    odd ``gamma`` (where only those touch the map: ``s = alpha = gamma = 1``)."""
+    odd ``gamma`` (where only those touch the map: ``s = alpha = gamma = 1``); an element-wise unit's
+    lanes (a pooling's, add's, table's, product's or data-movement unit's outputs, an add's, table's
+    or product's operands) are consecutive columns of one row where the row holds a whole number of
+    lane groups: ``s = 1``, any ``alpha`` and ``gamma``."""
     s = alpha = gamma = None
     odd = False
     for x in sites:
@@ -303,21 +306,27 @@ def _coord_params(sites: list[tuple], b: int) -> dict | None:
         if kind in ("store", "1x1", "recv"):
             odd |= x[1] > 1
             continue
-        if kind == "kxk":
+        if kind == "row":   # an element-wise unit's lanes: consecutive columns of one row
+            want = (1, None, None)
+        elif kind == "kxk":
             _, _, kh, kw = x
             want = (1, kw % b, (kh * kw) % b)
         else:
             _, ln, sp, ho, wo = x
             want = (sp, wo % b, (ho * wo) % b if (ho * wo) % ln else None)
-        if s is not None and (want[0] != s or want[1] != alpha):
+        if s is not None and want[0] != s:
             return None
-        s, alpha = want[0], want[1]
+        s = want[0]
+        if want[1] is not None:
+            if alpha is not None and alpha != want[1]:
+                return None
+            alpha = want[1]
         if want[2] is not None:
             if gamma is not None and gamma != want[2]:
                 return None
             gamma = want[2]
-    if s is None:       # stores and 1x1 gathers only: the channel alone separates their lanes
-        s, alpha = 1, 1
+    s = 1 if s is None else s       # stores and 1x1 gathers only: the channel alone separates their lanes
+    alpha = 1 if alpha is None else alpha
     gamma = 1 if gamma is None else gamma
     if odd and gamma % 2 == 0:
         return None
@@ -365,8 +374,9 @@ def map_interleave(prog: dict, lanes: int | list[int]) -> dict[str, dict]:
     the lanes' addresses are runs of kernel columns or a stride apart and no function of the
     address alone separates them without a divider: the units' own coordinates do. Where every
     unit touching a map is a convolution's stores (its own grid, channels j.. of one pixel), a
-    convolution's gather, a pooling's reads or the host link's receive (one code a clock, its
-    coordinates divided out of its count), the part is ``((x >> log2 s) + alpha (y >> log2 s)
+    convolution's gather, a pooling's reads, the host link's receive (one code a clock, its
+    coordinates divided out of its count) or an element-wise unit whose lane groups fit a row (its
+    count divided into (c, y, x), lane l at column x + l), the part is ``((x >> log2 s) + alpha (y >> log2 s)
     + gamma c) mod B`` of the element's (channel, row, col) (:func:`_coord_params`), its word
     :func:`interleave_coord`'s (``coord``: s, alpha, gamma and the map's C, H, W, Xw). Its clocks do
     not change either."""
@@ -388,6 +398,16 @@ def map_interleave(prog: dict, lanes: int | list[int]) -> dict[str, dict]:
             if min(n, size) == 1 or sy == sx and sy & (sy - 1) == 0:
                 cown.add(st["src"]["name"])
                 csites.setdefault(st["src"]["name"], []).append(("pool", min(n, size), sy, *st["dst"]["shape"][1:]))
+        if kind in ("pool", "add", "lut", "mul", "remap"):
+            # an element-wise unit's lanes make (and an add, a table or a product's first operand
+            # reads) elements lix = idx + lane of the same (c, y, x): one row's columns where the
+            # lane groups, aligned from 0, fit a row whole
+            ln = min(n, int(np.prod(st["dst"]["shape"])))
+            for m in [st["dst"]] + ([st["src"]] if kind in ("add", "lut", "mul") else []) + \
+                     ([st["src2"]] if kind == "add" else []):
+                if len(m["shape"]) == 3 and list(m["shape"]) == list(st["dst"]["shape"]) and m["shape"][2] % ln == 0:
+                    cown.add(m["name"])
+                    csites.setdefault(m["name"], []).append(("row", ln))
         elif kind == "layer":
             if _stores_coords(st):
                 cown.add(st["dst"]["name"])

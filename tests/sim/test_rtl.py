@@ -665,6 +665,40 @@ def test_maps_in_sram_macros_at_every_kind_of_port_are_bit_exact(tmp_path):
     assert cells["g_sram"] == sum(x["B"] * x["banks"] for x in srams.values())
 
 
+def test_element_wise_units_read_and_write_maps_by_coordinates_bit_exactly(tmp_path):
+    """Residual adds and a table whose operands and outputs 3x3 convolutions also gather: no address
+    function separates such a map's lanes, the units' coordinates do (each add's and the table's 4
+    lanes are columns of one 12-column row). Bit-exact with the maps in flip-flops and in SRAM macros."""
+    require_tool("iverilog", "vvp", "verilator")
+    from onnx import helper
+
+    from helpers import save_model
+
+    rng = np.random.default_rng(8)
+    mk, p1 = helper.make_node, [1, 1, 1, 1]
+
+    def w(*s):
+        return rng.normal(size=s) * np.sqrt(2.0 / np.prod(s[1:]))
+
+    nodes = [mk("Conv", ["x", "w1", "b1"], ["c1"], pads=p1), mk("Conv", ["x", "w2", "b2"], ["c2"]),
+             mk("Add", ["c1", "c2"], ["s"]), mk("Conv", ["c1", "w5", "b5"], ["t"], pads=p1),
+             mk("Sigmoid", ["s"], ["g"]), mk("Conv", ["g", "w3", "b3"], ["u"], pads=p1),
+             mk("Conv", ["s", "w6", "b6"], ["v"], pads=p1), mk("Add", ["u", "v"], ["h0"]), mk("Add", ["h0", "t"], ["h"]),
+             mk("MaxPool", ["h"], ["p"], kernel_shape=[2, 2], strides=[2, 2]),
+             mk("Flatten", ["p"], ["f"]), mk("Gemm", ["f", "w4", "b4"], ["y"], transB=1)]
+    inits = [("w1", w(4, 2, 3, 3)), ("b1", rng.normal(size=4) * 0.1), ("w2", w(4, 2, 1, 1)), ("b2", rng.normal(size=4) * 0.1),
+             ("w3", w(4, 4, 3, 3)), ("b3", rng.normal(size=4) * 0.1), ("w5", w(4, 4, 3, 3)), ("b5", rng.normal(size=4) * 0.1),
+             ("w6", w(4, 4, 3, 3)), ("b6", rng.normal(size=4) * 0.1),
+             ("w4", w(5, 4 * 6 * 6)), ("b4", rng.normal(size=5) * 0.1)]
+    model = save_model(tmp_path / "m.onnx", nodes, [("x", ["N", 2, 12, 12])], [("y", ["N", 5])], inits, opset=20)
+    np.save(tmp_path / "x.npy", rng.uniform(0, 1, size=(3, 2, 12, 12)))
+    _compile_lint_sim(model, tmp_path / "x.npy", tmp_path / "out", "--lanes", "4", sram=True)
+    for out in (tmp_path / "out", tmp_path / "out_sram"):
+        top = next((out / "rtl").glob("*_top.v")).read_text()
+        # the adds' operands (ea, eb), the table's (et) and the units' outputs (wo) by coordinates
+        assert {"ea", "eb", "et", "wo"} <= set(re.findall(r"wire \[\d+:0\] (ea|eb|et|wo)\d+_pw0 = ilvc_", top))
+
+
 def test_large_design_skips_rtl_sim_files_but_keeps_the_rtl(mlp_out, tmp_path, monkeypatch, capsys):
     """Above SIM_MAX_SCAN_BITS the testbench, scan.mem and behavioural model are not written (one
     Icarus register bit per cell level would not fit); the synthesizable RTL is, and lints."""

@@ -206,6 +206,16 @@ def _coord_clocks(prog, name, lanes):
                         if 0 <= yi < h and 0 <= xi < w:
                             lane.append((c, yi, xi))
                     yield lane
+        if st["kind"] in ("pool", "add", "lut", "mul", "remap"):
+            # an element-wise unit's lanes make (and read the operands of) elements idx + lane, from 0
+            ops = [st["dst"]] + ([st["src"]] if st["kind"] in ("add", "lut", "mul") else []) \
+                + ([st["src2"]] if st["kind"] == "add" else [])
+            if any(m["name"] == name for m in ops):
+                ch, h, w = st["dst"]["shape"]
+                size = ch * h * w
+                ln = min(n, size)
+                for e0 in range(0, size, ln):
+                    yield [(e // (h * w), e % (h * w) // w, e % w) for e in range(e0, min(e0 + ln, size))]
         if st["kind"] == "pool" and st["src"]["name"] == name:
             ch, h, w = st["src"]["shape"]
             _, ho, wo = st["dst"]["shape"]
@@ -291,3 +301,49 @@ def test_a_one_lane_reader_puts_no_constraint_on_the_parts():
     found = _check_coord(prog, [1, 4, 1, 1])
     assert found["x"]["coord"] == {"s": 1, "alpha": 1, "gamma": 1, "C": 16, "H": 15, "W": 15, "xw": 4}
     assert "x" not in map_interleave(prog, 4)
+
+
+def _row_program(c, h, w, k, unit, pool):
+    """The 3x3 writer, then an element-wise ``unit`` ("add" of x to itself through a second map y
+    the same writer shape fills, "lut") making map z from x, then a k x k convolution gathering x
+    and z (or, ``pool``, a 2x2 pooling of stride 2 reading z): every map by coordinates or none."""
+    x, steps = _conv_writer(c, h, w)
+    z = _map("z", (c, h, w))
+    if unit == "add":
+        y = _map("y", (c, h, w))
+        steps.append({**steps[1], "name": "conv2", "dst": y})
+        steps.append({"kind": "add", "src": x, "src2": y, "dst": z})
+    else:
+        steps.append({"kind": "lut", "src": x, "dst": z})
+    geo = {"kernel": [k, k], "stride": [1, 1], "pads": [k // 2] * 4, "dilation": [1, 1]}
+    for src, out in ((x, "p"), (z, "q")):
+        if pool and src is z:
+            steps.append({"kind": "pool", "pool": "max", "src": z, "dst": _map(out, (c, h // 2, w // 2)),
+                          "kernel": [2, 2], "stride": [2, 2], "pads": [0] * 4, "dilation": [1, 1]})
+        else:
+            steps.append({"kind": "layer", "name": out, "src": src, "dst": _map(out, (6, h, w)), "positions": h * w,
+                          "cols": 6, "rows": c * k * k, "conv": geo})
+    return {"steps": steps + [{"kind": "send", "src": steps[-1]["dst"]}]}
+
+
+def test_element_wise_units_are_coordinate_sites_where_their_lanes_fit_a_row():
+    # ResNet-50's 1x1 convolutions' outputs (56 x 56: the stores' stride 3136 is even and no power of
+    # two) read by a residual add: one array each before; the add's 4 lanes are columns of one row
+    found = _check_coord(_row_program(8, 12, 12, 3, "add", False), 4)
+    assert {"x", "y", "z"} <= set(found) and all(found[m].get("coord") for m in ("x", "y", "z"))
+    # a row that does not hold whole lane groups (10 columns, 4 lanes): the lanes cross rows
+    assert "z" not in map_interleave(_row_program(8, 10, 10, 3, "lut", False), 4)
+    # a 2x2 pooling's reads want s = 2, the table's output lanes s = 1
+    assert "z" not in map_interleave(_row_program(8, 12, 12, 3, "lut", True), 4)
+
+
+@settings(max_examples=60, deadline=None)
+@given(c=st_.integers(1, 12), h=st_.integers(2, 12), w=st_.sampled_from([2, 4, 6, 8, 12, 16]),
+       lanes=st_.sampled_from([2, 4, 8]), k=st_.sampled_from([1, 3, 5]), unit=st_.sampled_from(["add", "lut"]),
+       pool=st_.booleans())
+def test_maps_element_wise_units_touch_never_meet_two_lanes_in_a_part(c, h, w, lanes, k, unit, pool):
+    found = _check_coord(_row_program(c, h, w, k, unit, pool), lanes)
+    ln, lg = min(lanes, c * h * w), min(lanes, c * k * k)
+    b = 1 << (max(ln, lg) - 1).bit_length()
+    if not pool and w % ln == 0 and max(ln, lg) > 1 and c * h * w >= 8 * b:
+        assert "z" in found, (c, h, w, lanes, k, unit)    # by address (a 1x1 gather's one lane) or coordinates
