@@ -387,6 +387,7 @@ def map_interleave(prog: dict, lanes: int | list[int]) -> dict[str, dict]:
     # map -> its units' sites by coordinates (the third pattern); a map any other unit touches has none
     csites: dict[str, list[tuple]] = {}
     cbad: set[str] = set()
+    views: dict[str, set[tuple]] = {}     # map -> the shapes the steps name it in
     for k, st in enumerate(prog["steps"]):
         kind, n, cown = st["kind"], per[k], set()
         if kind == "recv" and len(st["dst"]["shape"]) == 3:   # the host link: one code a clock
@@ -419,6 +420,10 @@ def map_interleave(prog: dict, lanes: int | list[int]) -> dict[str, dict]:
                 csites.setdefault(st["src"]["name"], []).append(("1x1", lg) if (kh, kw) == (1, 1) else ("kxk", lg, kh, kw))
         if kind != "host":
             cbad |= {m["name"] for m in _step_maps(st)} - cown
+            for m in _step_maps(st):
+                views.setdefault(m["name"], set()).add(tuple(m["shape"]))
+    # a map some step views in another shape (a global pooling's [C, H W, 1]) has no one (c, y, x)
+    cbad |= {name for name, v in views.items() if len(v) > 1}
     for k, st in enumerate(prog["steps"]):
         kind, n, own = st["kind"], per[k], set()
         if kind == "host":

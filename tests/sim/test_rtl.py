@@ -699,6 +699,29 @@ def test_element_wise_units_read_and_write_maps_by_coordinates_bit_exactly(tmp_p
         assert {"ea", "eb", "et", "wo"} <= set(re.findall(r"wire \[\d+:0\] (ea|eb|et|wo)\d+_pw0 = ilvc_", top))
 
 
+def test_a_map_a_global_pooling_views_in_another_shape_is_bit_exact(tmp_path):
+    """ShuffleNet V2's ReduceMean over (H, W) pools its [C, H, W] map as [C, H W, 1]: no coordinates
+    of one shape address it for both units, so it is not interleaved by them (it was, and lanes 1..3
+    of the pooling read wrong words: ShuffleNet's torch.onnx export, 9 of its 10 outputs wrong)."""
+    require_tool("iverilog", "vvp")
+    from onnx import helper
+
+    from helpers import save_model
+
+    rng = np.random.default_rng(3)
+    mk = helper.make_node
+    nodes = [mk("Conv", ["x", "w1", "b1"], ["c1"]), mk("Relu", ["c1"], ["r1"]),
+             mk("ReduceMean", ["r1"], ["y"], keepdims=0, axes=[2, 3])]
+    inits = [("w1", rng.normal(size=(16, 4, 1, 1)) * 0.5), ("b1", rng.normal(size=16) * 0.1)]
+    model = save_model(tmp_path / "m.onnx", nodes, [("x", ["N", 4, 2, 2])], [("y", ["N", 16])], inits, opset=13)
+    np.save(tmp_path / "x.npy", rng.uniform(0, 1, size=(4, 4, 2, 2)))
+    _compile_lint_sim(model, tmp_path / "x.npy", tmp_path / "out", "--lanes", "4")
+    prog = json.loads((tmp_path / "out" / "rtl" / "program.json").read_text())
+    (pool,) = [st for st in prog["steps"] if st["kind"] == "pool"]
+    assert pool["src"]["shape"] == [16, 4, 1] and pool["src"]["name"] == prog["steps"][1]["dst"]["name"]
+    assert prog["steps"][1]["dst"]["shape"] == [16, 2, 2]
+
+
 def test_large_design_skips_rtl_sim_files_but_keeps_the_rtl(mlp_out, tmp_path, monkeypatch, capsys):
     """Above SIM_MAX_SCAN_BITS the testbench, scan.mem and behavioural model are not written (one
     Icarus register bit per cell level would not fit); the synthesizable RTL is, and lints."""
