@@ -666,11 +666,21 @@ def _grid_point_options(model: str, grid: list, point: dict, parser, flags: dict
             argv += [f"--{key}", *v.split(":")]
         else:
             argv += [f"--{key}", v]
+    where = ", ".join(f"{k}={point[k]}" for k, _ in grid)
     try:
         ns = parser.parse_args(argv)
     except _GridError as e:
-        raise InputError("--grid", f"{', '.join(f'{k}={point[k]}' for k, _ in grid)}: {e}") from None
-    return {"grid": dict(point), "compile": compile_options(ns).to_json()}
+        raise InputError("--grid", f"{where}: {e}") from None
+    opts = compile_options(ns)
+    # what the tile pass would refuse on any model (an --adc-share its tile's outputs do not divide)
+    from .driver import apply_overrides
+    from .passes.tile import check_tile_options
+    from .pdk import load_pdk
+    try:
+        check_tile_options(opts, apply_overrides(load_pdk(opts.pdk), opts))
+    except InputError as e:
+        raise InputError("--grid", f"{where}: {e}") from None
+    return {"grid": dict(point), "compile": opts.to_json()}
 
 
 def _cmd_explore(args) -> int:

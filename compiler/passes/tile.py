@@ -127,8 +127,10 @@ def _slice(arr: np.ndarray, r0, r1, c0, c1, blocks, Mg: int, fill) -> np.ndarray
     return out
 
 
-def tile(ir: IR, options, pdk) -> IR:
-    ir = ir.copy()
+def check_tile_options(options, pdk) -> int:
+    """The checks of the tile options that need no model (spare rows and columns within the tile,
+    ``--adc-share`` a divisor of its outputs; InputError otherwise), made by the tile pass and by
+    ``amsc explore`` on every grid point before any runs; returns the outputs per ADC."""
     TR, tc = tile_shape(options, pdk)
     sr, sc = options.spare_rows, options.spare_cols
     if not 0 <= sr < TR:
@@ -137,7 +139,14 @@ def tile(ir: IR, options, pdk) -> IR:
         raise InputError("--spare-cols", f"{sc}; expected 0 up to {tc // 2 - 1} (the tile has {tc // 2} bit-line "
                                          "pairs)")
     # the ADC groups cover the tile's outputs, spares included (a repaired column is read like any other)
-    ir.g.graph["adc_share"] = adc_share(options, pdk, tc // 2)
+    return adc_share(options, pdk, tc // 2)
+
+
+def tile(ir: IR, options, pdk) -> IR:
+    ir = ir.copy()
+    TR, tc = tile_shape(options, pdk)
+    sr, sc = options.spare_rows, options.spare_cols
+    ir.g.graph["adc_share"] = check_tile_options(options, pdk)
     # the spares are left free on every tile: a layer is laid out on what remains
     tr, outs_per_tile = TR - sr, tc // 2 - sc
     layers = [n for n in ir.topo() if ir.g.nodes[n]["op"] in MATMUL_OPS]

@@ -88,6 +88,10 @@ def test_explore_bad_input(tmp_path, digits):
                          (["pipeline=1,0"], "pipeline=0"),
                          (["adc-bits=0,8"], "adc-bits=0"), (["tile=64x65"], "tile=64x65"),
                          (["adc-share=0"], "adc-share=0"), (["tile"], "is not KEY=V1,V2"),
+                         # refused before any point runs, as the tile pass would refuse it on any model
+                         (["adc-share=8,3"], "adc-share=3: --adc-share: 3; expected a divisor"),
+                         (["tile=128x128,64x64", "adc-share=64"], "tile=64x64, adc-share=64: --adc-share: 64"),
+                         (["spare-cols=32"], "--spare-cols"), (["pdk=nope"], "unknown PDK"),
                          (["tile=64x64", "tile=32x32"], "given twice"), (["out=x"], "'out' is not a compile option"),
                          (["chip-state=c.npz"], "'chip-state' is not a compile option"),
                          (["parasitics=maybe"], "on or off"), (["tile=64x64,64x64"], "repeats a value")):
