@@ -41,7 +41,7 @@ LABELS = {"tops_per_w": "TOPS/W", "tops_per_mm2": "TOPS/mm$^2$", "accuracy": "ac
           "snr_db": "SNR against float [dB]"}
 #: the quality and cost figures of a point, in explore.json and the HTML table
 FIGURES = ("accuracy", "snr_db", "top1_agreement", "energy_per_inference_j", "area_mm2", "latency_s",
-           "throughput_per_s", "tops_per_w", "tops_per_mm2")
+           "throughput_per_s", "tops_per_w", "tops_per_mm2", "digital_share_of_latency", "adcs", "adc_utilization")
 
 
 def parse_grid(items: list[str] | None) -> list[tuple[str, list[str]]]:
@@ -111,6 +111,8 @@ def explore_point(task: dict) -> dict:
         fig.update({k: rep[k] for k in ("energy_per_inference_j", "area_mm2", "latency_s", "throughput_per_s",
                                         "tops_per_w", "tops_per_mm2")},
                    digital_share_of_latency=rep["latency_breakdown_s"]["digital_s"] / rep["latency_s"],
+                   # the ADCs and the share of the time they convert: what ADC sharing and lanes trade
+                   adcs=rep["periphery"]["adcs"], adc_utilization=rep["periphery"]["adc_utilization"],
                    digital_area_synthesized=rep["digital"]["synthesis"]["synthesized"],
                    area_by=rep["dominant"]["area"], energy_by=rep["dominant"]["energy"])
         return fig
@@ -256,6 +258,10 @@ def _write(folder: Path, rep: dict) -> None:
             return "—"
         if key in ("accuracy", "top1_agreement"):
             return f"{100 * v:.2f} %"
+        if key in ("digital_share_of_latency", "adc_utilization"):
+            return f"{100 * v:.1f} %"
+        if key == "adcs":
+            return str(v)
         if key == "snr_db":
             return f"{v:.1f} dB"
         return f"{v:.3g}"

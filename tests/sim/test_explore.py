@@ -46,6 +46,9 @@ def test_points_measured_as_report_and_evaluate_measure_them(explored, digits, t
     for k in ("energy_per_inference_j", "area_mm2", "latency_s", "tops_per_w", "tops_per_mm2"):
         assert p[k] == pytest.approx(hand[k], rel=1e-9), k
     assert p["throughput_per_s"] == hand["throughput_per_s"] == pytest.approx(1 / hand["pipeline"]["interval_s"])
+    assert p["adcs"] == hand["periphery"]["adcs"] > 0
+    assert p["adc_utilization"] == pytest.approx(hand["periphery"]["adc_utilization"], rel=1e-9)
+    assert 0 < p["adc_utilization"] < 1
     assert hand["throughput_per_s"] > 1 / hand["latency_s"]     # the default pipeline
     r3 = amsc("evaluate", out, "--inputs", digits / "x.npy", "--labels", digits / "y.npy", "--samples", "60")
     assert r3.returncode == 0, r3.stderr
