@@ -399,6 +399,15 @@ def map_interleave(prog: dict, lanes: int | list[int]) -> dict[str, dict]:
             if min(n, size) == 1 or sy == sx and sy & (sy - 1) == 0:
                 cown.add(st["src"]["name"])
                 csites.setdefault(st["src"]["name"], []).append(("pool", min(n, size), sy, *st["dst"]["shape"][1:]))
+        elif kind == "layer":
+            if _stores_coords(st):
+                cown.add(st["dst"]["name"])
+                csites.setdefault(st["dst"]["name"], []).append(("store", store_lanes(st, n)))
+            if _gathers_coords(st):
+                cown.add(st["src"]["name"])
+                kh, kw = st["conv"]["kernel"]
+                lg = min(n, st["rows"])
+                csites.setdefault(st["src"]["name"], []).append(("1x1", lg) if (kh, kw) == (1, 1) else ("kxk", lg, kh, kw))
         if kind in ("pool", "add", "lut", "mul", "remap"):
             # an element-wise unit's lanes make (and an add, a table or a product's first operand
             # reads) elements lix = idx + lane of the same (c, y, x): one row's columns where the
@@ -409,15 +418,6 @@ def map_interleave(prog: dict, lanes: int | list[int]) -> dict[str, dict]:
                 if len(m["shape"]) == 3 and list(m["shape"]) == list(st["dst"]["shape"]) and m["shape"][2] % ln == 0:
                     cown.add(m["name"])
                     csites.setdefault(m["name"], []).append(("row", ln))
-        elif kind == "layer":
-            if _stores_coords(st):
-                cown.add(st["dst"]["name"])
-                csites.setdefault(st["dst"]["name"], []).append(("store", store_lanes(st, n)))
-            if _gathers_coords(st):
-                cown.add(st["src"]["name"])
-                kh, kw = st["conv"]["kernel"]
-                lg = min(n, st["rows"])
-                csites.setdefault(st["src"]["name"], []).append(("1x1", lg) if (kh, kw) == (1, 1) else ("kxk", lg, kh, kw))
         if kind != "host":
             cbad |= {m["name"] for m in _step_maps(st)} - cown
             for m in _step_maps(st):
