@@ -51,6 +51,13 @@ def path_fields(manifest: dict):
     source = manifest.get("source")
     if isinstance(source, dict) and isinstance(source.get("calibration"), str):
         yield "source.calibration", source["calibration"]
+    # the readouts' testbench inputs ('inputs' names no file elsewhere: a compensated tile's says unipolar)
+    ro = manifest.get("readout")
+    if isinstance(ro, dict):
+        others = ro.get("balanced") if isinstance(ro.get("balanced"), list) else []
+        for where, e in [("readout", ro)] + [(f"readout.balanced[{k}]", x) for k, x in enumerate(others)]:
+            if isinstance(e, dict) and isinstance(e.get("inputs"), str):
+                yield f"{where}.inputs", e["inputs"]
 
 
 def _int(v, lo: int, hi: int) -> bool:

@@ -104,6 +104,12 @@ def test_manifest_paths_cannot_leave_the_folder(mlp_out, tmp_path, digits, field
     assert_clean_error(r, "manifest.json", "is not a file the manifest lists", "outside")
 
 
+def test_the_readout_testbench_inputs_cannot_leave_the_folder(mlp_out, tmp_path):
+    out = _copy(mlp_out, tmp_path / "o")
+    _edit_manifest(out, lambda m: m["readout"].update(inputs="../../../../../../../../etc/passwd"))
+    assert_clean_error(amsc("verify", out), "readout.inputs", "is not a file the manifest lists", "outside")
+
+
 def test_listed_symlink_out_of_the_folder_is_refused(mlp_out, tmp_path):
     out = _copy(mlp_out, tmp_path / "o")
     secret = tmp_path / "secret.sp"
