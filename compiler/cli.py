@@ -164,6 +164,12 @@ def build_parser(parser_class=_Parser) -> argparse.ArgumentParser:
                    "outputs (default 8, or the largest divisor of the tile's outputs below 8; 1: an ADC per output, "
                    "no multiplexer). The default is the ADC share of every point on the Pareto fronts of 'amsc "
                    "explore' on cnn_digits (README)")
+    c.add_argument("--adc-balance", choices=("off", "on"), default="off",
+                   help="on: a layer whose pipeline stage has slack (it finishes an input before the slowest "
+                   "stage) shares each ADC among more of its outputs, up to all of a tile's, as far as the "
+                   "pipeline still takes an input as often: fewer ADCs for the same throughput, a longer latency "
+                   "(the manifest and the report list each layer's share). With one stage nothing has slack. "
+                   "Default off: every layer at --adc-share")
     c.add_argument("--lanes", type=_number(positive=True, hi=MAX_LANES), metavar="L",
                    help="elements a clock of the digital datapath: the layers' gather (L DAC codes) and "
                    "requantizers (L outputs), the pooling, residual-add, table, product and data-movement units "
@@ -437,7 +443,13 @@ def _cmd_report(args) -> int:
     print(f"  energy is dominated by {dom['energy']} ({100 * dom['energy_share']:.0f} %), area by {dom['area']} "
           f"({100 * dom['area_share']:.0f} %)", file=sys.stderr)
     pe = rep["periphery"]
-    print(f"  {pe['adcs']} ADCs, {rep['adc_share']} output(s) each, converting {100 * pe['adc_utilization']:.1f} % of the "
+    each = f"{rep['adc_share']} output(s) each"
+    if "adc_shares" in rep:    # --adc-balance on: the layers by their share (each one's in report.json)
+        by = sorted(set(rep["adc_shares"].values()))
+        layers = [[k for k, v in rep["adc_shares"].items() if v == m] for m in by]
+        each = "outputs each " + ", ".join(f"{m} on {', '.join(ls) if len(ls) <= 2 else f'{len(ls)} layers'}"
+                                           for m, ls in zip(by, layers))
+    print(f"  {pe['adcs']} ADCs, {each}, converting {100 * pe['adc_utilization']:.1f} % of the "
           f"inference time; {100 * rep['latency_breakdown_s']['digital_s'] / rep['latency_s']:.0f} % of the latency is "
           f"the digital datapath's ({_lanes_text(rep)}, {rep['digital']['ops']['cycles']} clocks an input)",
           file=sys.stderr)
@@ -634,6 +646,7 @@ def compile_options(args):
                           max_tiles=args.max_tiles, dump_ir_after=args.dump_ir_after,
                           input_range=tuple(args.input_range), spare_rows=args.spare_rows,
                           spare_cols=args.spare_cols, chip_state=args.chip_state, adc_share=args.adc_share,
+                          adc_balance=args.adc_balance,
                           lanes=args.lanes, pipeline=args.pipeline, conv_blocking=args.conv_blocking,
                           route_banks=args.route_banks, map_memory=args.map_memory,
                           finetune_data=None if args.finetune_data is None else tuple(args.finetune_data))
@@ -849,11 +862,12 @@ def _cmd_verify(args) -> int:
            else f"{rep['simulated']} simulated, {n - rep['simulated']} from the cache")
     ro = rep.get("readout")
     if ro is not None:
-        n_ok, n = n_ok + ro["passed"], n + 1
-        how += ", and the readout"
-        console.print(f"readout ({ro['share']} outputs per ADC, ngspice transient): "
-                      f"{'[green]pass[/]' if ro['passed'] else '[red]FAIL[/]'}, max error {ro['max_err_lsb']:.4f} LSB "
-                      f"of {ro['conversions']} conversions (tolerance {ro['tolerance_lsb']:g})", soft_wrap=True)
+        how += ", and the readout" + ("s" if ro.get("others") else "")
+        for r in [ro, *ro.get("others", [])]:
+            n_ok, n = n_ok + r["passed"], n + 1
+            console.print(f"readout ({r['share']} outputs per ADC, ngspice transient): "
+                          f"{'[green]pass[/]' if r['passed'] else '[red]FAIL[/]'}, max error {r['max_err_lsb']:.4f} LSB "
+                          f"of {r['conversions']} conversions (tolerance {r['tolerance_lsb']:g})", soft_wrap=True)
     if "sample" in rep:
         smp = rep["sample"]
         console.print(smp.get("note") or f"a sample: {smp['verified']} of {smp['tiles']} tiles (seed {smp['seed']}; "

@@ -17,7 +17,7 @@ from .passes.compensate_ir import compensate_ir
 from .backend.floorplan import placement_images, placement_json
 from .backend.render import environment
 from .backend.readout import manifest_entry as readout_entry
-from .backend.spice import emit_spice, tia_context
+from .backend.spice import emit_spice, readout_others, tia_context
 from .backend import verilog
 from .backend.verilog import (bipolar_tiles, chain_order, emit_verilog, requant_regs, scan_bits, scan_mem_text,
                               sim_scan_bits)
@@ -30,6 +30,7 @@ from .ir.segment import segment_model
 from .ir.serialize import ir_to_json
 from .options import DEFAULT_PIPELINE, CompileOptions, lanes_of, route_banks_of
 from .passes.pipeline import run_pipeline
+from .passes.tile import tile_adc_share, tile_shape
 from .errors import InputError, PdkError, UnsupportedOpError
 from .pdk import Pdk, load_pdk
 from .pdk.devices import transistor_table
@@ -164,6 +165,16 @@ def write_design(plan: OutputWriter, ir: IR, pdk: Pdk, options: CompileOptions, 
                 raise InputError("--pipeline", str(e)) from None
             # the default on a chip with host segments between its segments: one input at a time
             cycles = verilog.rtl_cycles(prog, per, latency, 1)
+        if options.adc_balance == "on" and "stages" in cycles:
+            # a layer whose stage has slack shares its ADCs among more outputs (verilog.adc_balance)
+            ir = ir.copy()
+            shares = verilog.adc_balance(prog, lanes, len(cycles["stages"]), pdk, ir.g.graph["adc_share"],
+                                         tile_shape(options, pdk)[1] // 2)
+            ir.g.graph["adc_shares"] = {ir.g.nodes[st["tiles"][0]["name"]]["attrs"]["layer"]: m
+                                        for st, m in zip(prog["steps"], shares) if st["kind"] == "layer"}
+            latency = [verilog.macro_latency(pdk, m) for m in shares]
+            per = verilog.step_lanes(prog, lanes, latency)
+            cycles = verilog.rtl_cycles(prog, per, latency, len(cycles["stages"]))
         if "stages" in cycles:     # the split the count was made for is the one the RTL is written for
             cuts = [tuple(x["steps"]) for x in cycles["stages"]]
         srams = _map_memories(prog, per, cuts, pdk, options)
@@ -254,6 +265,7 @@ def write_design(plan: OutputWriter, ir: IR, pdk: Pdk, options: CompileOptions, 
         tiles.append({
             "name": t, "layer": a["layer"], "rows": [a["row0"], a["row1"]], "cols": [a["col0"], a["col1"]],
             "split": a["split"], "grid": a["grid"], "step": a["step"], "tile_size": [a["tile_rows"], a["tile_cols"]],
+            "adc_share": tile_adc_share(ir, t),
             "subckt": f"xbar_{t}", "subckt_file": f"spice/tiles/{t}.sp", "testbench": f"spice/tb/{t}_tb.sp",
             "conductances": arrays, "adc_full_scale_a": a["adc_full_scale_a"],
             "adc_lsb_a": 2.0 * a["adc_full_scale_a"] / 2 ** pdk.adc_bits, "rf_ohm": a["rf_ohm"],
@@ -302,8 +314,8 @@ def write_design(plan: OutputWriter, ir: IR, pdk: Pdk, options: CompileOptions, 
         "placement": {k: ir.g.graph["floorplan"][k] for k in ("grid", "wirelength", "baseline_wirelength", "seed")},
         "rtl_datapath": datapath,
         # outputs per ADC, and with a shared ADC its readout circuit (backend/readout.py)
-        "readout": (readout_entry(pdk, ir.g.graph["adc_share"], pdk.tia_v_out_fs) if ir.g.graph.get("adc_share", 1) > 1
-                    else {"share": 1}),
+        # (and those of the other shares its layers take under --adc-balance on)
+        "readout": readout_entry(pdk, ir.g.graph.get("adc_share", 1), pdk.tia_v_out_fs, readout_others(ir)),
         "partition": partition,
         # the PDK's area, energy and timing figures as compiled ('amsc report' reads them from here)
         **({"ppa": pdk.ppa} if pdk.ppa is not None else {}),

@@ -67,6 +67,10 @@ class CompileOptions:
     #: analog multiplexer (backend/readout.py). ``None``: DEFAULT_ADC_SHARE, or the largest divisor
     #: of the tile's outputs below it (passes/tile.py).
     adc_share: int | None = None
+    #: "on": a layer whose pipeline stage has slack shares its ADCs among more of its outputs, as
+    #: many as keep the pipeline's interval (backend/verilog.adc_balance); "off": every layer at
+    #: ``adc_share``.
+    adc_balance: str = "off"
     #: Elements a clock of the digital datapath's units (backend/verilog.py): the layers' gather and
     #: requantizers, pooling, adds, tables, products and data movement. ``None``: DEFAULT_LANES.
     lanes: int | None = None

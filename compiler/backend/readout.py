@@ -139,19 +139,44 @@ def npy(a: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def emit_readout(pdk, env, common: dict, share: int, v_fs: float, seed: int):
+def files(share: int, own: bool) -> dict:
+    """Where the readout of ``share`` outputs per ADC is written: the design's (``compile
+    --adc-share``, ``own``) as spice/readout.sp, another a layer takes under ``--adc-balance on`` with
+    its share in the name."""
+    tag = "" if own else str(share)
+    return {"subckt_file": f"spice/readout{tag}.sp", "testbench": f"spice/tb/readout{tag}_tb.sp",
+            "inputs": f"spice/tb/readout{tag}_inputs.npy"}
+
+
+def emit_readout(pdk, env, common: dict, share: int, v_fs: float, seed: int, own: bool = True):
     """``(relative path, content)`` of the readout subckt, its testbench and the testbench's inputs."""
-    ro = readout_context(pdk, share, seed)
-    yield "spice/readout.sp", render(env, "readout", ro=ro, **common)
-    yield "spice/tb/readout_tb.sp", render(env, "readout_tb", ro=ro, tb=testbench_context(pdk, share, v_fs, seed),
-                                           include="../readout.sp", **common)
-    yield "spice/tb/readout_inputs.npy", npy(test_inputs(share, v_fs, seed))
+    ro, f = readout_context(pdk, share, seed), files(share, own)
+    yield f["subckt_file"], render(env, "readout", ro=ro, **common)
+    yield f["testbench"], render(env, "readout_tb", ro=ro, tb=testbench_context(pdk, share, v_fs, seed),
+                                 include="../" + f["subckt_file"].split("/", 1)[1], **common)
+    yield f["inputs"], npy(test_inputs(share, v_fs, seed))
 
 
-def manifest_entry(pdk, share: int, v_fs: float) -> dict:
-    """The manifest's ``readout`` section (what 'amsc verify' and 'amsc report' read)."""
-    tm = timing(pdk.ppa, share)
-    return {"share": share, "subckt": f"amsc_ro{share}", "subckt_file": "spice/readout.sp",
-            "testbench": "spice/tb/readout_tb.sp", "inputs": "spice/tb/readout_inputs.npy", "gain": gain(pdk.readout, share),
-            "v_full_scale": v_fs, "rounds": ROUNDS, "slot_s": tm["slot_s"], "track_s": tm["track_s"],
-            "sample_at": SAMPLE, "circuit": dict(pdk.readout)}
+def manifest_entry(pdk, share: int, v_fs: float, others: list[int] = ()) -> dict:
+    """The manifest's ``readout`` section (what 'amsc verify' and 'amsc report' read): the design's
+    readout, and under ``balanced`` those of the ``others`` shares its layers take (``--adc-balance``)."""
+    def entry(m: int, own: bool) -> dict:
+        tm = timing(pdk.ppa, m)
+        return {"share": m, "subckt": f"amsc_ro{m}", **files(m, own), "gain": gain(pdk.readout, m),
+                "v_full_scale": v_fs, "rounds": ROUNDS, "slot_s": tm["slot_s"], "track_s": tm["track_s"],
+                "sample_at": SAMPLE, "circuit": dict(pdk.readout)}
+    out = entry(share, True) if share > 1 else {"share": 1}
+    if others:
+        out["balanced"] = [entry(m, False) for m in others]
+    return out
+
+
+def entries(ro: dict) -> list[dict]:
+    """Every readout circuit of a manifest's ``readout`` section: the design's (when it shares its
+    ADCs) and the other shares of its layers."""
+    return ([ro] if ro.get("share", 1) > 1 else []) + list(ro.get("balanced", []))
+
+
+def entry_of(ro: dict, share: int) -> dict:
+    """The readout section of the circuit with ``share`` outputs per ADC ({"share": 1}: none)."""
+    return next((e for e in entries(ro) if e["share"] == share), {"share": 1})

@@ -24,7 +24,8 @@ from ..ir import IR
 from ..ir.names import sanitize
 from ..passes.fault_map import physical_tile
 from ..pdk.devices import SINH_LIMIT, model_cards, specialize_fet
-from .readout import emit_readout
+from ..passes.tile import tile_adc_share
+from .readout import emit_readout, files as readout_files
 from .render import chunks, render, spice_num
 
 PORTS_PER_LINE = 8
@@ -188,6 +189,13 @@ def deck_context(design: str, pdk, source_sha: str, cards: list[str] = ()) -> di
             "v_gate": spice_num(pdk.cell.get("v_gate", 0.0))}
 
 
+def readout_others(ir: IR) -> list[int]:
+    """The shares of a design's layers other than its own (``--adc-balance on``), each a readout
+    circuit of its own, and 1 (no readout) left out."""
+    own = ir.g.graph.get("adc_share", 1)
+    return sorted({m for m in ir.g.graph.get("adc_shares", {}).values() if m not in (1, own)})
+
+
 def emit_spice(ir: IR, pdk, env, source_sha: str, corner: str = "tt", seed: int = 0):
     """Yield ``(relative path, text)`` of every SPICE file, one tile at a time (a tile's text is
     dropped once it is written: no list of every netlist is ever held). With ADCs shared among M
@@ -204,8 +212,12 @@ def emit_spice(ir: IR, pdk, env, source_sha: str, corner: str = "tt", seed: int 
     dacs: dict[tuple[str, int], str] = {}
     insts = []
     share = ir.g.graph.get("adc_share", 1)
+    shares = {t: tile_adc_share(ir, t) for t in ir.nodes_of("xbar_tile")}
+    others = readout_others(ir)
     if share > 1:
         yield from emit_readout(pdk, env, common, share, pdk.tia_v_out_fs, seed)
+    for m in others:    # the other shares its layers take (--adc-balance on)
+        yield from emit_readout(pdk, env, common, m, pdk.tia_v_out_fs, seed, own=False)
     for t in ir.nodes_of("xbar_tile"):
         c = tile_context(ir, t, pdk, fet_model)
         yield f"spice/tiles/{c['name']}.sp", render(env, "crossbar", tile=c, **common)
@@ -222,15 +234,20 @@ def emit_spice(ir: IR, pdk, env, source_sha: str, corner: str = "tt", seed: int 
         nets += [f"{c['name']}_out_{j}" for j in range(c["cols"])]
         insts.append({"inst": f"X{c['name']}", "subckt": c["subckt"], "conn_lines": chunks(nets, PORTS_PER_LINE),
                       "include": f"tiles/{c['name']}.sp", "tile": True})
-        for g in range(-(-c["cols"] // share) if share > 1 else 0):
+        m = shares[t]
+        for g in range(-(-c["cols"] // m) if m > 1 else 0):
             # the last group's channels beyond the tile's outputs sample ground
-            ins = [f"{c['name']}_out_{j}" if j < c["cols"] else "0" for j in range(g * share, (g + 1) * share)]
-            nets = ins + ["ro_smp", "ro_rst"] + [f"ro_sel_{k}" for k in range(share)] + \
+            ins = [f"{c['name']}_out_{j}" if j < c["cols"] else "0" for j in range(g * m, (g + 1) * m)]
+            nets = ins + ["ro_smp", "ro_rst"] + [f"ro_sel_{k}" for k in range(m)] + \
                 [f"{c['name']}_adp_{g}", f"{c['name']}_adn_{g}"]
-            insts.append({"inst": f"X{c['name']}_ro{g}", "subckt": f"amsc_ro{share}",
+            insts.append({"inst": f"X{c['name']}_ro{g}", "subckt": f"amsc_ro{m}",
                           "conn_lines": chunks(nets, PORTS_PER_LINE), "include": None, "tile": False})
     sources = [{"src": f"V{net}", "node": net} for _, net in sorted(dacs.items())]
-    if share > 1:   # the readout clocks, driven by the RTL's schedule (held low here: every switch open)
-        sources += [{"src": f"V{net}", "node": net} for net in ["ro_smp", "ro_rst"] + [f"ro_sel_{k}" for k in range(share)]]
-        insts.insert(0, {"include": "readout.sp", "inst": None})
-    yield "spice/chip.sp", render(env, "chip", instances=insts, sources=sources, share=share, **common)
+    most = max([share, *others])
+    if most > 1:   # the readout clocks, driven by the RTL's schedule (held low here: every switch open)
+        sources += [{"src": f"V{net}", "node": net} for net in ["ro_smp", "ro_rst"] + [f"ro_sel_{k}" for k in range(most)]]
+        for m in reversed(others):
+            insts.insert(0, {"include": readout_files(m, False)["subckt_file"].split("/", 1)[1], "inst": None})
+        if share > 1:
+            insts.insert(0, {"include": "readout.sp", "inst": None})
+    yield "spice/chip.sp", render(env, "chip", instances=insts, sources=sources, share=share, others=others, **common)

@@ -19,6 +19,7 @@ from .. import __version__
 from ..ir import IR
 from ..ir.names import sanitize
 from ..options import lanes_of
+from ..passes.tile import tile_adc_share
 from .qmodel import REMAP_RANK
 from .render import render
 
@@ -30,7 +31,7 @@ MACRO_LATENCY = 2  # cycles of a read (the TIAs settling) from conv_start, befor
 LANE_PAYBACK = 0.01
 
 
-def step_lanes(prog: dict, lanes: int, latency: int) -> list[int]:
+def step_lanes(prog: dict, lanes: int, latency: int | list[int]) -> list[int]:
     """Each program step's lanes: the fewest, at most ``lanes``, whose clocks (:func:`step_cycles`)
     stay within LANE_PAYBACK of its clocks at ``lanes``. A lane is a copy of a unit's arithmetic
     and a read and a write port of the maps it touches; where a layer's gather and stores run under
@@ -45,15 +46,21 @@ def step_lanes(prog: dict, lanes: int, latency: int) -> list[int]:
     writes word line ``w`` of a tile whose first row is ``row0``: each word line has that lane's
     decoder alone, not every lane's (tile_wrapper.v.j2, BANK)."""
     out = []
-    for st in prog["steps"]:
+    for st, lat in zip(prog["steps"], step_latency(prog, latency)):
         if st["kind"] in ("recv", "send", "host"):
             out.append(0)
             continue
-        full = sum(step_cycles(st, lanes, latency).values())
+        full = sum(step_cycles(st, lanes, lat).values())
         out.append(next(n for n in range(1, lanes + 1)
                         if (st["kind"] != "layer" or lanes % n == 0)
-                        and sum(step_cycles(st, n, latency).values()) <= full * (1 + LANE_PAYBACK)))
+                        and sum(step_cycles(st, n, lat).values()) <= full * (1 + LANE_PAYBACK)))
     return out
+
+
+def step_latency(prog: dict, latency: int | list[int]) -> list[int]:
+    """Every step's macro latency: :func:`adc_balance`'s list (a layer's tiles read with its own
+    ADC share), or one latency for all."""
+    return list(latency) if isinstance(latency, list) else [latency] * len(prog["steps"])
 
 
 def _per_step(prog: dict, lanes: int | list[int]) -> list[int]:
@@ -76,6 +83,32 @@ def macro_latency(pdk, share: int) -> int:
     return MACRO_LATENCY + share * per
 
 
+def adc_balance(prog: dict, lanes: int, stages: int, pdk, share: int, outputs: int) -> list[int]:
+    """Every step's outputs per ADC under ``compile --adc-balance on``: a layer whose pipeline stage
+    has slack shares its ADCs among more outputs. From ``share`` on every layer, each layer in turn
+    takes, of ``share`` and the divisors of the tile's ``outputs`` above it, the one that leaves its
+    tiles the fewest ADCs (the smaller of two that leave as many) while the pipeline's interval
+    (:func:`rtl_cycles` over ``stages``, its stages cut again and the steps' lanes chosen again) stays
+    within the interval at ``share``: fewer ADCs for as many inputs a second, one input's latency
+    longer by the conversions added. With one stage every conversion adds to the interval, so no
+    layer changes."""
+    def interval(sh: list[int]) -> int:
+        lat = [macro_latency(pdk, m) for m in sh]
+        return rtl_cycles(prog, step_lanes(prog, lanes, lat), lat, stages)["interval"]
+
+    shares = [share] * len(prog["steps"])
+    target = interval(shares)
+    more = [m for m in range(share + 1, outputs + 1) if outputs % m == 0]
+    for k, st in enumerate(prog["steps"]):
+        if st["kind"] != "layer":
+            continue
+        def adcs(m: int) -> int:
+            return sum(-(-(t["col1"] - t["col0"]) // m) for t in st["tiles"])
+        fit = [share] + [m for m in more if interval(shares[:k] + [m] + shares[k + 1:]) <= target]
+        shares[k] = min(fit, key=lambda m: (adcs(m), m))
+    return shares
+
+
 #: Clocks of a read beyond the macro's latency (measured in rtl-sim, exact): the sequencer's start
 #: register (raised with the last gather, or with the last store of a position whose successor is
 #: gathered; the tile wrapper passes it to the macro as conv_start), the macro's conv_done register
@@ -83,7 +116,7 @@ def macro_latency(pdk, share: int) -> int:
 READ_OVERHEAD = 3
 
 
-def rtl_cycles(prog: dict, lanes: int | list[int], latency: int, stages: int = 1) -> dict:
+def rtl_cycles(prog: dict, lanes: int | list[int], latency: int | list[int], stages: int = 1) -> dict:
     """Clock cycles of one input through the chip top, by what the sequencer does: the host link
     (a code a clock each way), the layers' gather (``lanes`` DAC codes a clock; a layer of several
     positions gathers the next one, and where :func:`stores_overlap` stores the previous one, while
@@ -98,8 +131,9 @@ def rtl_cycles(prog: dict, lanes: int | list[int], latency: int, stages: int = 1
     of them (``total`` plus a handover clock a stage boundary) and ``interval`` the clocks between
     successive inputs in a steady stream (the slowest stage's period); with one stage both are
     ``total``. ``amsc rtl-sim`` measures both. ``lanes``: every step's (:func:`step_lanes`), or one
-    count for all."""
-    steps = [step_cycles(st, n, latency) for st, n in zip(prog["steps"], _per_step(prog, lanes))]
+    count for all; ``latency``: every step's (:func:`step_latency`), or one for all."""
+    steps = [step_cycles(st, n, lat) for st, n, lat in zip(prog["steps"], _per_step(prog, lanes),
+                                                            step_latency(prog, latency))]
     c = {key: sum(s[key] for s in steps) for key in CYCLE_KINDS}
     c["total"] = sum(c.values())
     cuts = pipeline_stages(prog, [sum(x.values()) for x in steps], stages)
@@ -593,8 +627,11 @@ def _tile_ctx(ir: IR, prefix: str, pdk, level_bits: int, bipolar: frozenset = fr
         prows, pcols = a["tile_rows"], a["tile_cols"] // 2
         rb, cb = route_widths(prows, pcols)
         route = route_bits(rows, cols, prows, pcols)
+        share = tile_adc_share(ir, t)
         tiles.append({
             "index": k, "name": t, "step": a["step"], "rows": rows, "cols": cols,
+            # outputs per ADC and the macro's read in clocks: the design's, or its layer's (--adc-balance)
+            "share": share, "latency": macro_latency(pdk, share),
             "prows": prows, "pcols": pcols, "rsel_bits": rb, "csel_bits": cb, "route_bits": route,
             "bipolar": t in bipolar,
             "dac_code_bits": code, "adc_width": cols * pdk.adc_bits,
@@ -845,20 +882,20 @@ def link_in_bits(prog: dict) -> int:
     return max(st["dst"]["bits"] for st in prog["steps"] if st["kind"] == "recv")
 
 
-def _datapath_ctx(prog: dict, tiles: list[dict], lanes: int | list[int] = 1, latency: int = 0,
+def _datapath_ctx(prog: dict, tiles: list[dict], lanes: int | list[int] = 1, latency: int | list[int] = 0,
                   cuts: list[tuple[int, int]] | None = None, banked: bool = True,
                   srams: dict | None = None) -> dict:
     """The chip top's template context. ``lanes``: elements a clock of the layers' gather and
     requantizer, the pooling, add, table, product and data-movement units (a recurrent layer's cell
     unit and the host link take one), every step's (:func:`step_lanes`) or one count for all;
-    ``latency``: the macros' (macro_latency), which bounds the stores that may overlap a read
+    ``latency``: the macros' (macro_latency; every step's or one for all), which bounds the stores that may overlap a read
     (:func:`stores_overlap`); ``cuts``: the pipeline's stages
     (:func:`pipeline_stages`; one stage when None), each its own sequencer (:func:`_stage_ctx`);
     ``banked``: the tiles' word lines and pairs in banks of their layer's lanes (:func:`step_lanes`;
     False: ``--route-banks off``, one bank); ``srams``: the maps in SRAM macros (:func:`map_memories`),
     whose units' reads and writes are the macros' ports (:func:`_sram_sites`)."""
     bd, ba, ob = prog["dac_bits"], prog["adc_bits"], prog["out_bits"]
-    per = _per_step(prog, lanes)
+    per, lats = _per_step(prog, lanes), step_latency(prog, latency)
     iw = index_width(prog, max(per))
     dmax = 2 ** bd - 1
     tile_ix = {t["name"]: t for t in tiles}
@@ -1024,7 +1061,7 @@ def _datapath_ctx(prog: dict, tiles: list[dict], lanes: int | list[int] = 1, lat
                        "su": names[-1],"k": k, "name": st["name"], "src": st["src"]["name"], "dst": st["dst"]["name"], "K": K,
                        "gbits": st["dst"]["bits"] if rec else st["src"]["bits"], "ybits": st["dst"]["bits"],
                        "M": st["cols"], "P": st["positions"], "base": st.get("base", 0), "conv": conv, "tokens": tokens, "tiles": lt,
-                       "overlap": overlaps(st), "soverlap": stores_overlap(st, lanes, latency),
+                       "overlap": overlaps(st), "soverlap": stores_overlap(st, lanes, lats[k]),
                        "done_concat": ", ".join(f"done_{t['name']}" for t in reversed(lt)),
                        "columns": columns, "slots": slots, "lane_lsb": lane_lsb, "ba": ba, "s": st["s"], "act": _act_ctx(st["act"]), "final": st["final"],
                        "sg": names[0], "sw": names[1], "ss": names[2],
@@ -1286,7 +1323,9 @@ def emit_verilog(ir: IR, pdk, env, source_sha: str, prog: dict | None, lanes: in
     tiles = _tile_ctx(ir, prefix, pdk, level_bits, bipolar_tiles(prog))
     ctx = {"version": __version__, "design": prefix, "prefix": prefix, "pdk": pdk, "tiles": tiles,
            "dac_bits": pdk.dac_bits, "adc_bits": pdk.adc_bits, "level_bits": level_bits, "source_sha": source_sha,
-           "latency": macro_latency(pdk, ir.g.graph.get("adc_share", 1)), "share": ir.g.graph.get("adc_share", 1)}
+           "latency": macro_latency(pdk, ir.g.graph.get("adc_share", 1)), "share": ir.g.graph.get("adc_share", 1),
+           # a read's clocks and each conversion's (macro_latency), for a tile's own share
+           "read_clocks": MACRO_LATENCY, "conv_clocks": macro_latency(pdk, 1) - MACRO_LATENCY}
     # one parameterized tile wrapper and one macro for every tile (each instance gets its tile's
     # sizes and its place in the scan chain), not a module per tile
     names = []
@@ -1295,7 +1334,9 @@ def emit_verilog(ir: IR, pdk, env, source_sha: str, prog: dict | None, lanes: in
         yield rel, render(env, role, **ctx)
     if prog is not None:
         kq = {t["name"]: (st["kq"], st["sk"]) for st in prog["steps"] if st["kind"] == "layer" for t in st["tiles"]}
-        dp = _datapath_ctx(prog, tiles, lanes, ctx["latency"], cuts, banked, srams)
+        lat = {t["name"]: t["latency"] for t in tiles}
+        steps_lat = [lat[st["tiles"][0]["name"]] if st["kind"] == "layer" else ctx["latency"] for st in prog["steps"]]
+        dp = _datapath_ctx(prog, tiles, lanes, steps_lat, cuts, banked, srams)
         names.append(f"rtl/{prefix}_top.v")
         yield names[-1], render(env, "verilog_top", **ctx, **dp)
         if srams:

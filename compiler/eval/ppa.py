@@ -53,7 +53,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..backend.readout import hold_capacitance
+from ..backend.readout import entry_of, hold_capacitance
 from ..errors import InputError, SimulationError, ToolError
 from ..sim.netlist import read_deck
 from ..verify.report import figure, png_bytes, render_page, write_page
@@ -591,9 +591,9 @@ def spare_cost(tiles: list[dict], ppa: dict, adc_share: int, reads_per_image: di
         n = sr * bl + 2 * sc * r_phys - 2 * sr * sc
         cells += n
         rows, cols = rows + sr, cols + sc
-        pairs = read_pairs(t)
+        pairs, m = read_pairs(t), t.get("adc_share", adc_share)
         area += (n * ppa["cell"]["area_um2"] + 2 * sc * ppa["tia"]["area_um2"] + sr * ppa["dac"]["area_um2"]
-                 + (math.ceil(pairs / adc_share) - math.ceil((pairs - sc) / adc_share)) * ppa["adc"]["area_um2"])
+                 + (math.ceil(pairs / m) - math.ceil((pairs - sc) / m)) * ppa["adc"]["area_um2"])
         energy += reads_per_image.get(t["name"], 0.0) * 2 * sc * e_tia_read
     return {"spare_rows": rows, "spare_cols": cols, "cells": int(cells), "area_mm2": area * 1e-6, "energy_j": energy,
             "model": "the spare lines' cells, a DAC per spare word line, two TIAs and the ADC share of each spare "
@@ -621,6 +621,9 @@ def _build(design, ppa, reads, dmax, n, engine, seed, clock, synth, tmp, progres
     m = design.manifest
     ro = m.get("readout", {"share": 1})
     adc_share = ro["share"]
+    # each tile's outputs per ADC and its readout: the design's, or its layer's (--adc-balance on)
+    share_of = {t["name"]: t.get("adc_share", adc_share) for t in m["tiles"]}
+    ro_of = {name: entry_of(ro, s) for name, s in share_of.items()}
     prog = design.prog
     # one read's analog time: the largest tile's settling in SPICE
     big = max(m["tiles"], key=lambda t: ((t["rows"][1] - t["rows"][0]) * (t["cols"][1] - t["cols"][0]), t["name"]))
@@ -653,7 +656,7 @@ def _build(design, ppa, reads, dmax, n, engine, seed, clock, synth, tmp, progres
         # each word line's wire (every bit line it crosses) charged to its voltage, per read
         energy["word_lines"] += per_inf * float(np.mean(np.sum(volts ** 2, axis=1))) * c_cell * t["tile_size"][1]
         energy["tia"] += per_inf * 2 * read_pairs(t) * p_tia * t_read
-        energy["readout"] += per_inf * readout_cost(ro, read_pairs(t))[1]
+        energy["readout"] += per_inf * readout_cost(ro_of[name], read_pairs(t))[1]
         per_tile.append({"tile": name, "reads_per_inference": per_inf, "reads_simulated": pw["reads_simulated"],
                          "crossbar_analytic_j": e_a, "crossbar_spice_j": e_s,
                          "rel_err": abs(e_a - e_s) / e_s if e_s else 0.0})
@@ -672,21 +675,22 @@ def _build(design, ppa, reads, dmax, n, engine, seed, clock, synth, tmp, progres
         energy["buffers"] += 1e-12 * sum(n * sram_access_pj(srams[name], sm, ppa["wire"]["c_f_per_um"])
                                          for name, n in ops["sram_map_accesses"].items())
     e_total = sum(energy.values())
-    # latency: the RTL's cycles, and per layer position one tile read (tiles of a layer in parallel)
-    t_conv = t_read + adc_share / (ppa["adc"]["rate_msps"] * 1e6)
-    positions = sum(round(r_img[st["tiles"][0]["name"]]) for st in prog["steps"] if st["kind"] == "layer")
+    # latency: the RTL's cycles, and per layer position one tile read (tiles of a layer in parallel):
+    # the settling, then as many conversions as its tiles' outputs per ADC
+    def t_conv(st: dict) -> float:
+        return t_read + share_of[st["tiles"][0]["name"]] / (ppa["adc"]["rate_msps"] * 1e6)
+    analog = [round(r_img[st["tiles"][0]["name"]]) * t_conv(st) if st["kind"] == "layer" else 0.0
+              for st in prog["steps"]]
     # digital: every clock of the RTL's sequencer but the macros' own (their time is the circuit's:
     # the settling measured above and the conversions at the ADC's rate)
     cyc = m["rtl_datapath"]["cycles_per_input"]
     stages = cyc.get("stages", [])
     ops["cycles"] = cyc["total"] - cyc["read"] + max(0, len(stages) - 1)   # and the pipeline's handovers
-    latency = {"digital_s": ops["cycles"] / clock, "analog_s": positions * t_conv}
+    latency = {"digital_s": ops["cycles"] / clock, "analog_s": sum(analog)}
     lat = latency["digital_s"] + latency["analog_s"]
     # a pipeline (compile --pipeline) takes an input every slowest stage's period: its clocks but the
     # macros', and its layers' reads
-    step_pos = [round(r_img[st["tiles"][0]["name"]]) if st["kind"] == "layer" else 0 for st in prog["steps"]]
-    periods = [(x["period"] - x["read"]) / clock + sum(step_pos[x["steps"][0]:x["steps"][1]]) * t_conv
-               for x in stages]
+    periods = [(x["period"] - x["read"]) / clock + sum(analog[x["steps"][0]:x["steps"][1]]) for x in stages]
     interval = max(periods) if periods else lat
     macros = sum(x["macros"] for x in srams.values())
     if srams:   # every macro leaks for as long as an input takes in a steady stream
@@ -694,14 +698,14 @@ def _build(design, ppa, reads, dmax, n, engine, seed, clock, synth, tmp, progres
         e_total += energy["sram_leakage"]
     # area
     progress("area", 0, 1)
-    adcs = sum(math.ceil(read_pairs(t) / adc_share) for t in m["tiles"])
+    adcs = sum(math.ceil(read_pairs(t) / share_of[t["name"]]) for t in m["tiles"])
     area = {"cells": 0.0, "tia": 0.0, "adc": adcs * ppa["adc"]["area_um2"], "readout": 0.0, "dac": 0.0, "digital": 0.0}
     dac_nets = set()
     for t in m["tiles"]:
         r_phys, bl = t["tile_size"]
         area["cells"] += r_phys * bl * ppa["cell"]["area_um2"]
         area["tia"] += 2 * read_pairs(t) * ppa["tia"]["area_um2"]
-        area["readout"] += readout_cost(ro, read_pairs(t))[0]
+        area["readout"] += readout_cost(ro_of[t["name"]], read_pairs(t))[0]
         # tiles of one layer that read the same rows share those rows' DACs (as in chip.sp)
         dac_nets.update((t["layer"], t["rows"][0] + i) for i in range(t["rows"][1] - t["rows"][0]))
     area["dac"] = len(dac_nets) * ppa["dac"]["area_um2"]
@@ -722,6 +726,9 @@ def _build(design, ppa, reads, dmax, n, engine, seed, clock, synth, tmp, progres
     tops = 2 * macs / interval / 1e12
     rep = {
         "design": m["design"], "pdk": m["pdk"]["name"], "adc_share": adc_share, "clock_hz": clock,
+        # every layer's outputs per ADC where one differs from the design's (--adc-balance on)
+        **({"adc_shares": {t["layer"]: share_of[t["name"]] for t in m["tiles"]}}
+           if any(s != adc_share for s in share_of.values()) else {}),
         "lanes": m["rtl_datapath"]["lanes"], "step_lanes": m["rtl_datapath"].get("step_lanes"),
         "rtl_cycles_per_input": cyc,
         "macs_per_inference": macs, "ops_per_inference": 2 * macs,

@@ -9,6 +9,8 @@ dynamics design are refused by :func:`check_options`.
 
 from __future__ import annotations
 
+import dataclasses
+
 from pathlib import Path
 
 import numpy as np
@@ -221,6 +223,7 @@ NETWORK_ONLY = (("tile_rows", "--tile", "its crossbars follow the PDK's tile siz
                 ("chip_state", "--chip-state", "it has no fault-aware placement"),
                 ("finetune_data", "--finetune-data", "it has no final layer"),
                 ("adc_share", "--adc-share", "its ADCs sample the state at each output time, one per state"),
+                ("adc_balance", "--adc-balance", "its ADCs sample the state at each output time, one per state"),
                 ("lanes", "--lanes", "its controller has no datapath lanes: the circuit computes the dynamics"),
                 ("dac_bits", "--dac-bits", "its word lines are driven by its activation stages, not by DACs"),
                 ("calibration", "--calibration", "it has no activation ranges to calibrate"))
@@ -228,6 +231,7 @@ NETWORK_ONLY = (("tile_rows", "--tile", "its crossbars follow the PDK's tile siz
 
 def check_options(path: Path, options) -> None:
     """Refuse, in one line, a network compile option given for a dynamics model."""
+    defaults = {f.name: f.default for f in dataclasses.fields(options)}
     for field, flag, why in NETWORK_ONLY:
-        if getattr(options, field) not in (None, False, 0):
+        if getattr(options, field) not in (None, False, 0, defaults[field]):
             raise InputError(flag, f"does not apply to the continuous-time model {path.name}: {why}")

@@ -71,6 +71,9 @@ def adc_share(options, pdk, outputs: int) -> int:
     1 on a PDK that describes no shared readout."""
     divisors = [m for m in range(1, outputs + 1) if outputs % m == 0]
     able = pdk.readout is not None and pdk.ppa is not None and {"readout", "readout_tb"} <= set(pdk.templates)
+    if options.adc_balance == "on" and not able:
+        raise InputError("--adc-balance", f"on: PDK {pdk.name} describes no shared-ADC readout (its readout and ppa "
+                                          "sections and readout templates); expected off")
     if options.adc_share is None:
         return max(m for m in divisors if m <= DEFAULT_ADC_SHARE) if able else 1
     if options.adc_share > 1 and not able:
@@ -80,6 +83,13 @@ def adc_share(options, pdk, outputs: int) -> int:
         raise InputError("--adc-share", f"{options.adc_share}; expected a divisor of the tile's {outputs} outputs "
                                         f"(one ADC serves that many columns): {', '.join(map(str, divisors))}")
     return options.adc_share
+
+
+def tile_adc_share(ir, t: str) -> int:
+    """Outputs per ADC of tile ``t``: its layer's under ``--adc-balance on`` (``ir.g.graph["adc_shares"]``,
+    set by the driver from the schedule, backend/verilog.adc_balance), else the design's."""
+    g = ir.g.graph
+    return g.get("adc_shares", {}).get(ir.g.nodes[t]["attrs"]["layer"], g.get("adc_share", 1))
 
 
 def adc_full_scale(gpos: np.ndarray, gneg: np.ndarray, pdk) -> float:

@@ -26,9 +26,11 @@ from ..sim.netlist import read_deck
 LATE = 0.97
 
 
-def verify_readout(out: Path, manifest: dict, tolerance_lsb: float, eng) -> dict:
-    """The ``readout`` block of verify.json, simulated with the ngspice session ``eng``."""
-    ro = manifest["readout"]
+def verify_readout(out: Path, manifest: dict, tolerance_lsb: float, eng, ro: dict | None = None) -> dict:
+    """The ``readout`` block of verify.json, simulated with the ngspice session ``eng``: of the
+    manifest's readout, or of ``ro`` (one of backend.readout.entries: a layer's own share under
+    ``--adc-balance on``)."""
+    ro = manifest["readout"] if ro is None else ro
     t0 = time.perf_counter()
     share, rounds = ro["share"], ro["rounds"]
     v_in = np.load(out / ro["inputs"], allow_pickle=False)
@@ -55,7 +57,7 @@ def verify_readout(out: Path, manifest: dict, tolerance_lsb: float, eng) -> dict
     e_spice = float(np.trapezoid(p_in[keep], t[keep]))
     e_model = hold_energy(ro["circuit"], share, v_in[1:], v_in[:-1])
     max_err = float(np.max(np.abs(err)))
-    return {"name": "readout", "subckt": ro["subckt"], "share": share, "conversions": int(v_in.size),
+    return {"name": "readout", "subckt": ro["subckt"], "subckt_file": ro["subckt_file"], "share": share, "conversions": int(v_in.size),
             "passed": bool(max_err <= tol), "max_err_lsb": max_err, "rms_err_lsb": float(np.sqrt(np.mean(err ** 2))),
             "mean_err_lsb": float(np.mean(err)), "tolerance_lsb": tol, "lsb_v": lsb, "gain": ro["gain"],
             "pedestal_v": float(np.max(np.abs(n))), "settling_lsb": float(np.max(settle)),

@@ -18,6 +18,7 @@ from typing import Callable
 import numpy as np
 
 from .. import __version__
+from ..backend.readout import entries as readout_entries
 from ..design import foreign_files, load_compiled, write_json_atomic
 from ..errors import InputError
 from .checks import lsb, tolerance
@@ -341,16 +342,23 @@ def verify_dir(out: str | Path, jobs: int = 1, vectors: int = 16, seed: int = 0,
         run_dask(simulate_chunk, tasks, client, timeout, on_done=finished, prepare=lambda t: {**t, **meta_spec(t)})
     elif tasks:
         run_local(simulate_chunk, tasks, jobs, timeout, on_done=finished, init=partial(warm_up, engine_name))
-    readout = None
-    if manifest.get("readout", {}).get("share", 1) > 1:
+    readout, others = None, []
+    circuits = readout_entries(manifest.get("readout", {}))
+    if circuits:
         # one transient in ngspice whatever the tiles' engine: the switches and capacitors are
-        # beyond the MNA engine's DC elements
+        # beyond the MNA engine's DC elements; each readout circuit the design has (the design's
+        # share and, under --adc-balance on, its layers' others)
         from ..sim.ngspice import session
         from .readout import verify_readout
 
-        readout = verify_readout(out, manifest, tolerance_lsb, session())
+        readout, *others = [verify_readout(out, manifest, tolerance_lsb, session(), ro) for ro in circuits]
+        for r in others:
+            r.pop("wave")
+        if others:
+            readout["others"] = others
     report = {
-        "passed": bool(blocks) and all(b["passed"] for b in blocks) and (readout is None or readout["passed"]),
+        "passed": bool(blocks) and all(b["passed"] for b in blocks)
+                  and all(r["passed"] for r in ([readout] if readout else []) + others),
         "design": manifest.get("design"),
         "engine": engine_name,
         "simulator": simulator,

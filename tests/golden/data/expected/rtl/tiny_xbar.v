@@ -22,7 +22,8 @@ module tiny_xbar #(
     parameter integer ADC_BITS = 8,
     parameter integer LEVEL_BITS = 4,
     parameter integer BIPOLAR = 0,
-    parameter integer TILE = 0
+    parameter integer TILE = 0,
+    parameter integer SHARE = 8   // outputs per ADC (spice/readout.sp); a layer's own under --adc-balance on
 ) (
     input  wire                      clk,
     input  wire                      conv_start,

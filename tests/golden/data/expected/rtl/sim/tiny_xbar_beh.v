@@ -8,8 +8,9 @@
 // Column j: D = sum_i dac_i * (lpos_ij - lneg_ij), the integer behind its current (DAC codes unsigned,
 // or signed with BIPOLAR = 1), and the ADC gives clamp((D * KQ + 2^(SK-1)) >>> SK, -2^(ADC_BITS-1),
 // 2^(ADC_BITS-1) - 1): the layer's full scale in LSBs, KQ and SK per tile from the table below,
-// 26 cycles after conv_start: the read, then 8 conversion(s) per ADC (8 output(s) share
-// one ADC through sample-and-holds and a multiplexer, spice/readout.sp).
+// LATENCY cycles after conv_start (26 by default): the read, then SHARE conversion(s) per ADC (SHARE
+// output(s) share one ADC through sample-and-holds and a multiplexer, spice/readout.sp; by default 8,
+// a layer's own under compile --adc-balance on).
 module tiny_xbar #(
     parameter integer ROWS = 1,
     parameter integer COLS = 1,
@@ -17,7 +18,8 @@ module tiny_xbar #(
     parameter integer ADC_BITS = 8,
     parameter integer LEVEL_BITS = 4,
     parameter integer BIPOLAR = 0,
-    parameter integer TILE = 0
+    parameter integer TILE = 0,
+    parameter integer SHARE = 8
 ) (
     input  wire                      clk,
     input  wire                      conv_start,
@@ -42,6 +44,7 @@ module tiny_xbar #(
             default: sk_of = 1;
         endcase
     endfunction
+    localparam integer LATENCY = 2 + SHARE * 3;   // clocks: the read, SHARE conversions
     localparam integer KQ = kq_of(TILE);
     localparam integer SK = sk_of(TILE);
     localparam integer SCAN_BITS = ROWS * COLS * 2 * LEVEL_BITS;
@@ -102,7 +105,7 @@ module tiny_xbar #(
         if (conv_start) begin
             convert;
             conv_done <= 1'b0;
-            cnt <= 26;
+            cnt <= LATENCY;
         end else if (cnt > 0) begin
             cnt <= cnt - 1;
         end else if (cnt == 0) begin
