@@ -163,13 +163,13 @@ def build_parser(parser_class=_Parser) -> argparse.ArgumentParser:
                    "through an analog multiplexer into one ADC (M conversions per read); M must divide the tile's "
                    "outputs (default 8, or the largest divisor of the tile's outputs below 8; 1: an ADC per output, "
                    "no multiplexer). The default is the ADC share of every point on the Pareto fronts of 'amsc "
-                   "explore' on cnn_digits (README)")
-    c.add_argument("--adc-balance", choices=("off", "on"), default="off",
+                   "explore' on cnn_digits (README). Layers whose pipeline stage has slack take more (--adc-balance)")
+    c.add_argument("--adc-balance", choices=("off", "on"),
                    help="on: a layer whose pipeline stage has slack (it finishes an input before the slowest "
                    "stage) shares each ADC among more of its outputs, up to all of a tile's, as far as the "
                    "pipeline still takes an input as often: fewer ADCs for the same throughput, a longer latency "
                    "(the manifest and the report list each layer's share). With one stage nothing has slack. "
-                   "Default off: every layer at --adc-share")
+                   "Default on (off on a PDK without a shared readout); off: every layer at --adc-share")
     c.add_argument("--lanes", type=_number(positive=True, hi=MAX_LANES), metavar="L",
                    help="elements a clock of the digital datapath: the layers' gather (L DAC codes) and "
                    "requantizers (L outputs), the pooling, residual-add, table, product and data-movement units "

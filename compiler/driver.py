@@ -165,7 +165,7 @@ def write_design(plan: OutputWriter, ir: IR, pdk: Pdk, options: CompileOptions, 
                 raise InputError("--pipeline", str(e)) from None
             # the default on a chip with host segments between its segments: one input at a time
             cycles = verilog.rtl_cycles(prog, per, latency, 1)
-        if options.adc_balance == "on" and "stages" in cycles:
+        if ir.g.graph.get("adc_balance") and "stages" in cycles:
             # a layer whose stage has slack shares its ADCs among more outputs (verilog.adc_balance)
             ir = ir.copy()
             shares = verilog.adc_balance(prog, lanes, len(cycles["stages"]), pdk, ir.g.graph["adc_share"],

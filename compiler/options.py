@@ -69,8 +69,8 @@ class CompileOptions:
     adc_share: int | None = None
     #: "on": a layer whose pipeline stage has slack shares its ADCs among more of its outputs, as
     #: many as keep the pipeline's interval (backend/verilog.adc_balance); "off": every layer at
-    #: ``adc_share``.
-    adc_balance: str = "off"
+    #: ``adc_share``. ``None``: on where the PDK describes a shared readout (passes/tile.py).
+    adc_balance: str | None = None
     #: Elements a clock of the digital datapath's units (backend/verilog.py): the layers' gather and
     #: requantizers, pooling, adds, tables, products and data movement. ``None``: DEFAULT_LANES.
     lanes: int | None = None

@@ -65,13 +65,18 @@ def tile_shape(options, pdk) -> tuple[int, int]:
 DEFAULT_ADC_SHARE = 8
 
 
+def shared_readout(pdk) -> bool:
+    """Whether the PDK describes a shared-ADC readout: its circuit, its figures and its templates."""
+    return pdk.readout is not None and pdk.ppa is not None and {"readout", "readout_tb"} <= set(pdk.templates)
+
+
 def adc_share(options, pdk, outputs: int) -> int:
     """The outputs per ADC of tiles with ``outputs`` outputs: ``--adc-share`` (which must divide
     them, so that every tile's ADCs serve full groups), or the largest divisor up to the default;
     1 on a PDK that describes no shared readout."""
     divisors = [m for m in range(1, outputs + 1) if outputs % m == 0]
-    able = pdk.readout is not None and pdk.ppa is not None and {"readout", "readout_tb"} <= set(pdk.templates)
-    if options.adc_balance == "on" and not able:
+    able = shared_readout(pdk)
+    if options.adc_balance == "on" and not able:   # (the default is off there)
         raise InputError("--adc-balance", f"on: PDK {pdk.name} describes no shared-ADC readout (its readout and ppa "
                                           "sections and readout templates); expected off")
     if options.adc_share is None:
@@ -139,6 +144,12 @@ def _slice(arr: np.ndarray, r0, r1, c0, c1, blocks, Mg: int, fill) -> np.ndarray
     return out
 
 
+def adc_balance_of(options, pdk) -> bool:
+    """Whether the layers' ADC shares follow their stages' slack (``--adc-balance``; by default
+    wherever the PDK describes a shared readout)."""
+    return options.adc_balance == "on" or (options.adc_balance is None and shared_readout(pdk))
+
+
 def check_tile_options(options, pdk) -> int:
     """The checks of the tile options that need no model (spare rows and columns within the tile,
     ``--adc-share`` a divisor of its outputs; InputError otherwise), made by the tile pass and by
@@ -159,6 +170,8 @@ def tile(ir: IR, options, pdk) -> IR:
     TR, tc = tile_shape(options, pdk)
     sr, sc = options.spare_rows, options.spare_cols
     ir.g.graph["adc_share"] = check_tile_options(options, pdk)
+    # the driver sets each layer's share from the schedule when this holds (backend/verilog.adc_balance)
+    ir.g.graph["adc_balance"] = adc_balance_of(options, pdk)
     # the spares are left free on every tile: a layer is laid out on what remains
     tr, outs_per_tile = TR - sr, tc // 2 - sc
     layers = [n for n in ir.topo() if ir.g.nodes[n]["op"] in MATMUL_OPS]

@@ -104,7 +104,7 @@ def test_readout_inputs_cover_the_adc_range(shared):
 
 
 def test_adc_balance_gives_layers_with_slack_fewer_adcs_at_the_same_interval(tmp_path, digits):
-    """compile --adc-balance on cnn_digits: fc (one read an input, in the pipeline's shortest stage)
+    """compile --adc-balance on (the default) cnn_digits: fc (one read an input, in the pipeline's shortest stage)
     shares each ADC among 16 outputs, conv1 and conv2 (the interval's stages) keep 8. Its readout is
     in the netlists and verified in ngspice like the design's; the RTL converts 16 a read on fc's
     tiles and stays bit-exact, its clocks the compiler's; the report has 4 ADCs fewer and the same
@@ -113,7 +113,7 @@ def test_adc_balance_gives_layers_with_slack_fewer_adcs_at_the_same_interval(tmp
     require_tool("iverilog")
     cnn = MLP.parent / "cnn_digits" / "model.onnx"
     base, bal = tmp_path / "base", tmp_path / "bal"
-    for out, extra in ((base, ()), (bal, ("--adc-balance", "on"))):
+    for out, extra in ((base, ("--adc-balance", "off")), (bal, ())):
         r = amsc("compile", cnn, "-o", out, *extra)
         assert r.returncode == 0, r.stderr
     m = json.loads((bal / "manifest.json").read_text())

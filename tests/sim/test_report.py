@@ -169,7 +169,7 @@ def test_adc_sharing_trades_area_for_latency(designs, digits, tmp_path):
     in the RTL); --adc-share 1 gives every output its own ADC and no readout."""
     require_tool("libngspice")
     out, solo = designs / "mlp", tmp_path / "one"
-    assert amsc("compile", MLP / "model.onnx", "-o", solo, "--adc-share", "1").returncode == 0
+    assert amsc("compile", MLP / "model.onnx", "-o", solo, "--adc-share", "1", "--adc-balance", "off").returncode == 0
     one, _ = _report(solo, "--inputs", digits / "x.npy", "--samples", "2", "--no-synth")
     eight, _ = _report(out, "--inputs", digits / "x.npy", "--samples", "2", "--no-synth")
     assert (one["adc_share"], eight["adc_share"]) == (1, 8)

@@ -12,7 +12,7 @@ from compiler.backend.verilog import adc_balance, macro_latency, rtl_cycles, ste
 from compiler.cli import _grid_parser, _grid_point_options
 from compiler.errors import InputError
 from compiler.options import CompileOptions
-from compiler.passes.tile import check_tile_options
+from compiler.passes.tile import adc_balance_of, check_tile_options
 from compiler.pdk import load_pdk
 from conftest import MLP, amsc
 
@@ -64,7 +64,9 @@ def test_a_pdk_without_a_shared_readout_refuses_it():
     pdk = dataclasses.replace(load_pdk("generic"), readout=None)
     with pytest.raises(InputError, match="--adc-balance.*no shared-ADC readout.*expected off"):
         check_tile_options(CompileOptions(adc_balance="on", adc_share=1), pdk)
-    assert check_tile_options(CompileOptions(adc_balance="off"), pdk) == 1
+    for opts in (CompileOptions(adc_balance="off"), CompileOptions()):   # the default is off there
+        assert check_tile_options(opts, pdk) == 1 and not adc_balance_of(opts, pdk)
+    assert adc_balance_of(CompileOptions(), load_pdk("generic"))
 
 
 def test_explore_grids_take_it_and_refuse_other_values():
