@@ -24,6 +24,11 @@ from .qmodel import REMAP_RANK
 from .render import render
 
 MACRO_LATENCY = 2  # cycles of a read (the TIAs settling) from conv_start, before the conversions
+#: Clocks from a read's start during which its word lines must hold (the read's settling, until the
+#: sample-and-holds take the TIA outputs): the gather of the next position, which writes the tiles'
+#: DAC registers, waits them out (tile_wrapper.v.j2; a tile without a sample-and-hold latches its
+#: DAC codes for the whole read instead, HOLD)
+SETTLE = MACRO_LATENCY
 
 
 #: A step gets fewer lanes than ``--lanes`` where they buy less than this share of its clocks
@@ -166,17 +171,18 @@ def step_cycles(st: dict, lanes: int, latency: int) -> dict:
         c["handshake"] += p * READ_OVERHEAD
         c["read"] += p * latency
         if stores_overlap(st, lanes, latency):
-            # a read of position q also does q - 1's stores, then q + 1's gather; what
-            # outlasts the read is exposed (stores first)
+            # a read of position q also does q - 1's stores, then q + 1's gather, which starts
+            # SETTLE clocks into the read at the earliest; what outlasts the read is exposed (stores
+            # first, then the gather and any clocks it waited)
             c["gather"] += g
             c["store"] += sc
             # (previous stores, next gather, how many reads): the first, the middle ones, the last
             for prev, nxt, n in ((0, g, 1), (sc, g, p - 2), (sc, 0, 1)):
-                extra = max(0, prev + nxt - wait)
+                extra = max(0, (max(prev, SETTLE) if nxt else prev) + nxt - wait)
                 c["store"] += n * min(prev, extra)
                 c["gather"] += n * (extra - min(prev, extra))
         elif overlaps(st):   # only the first position's gather and what outlasts a read are exposed
-            c["gather"] += g + (p - 1) * max(0, g - wait)
+            c["gather"] += g + (p - 1) * max(0, SETTLE + g - wait)
             c["store"] += p * sc
         else:
             c["gather"] += p * g
@@ -1017,7 +1023,10 @@ def _datapath_ctx(prog: dict, tiles: list[dict], lanes: int | list[int] = 1, lat
             # its DAC registers' banks: the layer's lanes (step_lanes), a recurrent layer's one
             bank = lanes if banked and not st.get("recur") else 1
             lt.append({**ctx, "row0": t["row0"], "ibits": _bits(ctx["rows"]), "bank": bank,
-                       "row0_mod": t["row0"] % bank})
+                       "row0_mod": t["row0"] % bank,
+                       # its DAC codes latched for the whole read: a layer that gathers during its reads,
+                       # on tiles whose outputs have no sample-and-hold to free the word lines (SETTLE)
+                       "hold": overlaps(st) and ctx["share"] == 1})
         rec = st.get("recur")
         fields = requant_fields(st, regs[st["name"]])     # each column's MQ, BQ (and MQH, BQH)
         columns = []
@@ -1062,6 +1071,7 @@ def _datapath_ctx(prog: dict, tiles: list[dict], lanes: int | list[int] = 1, lat
                        "gbits": st["dst"]["bits"] if rec else st["src"]["bits"], "ybits": st["dst"]["bits"],
                        "M": st["cols"], "P": st["positions"], "base": st.get("base", 0), "conv": conv, "tokens": tokens, "tiles": lt,
                        "overlap": overlaps(st), "soverlap": stores_overlap(st, lanes, lats[k]),
+                       "settle": SETTLE if overlaps(st) else 0, "settle_bits": _bits(SETTLE + 1),
                        "done_concat": ", ".join(f"done_{t['name']}" for t in reversed(lt)),
                        "columns": columns, "slots": slots, "lane_lsb": lane_lsb, "ba": ba, "s": st["s"], "act": _act_ctx(st["act"]), "final": st["final"],
                        "sg": names[0], "sw": names[1], "ss": names[2],

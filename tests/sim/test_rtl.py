@@ -309,6 +309,33 @@ def test_a_wrong_weight_bit_is_caught(mlp_out, digits, tmp_path):
     assert (pre["mismatches"], pre["first_mismatch"]) == (chain["mismatches"], chain["first_mismatch"])
 
 
+def test_the_word_lines_hold_while_a_read_settles(cnn_out, digits, tmp_path):
+    """The sample-and-holds free a read's word lines once it has settled, so a tile keeps one DAC
+    register a word line: the next position's gather waits SETTLE clocks after a start instead of
+    writing into a second, latched copy (HOLD 0 on every tile of a shared-ADC chip). The behavioural
+    macro inverts a read whose codes moved while it settled: with the wait taken out of the chip
+    top, rtl-sim is no longer bit-exact."""
+    from compiler.backend.verilog import SETTLE
+
+    require_tool("iverilog", "vvp")
+    out = shutil.copytree(cnn_out, tmp_path / "o")
+    top_v = out / "rtl" / "cnn_digits_top.v"
+    top = top_v.read_text()
+    assert top.count(".HOLD(0)") == 7 and ".HOLD(1)" not in top
+    waits = re.findall(r" && settle_(\d+) == \d+'d0\)", top)
+    assert len(waits) == 2 and f"settle_{waits[0]} <= 2'd{SETTLE};" in top    # conv1 and conv2 gather while they read
+    top_v.write_text(re.sub(r" && settle_\d+ == \d+'d0\)", ")", top))
+    m = json.loads((out / "manifest.json").read_text())
+    import hashlib
+
+    for f in m["files"]:
+        if f["path"] == "rtl/cnn_digits_top.v":
+            f["sha256"] = hashlib.sha256(top_v.read_bytes()).hexdigest()
+    (out / "manifest.json").write_text(json.dumps(m))
+    r = amsc("rtl-sim", out, "--inputs", digits / "x.npy", "--limit", 2)
+    assert r.returncode == 1 and "MISMATCH" in r.stderr, r.stderr
+
+
 def test_rtl_sim_bad_inputs(mlp_out, tmp_path):
     np.save(tmp_path / "bad.npy", np.ones((3, 7)))
     r = amsc("rtl-sim", mlp_out, "--inputs", tmp_path / "bad.npy")

@@ -7,9 +7,13 @@
 // its netlist is spice/tiles/<tile>.sp). Nothing in the wrapper is particular to one tile, so tiles
 // of one shape share one module: a chip of thousands of tiles elaborates a handful.
 // 'start' (a register of the chip top) is the macro's conv_start while the tile is idle: on that
-// clock edge the macro takes the DAC registers and the wrapper latches them (dac_phys shows the
-// registers until then and the latch while the tile reads, so the next position's gather may
-// overwrite the registers). The macro's conv_done (a register, high until its next conv_start) is
+// clock edge the macro's read begins with the DAC registers on its word lines (dac_phys). The word
+// lines must hold while the read settles, until the outputs' sample-and-holds take it (the
+// readout, compile --adc-share > 1): the chip top's gather of the next position waits SETTLE clocks
+// after a start before it writes the registers (backend/verilog.SETTLE). A tile without
+// sample-and-holds (one ADC per output) whose layer gathers during its reads has HOLD = 1: the
+// wrapper latches the registers at the start and shows the latch on the word lines for the whole
+// read, so the gather may overwrite the registers. The macro's conv_done (a register, high until its next conv_start) is
 // 'done' while the tile reads: on that edge the routed ADC codes go into adc_out and the sequencer
 // sees the read finished. A read holds the sequencer three clocks beyond the macro's own
 // (backend/verilog.py, READ_OVERHEAD): the start register, the macro's done register and the
@@ -48,7 +52,8 @@ module tiny_tile #(
     parameter integer BANK = 1,
     parameter integer ROW0_MOD = 0,
     parameter integer IW = 1,
-    parameter integer IBITS = 1
+    parameter integer IBITS = 1,
+    parameter integer HOLD = 0
 ) (
     input  wire                      clk,
     input  wire                      rst_n,
@@ -149,22 +154,27 @@ module tiny_tile #(
 
     // the read: conv_start on the edge 'start' finds the tile idle, done on the edge conv_done
     // finds it reading
-    reg  [PROWS*DAC_BITS-1:0] dac_held;                   // the DAC registers as the read took them
     assign conv_start = start && !busy;
     assign done       = busy && conv_done;
-    assign dac_phys   = busy ? dac_held : dac_r;
     always @(posedge clk or negedge rst_n) begin
         if (!rst_n) begin
-            dac_held <= {PROWS*DAC_BITS{1'b0}};
             busy     <= 1'b0;
             adc_out  <= {COLS*ADC_BITS{1'b0}};
         end else if (conv_start) begin
-            dac_held <= dac_r;
             busy     <= 1'b1;
         end else if (done) begin
             adc_out <= adc_code;
             busy    <= 1'b0;
         end
     end
+    generate if (HOLD != 0) begin : hold
+        reg  [PROWS*DAC_BITS-1:0] dac_held;               // the DAC registers as the read took them
+        always @(posedge clk or negedge rst_n)
+            if (!rst_n) dac_held <= {PROWS*DAC_BITS{1'b0}};
+            else if (conv_start) dac_held <= dac_r;
+        assign dac_phys = busy ? dac_held : dac_r;
+    end else begin : direct
+        assign dac_phys = dac_r;
+    end endgenerate
 
 endmodule

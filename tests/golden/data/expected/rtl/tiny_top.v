@@ -179,7 +179,8 @@ module tiny_top (
     );
     tiny_tile #(.ROWS(3), .COLS(2), .PROWS(64), .PCOLS(32),
         .RSEL_BITS(6), .CSEL_BITS(5), .DAC_BITS(8), .ADC_BITS(8),
-        .LANES(3), .BANK(4), .ROW0_MOD(0), .IW(16), .IBITS(2)) u_l1_r0c0 (
+        .LANES(3), .BANK(4), .ROW0_MOD(0), .IW(16), .IBITS(2),
+        .HOLD(0)) u_l1_r0c0 (
         .clk        (clk),
         .rst_n      (rst_n),
         .start      (start_1),
@@ -379,7 +380,8 @@ module tiny_top (
     );
     tiny_tile #(.ROWS(2), .COLS(1), .PROWS(64), .PCOLS(32),
         .RSEL_BITS(6), .CSEL_BITS(5), .DAC_BITS(8), .ADC_BITS(8),
-        .LANES(2), .BANK(2), .ROW0_MOD(0), .IW(16), .IBITS(1)) u_l2_r0c0 (
+        .LANES(2), .BANK(2), .ROW0_MOD(0), .IW(16), .IBITS(1),
+        .HOLD(0)) u_l2_r0c0 (
         .clk        (clk),
         .rst_n      (rst_n),
         .start      (start_2),

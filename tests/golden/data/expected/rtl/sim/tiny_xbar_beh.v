@@ -101,15 +101,25 @@ module tiny_xbar #(
             result[j*ADC_BITS +: ADC_BITS] = q[ADC_BITS-1:0];
         end
     end endtask
+    // the word lines must hold while the read settles, until the sample-and-holds take it (2
+    // clocks; a read without them, SHARE 1, until its conversions end): a code that moves meanwhile
+    // would corrupt the circuit's read, and here inverts every code of it, which rtl-sim catches
+    localparam integer STABLE = (SHARE > 1) ? 2 : LATENCY;
+    reg [ROWS*DAC_BITS-1:0] dac_at_start;
+    reg moved;
+    initial moved = 1'b0;
     always @(posedge clk) begin
         if (conv_start) begin
             convert;
+            dac_at_start <= dac_code;
+            moved <= 1'b0;
             conv_done <= 1'b0;
             cnt <= LATENCY;
         end else if (cnt > 0) begin
+            if (cnt > LATENCY - STABLE && dac_code !== dac_at_start) moved <= 1'b1;
             cnt <= cnt - 1;
         end else if (cnt == 0) begin
-            adc_code <= result;
+            adc_code <= moved ? ~result : result;
             conv_done <= 1'b1;
             cnt <= -1;
         end
