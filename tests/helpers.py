@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -153,3 +155,16 @@ def mixer_block(path: Path, seed: int = 0, tokens: int = 8, dim: int = 16, class
         mk("Gemm", ["pool", "Wc", "bc"], ["y"], name="head", transB=1),
     ]
     return save_model(path, nodes, [("x", ["N", tokens, dim])], [("y", ["N", classes])], inits, opset=17)
+
+
+def edit_manifest(out: Path, change) -> None:
+    """Change a compiled design's manifest.json in place (``change(manifest)``)."""
+    m = json.loads((out / "manifest.json").read_text())
+    change(m)
+    (out / "manifest.json").write_text(json.dumps(m))
+
+
+def rehash(out: Path, rel: str) -> None:
+    """A hostile edit that also fixes the file's digest in the manifest (the manifest is the root of trust)."""
+    digest = hashlib.sha256((out / rel).read_bytes()).hexdigest()
+    edit_manifest(out, lambda m: [f.update(sha256=digest) for f in m["files"] if f["path"] == rel])

@@ -3,7 +3,6 @@ stale results, each reproducer of the hostile probe (issue 20) as a regression t
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import socket
@@ -15,23 +14,13 @@ import numpy as np
 import pytest
 
 from conftest import MLP, amsc, require_tool
-from helpers import assert_clean_error
+from helpers import assert_clean_error, edit_manifest, rehash
 
 
 def _copy(src: Path, dst: Path) -> Path:
     return Path(shutil.copytree(src, dst, symlinks=True))
 
 
-def _edit_manifest(out: Path, change) -> None:
-    m = json.loads((out / "manifest.json").read_text())
-    change(m)
-    (out / "manifest.json").write_text(json.dumps(m))
-
-
-def _rehash(out: Path, rel: str) -> None:
-    """A hostile edit that also fixes the file's digest in the manifest (the manifest is the root of trust)."""
-    digest = hashlib.sha256((out / rel).read_bytes()).hexdigest()
-    _edit_manifest(out, lambda m: [f.update(sha256=digest) for f in m["files"] if f["path"] == rel])
 
 
 def _tree(d: Path) -> dict:
@@ -97,7 +86,7 @@ def test_manifest_paths_cannot_leave_the_folder(mlp_out, tmp_path, digits, field
             t["conductances"]["gpos"] = evil
         else:
             t[field] = evil
-    _edit_manifest(out, change)
+    edit_manifest(out, change)
     extra = {"verify": [], "run": ["--inputs", digits / "x.npy"], "evaluate": ["--inputs", digits / "x.npy"],
              "rtl-sim": ["--inputs", digits / "x.npy"], "report": ["--inputs", digits / "x.npy", "--no-synth"]}
     r = amsc(command, out, *extra[command])
@@ -106,7 +95,7 @@ def test_manifest_paths_cannot_leave_the_folder(mlp_out, tmp_path, digits, field
 
 def test_the_readout_testbench_inputs_cannot_leave_the_folder(mlp_out, tmp_path):
     out = _copy(mlp_out, tmp_path / "o")
-    _edit_manifest(out, lambda m: m["readout"].update(inputs="../../../../../../../../etc/passwd"))
+    edit_manifest(out, lambda m: m["readout"].update(inputs="../../../../../../../../etc/passwd"))
     assert_clean_error(amsc("verify", out), "readout.inputs", "is not a file the manifest lists", "outside")
 
 
@@ -117,7 +106,7 @@ def test_listed_symlink_out_of_the_folder_is_refused(mlp_out, tmp_path):
     tb = sorted((out / "spice" / "tb").iterdir())[0]
     tb.unlink()
     tb.symlink_to(secret)
-    _rehash(out, str(tb.relative_to(out)))
+    rehash(out, str(tb.relative_to(out)))
     r = amsc("verify", out)
     assert_clean_error(r, "points outside the design's folder")
 
@@ -126,7 +115,7 @@ def test_a_tampered_files_f_cannot_feed_the_simulator_outside_files(mlp_out, tmp
     out = _copy(mlp_out, tmp_path / "o")
     ff = out / "rtl" / "sim" / "files.f"
     ff.write_text("../../../../../../etc/passwd\n" + ff.read_text())
-    _rehash(out, "rtl/sim/files.f")
+    rehash(out, "rtl/sim/files.f")
     r = amsc("rtl-sim", out, "--inputs", digits / "x.npy", "--limit", "1")
     assert_clean_error(r, "files.f", "points outside the design's folder")
 
@@ -142,7 +131,7 @@ def test_a_tampered_files_f_cannot_feed_the_simulator_outside_files(mlp_out, tmp
 ])
 def test_out_of_range_manifest_values_are_refused(mlp_out, tmp_path, change, needle):
     out = _copy(mlp_out, tmp_path / "o")
-    _edit_manifest(out, change)
+    edit_manifest(out, change)
     assert_clean_error(amsc("verify", out), "manifest.json", needle)
 
 
