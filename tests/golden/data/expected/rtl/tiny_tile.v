@@ -35,8 +35,8 @@
 // lines w = l - ROW0_MOD (mod BANK) (ROW0_MOD = row0 mod BANK), and its decoder and write cover that
 // bank alone: a decoder output a word line in all, not one a lane and word line. A word line no row
 // is routed to is never written and holds the code 0 it takes at reset and while the chain shifts.
-// 'start' copies the registers into the read's latch (dac_phys), so the next position's gather may
-// run while the tile reads.
+// The registers drive the word lines (dac_phys) from 'start' on; the next position's gather writes
+// them once the read has settled (or, with HOLD, into the registers while the latch drives them).
 // Written with whole-vector selects and loops over the lanes and columns only: a simulator or a
 // linter that elaborates every instance (Verilator does) holds little per tile.
 module tiny_tile #(
