@@ -212,12 +212,11 @@ def emit_spice(ir: IR, pdk, env, source_sha: str, corner: str = "tt", seed: int 
     dacs: dict[tuple[str, int], str] = {}
     insts = []
     share = ir.g.graph.get("adc_share", 1)
-    shares = {t: tile_adc_share(ir, t) for t in ir.nodes_of("xbar_tile")}
     others = readout_others(ir)
-    if share > 1:
-        yield from emit_readout(pdk, env, common, share, pdk.tia_v_out_fs, seed)
-    for m in others:    # the other shares its layers take (--adc-balance on)
-        yield from emit_readout(pdk, env, common, m, pdk.tia_v_out_fs, seed, own=False)
+    # the readout circuits: the design's share's, then the other shares its layers take (--adc-balance on)
+    circuits = ([share] if share > 1 else []) + others
+    for m in circuits:
+        yield from emit_readout(pdk, env, common, m, pdk.tia_v_out_fs, seed, own=m == share)
     for t in ir.nodes_of("xbar_tile"):
         c = tile_context(ir, t, pdk, fet_model)
         yield f"spice/tiles/{c['name']}.sp", render(env, "crossbar", tile=c, **common)
@@ -234,7 +233,7 @@ def emit_spice(ir: IR, pdk, env, source_sha: str, corner: str = "tt", seed: int 
         nets += [f"{c['name']}_out_{j}" for j in range(c["cols"])]
         insts.append({"inst": f"X{c['name']}", "subckt": c["subckt"], "conn_lines": chunks(nets, PORTS_PER_LINE),
                       "include": f"tiles/{c['name']}.sp", "tile": True})
-        m = shares[t]
+        m = tile_adc_share(ir, t)
         for g in range(-(-c["cols"] // m) if m > 1 else 0):
             # the last group's channels beyond the tile's outputs sample ground
             ins = [f"{c['name']}_out_{j}" if j < c["cols"] else "0" for j in range(g * m, (g + 1) * m)]
@@ -243,11 +242,9 @@ def emit_spice(ir: IR, pdk, env, source_sha: str, corner: str = "tt", seed: int 
             insts.append({"inst": f"X{c['name']}_ro{g}", "subckt": f"amsc_ro{m}",
                           "conn_lines": chunks(nets, PORTS_PER_LINE), "include": None, "tile": False})
     sources = [{"src": f"V{net}", "node": net} for _, net in sorted(dacs.items())]
-    most = max([share, *others])
-    if most > 1:   # the readout clocks, driven by the RTL's schedule (held low here: every switch open)
-        sources += [{"src": f"V{net}", "node": net} for net in ["ro_smp", "ro_rst"] + [f"ro_sel_{k}" for k in range(most)]]
-        for m in reversed(others):
-            insts.insert(0, {"include": readout_files(m, False)["subckt_file"].split("/", 1)[1], "inst": None})
-        if share > 1:
-            insts.insert(0, {"include": "readout.sp", "inst": None})
+    if circuits:   # the readout clocks, driven by the RTL's schedule (held low here: every switch open)
+        sources += [{"src": f"V{net}", "node": net}
+                    for net in ["ro_smp", "ro_rst"] + [f"ro_sel_{k}" for k in range(max(circuits))]]
+        insts[:0] = [{"include": readout_files(m, m == share)["subckt_file"].split("/", 1)[1], "inst": None}
+                     for m in circuits]
     yield "spice/chip.sp", render(env, "chip", instances=insts, sources=sources, share=share, others=others, **common)
