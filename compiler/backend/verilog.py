@@ -310,11 +310,20 @@ def _gathers_in_runs(st: dict) -> bool:
 def _stores_coords(st: dict) -> tuple[int, int, int] | None:
     """A convolution's stores by output coordinates (:func:`map_interleave`'s third pattern): the map's
     (channels, rows, cols) when the layer stores its own output grid into it, whole or as a
-    concatenation's channels (lanes: channels j.. of one pixel (yb, xb)); None otherwise."""
-    if not _stores_in_runs(st) or st["conv"] is None or len(st["dst"]["shape"]) != 3:
+    concatenation's channels (lanes: channels j.. of one pixel (yb, xb)); None otherwise. A layer
+    keeping a pooling's maximum of each group of columns (qmodel._pool_group) stores the pooled map,
+    which it names (C, 1, P) and the next layer (C, H, W) of its grid: by those coordinates, a lane
+    a group (channels j / group..)."""
+    if st.get("recur") or st.get("tokens") or st["conv"] is None or len(st["dst"]["shape"]) != 3:
         return None
     c, h, w = st["dst"]["shape"]
-    if list(st.get("grid") or [h, w]) != [h, w] or st["positions"] != h * w or st.get("base", 0) % (h * w):
+    if st.get("group"):
+        h, w = st.get("grid") or [h, w]
+        if c * h * w != int(np.prod(st["dst"]["shape"])):
+            return None
+    elif list(st.get("grid") or [h, w]) != [h, w]:
+        return None
+    if st["positions"] != h * w or st.get("base", 0) % (h * w):
         return None
     return c, h, w
 
@@ -430,6 +439,7 @@ def map_interleave(prog: dict, lanes: int | list[int]) -> dict[str, dict]:
     views: dict[str, set[tuple]] = {}     # map -> the shapes the steps name it in
     for k, st in enumerate(prog["steps"]):
         kind, n, cown = st["kind"], per[k], set()
+        view: dict[str, tuple] = {}         # a map this step addresses by other coordinates than its shape's
         if kind == "recv" and len(st["dst"]["shape"]) == 3:   # the host link: one code a clock
             cown.add(st["dst"]["name"])
             csites.setdefault(st["dst"]["name"], []).append(("recv", 1))
@@ -442,7 +452,8 @@ def map_interleave(prog: dict, lanes: int | list[int]) -> dict[str, dict]:
         elif kind == "layer":
             if _stores_coords(st):
                 cown.add(st["dst"]["name"])
-                csites.setdefault(st["dst"]["name"], []).append(("store", store_lanes(st, n)))
+                view[st["dst"]["name"]] = _stores_coords(st)
+                csites.setdefault(st["dst"]["name"], []).append(("store", store_lanes(st, n) // (st.get("group") or 1)))
             if _gathers_coords(st):
                 cown.add(st["src"]["name"])
                 kh, kw = st["conv"]["kernel"]
@@ -461,7 +472,7 @@ def map_interleave(prog: dict, lanes: int | list[int]) -> dict[str, dict]:
         if kind != "host":
             cbad |= {m["name"] for m in _step_maps(st)} - cown
             for m in _step_maps(st):
-                views.setdefault(m["name"], set()).add(tuple(m["shape"]))
+                views.setdefault(m["name"], set()).add(tuple(view.pop(m["name"], m["shape"])))
     # a map some step views in another shape (a global pooling's [C, H W, 1]) has no one (c, y, x)
     cbad |= {name for name, v in views.items() if len(v) > 1}
     for k, st in enumerate(prog["steps"]):
@@ -525,7 +536,7 @@ def map_interleave(prog: dict, lanes: int | list[int]) -> dict[str, dict]:
         par = _coord_params(ss, b)
         if par is None or sizes[name] < INTERLEAVE_MIN_WORDS * b:
             continue
-        c, h, w = next(m["shape"] for st in prog["steps"] for m in _step_maps(st) if m["name"] == name)
+        c, h, w = next(iter(views[name]))
         out[name] = {"B": b, "skew": None, "coord": {**par, "C": c, "H": h, "W": w, "xw": -(-w // (par["s"] * b))}}
     return out
 

@@ -186,11 +186,15 @@ def _coord_clocks(prog, name, lanes):
             ch, h, w = st["dst"]["shape"]
             yield from ([(a // (h * w), a % (h * w) // w, a % w)] for a in range(ch * h * w))
         if st["kind"] == "layer" and st["dst"]["name"] == name:
+            # a layer keeping a pooling's maximum of each group of g columns stores a code a group:
+            # channel j / g of its grid's pixel
             ch, h, w = st["dst"]["shape"]
+            g = st.get("group") or 1
+            h, w = st.get("grid") or (h, w)
             c0, ls = st.get("base", 0) // (h * w), store_lanes(st, n)
             for pos in range(st["positions"]):
                 for j0 in range(0, st["cols"], ls):
-                    yield [(j + c0, pos // w, pos % w) for j in range(j0, min(j0 + ls, st["cols"]))]
+                    yield [(j // g + c0, pos // w, pos % w) for j in range(j0, min(j0 + ls, st["cols"]), g)]
         if st["kind"] == "layer" and st["src"]["name"] == name:
             ch, h, w = st["src"]["shape"]
             (kh, kw), (sy, sx), pads = st["conv"]["kernel"], st["conv"]["stride"], st["conv"]["pads"]
@@ -347,3 +351,40 @@ def test_maps_element_wise_units_touch_never_meet_two_lanes_in_a_part(c, h, w, l
     b = 1 << (max(ln, lg) - 1).bit_length()
     if not pool and w % ln == 0 and max(ln, lg) > 1 and c * h * w >= 8 * b:
         assert "z" in found, (c, h, w, lanes, k, unit)    # by address (a 1x1 gather's one lane) or coordinates
+
+
+def _group_program(c, h, w, g, k):
+    """A convolution keeping the maximum of each group of ``g`` columns (a pooling folded into its
+    stores, qmodel._pool_group: ``c * g`` columns, the pooled map named (c, 1, h w) on an h x w grid),
+    then a k x k convolution gathering the pooled map as (c, h, w)."""
+    src = _map("in", (1, 2 * h, 2 * w))
+    geo = {"kernel": [k, k], "stride": [1, 1], "pads": [k // 2] * 4, "dilation": [1, 1]}
+    lay = {"kind": "layer", "name": "conv1", "src": src, "dst": _map("m", (c, 1, h * w)), "positions": h * w,
+           "cols": c * g, "rows": 16, "group": g, "grid": [h, w],
+           "conv": {"kernel": [4, 4], "stride": [2, 2], "pads": [1] * 4, "dilation": [1, 1]}}
+    rd = {"kind": "layer", "name": "conv2", "src": _map("m", (c, h, w)), "dst": _map("p", (6, h, w)),
+          "positions": h * w, "cols": 6, "rows": c * k * k, "conv": geo}
+    return {"steps": [{"kind": "recv", "dst": src}, lay, rd, {"kind": "send", "src": rd["dst"]}]}
+
+
+def test_a_layer_keeping_a_pooling_stores_its_pooled_map_by_coordinates():
+    # cnn_digits' conv1 at 8 lanes: 8 channels of 4 x 4, a code for each group of 4 columns, read by
+    # conv2's 3x3 gather -- 256 words with 8 read ports as one array before
+    found = _check_coord(_group_program(8, 4, 4, 4, 3), 8)
+    assert found["m"] == {"B": 8, "skew": None, "coord": {"s": 1, "alpha": 3, "gamma": 1, "C": 8, "H": 4, "W": 4,
+                                                          "xw": 1}}
+    # the pooled map named (c, 1, h w) by a reader too: not one (c, y, x), one array
+    prog = _group_program(8, 4, 4, 4, 3)
+    prog["steps"].insert(3, {"kind": "layer", "name": "fc", "src": _map("m", (8 * 16,)), "dst": _map("f", (10,)),
+                             "positions": 1, "cols": 10, "rows": 128, "conv": None})
+    assert "m" not in map_interleave(prog, 8)
+
+
+@settings(max_examples=60, deadline=None)
+@given(c=st_.integers(1, 16), h=st_.integers(2, 8), w=st_.integers(2, 8), g=st_.sampled_from([2, 4]),
+       lanes=st_.sampled_from([2, 4, 8, 16]), k=st_.sampled_from([1, 3, 5]))
+def test_pooled_maps_never_meet_two_lanes_in_a_part(c, h, w, g, lanes, k):
+    found = _check_coord(_group_program(c, h, w, g, k), lanes)
+    multi = [n for n in (store_lanes({"cols": c * g, "group": g}, lanes) // g, min(lanes, c * k * k)) if n > 1]
+    if multi and c * h * w >= 8 * (1 << (max(multi) - 1).bit_length()):
+        assert "m" in found, (c, h, w, g, lanes, k)     # odd kernels always separate
