@@ -449,6 +449,8 @@ def _cmd_report(args) -> int:
         layers = [[k for k, v in rep["adc_shares"].items() if v == m] for m in by]
         each = "outputs each " + ", ".join(f"{m} on {', '.join(ls) if len(ls) <= 2 else f'{len(ls)} layers'}"
                                            for m, ls in zip(by, layers))
+    if pe.get("adcs_across_tiles"):
+        each += f" ({pe['adcs_across_tiles']} ADC(s) serving several tiles of a layer)"
     print(f"  {pe['adcs']} ADCs, {each}, converting {100 * pe['adc_utilization']:.1f} % of the "
           f"inference time; {100 * rep['latency_breakdown_s']['digital_s'] / rep['latency_s']:.0f} % of the latency is "
           f"the digital datapath's ({_lanes_text(rep)}, {rep['digital']['ops']['cycles']} clocks an input)",

@@ -30,7 +30,7 @@ from .ir.segment import segment_model
 from .ir.serialize import ir_to_json
 from .options import DEFAULT_PIPELINE, CompileOptions, lanes_of, route_banks_of
 from .passes.pipeline import run_pipeline
-from .passes.tile import tile_adc_share, tile_shape
+from .passes.tile import adc_groups, tile_adc_share, tile_shape
 from .errors import InputError, PdkError, UnsupportedOpError
 from .pdk import Pdk, load_pdk
 from .pdk.devices import transistor_table
@@ -168,10 +168,16 @@ def write_design(plan: OutputWriter, ir: IR, pdk: Pdk, options: CompileOptions, 
         if ir.g.graph.get("adc_balance") and "stages" in cycles:
             # a layer whose stage has slack shares its ADCs among more outputs (verilog.adc_balance)
             ir = ir.copy()
+            outputs = tile_shape(options, pdk)[1] // 2
+            # an ADC may serve several tiles of a layer (up to verilog.MAX_ADC_CHANNELS outputs), not
+            # where spare columns make a tile's outputs differ from its layer's slice
             shares = verilog.adc_balance(prog, lanes, len(cycles["stages"]), pdk, ir.g.graph["adc_share"],
-                                         tile_shape(options, pdk)[1] // 2)
-            ir.g.graph["adc_shares"] = {ir.g.nodes[st["tiles"][0]["name"]]["attrs"]["layer"]: m
-                                        for st, m in zip(prog["steps"], shares) if st["kind"] == "layer"}
+                                         outputs, 0 if options.spare_cols else verilog.MAX_ADC_CHANNELS)
+            layer_of = {k: ir.g.nodes[st["tiles"][0]["name"]]["attrs"]["layer"]
+                        for k, st in enumerate(prog["steps"]) if st["kind"] == "layer"}
+            ir.g.graph["adc_shares"] = {layer_of[k]: shares[k] for k in layer_of}
+            ir.g.graph["adc_tiles"] = {layer_of[k]: g for k in layer_of
+                                       if (g := verilog.adc_tiles(prog["steps"][k], shares[k], outputs)) > 1}
             latency = [verilog.macro_latency(pdk, m) for m in shares]
             per = verilog.step_lanes(prog, lanes, latency)
             cycles = verilog.rtl_cycles(prog, per, latency, len(cycles["stages"]))
@@ -252,6 +258,7 @@ def write_design(plan: OutputWriter, ir: IR, pdk: Pdk, options: CompileOptions, 
     plan.add("placement.png", png)
     plan.add("placement.svg", svg)
     tiles = []
+    groups = {t: g for t, (g, _) in adc_groups(ir).items()}
     for k, t in enumerate(ir.nodes_of("xbar_tile")):
         if k % 256 == 0:
             progress("conductance arrays", k, n_tiles)
@@ -266,6 +273,8 @@ def write_design(plan: OutputWriter, ir: IR, pdk: Pdk, options: CompileOptions, 
             "name": t, "layer": a["layer"], "rows": [a["row0"], a["row1"]], "cols": [a["col0"], a["col1"]],
             "split": a["split"], "grid": a["grid"], "step": a["step"], "tile_size": [a["tile_rows"], a["tile_cols"]],
             "adc_share": tile_adc_share(ir, t),
+            # the ADCs it shares with other tiles of its layer (passes/tile.adc_groups)
+            **({"adc_group": groups[t]} if t in groups else {}),
             "subckt": f"xbar_{t}", "subckt_file": f"spice/tiles/{t}.sp", "testbench": f"spice/tb/{t}_tb.sp",
             "conductances": arrays, "adc_full_scale_a": a["adc_full_scale_a"],
             "adc_lsb_a": 2.0 * a["adc_full_scale_a"] / 2 ** pdk.adc_bits, "rf_ohm": a["rf_ohm"],

@@ -16,6 +16,7 @@ below it, so node numbers grow along the mesh.
 from __future__ import annotations
 
 import math
+from collections import Counter
 
 import numpy as np
 
@@ -24,7 +25,7 @@ from ..ir import IR
 from ..ir.names import sanitize
 from ..passes.fault_map import physical_tile
 from ..pdk.devices import SINH_LIMIT, model_cards, specialize_fet
-from ..passes.tile import tile_adc_share
+from ..passes.tile import adc_groups, tile_adc_share
 from .readout import emit_readout, files as readout_files
 from .render import chunks, render, spice_num
 
@@ -196,6 +197,14 @@ def readout_others(ir: IR) -> list[int]:
     return sorted({m for m in ir.g.graph.get("adc_shares", {}).values() if m not in (1, own)})
 
 
+def _readout_inst(inst: str, m: int, ins: list[str], adp: str, adn: str) -> dict:
+    """chip.sp's instance of readout ``amsc_ro<m>``: its ``m`` channels ``ins``, the readout clocks and
+    its ADC's two inputs."""
+    nets = ins + ["ro_smp", "ro_rst"] + [f"ro_sel_{k}" for k in range(m)] + [adp, adn]
+    return {"inst": inst, "subckt": f"amsc_ro{m}", "conn_lines": chunks(nets, PORTS_PER_LINE), "include": None,
+            "tile": False}
+
+
 def emit_spice(ir: IR, pdk, env, source_sha: str, corner: str = "tt", seed: int = 0):
     """Yield ``(relative path, text)`` of every SPICE file, one tile at a time (a tile's text is
     dropped once it is written: no list of every netlist is ever held). With ADCs shared among M
@@ -211,6 +220,9 @@ def emit_spice(ir: IR, pdk, env, source_sha: str, corner: str = "tt", seed: int 
     # chip.sp: tiles of one layer that read the same rows share the DAC nets of those rows
     dacs: dict[tuple[str, int], str] = {}
     insts = []
+    groups = adc_groups(ir)
+    sizes = Counter(name for name, _ in groups.values())
+    members: dict[str, list] = {}
     share = ir.g.graph.get("adc_share", 1)
     others = readout_others(ir)
     # the readout circuits: the design's share's, then the other shares its layers take (--adc-balance on)
@@ -234,17 +246,26 @@ def emit_spice(ir: IR, pdk, env, source_sha: str, corner: str = "tt", seed: int 
         insts.append({"inst": f"X{c['name']}", "subckt": c["subckt"], "conn_lines": chunks(nets, PORTS_PER_LINE),
                       "include": f"tiles/{c['name']}.sp", "tile": True})
         m = tile_adc_share(ir, t)
+        if t in groups:
+            # its ADC serves several tiles of its layer (passes/tile.adc_groups): one readout for the
+            # group, with its last tile; tile q's outputs on channels q u.., u = m / g, the rest ground
+            name, q = groups[t]
+            members.setdefault(name, []).append((q, c["name"], c["cols"]))
+            if len(members[name]) == sizes[name]:
+                u, ins = m // ir.g.graph["adc_tiles"][ir.g.nodes[t]["attrs"]["layer"]], ["0"] * m
+                for q, tn, cols in members.pop(name):
+                    ins[q * u:q * u + cols] = [f"{tn}_out_{j}" for j in range(cols)]
+                insts.append(_readout_inst(f"X{name}_ro", m, ins, f"{name}_adp", f"{name}_adn"))
+            continue
         for g in range(-(-c["cols"] // m) if m > 1 else 0):
             # the last group's channels beyond the tile's outputs sample ground
             ins = [f"{c['name']}_out_{j}" if j < c["cols"] else "0" for j in range(g * m, (g + 1) * m)]
-            nets = ins + ["ro_smp", "ro_rst"] + [f"ro_sel_{k}" for k in range(m)] + \
-                [f"{c['name']}_adp_{g}", f"{c['name']}_adn_{g}"]
-            insts.append({"inst": f"X{c['name']}_ro{g}", "subckt": f"amsc_ro{m}",
-                          "conn_lines": chunks(nets, PORTS_PER_LINE), "include": None, "tile": False})
+            insts.append(_readout_inst(f"X{c['name']}_ro{g}", m, ins, f"{c['name']}_adp_{g}", f"{c['name']}_adn_{g}"))
     sources = [{"src": f"V{net}", "node": net} for _, net in sorted(dacs.items())]
     if circuits:   # the readout clocks, driven by the RTL's schedule (held low here: every switch open)
         sources += [{"src": f"V{net}", "node": net}
                     for net in ["ro_smp", "ro_rst"] + [f"ro_sel_{k}" for k in range(max(circuits))]]
         insts[:0] = [{"include": readout_files(m, m == share)["subckt_file"].split("/", 1)[1], "inst": None}
                      for m in circuits]
-    yield "spice/chip.sp", render(env, "chip", instances=insts, sources=sources, share=share, others=others, **common)
+    yield "spice/chip.sp", render(env, "chip", instances=insts, sources=sources, share=share, others=others,
+                                 grouped=bool(groups), **common)

@@ -88,15 +88,48 @@ def macro_latency(pdk, share: int) -> int:
     return MACRO_LATENCY + share * per
 
 
-def adc_balance(prog: dict, lanes: int, stages: int, pdk, share: int, outputs: int) -> list[int]:
+#: The most outputs one ADC converts a read where it serves several tiles of a layer
+#: (:func:`adc_balance`): ISAAC's 128 bit lines an ADC (Shafiee et al., "ISAAC: A Convolutional
+#: Neural Network Accelerator with In-Situ Analog Arithmetic in Crossbars", ISCA 2016: the 128
+#: columns of a crossbar share one 8-bit ADC through sample-and-holds)
+MAX_ADC_CHANNELS = 128
+
+
+def layer_outputs(st: dict) -> int:
+    """The most outputs a tile of layer step ``st`` has: what it brings to an ADC it shares with
+    other tiles of the layer (:func:`adc_tiles`)."""
+    return max(t["col1"] - t["col0"] for t in st["tiles"])
+
+
+def adc_tiles(st: dict, m: int, outputs: int) -> int:
+    """The tiles of layer step ``st`` one ADC serves at ``m`` outputs an ADC: one while ``m`` is at most
+    the tile's ``outputs`` (its ADCs serve its own outputs, ``m`` to each), else ``m`` over
+    :func:`layer_outputs` (the ADC's channels are those tiles' outputs, a tile with fewer padded to as
+    many)."""
+    return 1 if m <= outputs else m // layer_outputs(st)
+
+
+def layer_adcs(st: dict, m: int, outputs: int) -> int:
+    """The ADCs of layer step ``st``'s tiles at ``m`` outputs an ADC (tiles of ``outputs`` outputs):
+    each tile's own ``ceil(cols / m)``, or, where an ADC serves ``g`` tiles (:func:`adc_tiles`),
+    ``ceil(tiles / g)``."""
+    g = adc_tiles(st, m, outputs)
+    if g > 1:
+        return -(-len(st["tiles"]) // g)
+    return sum(-(-(t["col1"] - t["col0"]) // m) for t in st["tiles"])
+
+
+def adc_balance(prog: dict, lanes: int, stages: int, pdk, share: int, outputs: int, across: int = 0) -> list[int]:
     """Every step's outputs per ADC under ``compile --adc-balance on``: a layer whose pipeline stage
     has slack shares its ADCs among more outputs. From ``share`` on every layer, each layer in turn
-    takes, of ``share`` and the divisors of the tile's ``outputs`` above it, the one that leaves its
-    tiles the fewest ADCs (the smaller of two that leave as many) while the pipeline's interval
-    (:func:`rtl_cycles` over ``stages``, its stages cut again and the steps' lanes chosen again) stays
-    within the interval at ``share``: fewer ADCs for as many inputs a second, one input's latency
-    longer by the conversions added. With one stage every conversion adds to the interval, so no
-    layer changes."""
+    takes, of ``share``, the divisors of the tile's ``outputs`` above it and, up to ``across``
+    channels an ADC (0: none), the multiples of :func:`layer_outputs` that make one ADC serve
+    several of its tiles (all of a layer's tiles read at once; :func:`adc_tiles`), the one that
+    leaves the fewest ADCs (:func:`layer_adcs`; the smaller of two that leave as many) while the
+    pipeline's interval (:func:`rtl_cycles` over ``stages``, its stages cut again and the steps'
+    lanes chosen again) stays within the interval at ``share``: fewer ADCs for as many inputs a
+    second, one input's latency longer by the conversions added. With one stage every conversion
+    adds to the interval, so no layer changes."""
     def interval(sh: list[int]) -> int:
         lat = [macro_latency(pdk, m) for m in sh]
         return rtl_cycles(prog, step_lanes(prog, lanes, lat), lat, stages)["interval"]
@@ -107,10 +140,10 @@ def adc_balance(prog: dict, lanes: int, stages: int, pdk, share: int, outputs: i
     for k, st in enumerate(prog["steps"]):
         if st["kind"] != "layer":
             continue
-        def adcs(m: int) -> int:
-            return sum(-(-(t["col1"] - t["col0"]) // m) for t in st["tiles"])
-        fit = [share] + [m for m in more if interval(shares[:k] + [m] + shares[k + 1:]) <= target]
-        shares[k] = min(fit, key=lambda m: (adcs(m), m))
+        u = layer_outputs(st)
+        cross = [g * u for g in range(2, len(st["tiles"]) + 1) if outputs < g * u <= across]
+        fit = [share] + [m for m in more + cross if interval(shares[:k] + [m] + shares[k + 1:]) <= target]
+        shares[k] = min(fit, key=lambda m: (layer_adcs(st, m, outputs), m))
     return shares
 
 

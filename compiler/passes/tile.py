@@ -97,6 +97,28 @@ def tile_adc_share(ir, t: str) -> int:
     return g.get("adc_shares", {}).get(ir.g.nodes[t]["attrs"]["layer"], g.get("adc_share", 1))
 
 
+def adc_groups(ir) -> dict[str, tuple[str, int]]:
+    """The tiles whose ADCs serve several tiles of their layer (``ir.g.graph["adc_tiles"]``: a layer's
+    ``g``, set by the driver from backend/verilog.adc_balance): each such tile's ADC group,
+    ``<layer>_adc<k>``, and its place in it. The layer's tiles in order of their column and then row
+    slices, ``g`` at a time; the group's ADC converts the first tile's outputs, then the second's,
+    each tile padded to its layer's most outputs a tile."""
+    per = ir.g.graph.get("adc_tiles", {})
+    if not per:
+        return {}
+    by_layer: dict[str, list] = {}
+    for t in ir.nodes_of("xbar_tile"):
+        a = ir.g.nodes[t]["attrs"]
+        if a["layer"] in per:
+            by_layer.setdefault(a["layer"], []).append((a["col0"], a["row0"], t))
+    out = {}
+    for layer, ts in by_layer.items():
+        g = per[layer]
+        for i, (_, _, t) in enumerate(sorted(ts)):
+            out[t] = (f"{layer}_adc{i // g}", i % g)
+    return out
+
+
 def adc_full_scale(gpos: np.ndarray, gneg: np.ndarray, pdk) -> float:
     fs = pdk.v_read * float(np.max(np.sum(np.abs(gpos - gneg), axis=0))) if gpos.size else 0.0
     return fs if fs > 0 else pdk.v_read * (pdk.g_max - pdk.g_min)

@@ -105,11 +105,11 @@ def test_readout_inputs_cover_the_adc_range(shared):
 
 
 def test_adc_balance_gives_layers_with_slack_fewer_adcs_at_the_same_interval(tmp_path, digits):
-    """compile --adc-balance on (the default) cnn_digits: fc (one read an input, in the pipeline's shortest stage)
-    shares each ADC among 16 outputs, conv1 and conv2 (the interval's stages) keep 8. Its readout is
-    in the netlists and verified in ngspice like the design's; the RTL converts 16 a read on fc's
-    tiles and stays bit-exact, its clocks the compiler's; the report has 4 ADCs fewer and the same
-    interval."""
+    """compile --adc-balance on (the default) cnn_digits: fc (one read an input, in the pipeline's
+    shortest stage) has its four tiles' 10 outputs each on one ADC of 40 channels, conv1 and conv2
+    (the interval's stages) keep 8 outputs an ADC. Its readout is in the netlists, across the four
+    tiles, and verified in ngspice like the design's; the RTL converts 40 a read on fc's tiles and
+    stays bit-exact, its clocks the compiler's; the report has 7 ADCs fewer and the same interval."""
     require_tool("libngspice")
     require_tool("iverilog")
     cnn = MLP.parent / "cnn_digits" / "model.onnx"
@@ -119,26 +119,33 @@ def test_adc_balance_gives_layers_with_slack_fewer_adcs_at_the_same_interval(tmp
         assert r.returncode == 0, r.stderr
     m = json.loads((bal / "manifest.json").read_text())
     shares = {t["name"]: t["adc_share"] for t in m["tiles"]}
-    assert shares == {t: (16 if t.startswith("fc_") else 8) for t in shares}
-    assert m["readout"]["share"] == 8 and [e["share"] for e in m["readout"]["balanced"]] == [16]
-    assert json.loads((bal / "ir.json").read_text())["graph"]["adc_shares"] == {"conv1": 8, "conv2": 8, "fc": 16}
+    assert shares == {t: (40 if t.startswith("fc_") else 8) for t in shares}
+    assert {t["name"]: t.get("adc_group") for t in m["tiles"] if "adc_group" in t} == \
+        {f"fc_r{r}c0": "fc_adc0" for r in range(4)}
+    assert m["readout"]["share"] == 8 and [e["share"] for e in m["readout"]["balanced"]] == [40]
+    graph = json.loads((bal / "ir.json").read_text())["graph"]
+    assert graph["adc_shares"] == {"conv1": 8, "conv2": 8, "fc": 40} and graph["adc_tiles"] == {"fc": 4}
     chip = (bal / "spice" / "chip.sp").read_text()
-    assert ".include readout.sp" in chip and ".include readout16.sp" in chip
-    for t in m["tiles"]:   # fc's 10 outputs a tile on one ADC, the conv layers' on ceil(cols / 8)
+    assert ".include readout.sp" in chip and ".include readout40.sp" in chip
+    for t in m["tiles"]:   # the conv layers' outputs on ceil(cols / 8) ADCs of their own tile
         groups = re.findall(rf"^X{t['name']}_ro\d+$", chip, re.M)
-        assert len(groups) == math.ceil((t["cols"][1] - t["cols"][0]) / t["adc_share"]), t["name"]
-    assert chip.count("+ amsc_ro16") == 4
+        assert len(groups) == (0 if "adc_group" in t else math.ceil((t["cols"][1] - t["cols"][0]) / 8)), t["name"]
+    # fc's one readout: tile r's 10 outputs on channels 10 r.., its ADC's inputs fc_adc0_adp/_adn
+    (inst,) = re.findall(r"^Xfc_adc0_ro\n((?:\+ .*\n)+)", chip, re.M)
+    nets = " ".join(ln[2:] for ln in inst.splitlines()).split()
+    assert nets[:40] == [f"fc_r{q}c0_out_{j}" for q in range(4) for j in range(10)]
+    assert nets[-3:] == ["fc_adc0_adp", "fc_adc0_adn", "amsc_ro40"] and chip.count("+ amsc_ro40") == 1
     # both readout circuits in ngspice
     r = amsc("verify", bal)
     assert r.returncode == 0, r.stderr
     rep = json.loads((bal / "verify.json").read_text())
     ro, (other,) = rep["readout"], rep["readout"]["others"]
-    assert rep["passed"] and (ro["share"], other["share"]) == (8, 16) and other["passed"]
-    assert other["conversions"] == 8 * 16 and other["max_err_lsb"] < 0.25 and other["settling_lsb"] < 0.01
-    assert "readout (16 outputs per ADC" in r.stderr and "And 16 outputs per ADC" in (bal / "verify.html").read_text()
-    # the RTL: fc's macros take 2 + 16 * 3 clocks a read, the interval stays, bit-exact
+    assert rep["passed"] and (ro["share"], other["share"]) == (8, 40) and other["passed"]
+    assert other["conversions"] == 8 * 40 and other["max_err_lsb"] < 0.25 and other["settling_lsb"] < 0.01
+    assert "readout (40 outputs per ADC" in r.stderr and "And 40 outputs per ADC" in (bal / "verify.html").read_text()
+    # the RTL: fc's macros take 2 + 40 * 3 clocks a read, the interval stays, bit-exact
     top = next((bal / "rtl").glob("*_top.v")).read_text()
-    assert len(re.findall(r"\.SHARE\(16\)\) x_fc_r\dc0", top)) == 4 and ".SHARE(8)" not in top
+    assert len(re.findall(r"\.SHARE\(40\)\) x_fc_r\dc0", top)) == 4 and ".SHARE(8)" not in top
     x = np.load(digits / "x.npy")[:2]
     np.save(tmp_path / "x2.npy", x)
     r = amsc("rtl-sim", bal, "--inputs", tmp_path / "x2.npy", "--simulator", "icarus")
@@ -146,19 +153,19 @@ def test_adc_balance_gives_layers_with_slack_fewer_adcs_at_the_same_interval(tmp
     sim = json.loads((bal / "rtl_sim.json").read_text())
     c0 = json.loads((base / "manifest.json").read_text())["rtl_datapath"]["cycles_per_input"]
     c1 = m["rtl_datapath"]["cycles_per_input"]
-    assert c1["interval"] == c0["interval"] and c1["latency"] == c0["latency"] + 16 * 3 - 8 * 3
+    assert c1["interval"] == c0["interval"] and c1["latency"] == c0["latency"] + 40 * 3 - 8 * 3
     assert "bit-exact" in r.stderr and f"the compiler counted {c1['interval']}" in r.stderr
     assert f"(counted {c1['latency']})" in r.stderr, r.stderr
-    # the report: fc's 4 tiles on 4 ADCs instead of 8, the same inputs a second
+    # the report: fc's 4 tiles on 1 ADC instead of 8, the same inputs a second
     reps = {}
     for out in (base, bal):
         r = amsc("report", out, "--inputs", digits / "x.npy", "--samples", "2", "--no-synth")
         assert r.returncode == 0, r.stderr
         reps[out.name] = json.loads((out / "report.json").read_text())
     a, b = reps["base"], reps["bal"]
-    assert b["periphery"]["adcs"] == a["periphery"]["adcs"] - 4 and b["adc_shares"] == {"conv1": 8, "conv2": 8, "fc": 16}
+    assert b["periphery"]["adcs"] == a["periphery"]["adcs"] - 7 and b["adc_shares"] == {"conv1": 8, "conv2": 8, "fc": 40}
     assert "adc_shares" not in a and b["throughput_per_s"] == pytest.approx(a["throughput_per_s"])
-    assert b["area_breakdown_mm2"]["adc"] == pytest.approx(a["area_breakdown_mm2"]["adc"] - 4 * 0.075)
+    assert b["area_breakdown_mm2"]["adc"] == pytest.approx(a["area_breakdown_mm2"]["adc"] - 7 * 0.075)
     assert b["periphery"]["adc_utilization"] > a["periphery"]["adc_utilization"]
-    assert "outputs each 8 on conv1, conv2, 16 on fc" in r.stderr
-    assert "by layer (--adc-balance on): conv1 8, conv2 8, fc 16" in (bal / "report.html").read_text()
+    assert "outputs each 8 on conv1, conv2, 40 on fc" in r.stderr
+    assert "by layer (--adc-balance on): conv1 8, conv2 8, fc 40" in (bal / "report.html").read_text()

@@ -8,7 +8,8 @@ import json
 
 import pytest
 
-from compiler.backend.verilog import adc_balance, macro_latency, rtl_cycles, step_lanes
+from compiler.backend.verilog import (MAX_ADC_CHANNELS, adc_balance, adc_tiles, layer_adcs, macro_latency,
+                                      rtl_cycles, step_lanes)
 from compiler.cli import _grid_parser, _grid_point_options
 from compiler.errors import InputError
 from compiler.options import CompileOptions
@@ -53,6 +54,23 @@ def test_layers_with_slack_take_the_share_that_leaves_the_fewest_adcs(cnn):
             if _adcs(st, m) < _adcs(st, shares[k]):
                 trial = shares[:k] + [m] + shares[k + 1:]
                 assert _interval(cnn, pdk, trial, 4) > 488, (st["name"], m)
+
+
+def test_an_adc_may_serve_several_tiles_of_a_layer_with_slack(cnn):
+    # fc's four tiles (10 outputs each) read together once an input: one ADC of 40 channels converts
+    # them all within the interval, where each tile's own ADC left four
+    pdk = load_pdk("generic")
+    shares = adc_balance(cnn, 4, 4, pdk, 8, 32, MAX_ADC_CHANNELS)
+    layers = {st["name"]: (m, layer_adcs(st, m, 32), adc_tiles(st, m, 32))
+              for st, m in zip(cnn["steps"], shares) if st["kind"] == "layer"}
+    assert layers == {"conv1": (8, 4, 1), "conv2": (8, 4, 1), "fc": (40, 1, 4)}
+    assert _interval(cnn, pdk, shares, 4) == 488
+    # not beyond the cap: at 32 channels an ADC none of fc's multiples (40) is offered
+    assert adc_balance(cnn, 4, 4, pdk, 8, 32, 32) == adc_balance(cnn, 4, 4, pdk, 8, 32)
+    # a share at most a tile's outputs stays the tile's own ADCs; above, tiles g at a time
+    fc = next(st for st in cnn["steps"] if st.get("name") == "fc")
+    assert [layer_adcs(fc, m, 32) for m in (8, 16, 20, 30, 40)] == [8, 4, 4, 4, 1]
+    assert [adc_tiles(fc, m, 32) for m in (16, 32, 40)] == [1, 1, 4]
 
 
 def test_one_stage_has_no_slack(cnn):
