@@ -162,11 +162,13 @@ def build_parser(parser_class=_Parser) -> argparse.ArgumentParser:
                    help="outputs per ADC: M columns hold their TIA outputs on a sample-and-hold each and take turns "
                    "through an analog multiplexer into one ADC (M conversions per read); M must divide the tile's "
                    "outputs (default 8, or the largest divisor of the tile's outputs below 8; 1: an ADC per output, "
-                   "no multiplexer). The default is the ADC share of every point on the Pareto fronts of 'amsc "
-                   "explore' on cnn_digits (README). Layers whose pipeline stage has slack take more (--adc-balance)")
+                   "no multiplexer). The default is the densest point of 'amsc explore' on cnn_digits whose digital "
+                   "datapath takes at most 30 %% of the latency (README). Layers whose pipeline stage has slack take "
+                   "more (--adc-balance)")
     c.add_argument("--adc-balance", choices=("off", "on"),
                    help="on: a layer whose pipeline stage has slack (it finishes an input before the slowest "
-                   "stage) shares each ADC among more of its outputs, up to all of a tile's, as far as the "
+                   "stage) shares each ADC among more of its outputs, up to all of a tile's, or one ADC among "
+                   "several of its tiles (up to 128 outputs, ISAAC's; not with --spare-cols), as far as the "
                    "pipeline still takes an input as often: fewer ADCs for the same throughput, a longer latency "
                    "(the manifest and the report list each layer's share). With one stage nothing has slack. "
                    "Default on (off on a PDK without a shared readout); off: every layer at --adc-share")

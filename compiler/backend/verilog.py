@@ -122,29 +122,54 @@ def layer_adcs(st: dict, m: int, outputs: int) -> int:
 def adc_balance(prog: dict, lanes: int, stages: int, pdk, share: int, outputs: int, across: int = 0) -> list[int]:
     """Every step's outputs per ADC under ``compile --adc-balance on``: a layer whose pipeline stage
     has slack shares its ADCs among more outputs. From ``share`` on every layer, each layer in turn
-    takes, of ``share``, the divisors of the tile's ``outputs`` above it and, up to ``across``
-    channels an ADC (0: none), the multiples of :func:`layer_outputs` that make one ADC serve
-    several of its tiles (all of a layer's tiles read at once; :func:`adc_tiles`), the one that
-    leaves the fewest ADCs (:func:`layer_adcs`; the smaller of two that leave as many) while the
-    pipeline's interval (:func:`rtl_cycles` over ``stages``, its stages cut again and the steps'
-    lanes chosen again) stays within the interval at ``share``: fewer ADCs for as many inputs a
-    second, one input's latency longer by the conversions added. With one stage every conversion
-    adds to the interval, so no layer changes."""
+    (the layers with the most ADCs at ``share`` first) takes, of ``share``, the divisors of the
+    tile's ``outputs`` above it and, up to ``across`` channels an ADC (0: none), the multiples of
+    :func:`layer_outputs` that make one ADC serve several of its tiles (all of a layer's tiles read
+    at once; :func:`adc_tiles`), the one that leaves the fewest ADCs (:func:`layer_adcs`; the
+    smaller of two that leave as many) while the pipeline's interval (:func:`rtl_cycles` over
+    ``stages``, its stages cut again and the steps' lanes chosen again) stays within the interval
+    at ``share``; then, as long as one can, a layer takes a share with fewer ADCs that the others'
+    choices (and the stages cut again) leave room for. Fewer ADCs for as many inputs a second, one
+    input's latency longer by the conversions added. With one stage every conversion adds to the
+    interval, so no layer changes. The choices with ADCs across tiles are kept only where the chip
+    has fewer ADCs in all than with each tile's own."""
     def interval(sh: list[int]) -> int:
         lat = [macro_latency(pdk, m) for m in sh]
         return rtl_cycles(prog, step_lanes(prog, lanes, lat), lat, stages)["interval"]
 
-    shares = [share] * len(prog["steps"])
-    target = interval(shares)
+    steps = prog["steps"]
+    target = interval([share] * len(steps))
     more = [m for m in range(share + 1, outputs + 1) if outputs % m == 0]
-    for k, st in enumerate(prog["steps"]):
-        if st["kind"] != "layer":
-            continue
-        u = layer_outputs(st)
-        cross = [g * u for g in range(2, len(st["tiles"]) + 1) if outputs < g * u <= across]
-        fit = [share] + [m for m in more + cross if interval(shares[:k] + [m] + shares[k + 1:]) <= target]
-        shares[k] = min(fit, key=lambda m: (layer_adcs(st, m, outputs), m))
-    return shares
+    layers = sorted((k for k, st in enumerate(steps) if st["kind"] == "layer"),
+                    key=lambda k: (-layer_adcs(steps[k], share, outputs), k))
+
+    def balance(cap: int) -> tuple[int, list[int]]:
+        shares = [share] * len(steps)
+        # each layer's shares by the ADCs they leave, fewest first (the smaller share of two that tie)
+        cands = {}
+        for k in layers:
+            st, u = steps[k], layer_outputs(steps[k])
+            cross = [g * u for g in range(2, len(st["tiles"]) + 1) if outputs < g * u <= cap]
+            cands[k] = sorted([share] + more + cross, key=lambda m: (layer_adcs(st, m, outputs), m))
+
+        def fits(k: int, m: int) -> bool:
+            return interval(shares[:k] + [m] + shares[k + 1:]) <= target
+
+        for k in layers:
+            shares[k] = next(m for m in cands[k] if m == share or fits(k, m))
+        changed = True
+        while changed:      # each change leaves fewer ADCs: it ends
+            changed = False
+            for k in layers:
+                now = layer_adcs(steps[k], shares[k], outputs)
+                m = next((m for m in cands[k] if layer_adcs(steps[k], m, outputs) < now and fits(k, m)), None)
+                if m is not None:
+                    shares[k], changed = m, True
+        return sum(layer_adcs(steps[k], shares[k], outputs) for k in layers), shares
+
+    own = balance(0)
+    wide = balance(across) if across > outputs else own
+    return (wide if wide[0] < own[0] else own)[1]
 
 
 #: Clocks of a read beyond the macro's latency (measured in rtl-sim, exact): the sequencer's start
