@@ -645,6 +645,7 @@ def _build(design, ppa, reads, dmax, n, engine, seed, clock, synth, tmp, progres
     per_tile = []
     energy = {"crossbar": 0.0, "adc": 0.0, "dac": 0.0, "word_lines": 0.0, "tia": 0.0, "readout": 0.0}
     analytic_total = spice_total = conversions = 0.0
+    by_layer: dict[str, float] = {}     # each layer's conversions an inference
     for k, (name, codes) in enumerate(sorted(reads.items())):
         progress("crossbar energy", k, len(reads))
         t = tiles[name]
@@ -658,6 +659,7 @@ def _build(design, ppa, reads, dmax, n, engine, seed, clock, synth, tmp, progres
         energy["crossbar"] += e_s
         energy["adc"] += per_inf * outs * e_adc
         conversions += per_inf * outs
+        by_layer[t["layer"]] = by_layer.get(t["layer"], 0.0) + per_inf * outs
         energy["dac"] += per_inf * rows * e_dac
         # each word line's wire (every bit line it crosses) charged to its voltage, per read
         energy["word_lines"] += per_inf * float(np.mean(np.sum(volts ** 2, axis=1))) * c_cell * t["tile_size"][1]
@@ -772,6 +774,9 @@ def _build(design, ppa, reads, dmax, n, engine, seed, clock, synth, tmp, progres
                       # 1 / rate), over every ADC of the chip
                       "adc_utilization": conversions / (ppa["adc"]["rate_msps"] * 1e6)
                       / (adcs * interval),
+                      # each layer's ADCs, their share and how busy they are: where the next lever is
+                      "by_layer": _adcs_by_layer(m["tiles"], adcs_of, share_of, by_layer,
+                                                 ppa["adc"]["rate_msps"] * 1e6 * interval),
                       "dacs": len(dac_nets), "tias": sum(2 * read_pairs(t) for t in m["tiles"]),
                       "adc_area_mm2": ppa["adc"]["area_um2"] * 1e-6},
         "published": PUBLISHED,
@@ -783,6 +788,23 @@ def _build(design, ppa, reads, dmax, n, engine, seed, clock, synth, tmp, progres
     rep["dominant"] = _dominant(rep)
     rep["_wave"] = wave
     return rep
+
+
+def _adcs_by_layer(tiles: list[dict], adcs_of: dict, share_of: dict, conversions: dict, per_adc: float) -> list[dict]:
+    """Each layer's ADCs (``adcs_of``: a tile's, a fraction where an ADC serves several tiles), outputs
+    an ADC, tiles an ADC, conversions an inference and the share of the interval its ADCs convert
+    (``per_adc``: the conversions one ADC makes in an interval), in the manifest's order."""
+    out: dict[str, dict] = {}
+    for t in tiles:
+        x = out.setdefault(t["layer"], {"layer": t["layer"], "adcs": 0.0, "share": share_of[t["name"]],
+                                        "tiles_per_adc": 1, "conversions": conversions.get(t["layer"], 0.0)})
+        x["adcs"] += adcs_of[t["name"]]
+        if "adc_group" in t:
+            x["tiles_per_adc"] = max(x["tiles_per_adc"], round(1 / adcs_of[t["name"]]))
+    for x in out.values():
+        x["adcs"] = round(x["adcs"])
+        x["utilization"] = x["conversions"] / (x["adcs"] * per_adc) if x["adcs"] else 0.0
+    return list(out.values())
 
 
 def _dominant(rep: dict) -> dict:

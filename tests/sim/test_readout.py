@@ -167,5 +167,12 @@ def test_adc_balance_gives_layers_with_slack_fewer_adcs_at_the_same_interval(tmp
     assert "adc_shares" not in a and b["throughput_per_s"] == pytest.approx(a["throughput_per_s"])
     assert b["area_breakdown_mm2"]["adc"] == pytest.approx(a["area_breakdown_mm2"]["adc"] - 7 * 0.075)
     assert b["periphery"]["adc_utilization"] > a["periphery"]["adc_utilization"]
-    assert "outputs each 8 on conv1, conv2, 40 on fc" in r.stderr
+    assert "outputs each 8 on conv1, conv2, 40 on fc (1 ADC(s) serving several tiles of a layer)" in r.stderr
+    # each layer's ADCs and how busy they are, which add up to the chip's
+    by = {x["layer"]: x for x in b["periphery"]["by_layer"]}
+    assert {k: (x["share"], x["tiles_per_adc"], x["adcs"], x["conversions"]) for k, x in by.items()} == \
+        {"conv1": (8, 1, 4, 512), "conv2": (8, 1, 4, 512), "fc": (40, 4, 1, 40)}
+    assert sum(x["adcs"] for x in by.values()) == b["periphery"]["adcs"] == 9
+    assert sum(x["utilization"] * x["adcs"] for x in by.values()) / 9 == pytest.approx(b["periphery"]["adc_utilization"])
+    assert by["fc"]["utilization"] < by["conv2"]["utilization"]    # fc's stage has slack its 40 outputs cannot fill
     assert "by layer (--adc-balance on): conv1 8, conv2 8, fc 40" in (bal / "report.html").read_text()
