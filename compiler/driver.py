@@ -171,13 +171,14 @@ def write_design(plan: OutputWriter, ir: IR, pdk: Pdk, options: CompileOptions, 
             outputs = tile_shape(options, pdk)[1] // 2
             # an ADC may serve several tiles of a layer (up to verilog.MAX_ADC_CHANNELS outputs), not
             # where spare columns make a tile's outputs differ from its layer's slice
-            shares = verilog.adc_balance(prog, lanes, len(cycles["stages"]), pdk, ir.g.graph["adc_share"],
+            chosen = verilog.adc_balance(prog, lanes, len(cycles["stages"]), pdk, ir.g.graph["adc_share"],
                                          outputs, 0 if options.spare_cols else verilog.MAX_ADC_CHANNELS)
+            shares = [m for m, _ in chosen]
             layer_of = {k: ir.g.nodes[st["tiles"][0]["name"]]["attrs"]["layer"]
                         for k, st in enumerate(prog["steps"]) if st["kind"] == "layer"}
             ir.g.graph["adc_shares"] = {layer_of[k]: shares[k] for k in layer_of}
-            ir.g.graph["adc_tiles"] = {layer_of[k]: g for k in layer_of
-                                       if (g := verilog.adc_tiles(prog["steps"][k], shares[k], outputs)) > 1}
+            # the layers whose ADCs each serve several tiles (passes/tile.adc_groups)
+            ir.g.graph["adc_tiles"] = {layer_of[k]: chosen[k][1] for k in layer_of if chosen[k][1] > 1}
             latency = [verilog.macro_latency(pdk, m) for m in shares]
             per = verilog.step_lanes(prog, lanes, latency)
             cycles = verilog.rtl_cycles(prog, per, latency, len(cycles["stages"]))

@@ -97,42 +97,36 @@ MAX_ADC_CHANNELS = 128
 
 def layer_outputs(st: dict) -> int:
     """The most outputs a tile of layer step ``st`` has: what it brings to an ADC it shares with
-    other tiles of the layer (:func:`adc_tiles`)."""
+    other tiles of the layer (:func:`layer_adcs`)."""
     return max(t["col1"] - t["col0"] for t in st["tiles"])
 
 
-def adc_tiles(st: dict, m: int, outputs: int) -> int:
-    """The tiles of layer step ``st`` one ADC serves at ``m`` outputs an ADC: one while ``m`` is at most
-    the tile's ``outputs`` (its ADCs serve its own outputs, ``m`` to each), else ``m`` over
-    :func:`layer_outputs` (the ADC's channels are those tiles' outputs, a tile with fewer padded to as
-    many)."""
-    return 1 if m <= outputs else m // layer_outputs(st)
-
-
-def layer_adcs(st: dict, m: int, outputs: int) -> int:
-    """The ADCs of layer step ``st``'s tiles at ``m`` outputs an ADC (tiles of ``outputs`` outputs):
-    each tile's own ``ceil(cols / m)``, or, where an ADC serves ``g`` tiles (:func:`adc_tiles`),
-    ``ceil(tiles / g)``."""
-    g = adc_tiles(st, m, outputs)
+def layer_adcs(st: dict, m: int, g: int = 1) -> int:
+    """The ADCs of layer step ``st``'s tiles at ``m`` outputs an ADC: each tile's own
+    ``ceil(cols / m)``, or, where an ADC serves ``g`` > 1 of its tiles (``m`` = ``g`` times
+    :func:`layer_outputs`: the ADC's channels are those tiles' outputs, a tile with fewer padded to
+    as many), ``ceil(tiles / g)``."""
     if g > 1:
         return -(-len(st["tiles"]) // g)
     return sum(-(-(t["col1"] - t["col0"]) // m) for t in st["tiles"])
 
 
-def adc_balance(prog: dict, lanes: int, stages: int, pdk, share: int, outputs: int, across: int = 0) -> list[int]:
-    """Every step's outputs per ADC under ``compile --adc-balance on``: a layer whose pipeline stage
-    has slack shares its ADCs among more outputs. From ``share`` on every layer, each layer in turn
-    (the layers with the most ADCs at ``share`` first) takes, of ``share``, the divisors of the
-    tile's ``outputs`` above it and, up to ``across`` channels an ADC (0: none), the multiples of
-    :func:`layer_outputs` that make one ADC serve several of its tiles (all of a layer's tiles read
-    at once; :func:`adc_tiles`), the one that leaves the fewest ADCs (:func:`layer_adcs`; the
-    smaller of two that leave as many) while the pipeline's interval (:func:`rtl_cycles` over
-    ``stages``, its stages cut again and the steps' lanes chosen again) stays within the interval
-    at ``share``; then, as long as one can, a layer takes a share with fewer ADCs that the others'
-    choices (and the stages cut again) leave room for. Fewer ADCs for as many inputs a second, one
-    input's latency longer by the conversions added. With one stage every conversion adds to the
-    interval, so no layer changes. The choices with ADCs across tiles are kept only where the chip
-    has fewer ADCs in all than with each tile's own."""
+def adc_balance(prog: dict, lanes: int, stages: int, pdk, share: int, outputs: int,
+                across: int = 0) -> list[tuple[int, int]]:
+    """Every step's outputs per ADC and tiles per ADC, ``(m, g)``, under ``compile --adc-balance on``:
+    a layer whose pipeline stage has slack shares its ADCs among more outputs. From ``share`` on
+    every layer, each layer in turn (the layers with the most ADCs at ``share`` first) takes, of
+    ``share``, the divisors of the tile's ``outputs`` above it (``g`` 1) and, up to ``across``
+    channels an ADC (0: none), ``g`` times :func:`layer_outputs` for ``g`` from 2 (one ADC serves
+    ``g`` of its tiles; all of a layer's tiles read at once), the one that leaves the fewest ADCs
+    (:func:`layer_adcs`; the smaller share of two that leave as many, each tile's own ADCs before
+    shared ones) while the pipeline's interval (:func:`rtl_cycles` over ``stages``, its stages cut
+    again and the steps' lanes chosen again) stays within the interval at ``share``; then, as long
+    as one can, a layer takes a share with fewer ADCs that the others' choices (and the stages cut
+    again) leave room for. Fewer ADCs for as many inputs a second, one input's latency longer by
+    the conversions added. With one stage every conversion adds to the interval, so no layer
+    changes. The choices with ADCs across tiles are kept only where the chip has fewer ADCs in all
+    than with each tile's own."""
     def interval(sh: list[int]) -> int:
         lat = [macro_latency(pdk, m) for m in sh]
         return rtl_cycles(prog, step_lanes(prog, lanes, lat), lat, stages)["interval"]
@@ -141,34 +135,35 @@ def adc_balance(prog: dict, lanes: int, stages: int, pdk, share: int, outputs: i
     target = interval([share] * len(steps))
     more = [m for m in range(share + 1, outputs + 1) if outputs % m == 0]
     layers = sorted((k for k, st in enumerate(steps) if st["kind"] == "layer"),
-                    key=lambda k: (-layer_adcs(steps[k], share, outputs), k))
+                    key=lambda k: (-layer_adcs(steps[k], share), k))
 
-    def balance(cap: int) -> tuple[int, list[int]]:
-        shares = [share] * len(steps)
-        # each layer's shares by the ADCs they leave, fewest first (the smaller share of two that tie)
+    def balance(cap: int) -> tuple[int, list[tuple[int, int]]]:
+        chosen = [(share, 1)] * len(steps)
+        # each layer's choices by the ADCs they leave, fewest first
         cands = {}
         for k in layers:
             st, u = steps[k], layer_outputs(steps[k])
-            cross = [g * u for g in range(2, len(st["tiles"]) + 1) if outputs < g * u <= cap]
-            cands[k] = sorted([share] + more + cross, key=lambda m: (layer_adcs(st, m, outputs), m))
+            cross = [(g * u, g) for g in range(2, len(st["tiles"]) + 1) if g * u <= cap]
+            cands[k] = sorted([(share, 1)] + [(m, 1) for m in more] + cross,
+                              key=lambda c: (layer_adcs(st, *c), c))
 
-        def fits(k: int, m: int) -> bool:
-            return interval(shares[:k] + [m] + shares[k + 1:]) <= target
+        def fits(k: int, c: tuple[int, int]) -> bool:
+            return interval([m for m, _ in chosen[:k]] + [c[0]] + [m for m, _ in chosen[k + 1:]]) <= target
 
         for k in layers:
-            shares[k] = next(m for m in cands[k] if m == share or fits(k, m))
+            chosen[k] = next(c for c in cands[k] if c == (share, 1) or fits(k, c))
         changed = True
         while changed:      # each change leaves fewer ADCs: it ends
             changed = False
             for k in layers:
-                now = layer_adcs(steps[k], shares[k], outputs)
-                m = next((m for m in cands[k] if layer_adcs(steps[k], m, outputs) < now and fits(k, m)), None)
-                if m is not None:
-                    shares[k], changed = m, True
-        return sum(layer_adcs(steps[k], shares[k], outputs) for k in layers), shares
+                now = layer_adcs(steps[k], *chosen[k])
+                c = next((c for c in cands[k] if layer_adcs(steps[k], *c) < now and fits(k, c)), None)
+                if c is not None:
+                    chosen[k], changed = c, True
+        return sum(layer_adcs(steps[k], *chosen[k]) for k in layers), chosen
 
     own = balance(0)
-    wide = balance(across) if across > outputs else own
+    wide = balance(across) if across else own
     return (wide if wide[0] < own[0] else own)[1]
 
 

@@ -8,8 +8,7 @@ import json
 
 import pytest
 
-from compiler.backend.verilog import (MAX_ADC_CHANNELS, adc_balance, adc_tiles, layer_adcs, macro_latency,
-                                      rtl_cycles, step_lanes)
+from compiler.backend.verilog import MAX_ADC_CHANNELS, adc_balance, layer_adcs, macro_latency, rtl_cycles, step_lanes
 from compiler.cli import _grid_parser, _grid_point_options
 from compiler.errors import InputError
 from compiler.options import CompileOptions
@@ -40,11 +39,13 @@ def _adcs(st, m):
 
 def test_layers_with_slack_take_the_share_that_leaves_the_fewest_adcs(cnn):
     pdk = load_pdk("generic")
-    shares = adc_balance(cnn, 4, 4, pdk, 8, 32)
-    layers = {st["name"]: m for st, m in zip(cnn["steps"], shares) if st["kind"] == "layer"}
+    chosen = adc_balance(cnn, 4, 4, pdk, 8, 32)
+    shares = [m for m, _ in chosen]
+    layers = {st["name"]: c for st, c in zip(cnn["steps"], chosen) if st["kind"] == "layer"}
     # conv1 and conv2 set the interval (their stages are 482 and 488 clocks); fc's stage reads once an
-    # input and its tiles have 10 outputs each: one ADC at 16 outputs (32 would leave as many, later)
-    assert layers == {"conv1": 8, "conv2": 8, "fc": 16}
+    # input and its tiles have 10 outputs each: one ADC at 16 outputs (32 would leave as many, later);
+    # without ADCs across tiles each tile keeps its own
+    assert layers == {"conv1": (8, 1), "conv2": (8, 1), "fc": (16, 1)}
     assert _interval(cnn, pdk, shares, 4) == _interval(cnn, pdk, [8] * len(shares), 4) == 488
     # no layer could take a share with fewer ADCs without lengthening the interval
     for k, st in enumerate(cnn["steps"]):
@@ -60,22 +61,29 @@ def test_an_adc_may_serve_several_tiles_of_a_layer_with_slack(cnn):
     # fc's four tiles (10 outputs each) read together once an input: one ADC of 40 channels converts
     # them all within the interval, where each tile's own ADC left four
     pdk = load_pdk("generic")
-    shares = adc_balance(cnn, 4, 4, pdk, 8, 32, MAX_ADC_CHANNELS)
-    layers = {st["name"]: (m, layer_adcs(st, m, 32), adc_tiles(st, m, 32))
-              for st, m in zip(cnn["steps"], shares) if st["kind"] == "layer"}
-    assert layers == {"conv1": (8, 4, 1), "conv2": (8, 4, 1), "fc": (40, 1, 4)}
-    assert _interval(cnn, pdk, shares, 4) == 488
-    # not beyond the cap: at 32 channels an ADC none of fc's multiples (40) is offered
-    assert adc_balance(cnn, 4, 4, pdk, 8, 32, 32) == adc_balance(cnn, 4, 4, pdk, 8, 32)
-    # a share at most a tile's outputs stays the tile's own ADCs; above, tiles g at a time
+    chosen = adc_balance(cnn, 4, 4, pdk, 8, 32, MAX_ADC_CHANNELS)
+    layers = {st["name"]: (*c, layer_adcs(st, *c)) for st, c in zip(cnn["steps"], chosen) if st["kind"] == "layer"}
+    assert layers == {"conv1": (8, 1, 4), "conv2": (8, 1, 4), "fc": (40, 4, 1)}
+    assert _interval(cnn, pdk, [m for m, _ in chosen], 4) == 488
+    # at most 32 channels an ADC: two tiles an ADC, two ADCs (three tiles would leave as many)
+    assert dict(zip([st.get("name") for st in cnn["steps"]], adc_balance(cnn, 4, 4, pdk, 8, 32, 32)))["fc"] == (20, 2)
+    # each tile's own ADCs at a share, or a tile group's one
     fc = next(st for st in cnn["steps"] if st.get("name") == "fc")
-    assert [layer_adcs(fc, m, 32) for m in (8, 16, 20, 30, 40)] == [8, 4, 4, 4, 1]
-    assert [adc_tiles(fc, m, 32) for m in (16, 32, 40)] == [1, 1, 4]
+    assert [layer_adcs(fc, m) for m in (8, 16, 32)] == [8, 4, 4]
+    assert [layer_adcs(fc, 10 * g, g) for g in (2, 3, 4)] == [2, 2, 1]
+    # no layer could take a choice with fewer ADCs without lengthening the interval
+    for k, st in enumerate(cnn["steps"]):
+        if st["kind"] == "layer":
+            for g in range(2, len(st["tiles"]) + 1):
+                m = g * max(t["col1"] - t["col0"] for t in st["tiles"])
+                if m <= MAX_ADC_CHANNELS and layer_adcs(st, m, g) < layer_adcs(st, *chosen[k]):
+                    trial = [c[0] for c in chosen[:k]] + [m] + [c[0] for c in chosen[k + 1:]]
+                    assert _interval(cnn, pdk, trial, 4) > 488, (st["name"], m, g)
 
 
 def test_one_stage_has_no_slack(cnn):
     # every conversion adds to the one stage's clocks: nothing changes
-    assert set(adc_balance(cnn, 4, 1, load_pdk("generic"), 8, 32)) == {8}
+    assert set(adc_balance(cnn, 4, 1, load_pdk("generic"), 8, 32, MAX_ADC_CHANNELS)) == {(8, 1)}
 
 
 def test_a_pdk_without_a_shared_readout_refuses_it():
