@@ -103,3 +103,34 @@ def test_explore_grids_take_it_and_refuse_other_values():
         assert got["compile"]["adc_balance"] == v
     with pytest.raises(InputError, match="adc-balance=maybe"):
         _grid_point_options("m.onnx", [("adc-balance", ["maybe"])], {"adc-balance": "maybe"}, parser, flags)
+
+
+def test_adc_groups_take_a_layers_tiles_g_at_a_time_the_last_group_partial():
+    # fc's four tiles three an ADC (30 channels): tiles r0..r2 on one readout, r3 alone on a second,
+    # its channels beyond its 10 outputs ground; no tile of fc keeps a readout of its own
+    import re
+
+    from compiler.backend.render import environment
+    from compiler.backend.spice import emit_spice
+    from compiler.frontend import load_model
+    from compiler.passes.pipeline import run_pipeline
+    from compiler.passes.tile import adc_groups
+
+    pdk = load_pdk("generic")
+    ir, _ = load_model(CNN)
+    low = run_pipeline(ir, CompileOptions(), pdk)
+    low.g.graph.update(adc_shares={"fc": 30}, adc_tiles={"fc": 3})
+    assert adc_groups(low) == {"fc_r0c0": ("fc_adc0", 0), "fc_r1c0": ("fc_adc0", 1), "fc_r2c0": ("fc_adc0", 2),
+                               "fc_r3c0": ("fc_adc1", 0)}
+    chip = dict(emit_spice(low, pdk, environment(pdk), "0" * 64))["spice/chip.sp"]
+
+    def nets(inst):
+        (lines,) = re.findall(rf"^{inst}\n((?:\+ .*\n)+)", chip, re.M)
+        return " ".join(ln[2:] for ln in lines.splitlines()).split()
+
+    a, b = nets("Xfc_adc0_ro"), nets("Xfc_adc1_ro")
+    assert a[:30] == [f"fc_r{q}c0_out_{j}" for q in range(3) for j in range(10)]
+    assert b[:30] == [f"fc_r3c0_out_{j}" for j in range(10)] + ["0"] * 20
+    assert a[-3:] == ["fc_adc0_adp", "fc_adc0_adn", "amsc_ro30"] and b[-3:] == ["fc_adc1_adp", "fc_adc1_adn", "amsc_ro30"]
+    assert not re.search(r"^Xfc_r\dc0_ro\d", chip, re.M) and re.search(r"^Xconv2_r0c0_ro0$", chip, re.M)
+    assert ".include readout30.sp" in chip
