@@ -35,6 +35,15 @@ from .render import chunks, render, spice_num
 #: conversions of the readout testbench: rounds of M samples each (the first three at +full scale,
 #: -full scale and alternating signs, the rest uniform over the range)
 ROUNDS = 8
+#: a readout of more channels than this (an ADC across tiles, backend/verilog.adc_balance) is tested
+#: in half the rounds: its transient grows with the channels squared (128 channels, 8 rounds: 110 s
+#: in ngspice), and 4 rounds of 128 are still 512 conversions, the three patterns and one at random
+WIDE_CHANNELS = 64
+
+
+def rounds(share: int) -> int:
+    """The readout testbench's rounds for ``share`` channels (:data:`ROUNDS`, :data:`WIDE_CHANNELS`)."""
+    return ROUNDS if share <= WIDE_CHANNELS else ROUNDS // 2
 #: within a slot: reset of the ADC node until RESET_END, multiplexer from SEL_START until the slot's
 #: end, the ADC samples at SAMPLE (fractions of the slot)
 RESET_END, SEL_START, SAMPLE = 0.2, 0.25, 0.9
@@ -67,9 +76,9 @@ def timing(ppa: dict, share: int) -> dict:
 
 
 def test_inputs(share: int, v_fs: float, seed: int) -> np.ndarray:
-    """The testbench's inputs [ROUNDS, M] in V, a function of the design's seed."""
+    """The testbench's inputs [rounds(M), M] in V, a function of the design's seed."""
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x5244]))
-    v = rng.uniform(-v_fs, v_fs, size=(ROUNDS, share))
+    v = rng.uniform(-v_fs, v_fs, size=(rounds(share), share))
     v[0], v[1] = v_fs, -v_fs
     v[2] = v_fs * np.where(np.arange(share) % 2, -1.0, 1.0)
     return v
@@ -88,9 +97,9 @@ def _clock(edges: list[tuple[float, float]], high: float, t_e: float) -> str:
 
 
 def sample_times(ppa: dict, share: int) -> np.ndarray:
-    """When the ADC samples [ROUNDS, M]: SAMPLE of the way into each slot."""
+    """When the ADC samples [rounds(M), M]: SAMPLE of the way into each slot."""
     tm = timing(ppa, share)
-    r, k = np.meshgrid(np.arange(ROUNDS), np.arange(share), indexing="ij")
+    r, k = np.meshgrid(np.arange(rounds(share)), np.arange(share), indexing="ij")
     return r * tm["round_s"] + tm["track_s"] + (k + SAMPLE) * tm["slot_s"]
 
 
@@ -113,11 +122,11 @@ def testbench_context(pdk, share: int, v_fs: float, seed: int) -> dict:
     ro, tm = pdk.readout, timing(pdk.ppa, share)
     t_e, slot = ro["t_edge_s"], tm["slot_s"]
     v = test_inputs(share, v_fs, seed)
-    starts = [r * tm["round_s"] for r in range(ROUNDS)]
+    starts = [r * tm["round_s"] for r in range(rounds(share))]
     inputs = []
     for k in range(share):
         pts = [(0.0, float(v[0, k]))]
-        for r in range(1, ROUNDS):
+        for r in range(1, rounds(share)):
             pts += [(starts[r], float(v[r - 1, k])), (starts[r] + t_e, float(v[r, k]))]
         inputs.append({"src": f"VIN_{k}", "node": f"in_{k}", "wave": _pwl(pts)})
     slots = [(s + tm["track_s"] + k * slot, k) for s in starts for k in range(share)]
@@ -130,7 +139,7 @@ def testbench_context(pdk, share: int, v_fs: float, seed: int) -> dict:
                for k in range(share)]
     conns = [f"in_{k}" for k in range(share)] + ["smp", "rst"] + [f"sel_{k}" for k in range(share)] + ["adp", "adn"]
     return {"sources": inputs + clocks, "conn_lines": chunks(conns, 8),
-            "t_stop": spice_num(ROUNDS * tm["round_s"]), "t_step": spice_num(slot / 100), **tm}
+            "t_stop": spice_num(rounds(share) * tm["round_s"]), "t_step": spice_num(slot / 100), **tm}
 
 
 def npy(a: np.ndarray) -> bytes:
@@ -163,7 +172,7 @@ def manifest_entry(pdk, share: int, v_fs: float, others: list[int] = ()) -> dict
     def entry(m: int, own: bool) -> dict:
         tm = timing(pdk.ppa, m)
         return {"share": m, "subckt": f"amsc_ro{m}", **files(m, own), "gain": gain(pdk.readout, m),
-                "v_full_scale": v_fs, "rounds": ROUNDS, "slot_s": tm["slot_s"], "track_s": tm["track_s"],
+                "v_full_scale": v_fs, "rounds": rounds(m), "slot_s": tm["slot_s"], "track_s": tm["track_s"],
                 "sample_at": SAMPLE, "circuit": dict(pdk.readout)}
     out = entry(share, True) if share > 1 else {"share": 1}
     if others:
