@@ -453,6 +453,9 @@ def _cmd_report(args) -> int:
                                            for m, ls in zip(by, layers))
     if pe.get("adcs_across_tiles"):
         each += f" ({pe['adcs_across_tiles']} ADC(s) serving several tiles of a layer)"
+    if pe.get("adcs_in_pools"):
+        each += (f"; {pe['adcs_in_pools']} shared by the layers of a pipeline stage (their own would be "
+                 f"{pe['adcs_pooled_layers_own']})")
     print(f"  {pe['adcs']} ADCs, {each}, converting {100 * pe['adc_utilization']:.1f} % of the "
           f"inference time; {100 * rep['latency_breakdown_s']['digital_s'] / rep['latency_s']:.0f} % of the latency is "
           f"the digital datapath's ({_lanes_text(rep)}, {rep['digital']['ops']['cycles']} clocks an input)",

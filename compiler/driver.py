@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -30,11 +31,29 @@ from .ir.segment import segment_model
 from .ir.serialize import ir_to_json
 from .options import DEFAULT_PIPELINE, CompileOptions, lanes_of, route_banks_of
 from .passes.pipeline import run_pipeline
-from .passes.tile import adc_groups, tile_adc_share, tile_shape
+from .passes.tile import MAX_ADC_CHANNELS, adc_groups, adc_pool_of, adc_pools, tile_adc_share, tile_shape
 from .errors import InputError, PdkError, UnsupportedOpError
 from .pdk import Pdk, load_pdk
 from .pdk.devices import transistor_table
 
+
+
+def _pool_stages(ir, prog: dict, cuts: list[tuple[int, int]]):
+    """Record, under ``--adc-balance on``, the layers of each pipeline stage (the whole chip when it
+    takes one input at a time) that share its ADCs: the stage runs its steps one after another, so
+    while one layer reads the others' ADCs would idle (passes/tile.adc_pools). A stage of one layer
+    with shared ADCs keeps its own."""
+    stages = {}
+    for s, (a, b) in enumerate(cuts):
+        layers = list(dict.fromkeys(st["tiles"][0]["name"] for st in prog["steps"][a:b] if st["kind"] == "layer"))
+        layers = [ir.g.nodes[t]["attrs"]["layer"] for t in layers if tile_adc_share(ir, t) > 1]
+        if len(set(layers)) >= 2:
+            stages[f"stage{s}"] = list(dict.fromkeys(layers))
+    if not stages:
+        return ir
+    ir = ir.copy()
+    ir.g.graph["adc_stages"] = stages
+    return ir
 
 def pdk_summary(pdk: Pdk) -> dict:
     return {
@@ -169,10 +188,10 @@ def write_design(plan: OutputWriter, ir: IR, pdk: Pdk, options: CompileOptions, 
             # a layer whose stage has slack shares its ADCs among more outputs (verilog.adc_balance)
             ir = ir.copy()
             outputs = tile_shape(options, pdk)[1] // 2
-            # an ADC may serve several tiles of a layer (up to verilog.MAX_ADC_CHANNELS outputs), not
+            # an ADC may serve several tiles of a layer (up to MAX_ADC_CHANNELS outputs), not
             # where spare columns make a tile's outputs differ from its layer's slice
             chosen = verilog.adc_balance(prog, lanes, len(cycles["stages"]), pdk, ir.g.graph["adc_share"],
-                                         outputs, 0 if options.spare_cols else verilog.MAX_ADC_CHANNELS)
+                                         outputs, 0 if options.spare_cols else MAX_ADC_CHANNELS)
             shares = [m for m, _ in chosen]
             layer_of = {k: ir.g.nodes[st["tiles"][0]["name"]]["attrs"]["layer"]
                         for k, st in enumerate(prog["steps"]) if st["kind"] == "layer"}
@@ -184,6 +203,8 @@ def write_design(plan: OutputWriter, ir: IR, pdk: Pdk, options: CompileOptions, 
             cycles = verilog.rtl_cycles(prog, per, latency, len(cycles["stages"]))
         if "stages" in cycles:     # the split the count was made for is the one the RTL is written for
             cuts = [tuple(x["steps"]) for x in cycles["stages"]]
+        if ir.g.graph.get("adc_balance"):
+            ir = _pool_stages(ir, prog, cuts or [(0, len(prog["steps"]))])
         srams = _map_memories(prog, per, cuts, pdk, options)
         datapath = {"generated": True, "calibration": calib[1], "output_scale": prog["output_scale"],
                     "lanes": lanes, "step_lanes": per, "pipeline": len(cycles.get("stages", [0])),
@@ -260,6 +281,7 @@ def write_design(plan: OutputWriter, ir: IR, pdk: Pdk, options: CompileOptions, 
     plan.add("placement.svg", svg)
     tiles = []
     groups = {t: g for t, (g, _) in adc_groups(ir).items()}
+    pools = adc_pool_of(ir)
     for k, t in enumerate(ir.nodes_of("xbar_tile")):
         if k % 256 == 0:
             progress("conductance arrays", k, n_tiles)
@@ -276,6 +298,8 @@ def write_design(plan: OutputWriter, ir: IR, pdk: Pdk, options: CompileOptions, 
             "adc_share": tile_adc_share(ir, t),
             # the ADCs it shares with other tiles of its layer (passes/tile.adc_groups)
             **({"adc_group": groups[t]} if t in groups else {}),
+            # the stage whose layers share their ADCs, as they read one after another (passes/tile.adc_pools)
+            **({"adc_pool": pools[t]} if t in pools else {}),
             "subckt": f"xbar_{t}", "subckt_file": f"spice/tiles/{t}.sp", "testbench": f"spice/tb/{t}_tb.sp",
             "conductances": arrays, "adc_full_scale_a": a["adc_full_scale_a"],
             "adc_lsb_a": 2.0 * a["adc_full_scale_a"] / 2 ** pdk.adc_bits, "rf_ohm": a["rf_ohm"],
@@ -325,7 +349,10 @@ def write_design(plan: OutputWriter, ir: IR, pdk: Pdk, options: CompileOptions, 
         "rtl_datapath": datapath,
         # outputs per ADC, and with a shared ADC its readout circuit (backend/readout.py)
         # (and those of the other shares its layers take under --adc-balance on)
-        "readout": readout_entry(pdk, ir.g.graph.get("adc_share", 1), pdk.tia_v_out_fs, readout_others(ir)),
+        # (and those of the other shares its layers take under --adc-balance on, with the ADCs each
+        # stage's pool of them has: passes/tile.adc_pools)
+        "readout": readout_entry(pdk, ir.g.graph.get("adc_share", 1), pdk.tia_v_out_fs, readout_others(ir),
+                                 Counter(name.rsplit("_adc", 1)[0] for name in adc_pools(ir))),
         "partition": partition,
         # the PDK's area, energy and timing figures as compiled ('amsc report' reads them from here)
         **({"ppa": pdk.ppa} if pdk.ppa is not None else {}),

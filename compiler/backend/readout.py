@@ -166,9 +166,11 @@ def emit_readout(pdk, env, common: dict, share: int, v_fs: float, seed: int, own
     yield f["inputs"], npy(test_inputs(share, v_fs, seed))
 
 
-def manifest_entry(pdk, share: int, v_fs: float, others: list[int] = ()) -> dict:
+def manifest_entry(pdk, share: int, v_fs: float, others: list[int] = (), pools: dict | None = None) -> dict:
     """The manifest's ``readout`` section (what 'amsc verify' and 'amsc report' read): the design's
-    readout, and under ``balanced`` those of the ``others`` shares its layers take (``--adc-balance``)."""
+    readout, under ``balanced`` those of the ``others`` channel counts its layers' ADCs take
+    (``--adc-balance``), and under ``pools`` each pipeline stage's ADCs where its layers share them
+    (passes/tile.adc_pools)."""
     def entry(m: int, own: bool) -> dict:
         tm = timing(pdk.ppa, m)
         return {"share": m, "subckt": f"amsc_ro{m}", **files(m, own), "gain": gain(pdk.readout, m),
@@ -177,6 +179,8 @@ def manifest_entry(pdk, share: int, v_fs: float, others: list[int] = ()) -> dict
     out = entry(share, True) if share > 1 else {"share": 1}
     if others:
         out["balanced"] = [entry(m, False) for m in others]
+    if pools:
+        out["pools"] = dict(sorted(pools.items()))
     return out
 
 

@@ -25,7 +25,7 @@ from ..ir import IR
 from ..ir.names import sanitize
 from ..passes.fault_map import physical_tile
 from ..pdk.devices import SINH_LIMIT, model_cards, specialize_fet
-from ..passes.tile import adc_groups, tile_adc_share
+from ..passes.tile import adc_groups, adc_pool_of, adc_pools, tile_adc_share
 from .readout import emit_readout, files as readout_files
 from .render import chunks, render, spice_num
 
@@ -191,10 +191,13 @@ def deck_context(design: str, pdk, source_sha: str, cards: list[str] = ()) -> di
 
 
 def readout_others(ir: IR) -> list[int]:
-    """The shares of a design's layers other than its own (``--adc-balance on``), each a readout
-    circuit of its own, and 1 (no readout) left out."""
+    """The readout circuits of a design besides its own share's (``--adc-balance on``), by their
+    channels: the shares of its layers whose tiles keep their ADCs, and the ADCs the layers of a
+    pipeline stage share (passes/tile.adc_pools); 1 (no readout) left out."""
     own = ir.g.graph.get("adc_share", 1)
-    return sorted({m for m in ir.g.graph.get("adc_shares", {}).values() if m not in (1, own)})
+    pooled = adc_pool_of(ir)
+    used = {tile_adc_share(ir, t) for t in ir.nodes_of("xbar_tile") if t not in pooled}
+    return sorted((used | {len(ch) for ch in adc_pools(ir).values()}) - {1, own})
 
 
 def _readout_inst(inst: str, m: int, ins: list[str], adp: str, adn: str) -> dict:
@@ -222,6 +225,7 @@ def emit_spice(ir: IR, pdk, env, source_sha: str, corner: str = "tt", seed: int 
     insts = []
     groups = adc_groups(ir)
     sizes = Counter(name for name, _ in groups.values())
+    pooled, names = adc_pool_of(ir), {}
     members: dict[str, list] = {}
     share = ir.g.graph.get("adc_share", 1)
     others = readout_others(ir)
@@ -246,6 +250,9 @@ def emit_spice(ir: IR, pdk, env, source_sha: str, corner: str = "tt", seed: int 
         insts.append({"inst": f"X{c['name']}", "subckt": c["subckt"], "conn_lines": chunks(nets, PORTS_PER_LINE),
                       "include": f"tiles/{c['name']}.sp", "tile": True})
         m = tile_adc_share(ir, t)
+        if t in pooled:     # its ADCs are its stage's (below)
+            names[t] = c["name"]
+            continue
         if t in groups:
             # its ADC serves several tiles of its layer (passes/tile.adc_groups): one readout for the
             # group, with its last tile; tile q's outputs on channels q u.., u = m / g, the rest ground
@@ -261,6 +268,11 @@ def emit_spice(ir: IR, pdk, env, source_sha: str, corner: str = "tt", seed: int 
             # the last group's channels beyond the tile's outputs sample ground
             ins = [f"{c['name']}_out_{j}" if j < c["cols"] else "0" for j in range(g * m, (g + 1) * m)]
             insts.append(_readout_inst(f"X{c['name']}_ro{g}", m, ins, f"{c['name']}_adp_{g}", f"{c['name']}_adn_{g}"))
+    for name, chans in adc_pools(ir).items():
+        # an ADC the layers of a pipeline stage share (passes/tile.adc_pools): a slot of each
+        # layer's outputs in turn, its channels past them on ground
+        ins = [f"{names[ch[0]]}_out_{ch[1]}" if ch else "0" for ch in chans]
+        insts.append(_readout_inst(f"X{name}_ro", len(chans), ins, f"{name}_adp", f"{name}_adn"))
     sources = [{"src": f"V{net}", "node": net} for _, net in sorted(dacs.items())]
     if circuits:   # the readout clocks, driven by the RTL's schedule (held low here: every switch open)
         sources += [{"src": f"V{net}", "node": net}
@@ -268,4 +280,4 @@ def emit_spice(ir: IR, pdk, env, source_sha: str, corner: str = "tt", seed: int 
         insts[:0] = [{"include": readout_files(m, m == share)["subckt_file"].split("/", 1)[1], "inst": None}
                      for m in circuits]
     yield "spice/chip.sp", render(env, "chip", instances=insts, sources=sources, share=share, others=others,
-                                 grouped=bool(groups), **common)
+                                 grouped=bool(groups), pooled=bool(pooled), **common)

@@ -88,13 +88,6 @@ def macro_latency(pdk, share: int) -> int:
     return MACRO_LATENCY + share * per
 
 
-#: The most outputs one ADC converts a read where it serves several tiles of a layer
-#: (:func:`adc_balance`): ISAAC's 128 bit lines an ADC (Shafiee et al., "ISAAC: A Convolutional
-#: Neural Network Accelerator with In-Situ Analog Arithmetic in Crossbars", ISCA 2016: the 128
-#: columns of a crossbar share one 8-bit ADC through sample-and-holds)
-MAX_ADC_CHANNELS = 128
-
-
 def layer_outputs(st: dict) -> int:
     """The most outputs a tile of layer step ``st`` has: what it brings to an ADC it shares with
     other tiles of the layer (:func:`layer_adcs`)."""

@@ -113,6 +113,14 @@ def check_manifest(mpath, m) -> None:
         if t["name"] in names:
             bad(f"tiles[{k}].name", f"a unique tile name ('{t['name']}' is used twice)")
         names.add(t["name"])
+    ro = m.get("readout")
+    pools = ro.get("pools", {}) if isinstance(ro, dict) else {}
+    if not (isinstance(pools, dict) and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1
+                                            for v in pools.values())):
+        bad("readout.pools", "each pipeline stage's ADC count (a positive integer by stage name)")
+    for k, t in enumerate(m["tiles"]):
+        if "adc_pool" in t and t["adc_pool"] not in pools:
+            bad(f"tiles[{k}].adc_pool", "the name of a stage in readout.pools")
     if not isinstance(m.get("layers"), list):
         bad("layers", "a list")
     for k, layer in enumerate(m["layers"]):

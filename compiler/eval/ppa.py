@@ -706,7 +706,9 @@ def _build(design, ppa, reads, dmax, n, engine, seed, clock, synth, tmp, progres
         e_total += energy["sram_leakage"]
     # area
     progress("area", 0, 1)
-    adcs = round(sum(adcs_of.values()))
+    # the layers of a pipeline stage that share a pool of ADCs (passes/tile.adc_pools) have the pool's
+    pools, pooled = ro.get("pools", {}), {t["name"] for t in m["tiles"] if "adc_pool" in t}
+    adcs = round(sum(v for k, v in adcs_of.items() if k not in pooled)) + sum(pools.values())
     area = {"cells": 0.0, "tia": 0.0, "adc": adcs * ppa["adc"]["area_um2"], "readout": 0.0, "dac": 0.0, "digital": 0.0}
     dac_nets = set()
     for t in m["tiles"]:
@@ -769,6 +771,10 @@ def _build(design, ppa, reads, dmax, n, engine, seed, clock, synth, tmp, progres
                       "adcs": adcs,
                       # of them, the ADCs that serve several tiles of a layer (compile --adc-balance on)
                       "adcs_across_tiles": len(in_group),
+                      # the ADCs the layers of a pipeline stage share, and the ADCs those layers would
+                      # have each of their own
+                      "adcs_in_pools": sum(pools.values()),
+                      "adcs_pooled_layers_own": round(sum(v for k, v in adcs_of.items() if k in pooled)),
                       "adc_conversions_per_inference": conversions,
                       # the share of the inference time the ADCs spend converting (each conversion takes
                       # 1 / rate), over every ADC of the chip
@@ -776,7 +782,7 @@ def _build(design, ppa, reads, dmax, n, engine, seed, clock, synth, tmp, progres
                       / (adcs * interval),
                       # each layer's ADCs, their share and how busy they are: where the next lever is
                       "by_layer": _adcs_by_layer(m["tiles"], adcs_of, share_of, by_layer,
-                                                 ppa["adc"]["rate_msps"] * 1e6 * interval),
+                                                 ppa["adc"]["rate_msps"] * 1e6 * interval, pools),
                       "dacs": len(dac_nets), "tias": sum(2 * read_pairs(t) for t in m["tiles"]),
                       "adc_area_mm2": ppa["adc"]["area_um2"] * 1e-6},
         "published": PUBLISHED,
@@ -790,14 +796,19 @@ def _build(design, ppa, reads, dmax, n, engine, seed, clock, synth, tmp, progres
     return rep
 
 
-def _adcs_by_layer(tiles: list[dict], adcs_of: dict, share_of: dict, conversions: dict, per_adc: float) -> list[dict]:
+def _adcs_by_layer(tiles: list[dict], adcs_of: dict, share_of: dict, conversions: dict, per_adc: float,
+                   pools: dict) -> list[dict]:
     """Each layer's ADCs (``adcs_of``: a tile's, a fraction where an ADC serves several tiles), outputs
     an ADC, tiles an ADC, conversions an inference and the share of the interval its ADCs convert
-    (``per_adc``: the conversions one ADC makes in an interval), in the manifest's order."""
+    (``per_adc``: the conversions one ADC makes in an interval), in the manifest's order. A layer of a
+    stage whose layers share their ADCs (``pools``: each stage's count) names its stage and the pool's
+    ADCs: its own are the pool's ADCs it reads through."""
     out: dict[str, dict] = {}
     for t in tiles:
         x = out.setdefault(t["layer"], {"layer": t["layer"], "adcs": 0.0, "share": share_of[t["name"]],
-                                        "tiles_per_adc": 1, "conversions": conversions.get(t["layer"], 0.0)})
+                                        "tiles_per_adc": 1, "conversions": conversions.get(t["layer"], 0.0),
+                                        **({"pool": t["adc_pool"], "pool_adcs": pools[t["adc_pool"]]}
+                                           if "adc_pool" in t else {})})
         x["adcs"] += adcs_of[t["name"]]
         if "adc_group" in t:
             x["tiles_per_adc"] = max(x["tiles_per_adc"], round(1 / adcs_of[t["name"]]))

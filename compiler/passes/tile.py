@@ -97,6 +97,14 @@ def tile_adc_share(ir, t: str) -> int:
     return g.get("adc_shares", {}).get(ir.g.nodes[t]["attrs"]["layer"], g.get("adc_share", 1))
 
 
+#: The most channels one ADC's multiplexer takes (an ADC serving several tiles of a layer,
+#: backend/verilog.adc_balance, or the layers of a pipeline stage, :func:`adc_pools`): ISAAC's 128
+#: bit lines an ADC (Shafiee et al., "ISAAC: A Convolutional Neural Network Accelerator with In-Situ
+#: Analog Arithmetic in Crossbars", ISCA 2016: the 128 columns of a crossbar share one 8-bit ADC
+#: through sample-and-holds)
+MAX_ADC_CHANNELS = 128
+
+
 def adc_groups(ir) -> dict[str, tuple[str, int]]:
     """The tiles whose ADCs serve several tiles of their layer (``ir.g.graph["adc_tiles"]``: a layer's
     ``g``, set by the driver from backend/verilog.adc_balance): each such tile's ADC group,
@@ -117,6 +125,74 @@ def adc_groups(ir) -> dict[str, tuple[str, int]]:
         for i, (_, _, t) in enumerate(sorted(ts)):
             out[t] = (f"{layer}_adc{i // g}", i % g)
     return out
+
+
+def _layer_slots(ir, tiles: list[str], m: int, g: int) -> list[list[tuple[str, int]]]:
+    """A layer's ADCs at ``m`` outputs an ADC and ``g`` tiles an ADC, each as the outputs it converts,
+    ``(tile, output)``, in order (its channels on ground, past a tile's outputs, left out)."""
+    ts = sorted(tiles, key=lambda t: (ir.g.nodes[t]["attrs"]["col0"], ir.g.nodes[t]["attrs"]["row0"], t))
+    outs = [[(t, j) for j in range(ir.g.nodes[t]["params"]["gpos"].shape[1])] for t in ts]
+    if g > 1:
+        return [[ch for o in outs[i:i + g] for ch in o] for i in range(0, len(ts), g)]
+    return [o[s:s + m] for o in outs for s in range(0, len(o), m)]
+
+
+def pool_slots(slots: list[list[int]], cap: int = MAX_ADC_CHANNELS) -> list[list[tuple[int, int]]]:
+    """The ADCs of a pool that the layers of one pipeline stage share, each as the ``(layer, slot)``
+    it converts: ``slots[l]`` are layer ``l``'s ADCs by their channels. The stage's layers read one
+    after another, so one ADC serves a slot of each of several layers, never two of one layer (a
+    layer's slots convert at once), with at most ``cap`` channels in all. First fit, the slots with
+    the most channels first: as many ADCs as the layer with the most, unless channels overflow."""
+    order = sorted(((l, k) for l, ss in enumerate(slots) for k in range(len(ss))),
+                   key=lambda lk: (-slots[lk[0]][lk[1]], lk))
+    adcs: list[list[tuple[int, int]]] = []
+    used: list[int] = []         # channels of each ADC
+    layers: list[set] = []
+    for l, k in order:
+        c = slots[l][k]
+        i = next((i for i in range(len(adcs)) if l not in layers[i] and used[i] + c <= cap), None)
+        if i is None:
+            adcs.append([])
+            used.append(0)
+            layers.append(set())
+            i = len(adcs) - 1
+        adcs[i].append((l, k))
+        used[i] += c
+        layers[i].add(l)
+    return adcs
+
+
+def adc_pools(ir) -> dict[str, list]:
+    """The ADCs the layers of each pipeline stage share (``ir.g.graph["adc_stages"]``: the stages'
+    layers with shared ADCs, set by the driver under ``--adc-balance on``): ``stage<s>_adc<k>`` and
+    its channels in the order it converts them, ``(tile, output)`` (:func:`pool_slots`; each
+    layer's slots as its share and its ADCs across tiles make them, :func:`_layer_slots`). A pool's
+    ADC is the readout of the next power of two channels (None: a channel on ground, as past a
+    tile's outputs on its last ADC): a few readout circuits to design and sign off, not one for
+    every count (SqueezeNet's and Inception's pools would take 9 and 14)."""
+    stages = ir.g.graph.get("adc_stages")
+    if not stages:
+        return {}
+    tiles: dict[str, list[str]] = {}
+    for t in ir.nodes_of("xbar_tile"):
+        tiles.setdefault(ir.g.nodes[t]["attrs"]["layer"], []).append(t)
+    per = ir.g.graph.get("adc_tiles", {})
+    out = {}
+    for s, layers in stages.items():
+        slots = [_layer_slots(ir, tiles[layer], tile_adc_share(ir, tiles[layer][0]), per.get(layer, 1))
+                 for layer in layers]
+        for k, members in enumerate(pool_slots([[len(c) for c in ss] for ss in slots])):
+            ch = [ch for l, i in members for ch in slots[l][i]]
+            out[f"{s}_adc{k}"] = ch + [None] * ((1 << (len(ch) - 1).bit_length()) - len(ch))
+    return out
+
+
+def adc_pool_of(ir) -> dict[str, str]:
+    """Each tile whose layer shares its stage's ADCs (:func:`adc_pools`): the pool's name."""
+    stages = ir.g.graph.get("adc_stages") or {}
+    layer_pool = {layer: s for s, layers in stages.items() for layer in layers}
+    return {t: layer_pool[ir.g.nodes[t]["attrs"]["layer"]] for t in ir.nodes_of("xbar_tile")
+            if ir.g.nodes[t]["attrs"]["layer"] in layer_pool}
 
 
 def adc_full_scale(gpos: np.ndarray, gneg: np.ndarray, pdk) -> float:

@@ -7,12 +7,14 @@ import dataclasses
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from compiler.backend.verilog import MAX_ADC_CHANNELS, adc_balance, layer_adcs, macro_latency, rtl_cycles, step_lanes
+from compiler.backend.verilog import adc_balance, layer_adcs, macro_latency, rtl_cycles, step_lanes
 from compiler.cli import _grid_parser, _grid_point_options
 from compiler.errors import InputError
 from compiler.options import CompileOptions
-from compiler.passes.tile import adc_balance_of, check_tile_options
+from compiler.passes.tile import MAX_ADC_CHANNELS, adc_balance_of, check_tile_options
 from compiler.pdk import load_pdk
 from conftest import MLP, amsc
 
@@ -134,3 +136,59 @@ def test_adc_groups_take_a_layers_tiles_g_at_a_time_the_last_group_partial():
     assert a[-3:] == ["fc_adc0_adp", "fc_adc0_adn", "amsc_ro30"] and b[-3:] == ["fc_adc1_adp", "fc_adc1_adn", "amsc_ro30"]
     assert not re.search(r"^Xfc_r\dc0_ro\d", chip, re.M) and re.search(r"^Xconv2_r0c0_ro0$", chip, re.M)
     assert ".include readout30.sp" in chip
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.integers(1, 128), min_size=1, max_size=12), min_size=1, max_size=6),
+       st.sampled_from([32, 64, 128]))
+def test_a_stage_pool_gives_every_slot_one_adc_never_two_of_a_layer(slots, cap):
+    from compiler.passes.tile import pool_slots
+
+    slots = [[min(c, cap) for c in ss] for ss in slots]
+    adcs = pool_slots(slots, cap)
+    placed = sorted(lk for a in adcs for lk in a)
+    assert placed == sorted((l, k) for l, ss in enumerate(slots) for k in range(len(ss)))   # each slot once
+    for a in adcs:
+        assert a and len({l for l, _ in a}) == len(a)           # a layer's slots convert at once
+        assert sum(slots[l][k] for l, k in a) <= cap
+    # at least the layer with the most slots and the channels' share of the cap; exactly as many as
+    # that layer's slots when one slot of every layer fits one ADC
+    assert len(adcs) >= max(max(len(ss) for ss in slots), -(-sum(map(sum, slots)) // cap))
+    if sum(max(ss) for ss in slots) <= cap:
+        assert len(adcs) == max(len(ss) for ss in slots)
+
+
+def test_the_layers_of_one_stage_share_a_pool_of_adcs_in_the_netlists():
+    # cnn_digits as one stage: conv1's tile (32 outputs), conv2's two (16) and fc's four (10) at 8
+    # outputs an ADC have 4, 4 and 8 slots; the pool has 8 ADCs: 4 of conv1 + conv2 + fc's first 8
+    # outputs of a tile (24 channels, the readout of 32), 4 of fc's last 2 (2 channels)
+    import re
+
+    from compiler.backend.render import environment
+    from compiler.backend.spice import emit_spice, readout_others
+    from compiler.frontend import load_model
+    from compiler.passes.pipeline import run_pipeline
+    from compiler.passes.tile import adc_pool_of, adc_pools
+
+    pdk = load_pdk("generic")
+    ir, _ = load_model(CNN)
+    low = run_pipeline(ir, CompileOptions(), pdk)
+    low.g.graph["adc_stages"] = {"stage0": ["conv1", "conv2", "fc"]}
+    pools = adc_pools(low)
+    assert list(pools) == [f"stage0_adc{k}" for k in range(8)] and set(adc_pool_of(low).values()) == {"stage0"}
+    assert [len(ch) for ch in pools.values()] == [32] * 4 + [2] * 4 and readout_others(low) == [2, 32]
+    outs = sorted(ch for chs in pools.values() for ch in chs if ch)
+    assert outs == sorted((t, j) for t, n in [("conv1_r0c0", 32), ("conv2_r0c0", 16), ("conv2_r1c0", 16)]
+                          + [(f"fc_r{r}c0", 10) for r in range(4)] for j in range(n))
+    for chs in pools.values():   # one slot of a layer an ADC: each layer's channels in one run
+        layers = [low.g.nodes[t]["attrs"]["layer"] for t, _ in filter(None, chs)]
+        runs = [x for k, x in enumerate(layers) if k == 0 or x != layers[k - 1]]
+        assert len(runs) == len(set(runs))
+    chip = dict(emit_spice(low, pdk, environment(pdk), "0" * 64))["spice/chip.sp"]
+    (lines,) = re.findall(r"^Xstage0_adc0_ro\n((?:\+ .*\n)+)", chip, re.M)
+    nets = " ".join(ln[2:] for ln in lines.splitlines()).split()
+    assert nets[:32] == [f"conv1_r0c0_out_{j}" for j in range(8)] + [f"conv2_r0c0_out_{j}" for j in range(8)] \
+        + [f"fc_r0c0_out_{j}" for j in range(8)] + ["0"] * 8
+    assert nets[-3:] == ["stage0_adc0_adp", "stage0_adc0_adn", "amsc_ro32"]
+    assert not re.search(r"^X\w+_r\dc0_ro\d+$", chip, re.M)     # no tile keeps a readout of its own
+    assert ".include readout32.sp" in chip and ".include readout2.sp" in chip
