@@ -176,3 +176,57 @@ def test_adc_balance_gives_layers_with_slack_fewer_adcs_at_the_same_interval(tmp
     assert sum(x["utilization"] * x["adcs"] for x in by.values()) / 9 == pytest.approx(b["periphery"]["adc_utilization"])
     assert by["fc"]["utilization"] < by["conv2"]["utilization"]    # fc's stage has slack its 40 outputs cannot fill
     assert "by layer (--adc-balance on): conv1 8, conv2 8, fc 40" in (bal / "report.html").read_text()
+
+
+def test_the_layers_of_a_stage_share_one_pool_of_adcs(tmp_path, digits):
+    """compile --pipeline 1 cnn_digits: one stage runs conv1, conv2 and fc one after another, so with
+    --adc-balance on (the default) their 16 ADCs at 8 outputs each become a pool of 8 (each a slot of
+    several layers, never two of one); the pool's readouts (32 and 2 channels) are in chip.sp and
+    pass in ngspice; the RTL is the one without the pool, bit-exact; the report has 8 ADCs fewer,
+    twice as busy, for the same inputs a second."""
+    require_tool("libngspice")
+    require_tool("iverilog")
+    cnn = MLP.parent / "cnn_digits" / "model.onnx"
+    base, pool = tmp_path / "base", tmp_path / "pool"
+    for out, extra in ((base, ("--adc-balance", "off")), (pool, ())):
+        r = amsc("compile", cnn, "-o", out, "--pipeline", "1", *extra)
+        assert r.returncode == 0, r.stderr
+    m = json.loads((pool / "manifest.json").read_text())
+    assert {t["adc_pool"] for t in m["tiles"]} == {"stage0"} and m["readout"]["pools"] == {"stage0": 8}
+    assert [e["share"] for e in m["readout"]["balanced"]] == [2, 32]
+    assert json.loads((pool / "ir.json").read_text())["graph"]["adc_stages"] == {"stage0": ["conv1", "conv2", "fc"]}
+    assert "pools" not in json.loads((base / "manifest.json").read_text())["readout"]
+    chip = (pool / "spice" / "chip.sp").read_text()
+    assert len(re.findall(r"^Xstage0_adc\d_ro$", chip, re.M)) == 8 and not re.search(r"^X\w+c0_ro\d+$", chip, re.M)
+    for t in m["tiles"]:   # every output on one channel of the pool
+        outs = re.findall(rf"\b{t['name']}_out_(\d+)\b", chip)
+        assert sorted(map(int, outs)) == sorted(2 * list(range(t["cols"][1] - t["cols"][0]))), t["name"]
+    # the pool's readouts in ngspice
+    r = amsc("verify", pool)
+    assert r.returncode == 0, r.stderr
+    rep = json.loads((pool / "verify.json").read_text())
+    others = {o["share"]: o for o in rep["readout"]["others"]}
+    assert rep["passed"] and sorted(others) == [2, 32] and all(o["passed"] for o in others.values())
+    assert others[32]["conversions"] == 8 * 32 and others[32]["max_err_lsb"] < 0.25
+    # the RTL does not change: each layer's read converts its own slot of the ADCs it reads through
+    for f in sorted((base / "rtl").rglob("*.v")):
+        assert (pool / "rtl" / f.relative_to(base / "rtl")).read_bytes() == f.read_bytes(), f.name
+    x = np.load(digits / "x.npy")[:2]
+    np.save(tmp_path / "x2.npy", x)
+    r = amsc("rtl-sim", pool, "--inputs", tmp_path / "x2.npy", "--simulator", "icarus")
+    assert r.returncode == 0 and "bit-exact" in r.stderr, r.stderr
+    reps = {}
+    for out in (base, pool):
+        r = amsc("report", out, "--inputs", digits / "x.npy", "--samples", "2", "--no-synth")
+        assert r.returncode == 0, r.stderr
+        reps[out.name] = json.loads((out / "report.json").read_text())
+    a, b = reps["base"], reps["pool"]
+    pa, pb = a["periphery"], b["periphery"]
+    assert (pa["adcs"], pb["adcs"], pb["adcs_in_pools"], pb["adcs_pooled_layers_own"]) == (16, 8, 8, 16)
+    assert b["throughput_per_s"] == pytest.approx(a["throughput_per_s"])
+    assert b["area_breakdown_mm2"]["adc"] == pytest.approx(a["area_breakdown_mm2"]["adc"] - 8 * 0.075)
+    assert pb["adc_utilization"] == pytest.approx(2 * pa["adc_utilization"])
+    assert {x["layer"]: (x["adcs"], x.get("pool"), x.get("pool_adcs")) for x in pb["by_layer"]} == \
+        {"conv1": (4, "stage0", 8), "conv2": (4, "stage0", 8), "fc": (8, "stage0", 8)}
+    assert "8 shared by the layers of a pipeline stage (their own would be 16)" in r.stderr
+    assert "stage0 (8)" in (pool / "report.html").read_text()
