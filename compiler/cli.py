@@ -171,7 +171,11 @@ def build_parser(parser_class=_Parser) -> argparse.ArgumentParser:
                    "several of its tiles (up to 128 outputs, ISAAC's; not with --spare-cols), as far as the "
                    "pipeline still takes an input as often: fewer ADCs for the same throughput, a longer latency "
                    "(the manifest and the report list each layer's share). With one stage nothing has slack. "
-                   "Default on (off on a PDK without a shared readout); off: every layer at --adc-share")
+                   "And the layers of one pipeline stage (the whole chip with --pipeline 1), which read one after "
+                   "another, share one pool of ADCs: each ADC serves a group of outputs of each of several layers "
+                   "(up to 128 channels), so the stage needs about its largest layer's ADCs, not the sum. "
+                   "Default on (off on a PDK without a shared readout); off: every layer at --adc-share, each "
+                   "tile with ADCs of its own")
     c.add_argument("--lanes", type=_number(positive=True, hi=MAX_LANES), metavar="L",
                    help="elements a clock of the digital datapath: the layers' gather (L DAC codes) and "
                    "requantizers (L outputs), the pooling, residual-add, table, product and data-movement units "
