@@ -54,7 +54,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..backend.readout import entry_of, hold_capacitance
+from ..backend.readout import entries, entry_of, hold_capacitance
 from ..errors import InputError, SimulationError, ToolError
 from ..sim.netlist import read_deck
 from ..verify.report import figure, png_bytes, render_page, write_page
@@ -619,6 +619,16 @@ def readout_cost(ro: dict, pairs: int, groups: float | None = None) -> tuple[flo
     return area, energy
 
 
+def _readout_of(ro: dict, share: int) -> dict:
+    """The readout section :func:`readout_cost` prices a tile of ``share`` outputs an ADC by: its
+    circuit's, or where its layer's slots are on its stage's pool of ADCs (passes/tile.adc_pools), and
+    no circuit of that share is built, the same sample-and-holds and switches an output at that share."""
+    e = entry_of(ro, share)
+    if e["share"] != share and share > 1:
+        e = {**entries(ro)[0], "share": share}
+    return e
+
+
 def _build(design, ppa, reads, dmax, n, engine, seed, clock, synth, tmp, progress, tiles) -> dict:
     m = design.manifest
     ro = m.get("readout", {"share": 1})
@@ -629,7 +639,7 @@ def _build(design, ppa, reads, dmax, n, engine, seed, clock, synth, tmp, progres
     in_group = Counter(t["adc_group"] for t in m["tiles"] if "adc_group" in t)
     adcs_of = {t["name"]: 1.0 / in_group[t["adc_group"]] if "adc_group" in t else
                math.ceil(read_pairs(t) / share_of[t["name"]]) for t in m["tiles"]}
-    ro_of = {name: entry_of(ro, s) for name, s in share_of.items()}
+    ro_of = {name: _readout_of(ro, s) for name, s in share_of.items()}
     prog = design.prog
     # one read's analog time: the largest tile's settling in SPICE
     big = max(m["tiles"], key=lambda t: ((t["rows"][1] - t["rows"][0]) * (t["cols"][1] - t["cols"][0]), t["name"]))

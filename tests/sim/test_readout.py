@@ -225,6 +225,9 @@ def test_the_layers_of_a_stage_share_one_pool_of_adcs(tmp_path, digits):
     assert (pa["adcs"], pb["adcs"], pb["adcs_in_pools"], pb["adcs_pooled_layers_own"]) == (16, 8, 8, 16)
     assert b["throughput_per_s"] == pytest.approx(a["throughput_per_s"])
     assert b["area_breakdown_mm2"]["adc"] == pytest.approx(a["area_breakdown_mm2"]["adc"] - 8 * 0.075)
+    # the sample-and-holds are the outputs' either way
+    assert b["area_breakdown_mm2"]["readout"] == pytest.approx(a["area_breakdown_mm2"]["readout"])
+    assert b["energy_breakdown_j"]["readout"] == pytest.approx(a["energy_breakdown_j"]["readout"])
     assert pb["adc_utilization"] == pytest.approx(2 * pa["adc_utilization"])
     assert {x["layer"]: (x["adcs"], x.get("pool"), x.get("pool_adcs")) for x in pb["by_layer"]} == \
         {"conv1": (4, "stage0", 8), "conv2": (4, "stage0", 8), "fc": (8, "stage0", 8)}

@@ -192,3 +192,21 @@ def test_the_layers_of_one_stage_share_a_pool_of_adcs_in_the_netlists():
     assert nets[-3:] == ["stage0_adc0_adp", "stage0_adc0_adn", "amsc_ro32"]
     assert not re.search(r"^X\w+_r\dc0_ro\d+$", chip, re.M)     # no tile keeps a readout of its own
     assert ".include readout32.sp" in chip and ".include readout2.sp" in chip
+
+
+def test_a_pooled_layer_is_priced_at_its_share_without_a_circuit_of_its_own():
+    # a layer at 48 outputs an ADC whose slots are on its stage's pool (readouts of 32 and 64): the
+    # report prices its outputs' sample-and-holds and its ADCs' reset switches at 48 all the same
+    from compiler.backend.readout import manifest_entry
+    from compiler.eval.ppa import _readout_of, readout_cost
+
+    pdk = load_pdk("generic")
+    ro = manifest_entry(pdk, 8, 1.0, [32, 64], {"stage0": 3})
+    assert ro["pools"] == {"stage0": 3} and _readout_of(ro, 32)["share"] == 32
+    e = _readout_of(ro, 48)
+    assert e["share"] == 48 and e["circuit"] == ro["circuit"] == dict(pdk.readout)
+    c = pdk.readout
+    area, energy = readout_cost(e, 96)
+    assert area == pytest.approx(96 * (2 * c["hold_cap_f"] / c["cap_f_per_um2"] + 4 * c["switch_area_um2"])
+                                 + 2 * 2 * c["switch_area_um2"])
+    assert energy > 0 and _readout_of(ro, 1) == {"share": 1}
