@@ -130,6 +130,8 @@ def test_a_tampered_files_f_cannot_feed_the_simulator_outside_files(mlp_out, tmp
     (lambda m: m["files"].append(dict(m["files"][0])), "listed twice"),
     (lambda m: m["tiles"][0].update(adc_share=0), "tiles[0].adc_share"),
     (lambda m: m["tiles"][0].update(adc_group=["fc_adc0"]), "tiles[0].adc_group"),
+    (lambda m: m["tiles"][0].update(adc_pool="stage9"), "tiles[0].adc_pool"),
+    (lambda m: m["readout"].update(pools={"stage0": "8"}), "readout.pools"),
 ])
 def test_out_of_range_manifest_values_are_refused(mlp_out, tmp_path, change, needle):
     out = _copy(mlp_out, tmp_path / "o")
