@@ -199,7 +199,7 @@ def adc_pools(ir) -> dict[str, list]:
     layer's slots as its share and its ADCs across tiles make them, :func:`_layer_slots`). A pool's
     ADC is the readout of the next power of two channels (None: a channel on ground, as past a
     tile's outputs on its last ADC): a few readout circuits to design and sign off, not one for
-    every count (SqueezeNet's and Inception's pools would take 9 and 14)."""
+    every count."""
     stages = ir.g.graph.get("adc_stages")
     if not stages:
         return {}
