@@ -122,11 +122,12 @@ def testbench_context(pdk, share: int, v_fs: float, seed: int) -> dict:
     ro, tm = pdk.readout, timing(pdk.ppa, share)
     t_e, slot = ro["t_edge_s"], tm["slot_s"]
     v = test_inputs(share, v_fs, seed)
-    starts = [r * tm["round_s"] for r in range(rounds(share))]
+    n = rounds(share)
+    starts = [r * tm["round_s"] for r in range(n)]
     inputs = []
     for k in range(share):
         pts = [(0.0, float(v[0, k]))]
-        for r in range(1, rounds(share)):
+        for r in range(1, n):
             pts += [(starts[r], float(v[r - 1, k])), (starts[r] + t_e, float(v[r, k]))]
         inputs.append({"src": f"VIN_{k}", "node": f"in_{k}", "wave": _pwl(pts)})
     slots = [(s + tm["track_s"] + k * slot, k) for s in starts for k in range(share)]
@@ -139,7 +140,7 @@ def testbench_context(pdk, share: int, v_fs: float, seed: int) -> dict:
                for k in range(share)]
     conns = [f"in_{k}" for k in range(share)] + ["smp", "rst"] + [f"sel_{k}" for k in range(share)] + ["adp", "adn"]
     return {"sources": inputs + clocks, "conn_lines": chunks(conns, 8),
-            "t_stop": spice_num(rounds(share) * tm["round_s"]), "t_step": spice_num(slot / 100), **tm}
+            "t_stop": spice_num(n * tm["round_s"]), "t_step": spice_num(slot / 100), **tm}
 
 
 def npy(a: np.ndarray) -> bytes:
