@@ -2,7 +2,8 @@
 """Benchmark: the chip's area, energy and speed against issue 21's targets.
 
 `amsc report` on the default compile options (ADCs shared among 8 outputs, more where a layer's
-pipeline stage has slack, the readouts in the netlists and the RTL; the datapath's default lanes) for
+pipeline stage has slack, across a layer's tiles and in one pool for the layers of a stage, the
+readouts in the netlists and the RTL; the datapath's default lanes) for
 - cnn_digits (16 held-out digits, yosys on): TOPS/mm^2 (target >= 7e-3) and the digital share of the
   latency (target <= 30 %), next to the same design with one ADC per output (--adc-share 1
   --adc-balance off), with every layer at 8 outputs an ADC (--adc-balance off), with
@@ -43,6 +44,9 @@ def figures(out: Path, seconds: float) -> dict:
     rep = json.loads((out / "report.json").read_text())
     return {**{k: rep[k] for k in KEYS}, "adc_share": rep["adc_share"], "adcs": rep["periphery"]["adcs"],
             "adc_utilization": rep["periphery"]["adc_utilization"], "lanes": rep["lanes"],
+            # the ADCs the layers of a pipeline stage share, and those layers' own without the pools
+            "adcs_in_pools": rep["periphery"]["adcs_in_pools"],
+            "adcs_pooled_layers_own": rep["periphery"]["adcs_pooled_layers_own"],
             "clocks_per_input": rep["rtl_cycles_per_input"]["total"],
             "pipeline_stages": rep["pipeline"]["stages"], "interval_s": rep["pipeline"]["interval_s"],
             "digital_share_of_latency": rep["latency_breakdown_s"]["digital_s"] / rep["latency_s"],
