@@ -104,6 +104,16 @@ def test_readout_inputs_cover_the_adc_range(shared):
     assert v.shape == (8, 4) and v.max() == 1.0 and v.min() == -1.0
 
 
+def _reports(digits, *outs) -> tuple[list[dict], str]:
+    """`amsc report` (2 digits, no synthesis) of each design folder: the reports and the last one's stderr."""
+    reps = []
+    for out in outs:
+        r = amsc("report", out, "--inputs", digits / "x.npy", "--samples", "2", "--no-synth")
+        assert r.returncode == 0, r.stderr
+        reps.append(json.loads((out / "report.json").read_text()))
+    return reps, r.stderr
+
+
 def test_adc_balance_gives_layers_with_slack_fewer_adcs_at_the_same_interval(tmp_path, digits):
     """compile --adc-balance on (the default) cnn_digits: fc (one read an input, in the pipeline's
     shortest stage) has its four tiles' 10 outputs each on one ADC of 40 channels, conv1 and conv2
@@ -157,17 +167,12 @@ def test_adc_balance_gives_layers_with_slack_fewer_adcs_at_the_same_interval(tmp
     assert "bit-exact" in r.stderr and f"the compiler counted {c1['interval']}" in r.stderr
     assert f"(counted {c1['latency']})" in r.stderr, r.stderr
     # the report: fc's 4 tiles on 1 ADC instead of 8, the same inputs a second
-    reps = {}
-    for out in (base, bal):
-        r = amsc("report", out, "--inputs", digits / "x.npy", "--samples", "2", "--no-synth")
-        assert r.returncode == 0, r.stderr
-        reps[out.name] = json.loads((out / "report.json").read_text())
-    a, b = reps["base"], reps["bal"]
+    (a, b), err = _reports(digits, base, bal)
     assert b["periphery"]["adcs"] == a["periphery"]["adcs"] - 7 and b["adc_shares"] == {"conv1": 8, "conv2": 8, "fc": 40}
     assert "adc_shares" not in a and b["throughput_per_s"] == pytest.approx(a["throughput_per_s"])
     assert b["area_breakdown_mm2"]["adc"] == pytest.approx(a["area_breakdown_mm2"]["adc"] - 7 * 0.075)
     assert b["periphery"]["adc_utilization"] > a["periphery"]["adc_utilization"]
-    assert "outputs each 8 on conv1, conv2, 40 on fc (1 ADC(s) serving several tiles of a layer)" in r.stderr
+    assert "outputs each 8 on conv1, conv2, 40 on fc (1 ADC(s) serving several tiles of a layer)" in err
     # each layer's ADCs and how busy they are, which add up to the chip's
     by = {x["layer"]: x for x in b["periphery"]["by_layer"]}
     assert {k: (x["share"], x["tiles_per_adc"], x["adcs"], x["conversions"]) for k, x in by.items()} == \
@@ -215,12 +220,7 @@ def test_the_layers_of_a_stage_share_one_pool_of_adcs(tmp_path, digits):
     np.save(tmp_path / "x2.npy", x)
     r = amsc("rtl-sim", pool, "--inputs", tmp_path / "x2.npy", "--simulator", "icarus")
     assert r.returncode == 0 and "bit-exact" in r.stderr, r.stderr
-    reps = {}
-    for out in (base, pool):
-        r = amsc("report", out, "--inputs", digits / "x.npy", "--samples", "2", "--no-synth")
-        assert r.returncode == 0, r.stderr
-        reps[out.name] = json.loads((out / "report.json").read_text())
-    a, b = reps["base"], reps["pool"]
+    (a, b), err = _reports(digits, base, pool)
     pa, pb = a["periphery"], b["periphery"]
     assert (pa["adcs"], pb["adcs"], pb["adcs_in_pools"], pb["adcs_pooled_layers_own"]) == (16, 8, 8, 16)
     assert b["throughput_per_s"] == pytest.approx(a["throughput_per_s"])
@@ -231,5 +231,5 @@ def test_the_layers_of_a_stage_share_one_pool_of_adcs(tmp_path, digits):
     assert pb["adc_utilization"] == pytest.approx(2 * pa["adc_utilization"])
     assert {x["layer"]: (x["adcs"], x.get("pool"), x.get("pool_adcs")) for x in pb["by_layer"]} == \
         {"conv1": (4, "stage0", 8), "conv2": (4, "stage0", 8), "fc": (8, "stage0", 8)}
-    assert "8 shared by the layers of a pipeline stage (their own would be 16)" in r.stderr
+    assert "8 shared by the layers of a pipeline stage (their own would be 16)" in err
     assert "stage0 (8)" in (pool / "report.html").read_text()
