@@ -37,7 +37,6 @@ from .pdk import Pdk, load_pdk
 from .pdk.devices import transistor_table
 
 
-
 def _pool_stages(ir, prog: dict, cuts: list[tuple[int, int]]):
     """Record, under ``--adc-balance on``, the layers of each pipeline stage (the whole chip when it
     takes one input at a time) that share its ADCs: the stage runs its steps one after another, so
@@ -45,15 +44,16 @@ def _pool_stages(ir, prog: dict, cuts: list[tuple[int, int]]):
     with shared ADCs keeps its own."""
     stages = {}
     for s, (a, b) in enumerate(cuts):
-        layers = list(dict.fromkeys(st["tiles"][0]["name"] for st in prog["steps"][a:b] if st["kind"] == "layer"))
-        layers = [ir.g.nodes[t]["attrs"]["layer"] for t in layers if tile_adc_share(ir, t) > 1]
-        if len(set(layers)) >= 2:
-            stages[f"stage{s}"] = list(dict.fromkeys(layers))
+        first = [st["tiles"][0]["name"] for st in prog["steps"][a:b] if st["kind"] == "layer"]   # a tile a layer
+        layers = list(dict.fromkeys(ir.g.nodes[t]["attrs"]["layer"] for t in first if tile_adc_share(ir, t) > 1))
+        if len(layers) >= 2:
+            stages[f"stage{s}"] = layers
     if not stages:
         return ir
     ir = ir.copy()
     ir.g.graph["adc_stages"] = stages
     return ir
+
 
 def pdk_summary(pdk: Pdk) -> dict:
     return {
@@ -348,7 +348,6 @@ def write_design(plan: OutputWriter, ir: IR, pdk: Pdk, options: CompileOptions, 
         "placement": {k: ir.g.graph["floorplan"][k] for k in ("grid", "wirelength", "baseline_wirelength", "seed")},
         "rtl_datapath": datapath,
         # outputs per ADC, and with a shared ADC its readout circuit (backend/readout.py)
-        # (and those of the other shares its layers take under --adc-balance on)
         # (and those of the other shares its layers take under --adc-balance on, with the ADCs each
         # stage's pool of them has: passes/tile.adc_pools)
         "readout": readout_entry(pdk, ir.g.graph.get("adc_share", 1), pdk.tia_v_out_fs, readout_others(ir),
