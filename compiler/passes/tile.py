@@ -197,9 +197,9 @@ def adc_pools(ir) -> dict[str, list]:
     layers with shared ADCs, set by the driver under ``--adc-balance on``): ``stage<s>_adc<k>`` and
     its channels in the order it converts them, ``(tile, output)`` (:func:`pool_slots`; each
     layer's slots as its share and its ADCs across tiles make them, :func:`_layer_slots`). A pool's
-    ADC is the readout of the next power of two channels (None: a channel on ground, as past a
-    tile's outputs on its last ADC): a few readout circuits to design and sign off, not one for
-    every count."""
+    ADC is the readout of the next power of two channels, at least 2 (None: a channel on ground, as
+    past a tile's outputs on its last ADC): a few readout circuits to design and sign off, not one
+    for every count, and never one of a single channel (an ADC of its own needs no multiplexer)."""
     stages = ir.g.graph.get("adc_stages")
     if not stages:
         return {}
@@ -213,7 +213,7 @@ def adc_pools(ir) -> dict[str, list]:
                  for layer in layers]
         for k, members in enumerate(pool_slots([[len(c) for c in ss] for ss in slots])):
             ch = [ch for l, i in members for ch in slots[l][i]]
-            out[f"{s}_adc{k}"] = ch + [None] * ((1 << (len(ch) - 1).bit_length()) - len(ch))
+            out[f"{s}_adc{k}"] = ch + [None] * (max(2, 1 << (len(ch) - 1).bit_length()) - len(ch))
     return out
 
 
