@@ -210,3 +210,22 @@ def test_a_pooled_layer_is_priced_at_its_share_without_a_circuit_of_its_own():
     assert area == pytest.approx(96 * (2 * c["hold_cap_f"] / c["cap_f_per_um2"] + 4 * c["switch_area_um2"])
                                  + 2 * 2 * c["switch_area_um2"])
     assert energy > 0 and _readout_of(ro, 1) == {"share": 1}
+
+
+def test_a_pool_adc_of_one_output_is_a_readout_of_two():
+    # fc at 9 outputs an ADC leaves a slot of 1 output a tile; pooled with conv1 (8 an ADC), first
+    # fit puts conv1's slots beside fc's 9s and each 1 alone: a readout of 2, one channel on ground
+    from compiler.backend.render import environment
+    from compiler.backend.spice import emit_spice, readout_others
+    from compiler.frontend import load_model
+    from compiler.passes.pipeline import run_pipeline
+    from compiler.passes.tile import adc_pools
+
+    pdk = load_pdk("generic")
+    ir, _ = load_model(CNN)
+    low = run_pipeline(ir, CompileOptions(), pdk)
+    low.g.graph.update(adc_shares={"conv1": 8, "conv2": 8, "fc": 9}, adc_stages={"stage0": ["conv1", "fc"]})
+    sizes = sorted(len(ch) for ch in adc_pools(low).values())
+    assert sizes == [2] * 4 + [32] * 4 and readout_others(low) == [2, 32]
+    chip = dict(emit_spice(low, pdk, environment(pdk), "0" * 64))["spice/chip.sp"]
+    assert "amsc_ro1\n" not in chip and chip.count("+ amsc_ro2\n") == 4
