@@ -226,8 +226,11 @@ def build_parser(parser_class=_Parser) -> argparse.ArgumentParser:
                        description="Simulate each tile testbench of a compiled OUT folder with seeded random DAC "
                        "input vectors (one DC sweep per tile, one vector per point), compare the TIA outputs with "
                        "the currents computed from the quantized conductances, and write OUT/verify.json and "
-                       "OUT/verify.html. Results are cached in OUT/.verify-cache/, so an unchanged second run "
-                       "simulates nothing. Exit 0 if every block passes, 1 if any fails, 2 on bad input.")
+                       "OUT/verify.html. A design whose ADCs are shared also has each of its readout circuits "
+                       "(sample-and-holds and multiplexer) run as an ngspice transient, side by side on the "
+                       "workers. Tile results are cached in OUT/.verify-cache/, so an unchanged second run "
+                       "simulates no tile again (the readouts' transients run every time). Exit 0 if every block "
+                       "passes, 1 if any fails, 2 on bad input.")
     v.add_argument("out", help="output folder of 'amsc compile'")
     v.add_argument("--jobs", type=_number(positive=True, hi=JOBS_MAX), default=os.cpu_count() or 1,
                    help="worker processes, one ngspice each (default: CPU count)")

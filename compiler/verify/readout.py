@@ -26,10 +26,20 @@ from ..sim.netlist import read_deck
 LATE = 0.97
 
 
+def readout_task(task: dict) -> dict:
+    """:func:`verify_readout` in a worker of verify's process pool, one readout circuit a task (the
+    circuits are independent transients: a design with several runs them side by side). ``task``: the
+    design folder ``out``, its ADC ``bits``, ``tolerance_lsb`` and the circuit's manifest entry ``ro``."""
+    from ..sim.ngspice import session
+
+    return verify_readout(Path(task["out"]), {"tiles": [{"adc_bits": task["bits"]}]}, task["tolerance_lsb"],
+                          session(), task["ro"])
+
+
 def verify_readout(out: Path, manifest: dict, tolerance_lsb: float, eng, ro: dict | None = None) -> dict:
     """The ``readout`` block of verify.json, simulated with the ngspice session ``eng``: of the
     manifest's readout, or of ``ro`` (one of backend.readout.entries: a layer's own share under
-    ``--adc-balance on``)."""
+    ``--adc-balance on``, an ADC across tiles or a stage's pool)."""
     ro = manifest["readout"] if ro is None else ro
     t0 = time.perf_counter()
     share, rounds = ro["share"], ro["rounds"]
