@@ -287,12 +287,14 @@ def mutate_yaml(doc: dict, data) -> str:
             parent = parent[k]
         kind = data.draw(st.sampled_from(["replace", "drop", "add"]), label="kind")
         if kind == "replace":
-            parent[p[-1]] = data.draw(st.sampled_from(LEAVES))
+            # a copy: a later mutation of this case must not edit LEAVES' lists and dicts, which the
+            # next case (and hypothesis replaying this one) draws again
+            parent[p[-1]] = copy.deepcopy(data.draw(st.sampled_from(LEAVES)))
         elif kind == "drop":
             del parent[p[-1]]
         elif isinstance(parent, dict):
             parent[data.draw(st.sampled_from(["zz", "file", "shape", "op", "activation"]))] = \
-                data.draw(st.sampled_from(LEAVES))
+                copy.deepcopy(data.draw(st.sampled_from(LEAVES)))
         if not isinstance(doc, dict) or not doc:
             break
     text = yaml.safe_dump(doc, sort_keys=False) if isinstance(doc, dict) else "{}\n"
