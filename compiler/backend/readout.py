@@ -44,6 +44,8 @@ WIDE_CHANNELS = 64
 def rounds(share: int) -> int:
     """The readout testbench's rounds for ``share`` channels (:data:`ROUNDS`, :data:`WIDE_CHANNELS`)."""
     return ROUNDS if share <= WIDE_CHANNELS else ROUNDS // 2
+
+
 #: within a slot: reset of the ADC node until RESET_END, multiplexer from SEL_START until the slot's
 #: end, the ADC samples at SAMPLE (fractions of the slot)
 RESET_END, SEL_START, SAMPLE = 0.2, 0.25, 0.9

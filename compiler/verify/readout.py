@@ -32,15 +32,13 @@ def readout_task(task: dict) -> dict:
     design folder ``out``, its ADC ``bits``, ``tolerance_lsb`` and the circuit's manifest entry ``ro``."""
     from ..sim.ngspice import session
 
-    return verify_readout(Path(task["out"]), {"tiles": [{"adc_bits": task["bits"]}]}, task["tolerance_lsb"],
-                          session(), task["ro"])
+    return verify_readout(Path(task["out"]), task["ro"], task["bits"], task["tolerance_lsb"], session())
 
 
-def verify_readout(out: Path, manifest: dict, tolerance_lsb: float, eng, ro: dict | None = None) -> dict:
-    """The ``readout`` block of verify.json, simulated with the ngspice session ``eng``: of the
-    manifest's readout, or of ``ro`` (one of backend.readout.entries: a layer's own share under
-    ``--adc-balance on``, an ADC across tiles or a stage's pool)."""
-    ro = manifest["readout"] if ro is None else ro
+def verify_readout(out: Path, ro: dict, bits: int, tolerance_lsb: float, eng) -> dict:
+    """The ``readout`` block of verify.json, simulated with the ngspice session ``eng``: of ``ro``, one
+    of the manifest's readout circuits (backend.readout.entries: the design's share, a layer's own
+    under ``--adc-balance on``, an ADC across tiles or a stage's pool), with ADCs of ``bits``."""
     t0 = time.perf_counter()
     share, rounds = ro["share"], ro["rounds"]
     v_in = np.load(out / ro["inputs"], allow_pickle=False)
@@ -55,7 +53,6 @@ def verify_readout(out: Path, manifest: dict, tolerance_lsb: float, eng, ro: dic
 
     p, n = at(ro["sample_at"])
     p2, n2 = at(LATE)
-    bits = manifest["tiles"][0]["adc_bits"] if manifest.get("tiles") else 8
     lsb = 2.0 * ro["v_full_scale"] / 2 ** bits
     err = ((p - n) / ro["gain"] - v_in) / lsb
     settle = np.abs((p2 - n2) - (p - n)) / ro["gain"] / lsb

@@ -69,7 +69,8 @@ def _tampered(shared, tmp_path, edit):
     shutil.copytree(shared, out)
     p = out / "spice" / "readout.sp"
     p.write_text(edit(p.read_text()))
-    return verify_readout(out, json.loads((out / "manifest.json").read_text()), 1.0, session())
+    m = json.loads((out / "manifest.json").read_text())
+    return verify_readout(out, m["readout"], m["tiles"][0]["adc_bits"], 1.0, session())
 
 
 def test_the_transient_catches_a_miswired_multiplexer_and_slow_switches(shared, tmp_path):
