@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +17,7 @@ from .passes.compensate_ir import compensate_ir
 from .backend.floorplan import placement_images, placement_json
 from .backend.render import environment
 from .backend.readout import manifest_entry as readout_entry
-from .backend.spice import emit_spice, readout_others, tia_context
+from .backend.spice import emit_spice, readout_circuits, tia_context
 from .backend import verilog
 from .backend.verilog import (bipolar_tiles, chain_order, emit_verilog, requant_regs, scan_bits, scan_mem_text,
                               sim_scan_bits)
@@ -31,7 +30,7 @@ from .ir.segment import segment_model
 from .ir.serialize import ir_to_json
 from .options import DEFAULT_PIPELINE, CompileOptions, lanes_of, route_banks_of
 from .passes.pipeline import run_pipeline
-from .passes.tile import MAX_ADC_CHANNELS, adc_groups, adc_pool_of, adc_pools, tile_adc_share, tile_shape
+from .passes.tile import MAX_ADC_CHANNELS, adc_groups, adc_pool_of, stage_pools, tile_adc_share, tile_shape
 from .errors import InputError, PdkError, UnsupportedOpError
 from .pdk import Pdk, load_pdk
 from .pdk.devices import transistor_table
@@ -350,8 +349,8 @@ def write_design(plan: OutputWriter, ir: IR, pdk: Pdk, options: CompileOptions, 
         # outputs per ADC, and with a shared ADC its readout circuit (backend/readout.py)
         # (and those of the other shares its layers take under --adc-balance on, with the ADCs each
         # stage's pool of them has: passes/tile.adc_pools)
-        "readout": readout_entry(pdk, ir.g.graph.get("adc_share", 1), pdk.tia_v_out_fs, readout_others(ir),
-                                 Counter(name.rsplit("_adc", 1)[0] for name in adc_pools(ir))),
+        "readout": readout_entry(pdk, ir.g.graph.get("adc_share", 1), pdk.tia_v_out_fs, *readout_circuits(ir),
+                                 {s: len(adcs) for s, adcs in stage_pools(ir).items()}),
         "partition": partition,
         # the PDK's area, energy and timing figures as compiled ('amsc report' reads them from here)
         **({"ppa": pdk.ppa} if pdk.ppa is not None else {}),

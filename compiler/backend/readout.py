@@ -169,17 +169,18 @@ def emit_readout(pdk, env, common: dict, share: int, v_fs: float, seed: int, own
     yield f["inputs"], npy(test_inputs(share, v_fs, seed))
 
 
-def manifest_entry(pdk, share: int, v_fs: float, others: list[int] = (), pools: dict | None = None) -> dict:
+def manifest_entry(pdk, share: int, v_fs: float, own: int, others: list[int] = (), pools: dict | None = None) -> dict:
     """The manifest's ``readout`` section (what 'amsc verify' and 'amsc report' read): the design's
-    readout, under ``balanced`` those of the ``others`` channel counts its layers' ADCs take
-    (``--adc-balance``), and under ``pools`` each pipeline stage's ADCs where its layers share them
-    (passes/tile.adc_pools)."""
+    outputs per ADC (``share``, ``--adc-share``) with its readout circuit when a tile keeps its ADCs at
+    it (``own``: ``share``, or 1 for none; backend/spice.readout_circuits), under ``balanced`` those of
+    the ``others`` channel counts its layers' ADCs take (``--adc-balance``), and under ``pools`` each
+    pipeline stage's ADCs where its layers share them (passes/tile.adc_pools)."""
     def entry(m: int, own: bool) -> dict:
         tm = timing(pdk.ppa, m)
         return {"share": m, "subckt": f"amsc_ro{m}", **files(m, own), "gain": gain(pdk.readout, m),
                 "v_full_scale": v_fs, "rounds": rounds(m), "slot_s": tm["slot_s"], "track_s": tm["track_s"],
                 "sample_at": SAMPLE, "circuit": dict(pdk.readout)}
-    out = entry(share, True) if share > 1 else {"share": 1}
+    out = entry(share, True) if own > 1 else {"share": share}
     if others:
         out["balanced"] = [entry(m, False) for m in others]
     if pools:
@@ -188,9 +189,9 @@ def manifest_entry(pdk, share: int, v_fs: float, others: list[int] = (), pools: 
 
 
 def entries(ro: dict) -> list[dict]:
-    """Every readout circuit of a manifest's ``readout`` section: the design's (when it shares its
-    ADCs) and the other shares of its layers."""
-    return ([ro] if ro.get("share", 1) > 1 else []) + list(ro.get("balanced", []))
+    """Every readout circuit of a manifest's ``readout`` section: the design's (when a tile keeps its
+    ADCs at its share) and the others its layers and stages take."""
+    return ([ro] if "subckt" in ro else []) + list(ro.get("balanced", []))
 
 
 def entry_of(ro: dict, share: int) -> dict:

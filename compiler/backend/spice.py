@@ -190,14 +190,17 @@ def deck_context(design: str, pdk, source_sha: str, cards: list[str] = ()) -> di
             "v_gate": spice_num(pdk.cell.get("v_gate", 0.0))}
 
 
-def readout_others(ir: IR) -> list[int]:
-    """The readout circuits of a design besides its own share's (``--adc-balance on``), by their
-    channels: the shares of its layers whose tiles keep their ADCs, and the ADCs the layers of a
-    pipeline stage share (passes/tile.adc_pools); 1 (no readout) left out."""
-    own = ir.g.graph.get("adc_share", 1)
+def readout_circuits(ir: IR) -> tuple[int, list[int]]:
+    """The readout circuits a design's chip.sp instantiates, by their channels: the design's own
+    share's (``--adc-share``; 1 when no tile keeps its ADCs at that share, as when the layers of a
+    one-stage chip all share their stage's pool) and the others, sorted: the shares of its layers
+    whose tiles keep their ADCs (``--adc-balance on``) and the ADCs the layers of a pipeline stage
+    share (passes/tile.adc_pools); 1 (no readout) left out."""
+    share = ir.g.graph.get("adc_share", 1)
     pooled = adc_pool_of(ir)
     used = {tile_adc_share(ir, t) for t in ir.nodes_of("xbar_tile") if t not in pooled}
-    return sorted((used | {len(ch) for ch in adc_pools(ir).values()}) - {1, own})
+    used |= {len(ch) for ch in adc_pools(ir).values()}
+    return (share if share in used and share > 1 else 1), sorted(used - {1, share})
 
 
 def _readout_inst(inst: str, m: int, ins: list[str], adp: str, adn: str) -> dict:
@@ -227,12 +230,12 @@ def emit_spice(ir: IR, pdk, env, source_sha: str, corner: str = "tt", seed: int 
     sizes = Counter(name for name, _ in groups.values())
     pooled, names = adc_pool_of(ir), {}
     members: dict[str, list] = {}
-    share = ir.g.graph.get("adc_share", 1)
-    others = readout_others(ir)
-    # the readout circuits: the design's share's, then the other shares its layers take (--adc-balance on)
-    circuits = ([share] if share > 1 else []) + others
+    own, others = readout_circuits(ir)
+    # the readout circuits: the design's share's (when a tile keeps its ADCs at it), then the other
+    # shares its layers take (--adc-balance on) and its stages' pools
+    circuits = ([own] if own > 1 else []) + others
     for m in circuits:
-        yield from emit_readout(pdk, env, common, m, pdk.tia_v_out_fs, seed, own=m == share)
+        yield from emit_readout(pdk, env, common, m, pdk.tia_v_out_fs, seed, own=m == own)
     for t in ir.nodes_of("xbar_tile"):
         c = tile_context(ir, t, pdk, fet_model)
         yield f"spice/tiles/{c['name']}.sp", render(env, "crossbar", tile=c, **common)
@@ -277,7 +280,7 @@ def emit_spice(ir: IR, pdk, env, source_sha: str, corner: str = "tt", seed: int 
     if circuits:   # the readout clocks, driven by the RTL's schedule (held low here: every switch open)
         sources += [{"src": f"V{net}", "node": net}
                     for net in ["ro_smp", "ro_rst"] + [f"ro_sel_{k}" for k in range(max(circuits))]]
-        insts[:0] = [{"include": readout_files(m, m == share)["subckt_file"].split("/", 1)[1], "inst": None}
+        insts[:0] = [{"include": readout_files(m, m == own)["subckt_file"].split("/", 1)[1], "inst": None}
                      for m in circuits]
-    yield "spice/chip.sp", render(env, "chip", instances=insts, sources=sources, share=share, others=others,
+    yield "spice/chip.sp", render(env, "chip", instances=insts, sources=sources, share=own, others=others,
                                  grouped=bool(groups), pooled=bool(pooled), **common)

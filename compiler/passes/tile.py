@@ -192,14 +192,14 @@ def _pool_slots(slots: tuple[tuple[int, ...], ...], cap: int) -> tuple[tuple[tup
     return tuple(tuple(a) for a in best)
 
 
-def adc_pools(ir) -> dict[str, list]:
+def stage_pools(ir) -> dict[str, list[list]]:
     """The ADCs the layers of each pipeline stage share (``ir.g.graph["adc_stages"]``: the stages'
-    layers with shared ADCs, set by the driver under ``--adc-balance on``): ``stage<s>_adc<k>`` and
-    its channels in the order it converts them, ``(tile, output)`` (:func:`pool_slots`; each
-    layer's slots as its share and its ADCs across tiles make them, :func:`_layer_slots`). A pool's
-    ADC is the readout of the next power of two channels, at least 2 (None: a channel on ground, as
-    past a tile's outputs on its last ADC): a few readout circuits to design and sign off, not one
-    for every count, and never one of a single channel (an ADC of its own needs no multiplexer)."""
+    layers with shared ADCs, set by the driver under ``--adc-balance on``), by stage: each ADC's
+    channels in the order it converts them, ``(tile, output)`` (:func:`pool_slots`; each layer's
+    slots as its share and its ADCs across tiles make them, :func:`_layer_slots`). A pool's ADC is
+    the readout of the next power of two channels, at least 2 (None: a channel on ground, as past a
+    tile's outputs on its last ADC): a few readout circuits to design and sign off, not one for
+    every count, and never one of a single channel (an ADC of its own needs no multiplexer)."""
     stages = ir.g.graph.get("adc_stages")
     if not stages:
         return {}
@@ -211,10 +211,16 @@ def adc_pools(ir) -> dict[str, list]:
     for s, layers in stages.items():
         slots = [_layer_slots(ir, tiles[layer], tile_adc_share(ir, tiles[layer][0]), per.get(layer, 1))
                  for layer in layers]
-        for k, members in enumerate(pool_slots([[len(c) for c in ss] for ss in slots])):
+        out[s] = []
+        for members in pool_slots([[len(c) for c in ss] for ss in slots]):
             ch = [ch for l, i in members for ch in slots[l][i]]
-            out[f"{s}_adc{k}"] = ch + [None] * (max(2, 1 << (len(ch) - 1).bit_length()) - len(ch))
+            out[s].append(ch + [None] * (max(2, 1 << (len(ch) - 1).bit_length()) - len(ch)))
     return out
+
+
+def adc_pools(ir) -> dict[str, list]:
+    """Every stage's pool ADC (:func:`stage_pools`) by its name, ``stage<s>_adc<k>``: its channels."""
+    return {f"{s}_adc{k}": ch for s, adcs in stage_pools(ir).items() for k, ch in enumerate(adcs)}
 
 
 def adc_pool_of(ir) -> dict[str, str]:

@@ -165,7 +165,7 @@ def test_the_layers_of_one_stage_share_a_pool_of_adcs_in_the_netlists():
     import re
 
     from compiler.backend.render import environment
-    from compiler.backend.spice import emit_spice, readout_others
+    from compiler.backend.spice import emit_spice, readout_circuits
     from compiler.frontend import load_model
     from compiler.passes.pipeline import run_pipeline
     from compiler.passes.tile import adc_pool_of, adc_pools
@@ -176,7 +176,8 @@ def test_the_layers_of_one_stage_share_a_pool_of_adcs_in_the_netlists():
     low.g.graph["adc_stages"] = {"stage0": ["conv1", "conv2", "fc"]}
     pools = adc_pools(low)
     assert list(pools) == [f"stage0_adc{k}" for k in range(8)] and set(adc_pool_of(low).values()) == {"stage0"}
-    assert [len(ch) for ch in pools.values()] == [32] * 4 + [2] * 4 and readout_others(low) == [2, 32]
+    # no tile keeps its ADCs at the design's 8 outputs: no readout of 8 is built
+    assert [len(ch) for ch in pools.values()] == [32] * 4 + [2] * 4 and readout_circuits(low) == (1, [2, 32])
     outs = sorted(ch for chs in pools.values() for ch in chs if ch)
     assert outs == sorted((t, j) for t, n in [("conv1_r0c0", 32), ("conv2_r0c0", 16), ("conv2_r1c0", 16)]
                           + [(f"fc_r{r}c0", 10) for r in range(4)] for j in range(n))
@@ -184,7 +185,9 @@ def test_the_layers_of_one_stage_share_a_pool_of_adcs_in_the_netlists():
         layers = [low.g.nodes[t]["attrs"]["layer"] for t, _ in filter(None, chs)]
         runs = [x for k, x in enumerate(layers) if k == 0 or x != layers[k - 1]]
         assert len(runs) == len(set(runs))
-    chip = dict(emit_spice(low, pdk, environment(pdk), "0" * 64))["spice/chip.sp"]
+    files = dict(emit_spice(low, pdk, environment(pdk), "0" * 64))
+    chip = files["spice/chip.sp"]
+    assert "spice/readout.sp" not in files and ".include readout.sp" not in chip and "amsc_ro8" not in chip
     (lines,) = re.findall(r"^Xstage0_adc0_ro\n((?:\+ .*\n)+)", chip, re.M)
     nets = " ".join(ln[2:] for ln in lines.splitlines()).split()
     assert nets[:32] == [f"conv1_r0c0_out_{j}" for j in range(8)] + [f"conv2_r0c0_out_{j}" for j in range(8)] \
@@ -197,11 +200,11 @@ def test_the_layers_of_one_stage_share_a_pool_of_adcs_in_the_netlists():
 def test_a_pooled_layer_is_priced_at_its_share_without_a_circuit_of_its_own():
     # a layer at 48 outputs an ADC whose slots are on its stage's pool (readouts of 32 and 64): the
     # report prices its outputs' sample-and-holds and its ADCs' reset switches at 48 all the same
-    from compiler.backend.readout import manifest_entry
+    from compiler.backend.readout import entries, manifest_entry
     from compiler.eval.ppa import _readout_of, readout_cost
 
     pdk = load_pdk("generic")
-    ro = manifest_entry(pdk, 8, 1.0, [32, 64], {"stage0": 3})
+    ro = manifest_entry(pdk, 8, 1.0, 8, [32, 64], {"stage0": 3})
     assert ro["pools"] == {"stage0": 3} and _readout_of(ro, 32)["share"] == 32
     e = _readout_of(ro, 48)
     assert e["share"] == 48 and e["circuit"] == ro["circuit"] == dict(pdk.readout)
@@ -210,13 +213,18 @@ def test_a_pooled_layer_is_priced_at_its_share_without_a_circuit_of_its_own():
     assert area == pytest.approx(96 * (2 * c["hold_cap_f"] / c["cap_f_per_um2"] + 4 * c["switch_area_um2"])
                                  + 2 * 2 * c["switch_area_um2"])
     assert energy > 0 and _readout_of(ro, 1) == {"share": 1}
+    # every tile pooled: no readout of the design's 8 is built, its share still recorded
+    bare = manifest_entry(pdk, 8, 1.0, 1, [32, 64], {"stage0": 3})
+    assert bare["share"] == 8 and "subckt" not in bare and [x["share"] for x in entries(bare)] == [32, 64]
+    e2 = _readout_of(bare, 48)
+    assert e2["share"] == 48 and e2["circuit"] == dict(pdk.readout) and readout_cost(e2, 96) == (area, energy)
 
 
 def test_a_pool_adc_of_one_output_is_a_readout_of_two():
     # fc at 9 outputs an ADC leaves a slot of 1 output a tile; pooled with conv1 (8 an ADC), first
     # fit puts conv1's slots beside fc's 9s and each 1 alone: a readout of 2, one channel on ground
     from compiler.backend.render import environment
-    from compiler.backend.spice import emit_spice, readout_others
+    from compiler.backend.spice import emit_spice, readout_circuits
     from compiler.frontend import load_model
     from compiler.passes.pipeline import run_pipeline
     from compiler.passes.tile import adc_pools
@@ -226,6 +234,7 @@ def test_a_pool_adc_of_one_output_is_a_readout_of_two():
     low = run_pipeline(ir, CompileOptions(), pdk)
     low.g.graph.update(adc_shares={"conv1": 8, "conv2": 8, "fc": 9}, adc_stages={"stage0": ["conv1", "fc"]})
     sizes = sorted(len(ch) for ch in adc_pools(low).values())
-    assert sizes == [2] * 4 + [32] * 4 and readout_others(low) == [2, 32]
+    # conv2 (not in the stage) keeps its ADCs at the design's 8 outputs: its readout of 8
+    assert sizes == [2] * 4 + [32] * 4 and readout_circuits(low) == (8, [2, 32])
     chip = dict(emit_spice(low, pdk, environment(pdk), "0" * 64))["spice/chip.sp"]
     assert "amsc_ro1\n" not in chip and chip.count("+ amsc_ro2\n") == 4
