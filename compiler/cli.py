@@ -228,8 +228,8 @@ def build_parser(parser_class=_Parser) -> argparse.ArgumentParser:
                        "the currents computed from the quantized conductances, and write OUT/verify.json and "
                        "OUT/verify.html. A design whose ADCs are shared also has each of its readout circuits "
                        "(sample-and-holds and multiplexer) run as an ngspice transient, side by side on the "
-                       "workers. Tile results are cached in OUT/.verify-cache/, so an unchanged second run "
-                       "simulates no tile again (the readouts' transients run every time). Exit 0 if every block "
+                       "workers. Results are cached in OUT/.verify-cache/, so an unchanged second run "
+                       "simulates nothing (no tile, no readout). Exit 0 if every block "
                        "passes, 1 if any fails, 2 on bad input.")
     v.add_argument("out", help="output folder of 'amsc compile'")
     v.add_argument("--jobs", type=_number(positive=True, hi=JOBS_MAX), default=os.cpu_count() or 1,
@@ -879,7 +879,8 @@ def _cmd_verify(args) -> int:
         how += ", and the readout" + ("s" if ro.get("others") else "")
         for r in [ro, *ro.get("others", [])]:
             n_ok, n = n_ok + r["passed"], n + 1
-            console.print(f"readout ({r['share']} outputs per ADC, ngspice transient): "
+            console.print(f"readout ({r['share']} outputs per ADC, ngspice transient"
+                          f"{', from the cache' if r.get('cached') else ''}): "
                           f"{'[green]pass[/]' if r['passed'] else '[red]FAIL[/]'}, max error {r['max_err_lsb']:.4f} LSB "
                           f"of {r['conversions']} conversions (tolerance {r['tolerance_lsb']:g})", soft_wrap=True)
     if "sample" in rep:

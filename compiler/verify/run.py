@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 import time
 from functools import partial
@@ -202,6 +203,53 @@ def _cache_key(meta: dict, digests: dict, simulator: str) -> str:
     return h.hexdigest()
 
 
+def _readout_key(ro: dict, digests: dict, bits: int, tolerance_lsb: float, simulator: str) -> str:
+    """A readout circuit's cache key: the digests of its subckt, testbench and inputs, its manifest
+    entry, the ADC's bits, the tolerance, ngspice's and amsc's versions."""
+    files = [ro["subckt_file"], ro["testbench"], ro["inputs"]]
+    h = hashlib.sha256(json.dumps({"files": [digests.get(f) for f in files], "readout": ro, "bits": bits,
+                                   "tolerance_lsb": tolerance_lsb, "simulator": simulator, "amsc": __version__},
+                                  sort_keys=True).encode())
+    return "readout-" + h.hexdigest()
+
+
+def _readouts(out: Path, circuits: list[dict], bits: int, tolerance_lsb: float, digests: dict, jobs: int,
+              cache: Path | None) -> list[dict]:
+    """The readout blocks of ``circuits`` (the manifest's readout entries), in their order, each with
+    its waveform: from ``cache`` (``OUT/.verify-cache``, the block's JSON and its waveform's .npz)
+    where an unchanged circuit was signed off before, the others simulated side by side on ``jobs``
+    workers, the most channels first (a simulator failure: SimulationError, in one line)."""
+    from ..design.folder import write_bytes_atomic
+    from ..sim.executor import run_local
+    from ..sim.ngspice import session
+    from .readout import readout_task
+
+    keys = [_readout_key(ro, digests, bits, tolerance_lsb, session().version) for ro in circuits]
+    results: list[dict | None] = [None] * len(circuits)
+    for k, key in enumerate(keys):
+        if cache is not None and (cache / f"{key}.json").is_file():
+            try:
+                with np.load(cache / f"{key}.npz", allow_pickle=False) as w:
+                    wave = {name: w[name] for name in w.files}
+                results[k] = {**json.loads((cache / f"{key}.json").read_text()), "wave": wave, "cached": True}
+            except (OSError, ValueError, KeyError):
+                pass  # a damaged entry is simulated again
+    todo = sorted((k for k in range(len(circuits)) if results[k] is None), key=lambda k: (-circuits[k]["share"], k))
+    ran = run_local(readout_task, [{"out": str(out), "bits": bits, "tolerance_lsb": tolerance_lsb, "ro": circuits[k]}
+                                   for k in todo], jobs, READOUT_TIMEOUT) if todo else []
+    for k, (status, val) in zip(todo, ran):
+        if status != "ok":   # as when it ran here: the simulator's failure, in one line
+            raise SimulationError(circuits[k]["testbench"], val)
+        results[k] = {**val, "cached": False}
+        if cache is not None:
+            cache.mkdir(exist_ok=True)
+            buf = io.BytesIO()
+            np.savez(buf, **val["wave"])
+            write_bytes_atomic(cache / f"{keys[k]}.npz", buf.getvalue())
+            write_json_atomic(cache / f"{keys[k]}.json", {n: v for n, v in val.items() if n != "wave"})
+    return results
+
+
 def select_tiles(tiles: list[dict], k: int | None, seed: int) -> tuple[list[dict], dict | None]:
     """The tiles to sign off: all of them, or a seeded sample of ``k`` that always holds each
     layer's largest tile (most programmed cells) and fills up with tiles drawn at random."""
@@ -351,19 +399,10 @@ def verify_dir(out: str | Path, jobs: int = 1, vectors: int = 16, seed: int = 0,
     if circuits:
         # one transient in ngspice whatever the tiles' engine: the switches and capacitors are
         # beyond the MNA engine's DC elements; each readout circuit the design has (the design's
-        # share and, under --adc-balance on, its layers' others), side by side on the pool, the
-        # most channels first
-        from .readout import readout_task
-
+        # share and, under --adc-balance on, its layers' and stages' others) from the cache or side by
+        # side on the pool, the most channels first
         bits = manifest["tiles"][0]["adc_bits"] if manifest.get("tiles") else 8
-        order = sorted(range(len(circuits)), key=lambda k: (-circuits[k]["share"], k))
-        ran = run_local(readout_task, [{"out": str(out), "bits": bits, "tolerance_lsb": tolerance_lsb,
-                                        "ro": circuits[k]} for k in order], jobs, READOUT_TIMEOUT)
-        results: list[dict] = [{}] * len(circuits)
-        for k, (status, val) in zip(order, ran):
-            if status != "ok":   # as when it ran here: the simulator's failure, in one line
-                raise SimulationError(circuits[k]["testbench"], val)
-            results[k] = val
+        results = _readouts(out, circuits, bits, tolerance_lsb, digests, jobs, cache if use_cache else None)
         readout, *others = results
         for r in others:
             r.pop("wave")

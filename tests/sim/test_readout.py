@@ -154,6 +154,15 @@ def test_adc_balance_gives_layers_with_slack_fewer_adcs_at_the_same_interval(tmp
     assert rep["passed"] and (ro["share"], other["share"]) == (8, 40) and other["passed"]
     assert other["conversions"] == 8 * 40 and other["max_err_lsb"] < 0.25 and other["settling_lsb"] < 0.01
     assert "readout (40 outputs per ADC" in r.stderr and "And 40 outputs per ADC" in (bal / "verify.html").read_text()
+    # a second run takes both from the cache: the same blocks, its plot of the design's readout again
+    r = amsc("verify", bal)
+    assert r.returncode == 0 and r.stderr.count("ngspice transient, from the cache)") == 2, r.stderr
+    again = json.loads((bal / "verify.json").read_text())
+    for a, b in zip([ro, other], [again["readout"], *again["readout"]["others"]]):
+        assert (a["cached"], b["cached"]) == (False, True)
+        assert {k: v for k, v in a.items() if k not in ("cached", "others")} == \
+            {k: v for k, v in b.items() if k not in ("cached", "others")}
+    assert "And 40 outputs per ADC" in (bal / "verify.html").read_text() and "readout.png" in (bal / "verify.html").read_text()
     # the RTL: fc's macros take 2 + 40 * 3 clocks a read, the interval stays, bit-exact
     top = next((bal / "rtl").glob("*_top.v")).read_text()
     assert len(re.findall(r"\.SHARE\(40\)\) x_fc_r\dc0", top)) == 4 and ".SHARE(8)" not in top
@@ -200,6 +209,8 @@ def test_the_layers_of_a_stage_share_one_pool_of_adcs(tmp_path, digits):
     m = json.loads((pool / "manifest.json").read_text())
     assert {t["adc_pool"] for t in m["tiles"]} == {"stage0"} and m["readout"]["pools"] == {"stage0": 8}
     assert [e["share"] for e in m["readout"]["balanced"]] == [2, 32]
+    # no tile keeps its ADCs at the design's 8 outputs: that readout is neither built nor signed off
+    assert m["readout"]["share"] == 8 and "subckt" not in m["readout"] and not (pool / "spice" / "readout.sp").exists()
     assert json.loads((pool / "ir.json").read_text())["graph"]["adc_stages"] == {"stage0": ["conv1", "conv2", "fc"]}
     assert "pools" not in json.loads((base / "manifest.json").read_text())["readout"]
     chip = (pool / "spice" / "chip.sp").read_text()
@@ -211,7 +222,7 @@ def test_the_layers_of_a_stage_share_one_pool_of_adcs(tmp_path, digits):
     r = amsc("verify", pool)
     assert r.returncode == 0, r.stderr
     rep = json.loads((pool / "verify.json").read_text())
-    others = {o["share"]: o for o in rep["readout"]["others"]}
+    others = {o["share"]: o for o in [rep["readout"], *rep["readout"]["others"]]}
     assert rep["passed"] and sorted(others) == [2, 32] and all(o["passed"] for o in others.values())
     assert others[32]["conversions"] == 8 * 32 and others[32]["max_err_lsb"] < 0.25
     # the RTL does not change: each layer's read converts its own slot of the ADCs it reads through
