@@ -872,12 +872,14 @@ def _cmd_verify(args) -> int:
         console.print(distribution_line(rep["distribution"]), highlight=False, soft_wrap=True)
     n_ok = sum(b["passed"] for b in rep["blocks"])
     n = len(rep["blocks"])
-    how = ("no simulation: every block came from the cache" if rep["simulated"] == 0
-           else f"{rep['simulated']} simulated, {n - rep['simulated']} from the cache")
     ro = rep.get("readout")
-    if ro is not None:
-        how += ", and the readout" + ("s" if ro.get("others") else "")
-        for r in [ro, *ro.get("others", [])]:
+    ros = [ro, *ro.get("others", [])] if ro is not None else []
+    fresh = rep["simulated"] + sum(not r.get("cached") for r in ros)
+    how = (f"{rep['simulated']} tile(s) simulated, {n - rep['simulated']} from the cache"
+           + (f"; {sum(not r.get('cached') for r in ros)} of {len(ros)} readout(s) simulated" if ros else "")
+           if fresh else "no simulation: every block came from the cache")
+    if ros:
+        for r in ros:
             n_ok, n = n_ok + r["passed"], n + 1
             console.print(f"readout ({r['share']} outputs per ADC, ngspice transient"
                           f"{', from the cache' if r.get('cached') else ''}): "

@@ -98,11 +98,11 @@ def _clock(edges: list[tuple[float, float]], high: float, t_e: float) -> str:
     return _pwl(pts)
 
 
-def sample_times(ppa: dict, share: int) -> np.ndarray:
-    """When the ADC samples [rounds(M), M]: SAMPLE of the way into each slot."""
-    tm = timing(ppa, share)
-    r, k = np.meshgrid(np.arange(rounds(share)), np.arange(share), indexing="ij")
-    return r * tm["round_s"] + tm["track_s"] + (k + SAMPLE) * tm["slot_s"]
+def slot_starts(rounds: int, share: int, slot_s: float, track_s: float) -> np.ndarray:
+    """When each conversion slot of the readout's testbench starts, [rounds, share]: a round is the
+    sample phase (``track_s``), then ``share`` conversion slots of ``slot_s`` (:func:`timing`)."""
+    r, k = np.meshgrid(np.arange(rounds), np.arange(share), indexing="ij")
+    return r * (track_s + share * slot_s) + track_s + k * slot_s
 
 
 def readout_context(pdk, share: int, seed: int) -> dict:
@@ -132,7 +132,7 @@ def testbench_context(pdk, share: int, v_fs: float, seed: int) -> dict:
         for r in range(1, n):
             pts += [(starts[r], float(v[r - 1, k])), (starts[r] + t_e, float(v[r, k]))]
         inputs.append({"src": f"VIN_{k}", "node": f"in_{k}", "wave": _pwl(pts)})
-    slots = [(s + tm["track_s"] + k * slot, k) for s in starts for k in range(share)]
+    slots = [(float(t), k) for row in slot_starts(n, share, slot, tm["track_s"]) for k, t in enumerate(row)]
     clocks = [{"src": "VSMP", "node": "smp", "wave": _clock([(s + 2 * t_e, s + tm["track_s"] - t_e) for s in starts],
                                                              ro["v_clock"], t_e)},
               {"src": "VRST", "node": "rst", "wave": _clock([(s + t_e, s + RESET_END * slot) for s, _ in slots],

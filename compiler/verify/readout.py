@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..backend.readout import hold_energy
+from ..backend.readout import hold_energy, slot_starts
 from ..sim.netlist import read_deck
 
 #: where in a slot the settling is judged: just before the multiplexer opens (fraction of the slot)
@@ -40,12 +40,11 @@ def verify_readout(out: Path, ro: dict, bits: int, tolerance_lsb: float, eng) ->
     of the manifest's readout circuits (backend.readout.entries: the design's share, a layer's own
     under ``--adc-balance on``, an ADC across tiles or a stage's pool), with ADCs of ``bits``."""
     t0 = time.perf_counter()
-    share, rounds = ro["share"], ro["rounds"]
+    share = ro["share"]
     v_in = np.load(out / ro["inputs"], allow_pickle=False)
     t, y = eng.transient(read_deck(out / ro["testbench"]), ro["testbench"],
                          ["adp", "adn"] + [f"in_{k}" for k in range(share)] + [f"i(vin_{k})" for k in range(share)])
-    r, k = np.meshgrid(np.arange(rounds), np.arange(share), indexing="ij")
-    start = r * ro["slot_s"] * (share + 1) + ro["track_s"] + k * ro["slot_s"]
+    start = slot_starts(ro["rounds"], share, ro["slot_s"], ro["track_s"])
 
     def at(frac):
         ts = start + frac * ro["slot_s"]
