@@ -26,6 +26,13 @@ from ..sim.netlist import read_deck
 LATE = 0.97
 
 
+#: a readout block's fields (verify.json's ``readout`` and its ``others``) and its waveform's arrays
+RESULT_KEYS = ("name", "subckt", "subckt_file", "share", "conversions", "passed", "max_err_lsb", "rms_err_lsb",
+               "mean_err_lsb", "tolerance_lsb", "lsb_v", "gain", "pedestal_v", "settling_lsb", "hold_energy_spice_j",
+               "hold_energy_model_j", "hold_energy_rel_err", "simulator", "seconds")
+WAVE_KEYS = ("t", "adc", "samples_t", "expected")
+
+
 def readout_task(task: dict) -> dict:
     """:func:`verify_readout` in a worker of verify's process pool, one readout circuit a task (the
     circuits are independent transients: a design with several runs them side by side). ``task``: the

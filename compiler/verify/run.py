@@ -203,6 +203,20 @@ def _cache_key(meta: dict, digests: dict, simulator: str) -> str:
     return h.hexdigest()
 
 
+#: what a tile's block holds (a failed one too): a cache entry without them is damaged
+BLOCK_KEYS = ("name", "passed", "vectors", "max_abs_err", "rms_err", "within_lsb", "tolerance", "seconds", "error")
+
+
+def _cache_read(path: Path, need: tuple[str, ...]) -> dict | None:
+    """The cache entry at ``path``, or None when it is missing or damaged (not a JSON object with
+    every key of ``need``): the block is then simulated again."""
+    try:
+        val = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return val if isinstance(val, dict) and all(k in val for k in need) else None
+
+
 def _readout_key(ro: dict, digests: dict, bits: int, tolerance_lsb: float, simulator: str) -> str:
     """A readout circuit's cache key: the digests of its subckt, testbench and inputs, its manifest
     entry, the ADC's bits, the tolerance, ngspice's and amsc's versions."""
@@ -222,18 +236,20 @@ def _readouts(out: Path, circuits: list[dict], bits: int, tolerance_lsb: float, 
     from ..design.folder import write_bytes_atomic
     from ..sim.executor import run_local
     from ..sim.ngspice import session
-    from .readout import readout_task
+    from .readout import RESULT_KEYS, WAVE_KEYS, readout_task
 
     keys = [_readout_key(ro, digests, bits, tolerance_lsb, session().version) for ro in circuits]
     results: list[dict | None] = [None] * len(circuits)
     for k, key in enumerate(keys):
-        if cache is not None and (cache / f"{key}.json").is_file():
-            try:
-                with np.load(cache / f"{key}.npz", allow_pickle=False) as w:
-                    wave = {name: w[name] for name in w.files}
-                results[k] = {**json.loads((cache / f"{key}.json").read_text()), "wave": wave, "cached": True}
-            except (OSError, ValueError, KeyError):
-                pass  # a damaged entry is simulated again
+        hit = _cache_read(cache / f"{key}.json", RESULT_KEYS) if cache is not None else None
+        if hit is None or hit["share"] != circuits[k]["share"]:
+            continue
+        try:
+            with np.load(cache / f"{key}.npz", allow_pickle=False) as w:
+                wave = {name: w[name] for name in WAVE_KEYS}
+        except Exception:     # noqa: BLE001 -- a damaged waveform (a bad zip, a missing array): simulated again
+            continue
+        results[k] = {**hit, "wave": wave, "cached": True}
     todo = sorted((k for k in range(len(circuits)) if results[k] is None), key=lambda k: (-circuits[k]["share"], k))
     ran = run_local(readout_task, [{"out": str(out), "bits": bits, "tolerance_lsb": tolerance_lsb, "ro": circuits[k]}
                                    for k in todo], jobs, READOUT_TIMEOUT) if todo else []
@@ -339,14 +355,11 @@ def verify_dir(out: str | Path, jobs: int = 1, vectors: int = 16, seed: int = 0,
     keys = [_cache_key(m, digests, simulator) for m in metas]
     todo = []
     for k, key in enumerate(keys):
-        hit = cache / f"{key}.json"
-        if use_cache and hit.is_file():
-            try:
-                blocks[k] = {**json.loads(hit.read_text()), "cached": True}
-                continue
-            except (OSError, ValueError):
-                pass  # a damaged entry is recomputed
-        todo.append(k)
+        hit = _cache_read(cache / f"{key}.json", BLOCK_KEYS) if use_cache else None
+        if hit is not None and hit["name"] == metas[k]["name"]:
+            blocks[k] = {**hit, "cached": True}
+        else:
+            todo.append(k)
     client = dask_connect(scheduler) if scheduler and todo else None
     done = [len(metas) - len(todo)]
     if on_start is not None:

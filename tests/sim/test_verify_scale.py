@@ -165,6 +165,17 @@ def test_cache_second_run_simulates_nothing(mlp_out, tmp_path):
     assert b1 == b2 and all(b["cached"] for b in rep2["blocks"])
     r3 = amsc("verify", out, "--vectors", "6")  # a different question is not answered from the cache
     assert _blocks(out)[0]["simulated"] == 5 and r3.returncode == 0
+    # a damaged entry is simulated again, in one run, without a traceback: a tile's that is not a
+    # block, a readout's waveform that is not an .npz
+    tile_entry = next(p for p in sorted((out / ".verify-cache").glob("*.json"))
+                      if not p.name.startswith("readout-") and json.loads(p.read_text())["vectors"] == 6)
+    tile_entry.write_text("[1]")
+    (ro_wave,) = [p for p in (out / ".verify-cache").glob("readout-*.npz")
+                  if json.loads(p.with_suffix(".json").read_text())["share"] == rep2["readout"]["share"]][:1]
+    ro_wave.write_bytes(b"PK\x03\x04 not a zip")
+    r4 = amsc("verify", out, "--vectors", "6")
+    assert r4.returncode == 0 and "Traceback" not in r4.stderr, r4.stderr
+    assert "1 tile(s) simulated, 4 from the cache; 1 of" in r4.stderr, r4.stderr
 
 
 def test_control_blocks_are_refused(mlp_out, tmp_path):
