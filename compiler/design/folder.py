@@ -36,6 +36,7 @@ import tempfile
 from pathlib import Path
 
 from ..errors import InputError
+from ..frontend.common import NPY_ERRORS
 from ..ir.serialize import canonical_json as json_text
 
 MANIFEST = "manifest.json"
@@ -343,7 +344,7 @@ def load_ir(out: Path):
             p = confined(out, array_file(nd["name"], nd["op"], key), path, f"the array of node {nd['name']!r}")
             try:
                 a = np.load(p, allow_pickle=False)
-            except (OSError, ValueError) as e:
+            except NPY_ERRORS as e:
                 raise InputError(p, f"cannot read the array of node '{nd['name']}': {e}") from None
             if hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest() != dig["sha256"]:
                 raise InputError(p, f"array differs from the digest in ir.json (node '{nd['name']}')")

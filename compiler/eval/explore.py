@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from ..frontend.common import NPY_ERRORS
 
 #: the grid when none is given: the tile, the converters' resolution and the ADC sharing
 DEFAULT_GRID = (("tile", ("64x64", "128x128")), ("adc-bits", ("6", "8")), ("adc-share", ("1", "8", "32")))
@@ -138,7 +139,7 @@ def explore(model: Path, dest: Path, point_options: list[dict], grid: list[tuple
     if inputs is not None:
         try:
             n = np.load(inputs, mmap_mode="r", allow_pickle=False).shape[0]
-        except (OSError, ValueError, IndexError):
+        except (*NPY_ERRORS, IndexError, AttributeError):
             raise InputError(inputs, "is not a readable .npy array of inputs") from None
         if samples > n:
             raise InputError(inputs, f"holds {n} inputs; --samples {samples} asks for more")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import zipfile
+
 import numpy as np
 
 from ..errors import InputError
@@ -41,6 +43,11 @@ def check_weights(where: str, node: str, what: str, a: np.ndarray) -> np.ndarray
     return a
 
 
+#: what reading a user's .npy / .npz can raise besides a missing file: an empty or truncated file,
+#: a bad header or pickled data, an archive's signature on something that is not one
+NPY_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile)
+
+
 def load_npy(path, what: str) -> np.ndarray:
     """A numeric .npy array, or a one-line error naming the file."""
     from pathlib import Path
@@ -49,8 +56,14 @@ def load_npy(path, what: str) -> np.ndarray:
         x = np.load(Path(path), allow_pickle=False)
     except EOFError:
         raise InputError(path, f"cannot read {what}: the file is empty or truncated") from None
+    except zipfile.BadZipFile:   # the zip archive's signature, not an archive: not a .npy either
+        raise InputError(path, f"cannot read {what}: a damaged .npz archive, not a .npy array") from None
     except (OSError, ValueError) as e:
         raise InputError(path, f"cannot read {what}: {e}") from None
+    if isinstance(x, np.lib.npyio.NpzFile):
+        x.close()
+        raise InputError(path, f"{what} must be a numeric .npy array, not an .npz archive (save one array "
+                               "with np.save)")
     if not isinstance(x, np.ndarray) or x.dtype.kind not in "biuf":
         raise InputError(path, f"{what} must be a numeric .npy array")
     return x

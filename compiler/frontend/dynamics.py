@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from .common import NPY_ERRORS
 
 SCHEMA_VERSION = 1
 ACTIVATIONS = ("tanh", "sigmoid", "relu", "identity")
@@ -75,7 +76,7 @@ def _matrix(path: Path, spec, field: str, shape: tuple) -> np.ndarray:
             raise _fail(path, f"{field}.file", f"'{spec['file']}' must be a relative path inside {base}")
         try:
             a = np.load(target, allow_pickle=False)
-        except (OSError, ValueError) as e:
+        except NPY_ERRORS as e:
             raise _fail(path, f"{field}.file", f"cannot read '{spec['file']}': {e}") from None
     else:
         try:

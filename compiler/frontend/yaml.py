@@ -15,7 +15,7 @@ import numpy as np
 from ..errors import InputError, UnsupportedOpError
 from ..ir import IR
 from ..ir.names import Namer
-from .common import check_weights, load_yaml
+from .common import NPY_ERRORS, check_weights, load_yaml
 
 SCHEMA_VERSION = 1
 YAML_OPS = ("dense", "flatten", "identity", "relu", "reshape", "sigmoid", "tanh")
@@ -88,7 +88,7 @@ class _Reader:
                     arr = np.load(target, allow_pickle=False)
                 else:
                     raise self.fail(f"{field}.file", f"'{rel}' must be .npy or .npz")
-            except (OSError, ValueError) as e:
+            except NPY_ERRORS as e:
                 raise self.fail(f"{field}.file", f"cannot read '{rel}': {e}") from None
         else:
             try:

@@ -63,14 +63,14 @@ def final_layer(ir) -> str:
 
 def load_labelled(paths, ir, classes: int) -> tuple[np.ndarray, np.ndarray]:
     """The fine-tuning inputs and labels, validated: labels are integers in [0, classes), one per input."""
-    from ..frontend.common import load_samples
+    from ..frontend.common import NPY_ERRORS, load_samples
 
     xp, yp = paths
     (inp,) = ir.nodes_of("input")
     x = load_samples(xp, ir.g.nodes[inp]["shape"], "fine-tuning inputs", flat_ok=True)
     try:
         y = np.load(yp, allow_pickle=False)
-    except (OSError, ValueError) as e:
+    except NPY_ERRORS as e:
         raise InputError(yp, f"is not a readable .npy of labels ({e.__class__.__name__})") from None
     if y.ndim != 1 or y.shape[0] != x.shape[0]:
         raise InputError(yp, f"expected {x.shape[0]} labels (one per input of {xp}), got shape {list(y.shape)}")

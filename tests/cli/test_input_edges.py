@@ -47,6 +47,9 @@ def test_non_finite_options(mlp_out, tmp_path, cmd, args, needle):
 @pytest.mark.parametrize("make, needle", [
     (lambda p: np.save(p, np.zeros((0, 64), np.float32)), "empty"),
     (lambda p: p.write_bytes(b""), "empty or truncated"),
+    # a zip archive's signature on a damaged file, and an .npz archive under a .npy name
+    (lambda p: p.write_bytes(b"PK\x03\x04 not an archive"), "a damaged .npz archive"),
+    (lambda p: np.savez(open(p, "wb"), x=np.zeros((4, 64), np.float32)), "not an .npz archive"),
     (lambda p: np.save(p, np.zeros((4, 64), np.int64)), "int64"),
     (lambda p: np.save(p, np.zeros((4, 64), np.float16)), "float16"),
     (lambda p: np.save(p, np.zeros((4, 64), bool)), "bool"),

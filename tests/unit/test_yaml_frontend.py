@@ -79,3 +79,14 @@ def test_npz_missing_key(tmp_path):
                         "nodes: [{name: a, op: dense, weight: {file: w.npz, key: b}}]\noutputs: [a]\n")
     with pytest.raises(InputError, match=r"'b' not in w.npz; it has \['a'\]"):
         load_model(p)
+
+
+@pytest.mark.parametrize("name, key", [("w.npy", ""), ("w.npz", ", key: a")])
+def test_damaged_weight_file(tmp_path, name, key):
+    # a zip archive's signature on a file that is not one (a damaged .npz, or one under a .npy name)
+    (tmp_path / name).write_bytes(b"PK\x03\x04 not an archive")
+    p = write(tmp_path, "amsc_graph: 1\ninputs: [{name: x, shape: [2]}]\n"
+                        f"nodes: [{{name: a, op: dense, weight: {{file: {name}{key}}}}}]\noutputs: [a]\n")
+    with pytest.raises(InputError, match=f"node 'a'.weight.file: cannot read '{name}'") as e:
+        load_model(p)
+    assert "\n" not in str(e.value)
