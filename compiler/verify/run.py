@@ -351,6 +351,8 @@ def verify_dir(out: str | Path, jobs: int = 1, vectors: int = 16, seed: int = 0,
               "pdk": manifest["pdk"], "vectors": vectors, "seed": seed, "tolerance_lsb": tolerance_lsb,
               "engine": engine_name, "histogram": detail} for t in tiles]
     cache = out / CACHE_DIR
+    if use_cache and (cache.exists() or cache.is_symlink()) and not cache.is_dir():
+        raise InputError(cache, "is not a folder: verify keeps its cache there (remove it, or run with --no-cache)")
     blocks: list[dict | None] = [None] * len(metas)
     keys = [_cache_key(m, digests, simulator) for m in metas]
     todo = []

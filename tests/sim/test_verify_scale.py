@@ -176,6 +176,12 @@ def test_cache_second_run_simulates_nothing(mlp_out, tmp_path):
     r4 = amsc("verify", out, "--vectors", "6")
     assert r4.returncode == 0 and "Traceback" not in r4.stderr, r4.stderr
     assert "1 tile(s) simulated, 4 from the cache; 1 of" in r4.stderr, r4.stderr
+    shutil.rmtree(out / ".verify-cache")
+    (out / ".verify-cache").write_text("not a folder")
+    r5 = amsc("verify", out, "--vectors", "6")
+    assert r5.returncode == 2 and r5.stderr.strip().splitlines() == [
+        f"error: {out / '.verify-cache'}: is not a folder: verify keeps its cache there (remove it, or run with "
+        "--no-cache)"], r5.stderr
 
 
 def test_control_blocks_are_refused(mlp_out, tmp_path):
