@@ -72,7 +72,8 @@ def anneal(cells: list[str], edges, rows: int, cols: int, seed: int) -> tuple[di
     Each move changes the wirelength only through the edges of the one or two cells it moves, so
     its cost is computed from those edges alone (a tile has two): the time per move does not grow
     with the design. ``MOVES_PER_CELL`` moves per cell, at most ``MAX_MOVES`` in all, bound the
-    total time (about 2.6 us a move on this machine: 1.46 M moves in 3.8 s on a 3,660-cell design) while keeping the run a function of the seed alone."""
+    total time (about 2.6 us a move on this machine: 1.46 M moves in 3.8 s on a 3,660-cell design)
+    while keeping the run a function of the seed alone."""
     pad_pos = {"@in": (rows / 2 - 0.5, -1.0), "@out": (rows / 2 - 0.5, float(cols))}
     n = len(cells)
     baseline = {c: divmod(k, cols) for k, c in enumerate(cells)}
