@@ -20,7 +20,7 @@ SAMPLES    ?= 500
 REPORT_ARGS ?=
 STAMP      := $(VENV)/.amsc-installed
 
-.PHONY: help setup demo netlists verify rtl-sim evaluate report test bench fuzz clean
+.PHONY: help setup demo netlists verify rtl-sim evaluate report test test-fast bench fuzz clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -75,6 +75,9 @@ report: netlists ## area, energy per inference, latency and TOPS/W of each bundl
 
 test: setup ## run the whole test suite (simulation tests run ngspice, verilator, iverilog), TEST_JOBS files at a time
 	$(VPY) -m pytest -q -n $(TEST_JOBS) --dist loadfile
+
+test-fast: setup ## the fast tier: every test not marked sim (no simulator, benchmark, make or pip), a few minutes
+	$(VPY) -m pytest -q -n $(TEST_JOBS) --dist loadfile -m "not sim"
 
 # the long fuzz run: FUZZ_CASES generated cases for each of the 5 targets of tests/fuzz (the suite runs 8 each)
 FUZZ_CASES ?= 1000

@@ -1,9 +1,14 @@
 """Shared fixtures. Tools: a test that needs ngspice, verilator or iverilog calls ``require_tool``;
-outside CI a missing tool skips the test with the reason, in CI (CI=true) it fails."""
+outside CI a missing tool skips the test with the reason, in CI (CI=true) it fails.
+
+Tiers: every test under tests/sim, tests/bench and tests/pkg, and every other test that calls
+``require_tool``, is marked ``sim`` (the slow tier: simulators, the benchmarks' smoke runs, make and
+pip); ``pytest -m "not sim"`` (``make test-fast``) runs the rest in a few minutes."""
 
 from __future__ import annotations
 
 import ctypes.util
+import inspect
 import os
 import shutil
 import subprocess
@@ -15,6 +20,20 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 MLP = ROOT / "designs" / "mlp_digits"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+#: folders whose every test is in the slow tier
+SIM_FOLDERS = ("sim", "bench", "pkg")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark the slow tier ``sim``: the tests of :data:`SIM_FOLDERS` and the tests that call
+    ``require_tool`` (read from their source)."""
+    for item in items:
+        fn = getattr(item, "function", None)
+        if Path(str(item.fspath)).parent.name in SIM_FOLDERS or (
+                fn is not None and "require_tool(" in inspect.getsource(fn)):
+            item.add_marker(pytest.mark.sim)
 
 
 def _have(tool: str) -> bool:
