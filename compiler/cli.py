@@ -874,17 +874,16 @@ def _cmd_verify(args) -> int:
     n = len(rep["blocks"])
     ro = rep.get("readout")
     ros = [ro, *ro.get("others", [])] if ro is not None else []
-    fresh = rep["simulated"] + sum(not r.get("cached") for r in ros)
+    ro_sim = sum(not r.get("cached") for r in ros)
     how = (f"{rep['simulated']} tile(s) simulated, {n - rep['simulated']} from the cache"
-           + (f"; {sum(not r.get('cached') for r in ros)} of {len(ros)} readout(s) simulated" if ros else "")
-           if fresh else "no simulation: every block came from the cache")
-    if ros:
-        for r in ros:
-            n_ok, n = n_ok + r["passed"], n + 1
-            console.print(f"readout ({r['share']} outputs per ADC, ngspice transient"
-                          f"{', from the cache' if r.get('cached') else ''}): "
-                          f"{'[green]pass[/]' if r['passed'] else '[red]FAIL[/]'}, max error {r['max_err_lsb']:.4f} LSB "
-                          f"of {r['conversions']} conversions (tolerance {r['tolerance_lsb']:g})", soft_wrap=True)
+           + (f"; {ro_sim} of {len(ros)} readout(s) simulated" if ros else "")
+           if rep["simulated"] + ro_sim else "no simulation: every block came from the cache")
+    for r in ros:
+        n_ok, n = n_ok + r["passed"], n + 1
+        console.print(f"readout ({r['share']} outputs per ADC, ngspice transient"
+                      f"{', from the cache' if r.get('cached') else ''}): "
+                      f"{'[green]pass[/]' if r['passed'] else '[red]FAIL[/]'}, max error {r['max_err_lsb']:.4f} LSB "
+                      f"of {r['conversions']} conversions (tolerance {r['tolerance_lsb']:g})", soft_wrap=True)
     if "sample" in rep:
         smp = rep["sample"]
         console.print(smp.get("note") or f"a sample: {smp['verified']} of {smp['tiles']} tiles (seed {smp['seed']}; "

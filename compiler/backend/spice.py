@@ -190,16 +190,16 @@ def deck_context(design: str, pdk, source_sha: str, cards: list[str] = ()) -> di
             "v_gate": spice_num(pdk.cell.get("v_gate", 0.0))}
 
 
-def readout_circuits(ir: IR) -> tuple[int, list[int]]:
+def readout_circuits(ir: IR, pools: dict | None = None) -> tuple[int, list[int]]:
     """The readout circuits a design's chip.sp instantiates, by their channels: the design's own
     share's (``--adc-share``; 1 when no tile keeps its ADCs at that share, as when the layers of a
     one-stage chip all share their stage's pool) and the others, sorted: the shares of its layers
     whose tiles keep their ADCs (``--adc-balance on``) and the ADCs the layers of a pipeline stage
-    share (passes/tile.adc_pools); 1 (no readout) left out."""
+    share (passes/tile.adc_pools, or ``pools`` where the caller has them); 1 (no readout) left out."""
     share = ir.g.graph.get("adc_share", 1)
     pooled = adc_pool_of(ir)
     used = {tile_adc_share(ir, t) for t in ir.nodes_of("xbar_tile") if t not in pooled}
-    used |= {len(ch) for ch in adc_pools(ir).values()}
+    used |= {len(ch) for ch in (adc_pools(ir) if pools is None else pools).values()}
     return (share if share in used and share > 1 else 1), sorted(used - {1, share})
 
 
@@ -228,9 +228,9 @@ def emit_spice(ir: IR, pdk, env, source_sha: str, corner: str = "tt", seed: int 
     insts = []
     groups = adc_groups(ir)
     sizes = Counter(name for name, _ in groups.values())
-    pooled, names = adc_pool_of(ir), {}
+    pooled, names, pools = adc_pool_of(ir), {}, adc_pools(ir)
     members: dict[str, list] = {}
-    own, others = readout_circuits(ir)
+    own, others = readout_circuits(ir, pools)
     # the readout circuits: the design's share's (when a tile keeps its ADCs at it), then the other
     # shares its layers take (--adc-balance on) and its stages' pools
     circuits = ([own] if own > 1 else []) + others
@@ -271,7 +271,7 @@ def emit_spice(ir: IR, pdk, env, source_sha: str, corner: str = "tt", seed: int 
             # the last group's channels beyond the tile's outputs sample ground
             ins = [f"{c['name']}_out_{j}" if j < c["cols"] else "0" for j in range(g * m, (g + 1) * m)]
             insts.append(_readout_inst(f"X{c['name']}_ro{g}", m, ins, f"{c['name']}_adp_{g}", f"{c['name']}_adn_{g}"))
-    for name, chans in adc_pools(ir).items():
+    for name, chans in pools.items():
         # an ADC the layers of a pipeline stage share (passes/tile.adc_pools): a slot of each
         # layer's outputs in turn, its channels past them on ground
         ins = [f"{names[ch[0]]}_out_{ch[1]}" if ch else "0" for ch in chans]
