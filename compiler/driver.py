@@ -30,7 +30,7 @@ from .ir.segment import segment_model
 from .ir.serialize import ir_to_json
 from .options import DEFAULT_PIPELINE, CompileOptions, lanes_of, route_banks_of
 from .passes.pipeline import run_pipeline
-from .passes.tile import MAX_ADC_CHANNELS, adc_groups, adc_pool_of, stage_pools, tile_adc_share, tile_shape
+from .passes.tile import MAX_ADC_CHANNELS, adc_groups, adc_pool_of, adc_pools, stage_pools, tile_adc_share, tile_shape
 from .errors import InputError, PdkError, UnsupportedOpError
 from .pdk import Pdk, load_pdk
 from .pdk.devices import transistor_table
@@ -281,6 +281,7 @@ def write_design(plan: OutputWriter, ir: IR, pdk: Pdk, options: CompileOptions, 
     tiles = []
     groups = {t: g for t, (g, _) in adc_groups(ir).items()}
     pools = adc_pool_of(ir)
+    stage_adcs = stage_pools(ir)     # each pipeline stage's shared ADCs: their readouts and count
     for k, t in enumerate(ir.nodes_of("xbar_tile")):
         if k % 256 == 0:
             progress("conductance arrays", k, n_tiles)
@@ -349,8 +350,9 @@ def write_design(plan: OutputWriter, ir: IR, pdk: Pdk, options: CompileOptions, 
         # outputs per ADC, and with a shared ADC its readout circuit (backend/readout.py)
         # (and those of the other shares its layers take under --adc-balance on, with the ADCs each
         # stage's pool of them has: passes/tile.adc_pools)
-        "readout": readout_entry(pdk, ir.g.graph.get("adc_share", 1), pdk.tia_v_out_fs, *readout_circuits(ir),
-                                 {s: len(adcs) for s, adcs in stage_pools(ir).items()}),
+        "readout": readout_entry(pdk, ir.g.graph.get("adc_share", 1), pdk.tia_v_out_fs,
+                                 *readout_circuits(ir, adc_pools(ir, stage_adcs)),
+                                 {s: len(adcs) for s, adcs in stage_adcs.items()}),
         "partition": partition,
         # the PDK's area, energy and timing figures as compiled ('amsc report' reads them from here)
         **({"ppa": pdk.ppa} if pdk.ppa is not None else {}),

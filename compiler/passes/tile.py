@@ -218,9 +218,11 @@ def stage_pools(ir) -> dict[str, list[list]]:
     return out
 
 
-def adc_pools(ir) -> dict[str, list]:
-    """Every stage's pool ADC (:func:`stage_pools`) by its name, ``stage<s>_adc<k>``: its channels."""
-    return {f"{s}_adc{k}": ch for s, adcs in stage_pools(ir).items() for k, ch in enumerate(adcs)}
+def adc_pools(ir, stages: dict | None = None) -> dict[str, list]:
+    """Every stage's pool ADC (:func:`stage_pools`, or ``stages`` where the caller has them) by its
+    name, ``stage<s>_adc<k>``: its channels."""
+    stages = stage_pools(ir) if stages is None else stages
+    return {f"{s}_adc{k}": ch for s, adcs in stages.items() for k, ch in enumerate(adcs)}
 
 
 def adc_pool_of(ir) -> dict[str, str]:
