@@ -902,7 +902,8 @@ def _cmd_rtl_sim(args) -> int:
            if "accuracy_rtl" in rep else "")
     verdict = "bit-exact" if rep["bit_exact"] else f"{rep['mismatches']} MISMATCHES, first {rep['first_mismatch']}"
     print(f"amsc: rtl-sim {args.out}: {rep['images']} images x {rep['outputs_per_image']} outputs {verdict}{acc} "
-          f"in {rep['seconds']:.1f} s ({rep['simulator']}: build {rep['build_seconds']:.1f} s, run "
+          f"in {rep['seconds']:.1f} s ({rep['simulator']}: build {rep['build_seconds']:.1f} s"
+          f"{' (' + rep['build'] + ')' if 'build' in rep else ''}, run "
           f"{rep['run_seconds']:.1f} s; {rep['scan_bits']} scan bits "
           f"{'preloaded' if rep['scan'] == 'preload' else 'shifted in'}) -> {args.out}/rtl_sim.json", file=sys.stderr)
     if rep.get("cycles_per_input_predicted"):

@@ -41,6 +41,14 @@ AUTO_PRELOAD_BITS = 1 << 20
 #: (cnn_digits 20 s, SqueezeNet's 635 tiles 8 min 44 s) and its run far less than either
 ICARUS_SECONDS_PER_TILE_CLOCK = 2.6e-5
 VERILATOR_BUILD_SECONDS = (20.0, 0.8)
+#: On at most two cores, Verilator's C++ of a design whose Verilog is at most this many bytes is
+#: compiled as one unit (make VM_PARALLEL_BUILDS=0) instead of one g++ a generated file: each file
+#: parses Verilator's headers again, which on small designs is most of the build's CPU. Measured on
+#: this 2-core VM (2 jobs): cnn_digits (37 files) 21 -> 9.5 s of CPU, 12.6 -> 7.6 s; unet_small's
+#: 269 KB 46 -> 21 s of CPU, 27.8 -> 19.7 s, at 650 MB instead of 270 MB of memory. On more cores the
+#: parallel build finishes first (unet_small: 46 s of CPU over 4 or more cores), and a larger design's
+#: one unit would take more memory for longer
+VERILATOR_ONE_UNIT_BYTES = 512 << 10
 _TOOLS = {"icarus": (("iverilog", "vvp"), "Icarus Verilog is not installed; run 'make setup' (Debian: apt-get "
                                            "install iverilog)"),
           "verilator": (("verilator",), "Verilator is not installed; run 'make setup' (Debian: apt-get install "
@@ -68,11 +76,12 @@ def choose_simulator(simulator: str, clocks: int = 0, tiles: int = 1) -> str:
 
 
 def _build_and_run(simulator: str, srcs: list[str], n: int, tmp: Path, out: Path, timeout: float,
-                   plusargs: list[str] = ()) -> tuple[subprocess.CompletedProcess, float, float]:
+                   plusargs: list[str] = ()) -> tuple[subprocess.CompletedProcess, float, float, str | None]:
     """Build the testbench with ``simulator`` in ``tmp`` and run it there (it reads scan.mem, or the
-    preload files with ``+preload``, and stimulus.mem, and writes outputs.txt): the finished run, and
-    the seconds of the build and the run."""
+    preload files with ``+preload``, and stimulus.mem, and writes outputs.txt): the finished run, the
+    seconds of the build and the run, and how Verilator's C++ was compiled (None for Icarus)."""
     t0 = time.perf_counter()
+    build = None
     if simulator == "icarus":
         r = subprocess.run(["iverilog", "-g2005", "-o", str(tmp / "sim"), f"-Ptb.N_IMAGES={n}", *srcs],
                            capture_output=True, text=True)
@@ -80,11 +89,14 @@ def _build_and_run(simulator: str, srcs: list[str], n: int, tmp: Path, out: Path
             raise SimulationError(out / "rtl", f"iverilog failed: {(r.stderr or r.stdout).strip().splitlines()[0]}")
         cmd = ["vvp", "-n", str(tmp / "sim"), *plusargs]
     else:
-        jobs = str(max(1, min(os.cpu_count() or 1, 8)))
+        jobs = max(1, min(os.cpu_count() or 1, 8))
+        one = jobs <= 2 and sum(Path(p).stat().st_size for p in srcs) <= VERILATOR_ONE_UNIT_BYTES
+        build = "one unit" if one else f"{jobs} job(s)"
         try:
             r = subprocess.run(["verilator", "--binary", "--timing", "-O2", "-Wno-fatal", "-Wno-lint", "-Wno-style",
-                                "--top-module", "tb", f"-GN_IMAGES={n}", "-Mdir", str(tmp / "obj"), "-j", jobs,
-                                *srcs], capture_output=True, text=True, timeout=timeout)
+                                "--top-module", "tb", f"-GN_IMAGES={n}", "-Mdir", str(tmp / "obj"), "-j", str(jobs),
+                                *(["-MAKEFLAGS", "VM_PARALLEL_BUILDS=0"] if one else []), *srcs],
+                               capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:
             raise SimulationError(out / "rtl", f"verilator did not build the testbench within {timeout:g} s") from None
         if r.returncode != 0 or not (tmp / "obj" / "Vtb").is_file():
@@ -94,7 +106,7 @@ def _build_and_run(simulator: str, srcs: list[str], n: int, tmp: Path, out: Path
     t1 = time.perf_counter()
     try:
         r = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp, timeout=timeout)
-        return r, t1 - t0, time.perf_counter() - t1
+        return r, t1 - t0, time.perf_counter() - t1, build
     except subprocess.TimeoutExpired:
         raise SimulationError(out / "rtl", f"{'vvp' if simulator == 'icarus' else 'the Verilator model'} did not "
                                            f"finish within {timeout:g} s") from None
@@ -165,7 +177,7 @@ def rtl_sim(out: str | Path, inputs: str | Path, labels: str | Path | None = Non
         width = (bits + 3) // 4   # hex digits; signed codes as two's complement of in_data's width
         (tmp / "stimulus.mem").write_text("".join(f"{int(c) & ((1 << bits) - 1):0{width}x}\n"
                                                   for c in stim.reshape(-1)))
-        r, t_build, t_run = _build_and_run(simulator, srcs, n, tmp, out, timeout, ["+preload"] if preload else [])
+        r, t_build, t_run, build = _build_and_run(simulator, srcs, n, tmp, out, timeout, ["+preload"] if preload else [])
         if "TAGERR" in r.stdout:
             raise SimulationError(out / "rtl", "the chip's stream tags differ from the program's stream order: "
                                   + r.stdout.strip().splitlines()[0])
@@ -187,6 +199,8 @@ def rtl_sim(out: str | Path, inputs: str | Path, labels: str | Path | None = Non
             "image": int(bad[0][0]), "output": int(bad[0][1]), "rtl": int(got[tuple(bad[0])]),
             "model": int(want[tuple(bad[0])])},
         "seconds": seconds, "simulator": simulator, "build_seconds": t_build, "run_seconds": t_run,
+        # Verilator's C++: one compile unit or a g++ a file over the jobs (VERILATOR_ONE_UNIT_BYTES)
+        **({"build": build} if build else {}),
         "scan": "preload" if preload else "chain", "scan_bits": scan_len,
         "cycles_waiting_for_outputs": cycles,
     }

@@ -5,6 +5,7 @@ Verilog on held-out digits, bit-exact against the numpy model of the quantized n
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 
 from compiler.backend.verilog import scan_registers
+from compiler.verify import rtlsim
 from conftest import MLP, amsc, require_tool
 from helpers import rehash
 
@@ -236,11 +238,12 @@ def test_pipeline_takes_an_input_every_slowest_stage_and_stays_bit_exact(tmp_pat
     assert rep1["cycles_per_input"] == rep1["latency_cycles"] == cyc["total"] and rep1["pipeline_stages"] == 1
 
 
-def test_verilator_runs_the_same_testbench_bit_exactly(cnn_out, digits):
+def test_verilator_runs_the_same_testbench_bit_exactly(cnn_out, digits, monkeypatch):
     """--simulator verilator: the chip compiled to C++ gives the same outputs as the numpy model
     (and so as Icarus); the report says which simulator ran, its build and run seconds. The weights
     and the requantizer registers are preloaded (--scan preload, what an ImageNet-sized run takes):
-    the other tests shift them through the chain."""
+    the other tests shift them through the chain. On two cores a design this small compiles as one
+    unit of C++; the parallel build of a larger design gives the same codes."""
     require_tool("verilator")
     r = amsc("rtl-sim", cnn_out, "--inputs", digits / "x.npy", "--labels", digits / "y.npy", "--limit", 40,
              "--simulator", "verilator", "--scan", "preload")
@@ -249,6 +252,11 @@ def test_verilator_runs_the_same_testbench_bit_exactly(cnn_out, digits):
     assert rep["simulator"] == "verilator" and rep["bit_exact"] and rep["images"] == 40
     assert rep["scan"] == "preload" and rep["scan_bits"] > 30000 and rep["cycles_rel_err"] == 0
     assert rep["accuracy_rtl"] == rep["accuracy_model"] > 0.9 and rep["build_seconds"] > 0
+    assert rep["build"] == ("one unit" if (os.cpu_count() or 1) <= 2 else f"{min(os.cpu_count(), 8)} job(s)")
+    # a design above VERILATOR_ONE_UNIT_BYTES: a g++ a generated file over the jobs, the same codes
+    monkeypatch.setattr(rtlsim, "VERILATOR_ONE_UNIT_BYTES", 0)
+    rep = rtlsim.rtl_sim(cnn_out, digits / "x.npy", digits / "y.npy", limit=3, simulator="verilator")
+    assert rep["build"].endswith("job(s)") and rep["bit_exact"] and rep["cycles_rel_err"] == 0
     # auto: a design this small stays in Icarus (no build)
     r = amsc("rtl-sim", cnn_out, "--inputs", digits / "x.npy", "--limit", 2)
     assert r.returncode == 0, r.stderr
