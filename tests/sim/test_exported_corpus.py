@@ -92,9 +92,10 @@ def test_corpus_model_compiles_and_runs_like_onnxruntime(name, compiled):
 
 #: unet_small runs in Verilator: 25 s with its C++ build, against 130 s in Icarus (227,584 clocks); so
 #: do the exports whose scan chains are long (mlp_dynamo's 311 k bits: 20 s against 86 s; the GRU's
-#: 452 k: 22 s against 92 s; fire_net's 336 k: 34 s against 39 s); conv1d_kws and the LSTM keep Icarus
+#: 452 k: 22 s against 92 s; fire_net's 336 k: 34 s against 39 s; the LSTM's 312 k since its C++ builds
+#: as one unit: 14.9 s against 36.2 s); conv1d_kws keeps Icarus (9 s against 7 s)
 @pytest.mark.parametrize("name, rows, sim", [("conv1d_kws", 4, "icarus"), ("mlp_dynamo", 4, "verilator"),
-                                             ("lstm_classifier", 4, "icarus"), ("gru_classifier", 4, "verilator"),
+                                             ("lstm_classifier", 4, "verilator"), ("gru_classifier", 4, "verilator"),
                                              ("lstm_dynamo", 2, "verilator"), ("unet_small", 1, "verilator"),
                                              ("fire_net", 2, "verilator")])
 def test_small_corpus_chips_are_bit_exact_in_rtl_sim(name, rows, sim, compiled):
