@@ -35,13 +35,15 @@ def cnn_out(tmp_path_factory):
 UNIT_LANES = ("--lanes", "3")
 
 
-def _compile_lint_sim(model, inputs, out, *compile_args, sram: bool = False) -> dict:
+def _compile_lint_sim(model, inputs, out, *compile_args, sram: bool = False, simulator: str = "auto") -> dict:
     """Compile ``model`` (at UNIT_LANES unless ``compile_args`` say), lint its chip with verilator
-    -Wall, run rtl-sim on ``inputs`` and require a bit-exact result and the counted clocks; returns
-    the manifest. ``sram``: then again with every interleaved map in SRAM macros (``--map-memory
-    sram``), which must hold some map, each part and bank one instance of the macro module."""
+    -Wall, run rtl-sim on ``inputs`` (in ``simulator``) and require a bit-exact result and the counted
+    clocks; returns the manifest. ``sram``: first with every interleaved map in SRAM macros
+    (``--map-memory sram``), which must hold some map, each part and bank one instance of the macro
+    module, in Verilator: the design then runs in both simulators where auto takes Icarus for it."""
     if sram:
-        m = _compile_lint_sim(model, inputs, out.parent / f"{out.name}_sram", *compile_args, "--map-memory", "sram")
+        m = _compile_lint_sim(model, inputs, out.parent / f"{out.name}_sram", *compile_args, "--map-memory", "sram",
+                              simulator="verilator")
         srams = m["rtl_datapath"]["srams"]
         assert srams and m["rtl_datapath"]["map_memory"] == "sram"
         top = next((out.parent / f"{out.name}_sram" / "rtl").glob("*_top.v")).read_text()
@@ -56,7 +58,7 @@ def _compile_lint_sim(model, inputs, out, *compile_args, sram: bool = False) -> 
     r = subprocess.run(["verilator", "--lint-only", "-Wall", "--top-module", top, *_files(out)],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    r = amsc("rtl-sim", out, "--inputs", inputs)
+    r = amsc("rtl-sim", out, "--inputs", inputs, "--simulator", simulator)
     assert r.returncode == 0 and "bit-exact" in r.stderr, r.stderr
     _cycles_as_counted(out)
     return manifest
