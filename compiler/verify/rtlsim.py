@@ -38,7 +38,11 @@ AUTO_PRELOAD_BITS = 1 << 20
 #: ``auto`` estimates both simulators' time, from measurements on this project's designs (2-core VM):
 #: an Icarus clock costs about 2.6e-5 s per tile of the design (cnn_digits, 7 tiles: 17,700 clocks in
 #: 3.2 s; unet_small: 227,584 clocks in 130 s), a Verilator build about 20 s plus 0.8 s per tile
-#: (cnn_digits 20 s, SqueezeNet's 635 tiles 8 min 44 s) and its run far less than either
+#: (cnn_digits 20 s, SqueezeNet's 635 tiles 8 min 44 s) and its run far less than either. A small
+#: design's one-unit build (VERILATOR_ONE_UNIT_BYTES) takes less (about 3 s plus 0.9 s per tile:
+#: cnn_digits 7.6 s, unet_small 19.7 s), so auto errs towards Icarus on runs of a few seconds; an
+#: Icarus clock's cost varies several times between designs of the same tiles (a scan shift is
+#: cheaper than a datapath clock), which a better estimate would have to model first
 ICARUS_SECONDS_PER_TILE_CLOCK = 2.6e-5
 VERILATOR_BUILD_SECONDS = (20.0, 0.8)
 #: On at most two cores, Verilator's C++ of a design whose Verilog is at most this many bytes is
