@@ -181,7 +181,8 @@ def rtl_sim(out: str | Path, inputs: str | Path, labels: str | Path | None = Non
         width = (bits + 3) // 4   # hex digits; signed codes as two's complement of in_data's width
         (tmp / "stimulus.mem").write_text("".join(f"{int(c) & ((1 << bits) - 1):0{width}x}\n"
                                                   for c in stim.reshape(-1)))
-        r, t_build, t_run, build = _build_and_run(simulator, srcs, n, tmp, out, timeout, ["+preload"] if preload else [])
+        r, t_build, t_run, build = _build_and_run(simulator, srcs, n, tmp, out, timeout,
+                                                  ["+preload"] if preload else [])
         if "TAGERR" in r.stdout:
             raise SimulationError(out / "rtl", "the chip's stream tags differ from the program's stream order: "
                                   + r.stdout.strip().splitlines()[0])
