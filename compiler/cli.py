@@ -896,8 +896,10 @@ def _cmd_verify(args) -> int:
 def _cmd_rtl_sim(args) -> int:
     from .verify.rtlsim import rtl_sim
 
-    rep = rtl_sim(args.out, args.inputs, args.labels, args.limit, timeout=args.timeout, simulator=args.simulator,
-                  scan=args.scan)
+    bar, progress = _phase_bar("rtl-sim")
+    with bar:
+        rep = rtl_sim(args.out, args.inputs, args.labels, args.limit, timeout=args.timeout,
+                      simulator=args.simulator, scan=args.scan, progress=progress)
     acc = (f", accuracy {100 * rep['accuracy_rtl']:.1f} % (numpy model {100 * rep['accuracy_model']:.1f} %)"
            if "accuracy_rtl" in rep else "")
     verdict = "bit-exact" if rep["bit_exact"] else f"{rep['mismatches']} MISMATCHES, first {rep['first_mismatch']}"

@@ -80,12 +80,16 @@ def choose_simulator(simulator: str, clocks: int = 0, tiles: int = 1) -> str:
 
 
 def _build_and_run(simulator: str, srcs: list[str], n: int, tmp: Path, out: Path, timeout: float,
-                   plusargs: list[str] = ()) -> tuple[subprocess.CompletedProcess, float, float, str | None]:
+                   plusargs: list[str] = (), progress=None
+                   ) -> tuple[subprocess.CompletedProcess, float, float, str | None]:
     """Build the testbench with ``simulator`` in ``tmp`` and run it there (it reads scan.mem, or the
     preload files with ``+preload``, and stimulus.mem, and writes outputs.txt): the finished run, the
-    seconds of the build and the run, and how Verilator's C++ was compiled (None for Icarus)."""
+    seconds of the build and the run, and how Verilator's C++ was compiled (None for Icarus).
+    ``progress(phase, done, total)`` hears of the build and the run as each starts."""
+    progress = progress or (lambda *_: None)
     t0 = time.perf_counter()
     build = None
+    progress(f"{simulator} build", 0, 2)
     if simulator == "icarus":
         r = subprocess.run(["iverilog", "-g2005", "-o", str(tmp / "sim"), f"-Ptb.N_IMAGES={n}", *srcs],
                            capture_output=True, text=True)
@@ -108,6 +112,7 @@ def _build_and_run(simulator: str, srcs: list[str], n: int, tmp: Path, out: Path
             raise SimulationError(out / "rtl", f"verilator failed: {lines[0]}")
         cmd = [str(tmp / "obj" / "Vtb"), *plusargs]
     t1 = time.perf_counter()
+    progress(f"{simulator} run ({n} image(s))", 1, 2)
     try:
         r = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp, timeout=timeout)
         return r, t1 - t0, time.perf_counter() - t1, build
@@ -117,11 +122,13 @@ def _build_and_run(simulator: str, srcs: list[str], n: int, tmp: Path, out: Path
 
 
 def rtl_sim(out: str | Path, inputs: str | Path, labels: str | Path | None = None, limit: int | None = None,
-            timeout: float = 1800.0, simulator: str = "auto", scan: str = "auto") -> dict:
+            timeout: float = 1800.0, simulator: str = "auto", scan: str = "auto", progress=None) -> dict:
     """Stream ``inputs`` through OUT's chip RTL and compare with the numpy model; ``scan``: program
     the weights by shifting the scan chain (``chain``), by loading every register with what the
     shifting would leave in it (``preload``: the testbench's ``+preload``; the chain's shifting is
-    what the other designs check), or ``auto``: preload above AUTO_PRELOAD_BITS bits."""
+    what the other designs check), or ``auto``: preload above AUTO_PRELOAD_BITS bits.
+    ``progress(phase, done, total)``, if given, hears of each phase: the numpy model, the
+    simulator's build and its run (the CLI's progress bar)."""
     out = Path(out)
     manifest = load_compiled(out)
     require_network(out, manifest, "rtl-sim")
@@ -151,6 +158,8 @@ def rtl_sim(out: str | Path, inputs: str | Path, labels: str | Path | None = Non
         y = load_labels(labels, x_all_n)[:n]
     streams: list = []
     host = HostSide(out, {prog["input_value"]: np.asarray(x, dtype=np.float64)})
+    if progress is not None:
+        progress(f"numpy model ({n} image(s))", 0, 1)
     out_codes = run_program(prog, input_codes(prog, x), host=host, streams=streams)
     if y is not None:
         check_labels(labels, y, out_codes.shape[1])
@@ -182,7 +191,7 @@ def rtl_sim(out: str | Path, inputs: str | Path, labels: str | Path | None = Non
         (tmp / "stimulus.mem").write_text("".join(f"{int(c) & ((1 << bits) - 1):0{width}x}\n"
                                                   for c in stim.reshape(-1)))
         r, t_build, t_run, build = _build_and_run(simulator, srcs, n, tmp, out, timeout,
-                                                  ["+preload"] if preload else [])
+                                                  ["+preload"] if preload else [], progress)
         if "TAGERR" in r.stdout:
             raise SimulationError(out / "rtl", "the chip's stream tags differ from the program's stream order: "
                                   + r.stdout.strip().splitlines()[0])

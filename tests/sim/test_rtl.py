@@ -257,8 +257,13 @@ def test_verilator_runs_the_same_testbench_bit_exactly(cnn_out, digits, monkeypa
     assert rep["build"] == ("one unit" if (os.cpu_count() or 1) <= 2 else f"{min(os.cpu_count(), 8)} job(s)")
     # a design above VERILATOR_ONE_UNIT_BYTES: a g++ a generated file over the jobs, the same codes
     monkeypatch.setattr(rtlsim, "VERILATOR_ONE_UNIT_BYTES", 0)
-    rep = rtlsim.rtl_sim(cnn_out, digits / "x.npy", digits / "y.npy", limit=3, simulator="verilator")
+    phases = []
+    rep = rtlsim.rtl_sim(cnn_out, digits / "x.npy", digits / "y.npy", limit=3, simulator="verilator",
+                         progress=lambda *a: phases.append(a))
     assert rep["build"].endswith("job(s)") and rep["bit_exact"] and rep["cycles_rel_err"] == 0
+    # the CLI's progress bar hears of each phase as it starts
+    assert phases == [("numpy model (3 image(s))", 0, 1), ("verilator build", 0, 2),
+                      ("verilator run (3 image(s))", 1, 2)], phases
     # auto: a design this small stays in Icarus (no build)
     r = amsc("rtl-sim", cnn_out, "--inputs", digits / "x.npy", "--limit", 2)
     assert r.returncode == 0, r.stderr
