@@ -22,6 +22,7 @@ from .. import __version__
 from ..backend.readout import entries as readout_entries
 from ..design import foreign_files, load_compiled, write_json_atomic
 from ..errors import InputError, SimulationError
+from ..frontend.common import NPY_ERRORS
 from .checks import lsb, tolerance
 from ..sim.netlist import read_deck
 from .golden import dac_vectors, tile_currents, tile_currents_1t1r
@@ -247,7 +248,7 @@ def _readouts(out: Path, circuits: list[dict], bits: int, tolerance_lsb: float, 
         try:
             with np.load(cache / f"{key}.npz", allow_pickle=False) as w:
                 wave = {name: w[name] for name in WAVE_KEYS}
-        except Exception:     # noqa: BLE001 -- a damaged waveform (a bad zip, a missing array): simulated again
+        except (*NPY_ERRORS, KeyError):   # a damaged waveform (a bad zip, a missing array): simulated again
             continue
         results[k] = {**hit, "wave": wave, "cached": True}
     todo = sorted((k for k in range(len(circuits)) if results[k] is None), key=lambda k: (-circuits[k]["share"], k))
