@@ -80,13 +80,11 @@ def choose_simulator(simulator: str, clocks: int = 0, tiles: int = 1) -> str:
 
 
 def _build_and_run(simulator: str, srcs: list[str], n: int, tmp: Path, out: Path, timeout: float,
-                   plusargs: list[str] = (), progress=None
-                   ) -> tuple[subprocess.CompletedProcess, float, float, str | None]:
+                   plusargs: list[str], progress) -> tuple[subprocess.CompletedProcess, float, float, str | None]:
     """Build the testbench with ``simulator`` in ``tmp`` and run it there (it reads scan.mem, or the
     preload files with ``+preload``, and stimulus.mem, and writes outputs.txt): the finished run, the
     seconds of the build and the run, and how Verilator's C++ was compiled (None for Icarus).
     ``progress(phase, done, total)`` hears of the build and the run as each starts."""
-    progress = progress or (lambda *_: None)
     t0 = time.perf_counter()
     build = None
     progress(f"{simulator} build", 0, 2)
@@ -130,6 +128,7 @@ def rtl_sim(out: str | Path, inputs: str | Path, labels: str | Path | None = Non
     ``progress(phase, done, total)``, if given, hears of each phase: the numpy model, the
     simulator's build and its run (the CLI's progress bar)."""
     out = Path(out)
+    progress = progress or (lambda *_: None)
     manifest = load_compiled(out)
     require_network(out, manifest, "rtl-sim")
     dp = manifest.get("rtl_datapath", {})
@@ -158,8 +157,7 @@ def rtl_sim(out: str | Path, inputs: str | Path, labels: str | Path | None = Non
         y = load_labels(labels, x_all_n)[:n]
     streams: list = []
     host = HostSide(out, {prog["input_value"]: np.asarray(x, dtype=np.float64)})
-    if progress is not None:
-        progress(f"numpy model ({n} image(s))", 0, 1)
+    progress(f"numpy model ({n} image(s))", 0, 1)
     out_codes = run_program(prog, input_codes(prog, x), host=host, streams=streams)
     if y is not None:
         check_labels(labels, y, out_codes.shape[1])
