@@ -162,9 +162,10 @@ def adc_balance(prog: dict, lanes: int, stages: int, pdk, share: int, outputs: i
 
 #: Clocks of a read beyond the macro's latency (measured in rtl-sim, exact): the sequencer's start
 #: register (raised with the last gather, or with the last store of a position whose successor is
-#: gathered; the tile wrapper passes it to the macro as conv_start), the macro's conv_done register
-#: (the wrapper's done while it reads) and the sequencer's step on seeing every tile's done
-READ_OVERHEAD = 3
+#: gathered; the tile wrapper passes it to the macro as conv_start) and the sequencer's step on
+#: seeing every tile's done. The macro registers its codes and raises conv_done on the edge its last
+#: conversion ends, ``latency`` clocks after conv_start (it took a clock more, 3 in all, to stop 52)
+READ_OVERHEAD = 2
 
 
 def rtl_cycles(prog: dict, lanes: int | list[int], latency: int | list[int], stages: int = 1) -> dict:

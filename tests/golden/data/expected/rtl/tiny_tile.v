@@ -15,9 +15,9 @@
 // wrapper latches the registers at the start and shows the latch on the word lines for the whole
 // read, so the gather may overwrite the registers. The macro's conv_done (a register, high until its next conv_start) is
 // 'done' while the tile reads: on that edge the routed ADC codes go into adc_out and the sequencer
-// sees the read finished. A read holds the sequencer three clocks beyond the macro's own
-// (backend/verilog.py, READ_OVERHEAD): the start register, the macro's done register and the
-// sequencer's step on 'done'.
+// sees the read finished. A read holds the sequencer two clocks beyond the macro's own
+// (backend/verilog.py, READ_OVERHEAD): the start register and the sequencer's step on 'done' (the
+// macro raises conv_done on the edge its last conversion ends).
 // The macro is the tile's physical array, PROWS word lines by PCOLS pairs of bit lines. Which word
 // line each input row drives and which pair each output column reads is the routing register, so a
 // chip whose test found stuck cells places its rows and columns around them (manifest: placement;

@@ -6,7 +6,8 @@
 // instance's netlist: the tile that rtl_datapath.scan_order in the manifest lists at that place,
 // whose subckt is spice/tiles/<tile>.sp. A behavioural model for simulation is rtl/sim/tiny_xbar_beh.v.
 // Protocol: dac_code must be stable while conv_start is high for one cycle; conv_done rises
-// when adc_code is valid and stays high until the next conv_start. Weight programming: while
+// with adc_code valid on the edge the last conversion ends (the read's settling and its tile's
+// conversions after the conv_start edge, no clock beyond) and stays high until the next conv_start. Weight programming: while
 // scan_en is high, each clock shifts scan_in into the macro's ROWS*COLS*2*LEVEL_BITS-bit level
 // register and its last bit out on scan_out.
 // The body is analog: its outputs are driven by the macro, not by RTL, and its inputs are

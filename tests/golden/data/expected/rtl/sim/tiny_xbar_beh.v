@@ -115,11 +115,13 @@ module tiny_xbar #(
             moved <= 1'b0;
             conv_done <= 1'b0;
             cnt <= LATENCY;
-        end else if (cnt > 0) begin
+        end else if (cnt > 1) begin
             if (cnt > LATENCY - STABLE && dac_code !== dac_at_start) moved <= 1'b1;
             cnt <= cnt - 1;
-        end else if (cnt == 0) begin
-            adc_code <= moved ? ~result : result;
+        end else if (cnt == 1) begin
+            // the read's last clock: its last conversion ends on this edge, which registers the codes
+            // and raises conv_done (LATENCY clocks after the conv_start edge, none beyond)
+            adc_code <= (moved || (STABLE == LATENCY && dac_code !== dac_at_start)) ? ~result : result;
             conv_done <= 1'b1;
             cnt <= -1;
         end
