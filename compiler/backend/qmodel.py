@@ -49,7 +49,15 @@ from ..ir.ops.elementwise import gate_broadcast
 from ..design.folder import array_file
 
 OUT_BITS = 16
-MQ_BITS = 24
+#: bits of a requantizer's scale constant MQ as compiled (signed; CAL_BITS more in its register): the
+#: shift is set by the layer's scales alone (:func:`_shift`), so the largest column's MQ keeps at
+#: least MQ_BITS - 2 significant bits, a relative error under 2^-(MQ_BITS-2) = 1/16384, which moves
+#: an 8-bit output by under 1/64 of a code: 24 bits (to stop 52, when the biases shared the shift)
+#: made every requantizer's multiplier and scan register half as wide again for no output code
+MQ_BITS = 16
+#: the widest bias constant BQ as compiled: a bias that would need more bits at the scales' shift
+#: lowers the shift instead
+BQ_MAX_BITS = 32
 #: headroom bits of a layer's per-column requantizer registers (MQ, BQ: loaded through the scan
 #: chain) above what the layer as compiled needs: a chip's calibration may raise a column's scale to
 #: at least 2^(CAL_BITS+1) = 32 times the layer's largest as compiled (calibrate.MIN_GAIN = 0.05
@@ -513,10 +521,11 @@ def _requantizer(ir: IR, n: str, src: dict, kappa: float, post, pre, final: bool
     # the shift and the register widths from the layer as compiled: a chip's calibration (w_scale,
     # b of calibrate) changes only the per-column constants the scan chain loads
     m0 = src["scale"] * pdk.g_step * p.get("w_scale_nominal", w_scale) / kappa
-    s = _fixed(np.concatenate([m0 / s_z, p.get("b_nominal", bias) / s_z]), MQ_BITS)
+    b0 = p.get("b_nominal", bias) / s_z
+    s = _shift(m0 / s_z, b0)
     mq = np.rint(M / s_z * 2 ** s).astype(np.int64)
     bq = np.rint(bias / s_z * 2 ** s).astype(np.int64) + (1 << s >> 1)
-    mq_bits, bq_bits = _requant_bits(n, s, ((mq, "scale"),), ((bq, "bias"),))
+    mq_bits, bq_bits = _requant_bits(n, s, ((mq, "scale"),), ((bq, "bias"),), b0 * 2.0 ** s)
     return unit, {"mq": mq, "bq": bq, "s": s, "act": unit["act"], "mq_bits": mq_bits, "bq_bits": bq_bits}
 
 
@@ -559,11 +568,21 @@ def _concat_in_place(ir: IR, n: str, maps: dict, steps: list, vals: dict, pdk) -
     return True
 
 
-def _requant_bits(n: str, s: int, scales, biases) -> tuple[int, int]:
+def _shift(scales: np.ndarray, biases: np.ndarray) -> int:
+    """A requantizer's shift S: the largest of the layer's ``scales`` (output codes per accumulator
+    unit, as compiled) times 2^S fits MQ_BITS signed bits, unless its ``biases`` (in output codes)
+    times 2^S would not fit BQ_MAX_BITS - CAL_BITS: then the largest shift at which they do."""
+    return min(_fixed(np.asarray(scales, float), MQ_BITS),
+               _fixed(np.concatenate([np.ravel(scales), np.ravel(biases)]).astype(float), BQ_MAX_BITS - CAL_BITS))
+
+
+def _requant_bits(n: str, s: int, scales, biases, bias0) -> tuple[int, int]:
     """The widths of a layer's per-column requantizer registers (MQ, BQ; a recurrent layer's MQH and
-    BQH share them) for its shift ``s``, with CAL_BITS of headroom for a chip's calibration; checks
+    BQH share them) for its shift ``s``: MQ_BITS, and for BQ its biases as compiled (``bias0``, times
+    2^s) and the rounding half, each with CAL_BITS of headroom for a chip's calibration; checks
     that the (calibrated) constants ``scales`` and ``biases`` fit."""
-    mq_bits, bq_bits = MQ_BITS + CAL_BITS, max(MQ_BITS, s + 1) + CAL_BITS
+    need = int(np.max(np.abs(np.rint(bias0)))).bit_length() + 1 if np.size(bias0) else 1
+    mq_bits, bq_bits = MQ_BITS + CAL_BITS, max(MQ_BITS, s + 1, need) + CAL_BITS
     for group, b in ((scales, mq_bits), (biases, bq_bits)):
         for v, what in group:
             if np.any(np.abs(v) >= 1 << (b - 1)):
@@ -633,15 +652,15 @@ def _recurrent_layer(ir: IR, n: str, maps: dict, steps: list, pdk, src: dict, ti
     # the shift and the register widths from the layer as compiled: a chip's calibration (w_scale,
     # w_scale_h, b, bh of calibrate) changes only the per-column constants the scan chain loads
     w0 = p.get("w_scale_nominal", p["w_scale"])
-    s = _fixed(np.concatenate([scale(src["scale"], w0), scale(1.0 / dmax, w0), p.get("b_nominal", p["b"]) / s_z,
-                               p.get("bh_nominal", p["bh"]) / s_z]), MQ_BITS)
+    b0 = np.concatenate([p.get("b_nominal", p["b"]) / s_z, p.get("bh_nominal", p["bh"]) / s_z])
+    s = _shift(np.concatenate([scale(src["scale"], w0), scale(1.0 / dmax, w0)]), b0)
     half = 1 << s >> 1
     bq = np.rint(p["b"] / s_z * 2 ** s).astype(np.int64) + half
     bqh = np.rint(p["bh"] / s_z * 2 ** s).astype(np.int64)
     if rec["cell"] == "gru":
         bqh[2 * H:] += half   # the candidate's recurrent part is shifted on its own
     mq, mqh = np.rint(mx * 2 ** s).astype(np.int64), np.rint(mh * 2 ** s).astype(np.int64)
-    mq_bits, bq_bits = _requant_bits(n, s, ((mq, "scale"), (mqh, "scale")), ((bq, "bias"), (bqh, "bias")))
+    mq_bits, bq_bits = _requant_bits(n, s, ((mq, "scale"), (mqh, "scale")), ((bq, "bias"), (bqh, "bias")), b0 * 2.0 ** s)
     grid = (np.arange(2 ** LUT_BITS) - 2 ** (LUT_BITS - 1)) * s_z
     maps[n] = feature_map(f"l{len(steps)}", d["shape"], 1.0 / dmax, True, bd)
     c_top = 2 ** (C_BITS - 1) - 1

@@ -205,16 +205,16 @@ module tiny_top (
     assign cd0_1[0] = adc_l1_r0c0[7:0];
     assign cd0_1[1] = adc_l1_r0c0[15:8];
     // requantizer constants, loaded through the scan chain (rtl_datapath.requant_scan in the manifest):
-    // column j's MQ is bits [j*56 +: 28], its BQ the 28 bits above, two's complement
-    reg [111:0] cal_1;
-    always @(posedge clk) if (scan_en) cal_1 <= {scan_c0, cal_1[111:1]};
+    // column j's MQ is bits [j*43 +: 20], its BQ the 23 bits above, two's complement
+    reg [85:0] cal_1;
+    always @(posedge clk) if (scan_en) cal_1 <= {scan_c0, cal_1[85:1]};
     assign scan_c1 = cal_1[0];
-    wire signed [27:0] mq_1 [0:1];
-    wire signed [27:0] bq_1 [0:1];
-    assign mq_1[0] = $signed(cal_1[27:0]);
-    assign bq_1[0] = $signed(cal_1[55:28]);
-    assign mq_1[1] = $signed(cal_1[83:56]);
-    assign bq_1[1] = $signed(cal_1[111:84]);
+    wire signed [19:0] mq_1 [0:1];
+    wire signed [22:0] bq_1 [0:1];
+    assign mq_1[0] = $signed(cal_1[19:0]);
+    assign bq_1[0] = $signed(cal_1[42:20]);
+    assign mq_1[1] = $signed(cal_1[62:43]);
+    assign bq_1[1] = $signed(cal_1[85:63]);
     // lane l requantizes output column lix[l] (2 a clock): its code and its address in mem_l1[bk_l1]
     wire [7:0] y_1 [0:1];
     wire [31:0] daddr_1 [0:1];
@@ -227,16 +227,16 @@ module tiny_top (
         wire [0:0] jc = JL;
         // the column's partial sums: its code in each slot, sign-extended and added
         wire [7:0] cs0 = cd0_1[jc];
-        // the product at its own width (9-bit accumulator x 28-bit MQ), then sign-extended
+        // the product at its own width (9-bit accumulator x 20-bit MQ), then sign-extended
         /* verilator lint_off UNUSEDSIGNAL */
         wire signed [63:0] acw = $signed({{56{cs0[7]}}, cs0});
         /* verilator lint_on UNUSEDSIGNAL */
         wire signed [8:0] aca = acw[8:0];
-        wire signed [36:0] rqm = aca * mq_1[jc];
-        wire signed [27:0] rqc = bq_1[jc];
-        wire signed [63:0] rqp = $signed({{27{rqm[36]}}, rqm});
-        wire signed [63:0] rqb = $signed({{36{rqc[27]}}, rqc});
-        wire signed [63:0] rq = (rqp + rqb) >>> 16;
+        wire signed [28:0] rqm = aca * mq_1[jc];
+        wire signed [22:0] rqc = bq_1[jc];
+        wire signed [63:0] rqp = $signed({{35{rqm[28]}}, rqm});
+        wire signed [63:0] rqb = $signed({{41{rqc[22]}}, rqc});
+        wire signed [63:0] rq = (rqp + rqb) >>> 12;
         // address arithmetic is twice the counters' width; the bits above the memory's address width are zero
         assign daddr_1[gl] = {16'd0, j} * 1 + {16'd0, pos};
         // activation unit: clamp
@@ -405,14 +405,14 @@ module tiny_top (
     wire [7:0] cd0_2 [0:0];
     assign cd0_2[0] = adc_l2_r0c0[7:0];
     // requantizer constants, loaded through the scan chain (rtl_datapath.requant_scan in the manifest):
-    // column j's MQ is bits [j*56 +: 28], its BQ the 28 bits above, two's complement
-    reg [55:0] cal_2;
-    always @(posedge clk) if (scan_en) cal_2 <= {scan_c1, cal_2[55:1]};
+    // column j's MQ is bits [j*40 +: 20], its BQ the 20 bits above, two's complement
+    reg [39:0] cal_2;
+    always @(posedge clk) if (scan_en) cal_2 <= {scan_c1, cal_2[39:1]};
     assign scan_c2 = cal_2[0];
-    wire signed [27:0] mq_2 [0:0];
-    wire signed [27:0] bq_2 [0:0];
-    assign mq_2[0] = $signed(cal_2[27:0]);
-    assign bq_2[0] = $signed(cal_2[55:28]);
+    wire signed [19:0] mq_2 [0:0];
+    wire signed [19:0] bq_2 [0:0];
+    assign mq_2[0] = $signed(cal_2[19:0]);
+    assign bq_2[0] = $signed(cal_2[39:20]);
     // lane l requantizes output column lix[l] (1 a clock): its code and its address in mem_l2
     wire [15:0] y_2 [0:0];
     wire [31:0] daddr_2 [0:0];
@@ -422,16 +422,16 @@ module tiny_top (
         wire [0:0] jc = j[0:0];
         // the column's partial sums: its code in each slot, sign-extended and added
         wire [7:0] cs0 = cd0_2[jc];
-        // the product at its own width (9-bit accumulator x 28-bit MQ), then sign-extended
+        // the product at its own width (9-bit accumulator x 20-bit MQ), then sign-extended
         /* verilator lint_off UNUSEDSIGNAL */
         wire signed [63:0] acw = $signed({{56{cs0[7]}}, cs0});
         /* verilator lint_on UNUSEDSIGNAL */
         wire signed [8:0] aca = acw[8:0];
-        wire signed [36:0] rqm = aca * mq_2[jc];
-        wire signed [27:0] rqc = bq_2[jc];
-        wire signed [63:0] rqp = $signed({{27{rqm[36]}}, rqm});
-        wire signed [63:0] rqb = $signed({{36{rqc[27]}}, rqc});
-        wire signed [63:0] rq = (rqp + rqb) >>> 12;
+        wire signed [28:0] rqm = aca * mq_2[jc];
+        wire signed [19:0] rqc = bq_2[jc];
+        wire signed [63:0] rqp = $signed({{35{rqm[28]}}, rqm});
+        wire signed [63:0] rqb = $signed({{44{rqc[19]}}, rqc});
+        wire signed [63:0] rq = (rqp + rqb) >>> 4;
         // address arithmetic is twice the counters' width; the bits above the memory's address width are zero
         assign daddr_2[gl] = {16'd0, j} * 1 + {16'd0, pos};
         // activation unit: clamp
