@@ -166,6 +166,12 @@ def adc_balance(prog: dict, lanes: int, stages: int, pdk, share: int, outputs: i
 #: seeing every tile's done. The macro registers its codes and raises conv_done on the edge its last
 #: conversion ends, ``latency`` clocks after conv_start (it took a clock more, 3 in all, to stop 52)
 READ_OVERHEAD = 2
+#: ... and of a read of a layer that stores each position while its tiles read the next
+#: (:func:`stores_overlap`): the next position's last gather asks for its read, and the tiles start
+#: it on the edge the sequencer sees this one's done (their wrappers latch its codes on that edge),
+#: so a read follows the previous one a clock after the macro's latency; the first read of such a
+#: layer takes a clock more (its start register after the first gather)
+ARMED_OVERHEAD = 1
 
 
 def rtl_cycles(prog: dict, lanes: int | list[int], latency: int | list[int], stages: int = 1) -> dict:
@@ -214,24 +220,17 @@ def step_cycles(st: dict, lanes: int, latency: int) -> dict:
         p, rec = st["positions"], st.get("recur")
         ln = 1 if rec else lanes
         g, sc = -(-st["rows"] // ln), -(-st["cols"] // store_lanes(st, ln))
-        wait = latency + READ_OVERHEAD     # the clocks a read holds the sequencer
-        c["handshake"] += p * READ_OVERHEAD
         c["read"] += p * latency
         if stores_overlap(st, lanes, latency):
-            # a read of position q also does q - 1's stores, then q + 1's gather, which starts
-            # SETTLE clocks into the read at the earliest; what outlasts the read is exposed (stores
-            # first, then the gather and any clocks it waited)
-            c["gather"] += g
-            c["store"] += sc
-            # (previous stores, next gather, how many reads): the first, the middle ones, the last
-            for prev, nxt, n in ((0, g, 1), (sc, g, p - 2), (sc, 0, 1)):
-                extra = max(0, (max(prev, SETTLE) if nxt else prev) + nxt - wait)
-                c["store"] += n * min(prev, extra)
-                c["gather"] += n * (extra - min(prev, extra))
+            for key, n in _overlapped(p, g, sc, latency, armed_reads(st, lanes, latency)).items():
+                c[key] += n
         elif overlaps(st):   # only the first position's gather and what outlasts a read are exposed
+            wait = latency + READ_OVERHEAD     # the clocks a read holds the sequencer
+            c["handshake"] += p * READ_OVERHEAD
             c["gather"] += g + (p - 1) * max(0, SETTLE + g - wait)
             c["store"] += p * sc
         else:
+            c["handshake"] += p * READ_OVERHEAD
             c["gather"] += p * g
             c["store"] += p * sc
         if rec:
@@ -243,6 +242,42 @@ def step_cycles(st: dict, lanes: int, latency: int) -> dict:
     elif k == "remap":
         c["remap"] += -(-int(np.prod(st["dst"]["shape"])) // lanes)
     return c
+
+
+def _overlapped(p: int, g: int, sc: int, latency: int, armed: bool) -> dict:
+    """The handshake, gather and store clocks of a layer of ``p`` positions that stores each one
+    while its tiles read the next (:func:`stores_overlap`; ``g`` gather and ``sc`` store clocks a
+    position, reads of ``latency``). A read of position q also does q - 1's stores, then q + 1's
+    gather, which writes SETTLE clocks into the read at the earliest; what outlasts the read is
+    exposed (stores first, then the gather and any clocks it waited). Not ``armed``, the sequencer
+    steps on q's done once q + 1 is gathered and raises the start register (READ_OVERHEAD), and the
+    stores begin as the read does. ``armed`` (:func:`armed_reads`), q + 1's last gather asks for its
+    read, which the tiles start on the edge q's done is seen (ARMED_OVERHEAD; the first read a clock
+    more), the edge that latches q's codes, so the stores begin a clock into the read."""
+    over = ARMED_OVERHEAD if armed else READ_OVERHEAD
+    wait = latency + over     # the clocks a read holds the sequencer
+    c = {"handshake": p * over + (1 if armed else 0), "gather": g, "store": sc}
+    # (previous stores, next gather, how many reads): the first, the middle ones, the last
+    for prev, nxt, n in ((0, g, 1), (sc, g, p - 2), (sc, 0, 1)):
+        first = prev + 1 if armed and prev else prev     # the clock the next gather may begin
+        extra = max(0, (max(first, SETTLE) if nxt else prev) + nxt - wait)
+        c["store"] += n * min(prev, extra)
+        c["gather"] += n * (extra - min(prev, extra))
+    return c
+
+
+def armed_reads(st: dict, lanes: int, latency: int) -> bool:
+    """Whether a layer step that stores while its tiles read (:func:`stores_overlap`) asks for each
+    next read with its last gather (tile_wrapper.v.j2, top.v.j2: ``go``): where its reads outlast its
+    stores and gathers, a clock fewer a read; where those outlast the reads, the stores' later start
+    would cost a clock a read, and the sequencer starts each read from its step on the previous
+    one's done instead (the fewer clocks of the two)."""
+    if not stores_overlap(st, lanes, latency):
+        return False
+    p = st["positions"]
+    g, sc = -(-st["rows"] // lanes), -(-st["cols"] // store_lanes(st, lanes))
+    return (sum(_overlapped(p, g, sc, latency, True).values())
+            < sum(_overlapped(p, g, sc, latency, False).values()))
 
 
 def _handovers(s: int, n: int) -> int:
@@ -1129,6 +1164,7 @@ def _datapath_ctx(prog: dict, tiles: list[dict], lanes: int | list[int] = 1, lat
                        "gbits": st["dst"]["bits"] if rec else st["src"]["bits"], "ybits": st["dst"]["bits"],
                        "M": st["cols"], "P": st["positions"], "base": st.get("base", 0), "conv": conv, "tokens": tokens, "tiles": lt,
                        "overlap": overlaps(st), "soverlap": stores_overlap(st, lanes, lats[k]),
+                       "armed": armed_reads(st, lanes, lats[k]),
                        "settle": SETTLE if overlaps(st) else 0, "settle_bits": _bits(SETTLE + 1),
                        "done_concat": ", ".join(f"done_{t['name']}" for t in reversed(lt)),
                        "columns": columns, "slots": slots, "lane_lsb": lane_lsb, "ba": ba, "s": st["s"], "act": _act_ctx(st["act"]), "final": st["final"],

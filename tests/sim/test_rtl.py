@@ -123,7 +123,9 @@ def test_lanes_change_the_clocks_not_the_codes(tmp_path, digits):
     """--lanes 1 and --lanes 5 (a count that divides neither the layers' inputs nor their outputs):
     both chips bit-exact on cnn_digits; each takes the clocks the compiler counted, and five lanes
     take fewer in the gather and the stores (where conv1 keeps the 2x2 pooling's maxima: no pooling
-    step) and the same in the reads and on the link."""
+    step) and the same in the reads and on the link; in the handshake fewer, for where the gather and
+    the stores no longer outlast a read, the next read starts a clock after the macro's
+    (verilog.armed_reads)."""
     require_tool("iverilog", "vvp")
     cyc = {}
     for lanes in (1, 5):
@@ -139,8 +141,9 @@ def test_lanes_change_the_clocks_not_the_codes(tmp_path, digits):
     for part in ("gather", "store"):
         assert cyc[5][part] < cyc[1][part] / 2.5, (part, cyc)
     assert cyc[5]["pool"] == cyc[1]["pool"] == 0
-    for part in ("read", "handshake", "link"):
+    for part in ("read", "link"):
         assert cyc[5][part] == cyc[1][part] > 0
+    assert 0 < cyc[5]["handshake"] < cyc[1]["handshake"], cyc
     assert cyc[1]["total"] / cyc[5]["total"] > 1.5
 
 

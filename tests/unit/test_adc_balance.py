@@ -44,11 +44,11 @@ def test_layers_with_slack_take_the_share_that_leaves_the_fewest_adcs(cnn):
     chosen = adc_balance(cnn, 4, 4, pdk, 8, 32)
     shares = [m for m, _ in chosen]
     layers = {st["name"]: c for st, c in zip(cnn["steps"], chosen) if st["kind"] == "layer"}
-    # conv1 and conv2 set the interval (their stages are 466 and 472 clocks); fc's stage reads once an
+    # conv1 and conv2 set the interval (their stages are 451 and 457 clocks); fc's stage reads once an
     # input and its tiles have 10 outputs each: one ADC at 16 outputs (32 would leave as many, later);
     # without ADCs across tiles each tile keeps its own
     assert layers == {"conv1": (8, 1), "conv2": (8, 1), "fc": (16, 1)}
-    assert _interval(cnn, pdk, shares, 4) == _interval(cnn, pdk, [8] * len(shares), 4) == 472
+    assert _interval(cnn, pdk, shares, 4) == _interval(cnn, pdk, [8] * len(shares), 4) == 457
     # no layer could take a share with fewer ADCs without lengthening the interval
     for k, st in enumerate(cnn["steps"]):
         if st["kind"] != "layer":
@@ -56,7 +56,7 @@ def test_layers_with_slack_take_the_share_that_leaves_the_fewest_adcs(cnn):
         for m in (16, 32):
             if _adcs(st, m) < _adcs(st, shares[k]):
                 trial = shares[:k] + [m] + shares[k + 1:]
-                assert _interval(cnn, pdk, trial, 4) > 472, (st["name"], m)
+                assert _interval(cnn, pdk, trial, 4) > 457, (st["name"], m)
 
 
 def test_an_adc_may_serve_several_tiles_of_a_layer_with_slack(cnn):
@@ -66,7 +66,7 @@ def test_an_adc_may_serve_several_tiles_of_a_layer_with_slack(cnn):
     chosen = adc_balance(cnn, 4, 4, pdk, 8, 32, MAX_ADC_CHANNELS)
     layers = {st["name"]: (*c, layer_adcs(st, *c)) for st, c in zip(cnn["steps"], chosen) if st["kind"] == "layer"}
     assert layers == {"conv1": (8, 1, 4), "conv2": (8, 1, 4), "fc": (40, 4, 1)}
-    assert _interval(cnn, pdk, [m for m, _ in chosen], 4) == 472
+    assert _interval(cnn, pdk, [m for m, _ in chosen], 4) == 457
     # at most 32 channels an ADC: two tiles an ADC, two ADCs (three tiles would leave as many)
     assert dict(zip([st.get("name") for st in cnn["steps"]], adc_balance(cnn, 4, 4, pdk, 8, 32, 32)))["fc"] == (20, 2)
     # each tile's own ADCs at a share, or a tile group's one
@@ -80,7 +80,7 @@ def test_an_adc_may_serve_several_tiles_of_a_layer_with_slack(cnn):
                 m = g * max(t["col1"] - t["col0"] for t in st["tiles"])
                 if m <= MAX_ADC_CHANNELS and layer_adcs(st, m, g) < layer_adcs(st, *chosen[k]):
                     trial = [c[0] for c in chosen[:k]] + [m] + [c[0] for c in chosen[k + 1:]]
-                    assert _interval(cnn, pdk, trial, 4) > 472, (st["name"], m, g)
+                    assert _interval(cnn, pdk, trial, 4) > 457, (st["name"], m, g)
 
 
 def test_one_stage_has_no_slack(cnn):

@@ -15,9 +15,10 @@
 // wrapper latches the registers at the start and shows the latch on the word lines for the whole
 // read, so the gather may overwrite the registers. The macro's conv_done (a register, high until its next conv_start) is
 // 'done' while the tile reads: on that edge the routed ADC codes go into adc_out and the sequencer
-// sees the read finished. A read holds the sequencer two clocks beyond the macro's own
-// (backend/verilog.py, READ_OVERHEAD): the start register and the sequencer's step on 'done' (the
-// macro raises conv_done on the edge its last conversion ends).
+// sees the read finished. The macro raises conv_done on the edge its last conversion ends; a
+// 'start' that finds the read done starts the next read on the edge that latches its codes (a
+// layer that stores while its tiles read asks for the next read before this one is done:
+// backend/verilog.py, READ_OVERHEAD and ARMED_OVERHEAD).
 // The macro is the tile's physical array, PROWS word lines by PCOLS pairs of bit lines. Which word
 // line each input row drives and which pair each output column reads is the routing register, so a
 // chip whose test found stuck cells places its rows and columns around them (manifest: placement;
@@ -152,19 +153,19 @@ module tiny_tile #(
         else if (scan_en) dac_r <= {PROWS*DAC_BITS{1'b0}};     // a new routing leaves no stale word line
         else if (gwe) dac_r <= dac_n;
 
-    // the read: conv_start on the edge 'start' finds the tile idle, done on the edge conv_done
-    // finds it reading
-    assign conv_start = start && !busy;
+    // the read: conv_start on the edge 'start' finds the tile idle or its read done (the next read
+    // then starts on the edge that latches this one's codes), done on the edge conv_done finds it
+    // reading
+    assign conv_start = start && (!busy || conv_done);
     assign done       = busy && conv_done;
     always @(posedge clk or negedge rst_n) begin
         if (!rst_n) begin
             busy     <= 1'b0;
             adc_out  <= {COLS*ADC_BITS{1'b0}};
-        end else if (conv_start) begin
-            busy     <= 1'b1;
-        end else if (done) begin
-            adc_out <= adc_code;
-            busy    <= 1'b0;
+        end else begin
+            if (conv_start) busy <= 1'b1;
+            else if (done) busy <= 1'b0;
+            if (done) adc_out <= adc_code;
         end
     end
     generate if (HOLD != 0) begin : hold

@@ -284,8 +284,8 @@ module tiny_top (
                     end
                 end
                 L1_W: begin   // the tiles read
-                    start_1 <= 1'b0;
                     got_1   <= got_1 | dones_1;
+                    start_1 <= 1'b0;
                     if ((got_1 | dones_1) == 1'b1) state <= L1_S;
                 end
                 L1_S: begin   // requantize and store, 2 output(s) a clock
@@ -479,8 +479,8 @@ module tiny_top (
                     end
                 end
                 L2_W: begin   // the tiles read
-                    start_2 <= 1'b0;
                     got_2   <= got_2 | dones_2;
+                    start_2 <= 1'b0;
                     if ((got_2 | dones_2) == 1'b1) state <= L2_S;
                 end
                 L2_S: begin   // requantize and store, 1 output(s) a clock
