@@ -218,8 +218,7 @@ def step_cycles(st: dict, lanes: int, latency: int) -> dict:
         c["link"] += int(np.prod((st["dst"] if k == "recv" else st["src"])["shape"]))
     elif k == "layer":
         p, rec = st["positions"], st.get("recur")
-        ln = 1 if rec else lanes
-        g, sc = -(-st["rows"] // ln), -(-st["cols"] // store_lanes(st, ln))
+        g, sc = _gather_store(st, 1 if rec else lanes)
         c["read"] += p * latency
         if stores_overlap(st, lanes, latency):
             for key, n in _overlapped(p, g, sc, latency, armed_reads(st, lanes, latency)).items():
@@ -242,6 +241,11 @@ def step_cycles(st: dict, lanes: int, latency: int) -> dict:
     elif k == "remap":
         c["remap"] += -(-int(np.prod(st["dst"]["shape"])) // lanes)
     return c
+
+
+def _gather_store(st: dict, lanes: int) -> tuple[int, int]:
+    """A layer step's gather and store clocks a position at ``lanes``."""
+    return -(-st["rows"] // lanes), -(-st["cols"] // store_lanes(st, lanes))
 
 
 def _overlapped(p: int, g: int, sc: int, latency: int, armed: bool) -> dict:
@@ -275,7 +279,7 @@ def armed_reads(st: dict, lanes: int, latency: int) -> bool:
     if not stores_overlap(st, lanes, latency):
         return False
     p = st["positions"]
-    g, sc = -(-st["rows"] // lanes), -(-st["cols"] // store_lanes(st, lanes))
+    g, sc = _gather_store(st, lanes)
     return (sum(_overlapped(p, g, sc, latency, True).values())
             < sum(_overlapped(p, g, sc, latency, False).values()))
 
