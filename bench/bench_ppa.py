@@ -9,7 +9,7 @@ readouts in the netlists and the RTL; the datapath's default lanes) for
   --adc-balance off), with every layer at 8 outputs an ADC (--adc-balance off), with
   a one-lane datapath (--lanes 1), one input at a time (--pipeline 1) and every convolution read a
   position at a time (--conv-blocking off), the baselines of this run, and the densest point of its
-  exploration (README, "The chip RTL": --tile 128x128 --adc-share 2 --lanes 8);
+  exploration (README, "The chip RTL": --tile 128x64 --adc-share 4 --lanes 8, stop 53);
 - SqueezeNet 1.1 from the onnx wheel with seeded random weights (bench_scale.randomized), one random
   224x224 image, `--engine mna --no-synth`: TOPS/W (target >= 0.63, ISAAC's) and TOPS/mm^2 (target >=
   0.03: ISAAC's 0.48 at 32 nm scaled to 130 nm by area, (130/32)^2 = 16.5), and the ADCs' utilization
@@ -81,7 +81,7 @@ def main() -> int:
                "baseline_one_lane": report(model, tmp / "lane", ["--lanes", "1"], rargs),
                "baseline_one_input_at_a_time": report(model, tmp / "seq", ["--pipeline", "1"], rargs),
                "baseline_a_position_a_read": report(model, tmp / "pos", ["--conv-blocking", "off"], rargs),
-               "densest_explored": report(model, tmp / "dense", ["--tile", "128x128", "--adc-share", "2",
+               "densest_explored": report(model, tmp / "dense", ["--tile", "128x64", "--adc-share", "4",
                                                                  "--lanes", "8"], rargs)}
         s = res["shared"]
         res["ratios"] = {base: {k: s[k] / res[base][k] for k in ("area_mm2", "latency_s", "throughput_per_s",

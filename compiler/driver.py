@@ -158,6 +158,23 @@ def _map_memories(prog: dict, per, cuts, pdk: Pdk, options: CompileOptions) -> d
         raise InputError("--map-memory", f"sram: {e}") from None
 
 
+def manifest_options(options: CompileOptions, ir: IR, pdk: Pdk, stages: int | None) -> dict:
+    """The compile options as the manifest keeps them: with every default the compiler or the PDK
+    chose spelled out (the tile, the outputs per ADC and their balance, the lanes, ``stages``: the
+    pipeline's stages at most that the RTL was built with, None where no RTL was), so that what
+    reads the design later (``amsc program``'s recompile, the Monte Carlo's placement banks in
+    ``amsc evaluate``) builds the chip it was compiled as, whatever a later version's defaults."""
+    d = options.to_json()
+    d["tile_rows"], d["tile_cols"] = tile_shape(options, pdk)
+    d["lanes"] = lanes_of(options)
+    if stages is not None:
+        d["pipeline"] = stages
+    if "adc_share" in ir.g.graph:           # set by the tile pass (passes/tile.py)
+        d["adc_share"] = ir.g.graph["adc_share"]
+        d["adc_balance"] = "on" if ir.g.graph["adc_balance"] else "off"
+    return d
+
+
 def write_design(plan: OutputWriter, ir: IR, pdk: Pdk, options: CompileOptions, source_name: str, source_sha: str,
                  calib: tuple[np.ndarray, str], source_file: Path | None = None,
                  progress: Callable[[str, int, int], None] | None = None, external: list[str] = ()) -> dict:
@@ -168,7 +185,7 @@ def write_design(plan: OutputWriter, ir: IR, pdk: Pdk, options: CompileOptions, 
     env = environment(pdk)
     n_tiles = len(ir.nodes_of("xbar_tile"))
     progress("calibration and integer program", 0, 1)
-    lanes, cuts = lanes_of(options), None
+    lanes, cuts, stages = lanes_of(options), None, None
     per: int | list[int] = lanes     # every step's lanes once the program is built
     try:
         prog = build_program(ir, pdk, options, calib[0], nominal_ir(ir, pdk))
@@ -182,7 +199,8 @@ def write_design(plan: OutputWriter, ir: IR, pdk: Pdk, options: CompileOptions, 
             if options.pipeline is not None:
                 raise InputError("--pipeline", str(e)) from None
             # the default on a chip with host segments between its segments: one input at a time
-            cycles = verilog.rtl_cycles(prog, per, latency, 1)
+            stages = 1
+            cycles = verilog.rtl_cycles(prog, per, latency, stages)
         if ir.g.graph.get("adc_balance") and "stages" in cycles:
             # a layer whose stage has slack shares its ADCs among more outputs (verilog.adc_balance)
             ir = ir.copy()
@@ -339,7 +357,7 @@ def write_design(plan: OutputWriter, ir: IR, pdk: Pdk, options: CompileOptions, 
                    **({"file": f"source/{source_name}"} if source_file is not None else {}),
                    **({"external_data": [f"source/{rel}" for rel in external]} if external else {}),
                    **({"calibration": "source/calib.npy"} if calib[2] is not None else {})},
-        "options": options.to_json(),
+        "options": manifest_options(options, ir, pdk, stages if datapath.get("generated") else None),
         "pdk": pdk_summary(pdk),
         "files": [{"path": k, "sha256": v} for k, v in plan.digests().items()],
         "tiles": tiles,

@@ -280,3 +280,33 @@ def test_scheduler_sending_garbage_fails_in_one_line(mlp_out, tmp_path):
 def test_malformed_scheduler_address(mlp_out, tmp_path, addr):
     r = amsc("verify", _copy(mlp_out, tmp_path / "o"), "--scheduler", addr)
     assert_clean_error(r, "--scheduler", "not a Dask scheduler address")
+
+
+# ------------------------------------------------------------------ the options it was built with
+
+def test_the_manifest_spells_out_every_default_and_rebuilds_the_same_chip(tmp_path, monkeypatch):
+    """The manifest keeps the options a design was compiled with, each default the compiler or the
+    PDK chose written out (the tile, the outputs per ADC and their balance, the lanes, the pipeline's
+    stages), so that what reads the design later (program's recompile, evaluate's placement banks)
+    builds the chip it was compiled as, not one at a later version's defaults: compiled again from
+    those options, every file is the same."""
+    import compiler.options as o
+    from compiler.driver import compile_model
+    from compiler.options import DEFAULT_LANES, DEFAULT_PIPELINE, CompileOptions, route_banks_of
+
+    a = tmp_path / "a"
+    r = amsc("compile", MLP / "model.onnx", "-o", a)
+    assert r.returncode == 0, r.stderr
+    m = json.loads((a / "manifest.json").read_text())
+    opts = m["options"]
+    assert (opts["tile_rows"], opts["tile_cols"]) == (64, 64)          # the generic PDK's tile
+    assert opts["lanes"] == DEFAULT_LANES == m["rtl_datapath"]["lanes"] and opts["pipeline"] == DEFAULT_PIPELINE
+    assert opts["adc_share"] == m["readout"]["share"] == 8 and opts["adc_balance"] == "on"
+    monkeypatch.setattr(o, "DEFAULT_LANES", 2)                          # a later version's default
+    assert route_banks_of(opts) == DEFAULT_LANES
+    b = tmp_path / "b"
+    compile_model(a / m["source"]["file"], b, CompileOptions(**{**opts, "input_range": tuple(opts["input_range"])}))
+    mb = json.loads((b / "manifest.json").read_text())
+    assert mb["options"] == opts
+    assert len(mb["files"]) == len(m["files"]) > 30
+    assert {f["path"]: f["sha256"] for f in mb["files"]} == {f["path"]: f["sha256"] for f in m["files"]}
