@@ -471,12 +471,11 @@ def program_design(out: Path, manifest: dict, chip_state, dest: Path,
     if "chip" in manifest:
         raise InputError(out, f"is already programmed for a chip ({manifest['chip']['file']}); program the design "
                               "it was made from")
-    opts = {**manifest["options"], "input_range": tuple(manifest["options"]["input_range"]), "dump_ir_after": None,
-            "chip_state": str(chip_state), "calibration": None,
-            "finetune_data": None if finetune_data is None else tuple(map(str, finetune_data))}
-    if "calibration" in manifest["source"]:
-        opts["calibration"] = str(out / manifest["source"]["calibration"])
-    return compile_model(out / src, dest, CompileOptions(**opts), progress=progress)
+    calibration = manifest["source"].get("calibration")
+    opts = CompileOptions.from_json(manifest["options"], dump_ir_after=None, chip_state=str(chip_state),
+                                    calibration=None if calibration is None else str(out / calibration),
+                                    finetune_data=None if finetune_data is None else tuple(map(str, finetune_data)))
+    return compile_model(out / src, dest, opts, progress=progress)
 
 
 def compile_dynamics(path: Path, out: Path, options, pdk) -> dict:

@@ -109,3 +109,13 @@ class CompileOptions:
         if self.finetune_data is not None:
             d["finetune_data"] = list(self.finetune_data)
         return d
+
+    @classmethod
+    def from_json(cls, d: dict, **changes) -> "CompileOptions":
+        """The options :meth:`to_json` wrote (a manifest's ``options``), with ``changes`` to fields
+        (what ``amsc program`` and ``amsc evaluate --sweep`` recompile with)."""
+        d = {**d, **changes}
+        d["input_range"] = tuple(d["input_range"])
+        if d.get("finetune_data") is not None:
+            d["finetune_data"] = tuple(d["finetune_data"])
+        return cls(**d)

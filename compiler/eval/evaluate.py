@@ -468,10 +468,8 @@ def _sweep(design: Design, x, ref, y, metric: str, progress, ideal: list[np.ndar
     src = m["source"].get("file")
     if src is None:
         raise InputError("--sweep", "recompiling needs the design's ONNX source; this design holds none (a YAML graph)")
-    opts = {**m["options"], "input_range": tuple(m["options"]["input_range"]), "dump_ir_after": None}
-    if "calibration" in m["source"]:
-        opts["calibration"] = str(design.out / m["source"]["calibration"])
-    base = CompileOptions(**opts)
+    base = CompileOptions.from_json(m["options"], dump_ir_after=None, **(
+        {"calibration": str(design.out / m["source"]["calibration"])} if "calibration" in m["source"] else {}))
     comp_ok = m["pdk"]["cell"] == "1t1r" or m["pdk"]["tia"] == "ideal"     # what --compensate-ir models
     ideal_metric = _metrics(ideal, ref, y)[metric]
     res = {}

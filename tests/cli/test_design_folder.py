@@ -305,7 +305,7 @@ def test_the_manifest_spells_out_every_default_and_rebuilds_the_same_chip(tmp_pa
     monkeypatch.setattr(o, "DEFAULT_LANES", 2)                          # a later version's default
     assert route_banks_of(opts) == DEFAULT_LANES
     b = tmp_path / "b"
-    compile_model(a / m["source"]["file"], b, CompileOptions(**{**opts, "input_range": tuple(opts["input_range"])}))
+    compile_model(a / m["source"]["file"], b, CompileOptions.from_json(opts))
     mb = json.loads((b / "manifest.json").read_text())
     assert mb["options"] == opts
     assert len(mb["files"]) == len(m["files"]) > 30
